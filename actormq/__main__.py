@@ -1,0 +1,5 @@
+"""`python -m actormq` runs the command line."""
+
+from actormq.cli import main
+
+main()

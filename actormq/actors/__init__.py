@@ -1,0 +1,1 @@
+"""Actors of a worker: connection, session, queue, router, registry, retained store."""

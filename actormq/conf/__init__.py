@@ -1,0 +1,1 @@
+"""Configuration: the schema of every key and the loader of files, environment and flags."""

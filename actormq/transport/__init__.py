@@ -1,0 +1,1 @@
+"""Bytes on the wire: the MQTT codec, topic rules, listeners and the ZeroMQ bus."""
