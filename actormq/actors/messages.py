@@ -38,3 +38,42 @@ class Message:
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class SubOptions:
+    """What one subscription asked for (MQTT 5 subscription options; 3.1.1 uses qos only)."""
+
+    qos: int = 0
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+    subscription_identifier: int | None = None
+    share_group: str | None = None
+
+    def as_record(self) -> dict:
+        return {"qos": self.qos, "no_local": self.no_local,
+                "retain_as_published": self.retain_as_published,
+                "retain_handling": self.retain_handling,
+                "subscription_identifier": self.subscription_identifier,
+                "share_group": self.share_group}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "SubOptions":
+        return cls(**{k: record.get(k, v) for k, v in _SUB_DEFAULTS.items()})
+
+
+_SUB_DEFAULTS = SubOptions().as_record()
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A message bound for one session: the QoS, retain flag and subscription
+    identifiers it is delivered with, and its place (`seq`) in the session's queue.
+    Only the owning Queue sets `seq`, once, when it takes the delivery in."""
+
+    message: Message
+    qos: int
+    retain: bool
+    subscription_ids: tuple = ()
+    seq: int = 0

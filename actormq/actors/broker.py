@@ -1,0 +1,298 @@
+"""The Broker: the directory of one worker's actors and the glue between them.
+
+Owns the worker's session table (client id → Session), its open connections,
+the Router, the retained store, the counters, the keepalive sweep, the $SYS
+publisher and the batched socket flush. Sessions and connections reach each
+other and the router only through it. Cross-worker concerns (takeover, route
+deltas, node-wide retained and counters) go through the `peers` link when
+the worker has peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from actormq.actors.messages import Message, SubOptions
+from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
+from actormq.actors.retain import RetainedStore
+from actormq.actors.router import Router
+from actormq.actors.session import Session
+from actormq.actors.settings import BrokerSettings
+from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.storage.records import decode_session
+from actormq.transport.codec import ReasonCode
+from actormq.transport.topics import parse_shared
+
+log = logging.getLogger("actormq.broker")
+
+KEEPALIVE_SWEEP_SECONDS = 0.25
+
+
+class Broker:
+    """Everything one worker runs, wired together on its event loop."""
+
+    def __init__(self, config, loop: asyncio.AbstractEventLoop, stores=None, worker_id: int = 0,
+                 worker_count: int = 1) -> None:
+        self.config = config
+        self.settings = BrokerSettings.from_config(config)
+        self.loop = loop
+        self.stores = stores
+        self.worker_id = worker_id
+        self.worker_count = worker_count
+        self.started = time.time()
+        self.stats = Stats()
+        self.sessions: dict[str, Session] = {}
+        self.connections: set = set()
+        self.peers = None                    # PeerLink when the node has other workers
+        self.peer_stats: dict[int, dict] = {}
+        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed)
+        self.retained = self._make_retained_store()
+        self.wrote_durable = False
+        self.quota_exceeded = False
+        self._dirty: list = []
+        self._tasks: list = []
+        self._queue_limits = QueueLimits(self.settings.max_online_messages,
+                                         self.settings.max_offline_messages,
+                                         self.settings.queue_lifo, self.settings.queue_drop_oldest)
+
+    def _make_retained_store(self) -> RetainedStore:
+        mode = self.config.get("retained.storage", "ram")
+        store = self.stores.retained if self.stores is not None and mode != "ram" else None
+        return RetainedStore(store, in_memory=mode != "disc_only",
+                             max_messages=self.config.get("retained.max_messages", 0),
+                             max_payload_size=self.config.get("retained.max_payload_size", 0),
+                             expiry_interval=self.config.get("retained.expiry_interval", 0))
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.retained.load()
+        self.restore_sessions()
+        self._tasks.append(self.loop.create_task(self._keepalive_sweep()))
+        if self.settings.sys_interval:
+            self._tasks.append(self.loop.create_task(self._sys_publisher()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for conn in list(self.connections):
+            conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
+        for session in list(self.sessions.values()):
+            if session.online:
+                session.detach(publish_will=False)
+        if self.stores is not None:
+            await self.loop.run_in_executor(None, self.stores.flush_all)
+
+    def owns(self, client_id: str) -> bool:
+        """Whether this worker is where a persisted session lives after a restart."""
+        from zlib import crc32
+        return crc32(client_id.encode()) % self.worker_count == self.worker_id
+
+    def restore_sessions(self) -> int:
+        """Bring back persistent sessions from the store after a restart."""
+        if self.stores is None or self.config.get("queue.storage", "ram") == "ram":
+            return 0
+        now = time.time()
+        restored = 0
+        for key, value in list(self.stores.session.scan("session")):
+            record = decode_session(value)
+            if not self.owns(record.client_id) or record.client_id in self.sessions:
+                continue
+            since = record.disconnected_at or record.updated_at
+            if record.expiry_interval is not None and since + record.expiry_interval <= now:
+                self.stores.session.delete("session", key)
+                self.stores.queue.delete_prefix("queue", key + b"\x00")
+                continue
+            session = self.new_session(record.client_id, record.protocol_level, record.expiry_interval)
+            session.restore_subscriptions({f: SubOptions.from_record(o)
+                                           for f, o in record.subscriptions.items()})
+            session.queue.load()
+            session.disconnected_at = since
+            if record.expiry_interval is not None:
+                remaining = max(0.0, since + record.expiry_interval - now)
+                session._expiry_timer = self.loop.call_later(remaining, self.end_session, session)
+            session.store_record()
+            restored += 1
+        if restored:
+            log.info("restored %d persistent sessions", restored)
+        self._count_offline()
+        return restored
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def session_expiry_for(self, connect) -> int | None:
+        """Seconds the session outlives its connection; None = never expires."""
+        if connect.protocol_level == 5:
+            interval = connect.properties.get("session_expiry_interval", 0)
+            if interval == 0xFFFFFFFF:
+                interval = None
+            return self.cap_expiry(interval)
+        if connect.clean_start:
+            return 0
+        expiration = self.settings.persistent_client_expiration
+        return expiration or None
+
+    def cap_expiry(self, interval: int | None) -> int | None:
+        if interval == 0xFFFFFFFF:
+            interval = None
+        cap = self.settings.max_session_expiry_interval
+        if cap and (interval is None or interval > cap):
+            return cap
+        return interval
+
+    def new_session(self, client_id: str, protocol_level: int, expiry: int | None) -> Session:
+        persistent = expiry is None or expiry > 0
+        session = Session(self, client_id, protocol_level, self._new_queue(client_id, persistent), expiry)
+        self.sessions[client_id] = session
+        return session
+
+    def _new_queue(self, client_id: str, persistent: bool) -> Queue:
+        mode = self.config.get("queue.storage", "ram")
+        if not persistent or self.stores is None or mode == "ram":
+            return Queue(client_id, self._queue_limits)
+        return Queue(client_id, self._queue_limits, self.stores.queue, durable=True,
+                     window=DISC_ONLY_WINDOW if mode == "disc_only" else None)
+
+    def open_session(self, conn, connect, client_id: str, expiry) -> tuple[Session, bool]:
+        """Find or create the session for a CONNECT; take it over from an older connection."""
+        session = self.sessions.get(client_id)
+        if session is not None and session.conn is not None:
+            old = session.conn
+            log.info("client %s: taken over by %s (was %s)", client_id, conn.peer, old.peer)
+            old.taken_over()
+            session.detach(publish_will=True)
+            session = self.sessions.get(client_id)
+        if session is not None and connect.clean_start:
+            self.end_session(session)
+            session = None
+        present = session is not None
+        if session is None:
+            session = self.new_session(client_id, connect.protocol_level, expiry)
+        else:
+            session.expiry_interval = expiry
+            if session.persistent and not session.queue.persistent:
+                self._make_queue_persistent(session)
+        session.will = connect.will
+        self.stats.clients_total_connects += 1
+        return session, present
+
+    def _make_queue_persistent(self, session: Session) -> None:
+        old = session.queue
+        session.queue = self._new_queue(session.client_id, True)
+        for delivery in old.snapshot():
+            session.queue.enqueue(delivery)
+
+    def release_session(self, session: Session) -> None:
+        """The session moved to another worker: forget it here."""
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        session.release()
+
+    def end_session(self, session: Session) -> None:
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        session.end()
+
+    def connection_opened(self, conn) -> None:
+        self.connections.add(conn)
+
+    def connection_closed(self, conn) -> None:
+        self.connections.discard(conn)
+
+    # -- authentication and authorization (the hook chain plugs in here) -------------
+
+    def authenticate(self, connect, peer: str) -> int:
+        if not self.settings.allow_anonymous and connect.username is None:
+            return ReasonCode.NOT_AUTHORIZED
+        return 0
+
+    def authorize_publish(self, session: Session, topic_name: str) -> bool:
+        return True
+
+    def authorize_subscribe(self, session: Session, topic_filter: str) -> bool:
+        return True
+
+    # -- messages ------------------------------------------------------------------------
+
+    def publish(self, message: Message) -> int:
+        """Route a message (and keep it when retained); returns local deliveries."""
+        if message.retain:
+            if self.retained.retain(message) and self.peers is not None:
+                self.peers.retained_changed(message)
+        return self.router.route(message)
+
+    def publish_will(self, client_id: str, will) -> None:
+        props = {k: v for k, v in will.properties.items()
+                 if k in ("payload_format_indicator", "content_type", "response_topic",
+                          "correlation_data", "user_property")}
+        now = time.time()
+        expiry = will.properties.get("message_expiry_interval")
+        message = Message(will.topic_name, will.payload, will.qos, will.retain, props,
+                          now + expiry if expiry is not None else None, now, client_id)
+        log.debug("client %s: publishing will on %s", client_id, will.topic_name)
+        self.publish(message)
+
+    def send_retained(self, session: Session, topic_filter: str, opts: SubOptions) -> None:
+        if opts.share_group is not None:
+            return      # retained messages are not sent to shared subscriptions
+        _group, real_filter = parse_shared(topic_filter)
+        sub_ids = (opts.subscription_identifier,) if opts.subscription_identifier else ()
+        for message in self.retained.match(real_filter):
+            session.deliver(message, min(opts.qos, message.qos), True, sub_ids, {})
+
+    def count_dropped(self, session: Session, message: Message) -> None:
+        self.stats.messages_dropped += 1
+
+    def _send_to_worker(self, worker_id: int, message: Message, target) -> None:
+        if self.peers is not None:
+            self.peers.send_message(worker_id, message, target)
+
+    def _route_changed(self, route_filter: str, delta: int) -> None:
+        if self.peers is not None:
+            self.peers.route_changed(route_filter, delta)
+
+    # -- socket flush batching -------------------------------------------------------------
+
+    def schedule_flush(self, conn) -> None:
+        dirty = self._dirty
+        if not dirty:
+            self.loop.call_soon(self._flush_dirty)
+        dirty.append(conn)
+
+    def _flush_dirty(self) -> None:
+        dirty = self._dirty
+        self._dirty = []
+        for conn in dirty:
+            conn.flush()
+
+    # -- periodic work ------------------------------------------------------------------------
+
+    async def _keepalive_sweep(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_SWEEP_SECONDS)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                deadline = conn.keepalive_deadline
+                if deadline and now - conn.last_seen > deadline:
+                    conn.keepalive_expired()
+
+    def _count_offline(self) -> None:
+        self.stats.clients_connected = len(self.connections)
+        self.stats.clients_disconnected = sum(1 for s in self.sessions.values() if not s.online)
+        self.stats.subscriptions = self.router.subscription_count
+        self.stats.retained = len(self.retained)
+
+    def local_stats(self) -> dict:
+        self._count_offline()
+        return self.stats.as_dict()
+
+    async def _sys_publisher(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sys_interval)
+            totals = sum_stats(self.local_stats(), self.peer_stats)
+            for topic, payload in sys_messages(totals, self.started):
+                message = Message(topic, payload, 0, True, {}, None, time.time(), "")
+                self.retained.retain(message, persist=False)
+                self.router.route(message, from_peer=True)

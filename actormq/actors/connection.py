@@ -1,0 +1,423 @@
+"""The Connection: one per socket. Owns the byte stream and its decoder, the
+keepalive deadline, the outbound buffer, MQTT 5 topic aliases in both
+directions, the client's maximum packet size, and the CONNECT handshake.
+
+Takes: bytes from the socket, packets and encoded PUBLISH bytes to send (from
+its Session). Sends: decoded packets to its Session, CONNECT to the Broker.
+A protocol error closes the connection (3.1.1) or answers DISCONNECT with the
+error's reason code first (5.0); it never affects another connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import uuid
+
+from actormq.actors.session import message_from_publish
+from actormq.errors import ProtocolError
+from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
+                                     Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
+                                     StreamDecoder, Subscribe, Unsubscribe, encode, encode_publish)
+from actormq.transport.topics import validate_topic_name
+
+log = logging.getLogger("actormq.connection")
+
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
+
+
+class Connection(asyncio.Protocol):
+    """The protocol shell of one client socket."""
+
+    def __init__(self, broker) -> None:
+        self.broker = broker
+        self.settings = broker.settings
+        self.decoder = StreamDecoder(self.settings.max_packet_size)
+        self.transport = None
+        self.session = None
+        self.client_id = ""
+        self.peer = "?"
+        self.version = 4
+        self.keepalive_deadline = 0.0       # seconds of silence allowed; 0 = none
+        self.last_seen = time.monotonic()
+        self.writable = True
+        self.closed = False
+        self.client_receive_maximum = 65535
+        self.max_packet_out = 0             # the client's maximum packet size; 0 = none
+        self.problem_info = True
+        self.alias_in: dict[int, str] = {}
+        self.alias_out: dict[str, int] | None = None
+        self.alias_out_max = 0
+        self._out: list[bytes] = []
+        self._clean_disconnect = False
+        self._taken_over = False
+        self.received = 0
+        self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
+        self._handlers = {
+            Publish: self._on_publish, Puback: self._session_call("handle_puback"),
+            Pubrec: self._session_call("handle_pubrec"), Pubrel: self._session_call("handle_pubrel"),
+            Pubcomp: self._session_call("handle_pubcomp"),
+            Subscribe: self._session_call("handle_subscribe"),
+            Unsubscribe: self._session_call("handle_unsubscribe"),
+            Pingreq: self._on_pingreq, Disconnect: self._on_disconnect, Connect: self._on_connect,
+            Auth: self._on_auth,
+        }
+
+    def _session_call(self, name: str):
+        def call(packet) -> None:
+            getattr(self.session, name)(packet)
+        return call
+
+    # -- asyncio.Protocol --------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.keepalive_deadline = self.settings.connect_timeout
+        self.broker.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = time.monotonic()
+        self.broker.stats.bytes_received += len(data)
+        try:
+            self._handle(self.decoder.feed(data))
+        except ProtocolError as exc:
+            self.protocol_error(exc)
+
+    def _handle(self, packets: list) -> None:
+        handlers = self._handlers
+        for index, packet in enumerate(packets):
+            if self.closed:
+                return
+            if self._held is not None:
+                self._held.extend(packets[index:])
+                return
+            if self.session is None and type(packet) is not Connect:
+                raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "first packet must be CONNECT")
+            handlers[type(packet)](packet)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.broker.connection_closed(self)
+        session = self.session
+        if session is None or session.conn is not self:
+            return
+        reason = "normal disconnect" if self._clean_disconnect else f"connection lost ({exc or 'closed'})"
+        log.debug("client %s (%s) gone: %s, %d packets received", self.client_id, self.peer, reason,
+                  self.received)
+        session.detach(publish_will=not self._clean_disconnect)
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        if self.session is not None and self.session.conn is self:
+            self.session.drain()
+
+    # -- sending --------------------------------------------------------------------
+
+    def send_bytes(self, data: bytes, messages: int = 0) -> None:
+        if self.closed:
+            return
+        out = self._out
+        if not out:
+            self.broker.schedule_flush(self)
+        out.append(data)
+        if messages:
+            self.broker.stats.messages_sent += messages
+
+    def flush(self) -> None:
+        out = self._out
+        if not out or self.closed:
+            out.clear()
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.broker.stats.bytes_sent += len(data)
+        self.transport.write(data)
+
+    def send_packet(self, packet) -> None:
+        if not self.problem_info and getattr(packet, "properties", None) and \
+                "reason_string" in packet.properties and not isinstance(packet, (Connack, Disconnect)):
+            packet = type(packet)(**{**_fields(packet), "properties": {
+                k: v for k, v in packet.properties.items() if k not in ("reason_string", "user_property")}})
+        self.send_bytes(encode(packet, self.version))
+
+    def send_publish(self, message, qos: int, retain: bool, packet_id, dup: bool,
+                     sub_ids: tuple = ()) -> bool:
+        """Encode and send one PUBLISH; False when it exceeds the client's maximum packet size."""
+        version = self.version
+        topic = message.topic_name
+        props = None
+        new_alias = None
+        if version == 5:
+            props = message.properties
+            if sub_ids or message.expires_at is not None or self.alias_out is not None:
+                props = dict(props)
+                if sub_ids:
+                    props["subscription_identifier"] = list(sub_ids)
+                if message.expires_at is not None:
+                    props["message_expiry_interval"] = message.remaining_expiry(time.time())
+                if self.alias_out is not None:
+                    alias = self.alias_out.get(topic)
+                    if alias is not None:
+                        props["topic_alias"] = alias
+                        topic = ""
+                    elif len(self.alias_out) < self.alias_out_max:
+                        new_alias = len(self.alias_out) + 1
+                        props["topic_alias"] = new_alias
+        data = encode_publish(topic, message.payload, qos, retain, dup, packet_id, props, version)
+        if self.max_packet_out and len(data) > self.max_packet_out:
+            log.debug("client %s: message on %s larger than its maximum packet size, not sent",
+                      self.client_id, message.topic_name)
+            return False
+        if new_alias is not None:
+            self.alias_out[topic] = new_alias
+        self.send_bytes(data, 1)
+        return True
+
+    def disconnect(self, reason_code: int, reason_string: str | None = None) -> None:
+        """Server-initiated close: DISCONNECT with a reason code first in 5.0."""
+        if self.closed:
+            return
+        if self.version == 5 and self.session is not None:
+            props = {"reason_string": reason_string} if reason_string and self.problem_info else {}
+            self.send_bytes(encode(Disconnect(reason_code, props), 5))
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def protocol_error(self, exc: ProtocolError) -> None:
+        log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
+                 self.peer, exc.reason_code, exc.detail)
+        if self.session is None:
+            if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
+                self.send_bytes(V311_CONNACK_UNACCEPTABLE_PROTOCOL)
+            elif self.decoder.version == 5:
+                self.version = 5
+                self.send_bytes(encode(Connack(False, exc.reason_code, self._reason(exc.detail)), 5))
+            self.close()
+            return
+        self.disconnect(exc.reason_code, exc.detail)
+
+    def taken_over(self) -> None:
+        """Another connection took this client id: close this one (5.0: reason 0x8E)."""
+        self._taken_over = True
+        self.disconnect(ReasonCode.SESSION_TAKEN_OVER, "another connection took over the session")
+
+    def keepalive_expired(self) -> None:
+        if self.session is None:
+            log.info("peer %s sent no CONNECT in time, closing", self.peer)
+            self.close()
+            return
+        log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
+        self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
+
+    def _reason(self, text: str) -> dict:
+        return {"reason_string": text} if text and self.problem_info else {}
+
+    # -- inbound packets -------------------------------------------------------------------
+
+    def _on_publish(self, packet) -> None:
+        self.received += 1
+        self.broker.stats.messages_received += 1
+        settings = self.settings
+        props = packet.properties
+        topic = packet.topic_name
+        if props and "topic_alias" in props:
+            topic = self._resolve_alias(topic, props["topic_alias"])
+            packet = Publish(topic, packet.payload, packet.qos, packet.retain, packet.dup,
+                             packet.packet_id, props)
+        if packet.qos > settings.max_qos:
+            raise ProtocolError(ReasonCode.QOS_NOT_SUPPORTED, f"QoS {packet.qos} not supported")
+        if packet.retain and not settings.retain_available:
+            raise ProtocolError(ReasonCode.RETAIN_NOT_SUPPORTED, "retain not supported")
+        if props and props.get("payload_format_indicator") == 1:
+            _check_utf8_payload(packet.payload)
+        if not self.broker.authorize_publish(self.session, topic):
+            self._refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
+            return
+        self.session.handle_publish(packet, message_from_publish(packet, self.client_id, time.time()))
+
+    def _refuse_publish(self, packet, reason_code: int) -> None:
+        if packet.qos == 1:
+            self.send_packet(Puback(packet.packet_id, reason_code if self.version == 5 else 0))
+        elif packet.qos == 2:
+            self.send_packet(Pubrec(packet.packet_id, reason_code if self.version == 5 else 0))
+
+    def _resolve_alias(self, topic: str, alias: int) -> str:
+        if alias == 0 or alias > self.settings.topic_alias_maximum:
+            raise ProtocolError(ReasonCode.TOPIC_ALIAS_INVALID, f"topic alias {alias} out of range")
+        if topic:
+            self.alias_in[alias] = topic
+            return topic
+        known = self.alias_in.get(alias)
+        if known is None:
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, f"unknown topic alias {alias}")
+        return known
+
+    def _on_pingreq(self, _packet) -> None:
+        self.send_bytes(b"\xd0\x00")
+
+    def _on_auth(self, _packet) -> None:
+        raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
+
+    def _on_disconnect(self, packet) -> None:
+        session = self.session
+        interval = packet.properties.get("session_expiry_interval") if packet.properties else None
+        if interval is not None:
+            if session.expiry_interval == 0 and interval != 0:
+                raise ProtocolError(ReasonCode.PROTOCOL_ERROR,
+                                    "session expiry set on DISCONNECT after 0 on CONNECT")
+            session.expiry_interval = self.broker.cap_expiry(interval)
+        if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
+            self._clean_disconnect = True
+            session.will = None
+        self.close()
+
+    def _on_connect(self, packet: Connect) -> None:
+        if self.session is not None:
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
+        self.version = packet.protocol_level
+        self.decoder.version = packet.protocol_level
+        if packet.protocol_level == 5:
+            self._take_client_properties(packet.properties)
+        refusal, assigned = self._check_connect(packet)
+        if refusal:
+            log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
+            self.send_packet(Connack(False, refusal))
+            self.close()
+            return
+        self.client_id = assigned or packet.client_id
+        peers = self.broker.peers
+        if peers is None:
+            self._open_session(packet, assigned)
+            return
+        self._held = []
+        self.transport.pause_reading()
+        self.broker.loop.create_task(self._claim_then_open(peers, packet, assigned))
+
+    async def _claim_then_open(self, peers, packet: Connect, assigned: str | None) -> None:
+        """Take the client id from the other workers first (takeover / handover)."""
+        await peers.claim(self.client_id, packet.clean_start)
+        if self.closed:
+            return
+        self._open_session(packet, assigned)
+        held, self._held = self._held, None
+        self.transport.resume_reading()
+        try:
+            self._handle(held)
+        except ProtocolError as exc:
+            self.protocol_error(exc)
+
+    def _open_session(self, packet: Connect, assigned: str | None) -> None:
+        expiry = self.broker.session_expiry_for(packet)
+        self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
+        session, present = self.broker.open_session(self, packet, self.client_id, expiry)
+        self.session = session
+        self.send_packet(Connack(present, 0, self._connack_properties(packet, assigned, expiry)))
+        log.debug("client %s (%s) connected: v%d clean_start=%s keepalive=%d present=%s",
+                  self.client_id, self.peer, self.version, packet.clean_start, packet.keepalive, present)
+        session.attach(self, present)
+
+    def _take_client_properties(self, props: dict) -> None:
+        if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "receive maximum / maximum packet size of 0")
+        self.client_receive_maximum = props.get("receive_maximum", 65535)
+        self.max_packet_out = props.get("maximum_packet_size", 0)
+        self.problem_info = props.get("request_problem_information", 1) == 1
+        self.alias_out_max = props.get("topic_alias_maximum", 0)
+        if self.alias_out_max:
+            self.alias_out = {}
+
+    def _check_connect(self, packet: Connect) -> tuple[int, str | None]:
+        """(refusal reason or 0, assigned client id or None)."""
+        settings = self.settings
+        v5 = packet.protocol_level == 5
+        if v5 and packet.properties.get("authentication_method"):
+            return ReasonCode.BAD_AUTHENTICATION_METHOD, None
+        assigned = None
+        if not packet.client_id:
+            if not settings.allow_empty_client_id or (not v5 and not packet.clean_start):
+                return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, None
+            assigned = f"auto-{uuid.uuid4().hex}"
+        elif len(packet.client_id) > settings.max_client_id_len:
+            return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, None
+        will = packet.will
+        if will is not None:
+            try:
+                validate_topic_name(will.topic_name)
+            except ProtocolError:
+                return ReasonCode.TOPIC_NAME_INVALID, None
+            if will.retain and not settings.retain_available:
+                return ReasonCode.RETAIN_NOT_SUPPORTED, None
+            if will.qos > settings.max_qos:
+                return ReasonCode.QOS_NOT_SUPPORTED, None
+        refusal = self.broker.authenticate(packet, self.peer)
+        return refusal, assigned
+
+    def _keepalive(self, requested: int) -> int:
+        settings = self.settings
+        if settings.server_keepalive:
+            return settings.server_keepalive
+        if requested > settings.max_keepalive:
+            return settings.max_keepalive
+        return requested
+
+    def _connack_properties(self, packet: Connect, assigned: str | None, expiry) -> dict:
+        if self.version != 5:
+            return {}
+        settings = self.settings
+        props: dict = {}
+        if assigned:
+            props["assigned_client_identifier"] = assigned
+        if settings.receive_maximum != 65535:
+            props["receive_maximum"] = settings.receive_maximum
+        if settings.max_qos < 2:
+            props["maximum_qos"] = settings.max_qos
+        if not settings.retain_available:
+            props["retain_available"] = 0
+        props["maximum_packet_size"] = settings.max_packet_size
+        props["topic_alias_maximum"] = settings.topic_alias_maximum
+        if not settings.wildcard_subscription_available:
+            props["wildcard_subscription_available"] = 0
+        if not settings.subscription_identifier_available:
+            props["subscription_identifier_available"] = 0
+        if not settings.shared_subscription_available:
+            props["shared_subscription_available"] = 0
+        keepalive = self._keepalive(packet.keepalive)
+        if keepalive != packet.keepalive:
+            props["server_keep_alive"] = keepalive
+        requested = packet.properties.get("session_expiry_interval", 0)
+        granted = SESSION_NEVER_EXPIRES if expiry is None else expiry
+        if requested != granted:
+            props["session_expiry_interval"] = granted
+        return props
+
+
+def _fields(packet) -> dict:
+    return {name: getattr(packet, name) for name in packet.__dataclass_fields__}
+
+
+def _check_utf8_payload(payload: bytes) -> None:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8") from None

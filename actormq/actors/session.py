@@ -1,0 +1,426 @@
+"""The Session: one per client id. Owns the subscriptions, the will, the
+packet-id space, the in-flight QoS1/2 state in both directions, the session
+expiry, and the session's Queue.
+
+Takes: packets from its Connection (publish, acks, subscribe, unsubscribe,
+disconnect), deliveries from the Router, attach/detach of a Connection.
+Sends: packets to its Connection, messages to the Broker for routing,
+subscription changes to the Router, records to the session store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from actormq.actors.messages import Delivery, Message, SubOptions
+from actormq.actors.queue import Queue, QueueFull
+from actormq.errors import ProtocolError
+from actormq.storage.records import SessionRecord, encode_session
+from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
+                                     Unsuback, encode, encode_publish)
+from actormq.transport.topics import parse_shared, validate_topic_filter
+
+log = logging.getLogger("actormq.session")
+
+FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
+                        "correlation_data", "user_property")
+
+
+class Session:
+    """State of one client id, whether or not a connection is attached."""
+
+    def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
+                 expiry_interval: int | None) -> None:
+        self.broker = broker
+        self.client_id = client_id
+        self.version = protocol_level
+        self.queue = queue
+        self.expiry_interval = expiry_interval      # None = never expires
+        self.subscriptions: dict[str, SubOptions] = {}
+        self.conn = None
+        self.online = False
+        self.will = None
+        self.disconnected_at: float | None = None
+        self.receive_maximum = 65535                # the client's, for our sends
+        self._inflight: dict[int, Delivery] = {}    # sent QoS1/2 awaiting PUBACK/PUBREC
+        self._awaiting_pubcomp: set[int] = set()    # QoS2 after PUBREC
+        self._qos2_in: set[int] = set()             # received QoS2 awaiting PUBREL
+        self._next_packet_id = 1
+        self._expiry_timer = None
+        self._will_timer = None
+        self._deferred_acks = 0
+
+    @property
+    def persistent(self) -> bool:
+        return self.expiry_interval is None or self.expiry_interval > 0
+
+    # -- attach / detach -------------------------------------------------------
+
+    def attach(self, conn, session_present: bool) -> None:
+        """A connection takes this session over: resend what is in flight, then drain."""
+        self._cancel_timers()
+        self.conn = conn
+        self.online = True
+        self.queue.online = True
+        self.disconnected_at = None
+        self.version = conn.version
+        self.receive_maximum = conn.client_receive_maximum
+        self._deferred_acks = 0
+        if session_present:
+            self._resend_inflight()
+        self.store_record()
+        self.drain()
+
+    def detach(self, publish_will: bool) -> None:
+        """The connection went away: keep the session (and its will) per expiry."""
+        self.conn = None
+        self.online = False
+        self.queue.online = False
+        self.disconnected_at = time.time()
+        will, self.will = self.will, None
+        if will is not None and publish_will:
+            self._schedule_will(will)
+        if not self.persistent:
+            self.broker.end_session(self)
+            return
+        self.store_record()
+        if self.expiry_interval is not None:
+            loop = self.broker.loop
+            self._expiry_timer = loop.call_later(self.expiry_interval, self.broker.end_session, self)
+
+    def end(self) -> None:
+        """The session is over (expired, clean start, or not persistent)."""
+        self._cancel_timers(keep_will=True)
+        for topic_filter, opts in self.subscriptions.items():
+            _group, real_filter = parse_shared(topic_filter)
+            self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
+        self.subscriptions.clear()
+        self.queue.clear()
+        self._inflight.clear()
+        if self.broker.stores is not None and self.queue.persistent:
+            self.broker.stores.session.delete("session", self.client_id.encode())
+
+    def _schedule_will(self, will) -> None:
+        delay = will.properties.get("will_delay_interval", 0) if self.version == 5 else 0
+        if self.expiry_interval is not None:
+            delay = min(delay, self.expiry_interval)
+        if delay <= 0:
+            self.broker.publish_will(self.client_id, will)
+        else:
+            self._will_timer = self.broker.loop.call_later(delay, self._fire_will, will)
+
+    def _fire_will(self, will) -> None:
+        self._will_timer = None
+        if not self.online:
+            self.broker.publish_will(self.client_id, will)
+
+    def _cancel_timers(self, keep_will: bool = False) -> None:
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        if self._will_timer is not None:
+            self._will_timer.cancel()
+            if keep_will:       # the session ends before the delay: the will goes now
+                self._will_timer._run()
+            self._will_timer = None
+
+    def store_record(self) -> None:
+        stores = self.broker.stores
+        if stores is None or not self.persistent or not self.queue.persistent:
+            return
+        record = SessionRecord(
+            client_id=self.client_id, protocol_level=self.version,
+            expiry_interval=self.expiry_interval,
+            subscriptions={f: o.as_record() for f, o in self.subscriptions.items()},
+            connected=self.online, disconnected_at=self.disconnected_at, updated_at=time.time())
+        stores.session.put("session", self.client_id.encode(), encode_session(record))
+
+    # -- inbound PUBLISH -------------------------------------------------------
+
+    def handle_publish(self, packet, message: Message) -> None:
+        """Route a client's message and acknowledge it (after durability when needed)."""
+        qos = packet.qos
+        if qos == 2:
+            if packet.packet_id in self._qos2_in:
+                self._ack(Pubrec(packet.packet_id))
+                return
+            self._check_receive_maximum()
+        broker = self.broker
+        broker.wrote_durable = False
+        broker.quota_exceeded = False
+        delivered = broker.publish(message)
+        if qos == 0:
+            return
+        reason = 0
+        if broker.quota_exceeded:
+            reason = ReasonCode.QUOTA_EXCEEDED
+        elif not delivered and self.version == 5:
+            reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
+        if qos == 2 and reason < 0x80:
+            self._qos2_in.add(packet.packet_id)
+        ack = Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason)
+        if broker.wrote_durable or self._deferred_acks:
+            self._defer_ack(ack)
+        else:
+            self._ack(ack)
+
+    def _check_receive_maximum(self) -> None:
+        if len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
+            raise ProtocolError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
+
+    def _ack(self, packet) -> None:
+        if self.conn is not None:
+            self.conn.send_packet(packet)
+
+    def _defer_ack(self, packet) -> None:
+        """Send the ack once the store has committed what this message wrote;
+        acks stay in order because when_durable callbacks run in order."""
+        self._deferred_acks += 1
+        conn = self.conn
+        loop = self.broker.loop
+
+        def durable() -> None:
+            loop.call_soon_threadsafe(self._send_deferred, conn, packet)
+        self.broker.stores.queue.when_durable(durable)
+
+    def _send_deferred(self, conn, packet) -> None:
+        if conn is self.conn:
+            self._deferred_acks -= 1
+            conn.send_packet(packet)
+
+    def handle_pubrel(self, packet) -> None:
+        if packet.packet_id in self._qos2_in:
+            self._qos2_in.discard(packet.packet_id)
+            reason = 0
+        else:
+            reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+        self._ack(Pubcomp(packet.packet_id, reason if self.version == 5 else 0))
+
+    # -- outbound acks -----------------------------------------------------------
+
+    def handle_puback(self, packet) -> None:
+        delivery = self._inflight.pop(packet.packet_id, None)
+        if delivery is not None:
+            self.queue.discard(delivery)
+            self.drain()
+
+    def handle_pubrec(self, packet) -> None:
+        delivery = self._inflight.pop(packet.packet_id, None)
+        if delivery is None:
+            if self.version == 5:
+                self._ack(Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+            return
+        self.queue.discard(delivery)
+        if packet.reason_code >= 0x80:       # the receiver refused it: done
+            self.drain()
+            return
+        self._awaiting_pubcomp.add(packet.packet_id)
+        self._ack(Pubrel(packet.packet_id))
+
+    def handle_pubcomp(self, packet) -> None:
+        if packet.packet_id in self._awaiting_pubcomp:
+            self._awaiting_pubcomp.discard(packet.packet_id)
+            self.drain()
+
+    # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------
+
+    def handle_subscribe(self, packet) -> None:
+        settings = self.broker.settings
+        sub_id = packet.properties.get("subscription_identifier")
+        if sub_id is not None and not settings.subscription_identifier_available:
+            raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                                "subscription identifiers are not supported")
+        codes = []
+        retained_wanted = []
+        for sub in packet.subscriptions:
+            code, new = self._subscribe_one(sub, sub_id)
+            codes.append(code)
+            if code < 0x80 and sub.retain_handling == 0 or (sub.retain_handling == 1 and new):
+                if code < 0x80:
+                    retained_wanted.append(sub.topic_filter)
+        self._ack(Suback(packet.packet_id, tuple(codes)))
+        self.store_record()
+        for topic_filter in retained_wanted:
+            self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
+
+    def _subscribe_one(self, sub, sub_id) -> tuple[int, bool]:
+        settings = self.broker.settings
+        try:
+            validate_topic_filter(sub.topic_filter)
+        except ProtocolError as exc:
+            return self._refuse(exc.reason_code), False
+        group, real_filter = parse_shared(sub.topic_filter)
+        if group is not None:
+            if not settings.shared_subscription_available:
+                return self._refuse(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED), False
+            if sub.no_local and self.version == 5:
+                raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "no local on a shared subscription")
+        if not settings.wildcard_subscription_available and ("+" in real_filter or "#" in real_filter):
+            return self._refuse(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED), False
+        if not self.broker.authorize_subscribe(self, sub.topic_filter):
+            return self._refuse(ReasonCode.NOT_AUTHORIZED), False
+        qos = min(sub.qos, settings.max_qos)
+        opts = SubOptions(qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
+                          sub_id, group)
+        new = self.broker.router.subscribe(self.client_id, real_filter, opts)
+        self.subscriptions[sub.topic_filter] = opts
+        return qos, new
+
+    def _refuse(self, reason_code: int) -> int:
+        return reason_code if self.version == 5 else 0x80
+
+    def handle_unsubscribe(self, packet) -> None:
+        codes = []
+        for topic_filter in packet.topic_filters:
+            opts = self.subscriptions.pop(topic_filter, None)
+            if opts is None:
+                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
+                continue
+            _group, real_filter = parse_shared(topic_filter)
+            self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
+            codes.append(ReasonCode.SUCCESS)
+        self._ack(Unsuback(packet.packet_id, tuple(codes)))
+        self.store_record()
+
+    def restore_subscriptions(self, subscriptions: dict[str, SubOptions]) -> None:
+        for topic_filter, opts in subscriptions.items():
+            _group, real_filter = parse_shared(topic_filter)
+            self.broker.router.subscribe(self.client_id, real_filter, opts)
+            self.subscriptions[topic_filter] = opts
+
+    # -- delivery to the client ----------------------------------------------------
+
+    def deliver(self, message: Message, qos: int, retain: bool, sub_ids: tuple, encoded: dict) -> None:
+        """Called by the Router for every message this session subscribed to."""
+        conn = self.conn
+        if qos == 0 and conn is not None and not self.queue:
+            if message.expires_at is not None and message.expired(time.time()):
+                return
+            if sub_ids or conn.alias_out is not None or message.expires_at is not None:
+                conn.send_publish(message, 0, retain, None, False, sub_ids)
+                return
+            key = (self.version, retain)
+            data = encoded.get(key)
+            if data is None:
+                data = encoded[key] = encode_publish(
+                    message.topic_name, message.payload, 0, retain, False, None,
+                    message.properties if self.version == 5 else None, self.version)
+            conn.send_bytes(data, 1)
+            return
+        if conn is None and not self.persistent:
+            return
+        delivery = Delivery(message, qos, retain, sub_ids)
+        try:
+            if self.queue.enqueue_wrote_durable(delivery):
+                self.broker.wrote_durable = True
+            if not self.queue.enqueue(delivery):
+                self.broker.count_dropped(self, message)
+        except QueueFull:
+            self.broker.quota_exceeded = True
+            self.broker.count_dropped(self, message)
+            return
+        if conn is not None:
+            self.drain()
+
+    def drain(self) -> None:
+        """Send queued deliveries while the in-flight window has room."""
+        conn = self.conn
+        if conn is None:
+            return
+        limit = min(self.receive_maximum, self.broker.settings.max_inflight)
+        queue = self.queue
+        now = time.time()
+        while conn.writable:
+            if len(self._inflight) + len(self._awaiting_pubcomp) >= limit:
+                return
+            delivery = queue.pop()
+            if delivery is None:
+                return
+            if delivery.message.expires_at is not None and delivery.message.expired(now):
+                queue.discard(delivery)
+                continue
+            if delivery.qos == 0:
+                conn.send_publish(delivery.message, 0, delivery.retain, None, False,
+                                  delivery.subscription_ids)
+                queue.discard(delivery)
+                continue
+            packet_id = self._allocate_packet_id()
+            if packet_id is None:
+                queue.push_front(delivery)
+                return
+            self._inflight[packet_id] = delivery
+            if not conn.send_publish(delivery.message, delivery.qos, delivery.retain,
+                                     packet_id, False, delivery.subscription_ids):
+                # too large for the client: discard as if delivered [MQTT-3.1.2-25]
+                del self._inflight[packet_id]
+                queue.discard(delivery)
+
+    def _resend_inflight(self) -> None:
+        conn = self.conn
+        for packet_id, delivery in list(self._inflight.items()):
+            conn.send_publish(delivery.message, delivery.qos, delivery.retain, packet_id, True,
+                              delivery.subscription_ids)
+        for packet_id in self._awaiting_pubcomp:
+            conn.send_packet(Pubrel(packet_id))
+
+    def _allocate_packet_id(self) -> int | None:
+        busy = self._inflight
+        for _ in range(65535):
+            packet_id = self._next_packet_id
+            self._next_packet_id = packet_id + 1 if packet_id < 65535 else 1
+            if packet_id not in busy and packet_id not in self._awaiting_pubcomp:
+                return packet_id
+        return None
+
+    # -- takeover hand-over ----------------------------------------------------------
+
+    def inflight_items(self) -> list[tuple[int, Delivery]]:
+        return list(self._inflight.items())
+
+    @property
+    def next_packet_id(self) -> int:
+        return self._next_packet_id
+
+    @property
+    def qos2_in(self) -> set[int]:
+        return self._qos2_in
+
+    @property
+    def awaiting_pubcomp(self) -> set[int]:
+        return self._awaiting_pubcomp
+
+    def restore_inflight(self, inflight: dict[int, Delivery], next_packet_id: int,
+                         qos2_in, awaiting_pubcomp) -> None:
+        """Take the in-flight state handed over by the session's previous owner."""
+        self._inflight = dict(inflight)
+        self._next_packet_id = next_packet_id
+        self._qos2_in = set(qos2_in)
+        self._awaiting_pubcomp = set(awaiting_pubcomp)
+
+    def release(self) -> None:
+        """This worker gives the session up (handed over): forget it without
+        touching what is persisted."""
+        self._cancel_timers()
+        for topic_filter, opts in self.subscriptions.items():
+            _group, real_filter = parse_shared(topic_filter)
+            self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
+        self.subscriptions.clear()
+        self.queue.forget()
+
+
+def message_from_publish(packet, origin: str, now: float) -> Message:
+    """The routed Message for a client's PUBLISH (aliases already resolved)."""
+    props = packet.properties
+    expires_at = None
+    forwarded = {}
+    if props:
+        for name in FORWARDED_PROPERTIES:
+            if name in props:
+                forwarded[name] = props[name]
+        interval = props.get("message_expiry_interval")
+        if interval is not None:
+            expires_at = now + interval
+    return Message(packet.topic_name, packet.payload, packet.qos, packet.retain, forwarded,
+                   expires_at, now, origin)
+

@@ -1,0 +1,66 @@
+"""The worker's counters and the `$SYS/broker/...` topics made from them.
+
+Counters are plain attributes incremented on the hot path. Every
+`sys_interval` seconds the node-wide totals (this worker's counters plus the
+latest ones peers reported over the bus) are published as retained messages,
+the way Mosquitto does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+from actormq import __version__
+
+
+@dataclass(slots=True)
+class Stats:
+    """This worker's counters since it started."""
+
+    messages_received: int = 0
+    messages_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    messages_dropped: int = 0
+    clients_connected: int = 0
+    clients_disconnected: int = 0      # persistent sessions with no connection
+    clients_total_connects: int = 0
+    subscriptions: int = 0
+    retained: int = 0
+    bus_publish_frames: int = 0
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def sum_stats(local: dict, peers: dict[int, dict]) -> dict:
+    """Node-wide totals; retained is node-wide already, so it is not summed."""
+    total = dict(local)
+    for counters in peers.values():
+        for name, value in counters.items():
+            if name != "retained":
+                total[name] = total.get(name, 0) + value
+    return total
+
+
+def sys_messages(totals: dict, started: float) -> list[tuple[str, bytes]]:
+    """The $SYS topics and payloads for the given totals."""
+    uptime = int(time.time() - started)
+    values = {
+        "$SYS/broker/version": f"actormq {__version__}",
+        "$SYS/broker/uptime": f"{uptime} seconds",
+        "$SYS/broker/clients/connected": totals["clients_connected"],
+        "$SYS/broker/clients/disconnected": totals["clients_disconnected"],
+        "$SYS/broker/clients/total": totals["clients_connected"] + totals["clients_disconnected"],
+        "$SYS/broker/messages/received": totals["messages_received"],
+        "$SYS/broker/messages/sent": totals["messages_sent"],
+        "$SYS/broker/messages/dropped": totals["messages_dropped"],
+        "$SYS/broker/publish/messages/dropped": totals["messages_dropped"],
+        "$SYS/broker/bytes/received": totals["bytes_received"],
+        "$SYS/broker/bytes/sent": totals["bytes_sent"],
+        "$SYS/broker/subscriptions/count": totals["subscriptions"],
+        "$SYS/broker/retained messages/count": totals["retained"],
+        "$SYS/broker/bus/publish/frames": totals["bus_publish_frames"],
+    }
+    return [(topic, str(value).encode()) for topic, value in values.items()]

@@ -1,0 +1,148 @@
+"""The `actormq bench pub|sub|conn` commands (options in the spirit of emqtt-bench).
+
+Only option parsing and output live here; the work is in `actormq.bench.client`.
+Runs standalone too: `python -m actormq.bench.cli pub ...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+
+import click
+
+from actormq.bench.client import Endpoint, Workload, run_conn, run_pub, run_sub
+
+VERSIONS = {"3": 4, "4": 4, "5": 5}
+
+
+def _common(command):
+    """Options every bench command takes."""
+    options = [
+        click.option("-h", "--host", default="127.0.0.1", show_default=True),
+        click.option("-p", "--port", default=1883, show_default=True, type=int),
+        click.option("-c", "--clients", default=1, show_default=True,
+                     type=click.IntRange(1), help="Number of clients."),
+        click.option("-n", "--start-number", default=0, show_default=True, type=int,
+                     help="Client indexes (%i) are start-number+1 .. start-number+clients."),
+        click.option("--prefix", default=None,
+                     help="Client id prefix (client id = prefix + index)."),
+        click.option("-V", "--version", "mqtt_version", type=click.Choice(sorted(VERSIONS)),
+                     default="3", show_default=True, help="MQTT 3.1.1 (3) or 5."),
+        click.option("-k", "--keepalive", default=60, show_default=True, type=int),
+        click.option("-C", "--clean/--no-clean", default=True, show_default=True,
+                     help="Clean start / clean session."),
+        click.option("-x", "--session-expiry", type=int, default=None,
+                     help="MQTT 5 session expiry interval (s)."),
+        click.option("--concurrency", default=50, show_default=True, type=click.IntRange(1),
+                     help="Connections opened at the same time."),
+        click.option("--ready-file", type=click.Path(dir_okay=False), default=None,
+                     help="Written once every client is connected (and subscribed)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+        click.option("--quiet", is_flag=True, help="No live progress on stderr."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _messages(command):
+    """Options of the commands that move messages."""
+    options = [
+        click.option("-t", "--topic", default="bench/%i", show_default=True,
+                     help="Topic (pattern: %i client index, %c client id)."),
+        click.option("-q", "--qos", default=0, show_default=True, type=click.IntRange(0, 2)),
+        click.option("-d", "--duration", default=10.0, show_default=True, type=float,
+                     help="Seconds to run."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group("bench")
+def bench() -> None:
+    """Measure an MQTT broker: publish, subscribe, connect."""
+
+
+@bench.command("pub")
+@_common
+@_messages
+@click.option("-s", "--size", default=64, show_default=True, type=click.IntRange(16),
+              help="Payload size in bytes (the first 16 carry index, sequence, send time).")
+@click.option("-I", "--interval", type=float, default=None,
+              help="Milliseconds between messages of each client.")
+@click.option("-r", "--rate", type=float, default=None,
+              help="Messages per second of all clients together.")
+@click.option("--window", default=100, show_default=True, type=click.IntRange(1, 65535),
+              help="QoS 1/2 messages in flight per client.")
+@click.option("-L", "--limit", default=0, show_default=True, type=click.IntRange(0),
+              help="Messages per client (0: no limit).")
+@click.option("--grace", default=10.0, show_default=True, type=float,
+              help="Seconds to wait for outstanding acknowledgements.")
+def pub(interval, rate, **options) -> None:
+    """Publish messages."""
+    if interval is not None and rate is not None:
+        raise click.UsageError("give -I/--interval or -r/--rate, not both")
+    per_second = 1000.0 / interval if interval else (rate / options["clients"] if rate else None)
+    _run(run_pub, "pub", options, per_second=per_second, size=options.pop("size"),
+         window=options.pop("window"), limit=options.pop("limit"), grace=options.pop("grace"))
+
+
+@bench.command("sub")
+@_common
+@_messages
+@click.option("--count", type=click.IntRange(0), default=None,
+              help="Stop once this many messages arrived (0: right after subscribing).")
+@click.option("--idle", type=float, default=None,
+              help="Stop after this many seconds without a message (once one arrived).")
+def sub(**options) -> None:
+    """Subscribe and measure what arrives: rate, latency, loss, duplicates."""
+    _run(run_sub, "sub", options, count=options.pop("count"), idle=options.pop("idle"))
+
+
+@bench.command("conn")
+@_common
+@click.option("-d", "--duration", default=0.0, show_default=True, type=float,
+              help="Seconds to hold the connections open.")
+def conn(**options) -> None:
+    """Open connections and measure connections per second."""
+    _run(run_conn, "conn", options)
+
+
+def _run(runner, command: str, options: dict, **workload) -> None:
+    as_json = options.pop("as_json")
+    endpoint = Endpoint(host=options.pop("host"), port=options.pop("port"),
+                        version=VERSIONS[options.pop("mqtt_version")],
+                        keepalive=options.pop("keepalive"), clean_start=options.pop("clean"),
+                        session_expiry=options.pop("session_expiry"))
+    prefix = options.pop("prefix") or f"bench-{command}-{os.getpid()}-"
+    work = Workload(prefix=prefix, progress=not options.pop("quiet"), **options, **workload)
+    _raise_file_limit(work.clients + 64)
+    summary = _event_loop_run(runner(work, endpoint))
+    click.echo(summary.to_json() if as_json else summary.to_text())
+    if not summary.connected:
+        raise SystemExit(1)
+
+
+def _event_loop_run(coro):
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+def _raise_file_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+if __name__ == "__main__":
+    bench()

@@ -1,0 +1,94 @@
+"""The Store protocol every backend implements, the table names and the storage modes.
+
+A store is a set of named tables of bytes keys to bytes values, sorted by key.
+Keys are 1..MAX_KEY_SIZE bytes (the LMDB limit, enforced by every backend so
+that the three modes behave alike). Keys of the "queue" table are
+`client_id + b"\\x00" + seq`; the part up to and including the first NUL is a
+key's *group* (a client's queue), which RamStore and CachedStore use to keep
+per-client scans cheap.
+
+Modes are built by composition (see stores.py): ram = RamStore,
+disc = CachedStore(LmdbStore), disc_only = LmdbStore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol, runtime_checkable
+
+from actormq.errors import StorageError
+
+RETAINED = "retained"
+QUEUE = "queue"
+SESSION = "session"
+META = "meta"
+TABLES = (RETAINED, QUEUE, SESSION, META)
+
+RAM = "ram"
+DISC = "disc"
+DISC_ONLY = "disc_only"
+MODES = (RAM, DISC, DISC_ONLY)
+
+MAX_KEY_SIZE = 511
+GROUP_END = b"\x00"
+
+
+@runtime_checkable
+class Store(Protocol):
+    def get(self, table: str, key: bytes) -> bytes | None: ...
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        """Insert or replace; may raise StorageFullError."""
+
+    def delete(self, table: str, key: bytes) -> None: ...
+
+    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Rows whose key starts with `prefix`, sorted by key."""
+
+    def count(self, table: str, prefix: bytes = b"") -> int: ...
+
+    def delete_prefix(self, table: str, prefix: bytes) -> int:
+        """Delete every row under `prefix`; returns how many there were."""
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Run `callback` (maybe in another thread) once every earlier write is committed."""
+
+    def invalidate(self, table: str, prefix: bytes = b"") -> None:
+        """Forget cached rows under `prefix` so the next read reloads them."""
+
+    def flush(self) -> None:
+        """Block until every pending write is committed."""
+
+    def close(self) -> None: ...
+
+
+def check_table(table: str) -> None:
+    if table not in TABLES:
+        raise StorageError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+
+
+def check_key(table: str, key: bytes) -> None:
+    """Raise StorageError for an unknown table or a key LMDB cannot hold."""
+    check_table(table)
+    if not 0 < len(key) <= MAX_KEY_SIZE:
+        raise StorageError(f"{table} key of {len(key)} bytes; keys must be 1..{MAX_KEY_SIZE} bytes")
+
+
+def group_of(key: bytes) -> bytes:
+    """The key's group: up to and including the first NUL, or the whole key."""
+    end = key.find(GROUP_END)
+    return key if end < 0 else key[: end + 1]
+
+
+def prefix_group(prefix: bytes) -> bytes | None:
+    """The one group every key under `prefix` belongs to, None when it spans groups."""
+    end = prefix.find(GROUP_END)
+    return None if end < 0 else prefix[: end + 1]
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key above every key under `prefix` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])

@@ -1,0 +1,286 @@
+"""One LMDB environment of a data dir (`<data_dir>/actormq.lmdb`): opening and
+checking it (format version in the meta table), its named databases, reads and
+group commits that survive map resizes, and the map's growth up to its maximum.
+
+Several worker processes open the same environment; when one grows the map the
+others see lmdb.MapResizedError and adopt the new size (set_mapsize(0)). LMDB
+allows set_mapsize only while this process has no transaction open, so every
+transaction holds a shared lock and a resize takes it exclusively.
+
+This module is the boundary where lmdb.Error becomes StorageError.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+
+import lmdb
+
+from actormq.errors import StorageError, StorageFullError
+from actormq.storage.base import META, TABLES
+
+ENV_DIR = "actormq.lmdb"
+FORMAT_KEY = b"format_version"
+FORMAT_VERSION = b"1"
+MAX_READERS = 512
+_DB_NAMES = frozenset(name.encode() for name in TABLES)
+
+Op = tuple[int, str, bytes, "bytes | None"]  # (seq, table, key, value or None for delete)
+
+
+class SharedExclusiveLock:
+    """Many holders of the shared side, or one of the exclusive side; not reentrant."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    def acquire_shared(self) -> None:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+
+    def release_shared(self) -> None:
+        with self._cond:
+            self._shared -= 1
+            if not self._shared:
+                self._cond.notify_all()
+
+    def acquire_exclusive(self) -> None:
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+
+    def release_exclusive(self) -> None:
+        with self._cond:
+            self._exclusive = False
+            self._cond.notify_all()
+
+
+def env_path(data_dir: str) -> str:
+    return os.path.join(data_dir, ENV_DIR)
+
+
+def _open_error(path: str, error: BaseException) -> StorageError:
+    if isinstance(error, (lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.IncompatibleError,
+                          NotADirectoryError, FileExistsError)):
+        return StorageError(f"{path} is not an actormq LMDB data directory ({error}).")
+    return StorageError(f"cannot create or open the data directory {path} ({error}).")
+
+
+class LmdbEnv:
+    """The environment, its named databases and a size-aware way to use them."""
+
+    def __init__(self, data_dir: str, map_size: int = 64 << 20, max_map_size: int = 16 << 30,
+                 readonly: bool = False) -> None:
+        self.path = env_path(data_dir)
+        self.max_map_size = max(int(max_map_size), 1 << 16)
+        self.live_bytes = 0
+        self._lock = SharedExclusiveLock()
+        if readonly and not os.path.isfile(os.path.join(self.path, "data.mdb")):
+            raise StorageError(f"no actormq data in {data_dir}")
+        try:
+            if not readonly:
+                os.makedirs(self.path, exist_ok=True)
+            self._env = lmdb.open(self.path, map_size=min(int(map_size), self.max_map_size),
+                                  max_dbs=len(TABLES) + 1, max_readers=MAX_READERS, subdir=True,
+                                  readonly=readonly, create=not readonly)
+        except (lmdb.Error, OSError) as error:
+            raise _open_error(self.path, error) from None
+        try:
+            self._dbs = self._retrying(self._open_dbs_readonly if readonly else self._open_dbs)
+        except BaseException:
+            self._env.close()
+            raise
+        self.page_size = self._env.stat()["psize"]
+        if not readonly:
+            self.live_bytes = self.read(self._live_bytes)
+
+    # --- opening --------------------------------------------------------------
+
+    def _check_format(self, txn, names: set, meta) -> bool:
+        """True when the data is ours; False when the environment is still empty."""
+        version = txn.get(FORMAT_KEY, db=meta) if meta is not None else None
+        if version is None:
+            if names - _DB_NAMES:
+                raise StorageError(f"{self.path} is an LMDB environment but not actormq data.")
+            return False
+        if version != FORMAT_VERSION:
+            raise StorageError(f"{self.path} holds storage format version {version.decode(errors='replace')}; "
+                               f"this actormq reads format version {FORMAT_VERSION.decode()}.")
+        return True
+
+    def _open_dbs(self) -> dict:
+        with self._env.begin(write=True) as txn:
+            names = {bytes(key) for key in txn.cursor().iternext(values=False)}
+            meta = self._env.open_db(META.encode(), txn=txn) if META.encode() in names else None
+            if not self._check_format(txn, names, meta):
+                meta = self._env.open_db(META.encode(), txn=txn)
+                txn.put(FORMAT_KEY, FORMAT_VERSION, db=meta)
+            return {name: self._env.open_db(name.encode(), txn=txn) for name in TABLES}
+
+    def _open_dbs_readonly(self) -> dict:
+        with self._env.begin() as txn:
+            names = {bytes(key) for key in txn.cursor().iternext(values=False)}
+            dbs = {name: self._env.open_db(name.encode(), txn=txn, create=False)
+                   for name in TABLES if name.encode() in names}
+            if not self._check_format(txn, names, dbs.get(META)):
+                raise StorageError(f"no actormq data in {os.path.dirname(self.path)}")
+            return dbs
+
+    # --- transactions -----------------------------------------------------------
+
+    def _retrying(self, action):
+        """Run `action` under the shared lock, adopting a map size changed elsewhere."""
+        while True:
+            self._lock.acquire_shared()
+            try:
+                return action()
+            except lmdb.MapResizedError:
+                pass
+            except lmdb.MapFullError:
+                raise
+            except lmdb.Error as error:
+                raise StorageError(f"LMDB error in {self.path}: {error}") from None
+            finally:
+                self._lock.release_shared()
+            self._resize(0)
+
+    def _resize(self, size: int) -> None:
+        self._lock.acquire_exclusive()
+        try:
+            self._env.set_mapsize(size)
+        except lmdb.Error as error:
+            raise StorageError(f"cannot resize the LMDB map of {self.path}: {error}") from None
+        finally:
+            self._lock.release_exclusive()
+
+    @property
+    def map_size(self) -> int:
+        return self._env.info()["map_size"]
+
+    def read(self, fn):
+        """fn(txn) in a read transaction; fn must not keep anything from txn."""
+        def action():
+            with self._env.begin() as txn:
+                return fn(txn)
+        return self._retrying(action)
+
+    def commit(self, ops: Sequence[Op]) -> None:
+        """Apply `ops` in one write transaction, growing the map as needed.
+
+        Raises StorageFullError when they do not fit at max_map_size.
+        """
+        while True:
+            try:
+                self.live_bytes = self._retrying(lambda: self._apply(ops))
+                return
+            except lmdb.MapFullError:
+                self._grow()
+
+    def _apply(self, ops: Sequence[Op]) -> int:
+        dbs = self._dbs
+        with self._env.begin(write=True) as txn:
+            for _, table, key, value in ops:
+                if value is None:
+                    txn.delete(key, db=dbs[table])
+                else:
+                    txn.put(key, value, db=dbs[table])
+            return self._live_bytes(txn)
+
+    def _live_bytes(self, txn) -> int:
+        pages = 0
+        for db in self._dbs.values():
+            stat = txn.stat(db)
+            pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+        return pages * self.page_size
+
+    def _grow(self) -> None:
+        before = self.map_size
+        self._resize(0)  # another process may have grown it already
+        current = self.map_size
+        if current > before:
+            return
+        if current >= self.max_map_size:
+            raise StorageFullError(f"the store in {self.path} is full: its map reached "
+                                   f"max_map_size ({self.max_map_size} bytes).")
+        self._resize(min(current * 2, self.max_map_size))
+
+    # --- reads --------------------------------------------------------------------
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        db = self._dbs.get(table)
+        return None if db is None else self.read(lambda txn: txn.get(key, db=db))
+
+    def range(self, table: str, prefix: bytes, after: bytes | None, limit: int,
+              values: bool = True) -> tuple[list, bool]:
+        """Up to `limit` rows under `prefix` with key > `after`; and whether more may follow."""
+        db = self._dbs.get(table)
+        if db is None:
+            return [], False
+
+        def collect(txn):
+            rows = []
+            cursor = txn.cursor(db=db)
+            if not cursor.set_range(after if after is not None else prefix):
+                return rows, False
+            if after is not None and cursor.key() == after and not cursor.next():
+                return rows, False
+            for row in cursor.iternext(keys=True, values=values):
+                key = row[0] if values else row
+                if not key.startswith(prefix):
+                    return rows, False
+                rows.append(row)
+                if len(rows) >= limit:
+                    return rows, True
+            return rows, False
+        return self.read(collect)
+
+    def iter_range(self, table: str, prefix: bytes = b"", values: bool = True,
+                   chunk: int = 1000) -> Iterator:
+        """Rows (or keys) under `prefix`, read in chunks of fresh read transactions."""
+        after = None
+        while True:
+            rows, more = self.range(table, prefix, after, chunk, values)
+            yield from rows
+            if not more:
+                return
+            after = rows[-1][0] if values else rows[-1]
+
+    def count(self, table: str, prefix: bytes, probe: Sequence[bytes] = ()) -> tuple[int, set]:
+        """Rows under `prefix`, and which of the `probe` keys exist (one snapshot)."""
+        db = self._dbs.get(table)
+        if db is None:
+            return 0, set()
+
+        def counting(txn):
+            present = {key for key in probe if txn.get(key, db=db) is not None}
+            if not prefix:
+                return txn.stat(db)["entries"], present
+            cursor = txn.cursor(db=db)
+            total = 0
+            if cursor.set_range(prefix):
+                for key in cursor.iternext(keys=True, values=False):
+                    if not key.startswith(prefix):
+                        break
+                    total += 1
+            return total, present
+        return self.read(counting)
+
+    def entries(self, table: str) -> int:
+        return self.count(table, b"")[0]
+
+    def close(self) -> None:
+        self._lock.acquire_exclusive()
+        try:
+            self._env.close()
+        finally:
+            self._lock.release_exclusive()

@@ -1,0 +1,145 @@
+"""RamStore: the ram mode, and the memory half of the disc mode (CachedStore).
+
+Each table is a dict of rows plus a sorted index of key *groups* (base.group_of):
+a queue table has one group per client, holding that client's keys in order,
+so appending to a queue is a list append and a scan by client prefix touches
+only that client's keys; a key without a NUL is a group of its own. Writes are
+"durable" at once: when_durable calls back immediately. Not thread-safe: one
+owner thread.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterator
+
+from actormq.storage.base import GROUP_END, check_key, check_table, group_of, prefix_end, prefix_group
+
+_PLAIN = None  # group entry of a key without NUL: the key is its own group
+
+
+class _Table:
+    __slots__ = ("rows", "groups", "order")
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, bytes] = {}
+        self.groups: dict[bytes, list[bytes] | None] = {}
+        self.order: list[bytes] = []
+
+    def insert(self, key: bytes) -> None:
+        group = group_of(key)
+        if group not in self.groups:
+            insort(self.order, group)
+            self.groups[group] = [key] if GROUP_END in key else _PLAIN
+            return
+        keys = self.groups[group]
+        if key > keys[-1]:
+            keys.append(key)
+        else:
+            insort(keys, key)
+
+    def remove(self, key: bytes) -> None:
+        group = group_of(key)
+        keys = self.groups[group]
+        if keys is not _PLAIN:
+            del keys[bisect_left(keys, key)]
+            if keys:
+                return
+        del self.groups[group]
+        del self.order[bisect_left(self.order, group)]
+
+    def keys_under(self, prefix: bytes) -> list[bytes]:
+        group = prefix_group(prefix)
+        if group is not None:
+            return _slice(self.groups.get(group) or [], prefix)
+        found: list[bytes] = []
+        for name in _slice(self.order, prefix):
+            keys = self.groups[name]
+            if keys is _PLAIN:
+                found.append(name)
+            else:
+                found.extend(keys)
+        return found
+
+    def count_under(self, prefix: bytes) -> int:
+        if not prefix:
+            return len(self.rows)
+        group = prefix_group(prefix)
+        if group is not None:
+            keys = self.groups.get(group) or []
+            return len(keys) if prefix == group else len(_slice(keys, prefix))
+        return sum(1 if self.groups[name] is _PLAIN else len(self.groups[name])
+                   for name in _slice(self.order, prefix))
+
+
+def _slice(sorted_keys: list[bytes], prefix: bytes) -> list[bytes]:
+    if not prefix:
+        return list(sorted_keys)
+    start = bisect_left(sorted_keys, prefix)
+    end = prefix_end(prefix)
+    stop = len(sorted_keys) if end is None else bisect_left(sorted_keys, end, start)
+    return sorted_keys[start:stop]
+
+
+class RamStore:
+    """Tables in memory; nothing survives close()."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, _Table] = {}
+
+    def _table(self, table: str) -> _Table:
+        found = self._tables.get(table)
+        if found is None:
+            check_table(table)
+            found = self._tables[table] = _Table()
+        return found
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        return self._table(table).rows.get(key)
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        check_key(table, key)
+        tbl = self._table(table)
+        if key not in tbl.rows:
+            tbl.insert(key)
+        tbl.rows[key] = bytes(value)
+
+    def delete(self, table: str, key: bytes) -> None:
+        tbl = self._table(table)
+        if tbl.rows.pop(key, None) is not None:
+            tbl.remove(key)
+
+    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        tbl = self._table(table)
+        values = tbl.rows
+        return iter([(key, values[key]) for key in tbl.keys_under(prefix)])
+
+    def count(self, table: str, prefix: bytes = b"") -> int:
+        return self._table(table).count_under(prefix)
+
+    def delete_prefix(self, table: str, prefix: bytes) -> int:
+        tbl = self._table(table)
+        keys = tbl.keys_under(prefix)
+        group = prefix_group(prefix)
+        if group is not None and prefix == group and keys:
+            for key in keys:
+                del tbl.rows[key]
+            del tbl.groups[group]
+            del tbl.order[bisect_left(tbl.order, group)]
+            return len(keys)
+        for key in keys:
+            del tbl.rows[key]
+            tbl.remove(key)
+        return len(keys)
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        callback()
+
+    def invalidate(self, table: str, prefix: bytes = b"") -> None:
+        """Nothing is cached: a no-op."""
+
+    def flush(self) -> None:
+        """Nothing is pending: a no-op."""
+
+    def close(self) -> None:
+        self._tables.clear()

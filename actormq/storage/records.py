@@ -1,0 +1,160 @@
+"""Stored value encodings (the first byte of every value is its record format
+version) and the key layout of the tables.
+
+A message record is: version byte, 4-byte big-endian header length, an orjson
+header, then raw bytes: every bytes-valued property (correlation_data) in the
+order the header lists them, then the payload. Payloads are never base64'd.
+A session record is: version byte, orjson body.
+
+Keys: queue rows are `queue_prefix(client_id) + 8-byte big-endian seq`;
+sessions are `session_key(client_id)`; retained messages are
+`retained_key(topic_name)`. Texts longer than COMPACT_LIMIT UTF-8 bytes are cut
+and suffixed with 0xFF (never in UTF-8) plus their SHA-256 hex digest so every
+key fits LMDB's 511-byte limit; such a client id cannot be recovered from a
+queue key alone (dump.py maps it back through the session table).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+
+import orjson
+
+from actormq.actors.messages import Message
+from actormq.errors import StorageError
+
+MESSAGE_VERSION = 1
+SESSION_VERSION = 1
+COMPACT_LIMIT = 400
+_CUT = COMPACT_LIMIT - 65
+_HEADER_LEN = struct.Struct(">I")
+_SEQ = struct.Struct(">Q")
+_SEP = b"\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """What survives of an MQTT session between connections (and restarts).
+
+    `subscriptions` maps a topic filter to its options: qos, no_local,
+    retain_as_published, retain_handling, subscription_identifier.
+    `expiry_interval` None means the session never expires.
+    """
+
+    client_id: str
+    protocol_level: int
+    expiry_interval: int | None = 0
+    subscriptions: dict[str, dict] = field(default_factory=dict)
+    connected: bool = False
+    disconnected_at: float | None = None
+    updated_at: float = 0.0
+
+
+# --- keys -------------------------------------------------------------------
+
+def compact_text(text: str) -> bytes:
+    """`text` as UTF-8, cut and hashed when longer than COMPACT_LIMIT bytes."""
+    raw = text.encode("utf-8")
+    if len(raw) <= COMPACT_LIMIT:
+        return raw
+    return raw[:_CUT] + b"\xff" + hashlib.sha256(raw).hexdigest().encode("ascii")
+
+
+def queue_prefix(client_id: str) -> bytes:
+    return compact_text(client_id) + _SEP
+
+
+def queue_key(client_id: str, seq: int) -> bytes:
+    return queue_prefix(client_id) + _SEQ.pack(seq)
+
+
+def split_queue_key(key: bytes) -> tuple[str, int]:
+    """(client_id, seq); a compacted client id comes back in its compact form."""
+    client, seq = key[:-9], key[-8:]
+    if key[-9:-8] != _SEP:
+        raise StorageError(f"not a queue key: {key[:40]!r}")
+    return client.decode("utf-8", "replace"), _SEQ.unpack(seq)[0]
+
+
+def session_key(client_id: str) -> bytes:
+    return compact_text(client_id)
+
+
+def retained_key(topic_name: str) -> bytes:
+    return compact_text(topic_name)
+
+
+# --- versioned values -------------------------------------------------------
+
+def _version(data: bytes, known: int, what: str) -> None:
+    if not data:
+        raise StorageError(f"empty {what} record")
+    if data[0] != known:
+        raise StorageError(f"unknown {what} record format version {data[0]} (this actormq reads {known})")
+
+
+def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
+    props = dict(msg.properties)
+    blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
+    for name, _ in blobs:
+        del props[name]
+    header = orjson.dumps({
+        "t": msg.topic_name, "q": msg.qos, "r": msg.retain, "p": props, "e": msg.expires_at,
+        "ts": msg.timestamp, "o": msg.origin, "i": packet_id,
+        "b": [[name, len(blob)] for name, blob in blobs],
+    })
+    parts = [bytes([MESSAGE_VERSION]), _HEADER_LEN.pack(len(header)), header]
+    parts.extend(blob for _, blob in blobs)
+    parts.append(bytes(msg.payload))
+    return b"".join(parts)
+
+
+def decode_message_header(data: bytes) -> tuple[dict, int]:
+    """The header dict and the offset where its raw bytes start."""
+    _version(data, MESSAGE_VERSION, "message")
+    try:
+        (size,) = _HEADER_LEN.unpack_from(data, 1)
+        header = orjson.loads(data[5:5 + size])
+    except (struct.error, orjson.JSONDecodeError) as error:
+        raise StorageError(f"corrupt message record: {error}") from None
+    return header, 5 + size
+
+
+def decode_message(data: bytes) -> tuple[Message, int | None]:
+    header, offset = decode_message_header(data)
+    props = header["p"]
+    if "user_property" in props:
+        props["user_property"] = [tuple(pair) for pair in props["user_property"]]
+    for name, size in header["b"]:
+        props[name] = data[offset:offset + size]
+        offset += size
+    msg = Message(
+        topic_name=header["t"], payload=data[offset:], qos=header["q"], retain=header["r"],
+        properties=props, expires_at=header["e"], timestamp=header["ts"], origin=header["o"],
+    )
+    return msg, header["i"]
+
+
+def payload_size(header: dict, offset: int, data: bytes) -> int:
+    """Size of the payload of a record whose header was decoded separately."""
+    return len(data) - offset - sum(size for _, size in header["b"])
+
+
+def encode_session(record: SessionRecord) -> bytes:
+    body = orjson.dumps({
+        "client_id": record.client_id, "protocol_level": record.protocol_level,
+        "expiry_interval": record.expiry_interval, "subscriptions": record.subscriptions,
+        "connected": record.connected, "disconnected_at": record.disconnected_at,
+        "updated_at": record.updated_at,
+    })
+    return bytes([SESSION_VERSION]) + body
+
+
+def decode_session(data: bytes) -> SessionRecord:
+    _version(data, SESSION_VERSION, "session")
+    try:
+        return SessionRecord(**orjson.loads(data[1:]))
+    except (orjson.JSONDecodeError, TypeError) as error:
+        raise StorageError(f"corrupt session record: {error}") from None

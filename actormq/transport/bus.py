@@ -1,0 +1,118 @@
+"""The ZeroMQ bus between the worker processes of a node: the only module that
+knows ZeroMQ.
+
+Each worker binds one inbox (a PULL socket at `ipc://{run_dir}/worker-{id}`)
+and connects one PUSH socket to every other worker's inbox. A frame is a
+multipart message: kind (a short bytes tag), an orjson header, and any number
+of raw payload frames (payload bytes are never base64-encoded). High-water
+marks bound every socket; a full peer drops what does not fit and the drop is
+counted, so a slow worker never blocks the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import orjson
+import zmq
+
+from actormq.errors import TransportError
+
+log = logging.getLogger("actormq.bus")
+
+POLL_SECONDS = 0.05
+
+
+def inbox_path(run_dir: str, worker_id: int) -> str:
+    return f"ipc://{os.path.join(run_dir, f'worker-{worker_id}')}"
+
+
+class Bus:
+    """One worker's inbox and its outboxes to the other workers of the node."""
+
+    def __init__(self, run_dir: str, worker_id: int, worker_count: int, hwm: int = 100000) -> None:
+        self.worker_id = worker_id
+        self.worker_count = worker_count
+        self.frames_sent: dict[int, int] = {}
+        self.frames_dropped = 0
+        self._ctx = zmq.Context.instance()
+        self._loop = None
+        self._timer = None
+        self._on_frame = None
+        try:
+            self._inbox = self._ctx.socket(zmq.PULL)
+            self._inbox.setsockopt(zmq.RCVHWM, hwm)
+            self._inbox.setsockopt(zmq.LINGER, 0)
+            self._inbox.bind(inbox_path(run_dir, worker_id))
+            self._outboxes: dict[int, zmq.Socket] = {}
+            for peer in range(worker_count):
+                if peer == worker_id:
+                    continue
+                out = self._ctx.socket(zmq.PUSH)
+                out.setsockopt(zmq.SNDHWM, hwm)
+                out.setsockopt(zmq.LINGER, 500)
+                out.connect(inbox_path(run_dir, peer))
+                self._outboxes[peer] = out
+        except zmq.ZMQError as exc:
+            raise TransportError(f"bus of worker {worker_id}: {exc}") from exc
+
+    @property
+    def peers(self) -> list[int]:
+        return list(self._outboxes)
+
+    def start(self, loop, on_frame) -> None:
+        """Deliver every incoming frame as on_frame(kind, header, payloads) on the loop."""
+        self._loop = loop
+        self._on_frame = on_frame
+        loop.add_reader(self._inbox.getsockopt(zmq.FD), self._drain)
+        self._timer = loop.call_later(POLL_SECONDS, self._poll)
+
+    def _poll(self) -> None:
+        self._drain()
+        self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
+
+    def _drain(self) -> None:
+        inbox = self._inbox
+        on_frame = self._on_frame
+        # ZMQ_FD is edge-triggered: read until the socket says there is nothing left.
+        while inbox.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            try:
+                frames = inbox.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            try:
+                on_frame(frames[0], orjson.loads(frames[1]), frames[2:])
+            except Exception:
+                log.exception("bad bus frame of kind %r dropped", frames[0])
+
+    def send(self, peer: int, kind: bytes, header, payloads: tuple = ()) -> bool:
+        """Send one frame to one peer; False when the peer's queue is full (dropped)."""
+        out = self._outboxes.get(peer)
+        if out is None:
+            return False
+        try:
+            out.send_multipart((kind, orjson.dumps(header), *payloads), zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.frames_dropped += 1
+            log.warning("bus to worker %d full: frame %r dropped", peer, kind)
+            return False
+        except zmq.ZMQError as exc:
+            raise TransportError(f"bus send to worker {peer}: {exc}") from exc
+        self.frames_sent[peer] = self.frames_sent.get(peer, 0) + 1
+        # Sending may consume the inbox's edge; look again on the next turn.
+        self._loop.call_soon(self._drain)
+        return True
+
+    def broadcast(self, kind: bytes, header, payloads: tuple = ()) -> None:
+        for peer in self._outboxes:
+            self.send(peer, kind, header, payloads)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._loop is not None:
+            self._loop.remove_reader(self._inbox.getsockopt(zmq.FD))
+        for out in self._outboxes.values():
+            out.close()
+        self._inbox.close()

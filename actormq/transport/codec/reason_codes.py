@@ -1,0 +1,108 @@
+"""MQTT 5 reason codes and their mapping onto the MQTT 3.1 / 3.1.1 return codes.
+
+The broker speaks in MQTT 5 reason codes everywhere; the encoder maps them to the
+older protocol's CONNACK return codes and SUBACK return codes when it writes a
+3.1 / 3.1.1 packet, and the decoder maps them back.
+"""
+
+from enum import IntEnum
+
+
+class ReasonCode(IntEnum):
+    """Every MQTT 5.0 reason code (section 2.4); aliases share a value."""
+
+    SUCCESS = 0x00
+    NORMAL_DISCONNECTION = 0x00
+    GRANTED_QOS_0 = 0x00
+    GRANTED_QOS_1 = 0x01
+    GRANTED_QOS_2 = 0x02
+    DISCONNECT_WITH_WILL_MESSAGE = 0x04
+    NO_MATCHING_SUBSCRIBERS = 0x10
+    NO_SUBSCRIPTION_EXISTED = 0x11
+    CONTINUE_AUTHENTICATION = 0x18
+    RE_AUTHENTICATE = 0x19
+    UNSPECIFIED_ERROR = 0x80
+    MALFORMED_PACKET = 0x81
+    PROTOCOL_ERROR = 0x82
+    IMPLEMENTATION_SPECIFIC_ERROR = 0x83
+    UNSUPPORTED_PROTOCOL_VERSION = 0x84
+    CLIENT_IDENTIFIER_NOT_VALID = 0x85
+    BAD_USER_NAME_OR_PASSWORD = 0x86
+    NOT_AUTHORIZED = 0x87
+    SERVER_UNAVAILABLE = 0x88
+    SERVER_BUSY = 0x89
+    BANNED = 0x8A
+    SERVER_SHUTTING_DOWN = 0x8B
+    BAD_AUTHENTICATION_METHOD = 0x8C
+    KEEP_ALIVE_TIMEOUT = 0x8D
+    SESSION_TAKEN_OVER = 0x8E
+    TOPIC_FILTER_INVALID = 0x8F
+    TOPIC_NAME_INVALID = 0x90
+    PACKET_IDENTIFIER_IN_USE = 0x91
+    PACKET_IDENTIFIER_NOT_FOUND = 0x92
+    RECEIVE_MAXIMUM_EXCEEDED = 0x93
+    TOPIC_ALIAS_INVALID = 0x94
+    PACKET_TOO_LARGE = 0x95
+    MESSAGE_RATE_TOO_HIGH = 0x96
+    QUOTA_EXCEEDED = 0x97
+    ADMINISTRATIVE_ACTION = 0x98
+    PAYLOAD_FORMAT_INVALID = 0x99
+    RETAIN_NOT_SUPPORTED = 0x9A
+    QOS_NOT_SUPPORTED = 0x9B
+    USE_ANOTHER_SERVER = 0x9C
+    SERVER_MOVED = 0x9D
+    SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
+    CONNECTION_RATE_EXCEEDED = 0x9F
+    MAXIMUM_CONNECT_TIME = 0xA0
+    SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED = 0xA1
+    WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED = 0xA2
+
+
+# 3.1.1 CONNACK return codes (section 3.2.2.3) and the 5.0 reason code each one means.
+CONNACK_V311_ACCEPTED = 0
+CONNACK_V311_UNACCEPTABLE_PROTOCOL_VERSION = 1
+CONNACK_V311_IDENTIFIER_REJECTED = 2
+CONNACK_V311_SERVER_UNAVAILABLE = 3
+CONNACK_V311_BAD_USER_NAME_OR_PASSWORD = 4
+CONNACK_V311_NOT_AUTHORIZED = 5
+
+REASON_CODE_FROM_CONNACK_V311 = {
+    CONNACK_V311_ACCEPTED: ReasonCode.SUCCESS,
+    CONNACK_V311_UNACCEPTABLE_PROTOCOL_VERSION: ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
+    CONNACK_V311_IDENTIFIER_REJECTED: ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+    CONNACK_V311_SERVER_UNAVAILABLE: ReasonCode.SERVER_UNAVAILABLE,
+    CONNACK_V311_BAD_USER_NAME_OR_PASSWORD: ReasonCode.BAD_USER_NAME_OR_PASSWORD,
+    CONNACK_V311_NOT_AUTHORIZED: ReasonCode.NOT_AUTHORIZED,
+}
+
+_CONNACK_V311_FROM_REASON_CODE = {
+    ReasonCode.SUCCESS: CONNACK_V311_ACCEPTED,
+    ReasonCode.UNSUPPORTED_PROTOCOL_VERSION: CONNACK_V311_UNACCEPTABLE_PROTOCOL_VERSION,
+    ReasonCode.CLIENT_IDENTIFIER_NOT_VALID: CONNACK_V311_IDENTIFIER_REJECTED,
+    ReasonCode.BAD_USER_NAME_OR_PASSWORD: CONNACK_V311_BAD_USER_NAME_OR_PASSWORD,
+    ReasonCode.NOT_AUTHORIZED: CONNACK_V311_NOT_AUTHORIZED,
+    ReasonCode.BANNED: CONNACK_V311_NOT_AUTHORIZED,
+    ReasonCode.BAD_AUTHENTICATION_METHOD: CONNACK_V311_NOT_AUTHORIZED,
+}
+
+SUBACK_V311_FAILURE = 0x80
+
+
+def connack_return_code_v311(reason_code: int) -> int:
+    """The 3.1.1 CONNACK return code for a 5.0 CONNACK reason code.
+
+    Codes 1-5 are not 5.0 CONNACK reason codes and pass through unchanged, so a
+    caller may also hand in a 3.1.1 return code. Every other failure without a
+    3.1.1 equivalent (server busy, shutting down, quota...) becomes 3, server
+    unavailable.
+    """
+    code = int(reason_code)
+    if 0 < code <= CONNACK_V311_NOT_AUTHORIZED:
+        return code
+    return _CONNACK_V311_FROM_REASON_CODE.get(code, CONNACK_V311_SERVER_UNAVAILABLE)
+
+
+def suback_code_v311(reason_code: int) -> int:
+    """The 3.1.1 SUBACK return code: the granted QoS 0, 1, 2, or 0x80 for any failure."""
+    code = int(reason_code)
+    return code if code <= 2 else SUBACK_V311_FAILURE
