@@ -11,7 +11,7 @@ Inbound, `MqttClient.data_received` splits the stream on fixed headers and
 reads only what the benchmark needs: a PUBLISH's payload offset (and packet id
 to acknowledge it), the count of PUBACK / PUBCOMP and the packet id of PUBREC /
 PUBREL. Every other packet (CONNACK, SUBACK, DISCONNECT, ...) goes to the
-codec's `StreamDecoder`.
+codec's `decode_packet`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from actormq.transport import codec
 
 PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 3, 4, 5, 6, 7
 MAX_PACKET_ID = 0xFFFF
-COALESCE_AFTER = 0.0001   # s between reads below which reading pauses ...
-COALESCE_PAUSE = 0.001    # ... for this long
+TIMER_TICK = 0.001        # s, resolution of the event loop's timers
+COALESCE_AFTER = 0.0001   # s between reads below which reading pauses a tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +162,9 @@ class MqttClient(asyncio.Protocol):
         self.on_complete = None
         self.on_resume = None
         self._rest: bytearray | None = None
-        self._loop = loop
+        self.loop = loop
         self._last_read = 0.0
-        self._decoder = codec.StreamDecoder(endpoint.version)
+        self.coalesce = False
 
     # -- set-up packets (codec, not hot) ---------------------------------------
 
@@ -223,17 +223,19 @@ class MqttClient(asyncio.Protocol):
             return
         if consumed < len(buf):
             self._rest = bytearray(buf[consumed:])
-        self._coalesce_reads()
+        if self.coalesce:
+            self._coalesce_reads()
 
     def _coalesce_reads(self) -> None:
         """Under load, let the kernel gather data for a moment before the next
         read: one wake-up per many packets instead of one per broker write.
         Reads more than COALESCE_AFTER apart (light traffic, latency runs)
-        are never delayed."""
+        are never delayed. Only for QoS 0 receivers: a paused reader would
+        also hold back a QoS 1/2 flow window."""
         now = time.monotonic()
         if now - self._last_read < COALESCE_AFTER:
             self.transport.pause_reading()
-            self._loop.call_later(COALESCE_PAUSE, self._resume_reading)
+            self.loop.call_later(TIMER_TICK, self._resume_reading)
         self._last_read = now
 
     def _resume_reading(self) -> None:
@@ -274,7 +276,7 @@ class MqttClient(asyncio.Protocol):
                 replies += acks.pubrel if kind == PUBREC else acks.pubcomp
                 replies += buf[body:body + 2]
             else:
-                self._control(bytes(buf[pos:end]))
+                self._control(first, bytes(buf[body:end]))
             pos = end
         if offsets and self.on_publish is not None:
             self.on_publish(buf, offsets, time.monotonic_ns())
@@ -284,16 +286,15 @@ class MqttClient(asyncio.Protocol):
             self.on_complete(completed)
         return pos
 
-    def _control(self, packet: bytes) -> None:
+    def _control(self, first: int, body: bytes) -> None:
         """A packet off the hot path: decoded by the codec."""
-        for decoded in self._decoder.feed(packet):
-            name = type(decoded).__name__
-            if name == "Connack" and not self.connack.done():
-                self.connack.set_result(decoded)
-            elif name == "Suback" and not self.suback.done():
-                self.suback.set_result(decoded)
-            elif name == "Disconnect":
-                self.transport.close()
+        packet = codec.decode_packet(first, body, self.endpoint.version)
+        if isinstance(packet, codec.Connack) and not self.connack.done():
+            self.connack.set_result(packet)
+        elif isinstance(packet, codec.Suback) and not self.suback.done():
+            self.suback.set_result(packet)
+        elif isinstance(packet, codec.Disconnect):
+            self.transport.close()
 
 
 def _skip_properties(buf, at: int) -> int:
@@ -304,26 +305,25 @@ def _skip_properties(buf, at: int) -> int:
     return end + value
 
 
-async def open_client(client_id: str, endpoint: Endpoint, loop=None) -> MqttClient:
-    """Connect one client and wait for a successful CONNACK.
+async def open_client(client: MqttClient) -> MqttClient:
+    """Connect `client` and wait for a successful CONNACK.
 
     Raises ConnectionError (refused, closed, timed out, or a failure reason code).
     """
-    loop = loop or asyncio.get_running_loop()
-    client = MqttClient(client_id, endpoint)
+    endpoint = client.endpoint
     try:
-        await asyncio.wait_for(loop.create_connection(lambda: client, endpoint.host,
-                                                      endpoint.port),
+        await asyncio.wait_for(client.loop.create_connection(lambda: client, endpoint.host,
+                                                              endpoint.port),
                                endpoint.connect_timeout)
         connack = await asyncio.wait_for(client.connack, endpoint.connect_timeout)
     except (OSError, asyncio.TimeoutError) as exc:
         if client.transport is not None:
             client.transport.close()
-        raise ConnectionError(f"{client_id}: {exc or 'timed out'}") from exc
-    if connack is None or connack.reason_code >= 0x80 or (connack.reason_code and not client.v5):
+        raise ConnectionError(f"{client.client_id}: {exc or 'timed out'}") from exc
+    if connack is None or connack.reason_code >= 0x80:
         code = "closed" if connack is None else f"reason code 0x{connack.reason_code:02X}"
         client.transport.close()
-        raise ConnectionError(f"{client_id}: CONNACK {code}")
+        raise ConnectionError(f"{client.client_id}: CONNACK {code}")
     return client
 
 
@@ -450,7 +450,10 @@ class Publisher:
             return
         self._armed = True
         if self.per_second:
-            self.loop.call_at(self._started + self.sent / self.per_second, self._pump)
+            # event loop timers tick in whole milliseconds: an earlier wake-up
+            # would find nothing due and spin
+            due_at = self._started + self.sent / self.per_second
+            self.loop.call_at(max(due_at, self.loop.time() + TIMER_TICK), self._pump)
         else:
             self.loop.call_soon(self._pump)
 
@@ -470,9 +473,12 @@ class Fleet:
         return len(self.clients) / span * 1e9 if self.clients and span > 0 else None
 
 
-async def connect_all(work: Workload, endpoint: Endpoint, fleet: Fleet | None = None) -> Fleet:
+async def connect_all(work: Workload, endpoint: Endpoint, fleet: Fleet | None = None,
+                      prepare=None) -> Fleet:
     """Connect every client of `work`, at most `work.concurrency` at a time,
-    into `fleet` (a new one by default; pass one to watch it grow)."""
+    into `fleet` (a new one by default; pass one to watch it grow).
+    `prepare(index, client)` runs before a client connects (to set callbacks
+    that must see the first packets)."""
     fleet = fleet if fleet is not None else Fleet({}, [], LatencyHistogram())
     pending = iter(work.indexes())
 
@@ -480,8 +486,11 @@ async def connect_all(work: Workload, endpoint: Endpoint, fleet: Fleet | None = 
         for index in pending:
             started = time.monotonic_ns()
             fleet.first_start_ns = fleet.first_start_ns or started
+            client = MqttClient(work.client_id(index), endpoint)
+            if prepare is not None:
+                prepare(index, client)
             try:
-                client = await open_client(work.client_id(index), endpoint)
+                await open_client(client)
             except ConnectionError as exc:
                 fleet.errors.append(str(exc))
                 continue
@@ -579,17 +588,21 @@ async def run_sub(work: Workload, endpoint: Endpoint) -> Summary:
     """Subscribe every client, then count what arrives until duration, count or idle."""
     cpu_start = cpu_seconds()
     connect_started = time.monotonic_ns()
-    fleet = await connect_all(work, endpoint)
     histogram = LatencyHistogram()
-    trackers = []
+    trackers: dict[int, SequenceTracker] = {}
+
+    def prepare(index: int, client: MqttClient) -> None:
+        trackers[index] = SequenceTracker(histogram)
+        client.on_publish = trackers[index].observe
+        client.coalesce = work.qos == 0
+
+    fleet = await connect_all(work, endpoint, prepare=prepare)
     for index, client in list(fleet.clients.items()):
-        tracker = SequenceTracker(histogram)
-        client.on_publish = tracker.observe
         try:
             await subscribe(client, work.topic_for(index), work.qos, endpoint.connect_timeout)
         except ConnectionError as exc:
             fleet.errors.append(str(exc))
-        trackers.append(tracker)
+    trackers = [trackers[index] for index in fleet.clients]
     if work.ready_file:
         with open(work.ready_file, "w") as ready:
             ready.write(f"{len(trackers)}\n")

@@ -50,8 +50,13 @@ class Store(Protocol):
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         """Delete every row under `prefix`; returns how many there were."""
 
-    def when_durable(self, callback: Callable[[], None]) -> None:
-        """Run `callback` (maybe in another thread) once every earlier write is committed."""
+    def when_durable(self, callback: Callable[[], None],
+                     on_error: Callable[[StorageError], None] | None = None) -> None:
+        """Run `callback` (maybe in another thread) once every earlier write is committed.
+
+        If some of those writes could not be saved (store full, disk error),
+        `on_error(error)` runs instead; without on_error the failure is logged.
+        """
 
     def invalidate(self, table: str, prefix: bytes = b"") -> None:
         """Forget cached rows under `prefix` so the next read reloads them."""

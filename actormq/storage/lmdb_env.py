@@ -70,8 +70,7 @@ def env_path(data_dir: str) -> str:
 
 
 def _open_error(path: str, error: BaseException) -> StorageError:
-    if isinstance(error, (lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.IncompatibleError,
-                          NotADirectoryError, FileExistsError)):
+    if isinstance(error, (lmdb.InvalidError, lmdb.VersionMismatchError, lmdb.IncompatibleError)):
         return StorageError(f"{path} is not an actormq LMDB data directory ({error}).")
     return StorageError(f"cannot create or open the data directory {path} ({error}).")
 
@@ -130,11 +129,12 @@ class LmdbEnv:
     def _open_dbs_readonly(self) -> dict:
         with self._env.begin() as txn:
             names = {bytes(key) for key in txn.cursor().iternext(values=False)}
-            dbs = {name: self._env.open_db(name.encode(), txn=txn, create=False)
-                   for name in TABLES if name.encode() in names}
+        # a handle opened inside a read transaction dies with it: open them outside
+        dbs = {name: self._env.open_db(name.encode(), create=False) for name in TABLES if name.encode() in names}
+        with self._env.begin() as txn:
             if not self._check_format(txn, names, dbs.get(META)):
                 raise StorageError(f"no actormq data in {os.path.dirname(self.path)}")
-            return dbs
+        return dbs
 
     # --- transactions -----------------------------------------------------------
 
@@ -204,11 +204,8 @@ class LmdbEnv:
         return pages * self.page_size
 
     def _grow(self) -> None:
-        before = self.map_size
-        self._resize(0)  # another process may have grown it already
+        """Double this process's map size (LMDB persists the larger size at the next commit)."""
         current = self.map_size
-        if current > before:
-            return
         if current >= self.max_map_size:
             raise StorageFullError(f"the store in {self.path} is full: its map reached "
                                    f"max_map_size ({self.max_map_size} bytes).")

@@ -40,6 +40,8 @@ class Bus:
         self._loop = None
         self._timer = None
         self._on_frame = None
+        self._closed = False
+        self._drain_scheduled = False
         try:
             self._inbox = self._ctx.socket(zmq.PULL)
             self._inbox.setsockopt(zmq.RCVHWM, hwm)
@@ -73,6 +75,9 @@ class Bus:
         self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
 
     def _drain(self) -> None:
+        self._drain_scheduled = False
+        if self._closed:
+            return
         inbox = self._inbox
         on_frame = self._on_frame
         # ZMQ_FD is edge-triggered: read until the socket says there is nothing left.
@@ -101,7 +106,9 @@ class Bus:
             raise TransportError(f"bus send to worker {peer}: {exc}") from exc
         self.frames_sent[peer] = self.frames_sent.get(peer, 0) + 1
         # Sending may consume the inbox's edge; look again on the next turn.
-        self._loop.call_soon(self._drain)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
         return True
 
     def broadcast(self, kind: bytes, header, payloads: tuple = ()) -> None:
@@ -109,6 +116,7 @@ class Bus:
             self.send(peer, kind, header, payloads)
 
     def close(self) -> None:
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
         if self._loop is not None:

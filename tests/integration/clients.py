@@ -232,14 +232,29 @@ class TestClient:
             return
         raise AssertionError(f"{self.client_id}: expected no message, got {extra}")
 
-    def drain(self, quiet: float = 0.3) -> list[Received]:
-        """Everything that arrives until nothing came for `quiet` seconds."""
+    def drain(self, quiet: float = 0.3, at_most: float = 10.0) -> list[Received]:
+        """Everything that arrives until nothing came for `quiet` seconds
+        (or `at_most` seconds passed: a stream that never pauses fails)."""
         got = []
+        deadline = time.monotonic() + at_most
         while True:
+            assert time.monotonic() < deadline, \
+                f"{self.client_id}: messages kept coming for {at_most}s ({len(got)})"
             try:
                 got.append(self.messages.get(timeout=quiet))
             except queue.Empty:
                 return got
+
+    def collect(self, seconds: float) -> list[Received]:
+        """Everything that arrives within the next `seconds`."""
+        got = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(self.messages.get(timeout=left))
+            except queue.Empty:
+                break
+        return got
 
     def wait_closed(self, timeout: float = TIMEOUT) -> bool:
         return self.closed.wait(timeout)

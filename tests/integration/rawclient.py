@@ -145,10 +145,14 @@ class RawClient:
                 return packets
             packets.append(packet)
 
-    def expect_disconnect(self, reason_code: int, timeout: float = TIMEOUT) -> Disconnect:
-        """The server sends DISCONNECT with reason_code, then closes."""
+    def expect_disconnect(self, reason_code: int | None, timeout: float = TIMEOUT) -> Disconnect | None:
+        """The server sends DISCONNECT with reason_code, then closes
+        (reason_code None: it closes without sending DISCONNECT)."""
         packets = self.expect_closed(timeout)
         disconnects = [p for p in packets if isinstance(p, Disconnect)]
+        if reason_code is None:
+            assert not disconnects, f"unexpected {disconnects}"
+            return None
         assert disconnects, f"closed without DISCONNECT (received {packets})"
         assert disconnects[-1].reason_code == reason_code, \
             f"DISCONNECT 0x{disconnects[-1].reason_code:02X}, expected 0x{reason_code:02X}"

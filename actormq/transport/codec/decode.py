@@ -19,7 +19,7 @@ from actormq.transport.codec.packets import (
     Pubrec, Pubrel, Suback, Subscribe, Subscription, Unsuback, Unsubscribe, Will,
 )
 from actormq.transport.codec.primitives import (
-    decode_utf8, malformed, protocol_error, read_binary, read_u16, read_utf8,
+    decode_utf8, malformed, protocol_error, read_binary, read_utf8,
 )
 from actormq.transport.codec.properties import WILL, decode_properties
 from actormq.transport.codec.reason_codes import REASON_CODE_FROM_CONNACK_V311, ReasonCode
@@ -174,7 +174,8 @@ def _decode_connack(first: int, data: bytes, start: int, end: int, version: int)
         code = REASON_CODE_FROM_CONNACK_V311[code]
     props, pos = _properties(data, start + 2, end, PacketType.CONNACK, version)
     _expect_end(pos, end, "CONNACK")
-    return Connack(bool(flags & 0x01), int(code), props)
+    session_present = bool(flags & 0x01) and version != 3  # 3.1 has no session present flag
+    return Connack(session_present, int(code), props)
 
 
 _ACK_CLASSES = {PacketType.PUBACK: Puback, PacketType.PUBREC: Pubrec,
@@ -198,7 +199,7 @@ def _decode_ack(first: int, data: bytes, start: int, end: int, version: int):
 def _subscription(topic_filter: str, options: int, version: int) -> Subscription:
     qos = options & 0x03
     if options & (0xC0 if version == 5 else 0xFC):
-        raise malformed("reserved subscription option bits set [MQTT-3.8.3-5]")
+        raise malformed("reserved subscription option bits set [MQTT-3-8.3-4] [MQTT-3.8.3-5]")
     if qos == 3:
         raise malformed("subscription QoS 3 [MQTT-3-8.3-4]")
     retain_handling = (options >> 4) & 0x03
@@ -329,10 +330,11 @@ class StreamDecoder:
     """Turns one connection's byte stream into packets, however the stream is chunked.
 
     `version` is None until a CONNECT is decoded (only CONNECT is accepted before),
-    then its protocol level; a client-side owner sets it itself. A packet larger than
-    `max_packet_size` (fixed header included) is refused with 0x95 as soon as its
-    fixed header is read, before its body is buffered. After a ProtocolError the
-    stream is unusable: close the connection.
+    then its protocol level; a client-side owner sets it itself. If that CONNECT is
+    refused but declared a valid protocol name and level, `version` is that level.
+    A packet larger than `max_packet_size` (fixed header included) is refused with
+    0x95 as soon as its fixed header is read, before its body is buffered. After a
+    ProtocolError the stream is unusable: close the connection.
     """
 
     __slots__ = ("version", "max_packet_size", "bytes_in", "_chunks", "_buffered", "_needed")
@@ -374,7 +376,7 @@ class StreamDecoder:
         self._needed = 0
         while pos < size:
             first = data[pos]
-            if version is None and first != 0x10:
+            if version is None and first & 0xF0 != 0x10:
                 raise protocol_error("first packet must be CONNECT [MQTT-3.1.0-1]")
             if pos + 1 == size:
                 break
@@ -398,10 +400,34 @@ class StreamDecoder:
                 append(Puback(_packet_id(data, start, end)[0]))
             elif first == 0xC0 and length == 0:
                 append(_PINGREQ)
-            else:
-                packet = _decode(first, data, start, end, version)
-                if version is None:
-                    version = self.version = packet.protocol_level
+            elif version is None:
+                packet = self._decode_first_connect(first, data, start, end)
+                version = packet.protocol_level
                 append(packet)
+            else:
+                append(_decode(first, data, start, end, version))
             pos = end
         return pos
+
+    def _decode_first_connect(self, first: int, data: bytes, start: int, end: int) -> Connect:
+        """The CONNECT that opens the stream sets `version`. When it is refused, `version`
+        still takes the protocol level it declared if name and level were valid, so the
+        owner can answer with a CONNACK of that version."""
+        try:
+            packet = _decode(first, data, start, end, None)
+        except ProtocolError:
+            self.version = _declared_level(data, start, end)
+            raise
+        self.version = packet.protocol_level
+        return packet
+
+
+def _declared_level(data: bytes, start: int, end: int) -> int | None:
+    """The protocol level a CONNECT body declares, if its protocol name and level are valid."""
+    try:
+        name, pos = read_utf8(data, start, end)
+    except ProtocolError:
+        return None
+    if pos < end and (name, data[pos]) in PROTOCOLS:
+        return data[pos]
+    return None

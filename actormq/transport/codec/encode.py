@@ -29,7 +29,6 @@ from actormq.transport.codec.reason_codes import connack_return_code_v311, subac
 __all__ = ["encode", "encode_publish", "encode_publish_template", "PublishTemplate",
            "encode_varint", "decode_varint"]
 
-_PUBLISH_PROPS = PacketType.PUBLISH
 _NO_PROPS = b"\x00"
 _PINGREQ = b"\xc0\x00"
 _PINGRESP = b"\xd0\x00"
@@ -50,12 +49,17 @@ def _publish_head(topic: bytes, qos: int, retain: bool, dup: bool, rest_length: 
     return bytes((first,)) + encode_varint(remaining) + U16.pack(len(topic)) + topic
 
 
+def _publish_properties(properties: dict | None, version: int) -> bytes:
+    if version != 5:
+        return b""
+    return encode_properties(properties, PacketType.PUBLISH) if properties else _NO_PROPS
+
+
 def encode_publish(topic_name: str, payload: bytes, qos: int, retain: bool, dup: bool,
                    packet_id: int | None, properties: dict | None, version: int) -> bytes:
     """One PUBLISH packet; `packet_id` is required for QoS 1/2 and ignored for QoS 0."""
     topic = topic_name.encode("utf-8")
-    props = (encode_properties(properties, _PUBLISH_PROPS) if properties else _NO_PROPS) \
-        if version == 5 else b""
+    props = _publish_properties(properties, version)
     if qos:
         head = _publish_head(topic, qos, retain, dup, 2 + len(props) + len(payload))
         return b"".join((head, U16.pack(packet_id), props, payload))
@@ -72,6 +76,7 @@ class PublishTemplate:
     qos: int
 
     def to_bytes(self, packet_id: int | None = None, dup: bool = False) -> bytes:
+        """The packet with this packet identifier (QoS 1/2; ignored for QoS 0)."""
         head = self.head
         if dup and self.qos:
             head = bytes((head[0] | 0x08,)) + head[1:]
@@ -82,10 +87,9 @@ class PublishTemplate:
 
 def encode_publish_template(topic_name: str, payload: bytes, qos: int, retain: bool,
                             properties: dict | None, version: int) -> PublishTemplate:
+    """Encode a PUBLISH once for many receivers; see `PublishTemplate.to_bytes`."""
     topic = topic_name.encode("utf-8")
-    props = (encode_properties(properties, _PUBLISH_PROPS) if properties else _NO_PROPS) \
-        if version == 5 else b""
-    tail = props + payload
+    tail = _publish_properties(properties, version) + payload
     id_length = 2 if qos else 0
     return PublishTemplate(_publish_head(topic, qos, retain, False, id_length + len(tail)),
                            tail, qos)
@@ -134,6 +138,10 @@ def _encode_connack(packet: Connack, version: int) -> bytes:
     return bytes((0x20, 0x02, flags, connack_return_code_v311(packet.reason_code)))
 
 
+_ACK_FIRST_BYTES = {PacketType.PUBACK: 0x40, PacketType.PUBREC: 0x50,
+                    PacketType.PUBREL: 0x62, PacketType.PUBCOMP: 0x70}
+
+
 def _encode_ack(packet: Puback | Pubrec | Pubrel | Pubcomp, version: int) -> bytes:
     """PUBACK, PUBREC, PUBREL, PUBCOMP: reason code and properties only when needed."""
     first = _ACK_FIRST_BYTES[packet.packet_type]
@@ -144,10 +152,6 @@ def _encode_ack(packet: Puback | Pubrec | Pubrel | Pubcomp, version: int) -> byt
         return bytes((first, 3)) + packet_id + bytes((packet.reason_code,))
     return _frame(first, packet_id, bytes((packet.reason_code,)),
                   encode_properties(packet.properties, packet.packet_type))
-
-
-_ACK_FIRST_BYTES = {PacketType.PUBACK: 0x40, PacketType.PUBREC: 0x50,
-                    PacketType.PUBREL: 0x62, PacketType.PUBCOMP: 0x70}
 
 
 def _subscription_options(subscription, version: int) -> bytes:

@@ -1,0 +1,173 @@
+"""LmdbStore: the disc_only mode, and the durable half of the disc mode.
+
+Reads go to LMDB (memory use does not depend on how much is stored); writes go
+to the pending batch and a StorageWriter actor group-commits them. Reads check
+the pending overlay first, so a caller sees its own writes before they are
+committed. `when_durable` callbacks run in the writer's thread after the
+commit that covers them.
+
+Running out of space: the map grows by doubling up to max_map_size. When the
+live data comes within a safety margin of that maximum, put() commits
+synchronously so that it can raise StorageFullError itself for a row that does
+not fit (what was committed before stays).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+from actormq.errors import StorageError, StorageFullError
+from actormq.storage.base import check_key, check_table
+from actormq.storage.lmdb_env import LmdbEnv
+from actormq.storage.writer import ROW_OVERHEAD, CommitDue, ErrorCallback, PendingWrites, StorageWriter
+
+log = logging.getLogger(__name__)
+
+SCAN_CHUNK = 1000
+PENDING_BATCHES = 50  # put() waits for the writer beyond this many uncommitted batches
+FLUSH_POLL = 1.0
+
+
+def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
+    """Both sorted by key; a pending row wins and a pending None deletes."""
+    i = j = 0
+    while i < len(committed) or j < len(pending):
+        if j == len(pending) or (i < len(committed) and committed[i][0] < pending[j][0]):
+            yield committed[i]
+            i += 1
+            continue
+        if i < len(committed) and committed[i][0] == pending[j][0]:
+            i += 1
+        if pending[j][1] is not None:
+            yield pending[j]
+        j += 1
+
+
+class LmdbStore:
+    """One LMDB environment under `<data_dir>/actormq.lmdb` with its writer actor."""
+
+    def __init__(self, data_dir: str, map_size: int = 64 << 20, max_map_size: int = 16 << 30,
+                 commit_batch: int = 1000, commit_interval_ms: int = 5) -> None:
+        self._env = LmdbEnv(data_dir, map_size, max_map_size)
+        self._pending = PendingWrites(commit_batch, max(1, commit_batch) * PENDING_BATCHES)
+        self._writer = StorageWriter.start(self._env, self._pending, commit_interval_ms / 1000)
+        self._margin = min(self._env.max_map_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
+        self._closed = False
+
+    @property
+    def map_size(self) -> int:
+        return self._env.map_size
+
+    # --- reads ------------------------------------------------------------------
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        check_table(table)
+        found, value = self._pending.lookup(table, key)
+        return value if found else self._env.get(table, key)
+
+    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        check_table(table)
+        return self._scan(table, prefix)
+
+    def _scan(self, table: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        after = None
+        while True:
+            pending = self._pending.rows(table, prefix)  # before LMDB: a commit in between loses nothing
+            committed, more = self._env.range(table, prefix, after, SCAN_CHUNK)
+            upper = committed[-1][0] if more else None
+            window = [row for row in pending
+                      if (after is None or row[0] > after) and (upper is None or row[0] <= upper)]
+            yield from _merge(committed, window)
+            if not more:
+                return
+            after = upper
+
+    def count(self, table: str, prefix: bytes = b"") -> int:
+        check_table(table)
+        pending = self._pending.rows(table, prefix)
+        total, present = self._env.count(table, prefix, [key for key, _ in pending])
+        for key, value in pending:
+            if value is None and key in present:
+                total -= 1
+            elif value is not None and key not in present:
+                total += 1
+        return total
+
+    # --- writes -------------------------------------------------------------------
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        check_key(table, key)
+        value = bytes(value)
+        careful = self._near_full(len(key) + len(value))
+        seq = self._issue(table, key, value, careful)
+        if careful:
+            self._flush_own(seq)
+
+    def delete(self, table: str, key: bytes) -> None:
+        check_key(table, key)
+        self._issue(table, key, None)
+
+    def delete_prefix(self, table: str, prefix: bytes) -> int:
+        keys = [key for key, _ in self.scan(table, prefix)]
+        for key in keys:
+            self._issue(table, key, None)
+        return len(keys)
+
+    def _issue(self, table: str, key: bytes, value: bytes | None, watch: bool = False) -> int:
+        if self._closed:
+            raise StorageError(f"the store in {self._env.path} is closed")
+        seq, starts_batch = self._pending.add(table, key, value, watch)
+        if starts_batch:
+            self._writer.tell(CommitDue())
+        return seq
+
+    def _near_full(self, size: int) -> bool:
+        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + size + ROW_OVERHEAD)
+        return expected + self._margin > self._env.max_map_size
+
+    def _flush_own(self, seq: int) -> None:
+        try:
+            self.flush()
+        except StorageFullError:
+            pass  # others' rows did not fit; only ours matters here
+        if self._pending.pop_rejected(seq):
+            raise StorageFullError(f"the store in {self._env.path} is full (max_map_size "
+                                   f"{self._env.max_map_size} bytes); the row was not saved")
+
+    # --- durability ------------------------------------------------------------------
+
+    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None) -> None:
+        if not self._pending.when_durable(callback, on_error):
+            callback()
+
+    def flush(self) -> None:
+        """Commit everything pending now and wait for it; raises if some of it failed."""
+        done = threading.Event()
+        errors: list[StorageError] = []
+
+        def failed(error: StorageError) -> None:
+            errors.append(error)
+            done.set()
+        self.when_durable(done.set, failed)
+        self._pending.urge()
+        while not done.wait(FLUSH_POLL):
+            if not self._writer.is_alive():
+                raise StorageError(f"the storage writer of {self._env.path} is not running")
+        if errors:
+            raise errors[0]
+
+    def invalidate(self, table: str, prefix: bytes = b"") -> None:
+        """Nothing is cached here: a no-op."""
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+        except StorageError as error:
+            log.error("closing %s with unsaved writes: %s", self._env.path, error)
+        self._closed = True
+        self._writer.stop()
+        self._env.close()

@@ -1,0 +1,53 @@
+"""open_stores: the stores a worker uses (retained, queue, session), built from
+the configured modes by composition: ram = RamStore, disc = CachedStore(LmdbStore),
+disc_only = LmdbStore. The disc modes share one LmdbStore (one LMDB environment,
+one writer actor); a ram-only configuration never touches the data dir.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actormq.storage.base import DISC, DISC_ONLY, MODES, RAM, Store
+from actormq.storage.cached import CachedStore
+from actormq.storage.lmdb_store import LmdbStore
+from actormq.storage.ram import RamStore
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The stores of one process; the session table lives in the queue's store."""
+
+    retained: Store
+    queue: Store
+    session: Store
+    owned: tuple[Store, ...]
+
+    def close(self) -> None:
+        """Flush and close every store (the shared LmdbStore last)."""
+        for store in self.owned:
+            store.close()
+
+
+def open_stores(data_dir: str, retained_mode: str, queue_mode: str, map_size: int = 64 << 20,
+                max_map_size: int = 16 << 30, commit_batch: int = 1000,
+                commit_interval_ms: int = 5) -> Stores:
+    for mode in (retained_mode, queue_mode):
+        if mode not in MODES:
+            raise ValueError(f"unknown storage mode {mode!r}; modes are {', '.join(MODES)}")
+    built: dict[str, Store] = {}
+    lmdb: list[LmdbStore] = []
+
+    def durable() -> LmdbStore:
+        if not lmdb:
+            lmdb.append(LmdbStore(data_dir, map_size, max_map_size, commit_batch, commit_interval_ms))
+        return lmdb[0]
+    builders = {RAM: RamStore, DISC: lambda: CachedStore(durable()), DISC_ONLY: durable}
+
+    def store_for(mode: str) -> Store:
+        if mode not in built:
+            built[mode] = builders[mode]()
+        return built[mode]
+    retained, queue = store_for(retained_mode), store_for(queue_mode)
+    owned = tuple(store for store in built.values() if store not in lmdb) + tuple(lmdb)
+    return Stores(retained=retained, queue=queue, session=queue, owned=owned)

@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""Run the standard benchmark scenarios against several MQTT brokers and write
+results.md, results.json (and chart.png when matplotlib is installed).
+
+Every scenario starts a fresh broker on a free loopback port, drives it with
+`actormq bench` (separate publisher and subscriber processes) and stops the
+broker by its PID. A broker that fails to start or a scenario that fails or
+times out gives an "error" cell; the suite goes on.
+
+    python scripts/bench_suite.py --brokers actormq-w1,actormq-w2,mosquitto,amqtt \
+        --duration 5 --out bench-results/
+
+Brokers: actormq-wN (`python -m actormq run -w N`), mosquitto (/usr/sbin/mosquitto,
+Debian package `mosquitto`), amqtt (PyPI `amqtt`, its `amqtt` script on PATH,
+beside this Python, or given with --amqtt-bin). Brokers that are not installed
+are reported as "not installed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+START_TIMEOUT = 20.0
+MOSQUITTO = "/usr/sbin/mosquitto"
+QUEUE_LIMIT = 100_000
+DRAIN_MESSAGES = 20_000
+CONNECTIONS = 2_000
+
+# Measured on the project's 2-core machine; shown beside the suite's own figures.
+REFERENCE = {
+    "mosquitto": {"qos0_fanin": 379_501, "qos1_fanin": 133_234, "fanout": 288_842,
+                  "latency_p50": 29, "latency_p99": 75, "conn_rate": 36_220,
+                  "kib_per_conn": 0.7, "drain_s": 0.038},
+    "amqtt": {"qos0_fanin": 7_643, "qos1_fanin": 4_916, "fanout": 34_922,
+              "latency_p50": 201, "latency_p99": 2_037, "conn_rate": 1_411,
+              "kib_per_conn": 50.9, "drain_s": 0.862},
+}
+
+
+class SuiteError(Exception):
+    """A broker or a scenario failed; the cell says 'error'."""
+
+
+# -- brokers ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Broker:
+    """One broker process on a free loopback port, owned by the suite."""
+
+    name: str
+    port: int
+    workdir: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self, command: list[str]) -> None:
+        log = open(self.workdir / "broker.log", "wb")
+        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                     cwd=self.workdir, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_open(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SuiteError(f"{self.name} did not start: {self.log_tail()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def processes(self) -> list[psutil.Process]:
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
+
+    def rss(self) -> int:
+        return sum(_safe(lambda p=p: p.memory_info().rss) for p in self.processes())
+
+    def cpu(self) -> float:
+        return sum(_safe(lambda p=p: sum(p.cpu_times()[:2])) for p in self.processes())
+
+    def log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.workdir / "broker.log").read_text(errors="replace")[-400:].strip()
+        return ""
+
+
+def _safe(read) -> float:
+    try:
+        return read()
+    except psutil.Error:
+        return 0
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def actormq_command(workers: int):
+    def command(port: int, workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "actormq", "run", "-w", str(workers), "--host", HOST,
+                "--port", str(port), "--data-dir", str(workdir / "data"),
+                "--set", "sys_interval=0",
+                "--set", f"queue.max_offline_messages={QUEUE_LIMIT}",
+                "--set", f"queue.max_online_messages={QUEUE_LIMIT}"]
+    return command
+
+
+def mosquitto_command(port: int, workdir: Path) -> list[str]:
+    conf = workdir / "mosquitto.conf"
+    conf.write_text("\n".join([
+        f"listener {port} {HOST}", "allow_anonymous true",
+        f"max_queued_messages {QUEUE_LIMIT}", "persistence false", "log_dest none",
+        f"user {pwd.getpwuid(os.getuid()).pw_name}"]) + "\n")
+    return [MOSQUITTO, "-c", str(conf)]
+
+
+def amqtt_command(binary: str):
+    def command(port: int, workdir: Path) -> list[str]:
+        conf = workdir / "amqtt.yaml"
+        conf.write_text("\n".join([
+            "listeners:", "  default:", "    type: tcp", f"    bind: {HOST}:{port}",
+            "plugins:", "  amqtt.plugins.authentication.AnonymousAuthPlugin:",
+            "    allow_anonymous: true"]) + "\n")
+        return [binary, "-c", str(conf)]
+    return command
+
+
+def find_amqtt(given: str | None) -> str | None:
+    for candidate in (given, shutil.which("amqtt"), str(Path(sys.executable).parent / "amqtt")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def broker_commands(names: list[str], amqtt_bin: str | None) -> dict:
+    """name -> command builder, or a string saying why the broker cannot run."""
+    commands: dict = {}
+    for name in names:
+        if match := re.fullmatch(r"actormq-w(\d+)", name):
+            commands[name] = actormq_command(int(match.group(1)))
+        elif name == "mosquitto":
+            commands[name] = mosquitto_command if os.path.exists(MOSQUITTO) else "not installed"
+        elif name == "amqtt":
+            binary = find_amqtt(amqtt_bin)
+            commands[name] = amqtt_command(binary) if binary else "not installed"
+        else:
+            raise SystemExit(f"unknown broker {name!r}")
+    return commands
+
+
+# -- running `actormq bench` -------------------------------------------------------------
+
+
+def bench_command(*args) -> list[str]:
+    return [sys.executable, "-m", "actormq", "bench", *map(str, args), "--json", "--quiet"]
+
+
+@dataclass
+class Run:
+    """A started `actormq bench` process whose JSON summary is read at the end."""
+
+    args: list
+    proc: subprocess.Popen = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.proc = subprocess.Popen(bench_command(*self.args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, cwd=REPO_ROOT, env=_env())
+
+    def result(self, timeout: float) -> dict:
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise SuiteError(f"bench {self.args[0]} timed out") from None
+        if self.proc.returncode != 0:
+            raise SuiteError(f"bench {self.args[0]} failed: {err.decode()[-300:].strip()}")
+        return json.loads(out)
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def start_subscriber(workdir: Path, *args) -> Run:
+    """Start `bench sub` and wait until it is subscribed."""
+    ready = workdir / f"ready-{time.monotonic_ns()}"
+    run = Run(["sub", *args, "--ready-file", ready])
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready.exists():
+        if run.proc.poll() is not None or time.monotonic() > deadline:
+            run.result(timeout=1)
+            raise SuiteError("subscriber never became ready")
+        time.sleep(0.02)
+    return run
+
+
+def delivery_check(expected: int, sub: dict, must_be_exact: bool) -> str:
+    """'ok', or what was lost / duplicated (for QoS 0 loss is reported, not a failure)."""
+    lost = expected - (sub["received"] - sub["duplicates"])
+    problems = [f"{what} {count:,}" for what, count in
+                (("lost", lost), ("dup", sub["duplicates"])) if count]
+    if not problems:
+        return "ok"
+    return ("FAIL " if must_be_exact else "") + ", ".join(problems)
+
+
+# -- scenarios -------------------------------------------------------------------------
+
+
+def fan_in(port: int, workdir: Path, duration: float, qos: int) -> dict:
+    """4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it."""
+    sub = start_subscriber(workdir, "-p", port, "-t", "fanin/#", "-q", qos,
+                           "-d", duration + 60, "--idle", 2)
+    pub = Run(["pub", "-p", port, "-c", 4, "-t", "fanin/%i", "-q", qos, "-s", 64,
+               "--window", 100, "-d", duration]).result(duration + 60)
+    received = sub.result(90)
+    return {"rate": received["rate"], "publish_rate": pub["rate"],
+            "latency_p50": received["latency_us"] and received["latency_us"]["p50"],
+            "check": delivery_check(pub["sent"], received, qos > 0),
+            "tool_cpu_per_million": _tool_cpu(pub, received)}
+
+
+def fan_out(port: int, workdir: Path, duration: float, rate: float) -> dict:
+    """1 publisher -> 100 subscribers of one topic, QoS 0, `rate` publishes per second."""
+    sub = start_subscriber(workdir, "-p", port, "-c", 100, "-t", "fanout/all",
+                           "-d", duration + 60, "--idle", 2)
+    pub = Run(["pub", "-p", port, "-t", "fanout/all", "-r", rate,
+               "-d", duration]).result(duration + 60)
+    received = sub.result(90)
+    return {"rate": received["rate"], "publish_rate": pub["rate"],
+            "check": delivery_check(pub["sent"] * 100, received, False),
+            "tool_cpu_per_million": _tool_cpu(pub, received)}
+
+
+def latency(port: int, workdir: Path, duration: float) -> dict:
+    """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber."""
+    sub = start_subscriber(workdir, "-p", port, "-t", "latency/1", "-q", 1,
+                           "-d", duration + 60, "--idle", 2)
+    pub = Run(["pub", "-p", port, "-t", "latency/%i", "-q", 1, "-r", 2000,
+               "-d", duration]).result(duration + 60)
+    received = sub.result(90)
+    lat = received["latency_us"] or {}
+    return {"latency_p50": lat.get("p50"), "latency_p90": lat.get("p90"),
+            "latency_p99": lat.get("p99"), "rate": received["rate"],
+            "check": delivery_check(pub["sent"], received, True)}
+
+
+def connections(port: int, workdir: Path, broker: Broker) -> dict:
+    """2,000 connections, 50 at a time; broker memory per connection."""
+    time.sleep(0.5)
+    baseline = broker.rss()
+    ready = workdir / "conn-ready"
+    run = Run(["conn", "-p", port, "-c", CONNECTIONS, "--concurrency", 50, "-d", 2,
+               "--ready-file", ready])
+    held = baseline
+    deadline = time.monotonic() + 120
+    while run.proc.poll() is None and time.monotonic() < deadline:
+        if ready.exists():
+            held = max(held, broker.rss())
+        time.sleep(0.1)
+    summary = run.result(30)
+    connected = summary["connected"]
+    return {"conn_rate": summary["rate"], "connected": connected,
+            "kib_per_conn": (held - baseline) / 1024 / connected if connected else None,
+            "check": "ok" if connected == CONNECTIONS else f"FAIL {connected:,} connected"}
+
+
+def offline_drain(port: int, workdir: Path) -> dict:
+    """A persistent QoS 1 subscriber is offline while 20,000 messages are published;
+    time from its reconnect to the last message."""
+    session = ["-p", port, "--prefix", "drain-", "-t", "drain/all", "-q", 1,
+               "--no-clean", "-x", 3600]
+    Run(["sub", *session, "--count", 0]).result(30)
+    pub = Run(["pub", "-p", port, "-t", "drain/all", "-q", 1, "-L", DRAIN_MESSAGES,
+               "--window", 100, "-d", 120]).result(150)
+    received = Run(["sub", *session, "--count", DRAIN_MESSAGES, "-d", 60,
+                    "--idle", 5]).result(90)
+    return {"drain_s": received["connect_to_last_s"],
+            "check": delivery_check(pub["sent"], received, True)}
+
+
+def _tool_cpu(*summaries: dict) -> float | None:
+    """CPU seconds of publisher + subscriber per million messages received."""
+    received = summaries[-1]["received"]
+    return round(sum(s["cpu_s"] for s in summaries) / received * 1e6, 2) if received else None
+
+
+SCENARIOS = {
+    "qos0_fanin": lambda port, wd, args, broker: fan_in(port, wd, args.duration, 0),
+    "qos1_fanin": lambda port, wd, args, broker: fan_in(port, wd, args.duration, 1),
+    "fanout": lambda port, wd, args, broker: fan_out(port, wd, args.duration, args.fanout_rate),
+    "qos1_latency": lambda port, wd, args, broker: latency(port, wd, args.duration),
+    "connections": lambda port, wd, args, broker: connections(port, wd, broker),
+    "offline_drain": lambda port, wd, args, broker: offline_drain(port, wd),
+}
+
+
+def run_scenario(name: str, broker_name: str, command, args) -> dict:
+    """One scenario on a fresh broker; never raises."""
+    if isinstance(command, str):
+        return {"error": command}
+    with tempfile.TemporaryDirectory(prefix=f"bench-{broker_name}-") as tmp:
+        workdir = Path(tmp)
+        broker = Broker(broker_name, free_port(), workdir)
+        try:
+            broker.start(command(broker.port, workdir))
+            cpu = broker.cpu()
+            started = time.monotonic()
+            result = SCENARIOS[name](broker.port, workdir, args, broker)
+            result["broker_cpu_s"] = round(broker.cpu() - cpu, 2)
+            result["wall_s"] = round(time.monotonic() - started, 2)
+            return result
+        except (SuiteError, OSError, ValueError, KeyError, psutil.Error) as exc:
+            return {"error": str(exc) or type(exc).__name__}
+        finally:
+            broker.stop()
+
+
+# -- output ----------------------------------------------------------------------------
+
+# (scenario, metric, label, format)
+ROWS = [
+    ("qos0_fanin", "rate", "QoS 0 fan-in 4→1, 64 B (msg/s)", "{:,.0f}"),
+    ("qos1_fanin", "rate", "QoS 1 fan-in 4→1, window 100 (msg/s)", "{:,.0f}"),
+    ("fanout", "rate", "fan-out 1→100, QoS 0 (msg/s received)", "{:,.0f}"),
+    ("qos1_latency", "latency_p50", "QoS 1 latency at 2,000 msg/s, p50 (µs)", "{:,.0f}"),
+    ("qos1_latency", "latency_p99", "QoS 1 latency at 2,000 msg/s, p99 (µs)", "{:,.0f}"),
+    ("connections", "conn_rate", "2,000 connections, 50 at a time (conn/s)", "{:,.0f}"),
+    ("connections", "kib_per_conn", "broker memory per connection (KiB)", "{:,.1f}"),
+    ("offline_drain", "drain_s", "offline drain of 20,000 QoS 1 (s)", "{:.3f}"),
+]
+REFERENCE_KEYS = {("qos0_fanin", "rate"): "qos0_fanin", ("qos1_fanin", "rate"): "qos1_fanin",
+                  ("fanout", "rate"): "fanout", ("qos1_latency", "latency_p50"): "latency_p50",
+                  ("qos1_latency", "latency_p99"): "latency_p99",
+                  ("connections", "conn_rate"): "conn_rate",
+                  ("connections", "kib_per_conn"): "kib_per_conn",
+                  ("offline_drain", "drain_s"): "drain_s"}
+
+
+def cell(result: dict | None, metric: str, fmt: str) -> str:
+    if result is None:
+        return ""
+    if "error" in result:
+        return "not installed" if result["error"] == "not installed" else "error"
+    value = result.get(metric)
+    return "-" if value is None else fmt.format(value)
+
+
+def markdown(results: dict, scenarios: list[str], args) -> str:
+    brokers = list(results)
+    refs = [name for name in REFERENCE if name in brokers]
+    head = ["scenario", *brokers, *(f"{name} (reference)" for name in refs)]
+    lines = ["# Benchmark results", "",
+             f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+             f"{args.duration:g} s per throughput scenario, fan-out publish rate "
+             f"{args.fanout_rate:,.0f}/s.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for scenario, metric, label, fmt in ROWS:
+        if scenario not in scenarios:
+            continue
+        row = [label, *(cell(results[b].get(scenario), metric, fmt) for b in brokers),
+               *(fmt.format(REFERENCE[r][REFERENCE_KEYS[scenario, metric]]) for r in refs)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Delivery check (QoS 1/2 must lose and duplicate nothing; "
+              "QoS 0 loss is reported, not a failure), broker CPU seconds, tool CPU:", "",
+              "| scenario | " + " | ".join(brokers) + " |", "|" + "---|" * (len(brokers) + 1)]
+    for scenario in scenarios:
+        lines.append(f"| {scenario} | " + " | ".join(
+            _detail(results[b].get(scenario)) for b in brokers) + " |")
+    errors = [f"- {b} / {s}: {r['error']}" for b in brokers for s, r in results[b].items()
+              if "error" in r and r["error"] != "not installed"]
+    return "\n".join(lines + (["", "Errors:", "", *errors] if errors else [])) + "\n"
+
+
+def _detail(result: dict | None) -> str:
+    if not result:
+        return ""
+    if "error" in result:
+        return "not installed" if result["error"] == "not installed" else "error"
+    parts = [result.get("check", "")]
+    if result.get("broker_cpu_s") is not None:
+        parts.append(f"broker {result['broker_cpu_s']:.1f} s CPU")
+    if result.get("tool_cpu_per_million") is not None:
+        parts.append(f"tool {result['tool_cpu_per_million']:.2f} s/M msg")
+    return ", ".join(p for p in parts if p)
+
+
+def chart(results: dict, path: Path) -> bool:
+    """A bar chart of the throughput rows; False when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = [(s, m, label) for s, m, label, _ in ROWS if m in ("rate", "conn_rate")]
+    brokers = list(results)
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = 0.8 / max(1, len(brokers))
+    for i, broker in enumerate(brokers):
+        values = [(results[broker].get(s) or {}).get(m) or 0 for s, m, _ in rows]
+        ax.bar([x + i * width for x in range(len(rows))], values, width, label=broker)
+    ax.set_xticks([x + width * (len(brokers) - 1) / 2 for x in range(len(rows))])
+    ax.set_xticklabels([label.split(" (")[0] for _, _, label in rows], rotation=15, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("per second (log)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--brokers", default="actormq-w1,actormq-w2,mosquitto,amqtt")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--duration", type=float, default=5.0,
+                        help="seconds of each throughput / latency scenario")
+    parser.add_argument("--fanout-rate", type=float, default=4000.0,
+                        help="publishes per second in the fan-out scenario")
+    parser.add_argument("--amqtt-bin", default=None, help="path of the amqtt script")
+    parser.add_argument("--out", default="bench-results", type=Path)
+    args = parser.parse_args(argv)
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    commands = broker_commands([b for b in args.brokers.split(",") if b], args.amqtt_bin)
+    results: dict = {name: {} for name in commands}
+    for name, command in commands.items():
+        for scenario in scenarios:
+            result = run_scenario(scenario, name, command, args)
+            results[name][scenario] = result
+            print(f"{name:12} {scenario:14} {json.dumps(result)}", file=sys.stderr, flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown(results, scenarios, args))
+    drew = chart(results, args.out / "chart.png")
+    print((args.out / "results.md").read_text())
+    print(f"wrote {args.out}/results.md, results.json" + (", chart.png" if drew else
+                                                           " (no chart: matplotlib missing)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
