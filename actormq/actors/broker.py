@@ -83,7 +83,7 @@ class Broker:
             if session.online:
                 session.detach(publish_will=False)
         if self.stores is not None:
-            await self.loop.run_in_executor(None, self.stores.flush_all)
+            await self.loop.run_in_executor(None, self.stores.flush)
 
     def owns(self, client_id: str) -> bool:
         """Whether this worker is where a persisted session lives after a restart."""

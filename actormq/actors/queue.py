@@ -95,7 +95,7 @@ class Queue:
         store is out of space; returns True and sets `wrote_durable` semantics via
         the return of `persist` otherwise."""
         limit = self.limits.max_online if self.online else self.limits.max_offline
-        if len(self) >= limit:
+        if limit and len(self) >= limit:
             if not self.limits.drop_oldest or not self._mem:
                 self.dropped += 1
                 log.debug("queue of %s full (%d): dropped message on %s",

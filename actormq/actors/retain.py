@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 
 from actormq.actors.messages import Message
-from actormq.storage.records import decode_message, encode_message
+from actormq.storage.records import decode_message, encode_message, retained_key
 from actormq.transport.topics import has_wildcard, matches
 
 log = logging.getLogger("actormq.retain")
@@ -70,7 +70,7 @@ class RetainedStore:
         if self._memory is not None:
             self._memory[topic] = message
         if persist and self._store is not None:
-            self._store.put("retained", topic.encode(), encode_message(message))
+            self._store.put("retained", retained_key(topic), encode_message(message))
         return True
 
     def match(self, topic_filter: str) -> list[Message]:
@@ -92,12 +92,12 @@ class RetainedStore:
     def _exists(self, topic: str) -> bool:
         if self._memory is not None:
             return topic in self._memory
-        return self._store.get("retained", topic.encode()) is not None
+        return self._store.get("retained", retained_key(topic)) is not None
 
     def _get(self, topic: str) -> Message | None:
         if self._memory is not None:
             return self._memory.get(topic)
-        value = self._store.get("retained", topic.encode())
+        value = self._store.get("retained", retained_key(topic))
         return decode_message(value)[0] if value is not None else None
 
     def _all(self):
@@ -109,4 +109,4 @@ class RetainedStore:
         if self._memory is not None:
             self._memory.pop(topic, None)
         if persist and self._store is not None:
-            self._store.delete("retained", topic.encode())
+            self._store.delete("retained", retained_key(topic))

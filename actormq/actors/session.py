@@ -16,7 +16,7 @@ import time
 from actormq.actors.messages import Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.errors import ProtocolError
-from actormq.storage.records import SessionRecord, encode_session
+from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
                                      Unsuback, encode, encode_publish)
 from actormq.transport.topics import parse_shared, validate_topic_filter
@@ -99,7 +99,7 @@ class Session:
         self.queue.clear()
         self._inflight.clear()
         if self.broker.stores is not None and self.queue.persistent:
-            self.broker.stores.session.delete("session", self.client_id.encode())
+            self.broker.stores.session.delete("session", session_key(self.client_id))
 
     def _schedule_will(self, will) -> None:
         delay = will.properties.get("will_delay_interval", 0) if self.version == 5 else 0
@@ -134,7 +134,7 @@ class Session:
             expiry_interval=self.expiry_interval,
             subscriptions={f: o.as_record() for f, o in self.subscriptions.items()},
             connected=self.online, disconnected_at=self.disconnected_at, updated_at=time.time())
-        stores.session.put("session", self.client_id.encode(), encode_session(record))
+        stores.session.put("session", session_key(self.client_id), encode_session(record))
 
     # -- inbound PUBLISH -------------------------------------------------------
 
@@ -232,14 +232,17 @@ class Session:
             raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                 "subscription identifiers are not supported")
         codes = []
+        refused = []
         retained_wanted = []
         for sub in packet.subscriptions:
             code, new = self._subscribe_one(sub, sub_id)
             codes.append(code)
-            if code < 0x80 and sub.retain_handling == 0 or (sub.retain_handling == 1 and new):
-                if code < 0x80:
-                    retained_wanted.append(sub.topic_filter)
-        self._ack(Suback(packet.packet_id, tuple(codes)))
+            if code >= 0x80:
+                refused.append(f"{sub.topic_filter!r}: {_REFUSALS.get(code, 'refused')}")
+            elif sub.retain_handling == 0 or (sub.retain_handling == 1 and new):
+                retained_wanted.append(sub.topic_filter)
+        props = {"reason_string": "; ".join(refused)} if refused and self.version == 5 else {}
+        self._ack(Suback(packet.packet_id, tuple(codes), props))
         self.store_record()
         for topic_filter in retained_wanted:
             self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
@@ -407,6 +410,14 @@ class Session:
             self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
         self.subscriptions.clear()
         self.queue.forget()
+
+
+_REFUSALS = {
+    ReasonCode.TOPIC_FILTER_INVALID: "invalid topic filter",
+    ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED: "shared subscriptions are not supported",
+    ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED: "wildcard subscriptions are not supported",
+    ReasonCode.NOT_AUTHORIZED: "not authorized",
+}
 
 
 def message_from_publish(packet, origin: str, now: float) -> Message:

@@ -23,6 +23,11 @@ class Stores:
     session: Store
     owned: tuple[Store, ...]
 
+    def flush(self) -> None:
+        """Block until every pending write of every store is committed."""
+        for store in self.owned:
+            store.flush()
+
     def close(self) -> None:
         """Flush and close every store (the shared LmdbStore last)."""
         for store in self.owned:
