@@ -15,6 +15,7 @@ import logging
 import socket
 import time
 import uuid
+from dataclasses import replace
 
 from actormq.actors.session import message_from_publish
 from actormq.errors import ProtocolError
@@ -150,8 +151,8 @@ class Connection(asyncio.Protocol):
     def send_packet(self, packet) -> None:
         if not self.problem_info and getattr(packet, "properties", None) and \
                 "reason_string" in packet.properties and not isinstance(packet, (Connack, Disconnect)):
-            packet = type(packet)(**{**_fields(packet), "properties": {
-                k: v for k, v in packet.properties.items() if k not in ("reason_string", "user_property")}})
+            packet = replace(packet, properties={
+                k: v for k, v in packet.properties.items() if k not in ("reason_string", "user_property")})
         self.send_bytes(encode(packet, self.version))
 
     def send_publish(self, message, qos: int, retain: bool, packet_id, dup: bool,
@@ -410,10 +411,6 @@ class Connection(asyncio.Protocol):
         if requested != granted:
             props["session_expiry_interval"] = granted
         return props
-
-
-def _fields(packet) -> dict:
-    return {name: getattr(packet, name) for name in packet.__dataclass_fields__}
 
 
 def _check_utf8_payload(payload: bytes) -> None:
