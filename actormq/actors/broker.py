@@ -238,7 +238,7 @@ class Broker:
         if opts.share_group is not None:
             return      # retained messages are not sent to shared subscriptions
         _group, real_filter = parse_shared(topic_filter)
-        sub_ids = (opts.subscription_identifier,) if opts.subscription_identifier else ()
+        sub_ids = opts.subscription_ids
         for message in self.retained.match(real_filter):
             session.deliver(message, min(opts.qos, message.qos), True, sub_ids, {})
 

@@ -58,19 +58,10 @@ class Connection(asyncio.Protocol):
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
         self._handlers = {
-            Publish: self._on_publish, Puback: self._session_call("handle_puback"),
-            Pubrec: self._session_call("handle_pubrec"), Pubrel: self._session_call("handle_pubrel"),
-            Pubcomp: self._session_call("handle_pubcomp"),
-            Subscribe: self._session_call("handle_subscribe"),
-            Unsubscribe: self._session_call("handle_unsubscribe"),
+            Publish: self._on_publish,
             Pingreq: self._on_pingreq, Disconnect: self._on_disconnect, Connect: self._on_connect,
             Auth: self._on_auth,
         }
-
-    def _session_call(self, name: str):
-        def call(packet) -> None:
-            getattr(self.session, name)(packet)
-        return call
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -333,6 +324,10 @@ class Connection(asyncio.Protocol):
         self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
         session, present = self.broker.open_session(self, packet, self.client_id, expiry)
         self.session = session
+        self._handlers.update({
+            Puback: session.handle_puback, Pubrec: session.handle_pubrec,
+            Pubrel: session.handle_pubrel, Pubcomp: session.handle_pubcomp,
+            Subscribe: session.handle_subscribe, Unsubscribe: session.handle_unsubscribe})
         self.send_packet(Connack(present, 0, self._connack_properties(packet, assigned, expiry)))
         log.debug("client %s (%s) connected: v%d clean_start=%s keepalive=%d present=%s",
                   self.client_id, self.peer, self.version, packet.clean_start, packet.keepalive, present)

