@@ -3,8 +3,14 @@
 Owns the worker table, the run dir (ZeroMQ ipc endpoints) and the listener
 port. It resolves the port, checks that the data dir opens, spawns the
 workers (multiprocessing, spawn), prints the banner once every worker
-serves, restarts a worker that dies, and on SIGTERM/SIGINT stops them all
-cleanly and exits 0.
+serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0.
+
+A worker that dies is restarted at once (after a second when it died within
+a second of starting, so a worker that cannot start does not spin). Before
+that, every other worker hears ("peer_down", worker_id, pid) on its control
+pipe: it drops the dead worker's routes and takes over its persisted
+sessions. A restarted worker keeps its own port (`listener.tcp.worker_ports`)
+and restores no sessions unless no other worker survived.
 """
 
 from __future__ import annotations
@@ -22,22 +28,31 @@ from actormq import __version__
 from actormq.errors import ActormqError
 from actormq.logsetup import setup_logging
 from actormq.transport.listeners import reserve_port
-from actormq.worker import open_worker_stores, worker_main
+from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
 log = logging.getLogger("actormq.node")
 
 READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 4.0     # per worker join; the node exits within 5 s of SIGTERM
+SUPERVISE_POLL = 0.2
+CRASH_LOOP_SECONDS = 1.0
 
 
 class WorkerHandle:
     """The node's view of one worker process."""
 
-    def __init__(self, worker_id: int) -> None:
+    def __init__(self, worker_id: int, private_port: int | None) -> None:
         self.worker_id = worker_id
+        self.private_port = private_port    # None: no port of its own; 0 until it reports one
         self.process = None
         self.control = None
         self.started_at = 0.0
+        self.respawn_at: float | None = None
+        self.restore = True
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
 
 
 class Node:
@@ -47,14 +62,15 @@ class Node:
         self.config = config
         self.count = config["node.workers"] or os.cpu_count() or 1
         self.ctx = multiprocessing.get_context("spawn")
-        self.workers = [WorkerHandle(i) for i in range(self.count)]
+        private = 0 if config["listener.tcp.worker_ports"] else None
+        self.workers = [WorkerHandle(i, private) for i in range(self.count)]
         self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
+        self.host = config["listener.tcp.host"]
         self.port = 0
         self.stopping = False
 
     def run(self) -> int:
-        host = self.config["listener.tcp.host"]
-        reserved, self.port = reserve_port(host, self.config["listener.tcp.port"])
+        reserved, self.port = reserve_port(self.host, self.config["listener.tcp.port"])
         try:
             self._check_storage()
             for handle in self.workers:
@@ -67,7 +83,7 @@ class Node:
             raise
         finally:
             reserved.close()
-        self._print_banner(host)
+        self._print_banner()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
@@ -85,13 +101,15 @@ class Node:
 
     def _spawn(self, handle: WorkerHandle) -> None:
         parent, child = self.ctx.Pipe()
-        handle.process = self.ctx.Process(
-            target=worker_main, name=f"actormq-worker-{handle.worker_id}",
-            args=(self.config, handle.worker_id, self.count, self.port, child, self.run_dir))
+        plan = WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
+                          handle.private_port, handle.restore)
+        handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
+                                          name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
         child.close()
         handle.control = parent
         handle.started_at = time.monotonic()
+        handle.respawn_at = None
 
     def _await_ready(self, handle: WorkerHandle) -> None:
         if not handle.control.poll(READY_TIMEOUT):
@@ -101,14 +119,21 @@ class Node:
         except EOFError:
             raise ActormqError(f"worker {handle.worker_id} exited during start "
                                f"(exit code {handle.process.exitcode})") from None
+        self._take_report(handle, message)
+
+    def _take_report(self, handle: WorkerHandle, message: tuple) -> None:
         if message[0] != "ready":
             raise ActormqError(f"worker {handle.worker_id}: {message[1]}")
+        if message[3] is not None:
+            handle.private_port = message[3]
 
-    def _print_banner(self, host: str) -> None:
+    def _print_banner(self) -> None:
         config = self.config
-        lines = [
-            f"actormq {__version__} node {config['node.name']}",
-            f"listening on {host}:{self.port} (mqtt/tcp)",
+        lines = [f"actormq {__version__} node {config['node.name']}",
+                 f"listening on {self.host}:{self.port} (mqtt/tcp)"]
+        lines += [f"worker {h.worker_id} listening on {self.host}:{h.private_port} "
+                  f"(pid {h.process.pid})" for h in self.workers if h.private_port is not None]
+        lines += [
             f"workers: {self.count} (pids {', '.join(str(h.process.pid) for h in self.workers)})",
             f"data dir: {os.path.abspath(config['storage.dir'])}",
             f"storage: retained={config['retained.storage']} queue={config['queue.storage']}",
@@ -118,28 +143,66 @@ class Node:
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
 
+    # -- supervision -----------------------------------------------------------------
+
     def _supervise(self) -> None:
         while not self.stopping:
-            sentinels = {h.process.sentinel: h for h in self.workers}
-            for sentinel in wait(list(sentinels), timeout=0.2):
-                if self.stopping:
-                    break
-                self._restart(sentinels[sentinel])
+            running = [h for h in self.workers if h.process is not None]
+            watched = {h.process.sentinel: h for h in running}
+            watched.update({h.control: h for h in running})
+            ready = wait(list(watched), timeout=self._next_wait())
+            if self.stopping:
+                break
+            dead = [h for h in running if h.process.sentinel in ready]
+            for handle in running:
+                if handle.control in ready and handle not in dead:
+                    self._read_control(handle)
+            for handle in dead:
+                self._died(handle, dead)
+            self._respawn_due()
 
-    def _restart(self, handle: WorkerHandle) -> None:
-        code = handle.process.exitcode
-        log.warning("worker %d (pid %d) died with exit code %s; restarting", handle.worker_id,
-                    handle.process.pid, code)
-        handle.control.close()
-        self._spawn(handle)
+    def _next_wait(self) -> float:
+        due = [h.respawn_at for h in self.workers if h.respawn_at is not None]
+        if not due:
+            return SUPERVISE_POLL
+        return max(0.0, min(SUPERVISE_POLL, min(due) - time.monotonic()))
+
+    def _read_control(self, handle: WorkerHandle) -> None:
         try:
-            self._await_ready(handle)
+            while handle.control.poll():
+                message = handle.control.recv()
+                self._take_report(handle, message)
+                log.info("worker %d restarted (pid %d)", handle.worker_id, handle.process.pid)
+        except EOFError:
+            pass        # it is exiting: its sentinel says so next
         except ActormqError as exc:
             log.error("%s", exc)
-            time.sleep(1.0)
+
+    def _died(self, handle: WorkerHandle, dead: list[WorkerHandle]) -> None:
+        process = handle.process
+        process.join(1.0)       # its sentinel fired: this reaps it and sets the exit code
+        log.warning("worker %d (pid %d) died with exit code %s; restarting", handle.worker_id,
+                    process.pid, process.exitcode)
+        handle.control.close()
+        handle.process = None
+        survivors = [h for h in self.workers if h.alive and h not in dead]
+        for other in survivors:
+            try:
+                other.control.send(("peer_down", handle.worker_id, process.pid))
+            except OSError:
+                pass    # that one is dying as well
+        handle.restore = not survivors
+        uptime = time.monotonic() - handle.started_at
+        handle.respawn_at = time.monotonic() + (CRASH_LOOP_SECONDS if uptime < CRASH_LOOP_SECONDS else 0)
+
+    def _respawn_due(self) -> None:
+        now = time.monotonic()
+        for handle in self.workers:
+            if handle.respawn_at is not None and handle.respawn_at <= now:
+                self._spawn(handle)
 
     def _stop_all(self) -> None:
-        live = [h for h in self.workers if h.process is not None and h.process.is_alive()]
+        live = [h for h in self.workers if h.alive]
         for handle in live:
             handle.process.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT

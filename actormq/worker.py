@@ -1,10 +1,13 @@
 """One worker process: its event loop (uvloop when installed), its stores, its
-Broker with the actors, its listener and its link to the other workers.
+Broker with the actors, its listeners and its link to the other workers.
 
-The node starts `worker_main` with multiprocessing (spawn); the worker says
-"ready" (with its listener address) on the control pipe once it serves, and
-stops cleanly on SIGTERM/SIGINT: DISCONNECT to its clients, storage flushed,
-exit code 0.
+The node starts `worker_main` with multiprocessing (spawn) and a `WorkerPlan`.
+The control pipe carries, worker → node: ("ready", host, port, private_port)
+once the worker serves (private_port is None unless
+`listener.tcp.worker_ports`) or ("error", text); node → worker:
+("peer_down", worker_id, pid) when another worker died. The worker stops
+cleanly on SIGTERM/SIGINT, or when the node is gone (the pipe closes):
+DISCONNECT to its clients, storage flushed, exit code 0.
 """
 
 from __future__ import annotations
@@ -14,10 +17,23 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 
 from actormq.errors import ActormqError
 
 log = logging.getLogger("actormq.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlan:
+    """What the node tells a worker it spawns."""
+
+    worker_id: int
+    worker_count: int
+    port: int                       # the shared MQTT port (SO_REUSEPORT)
+    run_dir: str | None = None      # where the bus inboxes live
+    private_port: int | None = None # this worker's own port: 0 = a free one, None = none
+    restore: bool = True            # restore this worker's share of the persisted sessions
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -45,16 +61,13 @@ def open_worker_stores(config):
 class Worker:
     """Runs one Broker on its own loop until told to stop."""
 
-    def __init__(self, config, worker_id: int, worker_count: int, port: int, control=None,
-                 bus_dir: str | None = None) -> None:
+    def __init__(self, config, plan: WorkerPlan, control=None) -> None:
         self.config = config
-        self.worker_id = worker_id
-        self.worker_count = worker_count
-        self.port = port
+        self.plan = plan
         self.control = control
-        self.bus_dir = bus_dir
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
+        self.peers = None
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -65,47 +78,77 @@ class Worker:
 
     async def _main(self) -> int:
         from actormq.actors.broker import Broker
-        from actormq.actors.connection import Connection
-        from actormq.transport.listeners import start_listener
 
+        plan = self.plan
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stopping.set)
         stores = open_worker_stores(self.config)
-        broker = Broker(self.config, self.loop, stores, self.worker_id, self.worker_count)
-        peers = None
-        if self.worker_count > 1 and self.bus_dir:
+        broker = Broker(self.config, self.loop, stores, plan.worker_id, plan.worker_count)
+        if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
-            peers = PeerLink(broker, self.bus_dir)
-            await peers.start()
-        broker.start()
-        host = self.config["listener.tcp.host"]
-        server = await start_listener(self.loop, host, self.port, lambda: Connection(broker),
-                                      self.config["listener.tcp.backlog"])
-        self._report("ready", host, self.port)
+            self.peers = PeerLink(broker, plan.run_dir)
+            await self.peers.start()
+        broker.start(restore=plan.restore)
+        servers, private_port = await self._listen(broker)
+        self._watch_control()
+        self._report("ready", self.config["listener.tcp.host"], plan.port, private_port)
         await self.stopping.wait()
-        server.close()
+        for server in servers:
+            server.close()
         await broker.stop()
-        if peers is not None:
-            await peers.stop()
+        if self.peers is not None:
+            await self.peers.stop()
         if stores is not None:
             stores.close()
         return 0
+
+    async def _listen(self, broker) -> tuple[list, int | None]:
+        """The shared listener, and this worker's own one when planned."""
+        from actormq.actors.connection import Connection
+        from actormq.transport.listeners import start_listener
+
+        host = self.config["listener.tcp.host"]
+        backlog = self.config["listener.tcp.backlog"]
+        servers = [await start_listener(self.loop, host, self.plan.port, lambda: Connection(broker),
+                                        backlog)]
+        if self.plan.private_port is None:
+            return servers, None
+        private = await start_listener(self.loop, host, self.plan.private_port,
+                                       lambda: Connection(broker), backlog)
+        servers.append(private)
+        return servers, private.sockets[0].getsockname()[1]
+
+    # -- the control pipe ----------------------------------------------------------
+
+    def _watch_control(self) -> None:
+        if self.control is not None:
+            self.loop.add_reader(self.control.fileno(), self._on_control)
+
+    def _on_control(self) -> None:
+        try:
+            while self.control.poll():
+                message = self.control.recv()
+                if message[0] == "peer_down" and self.peers is not None:
+                    self.peers.peer_down(message[1], message[2])
+        except (EOFError, OSError):
+            log.warning("the node is gone: stopping")
+            self.loop.remove_reader(self.control.fileno())
+            self.stopping.set()
 
     def _report(self, *message) -> None:
         if self.control is not None:
             self.control.send(message)
 
 
-def worker_main(config, worker_id: int, worker_count: int, port: int, control,
-                bus_dir: str | None) -> None:
+def worker_main(config, plan: WorkerPlan, control) -> None:
     """Entry point of a spawned worker process."""
     from actormq.logsetup import setup_logging
 
-    setup_logging(config["log.level"], f"worker-{worker_id}")
+    setup_logging(config["log.level"], f"worker-{plan.worker_id}")
     try:
-        code = Worker(config, worker_id, worker_count, port, control, bus_dir).run()
+        code = Worker(config, plan, control).run()
     except ActormqError as exc:
-        log.error("worker %d cannot start: %s", worker_id, exc)
+        log.error("worker %d cannot start: %s", plan.worker_id, exc)
         if control is not None:
             control.send(("error", str(exc)))
         code = 2

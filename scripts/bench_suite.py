@@ -41,6 +41,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 20.0
 MOSQUITTO = "/usr/sbin/mosquitto"
 QUEUE_LIMIT = 100_000
+DRAIN_GRACE = 25.0  # s a subscriber keeps receiving after the publishers stop
 DRAIN_MESSAGES = 20_000
 CONNECTIONS = 2_000
 
@@ -80,7 +81,7 @@ class Broker:
     def start(self, command: list[str]) -> None:
         log = open(self.workdir / "broker.log", "wb")
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=self.workdir, start_new_session=True)
+                                     cwd=self.workdir, env=_env(), start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
         while not port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -246,7 +247,7 @@ def delivery_check(expected: int, sub: dict, must_be_exact: bool) -> str:
 def fan_in(port: int, workdir: Path, duration: float, qos: int) -> dict:
     """4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it."""
     sub = start_subscriber(workdir, "-p", port, "-t", "fanin/#", "-q", qos,
-                           "-d", duration + 60, "--idle", 2)
+                           "-d", duration + DRAIN_GRACE, "--idle", 2)
     pub = Run(["pub", "-p", port, "-c", 4, "-t", "fanin/%i", "-q", qos, "-s", 64,
                "--window", 100, "-d", duration]).result(duration + 60)
     received = sub.result(90)
@@ -259,7 +260,7 @@ def fan_in(port: int, workdir: Path, duration: float, qos: int) -> dict:
 def fan_out(port: int, workdir: Path, duration: float, rate: float) -> dict:
     """1 publisher -> 100 subscribers of one topic, QoS 0, `rate` publishes per second."""
     sub = start_subscriber(workdir, "-p", port, "-c", 100, "-t", "fanout/all",
-                           "-d", duration + 60, "--idle", 2)
+                           "-d", duration + DRAIN_GRACE, "--idle", 2)
     pub = Run(["pub", "-p", port, "-t", "fanout/all", "-r", rate,
                "-d", duration]).result(duration + 60)
     received = sub.result(90)
@@ -271,7 +272,7 @@ def fan_out(port: int, workdir: Path, duration: float, rate: float) -> dict:
 def latency(port: int, workdir: Path, duration: float) -> dict:
     """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber."""
     sub = start_subscriber(workdir, "-p", port, "-t", "latency/1", "-q", 1,
-                           "-d", duration + 60, "--idle", 2)
+                           "-d", duration + DRAIN_GRACE, "--idle", 2)
     pub = Run(["pub", "-p", port, "-t", "latency/%i", "-q", 1, "-r", 2000,
                "-d", duration]).result(duration + 60)
     received = sub.result(90)

@@ -21,7 +21,7 @@ from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
 from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
-from actormq.storage.records import decode_session
+from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
 from actormq.transport.codec import ReasonCode
 from actormq.transport.topics import parse_shared
 
@@ -67,9 +67,13 @@ class Broker:
 
     # -- life cycle ------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, restore: bool = True) -> None:
+        """Serve; with restore, bring back this worker's share of the persisted sessions
+        (a worker restarted beside live peers leaves them to the peers, which took
+        over the sessions it had)."""
         self.retained.load()
-        self.restore_sessions()
+        if restore:
+            self.restore_sessions()
         self._tasks.append(self.loop.create_task(self._keepalive_sweep()))
         if self.settings.sys_interval:
             self._tasks.append(self.loop.create_task(self._sys_publisher()))
@@ -91,34 +95,56 @@ class Broker:
         return crc32(client_id.encode()) % self.worker_count == self.worker_id
 
     def restore_sessions(self) -> int:
-        """Bring back persistent sessions from the store after a restart."""
-        if self.stores is None or self.config.get("queue.storage", "ram") == "ram":
-            return 0
-        now = time.time()
-        restored = 0
-        for key, value in list(self.stores.session.scan("session")):
-            record = decode_session(value)
-            if not self.owns(record.client_id) or record.client_id in self.sessions:
-                continue
-            since = record.disconnected_at or record.updated_at
-            if record.expiry_interval is not None and since + record.expiry_interval <= now:
-                self.stores.session.delete("session", key)
-                self.stores.queue.delete_prefix("queue", key + b"\x00")
-                continue
-            session = self.new_session(record.client_id, record.protocol_level, record.expiry_interval)
-            session.restore_subscriptions({f: SubOptions.from_record(o)
-                                           for f, o in record.subscriptions.items()})
-            session.queue.load()
-            session.disconnected_at = since
-            if record.expiry_interval is not None:
-                remaining = max(0.0, since + record.expiry_interval - now)
-                session._expiry_timer = self.loop.call_later(remaining, self.end_session, session)
-            session.store_record()
-            restored += 1
+        """Bring back this worker's share of the persistent sessions after a restart."""
+        restored = sum(1 for record in self.stored_sessions()
+                       if self.owns(record.client_id) and record.client_id not in self.sessions
+                       and self.restore_session(record) is not None)
         if restored:
             log.info("restored %d persistent sessions", restored)
         self._count_offline()
         return restored
+
+    def _stores_sessions(self) -> bool:
+        return self.stores is not None and self.config.get("queue.storage", "ram") != "ram"
+
+    def stored_sessions(self) -> list[SessionRecord]:
+        """Every session record in the store (none when queues live in RAM)."""
+        if not self._stores_sessions():
+            return []
+        return [decode_session(value) for _key, value in self.stores.session.scan("session")]
+
+    def stored_session(self, client_id: str) -> SessionRecord | None:
+        if not self._stores_sessions():
+            return None
+        value = self.stores.session.get("session", session_key(client_id))
+        return decode_session(value) if value is not None else None
+
+    def discard_stored_session(self, client_id: str) -> None:
+        """Delete a persisted session nobody holds (a clean start for it)."""
+        if self._stores_sessions():
+            key = session_key(client_id)
+            self.stores.session.delete("session", key)
+            self.stores.queue.delete_prefix("queue", queue_prefix(client_id))
+
+    def restore_session(self, record: SessionRecord) -> Session | None:
+        """Recreate a persisted session here, offline; None when it has expired.
+        A record still marked connected lost its worker: it went offline now."""
+        now = time.time()
+        since = now if record.connected else (record.disconnected_at or record.updated_at)
+        if record.expiry_interval is not None and since + record.expiry_interval <= now:
+            self.discard_stored_session(record.client_id)
+            return None
+        session = self.new_session(record.client_id, record.protocol_level, record.expiry_interval)
+        session.restore_subscriptions({f: SubOptions.from_record(o)
+                                       for f, o in record.subscriptions.items()})
+        self.stores.queue.invalidate("queue", session.queue.prefix)
+        session.queue.load()
+        session.disconnected_at = since
+        if record.expiry_interval is not None:
+            remaining = max(0.0, since + record.expiry_interval - now)
+            session._expiry_timer = self.loop.call_later(remaining, self.end_session, session)
+        session.store_record()
+        return session
 
     # -- sessions ----------------------------------------------------------------------
 

@@ -3,18 +3,28 @@
 Owns what crosses processes: route deltas and snapshots (every worker knows
 which filters every other worker has subscribers for), messages routed to a
 peer (one frame per destination worker), node-wide retained changes, counter
-reports for $SYS, and session takeover (claim / handover) so that a client id
-has exactly one live session in the node.
+reports for $SYS, session takeover (claim / handover) so that a client id
+has exactly one live session in the node, and what happens when a peer dies.
 
 Frame kinds (header is orjson; payloads are raw frames):
-  HELLO {w}              a worker (re)started: drop its old routes, send it ours
-  SNAP  {w, routes}      every route filter of worker w with its count
-  ROUTE {w, f, d}        route filter f of worker w changed by d (+1 / -1)
-  PUB   {m, share}       a message to route here (payload frame 0)
-  RET   {m}              a retained message changed (payload frame 0)
-  STATS {w, s}           worker w's counters
-  CLAIM {w, c, clean, r} worker w takes client id c; reply request id r
-  HAND  {r, state}       the claimed session's state (payloads: its messages), or state null
+  HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
+  SNAP  {w, p, routes}      every route filter of worker w with its count
+  ROUTE {w, f, d}           route filter f of worker w changed by d (+1 / -1)
+  PUB   {m, share}          a message to route here (payload frame 0)
+  RET   {m}                 a retained message changed (payload frame 0)
+  STATS {w, s}              worker w's counters
+  CLAIM {w, r, c, clean}    worker w takes client id c; reply HAND to request r
+  HAND  {w, r, state}       the claimed session's state (payloads: its messages), or null
+  HOLDS {w, r, c}           which of the client ids c do you hold? reply HELD
+  HELD  {w, r, held}        the ones this worker holds (or is claiming)
+
+A dead peer: the node tells every survivor (`peer_down`). The survivor drops
+the peer's routes and what its outbox still queued for it, stops waiting for
+its answers, and takes over the persisted sessions that nobody holds any
+more (disc modes), so they keep queueing while their clients are away; the
+survivors split them by crc32 of the client id. A CONNECT whose claim finds
+nobody resumes the session from the store (the claim tells the others to
+leave it alone), so a client can come back on any worker.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+from zlib import crc32
 
 from actormq.actors.messages import Delivery, Message, SubOptions
 
@@ -43,6 +55,22 @@ def message_from_header(header: list, payload: bytes) -> Message:
     return Message(topic, bytes(payload), qos, retain, props, expires_at, timestamp, origin)
 
 
+class _Request:
+    """A question sent to every live peer, waiting for their replies."""
+
+    __slots__ = ("future", "waiting", "replies")
+
+    def __init__(self, future: asyncio.Future, waiting: set[int]) -> None:
+        self.future = future
+        self.waiting = waiting
+        self.replies: list[tuple[dict, list]] = []
+
+    def answered_by(self, peer: int) -> None:
+        self.waiting.discard(peer)
+        if not self.waiting and not self.future.done():
+            self.future.set_result(None)
+
+
 class PeerLink:
     """Everything a worker says to and hears from its peers."""
 
@@ -52,46 +80,147 @@ class PeerLink:
         self.worker_id = broker.worker_id
         self.bus = Bus(run_dir, broker.worker_id, broker.worker_count,
                        broker.config.get("bus.hwm", 100000))
-        self._claims: dict[int, tuple[asyncio.Future, list, int]] = {}
-        self._request_ids = itertools.count(1)
-        self._stats_task = None
+        self._live = set(self.bus.peers)            # peers not known to be dead
+        self._pids: dict[int, int] = {}             # the pid each peer said HELLO with
+        self._requests: dict[int, _Request] = {}
+        # unique across restarts of this worker: a late reply never meets a new request
+        self._request_ids = itertools.count(os.getpid() << 24)
+        self._claiming: dict[str, int] = {}         # client id -> CONNECTs claiming it here
+        self._restoring: set[str] = set()           # orphans this worker is about to restore
+        self._tasks: set[asyncio.Task] = set()
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
             b"PUB": self._on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
-            b"CLAIM": self._on_claim, b"HAND": self._on_handover,
+            b"CLAIM": self._on_claim, b"HAND": self._on_reply, b"HOLDS": self._on_holds,
+            b"HELD": self._on_reply,
         }
 
     async def start(self) -> None:
         self.broker.peers = self
         self.bus.start(self.broker.loop, self._on_frame)
-        self.bus.broadcast(b"HELLO", {"w": self.worker_id})
-        self._stats_task = self.broker.loop.create_task(self._report_stats())
+        self.bus.broadcast(b"HELLO", {"w": self.worker_id, "p": os.getpid()})
+        self._spawn(self._report_stats())
 
     async def stop(self) -> None:
-        if self._stats_task is not None:
-            self._stats_task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         self.bus.close()
+
+    def _spawn(self, coroutine) -> None:
+        task = self.broker.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_frame(self, kind: bytes, header, payloads: list) -> None:
         self._handlers[kind](header, payloads)
 
+    def _broadcast(self, kind: bytes, header, payloads: tuple = ()) -> None:
+        self.bus.broadcast(kind, header, payloads, peers=list(self._live))
+
+    # -- peers coming and going ----------------------------------------------------
+
+    def _came_up(self, peer: int, pid: int) -> None:
+        known = self._pids.get(peer)
+        if known is not None and known != pid:
+            self._gone(peer)        # restarted before we heard that it died
+        self._live.add(peer)
+        self._pids[peer] = pid
+
+    def peer_down(self, peer: int, pid: int) -> None:
+        """The node saw worker `peer` (process `pid`) die."""
+        known = self._pids.get(peer)
+        if peer not in self._live or (known is not None and known != pid):
+            return      # already handled, or a newer incarnation said HELLO already
+        self._gone(peer)
+
+    def _gone(self, peer: int) -> None:
+        log.warning("worker %d is gone: dropping its routes, taking over its sessions", peer)
+        self._live.discard(peer)
+        self._pids.pop(peer, None)
+        self.bus.reset(peer)
+        self.broker.router.drop_worker_routes(peer)
+        self.broker.peer_stats.pop(peer, None)
+        for request in list(self._requests.values()):
+            request.answered_by(peer)
+        self._spawn(self._restore_orphans(sorted(self._live | {self.worker_id})))
+
+    async def _restore_orphans(self, owners: list[int]) -> None:
+        """Restore the persisted sessions no live worker holds; `owners` share them."""
+        broker = self.broker
+        busy = broker.sessions.keys() | self._claiming.keys()
+        candidates = [r.client_id for r in broker.stored_sessions() if r.client_id not in busy]
+        if not candidates:
+            return
+        self._restoring.update(candidates)
+        replies = await self._ask(b"HOLDS", {"c": candidates})
+        held = {client_id for header, _ in replies for client_id in header["held"]}
+        rank = owners.index(self.worker_id)
+        restored = 0
+        for client_id in candidates:
+            if client_id not in self._restoring:
+                continue        # a CONNECT claimed it meanwhile
+            self._restoring.discard(client_id)
+            if client_id in held or client_id in broker.sessions \
+                    or crc32(client_id.encode()) % len(owners) != rank:
+                continue
+            record = broker.stored_session(client_id)
+            if record is not None and broker.restore_session(record) is not None:
+                restored += 1
+        if restored:
+            log.info("took over %d persistent sessions of a dead worker", restored)
+
+    def _on_holds(self, header, _payloads) -> None:
+        sessions = self.broker.sessions
+        held = [c for c in header["c"] if c in sessions or c in self._claiming]
+        self.bus.send(header["w"], b"HELD", {"w": self.worker_id, "r": header["r"], "held": held})
+
+    # -- questions to every live peer ------------------------------------------------
+
+    async def _ask(self, kind: bytes, header: dict) -> list[tuple[dict, list]]:
+        """Send a request to every live peer; their replies once all answered,
+        died, or CLAIM_TIMEOUT passed."""
+        request_id = next(self._request_ids)
+        header = dict(header, w=self.worker_id, r=request_id)
+        waiting = {peer for peer in self._live if self.bus.send(peer, kind, header)}
+        if not waiting:
+            return []
+        request = _Request(self.broker.loop.create_future(), waiting)
+        self._requests[request_id] = request
+        try:
+            await asyncio.wait_for(request.future, CLAIM_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("%s: workers %s did not answer in %.0f s", kind.decode(),
+                        sorted(request.waiting), CLAIM_TIMEOUT)
+        finally:
+            del self._requests[request_id]
+        return request.replies
+
+    def _on_reply(self, header, payloads) -> None:
+        request = self._requests.get(header["r"])
+        if request is not None:
+            request.replies.append((header, payloads))
+            request.answered_by(header["w"])
+
     # -- routes ------------------------------------------------------------------
 
     def route_changed(self, route_filter: str, delta: int) -> None:
-        self.bus.broadcast(b"ROUTE", {"w": self.worker_id, "f": route_filter, "d": delta})
+        self._broadcast(b"ROUTE", {"w": self.worker_id, "f": route_filter, "d": delta})
 
     def _on_hello(self, header, _payloads) -> None:
         peer = header["w"]
+        self._came_up(peer, header["p"])
         router = self.broker.router
         router.drop_worker_routes(peer)
         self.broker.peer_stats.pop(peer, None)
-        self.bus.send(peer, b"SNAP", {"w": self.worker_id, "routes": router.local_filters()})
-        if self.worker_id == min(w for w in range(self.broker.worker_count) if w != peer):
+        self.bus.send(peer, b"SNAP", {"w": self.worker_id, "p": os.getpid(),
+                                      "routes": router.local_filters()})
+        if self.worker_id == min((self._live - {peer}) | {self.worker_id}):
             for message in self.broker.retained.snapshot():
                 self.bus.send(peer, b"RET", {"m": message_header(message)}, (message.payload,))
 
     def _on_snapshot(self, header, _payloads) -> None:
         peer = header["w"]
+        self._came_up(peer, header["p"])
         router = self.broker.router
         router.drop_worker_routes(peer)
         for route_filter, count in header["routes"].items():
@@ -120,7 +249,7 @@ class PeerLink:
                             share_target=tuple(share) if share is not None else None)
 
     def retained_changed(self, message: Message) -> None:
-        self.bus.broadcast(b"RET", {"m": message_header(message)}, (message.payload,))
+        self._broadcast(b"RET", {"m": message_header(message)}, (message.payload,))
 
     def _on_retained(self, header, payloads) -> None:
         self.broker.retained.retain(message_from_header(header["m"], payloads[0]), persist=False)
@@ -130,72 +259,72 @@ class PeerLink:
     async def _report_stats(self) -> None:
         while True:
             await asyncio.sleep(STATS_SECONDS)
-            self.bus.broadcast(b"STATS", {"w": self.worker_id, "s": self.broker.local_stats()})
+            self._broadcast(b"STATS", {"w": self.worker_id, "s": self.broker.local_stats()})
 
     def _on_stats(self, header, _payloads) -> None:
-        self.broker.peer_stats[header["w"]] = header["s"]
+        if header["w"] in self._live:
+            self.broker.peer_stats[header["w"]] = header["s"]
 
     # -- session takeover -------------------------------------------------------------------
 
     async def claim(self, client_id: str, clean_start: bool) -> None:
-        """Take the client id from whichever peer has it; adopt its state unless clean."""
-        peers = self.bus.peers
-        if not peers:
-            return
-        request = next(self._request_ids)
-        future = self.broker.loop.create_future()
-        self._claims[request] = (future, [], len(peers))
-        self.bus.broadcast(b"CLAIM", {"w": self.worker_id, "c": client_id, "clean": clean_start,
-                                      "r": request})
+        """Take the client id from whichever peer has it and adopt its state, or
+        resume it from the store when nobody holds it; clean_start discards it."""
+        self._restoring.discard(client_id)
+        self._claiming[client_id] = self._claiming.get(client_id, 0) + 1
         try:
-            await asyncio.wait_for(future, CLAIM_TIMEOUT)
-        except asyncio.TimeoutError:
-            log.warning("claim of %s: not every worker answered in %.0f s", client_id, CLAIM_TIMEOUT)
-        _future, handovers, _waiting = self._claims.pop(request)
-        for state, payloads in handovers:
-            if not clean_start and client_id not in self.broker.sessions:
-                import_session(self.broker, state, payloads)
+            replies = await self._ask(b"CLAIM", {"c": client_id, "clean": clean_start})
+        finally:
+            left = self._claiming.pop(client_id) - 1
+            if left:
+                self._claiming[client_id] = left
+        handed = [(header["state"], payloads) for header, payloads in replies
+                  if header["state"] is not None]
+        self._adopt(client_id, clean_start, handed)
+
+    def _adopt(self, client_id: str, clean_start: bool, handed: list) -> None:
+        broker = self.broker
+        if client_id in broker.sessions:
+            return
+        if handed:
+            if not clean_start:
+                import_session(broker, *handed[0])
+        elif clean_start:
+            broker.discard_stored_session(client_id)
+        else:
+            record = broker.stored_session(client_id)
+            if record is not None and broker.restore_session(record) is not None:
+                log.info("client %s: session resumed from the store", client_id)
 
     def _on_claim(self, header, _payloads) -> None:
         broker = self.broker
         client_id = header["c"]
+        self._restoring.discard(client_id)
         session = broker.sessions.get(client_id)
-        reply = {"r": header["r"], "state": None}
+        reply = {"w": self.worker_id, "r": header["r"], "state": None}
+        payloads: list = []
         if session is not None and session.conn is not None:
             log.info("client %s: taken over by worker %d", client_id, header["w"])
             session.conn.taken_over()
             session.detach(publish_will=True)
             session = broker.sessions.get(client_id)
-        if session is None:
-            self.bus.send(header["w"], b"HAND", reply)
-            return
-        if header["clean"]:
-            broker.end_session(session)
-            self.bus.send(header["w"], b"HAND", reply)
-            return
-        state, payloads = export_session(session)
-        broker.release_session(session)
-        reply["state"] = state
-        peer = header["w"]
-        stores = broker.stores
-        if session.queue.persistent and stores is not None:
-            loop = broker.loop
-            stores.queue.when_durable(
-                lambda: loop.call_soon_threadsafe(self.bus.send, peer, b"HAND", reply, tuple(payloads)))
-        else:
-            self.bus.send(peer, b"HAND", reply, tuple(payloads))
+        if session is not None:
+            if header["clean"]:
+                broker.end_session(session)
+            else:
+                reply["state"], payloads = export_session(session)
+                broker.release_session(session)
+        self._reply_when_durable(header["w"], b"HAND", reply, tuple(payloads))
 
-    def _on_handover(self, header, payloads) -> None:
-        entry = self._claims.get(header["r"])
-        if entry is None:
+    def _reply_when_durable(self, peer: int, kind: bytes, header: dict, payloads: tuple) -> None:
+        """Reply once what this worker wrote is committed: the claimer reads the store next."""
+        stores = self.broker.stores
+        if stores is None:
+            self.bus.send(peer, kind, header, payloads)
             return
-        future, handovers, waiting = entry
-        if header["state"] is not None:
-            handovers.append((header["state"], payloads))
-        waiting -= 1
-        self._claims[header["r"]] = (future, handovers, waiting)
-        if waiting <= 0 and not future.done():
-            future.set_result(None)
+        loop = self.broker.loop
+        stores.queue.when_durable(
+            lambda: loop.call_soon_threadsafe(self.bus.send, peer, kind, header, payloads))
 
 
 def export_session(session) -> tuple[dict, list]:

@@ -2,9 +2,10 @@
 online backlog beyond the in-flight window and the offline queue), its limits
 and its drop policy, and their persistence.
 
-Takes: enqueue (a Delivery), pop (the next to send), ack (a delivered one is
-done), attach/detach of the session (online/offline limits). Sends: nothing;
-it reports drops to the worker's counters.
+Takes: enqueue (a Delivery), pop (the next to send), discard (a delivered one
+is done), the session's online flag (online/offline limits). Sends: nothing;
+it counts what its limits dropped in `dropped` and raises QueueFull when the
+store refuses a message.
 
 Durability rule: a QoS1/2 message for a persistent session is written to the
 store (`put`) before enqueue returns; the publisher's PUBACK/PUBREC waits for
@@ -13,9 +14,11 @@ broker acknowledged is in LMDB (see Session.publish_acked).
 
 Queue types: fifo delivers oldest first, lifo newest first. When full, `drop`
 decides: "newest" refuses the incoming message, "oldest" evicts the message
-that has waited longest. In disc_only mode the memory holds at most a window
-of the persisted backlog; the rest is read back from LMDB in batches, so
-memory does not grow with the queue.
+that has waited longest. A limit of 0 means unlimited. In disc_only mode
+(fifo) every queued message is persisted and the memory holds at most a
+window of them; the rest (the backlog) is read back from the store a window at
+a time, starting after the last row read, so memory does not grow with the
+queue and a long backlog is read once.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ class QueueLimits:
 
 
 class QueueFull(Exception):
-    """Raised by enqueue when the store refuses the message (quota exceeded)."""
+    """Raised by enqueue when the store refuses the message (quota exceeded);
+    the queue is left as it was."""
 
 
 class Queue:
@@ -61,9 +65,9 @@ class Queue:
         self._store = store          # None: not persistent
         self._durable = durable      # True when the store writes to disc
         self._next_seq = 1
-        self._backlog = 0            # persisted entries not held in memory (disc_only)
-        self._window = window if not limits.lifo else None
-        self._last_loaded = 0
+        self._backlog = 0            # persisted entries not held in memory (window mode)
+        self._window = window if store is not None and not limits.lifo else None
+        self._last_loaded = 0        # highest seq that went into memory (window mode)
 
     def __len__(self) -> int:
         return len(self._mem) + self._backlog
@@ -72,14 +76,18 @@ class Queue:
     def persistent(self) -> bool:
         return self._store is not None
 
+    @property
+    def prefix(self) -> bytes:
+        return queue_prefix(self.client_id)
+
     def load(self) -> int:
         """Read this session's persisted queue back (after restart or takeover)."""
         if self._store is None:
             return 0
         self._mem.clear()
-        self._backlog = 0
+        self._backlog = self._last_loaded = 0
         count = 0
-        for key, value in self._store.scan("queue", queue_prefix(self.client_id)):
+        for key, value in self._store.scan("queue", self.prefix):
             _client, seq = split_queue_key(key)
             self._next_seq = max(self._next_seq, seq + 1)
             count += 1
@@ -91,34 +99,34 @@ class Queue:
         return count
 
     def enqueue(self, delivery: Delivery) -> bool:
-        """Add a delivery; False when it was dropped. Raises QueueFull when the
-        store is out of space; returns True and sets `wrote_durable` semantics via
-        the return of `persist` otherwise."""
+        """Take a delivery in; False when the queue's limit dropped it.
+
+        Raises QueueFull (and changes nothing) when the store refuses it."""
         limit = self.limits.max_online if self.online else self.limits.max_offline
-        if limit and len(self) >= limit:
-            if not self.limits.drop_oldest or not self._mem:
-                self.dropped += 1
-                log.debug("queue of %s full (%d): dropped message on %s",
-                          self.client_id, limit, delivery.message.topic_name)
-                return False
-            evicted = self._mem.popleft()
-            self.discard(evicted)
+        full = bool(limit) and len(self) >= limit
+        if full and not self._can_evict():
             self.dropped += 1
-            log.debug("queue of %s full (%d): dropped oldest message", self.client_id, limit)
-        seq = self._next_seq
-        self._next_seq += 1
-        delivery.seq = seq
-        if self._store is not None and (delivery.qos > 0 or self._window is not None):
+            log.debug("queue of %s full (%d): dropped message on %s",
+                      self.client_id, limit, delivery.message.topic_name)
+            return False
+        delivery.seq = self._next_seq
+        if self._writes(delivery):
             self._persist(delivery)
-            if self._window is not None and (self._backlog or len(self._mem) >= self._window):
-                self._backlog += 1
-                return True
-        self._mem.append(delivery)
+        self._next_seq += 1
+        if full:
+            self.discard(self._mem.popleft())
+            self.dropped += 1
+            log.debug("queue of %s full (%d): dropped its oldest message", self.client_id, limit)
+        if self._window is not None and (self._backlog or len(self._mem) >= self._window):
+            self._backlog += 1
+        else:
+            self._mem.append(delivery)
+            self._last_loaded = delivery.seq
         return True
 
     def enqueue_wrote_durable(self, delivery: Delivery) -> bool:
         """True when enqueuing this delivery writes to a disc store."""
-        return self._durable and (delivery.qos > 0 or self._window is not None)
+        return self._durable and self._writes(delivery)
 
     def pop(self) -> Delivery | None:
         """The next delivery to send, or None."""
@@ -137,7 +145,7 @@ class Queue:
 
     def discard(self, delivery: Delivery) -> None:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
-        if self._store is not None and delivery.seq and (delivery.qos > 0 or self._window is not None):
+        if delivery.seq and self._writes(delivery):
             self._store.delete("queue", queue_key(self.client_id, delivery.seq))
 
     def mark_sent(self, delivery: Delivery, packet_id: int) -> None:
@@ -148,11 +156,7 @@ class Queue:
         self._mem.clear()
         self._backlog = 0
         if self._store is not None:
-            self._store.delete_prefix("queue", queue_prefix(self.client_id))
-
-    @property
-    def prefix(self) -> bytes:
-        return queue_prefix(self.client_id)
+            self._store.delete_prefix("queue", self.prefix)
 
     def extract(self, seqs: set[int]) -> list[Delivery]:
         """Take the deliveries with these sequence numbers out of the queue."""
@@ -172,6 +176,17 @@ class Queue:
         """Every delivery held in memory, in order (for takeover hand-over)."""
         return list(self._mem)
 
+    def _writes(self, delivery: Delivery) -> bool:
+        """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
+        return self._store is not None and (delivery.qos > 0 or self._window is not None)
+
+    def _can_evict(self) -> bool:
+        if not self.limits.drop_oldest:
+            return False
+        if not self._mem and self._backlog:
+            self._refill()
+        return bool(self._mem)
+
     def _persist(self, delivery: Delivery) -> None:
         message = delivery.message
         if delivery.qos != message.qos or delivery.retain != message.retain or delivery.subscription_ids:
@@ -181,22 +196,22 @@ class Queue:
             message = replace(message, qos=delivery.qos, retain=delivery.retain, properties=props)
         try:
             self._store.put("queue", queue_key(self.client_id, delivery.seq), encode_message(message))
-        except StorageFullError as exc:
-            log.warning("store full, refusing message for %s: %s", self.client_id, exc)
+        except StorageFullError as exc:  # the store logs the episode; this is per message
+            log.debug("refused a message for %s: %s", self.client_id, exc)
             raise QueueFull(str(exc)) from exc
 
     def _refill(self) -> None:
+        """Read the next window of the backlog, from the row after the last one read."""
         start = queue_key(self.client_id, self._last_loaded + 1)
-        prefix = queue_prefix(self.client_id)
-        for key, value in self._store.scan("queue", prefix):
-            if key < start:
-                continue
+        for key, value in self._store.scan("queue", self.prefix, start=start):
             _client, seq = split_queue_key(key)
             self._mem.append(self._decode(seq, value))
             self._last_loaded = seq
             self._backlog -= 1
             if len(self._mem) >= self._window or self._backlog <= 0:
                 break
+        else:  # the store holds no more rows: nothing is left behind
+            self._backlog = 0
         self._backlog = max(self._backlog, 0)
 
     @staticmethod

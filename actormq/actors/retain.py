@@ -6,19 +6,28 @@ memory; in disc_only the index is LMDB itself and nothing is held in memory.
 Every worker of a node serves the same retained set: the worker a retained
 PUBLISH arrives on writes it to the store and tells its peers (`apply`), and
 they update their memory index without writing.
+
+Limits: a message over `max_payload_size`, a new topic beyond `max_messages`
+(after expired messages made room) or a row the store refuses (full) is
+delivered as usual but not retained. A retained message expires at its MQTT 5
+message expiry when it has one, otherwise `expiry_interval` seconds after it
+was published; expiry is decided when it is read, so nothing is added to the
+message a subscriber receives.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 from actormq.actors.messages import Message
+from actormq.errors import StorageFullError
 from actormq.storage.records import decode_message, encode_message, retained_key
 from actormq.transport.topics import has_wildcard, matches
 
 log = logging.getLogger("actormq.retain")
+
+PURGE_SECONDS = 1.0  # a full store looks for expired messages at most this often
 
 
 class RetainedStore:
@@ -31,6 +40,7 @@ class RetainedStore:
         self.max_messages = max_messages
         self.max_payload_size = max_payload_size
         self.expiry_interval = expiry_interval
+        self._purged_at = 0.0
 
     def load(self) -> int:
         if self._store is None or self._memory is None:
@@ -53,6 +63,11 @@ class RetainedStore:
         """False when the message is too large to retain (it is still delivered)."""
         return not (self.max_payload_size and len(message.payload) > self.max_payload_size)
 
+    def expired(self, message: Message, now: float) -> bool:
+        if message.expires_at is not None:
+            return now >= message.expires_at
+        return bool(self.expiry_interval) and now >= message.timestamp + self.expiry_interval
+
     def retain(self, message: Message, persist: bool = True) -> bool:
         """Store, replace or (empty payload) delete; False when refused by a limit."""
         topic = message.topic_name
@@ -62,15 +77,17 @@ class RetainedStore:
         if not self.accepts(message):
             log.debug("retained message on %s too large, not stored", topic)
             return False
-        if self.max_messages and not self._exists(topic) and len(self) >= self.max_messages:
+        if self.max_messages and not self._exists(topic) and not self._has_room():
             log.debug("retained store full (%d), %s not stored", self.max_messages, topic)
             return False
-        if message.expires_at is None and self.expiry_interval:
-            message = replace(message, expires_at=message.timestamp + self.expiry_interval)
+        if persist and self._store is not None:
+            try:
+                self._store.put("retained", retained_key(topic), encode_message(message))
+            except StorageFullError as exc:  # the store logs the episode
+                log.debug("retained message on %s not stored: %s", topic, exc)
+                return False
         if self._memory is not None:
             self._memory[topic] = message
-        if persist and self._store is not None:
-            self._store.put("retained", retained_key(topic), encode_message(message))
         return True
 
     def match(self, topic_filter: str) -> list[Message]:
@@ -83,11 +100,23 @@ class RetainedStore:
             candidates = [m for m in self._all() if matches(topic_filter, m.topic_name)]
         live = []
         for message in candidates:
-            if message.expired(now):
+            if self.expired(message, now):
                 self._delete(message.topic_name, True)
             else:
                 live.append(message)
         return live
+
+    def _has_room(self) -> bool:
+        if len(self) < self.max_messages:
+            return True
+        now = time.time()
+        if now - self._purged_at < PURGE_SECONDS:
+            return False
+        self._purged_at = now
+        for message in self._all():
+            if self.expired(message, now):
+                self._delete(message.topic_name, True)
+        return len(self) < self.max_messages
 
     def _exists(self, topic: str) -> bool:
         if self._memory is not None:
@@ -100,7 +129,7 @@ class RetainedStore:
         value = self._store.get("retained", retained_key(topic))
         return decode_message(value)[0] if value is not None else None
 
-    def _all(self):
+    def _all(self) -> list[Message]:
         if self._memory is not None:
             return list(self._memory.values())
         return [decode_message(value)[0] for _key, value in self._store.scan("retained")]

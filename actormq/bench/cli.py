@@ -1,6 +1,6 @@
 """The `actormq bench pub|sub|conn` commands (options in the spirit of emqtt-bench).
 
-Only option parsing and output live here; the work is in `actormq.bench.client`.
+Only option parsing and output live here; the work is in `actormq.bench.runner`.
 Runs standalone too: `python -m actormq.bench.cli pub ...`.
 """
 
@@ -12,7 +12,8 @@ import resource
 
 import click
 
-from actormq.bench.client import Endpoint, Workload, run_conn, run_pub, run_sub
+from actormq.bench.client import Endpoint
+from actormq.bench.runner import Workload, run_conn, run_pub, run_sub
 
 VERSIONS = {"3": 4, "4": 4, "5": 5}
 
@@ -31,7 +32,7 @@ def _common(command):
         click.option("-V", "--version", "mqtt_version", type=click.Choice(sorted(VERSIONS)),
                      default="3", show_default=True, help="MQTT 3.1.1 (3) or 5."),
         click.option("-k", "--keepalive", default=60, show_default=True, type=int),
-        click.option("-C", "--clean/--no-clean", default=True, show_default=True,
+        click.option("--clean/--no-clean", default=True, show_default=True,
                      help="Clean start / clean session."),
         click.option("-x", "--session-expiry", type=int, default=None,
                      help="MQTT 5 session expiry interval (s)."),

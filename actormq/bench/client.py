@@ -12,17 +12,23 @@ reads only what the benchmark needs: a PUBLISH's payload offset (and packet id
 to acknowledge it), the count of PUBACK / PUBCOMP and the packet id of PUBREC /
 PUBREL. Every other packet (CONNACK, SUBACK, DISCONNECT, ...) goes to the
 codec's `decode_packet`.
+
+`RawConnector` opens many bare connections (CONNECT, CONNACK, then held) on
+non-blocking sockets and one epoll, without asyncio transports: a connection
+costs the benchmark a fraction of what it costs through asyncio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import select
+import socket
 import struct
 import time
 from dataclasses import dataclass
 
-from actormq.bench.report import Progress, Summary, cpu_seconds, latency_summary
-from actormq.bench.stats import HEADER_SIZE, DeliveryCounts, LatencyHistogram, SequenceTracker
+from actormq.bench.stats import HEADER_SIZE, LatencyHistogram
 from actormq.errors import ProtocolError
 from actormq.transport import codec
 
@@ -143,12 +149,14 @@ class MqttClient(asyncio.Protocol):
     """One benchmark client socket.
 
     Set `on_publish(buf, payload_offsets, now_ns)` to receive PUBLISH payload
-    headers and `on_complete(count)` to learn of finished QoS 1/2 publishes.
-    `connack` and `suback` are futures resolved with the decoded packets.
+    headers, `on_complete(count)` to learn of finished QoS 1/2 publishes and
+    `on_resume()` to hear that a paused socket takes writes again; `coalesce`
+    to batch reads under load. `connack` and `suback` are futures resolved
+    with the decoded packets (None if the connection closed first).
     """
 
     def __init__(self, client_id: str, endpoint: Endpoint) -> None:
-        loop = asyncio.get_running_loop()
+        self.loop = loop = asyncio.get_running_loop()
         self.client_id = client_id
         self.endpoint = endpoint
         self.v5 = endpoint.version == 5
@@ -158,13 +166,12 @@ class MqttClient(asyncio.Protocol):
         self.closed: asyncio.Future = loop.create_future()
         self.transport: asyncio.Transport | None = None
         self.paused = False
+        self.coalesce = False
         self.on_publish = None
         self.on_complete = None
         self.on_resume = None
         self._rest: bytearray | None = None
-        self.loop = loop
         self._last_read = 0.0
-        self.coalesce = False
 
     # -- set-up packets (codec, not hot) ---------------------------------------
 
@@ -344,314 +351,127 @@ def receive_maximum(connack) -> int:
     return props.get("receive_maximum", MAX_PACKET_ID)
 
 
-# -- workloads -------------------------------------------------------------------
+@dataclass(slots=True)
+class _Pending:
+    sock: socket.socket
+    connect: bytes
+    started_ns: int
+    received: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """What one `actormq bench` command does.
+class RawConnector:
+    """Opens connections `concurrency` at a time until each got its CONNACK.
 
-    `per_second` is the message rate of each publishing client (None: as fast
-    as the socket and the QoS 1/2 window allow). `limit` caps the messages of
-    each publisher; `count` stops a subscriber run once that many arrived
-    (0: right after SUBACK); `idle` stops it after that many seconds without
-    a message once one arrived.
+    Blocking: run it in a thread. `opened` (connected sockets) grows as it goes;
+    `errors` says what failed; `connect_ns` holds CONNECT-to-CONNACK times.
     """
 
-    clients: int = 1
-    start_number: int = 0
-    prefix: str = "bench"
-    topic: str = "bench/%i"
-    qos: int = 0
-    size: int = 64
-    per_second: float | None = None
-    duration: float = 10.0
-    window: int = 100
-    limit: int = 0
-    count: int | None = None
-    idle: float | None = None
-    concurrency: int = 50
-    grace: float = 10.0
-    ready_file: str | None = None
-    progress: bool = True
+    def __init__(self, endpoint: Endpoint, client_ids, concurrency: int) -> None:
+        self.endpoint = endpoint
+        self.client_ids = iter(client_ids)
+        self.concurrency = concurrency
+        self.opened: list[socket.socket] = []
+        self.errors: list[str] = []
+        self.connect_ns = LatencyHistogram()
+        self.first_start_ns = 0
+        self.last_connack_ns = 0
+        self._poll = select.epoll()
+        self._pending: dict[int, _Pending] = {}
 
-    def indexes(self) -> range:
-        return range(self.start_number + 1, self.start_number + self.clients + 1)
-
-    def client_id(self, index: int) -> str:
-        return f"{self.prefix}{index}"
-
-    def topic_for(self, index: int) -> str:
-        return self.topic.replace("%i", str(index)).replace("%c", self.client_id(index))
-
-
-class Publisher:
-    """Paces one client's PUBLISH stream: rate, QoS 1/2 window, limit, write pauses."""
-
-    BATCH = 64
-
-    def __init__(self, client: MqttClient, template: PublishTemplate, index: int,
-                 work: Workload, window: int) -> None:
-        self.client = client
-        self.template = template
-        self.index = index
-        self.per_second = work.per_second
-        self.window = window if work.qos else 0
-        self.limit = work.limit
-        self.sent = 0
-        self.completed = 0
-        self.loop = asyncio.get_running_loop()
-        self.done_sending: asyncio.Future = self.loop.create_future()
-        self._started = 0.0
-        self._armed = False
-        client.on_complete = self._on_complete
-        client.on_resume = self._wake
-
-    def start(self, at: float) -> None:
-        self._started = at
-        self._pump()
-
-    def stop(self) -> None:
-        if not self.done_sending.done():
-            self.done_sending.set_result(self.loop.time())
-
-    def _on_complete(self, count: int) -> None:
-        self.completed += count
-        self._wake()
-
-    def _wake(self) -> None:
-        if not self._armed:
-            self._pump()
-
-    def _pump(self) -> None:
-        self._armed = False
-        transport = self.client.transport
-        if self.done_sending.done() or self.client.paused or transport.is_closing():
-            return
-        budget = self.BATCH
-        if self.window:
-            budget = min(budget, self.window - (self.sent - self.completed))
-        if self.limit:
-            budget = min(budget, self.limit - self.sent)
-        if self.per_second:
-            due = int((self.loop.time() - self._started) * self.per_second) + 1 - self.sent
-            budget = min(budget, due)
-        if budget > 0:
-            transport.write(self.template.render(self.index, self.sent, budget,
-                                                 time.monotonic_ns()))
-            self.sent += budget
-        if self.limit and self.sent >= self.limit:
-            self.stop()
-        else:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        if self.client.paused or (self.window and self.sent - self.completed >= self.window):
-            return
-        self._armed = True
-        if self.per_second:
-            # event loop timers tick in whole milliseconds: an earlier wake-up
-            # would find nothing due and spin
-            due_at = self._started + self.sent / self.per_second
-            self.loop.call_at(max(due_at, self.loop.time() + TIMER_TICK), self._pump)
-        else:
-            self.loop.call_soon(self._pump)
-
-
-@dataclass(slots=True)
-class Fleet:
-    """The clients of a run that connected, and what went wrong for the others."""
-
-    clients: dict
-    errors: list
-    connect_ns: LatencyHistogram
-    first_start_ns: int = 0
-    last_connack_ns: int = 0
-
-    def connect_rate(self) -> float | None:
-        span = self.last_connack_ns - self.first_start_ns
-        return len(self.clients) / span * 1e9 if self.clients and span > 0 else None
-
-
-async def connect_all(work: Workload, endpoint: Endpoint, fleet: Fleet | None = None,
-                      prepare=None) -> Fleet:
-    """Connect every client of `work`, at most `work.concurrency` at a time,
-    into `fleet` (a new one by default; pass one to watch it grow).
-    `prepare(index, client)` runs before a client connects (to set callbacks
-    that must see the first packets)."""
-    fleet = fleet if fleet is not None else Fleet({}, [], LatencyHistogram())
-    pending = iter(work.indexes())
-
-    async def worker() -> None:
-        for index in pending:
-            started = time.monotonic_ns()
-            fleet.first_start_ns = fleet.first_start_ns or started
-            client = MqttClient(work.client_id(index), endpoint)
-            if prepare is not None:
-                prepare(index, client)
-            try:
-                await open_client(client)
-            except ConnectionError as exc:
-                fleet.errors.append(str(exc))
-                continue
-            fleet.last_connack_ns = time.monotonic_ns()
-            fleet.connect_ns.record(fleet.last_connack_ns - started)
-            fleet.clients[index] = client
-
-    await asyncio.gather(*(worker() for _ in range(max(1, min(work.concurrency,
-                                                                work.clients)))))
-    return fleet
-
-
-async def _keepalive(clients, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        for client in clients:
-            client.ping()
-
-
-async def _disconnect(clients) -> None:
-    for client in clients:
-        client.disconnect()
-    if clients:
-        await asyncio.wait([c.closed for c in clients], timeout=2.0)
-
-
-async def _with_progress(progress: Progress | None, keepalive: tuple, body):
-    tasks = [asyncio.ensure_future(_keepalive(*keepalive))]
-    if progress is not None:
-        tasks.append(asyncio.ensure_future(progress.run()))
-    try:
-        return await body
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
-def _summary(command: str, work: Workload, endpoint: Endpoint, fleet: Fleet,
-             cpu_start: float, **fields) -> Summary:
-    return Summary(command=command, clients=work.clients, connected=len(fleet.clients),
-                   version=endpoint.version, qos=work.qos, size=work.size,
-                   connect_ms=latency_summary(fleet.connect_ns, 1_000_000),
-                   cpu_s=round(cpu_seconds() - cpu_start, 3), errors=fleet.errors[:20],
-                   **fields)
-
-
-async def run_pub(work: Workload, endpoint: Endpoint) -> Summary:
-    """Publish from every client for `work.duration` (or up to `work.limit`)."""
-    cpu_start = cpu_seconds()
-    fleet = await connect_all(work, endpoint)
-    loop = asyncio.get_running_loop()
-    publishers = [Publisher(client, PublishTemplate(work.topic_for(index), work.size, work.qos,
-                                                    endpoint.version), index, work,
-                            min(work.window, receive_maximum(client.connack.result())))
-                  for index, client in fleet.clients.items()]
-    sent = lambda: sum(p.sent for p in publishers)  # noqa: E731
-    counters = (lambda: {"sent": sent(), "completed": sum(p.completed for p in publishers)}) \
-        if work.qos else (lambda: {"sent": sent()})
-    progress = Progress("pub", counters) if work.progress else None
-
-    async def body() -> float:
-        started = loop.time()
-        for publisher in publishers:
-            publisher.start(started)
-        if publishers:
-            await asyncio.wait([p.done_sending for p in publishers], timeout=work.duration)
-        for publisher in publishers:
-            publisher.stop()
-        elapsed = max((p.done_sending.result() for p in publishers), default=started) - started
-        await _settle(lambda: all(p.completed >= p.sent for p in publishers) or not work.qos,
-                      work.grace)
-        return elapsed
-
-    elapsed = await _with_progress(progress, (fleet.clients.values(), endpoint.keepalive / 2),
-                                   body())
-    await _disconnect(list(fleet.clients.values()))
-    total = sent()
-    return _summary("pub", work, endpoint, fleet, cpu_start, elapsed_s=round(elapsed, 3),
-                    rate=total / elapsed if elapsed > 0 else None, sent=total,
-                    completed=sum(p.completed for p in publishers))
-
-
-async def _settle(condition, timeout: float, step: float = 0.02) -> bool:
-    """Wait until `condition()` holds or `timeout` passes; return whether it held."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(step)
-    return True
-
-
-async def run_sub(work: Workload, endpoint: Endpoint) -> Summary:
-    """Subscribe every client, then count what arrives until duration, count or idle."""
-    cpu_start = cpu_seconds()
-    connect_started = time.monotonic_ns()
-    histogram = LatencyHistogram()
-    trackers: dict[int, SequenceTracker] = {}
-
-    def prepare(index: int, client: MqttClient) -> None:
-        trackers[index] = SequenceTracker(histogram)
-        client.on_publish = trackers[index].observe
-        client.coalesce = work.qos == 0
-
-    fleet = await connect_all(work, endpoint, prepare=prepare)
-    for index, client in list(fleet.clients.items()):
+    def run(self) -> None:
         try:
-            await subscribe(client, work.topic_for(index), work.qos, endpoint.connect_timeout)
-        except ConnectionError as exc:
-            fleet.errors.append(str(exc))
-    trackers = [trackers[index] for index in fleet.clients]
-    if work.ready_file:
-        with open(work.ready_file, "w") as ready:
-            ready.write(f"{len(trackers)}\n")
-    received = lambda: sum(t.received for t in trackers)  # noqa: E731
-    progress = Progress("sub", lambda: {"received": received()}) if work.progress else None
-    await _with_progress(progress, (fleet.clients.values(), endpoint.keepalive / 2),
-                         _await_traffic(work, received))
-    await _disconnect(list(fleet.clients.values()))
-    counts = sum((t.counts() for t in trackers), DeliveryCounts())
-    first = min((t.first_ns for t in trackers if t.first_ns), default=0)
-    last = max((t.last_ns for t in trackers), default=0)
-    span = (last - first) / 1e9
-    return _summary("sub", work, endpoint, fleet, cpu_start, elapsed_s=round(span, 3),
-                    rate=counts.received / span if span > 0 else None,
-                    received=counts.received, duplicates=counts.duplicates,
-                    missing=counts.missing, latency_us=latency_summary(histogram),
-                    connect_to_last_s=round((last - connect_started) / 1e9, 4) if last else None)
+            for _ in range(self.concurrency):
+                self._start_next()
+            while self._pending:
+                events = self._poll.poll(0.05)
+                for fd, event in events:
+                    self._handle(fd, event)
+                self._expire()
+        finally:
+            self._poll.close()
 
-
-async def _await_traffic(work: Workload, received) -> None:
-    """Return at the duration, at `work.count` messages, or after `work.idle` quiet seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + work.duration
-    last_total, last_change = 0, loop.time()
-    while loop.time() < deadline:
-        total = received()
-        if work.count is not None and total >= work.count:
+    def _start_next(self) -> None:
+        client_id = next(self.client_ids, None)
+        if client_id is None:
             return
-        now = loop.time()
-        if total != last_total:
-            last_total, last_change = total, now
-        elif work.idle and total and now - last_change >= work.idle:
+        connect = codec.encode(codec.Connect(client_id=client_id,
+                                             protocol_level=self.endpoint.version,
+                                             clean_start=True, keepalive=self.endpoint.keepalive),
+                               self.endpoint.version)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        started = time.monotonic_ns()
+        self.first_start_ns = self.first_start_ns or started
+        code = sock.connect_ex((self.endpoint.host, self.endpoint.port))
+        if code not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.errors.append(f"{client_id}: {errno.errorcode.get(code, code)}")
+            return self._start_next()
+        self._pending[sock.fileno()] = _Pending(sock, connect, started)
+        self._poll.register(sock.fileno(), select.EPOLLOUT)
+
+    def _handle(self, fd: int, event: int) -> None:
+        pending = self._pending[fd]
+        try:
+            if pending.connect:
+                pending.sock.send(pending.connect)
+                pending.connect = b""
+                self._poll.modify(fd, select.EPOLLIN)
+                return
+            chunk = pending.sock.recv(512)
+            if not chunk:
+                raise ConnectionError("closed before CONNACK")
+            pending.received += chunk
+            connack = _complete_connack(pending.received, self.endpoint.version)
+        except (OSError, ProtocolError) as exc:
+            return self._fail(fd, str(exc))
+        if connack is None:
             return
-        await asyncio.sleep(0.01 if work.count else 0.05)
+        if connack.reason_code >= 0x80:
+            return self._fail(fd, f"CONNACK reason code 0x{connack.reason_code:02X}")
+        self._poll.unregister(fd)
+        del self._pending[fd]
+        self.last_connack_ns = time.monotonic_ns()
+        self.connect_ns.record(self.last_connack_ns - pending.started_ns)
+        self.opened.append(pending.sock)
+        self._start_next()
+
+    def _fail(self, fd: int, why: str) -> None:
+        self._poll.unregister(fd)
+        self._pending.pop(fd).sock.close()
+        self.errors.append(why)
+        self._start_next()
+
+    def _expire(self) -> None:
+        limit = time.monotonic_ns() - int(self.endpoint.connect_timeout * 1e9)
+        for fd in [fd for fd, p in self._pending.items() if p.started_ns < limit]:
+            self._fail(fd, "timed out")
+
+    def ping(self) -> None:
+        packet = codec.encode(codec.Pingreq(), self.endpoint.version)
+        for sock in self.opened:
+            try:
+                sock.send(packet)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        packet = codec.encode(codec.Disconnect(), self.endpoint.version)
+        for sock in self.opened:
+            try:
+                sock.send(packet)
+            except OSError:
+                pass
+            sock.close()
 
 
-async def run_conn(work: Workload, endpoint: Endpoint) -> Summary:
-    """Open every connection, hold them for `work.duration`, then disconnect."""
-    cpu_start = cpu_seconds()
-    fleet = Fleet({}, [], LatencyHistogram())
-    progress = Progress("conn", lambda: {"connected": len(fleet.clients)}) \
-        if work.progress else None
-    await _with_progress(progress, ((), endpoint.keepalive / 2), connect_all(work, endpoint, fleet))
-    span = (fleet.last_connack_ns - fleet.first_start_ns) / 1e9
-    if work.ready_file:
-        with open(work.ready_file, "w") as ready:
-            ready.write(f"{len(fleet.clients)}\n")
-    await _with_progress(None, (fleet.clients.values(), endpoint.keepalive / 2),
-                         asyncio.sleep(work.duration))
-    await _disconnect(list(fleet.clients.values()))
-    return _summary("conn", work, endpoint, fleet, cpu_start, elapsed_s=round(span, 3),
-                    rate=fleet.connect_rate())
+def _complete_connack(data: bytes, version: int):
+    """The CONNACK at the start of `data`, None while it is incomplete."""
+    parsed = _varint(data, 1) if len(data) >= 2 else None
+    if parsed is None or len(data) < parsed[1] + parsed[0]:
+        return None
+    length, body = parsed
+    packet = codec.decode_packet(data[0], data[body:body + length], version)
+    if not isinstance(packet, codec.Connack):
+        raise ProtocolError(0x82, f"expected CONNACK, got {type(packet).__name__}")
+    return packet

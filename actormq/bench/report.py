@@ -81,9 +81,9 @@ class Summary:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def to_text(self) -> str:
+        traffic = f"QoS {self.qos}, {self.size} B, " if self.command != "conn" else ""
         lines = [f"{self.command}: {self.connected}/{self.clients} clients, "
-                 f"MQTT {'5' if self.version == 5 else '3.1.1'}, QoS {self.qos}, "
-                 f"{self.size} B, {self.elapsed_s:.2f} s"]
+                 f"MQTT {'5' if self.version == 5 else '3.1.1'}, {traffic}{self.elapsed_s:.2f} s"]
         if self.command == "pub":
             lines.append(f"  sent       {self.sent:,}  ({_rate(self.rate)} msg/s)"
                          + (f", completed {self.completed:,}" if self.qos else ""))

@@ -174,6 +174,8 @@ KEYS: tuple[Key, ...] = (
         **_U16),
     Key("listener.tcp.backlog", Kind.INT, "1024", "Listen backlog of the MQTT TCP listener.",
         minimum=1, maximum=65535),
+    Key("listener.tcp.worker_ports", Kind.BOOL, "false",
+        "Each worker also listens on a port of its own (a free one), shown in the banner."),
     Key("node.name", Kind.STR, "actormq@127.0.0.1", "Name of this node in a cluster."),
     Key("node.workers", Kind.INT, "0", "Number of worker processes (0 = one per CPU core).",
         minimum=0, maximum=1024),

@@ -32,6 +32,8 @@ MODES = (RAM, DISC, DISC_ONLY)
 MAX_KEY_SIZE = 511
 GROUP_END = b"\x00"
 
+Rows = Iterator[tuple[bytes, bytes]]
+
 
 @runtime_checkable
 class Store(Protocol):
@@ -42,8 +44,8 @@ class Store(Protocol):
 
     def delete(self, table: str, key: bytes) -> None: ...
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """Rows whose key starts with `prefix`, sorted by key."""
+    def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
+        """Rows whose key starts with `prefix` (and is >= `start` when given), sorted by key."""
 
     def count(self, table: str, prefix: bytes = b"") -> int: ...
 
@@ -89,6 +91,11 @@ def prefix_group(prefix: bytes) -> bytes | None:
     """The one group every key under `prefix` belongs to, None when it spans groups."""
     end = prefix.find(GROUP_END)
     return None if end < 0 else prefix[: end + 1]
+
+
+def scan_floor(prefix: bytes, start: bytes | None) -> bytes:
+    """The smallest key a scan of `prefix` from `start` may yield."""
+    return prefix if start is None or start < prefix else start
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -19,9 +19,9 @@ owner thread may use a CachedStore.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from actormq.storage.base import META, QUEUE, SESSION, check_key, check_table, prefix_group
+from actormq.storage.base import META, QUEUE, SESSION, Rows, check_key, check_table, prefix_group
 from actormq.storage.lmdb_store import LmdbStore
 from actormq.storage.ram import RamStore
 from actormq.storage.writer import ErrorCallback
@@ -67,10 +67,10 @@ class CachedStore:
             return self._memory.get(table, key)
         return self._inner.get(table, key)
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         if self._cached(table, prefix):
-            return self._memory.scan(table, prefix)
-        return self._inner.scan(table, prefix)
+            return self._memory.scan(table, prefix, start)
+        return self._inner.scan(table, prefix, start)
 
     def count(self, table: str, prefix: bytes = b"") -> int:
         if self._cached(table, prefix):

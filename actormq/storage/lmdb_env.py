@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 import lmdb
 
 from actormq.errors import StorageError, StorageFullError
-from actormq.storage.base import META, TABLES
+from actormq.storage.base import META, TABLES, scan_floor
 
 ENV_DIR = "actormq.lmdb"
 FORMAT_KEY = b"format_version"
@@ -218,16 +218,18 @@ class LmdbEnv:
         return None if db is None else self.read(lambda txn: txn.get(key, db=db))
 
     def range(self, table: str, prefix: bytes, after: bytes | None, limit: int,
-              values: bool = True) -> tuple[list, bool]:
-        """Up to `limit` rows under `prefix` with key > `after`; and whether more may follow."""
+              values: bool = True, start: bytes | None = None) -> tuple[list, bool]:
+        """Up to `limit` rows under `prefix` with key > `after` (>= `start` when there is
+        no `after`); and whether more may follow."""
         db = self._dbs.get(table)
         if db is None:
             return [], False
+        floor = after if after is not None else scan_floor(prefix, start)
 
         def collect(txn):
             rows = []
             cursor = txn.cursor(db=db)
-            if not cursor.set_range(after if after is not None else prefix):
+            if not cursor.set_range(floor):
                 return rows, False
             if after is not None and cursor.key() == after and not cursor.next():
                 return rows, False

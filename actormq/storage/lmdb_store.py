@@ -6,20 +6,26 @@ the pending overlay first, so a caller sees its own writes before they are
 committed. `when_durable` callbacks run in the writer's thread after the
 commit that covers them.
 
-Running out of space: the map grows by doubling up to max_map_size. When the
-live data comes within a safety margin of that maximum, put() commits
-synchronously so that it can raise StorageFullError itself for a row that does
-not fit (what was committed before stays).
+Running out of space: the map grows by doubling up to max_map_size. Rows of
+the bulk tables (queue, retained) may fill it only up to a quota that keeps a
+reserve free: LMDB needs free pages to delete rows (copy-on-write), and the
+small session records must still fit, so a full store can always be drained
+and clients can still connect. When the live data comes within a safety margin
+of its limit, put() commits synchronously so that it can raise
+StorageFullError itself for a row that does not fit (what was committed before
+stays). A refusing store logs it once, then at most every REFUSAL_LOG_SECONDS,
+and once more when it takes rows again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from actormq.errors import StorageError, StorageFullError
-from actormq.storage.base import check_key, check_table
+from actormq.storage.base import QUEUE, RETAINED, Rows, check_key, check_table
 from actormq.storage.lmdb_env import LmdbEnv
 from actormq.storage.writer import ROW_OVERHEAD, CommitDue, ErrorCallback, PendingWrites, StorageWriter
 
@@ -28,6 +34,10 @@ log = logging.getLogger(__name__)
 SCAN_CHUNK = 1000
 PENDING_BATCHES = 50  # put() waits for the writer beyond this many uncommitted batches
 FLUSH_POLL = 1.0
+QUOTA_TABLES = frozenset({QUEUE, RETAINED})
+RESERVE_SHARE = 8            # the reserve is 1/8 of max_map_size ...
+MAX_RESERVE = 64 << 20       # ... but no more than this
+REFUSAL_LOG_SECONDS = 60.0
 
 
 def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
@@ -45,6 +55,33 @@ def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
         j += 1
 
 
+class _Refusals:
+    """Logs a store's refusals of rows once per episode, not once per row."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.count = 0
+        self._logged_at = 0.0
+
+    def refused(self, limit: int) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.count == 1:
+            log.warning("the store in %s is full (%d bytes for queued and retained messages): "
+                        "new ones are refused until space is freed", self.path, limit)
+        elif now - self._logged_at >= REFUSAL_LOG_SECONDS:
+            log.warning("the store in %s is still full: %d rows refused so far", self.path, self.count)
+        else:
+            return
+        self._logged_at = now
+
+    def accepted(self) -> None:
+        if self.count:
+            log.warning("the store in %s takes rows again (%d were refused while it was full)",
+                        self.path, self.count)
+            self.count = 0
+
+
 class LmdbStore:
     """One LMDB environment under `<data_dir>/actormq.lmdb` with its writer actor."""
 
@@ -53,7 +90,10 @@ class LmdbStore:
         self._env = LmdbEnv(data_dir, map_size, max_map_size)
         self._pending = PendingWrites(commit_batch, max(1, commit_batch) * PENDING_BATCHES)
         self._writer = StorageWriter.start(self._env, self._pending, commit_interval_ms / 1000)
-        self._margin = min(self._env.max_map_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
+        max_size = self._env.max_map_size
+        self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
+        self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
+        self._refusals = _Refusals(self._env.path)
         self._closed = False
 
     @property
@@ -67,18 +107,19 @@ class LmdbStore:
         found, value = self._pending.lookup(table, key)
         return value if found else self._env.get(table, key)
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         check_table(table)
-        return self._scan(table, prefix)
+        return self._scan(table, prefix, start)
 
-    def _scan(self, table: str, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def _scan(self, table: str, prefix: bytes, start: bytes | None) -> Rows:
         after = None
         while True:
             pending = self._pending.rows(table, prefix)  # before LMDB: a commit in between loses nothing
-            committed, more = self._env.range(table, prefix, after, SCAN_CHUNK)
+            committed, more = self._env.range(table, prefix, after, SCAN_CHUNK, start=start)
             upper = committed[-1][0] if more else None
             window = [row for row in pending
-                      if (after is None or row[0] > after) and (upper is None or row[0] <= upper)]
+                      if (after is None or row[0] > after) and (start is None or row[0] >= start)
+                      and (upper is None or row[0] <= upper)]
             yield from _merge(committed, window)
             if not more:
                 return
@@ -100,10 +141,15 @@ class LmdbStore:
     def put(self, table: str, key: bytes, value: bytes) -> None:
         check_key(table, key)
         value = bytes(value)
-        careful = self._near_full(len(key) + len(value))
-        seq = self._issue(table, key, value, careful)
-        if careful:
-            self._flush_own(seq)
+        size = len(key) + len(value) + ROW_OVERHEAD
+        bulk = table in QUOTA_TABLES
+        limit = self.quota if bulk else self._env.max_map_size
+        if self._near(limit, size):
+            self._put_carefully(table, key, value, size, limit)
+        else:
+            self._issue(table, key, value)
+        if bulk:
+            self._refusals.accepted()
 
     def delete(self, table: str, key: bytes) -> None:
         check_key(table, key)
@@ -123,18 +169,30 @@ class LmdbStore:
             self._writer.tell(CommitDue())
         return seq
 
-    def _near_full(self, size: int) -> bool:
-        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + size + ROW_OVERHEAD)
-        return expected + self._margin > self._env.max_map_size
+    def _near(self, limit: int, size: int) -> bool:
+        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + size)
+        return expected + self._margin > limit
 
-    def _flush_own(self, seq: int) -> None:
+    def _put_carefully(self, table: str, key: bytes, value: bytes, size: int, limit: int) -> None:
+        """Commit what is pending (so the size in use is known), then this row alone."""
+        self._flush_quietly()
+        if self._env.live_bytes + 2 * size > limit:
+            self._refuse(limit)
+        seq = self._issue(table, key, value, watch=True)
+        self._flush_quietly()
+        if self._pending.pop_rejected(seq):
+            self._refuse(limit)
+
+    def _flush_quietly(self) -> None:
         try:
             self.flush()
         except StorageFullError:
-            pass  # others' rows did not fit; only ours matters here
-        if self._pending.pop_rejected(seq):
-            raise StorageFullError(f"the store in {self._env.path} is full (max_map_size "
-                                   f"{self._env.max_map_size} bytes); the row was not saved")
+            pass  # others' rows did not fit; their waiters are told
+
+    def _refuse(self, limit: int) -> None:
+        self._refusals.refused(limit)
+        raise StorageFullError(f"the store in {self._env.path} is full ({limit} bytes of max_map_size "
+                               f"{self._env.max_map_size}); the row was not saved")
 
     # --- durability ------------------------------------------------------------------
 

@@ -11,9 +11,10 @@ owner thread.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from actormq.storage.base import GROUP_END, check_key, check_table, group_of, prefix_end, prefix_group
+from actormq.storage.base import (GROUP_END, Rows, check_key, check_table, group_of, prefix_end, prefix_group,
+                                  scan_floor)
 
 _PLAIN = None  # group entry of a key without NUL: the key is its own group
 
@@ -48,10 +49,10 @@ class _Table:
         del self.groups[group]
         del self.order[bisect_left(self.order, group)]
 
-    def keys_under(self, prefix: bytes) -> list[bytes]:
+    def keys_under(self, prefix: bytes, start: bytes | None = None) -> list[bytes]:
         group = prefix_group(prefix)
         if group is not None:
-            return _slice(self.groups.get(group) or [], prefix)
+            return _slice(self.groups.get(group) or [], prefix, start)
         found: list[bytes] = []
         for name in _slice(self.order, prefix):
             keys = self.groups[name]
@@ -59,7 +60,7 @@ class _Table:
                 found.append(name)
             else:
                 found.extend(keys)
-        return found
+        return found if start is None else found[bisect_left(found, start):]
 
     def count_under(self, prefix: bytes) -> int:
         if not prefix:
@@ -72,13 +73,13 @@ class _Table:
                    for name in _slice(self.order, prefix))
 
 
-def _slice(sorted_keys: list[bytes], prefix: bytes) -> list[bytes]:
-    if not prefix:
-        return list(sorted_keys)
-    start = bisect_left(sorted_keys, prefix)
+def _slice(sorted_keys: list[bytes], prefix: bytes, start: bytes | None = None) -> list[bytes]:
+    """The keys under `prefix` (from `start`) of a sorted list."""
+    floor = scan_floor(prefix, start)
+    first = bisect_left(sorted_keys, floor) if floor else 0
     end = prefix_end(prefix)
-    stop = len(sorted_keys) if end is None else bisect_left(sorted_keys, end, start)
-    return sorted_keys[start:stop]
+    stop = len(sorted_keys) if end is None else bisect_left(sorted_keys, end, first)
+    return sorted_keys[first:stop]
 
 
 class RamStore:
@@ -109,10 +110,10 @@ class RamStore:
         if tbl.rows.pop(key, None) is not None:
             tbl.remove(key)
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         tbl = self._table(table)
         values = tbl.rows
-        return iter([(key, values[key]) for key in tbl.keys_under(prefix)])
+        return iter([(key, values[key]) for key in tbl.keys_under(prefix, start)])
 
     def count(self, table: str, prefix: bytes = b"") -> int:
         return self._table(table).count_under(prefix)

@@ -4,9 +4,13 @@ knows ZeroMQ.
 Each worker binds one inbox (a PULL socket at `ipc://{run_dir}/worker-{id}`)
 and connects one PUSH socket to every other worker's inbox. A frame is a
 multipart message: kind (a short bytes tag), an orjson header, and any number
-of raw payload frames (payload bytes are never base64-encoded). High-water
-marks bound every socket; a full peer drops what does not fit and the drop is
-counted, so a slow worker never blocks the others.
+of raw payload frames (payload bytes are never base64-encoded).
+
+Sending never blocks. A PUSH socket keeps frames for a peer that is not
+there (yet: it is starting, or it died and is being restarted) up to the
+high-water mark; past it the frame is dropped and counted. `reset` throws
+away what was queued for a dead peer, so its next incarnation starts from a
+clean pipe.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class Bus:
         self.worker_count = worker_count
         self.frames_sent: dict[int, int] = {}
         self.frames_dropped = 0
+        self._run_dir = run_dir
+        self._hwm = hwm
+        self._full: set[int] = set()        # peers whose last frame was dropped (warned once)
         self._ctx = zmq.Context.instance()
         self._loop = None
         self._timer = None
@@ -47,17 +54,17 @@ class Bus:
             self._inbox.setsockopt(zmq.RCVHWM, hwm)
             self._inbox.setsockopt(zmq.LINGER, 0)
             self._inbox.bind(inbox_path(run_dir, worker_id))
-            self._outboxes: dict[int, zmq.Socket] = {}
-            for peer in range(worker_count):
-                if peer == worker_id:
-                    continue
-                out = self._ctx.socket(zmq.PUSH)
-                out.setsockopt(zmq.SNDHWM, hwm)
-                out.setsockopt(zmq.LINGER, 500)
-                out.connect(inbox_path(run_dir, peer))
-                self._outboxes[peer] = out
+            self._outboxes: dict[int, zmq.Socket] = {
+                peer: self._outbox(peer) for peer in range(worker_count) if peer != worker_id}
         except zmq.ZMQError as exc:
             raise TransportError(f"bus of worker {worker_id}: {exc}") from exc
+
+    def _outbox(self, peer: int) -> zmq.Socket:
+        out = self._ctx.socket(zmq.PUSH)
+        out.setsockopt(zmq.SNDHWM, self._hwm)
+        out.setsockopt(zmq.LINGER, 500)
+        out.connect(inbox_path(self._run_dir, peer))
+        return out
 
     @property
     def peers(self) -> list[int]:
@@ -92,28 +99,45 @@ class Bus:
                 log.exception("bad bus frame of kind %r dropped", frames[0])
 
     def send(self, peer: int, kind: bytes, header, payloads: tuple = ()) -> bool:
-        """Send one frame to one peer; False when the peer's queue is full (dropped)."""
+        """Send one frame to one peer; False when it was dropped (the peer's queue is full)."""
         out = self._outboxes.get(peer)
-        if out is None:
+        if out is None or self._closed:
             return False
         try:
             out.send_multipart((kind, orjson.dumps(header), *payloads), zmq.NOBLOCK, copy=False)
         except zmq.Again:
             self.frames_dropped += 1
-            log.warning("bus to worker %d full: frame %r dropped", peer, kind)
+            if peer not in self._full:
+                self._full.add(peer)
+                log.warning("bus to worker %d full: dropping frames until it drains", peer)
             return False
         except zmq.ZMQError as exc:
             raise TransportError(f"bus send to worker {peer}: {exc}") from exc
+        self._full.discard(peer)
         self.frames_sent[peer] = self.frames_sent.get(peer, 0) + 1
         # Sending may consume the inbox's edge; look again on the next turn.
-        if not self._drain_scheduled:
+        if not self._drain_scheduled and self._loop is not None:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
         return True
 
-    def broadcast(self, kind: bytes, header, payloads: tuple = ()) -> None:
-        for peer in self._outboxes:
+    def broadcast(self, kind: bytes, header, payloads: tuple = (), peers=None) -> None:
+        """Send one frame to each of `peers` (default: every other worker)."""
+        for peer in self._outboxes if peers is None else peers:
             self.send(peer, kind, header, payloads)
+
+    def reset(self, peer: int) -> None:
+        """The peer died: drop the frames still queued for it and reconnect."""
+        old = self._outboxes.get(peer)
+        if old is None or self._closed:
+            return
+        old.setsockopt(zmq.LINGER, 0)
+        old.close()
+        try:
+            self._outboxes[peer] = self._outbox(peer)
+        except zmq.ZMQError as exc:
+            raise TransportError(f"bus to worker {peer}: {exc}") from exc
+        self._full.discard(peer)
 
     def close(self) -> None:
         self._closed = True

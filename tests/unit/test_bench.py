@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from actormq.bench.client import Endpoint, MqttClient, PublishTemplate
+from actormq.bench.client import Endpoint, MqttClient, PublishTemplate, RawConnector
 from actormq.bench.report import Summary, latency_summary
 from actormq.bench.stats import (
     BUCKETS, HEADER, LatencyHistogram, SequenceTracker, bucket_high, bucket_index, bucket_low,
@@ -270,7 +270,7 @@ def test_pub_and_sub_against_mosquitto_qos1_lose_nothing(mosquitto, tmp_path):
         assert sub.poll() is None and time.monotonic() < deadline, sub.communicate()
         time.sleep(0.05)
     pub = subprocess.run(_bench("pub", "-p", port, "-c", "2", "-t", "e2e/%i", "-q", "1",
-                                "-r", "4000", "-d", "1", "--json"),
+                                "-r", "4000", "-d", "1.5", "--json"),
                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=30)
     assert pub.returncode == 0, pub.stderr
     out, err = sub.communicate(timeout=30)
@@ -282,3 +282,20 @@ def test_pub_and_sub_against_mosquitto_qos1_lose_nothing(mosquitto, tmp_path):
     assert received["received"] == sent["sent"]
     assert received["missing"] == 0 and received["duplicates"] == 0
     assert received["latency_us"]["p50"] > 0
+
+
+def test_raw_connector_opens_holds_and_closes_connections(mosquitto):
+    connector = RawConnector(Endpoint(port=mosquitto), (f"raw-{i}" for i in range(120)), 16)
+    connector.run()
+    try:
+        assert connector.errors == [] and len(connector.opened) == 120
+        assert connector.connect_ns.total == 120
+        assert connector.last_connack_ns > connector.first_start_ns
+    finally:
+        connector.close()
+
+
+def test_raw_connector_reports_refused_connections():
+    connector = RawConnector(Endpoint(port=_free_port(), connect_timeout=2), ["a", "b"], 2)
+    connector.run()
+    assert connector.opened == [] and len(connector.errors) == 2

@@ -115,6 +115,49 @@ def test_scan_by_partial_prefix_spans_clients(store):
         [queue_key("a", seq) for seq in range(3)]
 
 
+def seqs(found):
+    return [split_queue_key(key)[1] for key, _ in found]
+
+
+def test_scan_from_a_start_key(store):
+    fill_queues(store, per_client=300)
+    a = queue_prefix("a")
+    assert seqs(store.scan("queue", a, start=queue_key("a", 100))) == list(range(100, 300))
+    assert seqs(store.scan("queue", a, start=queue_key("a", 100) + b"\x00")) == list(range(101, 300))
+    assert seqs(store.scan("queue", a, start=b"")) == list(range(300))  # below the prefix: all of it
+    assert seqs(store.scan("queue", a, start=queue_key("a", 300))) == []
+    assert list(store.scan("queue", a, start=queue_prefix("b"))) == []  # above the prefix: none
+    spanning = [split_queue_key(key) for key, _ in store.scan("queue", b"", start=queue_key("ab", 298))]
+    assert spanning == [("ab", 298), ("ab", 299)] + [("b", seq) for seq in range(300)]
+
+
+def test_scan_from_a_start_key_in_a_whole_table(store):
+    for key in (b"a/1", b"a/2", b"b/1", b"b/2"):
+        store.put("retained", key, key)
+    assert [k for k, _ in store.scan("retained", start=b"a/2")] == [b"a/2", b"b/1", b"b/2"]
+    assert [k for k, _ in store.scan("retained", b"b/", start=b"a")] == [b"b/1", b"b/2"]
+    assert [k for k, _ in store.scan("retained", b"a/", start=b"a/10")] == [b"a/2"]
+
+
+def test_scan_from_a_start_key_sees_pending_writes(mode, tmp_path):
+    store = make_store(mode, tmp_path, **({} if mode == "ram" else SLOW_COMMITS))
+    try:
+        for seq in range(2500):  # more than one LMDB read chunk
+            store.put("queue", queue_key("c", seq), b"committed")
+        store.flush()
+        store.put("queue", queue_key("c", 2500), b"pending")
+        store.put("queue", queue_key("c", 1999), b"replaced")
+        store.delete("queue", queue_key("c", 2000))
+        store.delete("queue", queue_key("c", 1200))
+        store.put("queue", queue_key("c", 50), b"pending below the start")
+        got = list(store.scan("queue", queue_prefix("c"), start=queue_key("c", 1100)))
+        assert seqs(got) == [s for s in range(1100, 2501) if s not in (1200, 2000)]
+        assert dict(got)[queue_key("c", 1999)] == b"replaced" and got[-1][1] == b"pending"
+        assert seqs(store.scan("queue", queue_prefix("c"), start=queue_key("c", 2500))) == [2500]
+    finally:
+        store.close()
+
+
 def test_count(store):
     fill_queues(store)
     assert store.count("queue") == 9
@@ -252,7 +295,7 @@ def test_full_store_raises_and_keeps_what_was_committed(durable_mode, tmp_path):
 def test_rejected_writes_fail_their_durability_callback(tmp_path):
     store = LmdbStore(str(tmp_path), map_size=64 << 10, max_map_size=256 << 10, **SLOW_COMMITS)
     try:
-        store._near_full = lambda size: False  # issue everything asynchronously
+        store._near = lambda limit, size: False  # issue everything asynchronously
         for seq in range(600):
             store.put("queue", queue_key("c", seq), b"x" * 1000)
         outcome = []
