@@ -38,4 +38,5 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 async def start_listener(loop, host: str, port: int, protocol_factory, backlog: int = 1024):
     """Serve MQTT on host:port; returns the asyncio Server."""
     sock = bind_reuseport(host, port, backlog)
-    return await loop.create_server(protocol_factory, sock=sock)
+    # create_server listens again with its own backlog (default 100): pass ours
+    return await loop.create_server(protocol_factory, sock=sock, backlog=backlog)
