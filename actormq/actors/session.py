@@ -249,6 +249,8 @@ class Session:
                 refused.append(f"{sub.topic_filter!r}: {_REFUSALS.get(code, 'refused')}")
             elif sub.retain_handling == 0 or (sub.retain_handling == 1 and new):
                 retained_wanted.append(sub.topic_filter)
+        log.debug("client %s subscribed: %s", self.client_id,
+                  ", ".join(f"{sub.topic_filter} q{code}" for sub, code in zip(packet.subscriptions, codes)))
         props = {"reason_string": "; ".join(refused)} if refused and self.version == 5 else {}
         self._ack(Suback(packet.packet_id, tuple(codes), props))
         self.store_record()
@@ -291,6 +293,7 @@ class Session:
             _group, real_filter = parse_shared(topic_filter)
             self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
             codes.append(ReasonCode.SUCCESS)
+        log.debug("client %s unsubscribed: %s", self.client_id, ", ".join(packet.topic_filters))
         self._ack(Unsuback(packet.packet_id, tuple(codes)))
         self.store_record()
 
