@@ -150,14 +150,24 @@ def mosquitto_command(port: int, workdir: Path) -> list[str]:
 
 
 def amqtt_command(binary: str):
+    # amqtt keeps no offline messages for anonymous sessions, so its clients
+    # log in with a user name (any name passes with allow-anonymous false)
     def command(port: int, workdir: Path) -> list[str]:
         conf = workdir / "amqtt.yaml"
         conf.write_text("\n".join([
             "listeners:", "  default:", "    type: tcp", f"    bind: {HOST}:{port}",
             "plugins:", "  amqtt.plugins.authentication.AnonymousAuthPlugin:",
-            "    allow_anonymous: true"]) + "\n")
+            "    allow_anonymous: false"]) + "\n")
         return [binary, "-c", str(conf)]
     return command
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    """How to start a broker, and what every `actormq bench` client adds for it."""
+
+    command: object
+    client_args: tuple = ()
 
 
 def find_amqtt(given: str | None) -> str | None:
@@ -168,16 +178,18 @@ def find_amqtt(given: str | None) -> str | None:
 
 
 def broker_commands(names: list[str], amqtt_bin: str | None) -> dict:
-    """name -> command builder, or a string saying why the broker cannot run."""
+    """name -> BrokerSpec, or a string saying why the broker cannot run."""
     commands: dict = {}
     for name in names:
         if match := re.fullmatch(r"actormq-w(\d+)", name):
-            commands[name] = actormq_command(int(match.group(1)))
+            commands[name] = BrokerSpec(actormq_command(int(match.group(1))))
         elif name == "mosquitto":
-            commands[name] = mosquitto_command if os.path.exists(MOSQUITTO) else "not installed"
+            commands[name] = BrokerSpec(mosquitto_command) if os.path.exists(MOSQUITTO) \
+                else "not installed"
         elif name == "amqtt":
             binary = find_amqtt(amqtt_bin)
-            commands[name] = amqtt_command(binary) if binary else "not installed"
+            commands[name] = BrokerSpec(amqtt_command(binary), ("-u", "bench")) if binary \
+                else "not installed"
         else:
             raise SystemExit(f"unknown broker {name!r}")
     return commands
@@ -244,11 +256,11 @@ def delivery_check(expected: int, sub: dict, must_be_exact: bool) -> str:
 # -- scenarios -------------------------------------------------------------------------
 
 
-def fan_in(port: int, workdir: Path, duration: float, qos: int) -> dict:
+def fan_in(target: tuple, workdir: Path, duration: float, qos: int) -> dict:
     """4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it."""
-    sub = start_subscriber(workdir, "-p", port, "-t", "fanin/#", "-q", qos,
+    sub = start_subscriber(workdir, *target, "-t", "fanin/#", "-q", qos,
                            "-d", duration + DRAIN_GRACE, "--idle", 2)
-    pub = Run(["pub", "-p", port, "-c", 4, "-t", "fanin/%i", "-q", qos, "-s", 64,
+    pub = Run(["pub", *target, "-c", 4, "-t", "fanin/%i", "-q", qos, "-s", 64,
                "--window", 100, "-d", duration]).result(duration + 60)
     received = sub.result(90)
     return {"rate": received["rate"], "publish_rate": pub["rate"],
@@ -257,11 +269,11 @@ def fan_in(port: int, workdir: Path, duration: float, qos: int) -> dict:
             "tool_cpu_per_million": _tool_cpu(pub, received)}
 
 
-def fan_out(port: int, workdir: Path, duration: float, rate: float) -> dict:
+def fan_out(target: tuple, workdir: Path, duration: float, rate: float) -> dict:
     """1 publisher -> 100 subscribers of one topic, QoS 0, `rate` publishes per second."""
-    sub = start_subscriber(workdir, "-p", port, "-c", 100, "-t", "fanout/all",
+    sub = start_subscriber(workdir, *target, "-c", 100, "-t", "fanout/all",
                            "-d", duration + DRAIN_GRACE, "--idle", 2)
-    pub = Run(["pub", "-p", port, "-t", "fanout/all", "-r", rate,
+    pub = Run(["pub", *target, "-t", "fanout/all", "-r", rate,
                "-d", duration]).result(duration + 60)
     received = sub.result(90)
     return {"rate": received["rate"], "publish_rate": pub["rate"],
@@ -269,11 +281,11 @@ def fan_out(port: int, workdir: Path, duration: float, rate: float) -> dict:
             "tool_cpu_per_million": _tool_cpu(pub, received)}
 
 
-def latency(port: int, workdir: Path, duration: float) -> dict:
+def latency(target: tuple, workdir: Path, duration: float) -> dict:
     """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber."""
-    sub = start_subscriber(workdir, "-p", port, "-t", "latency/1", "-q", 1,
+    sub = start_subscriber(workdir, *target, "-t", "latency/1", "-q", 1,
                            "-d", duration + DRAIN_GRACE, "--idle", 2)
-    pub = Run(["pub", "-p", port, "-t", "latency/%i", "-q", 1, "-r", 2000,
+    pub = Run(["pub", *target, "-t", "latency/%i", "-q", 1, "-r", 2000,
                "-d", duration]).result(duration + 60)
     received = sub.result(90)
     lat = received["latency_us"] or {}
@@ -282,12 +294,12 @@ def latency(port: int, workdir: Path, duration: float) -> dict:
             "check": delivery_check(pub["sent"], received, True)}
 
 
-def connections(port: int, workdir: Path, broker: Broker) -> dict:
+def connections(target: tuple, workdir: Path, broker: Broker) -> dict:
     """2,000 connections, 50 at a time; broker memory per connection."""
     time.sleep(0.5)
     baseline = broker.rss()
     ready = workdir / "conn-ready"
-    run = Run(["conn", "-p", port, "-c", CONNECTIONS, "--concurrency", 50, "-d", 2,
+    run = Run(["conn", *target, "-c", CONNECTIONS, "--concurrency", 50, "-d", 2,
                "--ready-file", ready])
     held = baseline
     deadline = time.monotonic() + 120
@@ -302,13 +314,13 @@ def connections(port: int, workdir: Path, broker: Broker) -> dict:
             "check": "ok" if connected == CONNECTIONS else f"FAIL {connected:,} connected"}
 
 
-def offline_drain(port: int, workdir: Path) -> dict:
+def offline_drain(target: tuple, workdir: Path) -> dict:
     """A persistent QoS 1 subscriber is offline while 20,000 messages are published;
     time from its reconnect to the last message."""
-    session = ["-p", port, "--prefix", "drain-", "-t", "drain/all", "-q", 1,
+    session = [*target, "--prefix", "drain-", "-t", "drain/all", "-q", 1,
                "--no-clean", "-x", 3600]
     Run(["sub", *session, "--count", 0]).result(30)
-    pub = Run(["pub", "-p", port, "-t", "drain/all", "-q", 1, "-L", DRAIN_MESSAGES,
+    pub = Run(["pub", *target, "-t", "drain/all", "-q", 1, "-L", DRAIN_MESSAGES,
                "--window", 100, "-d", 120]).result(150)
     received = Run(["sub", *session, "--count", DRAIN_MESSAGES, "-d", 60,
                     "--idle", 5]).result(90)
@@ -323,27 +335,28 @@ def _tool_cpu(*summaries: dict) -> float | None:
 
 
 SCENARIOS = {
-    "qos0_fanin": lambda port, wd, args, broker: fan_in(port, wd, args.duration, 0),
-    "qos1_fanin": lambda port, wd, args, broker: fan_in(port, wd, args.duration, 1),
-    "fanout": lambda port, wd, args, broker: fan_out(port, wd, args.duration, args.fanout_rate),
-    "qos1_latency": lambda port, wd, args, broker: latency(port, wd, args.duration),
-    "connections": lambda port, wd, args, broker: connections(port, wd, broker),
-    "offline_drain": lambda port, wd, args, broker: offline_drain(port, wd),
+    "qos0_fanin": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 0),
+    "qos1_fanin": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 1),
+    "fanout": lambda target, wd, args, broker: fan_out(target, wd, args.duration, args.fanout_rate),
+    "qos1_latency": lambda target, wd, args, broker: latency(target, wd, args.duration),
+    "connections": lambda target, wd, args, broker: connections(target, wd, broker),
+    "offline_drain": lambda target, wd, args, broker: offline_drain(target, wd),
 }
 
 
-def run_scenario(name: str, broker_name: str, command, args) -> dict:
+def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> dict:
     """One scenario on a fresh broker; never raises."""
-    if isinstance(command, str):
-        return {"error": command}
+    if isinstance(spec, str):
+        return {"error": spec}
     with tempfile.TemporaryDirectory(prefix=f"bench-{broker_name}-") as tmp:
         workdir = Path(tmp)
         broker = Broker(broker_name, free_port(), workdir)
         try:
-            broker.start(command(broker.port, workdir))
+            broker.start(spec.command(broker.port, workdir))
             cpu = broker.cpu()
             started = time.monotonic()
-            result = SCENARIOS[name](broker.port, workdir, args, broker)
+            target = ("-p", broker.port, *spec.client_args)
+            result = SCENARIOS[name](target, workdir, args, broker)
             result["broker_cpu_s"] = round(broker.cpu() - cpu, 2)
             result["wall_s"] = round(time.monotonic() - started, 2)
             return result
@@ -404,9 +417,15 @@ def markdown(results: dict, scenarios: list[str], args) -> str:
     for scenario in scenarios:
         lines.append(f"| {scenario} | " + " | ".join(
             _detail(results[b].get(scenario)) for b in brokers) + " |")
-    errors = [f"- {b} / {s}: {r['error']}" for b in brokers for s, r in results[b].items()
-              if "error" in r and r["error"] != "not installed"]
+    errors = [f"- {b} / {s}: {_one_line(r['error'])}" for b in brokers
+              for s, r in results[b].items() if r.get("error", "not installed") != "not installed"]
     return "\n".join(lines + (["", "Errors:", "", *errors] if errors else [])) + "\n"
+
+
+def _one_line(text: str) -> str:
+    """First and last line of a (log tail) message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " … ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
 
 
 def _detail(result: dict | None) -> str:
@@ -465,9 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     commands = broker_commands([b for b in args.brokers.split(",") if b], args.amqtt_bin)
     results: dict = {name: {} for name in commands}
-    for name, command in commands.items():
+    for name, spec in commands.items():
         for scenario in scenarios:
-            result = run_scenario(scenario, name, command, args)
+            result = run_scenario(scenario, name, spec, args)
             results[name][scenario] = result
             print(f"{name:12} {scenario:14} {json.dumps(result)}", file=sys.stderr, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

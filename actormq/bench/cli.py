@@ -31,6 +31,8 @@ def _common(command):
                      help="Client id prefix (client id = prefix + index)."),
         click.option("-V", "--version", "mqtt_version", type=click.Choice(sorted(VERSIONS)),
                      default="3", show_default=True, help="MQTT 3.1.1 (3) or 5."),
+        click.option("-u", "--username", default=None),
+        click.option("-P", "--password", default=None),
         click.option("-k", "--keepalive", default=60, show_default=True, type=int),
         click.option("--clean/--no-clean", default=True, show_default=True,
                      help="Clean start / clean session."),
@@ -117,7 +119,8 @@ def _run(runner, command: str, options: dict, **workload) -> None:
     endpoint = Endpoint(host=options.pop("host"), port=options.pop("port"),
                         version=VERSIONS[options.pop("mqtt_version")],
                         keepalive=options.pop("keepalive"), clean_start=options.pop("clean"),
-                        session_expiry=options.pop("session_expiry"))
+                        session_expiry=options.pop("session_expiry"),
+                        username=options.pop("username"), password=_bytes(options.pop("password")))
     prefix = options.pop("prefix") or f"bench-{command}-{os.getpid()}-"
     work = Workload(prefix=prefix, progress=not options.pop("quiet"), **options, **workload)
     _raise_file_limit(work.clients + 64)
@@ -125,6 +128,10 @@ def _run(runner, command: str, options: dict, **workload) -> None:
     click.echo(summary.to_json() if as_json else summary.to_text())
     if not summary.connected:
         raise SystemExit(1)
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
 
 
 def _event_loop_run(coro):

@@ -49,6 +49,18 @@ class Endpoint:
     clean_start: bool = True
     session_expiry: int | None = None
     connect_timeout: float = 10.0
+    username: str | None = None
+    password: bytes | None = None
+
+    def connect_packet(self, client_id: str) -> bytes:
+        """The CONNECT of one client (encoded by the codec)."""
+        props = {}
+        if self.version == 5 and self.session_expiry is not None:
+            props["session_expiry_interval"] = self.session_expiry
+        return codec.encode(codec.Connect(client_id=client_id, protocol_level=self.version,
+                                          clean_start=self.clean_start, keepalive=self.keepalive,
+                                          username=self.username, password=self.password,
+                                          properties=props), self.version)
 
 
 def _ack_header(packet_class, version: int) -> bytes:
@@ -173,16 +185,7 @@ class MqttClient(asyncio.Protocol):
         self._rest: bytearray | None = None
         self._last_read = 0.0
 
-    # -- set-up packets (codec, not hot) ---------------------------------------
-
-    def connect_packet(self) -> bytes:
-        ep = self.endpoint
-        props = {}
-        if self.v5 and ep.session_expiry is not None:
-            props["session_expiry_interval"] = ep.session_expiry
-        return codec.encode(codec.Connect(client_id=self.client_id, protocol_level=ep.version,
-                                          clean_start=ep.clean_start, keepalive=ep.keepalive,
-                                          properties=props), ep.version)
+    # -- packets off the hot path (codec) ----------------------------------------
 
     def subscribe(self, topic_filter: str, qos: int) -> None:
         packet = codec.Subscribe(1, subscriptions=(codec.Subscription(topic_filter, qos),),
@@ -202,7 +205,7 @@ class MqttClient(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        transport.write(self.connect_packet())
+        transport.write(self.endpoint.connect_packet(self.client_id))
 
     def connection_lost(self, exc) -> None:
         for future in (self.connack, self.suback, self.closed):
@@ -394,10 +397,7 @@ class RawConnector:
         client_id = next(self.client_ids, None)
         if client_id is None:
             return
-        connect = codec.encode(codec.Connect(client_id=client_id,
-                                             protocol_level=self.endpoint.version,
-                                             clean_start=True, keepalive=self.endpoint.keepalive),
-                               self.endpoint.version)
+        connect = self.endpoint.connect_packet(client_id)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         started = time.monotonic_ns()

@@ -1,0 +1,120 @@
+"""The ZeroMQ bus between workers, two Bus objects in one process: frames with
+an orjson header and raw payload frames arrive intact, a full outbox drops
+and counts instead of blocking, `reset` forgets what was queued for a dead
+peer, and ZeroMQ errors come out as TransportError."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from actormq.errors import TransportError
+from actormq.transport.bus import Bus
+
+
+class Inbox:
+    """Collects the frames one Bus delivers."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[bytes, object, list[bytes]]] = []
+
+    def __call__(self, kind: bytes, header, payloads: list) -> None:
+        self.frames.append((kind, header, [bytes(p) for p in payloads]))
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def buses(tmp_path):
+    made: list[Bus] = []
+
+    def make(worker_id: int, count: int = 2, hwm: int = 1000) -> Bus:
+        bus = Bus(str(tmp_path), worker_id, count, hwm)
+        made.append(bus)
+        return bus
+    yield make
+    for bus in made:
+        bus.close()
+
+
+def run_until(loop, condition, timeout: float = 3.0) -> None:
+    async def wait() -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "nothing arrived"
+            await asyncio.sleep(0.005)
+    loop.run_until_complete(wait())
+
+
+def test_frames_arrive_with_header_and_raw_payloads(loop, buses):
+    first, second = buses(0), buses(1)
+    inbox0, inbox1 = Inbox(), Inbox()
+    first.start(loop, inbox0)
+    second.start(loop, inbox1)
+    payload = bytes(range(256)) * 10
+    assert first.send(1, b"PUB", {"m": ["a/b", 1], "share": None}, (payload, b""))
+    assert second.send(0, b"ROUTE", {"w": 1, "f": "a/#", "d": 1})
+    run_until(loop, lambda: inbox0.frames and inbox1.frames)
+    assert inbox1.frames == [(b"PUB", {"m": ["a/b", 1], "share": None}, [payload, b""])]
+    assert inbox0.frames == [(b"ROUTE", {"w": 1, "f": "a/#", "d": 1}, [])]
+    assert first.frames_sent == {1: 1} and first.frames_dropped == 0
+
+
+def test_frames_keep_their_order_and_broadcast_reaches_every_peer(loop, buses):
+    sender = buses(0, count=3)
+    inboxes = [Inbox(), Inbox()]
+    for worker_id, inbox in zip((1, 2), inboxes):
+        buses(worker_id, count=3).start(loop, inbox)
+    sender.start(loop, Inbox())
+    for number in range(100):
+        sender.broadcast(b"N", number)
+    sender.broadcast(b"ONLY2", None, peers=[2])
+    run_until(loop, lambda: all(len(inbox.frames) >= 100 for inbox in inboxes)
+              and len(inboxes[1].frames) == 101)
+    for inbox in inboxes:
+        assert [header for kind, header, _ in inbox.frames if kind == b"N"] == list(range(100))
+    assert [kind for kind, _, _ in inboxes[0].frames].count(b"ONLY2") == 0
+
+
+def test_a_full_outbox_drops_and_counts_without_blocking(loop, buses):
+    sender = buses(0, hwm=10)          # worker 1 never comes up: nothing drains
+    sender.start(loop, Inbox())
+    started = time.monotonic()
+    sent = sum(sender.send(1, b"PUB", {"n": n}, (b"x" * 100,)) for n in range(1000))
+    assert time.monotonic() - started < 1.0
+    assert 0 < sent <= 20
+    assert sender.frames_dropped == 1000 - sent
+    assert sender.frames_sent == {1: sent}
+
+
+def test_reset_forgets_what_was_queued_for_a_dead_peer(loop, buses):
+    sender = buses(0)
+    sender.start(loop, Inbox())
+    for number in range(5):
+        sender.send(1, b"STALE", number)
+    sender.reset(1)
+    sender.send(1, b"FRESH", 0)
+    inbox = Inbox()
+    buses(1).start(loop, inbox)
+    run_until(loop, lambda: inbox.frames)
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert [kind for kind, _, _ in inbox.frames] == [b"FRESH"]
+
+
+def test_a_frame_to_an_unknown_worker_is_not_sent(loop, buses):
+    sender = buses(0)
+    sender.start(loop, Inbox())
+    assert not sender.send(7, b"PUB", {})
+    assert sender.peers == [1]
+
+
+def test_an_inbox_that_cannot_be_bound_is_a_transport_error(tmp_path):
+    with pytest.raises(TransportError, match="bus of worker 0"):
+        Bus(str(tmp_path / "missing" / "dir"), 0, 2)
