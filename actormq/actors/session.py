@@ -52,6 +52,7 @@ class Session:
         self._next_packet_id = 1
         self._expiry_timer = None
         self._will_timer = None
+        self._pending_will = None
         self._deferred_acks = 0
 
     @property
@@ -111,10 +112,12 @@ class Session:
         if delay <= 0:
             self.broker.publish_will(self.client_id, will)
         else:
+            self._pending_will = will
             self._will_timer = self.broker.loop.call_later(delay, self._fire_will, will)
 
     def _fire_will(self, will) -> None:
         self._will_timer = None
+        self._pending_will = None
         if not self.online:
             self.broker.publish_will(self.client_id, will)
 
@@ -124,9 +127,10 @@ class Session:
             self._expiry_timer = None
         if self._will_timer is not None:
             self._will_timer.cancel()
-            if keep_will:       # the session ends before the delay: the will goes now
-                self._will_timer._run()
+            will, self._pending_will = self._pending_will, None
             self._will_timer = None
+            if keep_will and will is not None:   # the session ends before the delay
+                self._fire_will(will)
 
     def store_record(self) -> None:
         stores = self.broker.stores
