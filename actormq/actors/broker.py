@@ -51,6 +51,7 @@ class Broker:
         self.retained = self._make_retained_store()
         self.wrote_durable = False
         self.quota_exceeded = False
+        self.congested: list = []            # online sessions whose queue passed the high mark
         self._dirty: list = []
         self._tasks: list = []
         self._queue_limits = QueueLimits(self.settings.max_online_messages,

@@ -28,6 +28,7 @@ log = logging.getLogger("actormq.connection")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
+FLUSH_EVERY = 256
 
 
 class Connection(asyncio.Protocol):
@@ -128,6 +129,10 @@ class Connection(asyncio.Protocol):
         out.append(data)
         if messages:
             self.broker.stats.messages_sent += messages
+            if len(out) >= FLUSH_EVERY:
+                # hand a long batch to the transport now, so that pause_writing
+                # (and with it the session's drain) sees a full socket in time
+                self.flush()
 
     def flush(self) -> None:
         out = self._out
@@ -246,7 +251,28 @@ class Connection(asyncio.Protocol):
         if not self.broker.authorize_publish(self.session, topic):
             self._refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
+        broker = self.broker
         self.session.handle_publish(packet, message_from_publish(packet, self.client_id, time.time()))
+        if broker.congested:
+            for session in broker.congested:
+                session.block(self)
+            broker.congested.clear()
+
+    def throttle(self) -> None:
+        """Stop taking packets from this client until unthrottle (backpressure)."""
+        if self._held is None and not self.closed:
+            self._held = []
+            self.transport.pause_reading()
+
+    def unthrottle(self) -> None:
+        if self._held is None or self.closed or self.session is None:
+            return
+        held, self._held = self._held, None
+        self.transport.resume_reading()
+        try:
+            self._handle(held)
+        except ProtocolError as exc:
+            self.protocol_error(exc)
 
     def _refuse_publish(self, packet, reason_code: int) -> None:
         if packet.qos == 1:

@@ -44,12 +44,21 @@ STATS_SECONDS = 1.0
 
 
 def message_header(message: Message) -> list:
-    return [message.topic_name, message.qos, message.retain, message.properties,
-            message.expires_at, message.timestamp, message.origin]
+    """The message without its payload, for an orjson header. Binary property
+    values (correlation data) go as latin-1 text, which maps byte for byte."""
+    props = message.properties
+    binary = [name for name, value in props.items() if type(value) is bytes]
+    if binary:
+        props = {name: value.decode("latin-1") if name in binary else value
+                 for name, value in props.items()}
+    return [message.topic_name, message.qos, message.retain, props,
+            message.expires_at, message.timestamp, message.origin, binary]
 
 
 def message_from_header(header: list, payload: bytes) -> Message:
-    topic, qos, retain, props, expires_at, timestamp, origin = header
+    topic, qos, retain, props, expires_at, timestamp, origin, binary = header
+    for name in binary:
+        props[name] = props[name].encode("latin-1")
     if "user_property" in props:
         props["user_property"] = [tuple(pair) for pair in props["user_property"]]
     return Message(topic, bytes(payload), qos, retain, props, expires_at, timestamp, origin)

@@ -10,7 +10,8 @@ store refuses a message.
 Durability rule: a QoS1/2 message for a persistent session is written to the
 store (`put`) before enqueue returns; the publisher's PUBACK/PUBREC waits for
 `Store.when_durable` whenever an enqueue wrote to a disc store, so what the
-broker acknowledged is in LMDB (see Session.publish_acked).
+broker acknowledged is in LMDB (see Session._defer_ack). A message the store
+refuses raises QueueFull, and the publisher's ack says QUOTA_EXCEEDED.
 
 Queue types: fifo delivers oldest first, lifo newest first. When full, `drop`
 decides: "newest" refuses the incoming message, "oldest" evicts the message

@@ -25,6 +25,7 @@ from actormq.transport.topics import parse_shared, validate_topic_filter
 log = logging.getLogger("actormq.session")
 
 _ACK = struct.Struct("!BBH")
+BLOCK_SECONDS = 1.0
 
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
@@ -54,6 +55,8 @@ class Session:
         self._will_timer = None
         self._pending_will = None
         self._deferred_acks = 0
+        self._blocked: set = set()                  # publisher connections held back by us
+        self._unblock_timer = None
 
     @property
     def persistent(self) -> bool:
@@ -81,6 +84,7 @@ class Session:
         self.conn = None
         self.online = False
         self.queue.online = False
+        self._unblock()
         self.disconnected_at = time.time()
         will, self.will = self.will, None
         if will is not None and publish_will:
@@ -158,6 +162,7 @@ class Session:
         broker = self.broker
         broker.wrote_durable = False
         broker.quota_exceeded = False
+        broker.congested.clear()
         delivered = broker.publish(message)
         if qos == 0:
             return
@@ -334,6 +339,8 @@ class Session:
             return
         if conn is not None:
             self.drain()
+            if len(self.queue) >= self.broker.settings.backpressure_high:
+                self.broker.congested.append(self)
 
     def _send_qos0(self, conn, message: Message, retain: bool, sub_ids: tuple, encoded: dict) -> None:
         """QoS 0: encoded once per message for every subscriber that gets the same bytes."""
@@ -380,7 +387,30 @@ class Session:
                 queue.discard(delivery)
             elif not self._send_tracked(conn, delivery, now):
                 queue.push_front(delivery)
-                return
+                break
+        if self._blocked and len(queue) <= self.broker.settings.backpressure_low:
+            self._unblock()
+
+    # -- backpressure ------------------------------------------------------------------
+
+    def block(self, publisher) -> None:
+        """Hold back a publisher whose messages fill this online session's queue
+        faster than its client takes them, for at most BLOCK_SECONDS at a time:
+        then the queue's limit and drop policy decide."""
+        if publisher is self.conn or publisher in self._blocked:
+            return
+        self._blocked.add(publisher)
+        publisher.throttle()
+        if self._unblock_timer is None:
+            self._unblock_timer = self.broker.loop.call_later(BLOCK_SECONDS, self._unblock)
+
+    def _unblock(self) -> None:
+        if self._unblock_timer is not None:
+            self._unblock_timer.cancel()
+            self._unblock_timer = None
+        blocked, self._blocked = self._blocked, set()
+        for publisher in blocked:
+            publisher.unthrottle()
 
     def _send_tracked(self, conn, delivery: Delivery, now: float) -> bool:
         """Send a QoS 1/2 delivery under a new packet id; False when no id is free."""

@@ -31,6 +31,8 @@ class BrokerSettings:
     queue_lifo: bool = False
     queue_drop_oldest: bool = False
     sys_interval: float = 10.0
+    backpressure_high: int = 500
+    backpressure_low: int = 250
 
     @classmethod
     def from_config(cls, config) -> "BrokerSettings":
@@ -44,6 +46,9 @@ class BrokerSettings:
                 values[f.name] = value
         values["queue_lifo"] = config.get("queue.type", "fifo") == "lifo"
         values["queue_drop_oldest"] = config.get("queue.drop", "newest") == "oldest"
+        online_limit = values.get("max_online_messages", 1000)
+        high = max(16, online_limit // 2) if online_limit else 1000
+        values["backpressure_high"], values["backpressure_low"] = high, high // 2
         return cls(**values)
 
 
@@ -55,4 +60,6 @@ _CONFIG_KEYS = {
     "queue_lifo": None,
     "queue_drop_oldest": None,
     "sys_interval": "sys_interval",
+    "backpressure_high": None,
+    "backpressure_low": None,
 }

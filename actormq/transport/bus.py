@@ -105,6 +105,8 @@ class Bus:
             return False
         try:
             out.send_multipart((kind, orjson.dumps(header), *payloads), zmq.NOBLOCK, copy=False)
+        except orjson.JSONEncodeError as exc:
+            raise TransportError(f"bus frame {kind!r} cannot be encoded: {exc}") from exc
         except zmq.Again:
             self.frames_dropped += 1
             if peer not in self._full:
