@@ -77,7 +77,7 @@ class _Refusals:
 
     def accepted(self) -> None:
         if self.count:
-            log.warning("the store in %s takes rows again (%d were refused while it was full)",
+            log.info("the store in %s takes rows again (%d were refused while it was full)",
                         self.path, self.count)
             self.count = 0
 

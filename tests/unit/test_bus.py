@@ -118,3 +118,10 @@ def test_a_frame_to_an_unknown_worker_is_not_sent(loop, buses):
 def test_an_inbox_that_cannot_be_bound_is_a_transport_error(tmp_path):
     with pytest.raises(TransportError, match="bus of worker 0"):
         Bus(str(tmp_path / "missing" / "dir"), 0, 2)
+
+
+def test_a_header_orjson_cannot_encode_is_a_transport_error(loop, buses):
+    sender = buses(0)
+    sender.start(loop, Inbox())
+    with pytest.raises(TransportError, match="cannot be encoded"):
+        sender.send(1, b"PUB", {"raw": b"bytes"})

@@ -147,7 +147,8 @@ def test_qos1_and_qos2_are_written_and_qos0_is_not():
 def test_a_row_keeps_the_delivered_qos_retain_flag_and_subscription_ids():
     store = RamStore()
     queue = Queue("c", UNLIMITED, store)
-    queue.enqueue(Delivery(Message("t", b"x", 2, False, {"content_type": "a"}, None, 1.0, "p"), 1, True, (7, 9)))
+    message = Message("t", b"x", 2, False, {"content_type": "a"}, None, 1.0, "p")
+    queue.enqueue(Delivery(message, 1, True, (7, 9)))
     [(_, value)] = store.scan("queue", queue_prefix("c"))
     message, _ = decode_message(value)
     assert (message.qos, message.retain, message.properties["subscription_identifier"]) == (1, True, [7, 9])

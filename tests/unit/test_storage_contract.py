@@ -292,6 +292,33 @@ def test_full_store_raises_and_keeps_what_was_committed(durable_mode, tmp_path):
         store.close()
 
 
+@pytest.mark.parametrize("durable_mode", DURABLE)
+def test_a_full_store_keeps_a_reserve_for_sessions_and_deletes(durable_mode, tmp_path, caplog):
+    store = make_store(durable_mode, tmp_path, map_size=1 << 20, max_map_size=1 << 20, commit_batch=50)
+    try:
+        refused = 0
+        for seq in range(2000):  # 2 MB of queue rows for a 1 MB map
+            try:
+                store.put("queue", queue_key("q", seq), b"x" * 1000)
+            except StorageFullError:
+                refused += 1
+        assert 1000 < refused < 2000
+        with pytest.raises(StorageFullError):
+            store.put("retained", b"r/1", b"x" * 1000)
+        for n in range(50):  # session records still fit
+            store.put("session", session_key(f"client-{n}"), b"s" * 200)
+        store.flush()
+        store.delete_prefix("queue", queue_prefix("q"))
+        store.flush()  # the deletes committed: there was room for them
+        store.put("queue", queue_key("q", 5000), b"x" * 1000)
+        store.flush()
+        assert store.count("queue") == 1 and store.count("session") == 50
+        full = [record for record in caplog.records if "is full" in record.getMessage()]
+        assert len(full) == 1, "one line per episode, not one per refused row"
+    finally:
+        store.close()
+
+
 def test_rejected_writes_fail_their_durability_callback(tmp_path):
     store = LmdbStore(str(tmp_path), map_size=64 << 10, max_map_size=256 << 10, **SLOW_COMMITS)
     try:
