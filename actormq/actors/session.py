@@ -168,6 +168,8 @@ class Session:
             return
         reason = 0
         if broker.quota_exceeded:
+            if self.version != 5:   # no reason codes: only an unacknowledged message says "not saved"
+                raise ProtocolError(ReasonCode.QUOTA_EXCEEDED, "the store is full")
             reason = ReasonCode.QUOTA_EXCEEDED
         elif not delivered and self.version == 5:
             reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
@@ -192,14 +194,32 @@ class Session:
 
     def _defer_ack(self, packet) -> None:
         """Send the ack once the store has committed what this message wrote;
-        acks stay in order because when_durable callbacks run in order."""
+        acks stay in order because when_durable callbacks run in order. When
+        the commit failed, the ack says so (see _refuse_deferred)."""
         self._deferred_acks += 1
         conn = self.conn
         loop = self.broker.loop
 
         def durable() -> None:
             loop.call_soon_threadsafe(self._send_deferred, conn, packet)
-        self.broker.stores.queue.when_durable(durable)
+
+        def failed(_error) -> None:
+            loop.call_soon_threadsafe(self._refuse_deferred, conn, packet)
+        self.broker.stores.queue.when_durable(durable, failed)
+
+    def _refuse_deferred(self, conn, packet) -> None:
+        """The store could not save what the message wrote: MQTT 5 gets the ack
+        with QUOTA_EXCEEDED; 3.1.1 has no reason codes, so the connection is
+        closed without an ack and the client sends the message again."""
+        if conn is not self.conn:
+            return
+        self._deferred_acks -= 1
+        if isinstance(packet, Pubrec):
+            self._qos2_in.discard(packet.packet_id)
+        if self.version == 5:
+            conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
+        else:
+            conn.disconnect(ReasonCode.QUOTA_EXCEEDED, "the store could not save a message")
 
     def _send_deferred(self, conn, packet) -> None:
         if conn is self.conn:

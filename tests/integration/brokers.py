@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +173,13 @@ class Broker:
         assert code == 0, f"broker exited with {code}\n{self.log()}"
 
     def kill9(self) -> None:
+        """SIGKILL the node and its workers (the node alone is no crash: its
+        workers see it gone and stop cleanly, flushing the store)."""
         if self.running:
+            node = psutil.Process(self.proc.pid)
+            node.suspend()          # it must not start a new worker in between
+            for child in node.children(recursive=True):
+                child.kill()
             self.proc.kill()
             self.proc.wait()
             self._join_drains()

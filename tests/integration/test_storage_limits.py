@@ -111,8 +111,6 @@ def test_full_store_loses_no_acknowledged_message_and_recovers_when_drained(make
     assert publisher.expect(Puback).reason_code == 0, "the drained store takes messages again"
 
 
-@pytest.mark.xfail(strict=True, reason="session.py: a 3.1.1 publisher still gets a PUBACK for a "
-                                       "message the full store refused")
 def test_full_store_closes_a_mqtt311_publisher_instead_of_acknowledging(make_broker):
     actormq_only("storage.max_map_size")
     broker, _, topic, _, _ = full_broker(make_broker, "disc")
