@@ -25,7 +25,7 @@ class BrokerSettings:
     max_session_expiry_interval: int = 0
     persistent_client_expiration: int = 0
     connect_timeout: float = 30.0
-    max_inflight: int = 20
+    max_inflight: int = 100
     max_online_messages: int = 1000
     max_offline_messages: int = 1000
     queue_lifo: bool = False

@@ -197,7 +197,7 @@ KEYS: tuple[Key, ...] = (
     Key("retained.expiry_interval", Kind.DURATION, "0", "Retained messages expire after this (0 = never).",
         minimum=0),
     Key("queue.storage", Kind.ENUM, "disc", "Storage mode of offline queues.", choices=_STORAGE_MODES),
-    Key("queue.max_inflight", Kind.INT, "20", "Most unacknowledged QoS 1/2 messages per session.",
+    Key("queue.max_inflight", Kind.INT, "100", "Most unacknowledged QoS 1/2 messages per session (the client's receive maximum caps it further).",
         minimum=1, maximum=65535),
     Key("queue.max_online_messages", Kind.INT, "1000",
         "Most messages queued for a connected session (0 = unlimited).", minimum=0),

@@ -45,7 +45,7 @@ def test_defaults_cover_every_key_and_come_from_default():
     ("storage.dir", "./data"), ("storage.map_size", 64 << 20), ("storage.max_map_size", 16 << 30),
     ("storage.commit_batch", 1000), ("storage.commit_interval_ms", 5),
     ("retained.storage", "disc"), ("retained.max_messages", 0), ("retained.max_payload_size", 0),
-    ("retained.expiry_interval", 0), ("queue.storage", "disc"), ("queue.max_inflight", 20),
+    ("retained.expiry_interval", 0), ("queue.storage", "disc"), ("queue.max_inflight", 100),
     ("queue.max_online_messages", 1000), ("queue.max_offline_messages", 1000),
     ("queue.type", "fifo"), ("queue.drop", "newest"), ("mqtt.max_packet_size", 1 << 20),
     ("mqtt.max_client_id_len", 65535), ("mqtt.allow_anonymous", True),
@@ -292,7 +292,7 @@ def test_replace_and_with_overrides_return_new_configs():
     assert (replaced["queue.max_inflight"], replaced["queue.type"]) == (50, "lifo")
     assert replaced.source("queue.max_inflight") == "flag"
     assert (overridden["storage.map_size"], overridden.source("storage.map_size")) == (2 << 20, "env")
-    assert config["queue.max_inflight"] == 20 and config["storage.map_size"] == 64 << 20
+    assert config["queue.max_inflight"] == 100 and config["storage.map_size"] == 64 << 20
 
 
 def test_replace_validates():
@@ -305,7 +305,7 @@ def test_replace_validates():
 def test_lookup_helpers():
     config = default_config()
     assert config.get("no.such.key", "fallback") == "fallback"
-    assert config.get("queue.max_inflight") == 20
+    assert config.get("queue.max_inflight") == 100
     assert "queue.type" in config and "no.such.key" not in config and len(config) == len(KEYS)
     with pytest.raises(KeyError, match="unknown config key"):
         config["no.such.key"]
@@ -313,7 +313,7 @@ def test_lookup_helpers():
         config.source("no.such.key")
     snapshot = config.as_dict()
     snapshot["queue.max_inflight"] = 99
-    assert config["queue.max_inflight"] == 20
+    assert config["queue.max_inflight"] == 100
 
 
 # ---- the default file ----
