@@ -5,8 +5,8 @@ port. It resolves the port, checks that the data dir opens, spawns the
 workers (multiprocessing, spawn), prints the banner once every worker
 serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0.
 
-A worker that dies is restarted at once (after a second when it died within
-a second of starting, so a worker that cannot start does not spin). Before
+A worker that dies is restarted at once (after a second when it died before
+it served, so a worker that cannot start does not spin). Before
 that, every other worker hears ("peer_down", worker_id, pid) on its control
 pipe: it drops the dead worker's routes and takes over its persisted
 sessions. A restarted worker keeps its own port (`listener.tcp.worker_ports`)
@@ -35,7 +35,7 @@ log = logging.getLogger("actormq.node")
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 4.0     # per worker join; the node exits within 5 s of SIGTERM
 SUPERVISE_POLL = 0.2
-CRASH_LOOP_SECONDS = 1.0
+CRASH_LOOP_SECONDS = 1.0    # before restarting a worker that died before it served
 
 
 class WorkerHandle:
@@ -46,9 +46,9 @@ class WorkerHandle:
         self.private_port = private_port    # None: no port of its own; 0 until it reports one
         self.process = None
         self.control = None
-        self.started_at = 0.0
         self.respawn_at: float | None = None
         self.restore = True
+        self.ready = False
 
     @property
     def alive(self) -> bool:
@@ -108,8 +108,8 @@ class Node:
         handle.process.start()
         child.close()
         handle.control = parent
-        handle.started_at = time.monotonic()
         handle.respawn_at = None
+        handle.ready = False
 
     def _await_ready(self, handle: WorkerHandle) -> None:
         if not handle.control.poll(READY_TIMEOUT):
@@ -124,6 +124,7 @@ class Node:
     def _take_report(self, handle: WorkerHandle, message: tuple) -> None:
         if message[0] != "ready":
             raise ActormqError(f"worker {handle.worker_id}: {message[1]}")
+        handle.ready = True
         if message[3] is not None:
             handle.private_port = message[3]
 
@@ -192,8 +193,7 @@ class Node:
             except OSError:
                 pass    # that one is dying as well
         handle.restore = not survivors
-        uptime = time.monotonic() - handle.started_at
-        handle.respawn_at = time.monotonic() + (CRASH_LOOP_SECONDS if uptime < CRASH_LOOP_SECONDS else 0)
+        handle.respawn_at = time.monotonic() + (0 if handle.ready else CRASH_LOOP_SECONDS)
 
     def _respawn_due(self) -> None:
         now = time.monotonic()

@@ -95,6 +95,8 @@ class Worker:
         await self.stopping.wait()
         for server in servers:
             server.close()
+        if self.peers is not None:
+            self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
         if self.peers is not None:
             await self.peers.stop()

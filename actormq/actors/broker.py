@@ -250,6 +250,16 @@ class Broker:
                 self.peers.retained_changed(message)
         return self.router.route(message)
 
+    def when_durable(self, callback, on_error=None) -> None:
+        """Run callback once what the current publish wrote is committed (by this
+        worker's store and, with peers, by every worker it went to)."""
+        if self.peers is not None:
+            self.peers.when_durable(callback, on_error)
+        elif self.stores is not None:
+            self.stores.queue.when_durable(callback, on_error)
+        else:
+            callback()
+
     def publish_will(self, client_id: str, will) -> None:
         props = {k: v for k, v in will.properties.items()
                  if k in ("payload_format_indicator", "content_type", "response_topic",

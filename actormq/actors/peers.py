@@ -10,7 +10,8 @@ Frame kinds (header is orjson; payloads are raw frames):
   HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
   SNAP  {w, p, routes}      every route filter of worker w with its count
   ROUTE {w, f, d}           route filter f of worker w changed by d (+1 / -1)
-  PUB   {m, share}          a message to route here (payload frame 0)
+  PUB   {m, share[, w, ack]}  a message to route here (payload frame 0); with ack, reply DUR
+  DUR   {r, ok}             what PUB `ack` r wrote here is committed (ok) or was refused
   RET   {m}                 a retained message changed (payload frame 0)
   STATS {w, s}              worker w's counters
   CLAIM {w, r, c, clean}    worker w takes client id c; reply HAND to request r
@@ -25,6 +26,12 @@ more (disc modes), so they keep queueing while their clients are away; the
 survivors split them by crc32 of the client id. A CONNECT whose claim finds
 nobody resumes the session from the store (the claim tells the others to
 leave it alone), so a client can come back on any worker.
+
+Durability across workers: a QoS 1/2 message routed to a peer in a disc
+mode asks for DUR; `when_durable` (what the publisher's session waits on
+before its PUBACK/PUBREC) runs once this worker's store and every such peer
+committed, in the order it was called, so acknowledgements stay in order.
+A peer that dies before it answered fails the wait.
 """
 
 from __future__ import annotations
@@ -35,12 +42,16 @@ import logging
 import os
 from zlib import crc32
 
+from collections import deque
+
 from actormq.actors.messages import Delivery, Message, SubOptions
+from actormq.errors import StorageError
 
 log = logging.getLogger("actormq.peers")
 
 CLAIM_TIMEOUT = 3.0
 STATS_SECONDS = 1.0
+MAX_UNCLAIMED = 1000
 
 
 def message_header(message: Message) -> list:
@@ -80,6 +91,26 @@ class _Request:
             self.future.set_result(None)
 
 
+class _Durable:
+    """One `when_durable` call: what it waits for, and what to run then."""
+
+    __slots__ = ("callback", "on_error", "waiting", "failed")
+
+    def __init__(self, callback, on_error) -> None:
+        self.callback = callback
+        self.on_error = on_error
+        self.waiting = 1            # this worker's store
+        self.failed = False
+
+    def run(self) -> None:
+        if not self.failed:
+            self.callback()
+        elif self.on_error is not None:
+            self.on_error(StorageError("a worker the message went to could not save it"))
+        else:
+            log.warning("a message routed to another worker may not have been saved")
+
+
 class PeerLink:
     """Everything a worker says to and hears from its peers."""
 
@@ -97,11 +128,16 @@ class PeerLink:
         self._claiming: dict[str, int] = {}         # client id -> CONNECTs claiming it here
         self._restoring: set[str] = set()           # orphans this worker is about to restore
         self._tasks: set[asyncio.Task] = set()
+        self._wants_durable = broker.stores is not None and \
+            broker.config.get("queue.storage", "ram") != "ram"
+        self._durable_waits: dict[int, list] = {}   # PUB ack id -> [peer, _Durable or None]
+        self._unclaimed: list[int] = []             # ack ids of the current publish
+        self._durable_order: deque[_Durable] = deque()
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
             b"PUB": self._on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
             b"CLAIM": self._on_claim, b"HAND": self._on_reply, b"HOLDS": self._on_holds,
-            b"HELD": self._on_reply,
+            b"HELD": self._on_reply, b"DUR": self._on_durable,
         }
 
     async def start(self) -> None:
@@ -151,6 +187,9 @@ class PeerLink:
         self.broker.peer_stats.pop(peer, None)
         for request in list(self._requests.values()):
             request.answered_by(peer)
+        for ack_id, (owner, _entry) in list(self._durable_waits.items()):
+            if owner == peer:
+                self._settle_ack(ack_id, False)
         self._spawn(self._restore_orphans(sorted(self._live | {self.worker_id})))
 
     async def _restore_orphans(self, owners: list[int]) -> None:
@@ -245,17 +284,83 @@ class PeerLink:
     # -- messages ---------------------------------------------------------------------
 
     def send_message(self, worker_id: int, message: Message, share_target) -> None:
-        self.broker.stats.bus_publish_frames += 1
-        self.bus.send(worker_id, b"PUB", {"m": message_header(message), "share": share_target},
-                      (message.payload,))
+        broker = self.broker
+        broker.stats.bus_publish_frames += 1
+        header = {"m": message_header(message), "share": share_target}
+        if message.qos and self._wants_durable:
+            ack_id = self._ack_for(worker_id)
+            header["w"], header["ack"] = self.worker_id, ack_id
+        if not self.bus.send(worker_id, b"PUB", header, (message.payload,)) and "ack" in header:
+            self._settle_ack(header["ack"], False)
+
+    def _ack_for(self, worker_id: int) -> int:
+        """A DUR the publisher's acknowledgement waits for (see when_durable)."""
+        broker = self.broker
+        if not broker.wrote_durable or len(self._unclaimed) > MAX_UNCLAIMED:
+            self._unclaimed.clear()     # left over from a publish nobody acknowledges (a will)
+        broker.wrote_durable = True
+        ack_id = next(self._request_ids)
+        self._durable_waits[ack_id] = [worker_id, None]
+        self._unclaimed.append(ack_id)
+        return ack_id
 
     def _on_publish(self, header, payloads) -> None:
         message = message_from_header(header["m"], payloads[0])
         share = header["share"]
         broker = self.broker
         broker.wrote_durable = False
+        broker.quota_exceeded = False
         broker.router.route(message, from_peer=True,
                             share_target=tuple(share) if share is not None else None)
+        broker.congested.clear()    # backpressure holds back local publishers only
+        if "ack" in header:
+            self._confirm(header["w"], header["ack"])
+
+    def _confirm(self, peer: int, ack_id: int) -> None:
+        """Tell the publisher's worker once what this message wrote here is committed."""
+        broker = self.broker
+        if broker.quota_exceeded or not broker.wrote_durable or broker.stores is None:
+            self.bus.send(peer, b"DUR", {"r": ack_id, "ok": not broker.quota_exceeded})
+            return
+        loop, send = broker.loop, self.bus.send
+        broker.stores.queue.when_durable(
+            lambda: loop.call_soon_threadsafe(send, peer, b"DUR", {"r": ack_id, "ok": True}),
+            lambda _error: loop.call_soon_threadsafe(send, peer, b"DUR", {"r": ack_id, "ok": False}))
+
+    def when_durable(self, callback, on_error=None) -> None:
+        """Run callback once what the current publish wrote is committed, here and on
+        every worker it went to; on_error(StorageError) instead when a part failed.
+        Callbacks run in the order of the calls."""
+        entry = _Durable(callback, on_error)
+        for ack_id in self._unclaimed:
+            wait = self._durable_waits.get(ack_id)
+            if wait is not None and wait[1] is None:
+                wait[1] = entry
+                entry.waiting += 1
+        self._unclaimed.clear()
+        self._durable_order.append(entry)
+        stores, loop = self.broker.stores, self.broker.loop
+        if stores is None:
+            self._settle(entry, True)
+            return
+        stores.queue.when_durable(
+            lambda: loop.call_soon_threadsafe(self._settle, entry, True),
+            lambda _error: loop.call_soon_threadsafe(self._settle, entry, False))
+
+    def _on_durable(self, header, _payloads) -> None:
+        self._settle_ack(header["r"], header["ok"])
+
+    def _settle_ack(self, ack_id: int, ok: bool) -> None:
+        wait = self._durable_waits.pop(ack_id, None)
+        if wait is not None and wait[1] is not None:
+            self._settle(wait[1], ok)
+
+    def _settle(self, entry: _Durable, ok: bool) -> None:
+        entry.waiting -= 1
+        entry.failed = entry.failed or not ok
+        order = self._durable_order
+        while order and order[0].waiting <= 0:
+            order.popleft().run()
 
     def retained_changed(self, message: Message) -> None:
         self._broadcast(b"RET", {"m": message_header(message)}, (message.payload,))

@@ -91,10 +91,16 @@ class Publisher:
             self.done_sending.set_result(self.loop.time())
 
     def _on_complete(self, count: int) -> None:
+        """Refill the window in batches, not one write per acknowledgement; a
+        smaller refill waits one timer tick at most (waiting for more acks
+        than a broker sends before it sees data from us would stall on
+        Nagle's algorithm against delayed ACKs, 40 ms a round)."""
         self.completed += count
-        # refill a full window in batches, not one write per acknowledgement
         if self.window - (self.sent - self.completed) >= self._refill:
             self._wake()
+        elif not self._armed:
+            self._armed = True
+            self.loop.call_later(TIMER_TICK, self._pump)
 
     def _wake(self) -> None:
         if not self._armed:

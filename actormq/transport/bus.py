@@ -74,14 +74,15 @@ class Bus:
         """Deliver every incoming frame as on_frame(kind, header, payloads) on the loop."""
         self._loop = loop
         self._on_frame = on_frame
-        loop.add_reader(self._inbox.getsockopt(zmq.FD), self._drain)
+        loop.add_reader(self._inbox.getsockopt(zmq.FD), self.drain)
         self._timer = loop.call_later(POLL_SECONDS, self._poll)
 
     def _poll(self) -> None:
-        self._drain()
+        self.drain()
         self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Deliver every frame that has arrived (the loop does this by itself)."""
         self._drain_scheduled = False
         if self._closed:
             return
@@ -120,7 +121,7 @@ class Bus:
         # Sending may consume the inbox's edge; look again on the next turn.
         if not self._drain_scheduled and self._loop is not None:
             self._drain_scheduled = True
-            self._loop.call_soon(self._drain)
+            self._loop.call_soon(self.drain)
         return True
 
     def broadcast(self, kind: bytes, header, payloads: tuple = (), peers=None) -> None:

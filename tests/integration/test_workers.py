@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import time
 from dataclasses import dataclass
 
@@ -93,6 +92,22 @@ def test_publish_reaches_a_subscriber_on_the_other_worker(node, qos):
     assert [int(m.payload) for m in got] == list(range(5))
     assert {m.qos for m in got} == {qos}
     subscriber.expect_none(0.3)
+
+
+def test_message_properties_cross_workers_unchanged(node):
+    topic = unique("props")
+    props = {"user_property": [("k", "1"), ("k", "2"), ("a", "ü")], "response_topic": "reply",
+             "correlation_data": b"\x00\x01\xff", "content_type": "application/json",
+             "payload_format_indicator": 1}
+    subscriber = connect(node.ports[1], unique("sub"))
+    subscriber.subscribe(topic, 1, subscription_identifier=7)
+    publisher = connect(node.ports[0], unique("pub"))
+    routed(publisher, topic, subscriber)
+    publisher.publish(topic, b'{"a": 1}', qos=1, properties={**props, "message_expiry_interval": 60})
+    got = subscriber.expect_one().properties
+    assert {k: v for k, v in got.items() if k in props} == props
+    assert got["subscription_identifier"] == [7]
+    assert 0 < got["message_expiry_interval"] <= 60
 
 
 def _retained(port: int, topic: str) -> list[tuple[bytes, bool]]:
@@ -199,16 +214,14 @@ def _queue_length(broker: Broker, client_id: str) -> int:
     return rows[0]["length"] if rows else 0
 
 
-def _await_port(port: int, timeout: float) -> float:
-    """Seconds until something accepts connections on the port."""
+def _await_restart(broker: Broker, worker_id: int, timeout: float) -> float:
+    """Seconds until the node says the worker serves again."""
     start = time.monotonic()
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return time.monotonic() - start
-        except OSError:
-            assert time.monotonic() - start < timeout, f"nothing listens on {port} after {timeout} s"
-            time.sleep(0.02)
+    line = re.compile(rf"worker {worker_id} restarted \(pid \d+\)")
+    while not line.search(broker.log()):
+        assert time.monotonic() - start < timeout, f"worker {worker_id} not back after {timeout} s"
+        time.sleep(0.02)
+    return time.monotonic() - start
 
 
 @pytest.mark.slow
@@ -233,7 +246,7 @@ def test_killed_worker_restarts_and_its_sessions_resume(make_node, mode, comes_b
 
     os.kill(node.pids[1], signal.SIGKILL)
     assert online.wait_closed(), "the killed worker's client kept its connection"
-    assert _await_port(node.ports[1], RESTART_WITHIN + 1) < RESTART_WITHIN
+    assert _await_restart(node.broker, 1, RESTART_WITHIN + 3) < RESTART_WITHIN
     assert node.broker.running
 
     survivor_side = connect(node.ports[0], unique("pub"))
@@ -250,6 +263,28 @@ def test_killed_worker_restarts_and_its_sessions_resume(make_node, mode, comes_b
     routed(survivor_side, f"{topic}/online", again)
     survivor_side.publish(f"{topic}/online", b"1", qos=1)
     assert again.expect_one().payload == b"1", "the online client's subscription was lost"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="session.py still waits on its own store only: a deferred PUBACK/PUBREC "
+                          "must wait on Broker.when_durable, which includes the other workers")
+@pytest.mark.parametrize("qos", [1, 2])
+def test_kill9_loses_no_message_acknowledged_across_workers(make_node, qos):
+    count = 200
+    node = make_node(**{"queue.storage": "disc", "retained.storage": "disc"})
+    client_id, topic = unique("durable"), unique("q")
+    away = connect(node.ports[1], client_id, clean_start=False, properties=PERSISTENT)
+    away.subscribe(topic, qos)
+    away.disconnect()
+    publisher = connect(node.ports[0], unique("pub"))
+    sent = [publisher.publish(topic, str(i).encode(), qos=qos, wait=False) for i in range(count)]
+    for info in sent:
+        publisher.wait_published(info, timeout=30)
+    node.broker.kill9()
+    node.broker.restart()
+    back = connect(node.broker.port, client_id, clean_start=False, properties=PERSISTENT)
+    assert back.connack.session_present
+    assert [int(m.payload) for m in back.expect(count, timeout=30)] == list(range(count))
 
 
 # -- what crosses the bus ------------------------------------------------------------------
