@@ -10,7 +10,8 @@ Frame kinds (header is orjson; payloads are raw frames):
   HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
   SNAP  {w, p, routes}      every route filter of worker w with its count
   ROUTE {w, f, d}           route filter f of worker w changed by d (+1 / -1)
-  PUB   {m, share[, w, ack]}  a message to route here (payload frame 0); with ack, reply DUR
+  PUB   {b: [{m, share[, w, ack]}]}  messages to route here, one payload frame each;
+                            an item with ack is answered by DUR
   DUR   {r, ok}             what PUB `ack` r wrote here is committed (ok) or was refused
   RET   {m}                 a retained message changed (payload frame 0)
   STATS {w, s}              worker w's counters
@@ -49,6 +50,7 @@ from actormq.errors import StorageError
 
 log = logging.getLogger("actormq.peers")
 
+MAX_BATCH = 512
 CLAIM_TIMEOUT = 3.0
 STATS_SECONDS = 1.0
 MAX_UNCLAIMED = 1000
@@ -133,6 +135,8 @@ class PeerLink:
         self._durable_waits: dict[int, list] = {}   # PUB ack id -> [peer, _Durable or None]
         self._unclaimed: list[int] = []             # ack ids of the current publish
         self._durable_order: deque[_Durable] = deque()
+        self._outgoing: dict[int, tuple[list, list]] = {}
+        self._flush_scheduled = False
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
             b"PUB": self._on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
@@ -284,14 +288,37 @@ class PeerLink:
     # -- messages ---------------------------------------------------------------------
 
     def send_message(self, worker_id: int, message: Message, share_target) -> None:
+        """Queue a message for a peer; everything queued in one loop turn goes in
+        one PUB frame per peer (measured: -w 2 QoS 0 fan-in, see the README)."""
         broker = self.broker
         broker.stats.bus_publish_frames += 1
         header = {"m": message_header(message), "share": share_target}
         if message.qos and self._wants_durable:
             ack_id = self._ack_for(worker_id)
             header["w"], header["ack"] = self.worker_id, ack_id
-        if not self.bus.send(worker_id, b"PUB", header, (message.payload,)) and "ack" in header:
-            self._settle_ack(header["ack"], False)
+        batch = self._outgoing.get(worker_id)
+        if batch is None:
+            batch = self._outgoing[worker_id] = ([], [])
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                broker.loop.call_soon(self._flush_outgoing)
+        batch[0].append(header)
+        batch[1].append(message.payload)
+        if len(batch[0]) >= MAX_BATCH:
+            del self._outgoing[worker_id]
+            self._send_batch(worker_id, *batch)
+
+    def _flush_outgoing(self) -> None:
+        self._flush_scheduled = False
+        outgoing, self._outgoing = self._outgoing, {}
+        for worker_id, (headers, payloads) in outgoing.items():
+            self._send_batch(worker_id, headers, payloads)
+
+    def _send_batch(self, worker_id: int, headers: list, payloads: list) -> None:
+        if not self.bus.send(worker_id, b"PUB", {"b": headers}, tuple(payloads)):
+            for header in headers:
+                if "ack" in header:
+                    self._settle_ack(header["ack"], False)
 
     def _ack_for(self, worker_id: int) -> int:
         """A DUR the publisher's acknowledgement waits for (see when_durable)."""
@@ -304,8 +331,12 @@ class PeerLink:
         self._unclaimed.append(ack_id)
         return ack_id
 
-    def _on_publish(self, header, payloads) -> None:
-        message = message_from_header(header["m"], payloads[0])
+    def _on_publish(self, batch, payloads) -> None:
+        for header, payload in zip(batch["b"], payloads):
+            self._route_from_peer(header, payload)
+
+    def _route_from_peer(self, header, payload) -> None:
+        message = message_from_header(header["m"], payload)
         share = header["share"]
         broker = self.broker
         broker.wrote_durable = False
