@@ -205,7 +205,7 @@ class Session:
 
         def failed(_error) -> None:
             loop.call_soon_threadsafe(self._refuse_deferred, conn, packet)
-        self.broker.stores.queue.when_durable(durable, failed)
+        self.broker.when_durable(durable, failed)
 
     def _refuse_deferred(self, conn, packet) -> None:
         """The store could not save what the message wrote: MQTT 5 gets the ack

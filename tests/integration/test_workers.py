@@ -266,8 +266,6 @@ def test_killed_worker_restarts_and_its_sessions_resume(make_node, mode, comes_b
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="session.py still waits on its own store only: a deferred PUBACK/PUBREC "
-                          "must wait on Broker.when_durable, which includes the other workers")
 @pytest.mark.parametrize("qos", [1, 2])
 def test_kill9_loses_no_message_acknowledged_across_workers(make_node, qos):
     count = 200
