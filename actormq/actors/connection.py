@@ -265,6 +265,7 @@ class Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def unthrottle(self) -> None:
+        """Take packets again, first the ones held back."""
         if self._held is None or self.closed or self.session is None:
             return
         held, self._held = self._held, None
@@ -338,12 +339,7 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self._open_session(packet, assigned)
-        held, self._held = self._held, None
-        self.transport.resume_reading()
-        try:
-            self._handle(held)
-        except ProtocolError as exc:
-            self.protocol_error(exc)
+        self.unthrottle()       # take the packets held while waiting
 
     def _open_session(self, packet: Connect, assigned: str | None) -> None:
         expiry = self.broker.session_expiry_for(packet)
