@@ -52,7 +52,7 @@ log = logging.getLogger("actormq.peers")
 
 MAX_BATCH = 512
 CLAIM_TIMEOUT = 3.0
-STATS_SECONDS = 1.0
+STATS_SECONDS = 0.25     # how stale a peer's counters in $SYS may be
 MAX_UNCLAIMED = 1000
 
 
@@ -60,10 +60,12 @@ def message_header(message: Message) -> list:
     """The message without its payload, for an orjson header. Binary property
     values (correlation data) go as latin-1 text, which maps byte for byte."""
     props = message.properties
-    binary = [name for name, value in props.items() if type(value) is bytes]
-    if binary:
-        props = {name: value.decode("latin-1") if name in binary else value
-                 for name, value in props.items()}
+    binary = ()
+    if props:
+        binary = [name for name, value in props.items() if type(value) is bytes]
+        if binary:
+            props = {name: value.decode("latin-1") if name in binary else value
+                     for name, value in props.items()}
     return [message.topic_name, message.qos, message.retain, props,
             message.expires_at, message.timestamp, message.origin, binary]
 
@@ -148,7 +150,8 @@ class PeerLink:
         self.broker.peers = self
         self.bus.start(self.broker.loop, self._on_frame)
         self.bus.broadcast(b"HELLO", {"w": self.worker_id, "p": os.getpid()})
-        self._spawn(self._report_stats())
+        if self.broker.settings.sys_interval:
+            self._spawn(self._report_stats())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
