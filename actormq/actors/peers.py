@@ -190,6 +190,7 @@ class PeerLink:
         self._live.discard(peer)
         self._pids.pop(peer, None)
         self.bus.reset(peer)
+        self._outgoing.pop(peer, None)
         self.broker.router.drop_worker_routes(peer)
         self.broker.peer_stats.pop(peer, None)
         for request in list(self._requests.values()):
