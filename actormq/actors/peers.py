@@ -2,7 +2,8 @@
 
 Owns what crosses processes: route deltas and snapshots (every worker knows
 which filters every other worker has subscribers for), messages routed to a
-peer (one frame per destination worker), node-wide retained changes, counter
+peer (one item per message and destination worker, batched per loop turn:
+fan-out happens at the destination), node-wide retained changes, counter
 reports for $SYS, session takeover (claim / handover) so that a client id
 has exactly one live session in the node, and what happens when a peer dies.
 
@@ -10,9 +11,11 @@ Frame kinds (header is orjson; payloads are raw frames):
   HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
   SNAP  {w, p, routes}      every route filter of worker w with its count
   ROUTE {w, f, d}           route filter f of worker w changed by d (+1 / -1)
-  PUB   {b: [{m, share[, w, ack]}]}  messages to route here, one payload frame each;
-                            an item with ack is answered by DUR
-  DUR   {r, ok}             what PUB `ack` r wrote here is committed (ok) or was refused
+  PUB   {w, b: [item]}      messages to route here; an item is message_header + [share,
+                            ack, payload size], the payloads follow as one blob (payload
+                            frame 0); an item with an ack id (not null) is answered by DUR
+  DUR   {ok, no}            what the PUBs with these acks wrote here is committed (ok),
+                            or was refused (no); one frame per peer and loop turn
   RET   {m}                 a retained message changed (payload frame 0)
   STATS {w, s}              worker w's counters
   CLAIM {w, r, c, clean}    worker w takes client id c; reply HAND to request r
@@ -41,9 +44,8 @@ import asyncio
 import itertools
 import logging
 import os
-from zlib import crc32
-
 from collections import deque
+from zlib import crc32
 
 from actormq.actors.messages import Delivery, Message, SubOptions
 from actormq.errors import StorageError
@@ -51,6 +53,7 @@ from actormq.errors import StorageError
 log = logging.getLogger("actormq.peers")
 
 MAX_BATCH = 512
+ACK = 9         # where a PUB item has its ack id: message_header + [share, ack, size]
 CLAIM_TIMEOUT = 3.0
 STATS_SECONDS = 0.25     # how stale a peer's counters in $SYS may be
 MAX_UNCLAIMED = 1000
@@ -72,11 +75,17 @@ def message_header(message: Message) -> list:
 
 def message_from_header(header: list, payload: bytes) -> Message:
     topic, qos, retain, props, expires_at, timestamp, origin, binary = header
+    if props:
+        props_from_json(props, binary)
+    return Message(topic, bytes(payload), qos, retain, props, expires_at, timestamp, origin)
+
+
+def props_from_json(props: dict, binary: list) -> None:
+    """Undo what JSON did to the properties of message_header (in place)."""
     for name in binary:
         props[name] = props[name].encode("latin-1")
     if "user_property" in props:
         props["user_property"] = [tuple(pair) for pair in props["user_property"]]
-    return Message(topic, bytes(payload), qos, retain, props, expires_at, timestamp, origin)
 
 
 class _Request:
@@ -139,6 +148,7 @@ class PeerLink:
         self._durable_order: deque[_Durable] = deque()
         self._outgoing: dict[int, tuple[list, list]] = {}
         self._flush_scheduled = False
+        self._confirms: dict[int, tuple[list, list]] = {}   # peer -> (ack ids ok, refused)
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
             b"PUB": self._on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
@@ -296,17 +306,16 @@ class PeerLink:
         one PUB frame per peer (measured: -w 2 QoS 0 fan-in, see the README)."""
         broker = self.broker
         broker.stats.bus_publish_frames += 1
-        header = {"m": message_header(message), "share": share_target}
-        if message.qos and self._wants_durable:
-            ack_id = self._ack_for(worker_id)
-            header["w"], header["ack"] = self.worker_id, ack_id
+        ack_id = self._ack_for(worker_id) if message.qos and self._wants_durable else None
+        item = message_header(message)
+        item += (share_target, ack_id, len(message.payload))
         batch = self._outgoing.get(worker_id)
         if batch is None:
             batch = self._outgoing[worker_id] = ([], [])
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 broker.loop.call_soon(self._flush_outgoing)
-        batch[0].append(header)
+        batch[0].append(item)
         batch[1].append(message.payload)
         if len(batch[0]) >= MAX_BATCH:
             del self._outgoing[worker_id]
@@ -315,14 +324,16 @@ class PeerLink:
     def _flush_outgoing(self) -> None:
         self._flush_scheduled = False
         outgoing, self._outgoing = self._outgoing, {}
-        for worker_id, (headers, payloads) in outgoing.items():
-            self._send_batch(worker_id, headers, payloads)
+        for worker_id, (items, payloads) in outgoing.items():
+            self._send_batch(worker_id, items, payloads)
 
-    def _send_batch(self, worker_id: int, headers: list, payloads: list) -> None:
-        if not self.bus.send(worker_id, b"PUB", {"b": headers}, tuple(payloads)):
-            for header in headers:
-                if "ack" in header:
-                    self._settle_ack(header["ack"], False)
+    def _send_batch(self, worker_id: int, items: list, payloads: list) -> None:
+        """One frame: the items as one orjson list, the payloads as one blob."""
+        if not self.bus.send(worker_id, b"PUB", {"w": self.worker_id, "b": items},
+                             (b"".join(payloads),)):
+            for item in items:
+                if item[ACK] is not None:
+                    self._settle_ack(item[ACK], False)
 
     def _ack_for(self, worker_id: int) -> int:
         """A DUR the publisher's acknowledgement waits for (see when_durable)."""
@@ -336,31 +347,47 @@ class PeerLink:
         return ack_id
 
     def _on_publish(self, batch, payloads) -> None:
-        for header, payload in zip(batch["b"], payloads):
-            self._route_from_peer(header, payload)
-
-    def _route_from_peer(self, header, payload) -> None:
-        message = message_from_header(header["m"], payload)
-        share = header["share"]
+        blob = payloads[0]
+        at = 0
         broker = self.broker
-        broker.wrote_durable = False
-        broker.quota_exceeded = False
-        broker.router.route(message, from_peer=True,
-                            share_target=tuple(share) if share is not None else None)
+        route = broker.router.route
+        for topic, qos, retain, props, expires_at, timestamp, origin, binary, share, ack_id, size \
+                in batch["b"]:
+            if props:
+                props_from_json(props, binary)
+            message = Message(topic, blob[at:at + size], qos, retain, props, expires_at, timestamp,
+                              origin)
+            at += size
+            broker.wrote_durable = False
+            broker.quota_exceeded = False
+            route(message, from_peer=True, share_target=tuple(share) if share is not None else None)
+            if ack_id is not None:
+                self._confirm(batch["w"], ack_id)
         broker.congested.clear()    # backpressure holds back local publishers only
-        if "ack" in header:
-            self._confirm(header["w"], header["ack"])
 
     def _confirm(self, peer: int, ack_id: int) -> None:
         """Tell the publisher's worker once what this message wrote here is committed."""
         broker = self.broker
         if broker.quota_exceeded or not broker.wrote_durable or broker.stores is None:
-            self.bus.send(peer, b"DUR", {"r": ack_id, "ok": not broker.quota_exceeded})
+            self._queue_confirm(peer, ack_id, not broker.quota_exceeded)
             return
-        loop, send = broker.loop, self.bus.send
+        loop, confirm = broker.loop, self._queue_confirm
         broker.stores.queue.when_durable(
-            lambda: loop.call_soon_threadsafe(send, peer, b"DUR", {"r": ack_id, "ok": True}),
-            lambda _error: loop.call_soon_threadsafe(send, peer, b"DUR", {"r": ack_id, "ok": False}))
+            lambda: loop.call_soon_threadsafe(confirm, peer, ack_id, True),
+            lambda _error: loop.call_soon_threadsafe(confirm, peer, ack_id, False))
+
+    def _queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
+        if not self._confirms:
+            self.broker.loop.call_soon(self._flush_confirms)
+        lists = self._confirms.get(peer)
+        if lists is None:
+            lists = self._confirms[peer] = ([], [])
+        lists[0 if ok else 1].append(ack_id)
+
+    def _flush_confirms(self) -> None:
+        confirms, self._confirms = self._confirms, {}
+        for peer, (ok, refused) in confirms.items():
+            self.bus.send(peer, b"DUR", {"ok": ok, "no": refused})
 
     def when_durable(self, callback, on_error=None) -> None:
         """Run callback once what the current publish wrote is committed, here and on
@@ -383,7 +410,10 @@ class PeerLink:
             lambda _error: loop.call_soon_threadsafe(self._settle, entry, False))
 
     def _on_durable(self, header, _payloads) -> None:
-        self._settle_ack(header["r"], header["ok"])
+        for ack_id in header["ok"]:
+            self._settle_ack(ack_id, True)
+        for ack_id in header["no"]:
+            self._settle_ack(ack_id, False)
 
     def _settle_ack(self, ack_id: int, ok: bool) -> None:
         wait = self._durable_waits.pop(ack_id, None)

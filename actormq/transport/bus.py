@@ -30,6 +30,7 @@ from actormq.errors import TransportError
 log = logging.getLogger("actormq.bus")
 
 POLL_SECONDS = 0.05
+DRAIN_FRAMES = 4        # frames per loop turn (a PUB frame carries up to a few hundred messages)
 _ENVELOPE = struct.Struct(">BI")    # kind length, header length
 _PART = struct.Struct(">I")         # payload length
 
@@ -108,30 +109,41 @@ class Bus:
         """Deliver every incoming frame as on_frame(kind, header, payloads) on the loop."""
         self._loop = loop
         self._on_frame = on_frame
-        loop.add_reader(self._inbox.getsockopt(zmq.FD), self.drain)
+        loop.add_reader(self._inbox.getsockopt(zmq.FD), self._take_turn)
         self._timer = loop.call_later(POLL_SECONDS, self._poll)
 
     def _poll(self) -> None:
-        self.drain()
+        self._take_turn()
         self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
 
-    def drain(self) -> None:
-        """Deliver every frame that has arrived (the loop does this by itself)."""
+    def _take_turn(self) -> None:
+        """Deliver up to DRAIN_FRAMES frames, then let the loop serve the sockets
+        before the next ones: a busy peer must not starve this worker's clients.
+        ZMQ_FD is edge-triggered, so a turn that stopped early schedules the next."""
         self._drain_scheduled = False
+        if not self.drain(DRAIN_FRAMES) and not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._take_turn)
+
+    def drain(self, at_most: int = 0) -> bool:
+        """Deliver the frames that have arrived (at most `at_most`, 0: all);
+        True when the inbox is empty."""
         if self._closed:
-            return
+            return True
         inbox = self._inbox
         on_frame = self._on_frame
-        # ZMQ_FD is edge-triggered: read until the socket has nothing left.
-        while True:
+        taken = 0
+        while not at_most or taken < at_most:
             try:
                 frame = inbox.recv(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return
+                return True
+            taken += 1
             try:
                 on_frame(*decode_frame(frame))
             except Exception:
                 log.exception("bad bus frame dropped: %r", frame[:40])
+        return False
 
     def send(self, peer: int, kind: bytes, header, payloads: tuple = ()) -> bool:
         """Send one frame to one peer; False when it was dropped (the peer's queue is full)."""
@@ -154,7 +166,7 @@ class Bus:
         # Sending may consume the inbox's edge; look again on the next turn.
         if not self._drain_scheduled and self._loop is not None:
             self._drain_scheduled = True
-            self._loop.call_soon(self.drain)
+            self._loop.call_soon(self._take_turn)
         return True
 
     def broadcast(self, kind: bytes, header, payloads: tuple = (), peers=None) -> None:

@@ -2,7 +2,8 @@
 worker each with `listener.tcp.worker_ports` still talk to each other (QoS
 0/1/2, retained, wildcards, shared subscriptions); a session moves between
 workers with its subscriptions and queue; a worker killed with SIGKILL comes
-back while the other one's clients carry on and persistent sessions resume;
+back while the other one's clients carry on and persistent sessions resume
+(with three workers the two survivors share its sessions);
 PUBLISH frames go only to workers with matching subscribers; $SYS sums every
 worker; SIGTERM stops the node in time with exit code 0."""
 
@@ -12,6 +13,7 @@ import os
 import re
 import signal
 import time
+import zlib
 from dataclasses import dataclass
 
 import pytest
@@ -31,20 +33,21 @@ STOP_WITHIN = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A broker of two workers and the port and pid of each worker."""
+    """A broker of several workers (two unless asked) and the port and pid of each."""
 
     broker: Broker
-    ports: tuple[int, int]
-    pids: tuple[int, int]
+    ports: tuple[int, ...]
+    pids: tuple[int, ...]
 
 
 @pytest.fixture
 def make_node(make_broker):
-    def make(**settings) -> Node:
+    def make(workers: int = 2, **settings) -> Node:
         actormq_only("actormq worker processes")
-        broker = make_broker(settings={"listener.tcp.worker_ports": "true", **settings}, workers=2)
+        broker = make_broker(settings={"listener.tcp.worker_ports": "true", **settings},
+                             workers=workers)
         deadline = time.monotonic() + 5
-        while len(found := WORKER_LINE.findall(broker.stdout())) < 2:
+        while len(found := WORKER_LINE.findall(broker.stdout())) < workers:
             assert time.monotonic() < deadline, f"no worker lines in the banner:\n{broker.stdout()}"
             time.sleep(0.02)
         found = sorted(found)
@@ -283,6 +286,47 @@ def test_kill9_loses_no_message_acknowledged_across_workers(make_node, qos):
     back = connect(node.broker.port, client_id, clean_start=False, properties=PERSISTENT)
     assert back.connack.session_present
     assert [int(m.payload) for m in back.expect(count, timeout=30)] == list(range(count))
+
+
+def split_between_two(count: int) -> list[str]:
+    """Client ids half of which the first of two survivors takes (crc32 even), half the second."""
+    ids: dict[int, list[str]] = {0: [], 1: []}
+    while min(len(group) for group in ids.values()) < count // 2:
+        client_id = unique("away")
+        group = ids[zlib.crc32(client_id.encode()) % 2]
+        if len(group) < count // 2:
+            group.append(client_id)
+    return ids[0] + ids[1]
+
+
+@pytest.mark.slow
+def test_survivors_share_the_sessions_of_a_killed_worker(make_node):
+    node = make_node(workers=3, **{"queue.storage": "disc", "retained.storage": "disc"})
+    topic = unique("k")
+    client_ids = split_between_two(8)
+    for client_id in client_ids:
+        away = connect(node.ports[2], client_id, clean_start=False, properties=PERSISTENT)
+        away.subscribe(f"{topic}/{client_id}", 1)
+        away.disconnect()
+    publisher = connect(node.ports[2], unique("pub"))
+    for client_id in client_ids:
+        publisher.publish(f"{topic}/{client_id}", b"0", qos=1)
+    publisher.disconnect()
+
+    os.kill(node.pids[2], signal.SIGKILL)
+    _await_restart(node.broker, 2, RESTART_WITHIN + 3)
+    took_over = re.findall(r"worker-(\d)\] actormq.peers: took over (\d+)", node.broker.log())
+    assert sorted((int(worker), int(count)) for worker, count in took_over) == [(0, 4), (1, 4)], \
+        node.broker.log()
+    survivor_side = connect(node.ports[0], unique("pub"))
+    for client_id in client_ids:
+        survivor_side.publish(f"{topic}/{client_id}", b"1", qos=1)
+
+    for index, client_id in enumerate(client_ids):
+        back = connect(node.ports[index % 3], client_id, clean_start=False, properties=PERSISTENT)
+        assert back.connack.session_present, client_id
+        assert [m.payload for m in back.expect(2)] == [b"0", b"1"], client_id
+        back.expect_none(0.1)
 
 
 # -- what crosses the bus ------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The ZeroMQ bus between workers, two Bus objects in one process: frames with
-an orjson header and raw payload frames arrive intact, a full outbox drops
-and counts instead of blocking, `reset` forgets what was queued for a dead
-peer, and ZeroMQ errors come out as TransportError."""
+an orjson header and raw payloads arrive intact and in order, a full outbox
+drops and counts instead of blocking, a drain can stop early and keep the
+rest, `reset` forgets what was queued for a dead peer, and ZeroMQ or
+encoding errors come out as TransportError."""
 
 from __future__ import annotations
 
@@ -125,3 +126,17 @@ def test_a_header_orjson_cannot_encode_is_a_transport_error(loop, buses):
     sender.start(loop, Inbox())
     with pytest.raises(TransportError, match="cannot be encoded"):
         sender.send(1, b"PUB", {"raw": b"bytes"})
+
+
+def test_drain_can_stop_early_and_keeps_the_rest(loop, buses):
+    sender, receiver = buses(0), buses(1)
+    sender.start(loop, Inbox())
+    inbox = Inbox()
+    receiver._on_frame = inbox          # not started: this test drives the inbox by hand
+    for number in range(10):
+        sender.send(1, b"N", number)
+    time.sleep(0.3)                     # the io thread moves them into the inbox
+    assert not receiver.drain(at_most=4), "the inbox should still hold frames"
+    assert len(inbox.frames) == 4
+    assert receiver.drain()
+    assert [header for _, header, _ in inbox.frames] == list(range(10))
