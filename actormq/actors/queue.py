@@ -100,9 +100,8 @@ class Queue:
         return count
 
     def enqueue(self, delivery: Delivery) -> bool:
-        """Take a delivery in; False when the queue's limit dropped it.
-
-        Raises QueueFull (and changes nothing) when the store refuses it."""
+        """Add a delivery; False when it was dropped by the limit. Raises
+        QueueFull when the store refuses it (nothing changes then)."""
         limit = self.limits.max_online if self.online else self.limits.max_offline
         full = bool(limit) and len(self) >= limit
         if full and not self._can_evict():
@@ -148,9 +147,6 @@ class Queue:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
         if delivery.seq and self._writes(delivery):
             self._store.delete("queue", queue_key(self.client_id, delivery.seq))
-
-    def mark_sent(self, delivery: Delivery, packet_id: int) -> None:
-        """Nothing to store: a persisted delivery stays until acknowledged."""
 
     def clear(self) -> None:
         """Drop everything (clean start, session end)."""

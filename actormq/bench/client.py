@@ -447,21 +447,20 @@ class RawConnector:
         for fd in [fd for fd, p in self._pending.items() if p.started_ns < limit]:
             self._fail(fd, "timed out")
 
-    def ping(self) -> None:
-        packet = codec.encode(codec.Pingreq(), self.endpoint.version)
+    def _send_all(self, packet) -> None:
+        data = codec.encode(packet, self.endpoint.version)
         for sock in self.opened:
             try:
-                sock.send(packet)
+                sock.send(data)
             except OSError:
                 pass
 
+    def ping(self) -> None:
+        self._send_all(codec.Pingreq())
+
     def close(self) -> None:
-        packet = codec.encode(codec.Disconnect(), self.endpoint.version)
+        self._send_all(codec.Disconnect())
         for sock in self.opened:
-            try:
-                sock.send(packet)
-            except OSError:
-                pass
             sock.close()
 
 
