@@ -13,12 +13,14 @@ DISCONNECT to its clients, storage flushed, exit code 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
 import sys
 from dataclasses import dataclass
 
+from actormq import fdtable
 from actormq.errors import ActormqError
 
 log = logging.getLogger("actormq.worker")
@@ -90,6 +92,7 @@ class Worker:
             await self.peers.start()
         broker.start(restore=plan.restore)
         servers, private_port = await self._listen(broker)
+        tune_gc()
         self._watch_control()
         self._report("ready", self.config["listener.tcp.host"], plan.port, private_port)
         await self.stopping.wait()
@@ -142,11 +145,30 @@ class Worker:
             self.control.send(message)
 
 
+GC_THRESHOLD = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Leave what start-up loaded out of the cycle collector, and collect the
+    young generation every 20,000 allocations instead of 700.
+
+    Every connection and message allocates containers that die young, and at the
+    default threshold the collector ran over them about once per hundred
+    messages: 25 % of the CPU a CONNECT costs (65 -> 50 µs user time per
+    connection, measured with `actormq bench conn`). A young generation of
+    20,000 objects is scanned in well under a millisecond.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 def worker_main(config, plan: WorkerPlan, control) -> None:
     """Entry point of a spawned worker process."""
     from actormq.logsetup import setup_logging
 
     setup_logging(config["log.level"], f"worker-{plan.worker_id}")
+    fdtable.reserve(fdtable.MAX_RESERVED)     # while this process has one thread
     try:
         code = Worker(config, plan, control).run()
     except ActormqError as exc:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 import uuid
 from dataclasses import replace
 
-from actormq.actors.session import message_from_publish
+from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
@@ -41,7 +40,7 @@ class Connection(asyncio.Protocol):
         self.transport = None
         self.session = None
         self.client_id = ""
-        self.peer = "?"
+        self._peer: str | None = None
         self.version = 4
         self.keepalive_deadline = 0.0       # seconds of silence allowed; 0 = none
         self.last_seen = time.monotonic()
@@ -58,24 +57,20 @@ class Connection(asyncio.Protocol):
         self._taken_over = False
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
-        self._handlers = {
-            Publish: self._on_publish,
-            Pingreq: self._on_pingreq, Disconnect: self._on_disconnect, Connect: self._on_connect,
-            Auth: self._on_auth,
-        }
+
+    @property
+    def peer(self) -> str:
+        """host:port of the client, looked up when first needed (logs, hooks)."""
+        if self._peer is None:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        return self._peer
 
     # -- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport) -> None:
+        # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.keepalive_deadline = self.settings.connect_timeout
         self.broker.connection_opened(self)
 
@@ -88,16 +83,20 @@ class Connection(asyncio.Protocol):
             self.protocol_error(exc)
 
     def _handle(self, packets: list) -> None:
-        handlers = self._handlers
         for index, packet in enumerate(packets):
             if self.closed:
                 return
             if self._held is not None:
                 self._held.extend(packets[index:])
                 return
-            if self.session is None and type(packet) is not Connect:
+            kind = type(packet)
+            if self.session is None and kind is not Connect:
                 raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "first packet must be CONNECT")
-            handlers[type(packet)](packet)
+            handler = _CONNECTION_HANDLERS.get(kind)
+            if handler is not None:
+                handler(self, packet)
+            else:
+                _SESSION_HANDLERS[kind](self.session, packet)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -105,9 +104,11 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None or session.conn is not self:
             return
-        reason = "normal disconnect" if self._clean_disconnect else f"connection lost ({exc or 'closed'})"
-        log.debug("client %s (%s) gone: %s, %d packets received", self.client_id, self.peer, reason,
-                  self.received)
+        if log.isEnabledFor(logging.DEBUG):
+            reason = "normal disconnect" if self._clean_disconnect else \
+                f"connection lost ({exc or 'closed'})"
+            log.debug("client %s (%s) gone: %s, %d packets received", self.client_id, self.peer,
+                      reason, self.received)
         session.detach(publish_will=not self._clean_disconnect)
 
     def pause_writing(self) -> None:
@@ -346,13 +347,11 @@ class Connection(asyncio.Protocol):
         self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
         session, present = self.broker.open_session(self, packet, self.client_id, expiry)
         self.session = session
-        self._handlers.update({
-            Puback: session.handle_puback, Pubrec: session.handle_pubrec,
-            Pubrel: session.handle_pubrel, Pubcomp: session.handle_pubcomp,
-            Subscribe: session.handle_subscribe, Unsubscribe: session.handle_unsubscribe})
         self.send_packet(Connack(present, 0, self._connack_properties(packet, assigned, expiry)))
-        log.debug("client %s (%s) connected: v%d clean_start=%s keepalive=%d present=%s",
-                  self.client_id, self.peer, self.version, packet.clean_start, packet.keepalive, present)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("client %s (%s) connected: v%d clean_start=%s keepalive=%d present=%s",
+                      self.client_id, self.peer, self.version, packet.clean_start, packet.keepalive,
+                      present)
         session.attach(self, present)
 
     def _take_client_properties(self, props: dict) -> None:
@@ -428,6 +427,18 @@ class Connection(asyncio.Protocol):
         if requested != granted:
             props["session_expiry_interval"] = granted
         return props
+
+
+# packet type -> handler, shared by every connection (no per-connection bound methods)
+_CONNECTION_HANDLERS = {
+    Publish: Connection._on_publish, Pingreq: Connection._on_pingreq,
+    Disconnect: Connection._on_disconnect, Connect: Connection._on_connect, Auth: Connection._on_auth,
+}
+_SESSION_HANDLERS = {
+    Puback: Session.handle_puback, Pubrec: Session.handle_pubrec, Pubrel: Session.handle_pubrel,
+    Pubcomp: Session.handle_pubcomp, Subscribe: Session.handle_subscribe,
+    Unsubscribe: Session.handle_unsubscribe,
+}
 
 
 def _check_utf8_payload(payload: bytes) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 
 import click
 
+from actormq import fdtable
 from actormq.bench.client import Endpoint
 from actormq.bench.runner import Workload, run_conn, run_pub, run_sub
 
@@ -123,7 +123,7 @@ def _run(runner, command: str, options: dict, **workload) -> None:
                         username=options.pop("username"), password=_bytes(options.pop("password")))
     prefix = options.pop("prefix") or f"bench-{command}-{os.getpid()}-"
     work = Workload(prefix=prefix, progress=not options.pop("quiet"), **options, **workload)
-    _raise_file_limit(work.clients + 64)
+    fdtable.reserve(work.clients + 64)
     summary = _event_loop_run(runner(work, endpoint))
     click.echo(summary.to_json() if as_json else summary.to_text())
     if not summary.connected:
@@ -144,12 +144,6 @@ def _event_loop_run(coro):
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(coro)
 
-
-def _raise_file_limit(wanted: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 if __name__ == "__main__":

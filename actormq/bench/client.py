@@ -34,6 +34,7 @@ from actormq.transport import codec
 
 PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 3, 4, 5, 6, 7
 MAX_PACKET_ID = 0xFFFF
+CONNACK_ACCEPTED_V311 = b"\x20\x02\x00\x00"   # no session present
 TIMER_TICK = 0.001        # s, resolution of the event loop's timers
 COALESCE_AFTER = 0.0001   # s between reads below which reading pauses a tick
 
@@ -380,6 +381,7 @@ class RawConnector:
         self.last_connack_ns = 0
         self._poll = select.epoll()
         self._pending: dict[int, _Pending] = {}
+        self._address = (endpoint.host, endpoint.port)
 
     def run(self) -> None:
         try:
@@ -402,13 +404,21 @@ class RawConnector:
         sock.setblocking(False)
         started = time.monotonic_ns()
         self.first_start_ns = self.first_start_ns or started
-        code = sock.connect_ex((self.endpoint.host, self.endpoint.port))
+        code = sock.connect_ex(self._address)
         if code not in (0, errno.EINPROGRESS):
             sock.close()
             self.errors.append(f"{client_id}: {errno.errorcode.get(code, code)}")
             return self._start_next()
-        self._pending[sock.fileno()] = _Pending(sock, connect, started)
-        self._poll.register(sock.fileno(), select.EPOLLOUT)
+        fd = sock.fileno()
+        pending = self._pending[fd] = _Pending(sock, connect, started)
+        # on loopback the handshake is usually done already: write the CONNECT
+        # now and wait for the CONNACK, one wake-up per connection
+        try:
+            sock.send(connect)
+            pending.connect = b""
+            self._poll.register(fd, select.EPOLLIN)
+        except (BlockingIOError, OSError):
+            self._poll.register(fd, select.EPOLLOUT)
 
     def _handle(self, fd: int, event: int) -> None:
         pending = self._pending[fd]
@@ -422,12 +432,15 @@ class RawConnector:
             if not chunk:
                 raise ConnectionError("closed before CONNACK")
             pending.received += chunk
-            connack = _complete_connack(pending.received, self.endpoint.version)
+            if pending.received == CONNACK_ACCEPTED_V311:
+                connack = None
+            else:
+                connack = _complete_connack(pending.received, self.endpoint.version)
+                if connack is None:
+                    return
         except (OSError, ProtocolError) as exc:
             return self._fail(fd, str(exc))
-        if connack is None:
-            return
-        if connack.reason_code >= 0x80:
+        if connack is not None and connack.reason_code >= 0x80:
             return self._fail(fd, f"CONNACK reason code 0x{connack.reason_code:02X}")
         self._poll.unregister(fd)
         del self._pending[fd]
