@@ -336,10 +336,13 @@ class Connection(asyncio.Protocol):
 
     async def _claim_then_open(self, peers, packet: Connect, assigned: str | None) -> None:
         """Take the client id from the other workers first (takeover / handover)."""
-        await peers.claim(self.client_id, packet.clean_start)
-        if self.closed:
-            return
-        self._open_session(packet, assigned)
+        try:
+            await peers.claim(self.client_id, packet.clean_start)
+            if self.closed:
+                return
+            self._open_session(packet, assigned)
+        finally:
+            peers.claim_done(self.client_id)
         self.unthrottle()       # take the packets held while waiting
 
     def _open_session(self, packet: Connect, assigned: str | None) -> None:

@@ -139,6 +139,8 @@ class PeerLink:
         # unique across restarts of this worker: a late reply never meets a new request
         self._request_ids = itertools.count(os.getpid() << 24)
         self._claiming: dict[str, int] = {}         # client id -> CONNECTs claiming it here
+        self._deferred: dict[str, list] = {}        # client id -> peers' CLAIMs held (_on_claim)
+        self._yielded: set[str] = set()             # claiming, and answered a lower peer's CLAIM
         self._restoring: set[str] = set()           # orphans this worker is about to restore
         self._tasks: set[asyncio.Task] = set()
         self._wants_durable = broker.stores is not None and \
@@ -205,6 +207,10 @@ class PeerLink:
         self.broker.peer_stats.pop(peer, None)
         for request in list(self._requests.values()):
             request.answered_by(peer)
+        for client_id, held in list(self._deferred.items()):
+            held[:] = [header for header in held if header["w"] != peer]
+            if not held:
+                del self._deferred[client_id]
         for ack_id, (owner, _entry) in list(self._durable_waits.items()):
             if owner == peer:
                 self._settle_ack(ack_id, False)
@@ -448,18 +454,34 @@ class PeerLink:
 
     async def claim(self, client_id: str, clean_start: bool) -> None:
         """Take the client id from whichever peer has it and adopt its state, or
-        resume it from the store when nobody holds it; clean_start discards it."""
+        resume it from the store when nobody holds it; clean_start discards it.
+
+        The caller opens its session right after and then calls `claim_done`:
+        until then, a CLAIM for the same client id from a peer with a higher
+        worker id waits here (see `_on_claim`)."""
         self._restoring.discard(client_id)
         self._claiming[client_id] = self._claiming.get(client_id, 0) + 1
-        try:
+        handed: list = []
+        while True:
+            self._yielded.discard(client_id)
             replies = await self._ask(b"CLAIM", {"c": client_id, "clean": clean_start})
-        finally:
-            left = self._claiming.pop(client_id) - 1
-            if left:
-                self._claiming[client_id] = left
-        handed = [(header["state"], payloads) for header, payloads in replies
-                  if header["state"] is not None]
-        self._adopt(client_id, clean_start, handed)
+            handed += [(header["state"], payloads) for header, payloads in replies
+                       if header["state"] is not None]
+            if client_id not in self._yielded:
+                break
+            # a lower worker's claim was answered meanwhile: it opens a session
+            # too, so claim again to take that one over
+        self._adopt(client_id, clean_start, handed[-1:])
+
+    def claim_done(self, client_id: str) -> None:
+        """The CONNECT that claimed `client_id` opened its session (or gave up):
+        answer the CLAIMs that waited for it, which hand the session on."""
+        left = self._claiming.pop(client_id, 1) - 1
+        if left:
+            self._claiming[client_id] = left
+            return
+        for header in self._deferred.pop(client_id, ()):
+            self._on_claim(header, ())
 
     def _adopt(self, client_id: str, clean_start: bool, handed: list) -> None:
         broker = self.broker
@@ -476,8 +498,22 @@ class PeerLink:
                 log.info("client %s: session resumed from the store", client_id)
 
     def _on_claim(self, header, _payloads) -> None:
+        """A peer's CONNECT claims the client id: hand over or end the session here.
+
+        Two CONNECTs for one client id on two workers claim at the same time;
+        if both answered at once, both would open a session. So the lower
+        worker holds the higher one's CLAIM until its own session is open
+        (claim_done), then hands that session over; the higher worker answers
+        at once and claims again once its own round is over, since the lower
+        one may have heard nothing yet when it answered. Exactly one session
+        remains."""
         broker = self.broker
         client_id = header["c"]
+        if client_id in self._claiming:
+            if self.worker_id < header["w"]:
+                self._deferred.setdefault(client_id, []).append(header)
+                return
+            self._yielded.add(client_id)
         self._restoring.discard(client_id)
         session = broker.sessions.get(client_id)
         reply = {"w": self.worker_id, "r": header["r"], "state": None}
@@ -487,6 +523,10 @@ class PeerLink:
             session.conn.taken_over()
             session.detach(publish_will=True)
             session = broker.sessions.get(client_id)
+        if session is None and header["clean"]:
+            # nothing to hand, and a clean start never reads the store: no commit to wait for
+            self.bus.send(header["w"], b"HAND", reply)
+            return
         if session is not None:
             if header["clean"]:
                 broker.end_session(session)

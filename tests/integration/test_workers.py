@@ -20,7 +20,9 @@ import pytest
 
 from actormq.storage.dump import iter_queues
 from tests.integration.brokers import Broker, actormq_only
+from actormq.transport.codec import Connect
 from tests.integration.clients import TestClient, connect, unique
+from tests.integration.rawclient import RawClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -208,6 +210,31 @@ def test_clean_start_on_another_worker_discards_the_session(node):
     new.disconnect()
     again = connect(node.ports[0], client_id, clean_start=False, properties=PERSISTENT)
     assert not again.connack.session_present
+
+
+@pytest.mark.parametrize("clean_start", [False, True])
+def test_simultaneous_connects_on_two_workers_leave_one_session(node, clean_start):
+    """Both CONNECTs are written before either CONNACK: their claims cross."""
+    for attempt in range(10):
+        client_id = unique(f"race{attempt}-")
+        first, second = RawClient(node.ports[0]), RawClient(node.ports[1])
+        connect_packet = Connect(client_id, protocol_level=5, clean_start=clean_start,
+                                 keepalive=60, properties=dict(PERSISTENT))
+        first.send(connect_packet)
+        second.send(connect_packet)
+        live = []
+        for client in (first, second):
+            packets = []
+            while (packet := client.poll(0.5)) not in (None, "timeout"):
+                packets.append(packet)
+            assert packets and packets[0].reason_code == 0, f"no CONNACK: {packets}"
+            if packet == "timeout":
+                live.append(client)
+            else:
+                assert packets[-1].reason_code == 0x8E, f"closed without 0x8E: {packets}"
+        assert len(live) == 1, f"attempt {attempt}: {len(live)} connections kept the session"
+        for client in (first, second):
+            client.close()
 
 
 # -- a worker killed with SIGKILL --------------------------------------------------------
