@@ -124,6 +124,8 @@ class Broker:
         """Delete a persisted session nobody holds (a clean start for it)."""
         if self._stores_sessions():
             key = session_key(client_id)
+            if self.stores.session.get("session", key) is None:
+                return      # the usual case: a clean start with nothing stored writes nothing
             self.stores.session.delete("session", key)
             self.stores.queue.delete_prefix("queue", queue_prefix(client_id))
 
