@@ -145,6 +145,5 @@ def _event_loop_run(coro):
         return runner.run(coro)
 
 
-
 if __name__ == "__main__":
     bench()
