@@ -87,6 +87,7 @@ class Broker:
         for session in list(self.sessions.values()):
             if session.online:
                 session.detach(publish_will=False)
+        self._flush_dirty()
         if self.stores is not None:
             await self.loop.run_in_executor(None, self.stores.flush)
 
@@ -182,7 +183,8 @@ class Broker:
         if not persistent or self.stores is None or mode == "ram":
             return Queue(client_id, self._queue_limits)
         return Queue(client_id, self._queue_limits, self.stores.queue, durable=True,
-                     window=DISC_ONLY_WINDOW if mode == "disc_only" else None)
+                     window=DISC_ONLY_WINDOW if mode == "disc_only" else None,
+                     schedule=self.schedule_flush)
 
     def open_session(self, conn, connect, client_id: str, expiry) -> tuple[Session, bool]:
         """Find or create the session for a CONNECT; take it over from an older connection."""
@@ -294,17 +296,18 @@ class Broker:
 
     # -- socket flush batching -------------------------------------------------------------
 
-    def schedule_flush(self, conn) -> None:
+    def schedule_flush(self, buffered) -> None:
+        """Flush a connection's output or a queue's deletes at the end of this loop round."""
         dirty = self._dirty
         if not dirty:
             self.loop.call_soon(self._flush_dirty)
-        dirty.append(conn)
+        dirty.append(buffered)
 
     def _flush_dirty(self) -> None:
         dirty = self._dirty
         self._dirty = []
-        for conn in dirty:
-            conn.flush()
+        for buffered in dirty:
+            buffered.flush()
 
     # -- periodic work ------------------------------------------------------------------------
 

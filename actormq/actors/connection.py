@@ -97,6 +97,9 @@ class Connection(asyncio.Protocol):
                 handler(self, packet)
             else:
                 _SESSION_HANDLERS[kind](self.session, packet)
+        session = self.session
+        if session is not None and session.drain_due and not self.closed:
+            session.drain()   # once for all the acks of this read
 
     def connection_lost(self, exc) -> None:
         self.closed = True

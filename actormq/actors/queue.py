@@ -7,6 +7,13 @@ is done), the session's online flag (online/offline limits). Sends: nothing;
 it counts what its limits dropped in `dropped` and raises QueueFull when the
 store refuses a message.
 
+Deletes are batched: discard only notes the row, and `flush` deletes every
+row noted since the last one in one store call. The broker flushes a queue at
+the end of the event-loop round that discarded from it (the `schedule`
+callback), as it flushes a connection's output; a queue without one deletes at
+once. Whatever reads or hands over the stored rows flushes first. A delete
+lost in a crash only means a redelivery, which QoS 1/2 allows.
+
 Durability rule: a QoS1/2 message for a persistent session is written to the
 store (`put`) before enqueue returns; the publisher's PUBACK/PUBREC waits for
 `Store.when_durable` whenever an enqueue wrote to a disc store, so what the
@@ -26,11 +33,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from actormq.actors.messages import Delivery
 from actormq.errors import StorageFullError
-from actormq.storage.records import decode_message, encode_message, queue_key, queue_prefix, split_queue_key
+from actormq.storage.records import decode_message, encode_message, queue_prefix, seq_suffix, split_queue_key
 
 log = logging.getLogger("actormq.queue")
 
@@ -53,12 +61,13 @@ class QueueFull(Exception):
 class Queue:
     """Messages waiting for one session, in delivery order."""
 
-    __slots__ = ("client_id", "limits", "online", "dropped", "_mem", "_store", "_durable",
-                 "_next_seq", "_backlog", "_window", "_last_loaded")
+    __slots__ = ("client_id", "limits", "online", "dropped", "prefix", "_mem", "_store", "_durable",
+                 "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule")
 
     def __init__(self, client_id: str, limits: QueueLimits, store=None, durable: bool = False,
-                 window: int | None = None) -> None:
+                 window: int | None = None, schedule: Callable[[Queue], None] | None = None) -> None:
         self.client_id = client_id
+        self.prefix = queue_prefix(client_id)
         self.limits = limits
         self.online = False
         self.dropped = 0
@@ -69,6 +78,8 @@ class Queue:
         self._backlog = 0            # persisted entries not held in memory (window mode)
         self._window = window if store is not None and not limits.lifo else None
         self._last_loaded = 0        # highest seq that went into memory (window mode)
+        self._discarded: list[bytes] = []  # keys of rows to delete at the next flush
+        self._schedule = schedule
 
     def __len__(self) -> int:
         return len(self._mem) + self._backlog
@@ -77,14 +88,11 @@ class Queue:
     def persistent(self) -> bool:
         return self._store is not None
 
-    @property
-    def prefix(self) -> bytes:
-        return queue_prefix(self.client_id)
-
     def load(self) -> int:
         """Read this session's persisted queue back (after restart or takeover)."""
         if self._store is None:
             return 0
+        self.flush()
         self._mem.clear()
         self._backlog = self._last_loaded = 0
         count = 0
@@ -146,12 +154,25 @@ class Queue:
     def discard(self, delivery: Delivery) -> None:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
         if delivery.seq and self._writes(delivery):
-            self._store.delete("queue", queue_key(self.client_id, delivery.seq))
+            discarded = self._discarded
+            discarded.append(self.prefix + seq_suffix(delivery.seq))
+            if len(discarded) == 1:
+                if self._schedule is None:
+                    self.flush()
+                else:
+                    self._schedule(self)
+
+    def flush(self) -> None:
+        """Delete the rows of every delivery discarded since the last flush."""
+        if self._discarded:
+            keys, self._discarded = self._discarded, []
+            self._store.delete_many("queue", keys)
 
     def clear(self) -> None:
         """Drop everything (clean start, session end)."""
         self._mem.clear()
         self._backlog = 0
+        self._discarded = []  # the prefix delete covers them
         if self._store is not None:
             self._store.delete_prefix("queue", self.prefix)
 
@@ -164,6 +185,7 @@ class Queue:
 
     def forget(self) -> None:
         """Drop the memory copy only; persisted rows stay for the next owner."""
+        self.flush()
         self._mem.clear()
         self._backlog = 0
         if self._store is not None:
@@ -192,14 +214,14 @@ class Queue:
                 props["subscription_identifier"] = list(delivery.subscription_ids)
             message = replace(message, qos=delivery.qos, retain=delivery.retain, properties=props)
         try:
-            self._store.put("queue", queue_key(self.client_id, delivery.seq), encode_message(message))
+            self._store.put("queue", self.prefix + seq_suffix(delivery.seq), encode_message(message))
         except StorageFullError as exc:  # the store logs the episode; this is per message
             log.debug("refused a message for %s: %s", self.client_id, exc)
             raise QueueFull(str(exc)) from exc
 
     def _refill(self) -> None:
         """Read the next window of the backlog, from the row after the last one read."""
-        start = queue_key(self.client_id, self._last_loaded + 1)
+        start = self.prefix + seq_suffix(self._last_loaded + 1)
         for key, value in self._store.scan("queue", self.prefix, start=start):
             _client, seq = split_queue_key(key)
             self._mem.append(self._decode(seq, value))

@@ -55,6 +55,7 @@ class Session:
         self._will_timer = None
         self._pending_will = None
         self._deferred_acks = 0
+        self.drain_due = False      # acks made room in the window: drain once the read is handled
         self._blocked: set = set()                  # publisher connections held back by us
         self._unblock_timer = None
 
@@ -240,7 +241,7 @@ class Session:
         delivery = self._inflight.pop(packet.packet_id, None)
         if delivery is not None:
             self.queue.discard(delivery)
-            self.drain()
+            self.drain_due = True
 
     def handle_pubrec(self, packet) -> None:
         delivery = self._inflight.pop(packet.packet_id, None)
@@ -258,7 +259,7 @@ class Session:
     def handle_pubcomp(self, packet) -> None:
         if packet.packet_id in self._awaiting_pubcomp:
             self._awaiting_pubcomp.discard(packet.packet_id)
-            self.drain()
+            self.drain_due = True
 
     # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------
 
@@ -386,6 +387,7 @@ class Session:
 
     def drain(self) -> None:
         """Send queued deliveries while the in-flight window has room."""
+        self.drain_due = False
         conn = self.conn
         queue = self.queue
         if conn is None or not queue:

@@ -44,6 +44,9 @@ class Store(Protocol):
 
     def delete(self, table: str, key: bytes) -> None: ...
 
+    def delete_many(self, table: str, keys: list[bytes]) -> None:
+        """Delete these rows, in order (one call for a batch of deletes)."""
+
     def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         """Rows whose key starts with `prefix` (and is >= `start` when given), sorted by key."""
 

@@ -87,6 +87,10 @@ class CachedStore:
         self._inner.delete(table, key)
         self._memory.delete(table, key)
 
+    def delete_many(self, table: str, keys: list[bytes]) -> None:
+        self._inner.delete_many(table, keys)
+        self._memory.delete_many(table, keys)
+
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         removed = self._inner.delete_prefix(table, prefix)
         self._memory.delete_prefix(table, prefix)

@@ -155,19 +155,28 @@ class LmdbStore:
         check_key(table, key)
         self._issue(table, key, None)
 
+    def delete_many(self, table: str, keys: list[bytes]) -> None:
+        for key in keys:
+            check_key(table, key)
+        self._check_open()
+        if keys and self._pending.delete_many(table, keys):
+            self._writer.tell(CommitDue())
+
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         keys = [key for key, _ in self.scan(table, prefix)]
-        for key in keys:
-            self._issue(table, key, None)
+        self.delete_many(table, keys)
         return len(keys)
 
     def _issue(self, table: str, key: bytes, value: bytes | None, watch: bool = False) -> int:
-        if self._closed:
-            raise StorageError(f"the store in {self._env.path} is closed")
+        self._check_open()
         seq, starts_batch = self._pending.add(table, key, value, watch)
         if starts_batch:
             self._writer.tell(CommitDue())
         return seq
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"the store in {self._env.path} is closed")
 
     def _near(self, limit: int, size: int) -> bool:
         expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + size)

@@ -110,6 +110,13 @@ class RamStore:
         if tbl.rows.pop(key, None) is not None:
             tbl.remove(key)
 
+    def delete_many(self, table: str, keys: list[bytes]) -> None:
+        tbl = self._table(table)
+        rows = tbl.rows
+        for key in keys:
+            if rows.pop(key, None) is not None:
+                tbl.remove(key)
+
     def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         tbl = self._table(table)
         values = tbl.rows

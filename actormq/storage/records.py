@@ -66,8 +66,11 @@ def queue_prefix(client_id: str) -> bytes:
     return compact_text(client_id) + _SEP
 
 
+seq_suffix = _SEQ.pack  # a queue key is queue_prefix(client_id) + seq_suffix(seq)
+
+
 def queue_key(client_id: str, seq: int) -> bytes:
-    return queue_prefix(client_id) + _SEQ.pack(seq)
+    return queue_prefix(client_id) + seq_suffix(seq)
 
 
 def split_queue_key(key: bytes) -> tuple[str, int]:

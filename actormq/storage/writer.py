@@ -70,13 +70,8 @@ class PendingWrites:
         the writer's own thread (a durability callback that writes).
         """
         with self._cond:
-            while (self._issued - self._settled >= self._max_pending and self.failure is None
-                   and threading.get_ident() != self._writer_thread):
-                self._urgent = True
-                self._cond.notify_all()
-                self._cond.wait()
-            if self.failure is not None:
-                raise StorageError(f"storage writes failed earlier: {self.failure}")
+            self._wait_for_room()
+            starts = not self._ops
             self._issued += 1
             seq = self._issued
             self._ops.append((seq, table, key, value))
@@ -85,12 +80,40 @@ class PendingWrites:
                 self.pending_bytes += len(key) + len(value) + ROW_OVERHEAD
             if watch:
                 self._watched.add(seq)
-            starts = len(self._ops) == 1
-            if starts:
-                self._first_at = time.monotonic()
-            if len(self._ops) >= self.commit_batch:
-                self._cond.notify_all()
+            self._grown(starts)
             return seq, starts
+
+    def delete_many(self, table: str, keys: list[bytes]) -> bool:
+        """Append a delete of each key, in order, under one lock (blocking as
+        `add` does); returns whether they start a new batch."""
+        with self._cond:
+            self._wait_for_room()
+            starts = not self._ops
+            ops = self._ops
+            overlay = self._overlay.setdefault(table, {})
+            seq = self._issued
+            for key in keys:
+                seq += 1
+                ops.append((seq, table, key, None))
+                overlay[key] = (seq, None)
+            self._issued = seq
+            self._grown(starts)
+            return starts
+
+    def _wait_for_room(self) -> None:
+        while (self._issued - self._settled >= self._max_pending and self.failure is None
+               and threading.get_ident() != self._writer_thread):
+            self._urgent = True
+            self._cond.notify_all()
+            self._cond.wait()
+        if self.failure is not None:
+            raise StorageError(f"storage writes failed earlier: {self.failure}")
+
+    def _grown(self, started: bool) -> None:
+        if started:
+            self._first_at = time.monotonic()
+        if len(self._ops) >= self.commit_batch:
+            self._cond.notify_all()
 
     def lookup(self, table: str, key: bytes) -> tuple[bool, bytes | None]:
         """(True, value or None if deleted) when `key` has a pending write."""

@@ -179,6 +179,53 @@ def test_discard_deletes_the_row_of_an_acknowledged_delivery():
     assert stored_seqs(store) == [2, 3]
 
 
+def scheduled(store, count: int) -> tuple[Queue, list]:
+    """A queue whose deletes wait for a flush, as the broker runs it; and the
+    list of its flush requests."""
+    requests: list = []
+    queue = filled(UNLIMITED, count, store, schedule=requests.append)
+    return queue, requests
+
+
+def test_discards_are_deleted_together_at_the_flush_asked_for_once():
+    store = RamStore()
+    queue, requests = scheduled(store, 4)
+    for _ in range(3):
+        queue.discard(queue.pop())
+    assert requests == [queue], "one flush request for the whole batch"
+    assert stored_seqs(store) == [1, 2, 3, 4], "nothing is deleted before the flush"
+    queue.flush()
+    assert stored_seqs(store) == [4]
+    queue.discard(queue.pop())
+    assert requests == [queue, queue], "a new batch asks again"
+    queue.flush()
+    queue.flush()
+    assert stored_seqs(store) == []
+
+
+def test_forget_and_load_flush_the_discards_first():
+    store = RamStore()
+    queue, _ = scheduled(store, 3)
+    queue.discard(queue.pop())
+    queue.forget()
+    assert stored_seqs(store) == [2, 3], "the next owner must not redeliver an acknowledged one"
+    queue, _ = scheduled(store, 0)
+    queue.load()
+    queue.discard(queue.pop())
+    queue.load()
+    assert pop_all(queue) == [2] and stored_seqs(store) == [3]
+
+
+def test_clear_drops_the_discards_a_new_queue_could_collide_with():
+    store = RamStore()
+    old, _ = scheduled(store, 2)
+    old.discard(old.pop())
+    old.clear()
+    new = filled(UNLIMITED, 1, store)  # a new session's queue starts at seq 1 again
+    old.flush()                        # the round's flush comes after
+    assert stored_seqs(store) == [1] and pop_all(new) == [0]
+
+
 def test_clear_deletes_every_row_of_the_client_only():
     store = RamStore()
     filled(UNLIMITED, 2, store)

@@ -179,6 +179,37 @@ def test_delete_prefix(store):
     assert store.delete_prefix("queue", b"x") == 0
 
 
+def test_delete_many_deletes_each_key_and_skips_absent_ones(mode, tmp_path):
+    store = make_store(mode, tmp_path, **({} if mode == "ram" else SLOW_COMMITS))
+    try:
+        fill_queues(store)
+        store.flush()
+        store.delete_many("queue", [queue_key("a", 0), queue_key("a", 2), queue_key("b", 1),
+                                    queue_key("zz", 9)])
+        store.delete_many("queue", [])
+        assert [k for k, _ in rows(store, "queue", queue_prefix("a"))] == [queue_key("a", 1)]
+        assert store.get("queue", queue_key("b", 1)) is None
+        assert store.count("queue") == 6
+        store.put("queue", queue_key("a", 0), b"again")  # a put after the delete wins
+        store.flush()
+        assert store.get("queue", queue_key("a", 0)) == b"again" and store.count("queue") == 7
+    finally:
+        store.close()
+    if mode != "ram":  # and it is what a reopened store holds
+        store = make_store(mode, tmp_path)
+        try:
+            assert [k for k, _ in rows(store, "queue", queue_prefix("a"))] == \
+                [queue_key("a", 0), queue_key("a", 1)]
+            assert store.count("queue") == 7
+        finally:
+            store.close()
+
+
+def test_delete_many_refuses_an_unknown_table(store):
+    with pytest.raises(StorageError):
+        store.delete_many("no-such-table", [b"k"])
+
+
 def test_keys_must_fit_lmdb(store):
     with pytest.raises(StorageError):
         store.put("retained", b"", b"v")

@@ -82,6 +82,17 @@ def _new_publish(topic_name, payload, qos, retain, dup, packet_id, properties) -
 _new_object = object.__new__
 (_set_topic_name, _set_payload, _set_qos, _set_retain, _set_dup, _set_packet_id,
  _set_properties) = (getattr(Publish, name).__set__ for name in Publish.__slots__)
+_set_ack_id, _set_ack_reason, _set_ack_properties = (getattr(Puback, name).__set__
+                                                     for name in Puback.__slots__)
+
+
+def _new_puback(packet_id: int) -> Puback:
+    """Puback(packet_id) for the hot path, built as _new_publish builds a Publish."""
+    packet = _new_object(Puback)
+    _set_ack_id(packet, packet_id)
+    _set_ack_reason(packet, 0)
+    _set_ack_properties(packet, {})
+    return packet
 
 
 def _decode_publish(first: int, data: bytes, start: int, end: int, version: int) -> Publish:
@@ -397,7 +408,7 @@ class StreamDecoder:
             if first >> 4 == 3:
                 append(_decode_publish(first, data, start, end, version))
             elif first == 0x40 and length == 2:
-                append(Puback(_packet_id(data, start, end)[0]))
+                append(_new_puback(_packet_id(data, start, end)[0]))
             elif first == 0xC0 and length == 0:
                 append(_PINGREQ)
             elif version is None:
