@@ -210,10 +210,12 @@ class Broker:
         return session, present
 
     def _make_queue_persistent(self, session: Session) -> None:
-        old = session.queue
-        session.queue = self._new_queue(session.client_id, True)
+        queue = self._new_queue(session.client_id, True)
+        if not queue.persistent:  # queue.storage = ram: nothing would change
+            return
+        old, session.queue = session.queue, queue
         for delivery in old.snapshot():
-            session.queue.enqueue(delivery)
+            queue.enqueue(delivery)
 
     def release_session(self, session: Session) -> None:
         """The session moved to another worker: forget it here."""

@@ -84,6 +84,14 @@ def check_key(table: str, key: bytes) -> None:
         raise StorageError(f"{table} key of {len(key)} bytes; keys must be 1..{MAX_KEY_SIZE} bytes")
 
 
+def check_keys(table: str, keys: list[bytes]) -> None:
+    """check_key for a batch, with one pass over the key lengths."""
+    check_table(table)
+    if keys and not (0 < min(map(len, keys)) and max(map(len, keys)) <= MAX_KEY_SIZE):
+        bad = next(key for key in keys if not 0 < len(key) <= MAX_KEY_SIZE)
+        check_key(table, bad)
+
+
 def group_of(key: bytes) -> bytes:
     """The key's group: up to and including the first NUL, or the whole key."""
     end = key.find(GROUP_END)

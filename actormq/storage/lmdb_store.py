@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from actormq.errors import StorageError, StorageFullError
-from actormq.storage.base import QUEUE, RETAINED, Rows, check_key, check_table
+from actormq.storage.base import QUEUE, RETAINED, Rows, check_key, check_keys, check_table
 from actormq.storage.lmdb_env import LmdbEnv
 from actormq.storage.writer import ROW_OVERHEAD, CommitDue, ErrorCallback, PendingWrites, StorageWriter
 
@@ -156,8 +156,7 @@ class LmdbStore:
         self._issue(table, key, None)
 
     def delete_many(self, table: str, keys: list[bytes]) -> None:
-        for key in keys:
-            check_key(table, key)
+        check_keys(table, keys)
         self._check_open()
         if keys and self._pending.delete_many(table, keys):
             self._writer.tell(CommitDue())

@@ -46,6 +46,35 @@ class _Table:
             del keys[bisect_left(keys, key)]
             if keys:
                 return
+        self._drop_group(group)
+
+    def remove_many(self, doomed: list[bytes]) -> None:
+        """Remove these keys (each present, none twice). A run of them that is
+        also a run of a group's keys goes in one slice deletion: acknowledging
+        a queue in order removes from the front of a long list, and one
+        deletion per key would move the rest of the list each time."""
+        doomed = sorted(doomed)
+        count = len(doomed)
+        i = 0
+        while i < count:
+            key = doomed[i]
+            group = group_of(key)
+            keys = self.groups[group]
+            i += 1
+            if keys is _PLAIN:
+                self._drop_group(group)
+                continue
+            start = bisect_left(keys, key)
+            end = start + 1
+            size = len(keys)
+            while i < count and end < size and keys[end] == doomed[i]:
+                end += 1
+                i += 1
+            del keys[start:end]
+            if not keys:
+                self._drop_group(group)
+
+    def _drop_group(self, group: bytes) -> None:
         del self.groups[group]
         del self.order[bisect_left(self.order, group)]
 
@@ -112,10 +141,10 @@ class RamStore:
 
     def delete_many(self, table: str, keys: list[bytes]) -> None:
         tbl = self._table(table)
-        rows = tbl.rows
-        for key in keys:
-            if rows.pop(key, None) is not None:
-                tbl.remove(key)
+        pop = tbl.rows.pop
+        present = [key for key in keys if pop(key, None) is not None]
+        if present:
+            tbl.remove_many(present)
 
     def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         tbl = self._table(table)

@@ -52,8 +52,12 @@ def _packet_id(data: bytes, pos: int, end: int) -> tuple[int, int]:
         raise malformed("truncated packet identifier")
     packet_id = (data[pos] << 8) | data[pos + 1]
     if not packet_id:
-        raise malformed("packet identifier 0 [MQTT-2.2.1-3]")
+        raise _zero_packet_id()
     return packet_id, pos + 2
+
+
+def _zero_packet_id() -> ProtocolError:
+    return malformed("packet identifier 0 [MQTT-2.2.1-3]")
 
 
 def _properties(data: bytes, pos: int, end: int, packet_type: int,
@@ -408,7 +412,10 @@ class StreamDecoder:
             if first >> 4 == 3:
                 append(_decode_publish(first, data, start, end, version))
             elif first == 0x40 and length == 2:
-                append(_new_puback(_packet_id(data, start, end)[0]))
+                packet_id = (data[start] << 8) | data[start + 1]
+                if not packet_id:
+                    raise _zero_packet_id()
+                append(_new_puback(packet_id))
             elif first == 0xC0 and length == 0:
                 append(_PINGREQ)
             elif version is None:

@@ -15,6 +15,7 @@ after it (`tail`: properties and payload), so only two bytes change.
 """
 
 from dataclasses import dataclass
+from struct import Struct
 
 from actormq.transport.codec.packets import (
     Auth, Connack, Connect, Disconnect, PacketType, Puback, Pubcomp, Publish, Pubrec, Pubrel,
@@ -39,14 +40,21 @@ def _frame(first_byte: int, *parts: bytes) -> bytes:
     return bytes((first_byte,)) + encode_varint(len(body)) + body
 
 
+_SHORT_HEAD = Struct(">BBH")  # first byte, a one-byte remaining length, topic length
+
+
+def _head(first: int, remaining: int, topic_length: int) -> bytes:
+    """Fixed header and the topic's length prefix of a PUBLISH."""
+    if remaining < 128:
+        return _SHORT_HEAD.pack(first, remaining, topic_length)
+    return bytes((first,)) + encode_varint(remaining) + U16.pack(topic_length)
+
+
 def _publish_head(topic: bytes, qos: int, retain: bool, dup: bool, rest_length: int) -> bytes:
     """Fixed header and topic name of a PUBLISH whose remaining bytes after the topic
     (packet identifier, properties, payload) are `rest_length` long."""
     first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
-    remaining = 2 + len(topic) + rest_length
-    if remaining < 128:
-        return bytes((first, remaining)) + U16.pack(len(topic)) + topic
-    return bytes((first,)) + encode_varint(remaining) + U16.pack(len(topic)) + topic
+    return _head(first, 2 + len(topic) + rest_length, len(topic)) + topic
 
 
 def _publish_properties(properties: dict | None, version: int) -> bytes:
@@ -59,12 +67,13 @@ def encode_publish(topic_name: str, payload: bytes, qos: int, retain: bool, dup:
                    packet_id: int | None, properties: dict | None, version: int) -> bytes:
     """One PUBLISH packet; `packet_id` is required for QoS 1/2 and ignored for QoS 0."""
     topic = topic_name.encode("utf-8")
-    props = _publish_properties(properties, version)
+    props = _publish_properties(properties, version) if version == 5 else b""
     if qos:
-        head = _publish_head(topic, qos, retain, dup, 2 + len(props) + len(payload))
-        return b"".join((head, U16.pack(packet_id), props, payload))
-    return b"".join((_publish_head(topic, 0, retain, False, len(props) + len(payload)),
-                     props, payload))
+        first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+        head = _head(first, 4 + len(topic) + len(props) + len(payload), len(topic))
+        return b"".join((head, topic, U16.pack(packet_id), props, payload))
+    head = _head(0x31 if retain else 0x30, 2 + len(topic) + len(props) + len(payload), len(topic))
+    return b"".join((head, topic, props, payload))
 
 
 @dataclass(frozen=True, slots=True)
