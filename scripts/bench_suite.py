@@ -43,6 +43,7 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 QUEUE_LIMIT = 100_000
 DRAIN_GRACE = 25.0  # s a subscriber keeps receiving after the publishers stop
 DRAIN_MESSAGES = 20_000
+DRAIN_ROUNDS = 3
 CONNECTIONS = 2_000
 
 # Measured on the project's 2-core machine; shown beside the suite's own figures.
@@ -316,11 +317,22 @@ def connections(target: tuple, workdir: Path, broker: Broker) -> dict:
 
 def offline_drain(target: tuple, workdir: Path) -> dict:
     """A persistent QoS 1 subscriber is offline while 20,000 messages are published;
-    time from its reconnect to the last message."""
-    session = [*target, "--prefix", "drain-", "-t", "drain/all", "-q", 1,
+    time from its reconnect to the last message. One round lasts a tenth of a
+    second, where a busy moment of the machine weighs a lot: the broker runs
+    DRAIN_ROUNDS rounds (each its own client and topic) and the median counts."""
+    rounds = [_drain_round(target, f"drain{n}") for n in range(DRAIN_ROUNDS)]
+    times = sorted(r["drain_s"] for r in rounds if r["drain_s"] is not None)
+    failed = [r["check"] for r in rounds if r["check"] != "ok"]
+    return {"drain_s": times[len(times) // 2] if len(times) == DRAIN_ROUNDS else None,
+            "drain_rounds_s": [r["drain_s"] for r in rounds],
+            "check": failed[0] if failed else "ok"}
+
+
+def _drain_round(target: tuple, name: str) -> dict:
+    session = [*target, "--prefix", f"{name}-", "-t", f"{name}/all", "-q", 1,
                "--no-clean", "-x", 3600]
     Run(["sub", *session, "--count", 0]).result(30)
-    pub = Run(["pub", *target, "-t", "drain/all", "-q", 1, "-L", DRAIN_MESSAGES,
+    pub = Run(["pub", *target, "-t", f"{name}/all", "-q", 1, "-L", DRAIN_MESSAGES,
                "--window", 100, "-d", 120]).result(150)
     received = Run(["sub", *session, "--count", DRAIN_MESSAGES, "-d", 60,
                     "--idle", 5]).result(90)
@@ -377,7 +389,7 @@ ROWS = [
     ("qos1_latency", "latency_p99", "QoS 1 latency at 2,000 msg/s, p99 (µs)", "{:,.0f}"),
     ("connections", "conn_rate", "2,000 connections, 50 at a time (conn/s)", "{:,.0f}"),
     ("connections", "kib_per_conn", "broker memory per connection (KiB)", "{:,.1f}"),
-    ("offline_drain", "drain_s", "offline drain of 20,000 QoS 1 (s)", "{:.3f}"),
+    ("offline_drain", "drain_s", f"offline drain of 20,000 QoS 1, median of {DRAIN_ROUNDS} (s)", "{:.3f}"),
 ]
 REFERENCE_KEYS = {("qos0_fanin", "rate"): "qos0_fanin", ("qos1_fanin", "rate"): "qos1_fanin",
                   ("fanout", "rate"): "fanout", ("qos1_latency", "latency_p50"): "latency_p50",

@@ -27,7 +27,7 @@ log = logging.getLogger("actormq.connection")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
-FLUSH_EVERY = 256
+FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 
 
 class Connection(asyncio.Protocol):
@@ -134,8 +134,9 @@ class Connection(asyncio.Protocol):
         if messages:
             self.broker.stats.messages_sent += messages
             if len(out) >= FLUSH_EVERY:
-                # hand a long batch to the transport now, so that pause_writing
-                # (and with it the session's drain) sees a full socket in time
+                # the client starts on these while the rest of the round is
+                # encoded (a window of QoS 1 messages is a pipeline, not a
+                # ping-pong), and pause_writing sees a full socket in time
                 self.flush()
 
     def flush(self) -> None:

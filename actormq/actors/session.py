@@ -344,7 +344,7 @@ class Session:
                 return
             if not self.queue.persistent and \
                     len(self._inflight) + len(self._awaiting_pubcomp) < self._window:
-                self._send_tracked(conn, Delivery(message, qos, retain, sub_ids), time.time())
+                self._send_tracked(conn, Delivery(message, qos, retain, sub_ids))
                 return
         elif conn is None and not self.persistent:
             return
@@ -392,22 +392,22 @@ class Session:
         queue = self.queue
         if conn is None or not queue:
             return
-        limit = self._window
-        inflight = self._inflight
-        pubcomp = self._awaiting_pubcomp
+        room = self._window - len(self._inflight) - len(self._awaiting_pubcomp)
         now = time.time()
-        while conn.writable and len(inflight) + len(pubcomp) < limit:
-            delivery = queue.pop()
+        pop = queue.pop
+        while room > 0 and conn.writable:
+            delivery = pop()
             if delivery is None:
-                return
-            if delivery.message.expires_at is not None and delivery.message.expired(now):
+                break
+            message = delivery.message
+            if message.expires_at is not None and message.expired(now):
                 queue.discard(delivery)
-                continue
-            if delivery.qos == 0:
-                conn.send_publish(delivery.message, 0, delivery.retain, None, False,
-                                  delivery.subscription_ids)
+            elif delivery.qos == 0:
+                conn.send_publish(message, 0, delivery.retain, None, False, delivery.subscription_ids)
                 queue.discard(delivery)
-            elif not self._send_tracked(conn, delivery, now):
+            elif self._send_tracked(conn, delivery):
+                room -= 1
+            else:
                 queue.push_front(delivery)
                 break
         if self._blocked and len(queue) <= self.broker.settings.backpressure_low:
@@ -434,16 +434,21 @@ class Session:
         for publisher in blocked:
             publisher.unthrottle()
 
-    def _send_tracked(self, conn, delivery: Delivery, now: float) -> bool:
+    def _send_tracked(self, conn, delivery: Delivery) -> bool:
         """Send a QoS 1/2 delivery under a new packet id; False when no id is free."""
-        packet_id = self._allocate_packet_id()
-        if packet_id is None:
-            return False
-        self._inflight[packet_id] = delivery
+        inflight = self._inflight
+        packet_id = self._next_packet_id
+        if packet_id in inflight or packet_id in self._awaiting_pubcomp:
+            packet_id = self._allocate_packet_id()
+            if packet_id is None:
+                return False
+        else:
+            self._next_packet_id = packet_id + 1 if packet_id < 65535 else 1
+        inflight[packet_id] = delivery
         if not conn.send_publish(delivery.message, delivery.qos, delivery.retain,
                                  packet_id, False, delivery.subscription_ids):
             # too large for the client: discard as if delivered [MQTT-3.1.2-25]
-            del self._inflight[packet_id]
+            del inflight[packet_id]
             self.queue.discard(delivery)
         return True
 
