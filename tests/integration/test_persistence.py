@@ -94,6 +94,23 @@ def test_persistent_session_and_its_queue_survive_a_restart(make_broker, mode):
     assert client.expect_one().payload == b"3", "the subscription did not survive"
 
 
+@pytest.mark.parametrize("mode", DISC_MODES)
+def test_acknowledged_messages_are_not_delivered_again_after_a_restart(make_broker, mode):
+    """The rows of acknowledged messages are deleted in batches at the end of
+    the loop round; a restart right after the last PUBACK must find them gone."""
+    broker = make_broker(settings=storage(mode))
+    client_id, topic = unique("durable"), unique("q")
+    go_offline(broker.port, client_id, topic)
+    publish_numbers(broker.port, topic, 300, in_flight=100)
+    client, received = come_back(broker.port, client_id, 300)
+    assert received == list(range(300))
+    client.disconnect()
+    broker.restart()
+    publish_numbers(broker.port, topic, 3)
+    client, received = come_back(broker.port, client_id, 3)
+    assert received == [0, 1, 2], "acknowledged messages came again"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("qos", [1, 2])
 @pytest.mark.parametrize("mode", DISC_MODES)
