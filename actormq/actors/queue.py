@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 from actormq.actors.messages import Delivery
 from actormq.errors import StorageFullError
-from actormq.storage.records import decode_message, encode_message, queue_prefix, seq_suffix, split_queue_key
+from actormq.storage.records import decode_message, encode_message, queue_prefix, queue_seq, seq_suffix
 
 log = logging.getLogger("actormq.queue")
 
@@ -95,16 +95,18 @@ class Queue:
         self.flush()
         self._mem.clear()
         self._backlog = self._last_loaded = 0
-        count = 0
-        for key, value in self._store.scan("queue", self.prefix):
-            _client, seq = split_queue_key(key)
-            self._next_seq = max(self._next_seq, seq + 1)
+        count = seq = 0
+        memory = self._mem
+        window = self._window
+        for key, value in self._store.scan("queue", self.prefix):   # in seq order
+            seq = queue_seq(key)
             count += 1
-            if self._window is not None and len(self._mem) >= self._window:
+            if window is not None and len(memory) >= window:
                 self._backlog += 1
                 continue
-            self._mem.append(self._decode(seq, value))
+            memory.append(self._decode(seq, value))
             self._last_loaded = seq
+        self._next_seq = max(self._next_seq, seq + 1)
         return count
 
     def enqueue(self, delivery: Delivery) -> bool:
@@ -223,7 +225,7 @@ class Queue:
         """Read the next window of the backlog, from the row after the last one read."""
         start = self.prefix + seq_suffix(self._last_loaded + 1)
         for key, value in self._store.scan("queue", self.prefix, start=start):
-            _client, seq = split_queue_key(key)
+            seq = queue_seq(key)
             self._mem.append(self._decode(seq, value))
             self._last_loaded = seq
             self._backlog -= 1

@@ -53,9 +53,12 @@ class CachedStore:
         if unit is None:
             return False
         if (table, unit) not in self._loaded:
-            self._memory.delete_prefix(table, unit)
-            for key, value in self._inner.scan(table, unit):
-                self._memory.put(table, key, value)
+            if unit is _WHOLE:
+                self._memory.delete_prefix(table, unit)
+                for key, value in self._inner.scan(table, unit):
+                    self._memory.put(table, key, value)
+            else:
+                self._memory.replace_group(table, unit, list(self._inner.scan(table, unit)))
             self._loaded.add((table, unit))
         return True
 

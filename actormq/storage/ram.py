@@ -146,6 +146,17 @@ class RamStore:
         if present:
             tbl.remove_many(present)
 
+    def replace_group(self, table: str, group: bytes, rows: list[tuple[bytes, bytes]]) -> None:
+        """Make `rows` the whole of key group `group` (base.group_of): a client's
+        queue read back from LMDB, sorted by key, all of it in one go."""
+        self.delete_prefix(table, group)
+        if not rows:
+            return
+        tbl = self._table(table)
+        tbl.rows.update(rows)
+        tbl.groups[group] = [key for key, _ in rows]
+        insort(tbl.order, group)
+
     def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         tbl = self._table(table)
         values = tbl.rows

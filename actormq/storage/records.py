@@ -73,6 +73,11 @@ def queue_key(client_id: str, seq: int) -> bytes:
     return queue_prefix(client_id) + seq_suffix(seq)
 
 
+def queue_seq(key: bytes) -> int:
+    """The sequence number of a queue key (the client's part is not looked at)."""
+    return _SEQ.unpack_from(key, len(key) - _SEQ.size)[0]
+
+
 def split_queue_key(key: bytes) -> tuple[str, int]:
     """(client_id, seq); a compacted client id comes back in its compact form."""
     client, seq = key[:-9], key[-8:]
@@ -133,10 +138,8 @@ def decode_message(data: bytes) -> tuple[Message, int | None]:
     for name, size in header["b"]:
         props[name] = data[offset:offset + size]
         offset += size
-    msg = Message(
-        topic_name=header["t"], payload=data[offset:], qos=header["q"], retain=header["r"],
-        properties=props, expires_at=header["e"], timestamp=header["ts"], origin=header["o"],
-    )
+    msg = Message(header["t"], data[offset:], header["q"], header["r"], props, header["e"],
+                  header["ts"], header["o"])
     return msg, header["i"]
 
 

@@ -622,3 +622,20 @@ def test_dump_reports_slow_progress_for_large_queues(tmp_path):
     seen = []
     [big] = list(iter_queues(str(tmp_path), progress=lambda done, total: seen.append(done)))
     assert big["length"] == 2500 and seen == [1000, 2000, 2500]
+
+
+def test_ram_replace_group_makes_the_rows_the_whole_group_and_leaves_the_others():
+    store = RamStore()
+    fill_queues(store)
+    fresh = [(queue_key("a", seq), b"new") for seq in (5, 7, 9)]
+    store.replace_group("queue", queue_prefix("a"), fresh)
+    assert rows(store, "queue", queue_prefix("a")) == fresh
+    assert [k for k, _ in rows(store, "queue", queue_prefix("ab"))] == \
+        [queue_key("ab", seq) for seq in range(3)]
+    assert store.count("queue") == 9
+    store.replace_group("queue", queue_prefix("c"), [(queue_key("c", 1), b"c")])
+    store.replace_group("queue", queue_prefix("b"), [])
+    assert [k for k, _ in rows(store)] == sorted(
+        [k for k, _ in fresh] + [queue_key("ab", s) for s in range(3)] + [queue_key("c", 1)])
+    store.delete_many("queue", [queue_key("a", 5), queue_key("a", 7)])
+    assert rows(store, "queue", queue_prefix("a")) == [(queue_key("a", 9), b"new")]
