@@ -155,7 +155,7 @@ class Queue:
 
     def discard(self, delivery: Delivery) -> None:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
-        if delivery.seq and self._store is not None and (delivery.qos or self._window is not None):
+        if delivery.seq and self._writes(delivery):
             discarded = self._discarded
             discarded.append(self.prefix + seq_suffix(delivery.seq))
             if len(discarded) == 1:

@@ -436,14 +436,10 @@ class Session:
 
     def _send_tracked(self, conn, delivery: Delivery) -> bool:
         """Send a QoS 1/2 delivery under a new packet id; False when no id is free."""
+        packet_id = self._allocate_packet_id()
+        if packet_id is None:
+            return False
         inflight = self._inflight
-        packet_id = self._next_packet_id
-        if packet_id in inflight or packet_id in self._awaiting_pubcomp:
-            packet_id = self._allocate_packet_id()
-            if packet_id is None:
-                return False
-        else:
-            self._next_packet_id = packet_id + 1 if packet_id < 65535 else 1
         inflight[packet_id] = delivery
         if not conn.send_publish(delivery.message, delivery.qos, delivery.retain,
                                  packet_id, False, delivery.subscription_ids):

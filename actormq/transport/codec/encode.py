@@ -67,22 +67,17 @@ def encode_publish(topic_name: str, payload: bytes, qos: int, retain: bool, dup:
                    packet_id: int | None, properties: dict | None, version: int) -> bytes:
     """One PUBLISH packet; `packet_id` is required for QoS 1/2 and ignored for QoS 0."""
     topic = topic_name.encode("utf-8")
-    topic_length = len(topic)
-    if version == 5:
-        props = _publish_properties(properties, version)
-        remaining = 2 + topic_length + len(props) + len(payload)
-    else:
-        props = b""
-        remaining = 2 + topic_length + len(payload)
+    props = _publish_properties(properties, version)
+    remaining = 2 + len(topic) + len(props) + len(payload)
     if qos:
-        first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
         remaining += 2
-        head = _SHORT_HEAD.pack(first, remaining, topic_length) if remaining < 128 else \
-            _head(first, remaining, topic_length)
+        first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    else:
+        first = 0x31 if retain else 0x30
+    head = _SHORT_HEAD.pack(first, remaining, len(topic)) if remaining < 128 else \
+        _head(first, remaining, len(topic))
+    if qos:
         return b"".join((head, topic, U16.pack(packet_id), props, payload))
-    first = 0x31 if retain else 0x30
-    head = _SHORT_HEAD.pack(first, remaining, topic_length) if remaining < 128 else \
-        _head(first, remaining, topic_length)
     return b"".join((head, topic, props, payload))
 
 
