@@ -19,7 +19,7 @@ import click
 
 from actormq import __version__
 from actormq.conf.load import Config, load_config
-from actormq.conf.schema import SCHEMA, render_default_config
+from actormq.conf.schema import SCHEMA, lookup, render_default_config
 from actormq.errors import ActormqError
 
 PROGRESS_THRESHOLD = 10_000
@@ -126,7 +126,7 @@ def config_default() -> None:
 
 def render_effective_config(effective: Config) -> str:
     """`key = value  # source` lines, valid as a config file."""
-    settings = [f"{key} = {SCHEMA[key].format(effective[key])}" for key in effective]
+    settings = [f"{key} = {lookup(key).format(effective[key])}" for key in effective]
     width = max(map(len, settings))
     return "".join(f"{line:<{width}}  # {effective.source(key)}\n" for line, key in zip(settings, effective))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from actormq.conf.schema import SCHEMA, default_values
+from actormq.conf.schema import PATTERNS, SCHEMA, default_values, lookup
 from actormq.errors import ConfigError
 
 ENV_PREFIX = "ACTORMQ__"
@@ -53,6 +53,11 @@ class Config:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._values.get(key, default)
+
+    def section(self, prefix: str) -> dict[str, Any]:
+        """Every key under `prefix` (e.g. "listener.ssl."), by the rest of its name."""
+        return {key[len(prefix):]: value for key, value in self._values.items()
+                if key.startswith(prefix)}
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
@@ -114,7 +119,7 @@ def _build(values: Mapping[str, Any], sources: Mapping[str, str],
 
 def _parse(setting: _Setting) -> Any:
     where = {"key": setting.key, "line": setting.line, "source": setting.origin}
-    key = SCHEMA.get(setting.key)
+    key = lookup(setting.key)
     if key is None:
         raise ConfigError("unknown key" + _did_you_mean(setting.key), **where)
     try:
@@ -124,7 +129,8 @@ def _parse(setting: _Setting) -> Any:
 
 
 def _did_you_mean(name: str) -> str:
-    close = difflib.get_close_matches(name, SCHEMA, n=1, cutoff=0.6)
+    names = list(SCHEMA) + [key.name for key in PATTERNS]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

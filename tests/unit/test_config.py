@@ -342,3 +342,12 @@ def test_readme_key_table_matches_the_schema():
     for name, default, doc in rows:
         key = SCHEMA[name]
         assert (default, doc) == (key.format(key.default), key.doc), name
+
+
+def test_pattern_key_regex_takes_any_name_in_a_name_segment() -> None:
+    from actormq.conf.schema import _pattern_regex
+    regex = _pattern_regex("listener.ssl.<name>.certfile")
+    assert regex.fullmatch("listener.ssl.default.certfile")
+    assert regex.fullmatch("listener.ssl.edge-2.certfile")
+    assert not regex.fullmatch("listener.ssl.a.b.certfile")
+    assert not regex.fullmatch("listener.sslXdefault.certfile")
