@@ -3,9 +3,9 @@ and the bounded notification queues that never make a client wait.
 
 `HttpPool` owns the aiohttp session (at most `max_connections` per endpoint,
 idle connections closed after `keepalive_s`) and `post(url, headers, data,
-timeout_s)` → `Reply` or an `HttpFailure` naming why. `Notifier` owns one
-bounded queue per endpoint and a few sender tasks each: `send` never waits;
-when the queue is full the event is dropped and counted.
+timeout_s)` → `Reply` or an `HttpFailure` naming why. `Notifier` owns the
+bounded queues of each endpoint and their sender tasks: `send` never waits;
+when a queue is full the event is dropped and counted.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -21,7 +22,7 @@ import aiohttp
 
 log = logging.getLogger("actormq.webhooks")
 
-SENDERS_PER_ENDPOINT = 4
+LANES_PER_ENDPOINT = 4
 
 
 class HttpFailure(Exception):
@@ -85,21 +86,29 @@ Payload = Callable[[], bytes]
 
 
 class Notifier:
-    """Bounded per-endpoint queues of notifications, sent in the background."""
+    """Bounded per-endpoint queues of notifications, sent in the background.
 
-    def __init__(self, pool: HttpPool, queue_size: int, timeout_s: float = 5.0) -> None:
+    Each endpoint has a few lanes (queue + sender task); a client's events
+    always take the same lane (by `key`, the client id), so they arrive in
+    the order they happened, while different clients are sent in parallel.
+    """
+
+    def __init__(self, pool: HttpPool, queue_size: int, timeout_s: float = 5.0,
+                 lanes: int = LANES_PER_ENDPOINT) -> None:
         self.pool = pool
         self.queue_size = queue_size
         self.timeout_s = timeout_s
+        self.lanes = max(1, min(lanes, pool.max_connections))
         self.counters: Counter[tuple[str, str]] = Counter()  # (endpoint, sent|failed|dropped)
-        self._queues: dict[str, asyncio.Queue] = {}
+        self._queues: dict[str, list[asyncio.Queue]] = {}
         self._tasks: list[asyncio.Task] = []
 
-    def send(self, url: str, headers: Mapping[str, str], payload: Payload) -> bool:
-        """Queue one POST; False (and counted) when the endpoint's queue is full."""
-        queue = self._queues.get(url)
-        if queue is None:
-            queue = self._start(url)
+    def send(self, url: str, headers: Mapping[str, str], payload: Payload, key: str = "") -> bool:
+        """Queue one POST; False (and counted) when its lane is full."""
+        lanes = self._queues.get(url)
+        if lanes is None:
+            lanes = self._start(url)
+        queue = lanes[zlib.crc32(key.encode()) % len(lanes)] if len(lanes) > 1 else lanes[0]
         try:
             queue.put_nowait((headers, payload))
         except asyncio.QueueFull:
@@ -107,13 +116,13 @@ class Notifier:
             return False
         return True
 
-    def _start(self, url: str) -> asyncio.Queue:
-        queue: asyncio.Queue = asyncio.Queue(self.queue_size)
-        self._queues[url] = queue
-        senders = min(SENDERS_PER_ENDPOINT, self.pool.max_connections)
-        self._tasks += [asyncio.get_running_loop().create_task(self._sender(url, queue))
-                        for _ in range(senders)]
-        return queue
+    def _start(self, url: str) -> list[asyncio.Queue]:
+        size = max(1, self.queue_size // self.lanes)
+        lanes: list[asyncio.Queue] = [asyncio.Queue(size) for _ in range(self.lanes)]
+        self._queues[url] = lanes
+        loop = asyncio.get_running_loop()
+        self._tasks += [loop.create_task(self._sender(url, queue)) for queue in lanes]
+        return lanes
 
     async def _sender(self, url: str, queue: asyncio.Queue) -> None:
         while True:
@@ -130,12 +139,12 @@ class Notifier:
 
     def _failed(self, url: str, reason: str) -> None:
         self.counters[url, "failed"] += 1
-        if self.counters[url, "failed"] in (1, 10, 100, 1000) or self.counters[url, "failed"] % 10000 == 0:
-            log.warning("webhook %s: notification not delivered (%s); %d so far", url, reason,
-                        self.counters[url, "failed"])
+        failed = self.counters[url, "failed"]
+        if failed in (1, 10, 100, 1000) or failed % 10000 == 0:
+            log.warning("webhook %s: notification not delivered (%s); %d so far", url, reason, failed)
 
     def pending(self) -> int:
-        return sum(queue.qsize() for queue in self._queues.values())
+        return sum(queue.qsize() for lanes in self._queues.values() for queue in lanes)
 
     async def drain(self, timeout_s: float = 1.0) -> None:
         """Give queued notifications up to `timeout_s` to go out (used at stop)."""

@@ -59,7 +59,8 @@ class VmqWebhooks:
         """Queue `hook` for every endpoint registered on it; never waits."""
         for webhook in self._by_hook.get(hook, ()):
             self.notifier.send(webhook.endpoint, self._headers[hook],
-                               lambda w=webhook: orjson.dumps(build_body(hook, event, w.base64_payload)))
+                               lambda w=webhook: orjson.dumps(build_body(hook, event, w.base64_payload)),
+                               event.get("client_id") or "")
 
     async def decide(self, hook: str, event: Mapping[str, Any]) -> Answer:
         """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does."""
