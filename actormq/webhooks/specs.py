@@ -24,6 +24,7 @@ log = logging.getLogger("actormq.webhooks")
 
 STORE_FILE = "webhooks.json"
 _STORE_VERSION = 1
+_OPTIONS = ("hook", "endpoint", "base64encode", "no_payload", "response_timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,8 @@ def check_hook(hook: str) -> str:
 
 
 def _from_section(config, prefix: str) -> list[Webhook]:
-    section = config.section(prefix)
+    section = {key: value for key, value in config.section(prefix).items()
+               if key.count(".") == 1 and key.split(".")[1] in _OPTIONS}
     names = sorted({key.split(".", 1)[0] for key in section})
     hooks = []
     for name in names:
