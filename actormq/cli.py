@@ -283,3 +283,7 @@ _add_bench_command()
 from actormq.mgmt.cli import api_key  # noqa: E402
 
 main.add_command(api_key)
+
+from actormq.webhooks.cli import webhooks  # noqa: E402
+
+main.add_command(webhooks)
