@@ -23,4 +23,5 @@ from __future__ import annotations
 BUILTINS: dict[str, str] = {
     # "passwd": "actormq.auth.passwd:PasswordFile",      (one line per built-in feature)
     "webhooks": "actormq.webhooks.plugin:VmqWebhooksPlugin",
+    "web_hook": "actormq.webhooks.emqx_plugin:EmqxWebHookPlugin",
 }
