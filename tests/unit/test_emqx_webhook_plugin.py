@@ -67,7 +67,7 @@ def test_seed_004_events_reach_the_endpoint_with_4x_bodies(tmp_path):
             "clientid": "mqttx_84be94ff", "username": "user", "ipaddress": "192.168.200.10",
             "keepalive": 60, "proto_ver": 4}
         assert isinstance(connected["connected_at"], int)
-        headers = endpoint.requests[0][0]
+        headers = {k.lower(): v for k, v in endpoint.requests[0][0].items()}
         assert headers["content-type"] == "application/json" and "vernemq-hook" not in headers
     finally:
         endpoint.stop()
