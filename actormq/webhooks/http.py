@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import zlib
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import aiohttp
+
+from actormq.webhooks.lanes import Lanes
 
 log = logging.getLogger("actormq.webhooks")
 
@@ -85,77 +85,32 @@ class HttpPool:
 Payload = Callable[[], bytes]
 
 
-class Notifier:
-    """Bounded per-endpoint queues of notifications, sent in the background.
-
-    Each endpoint has a few lanes (queue + sender task); a client's events
-    always take the same lane (by `key`, the client id), so they arrive in
-    the order they happened, while different clients are sent in parallel.
-    """
+class Notifier(Lanes):
+    """Background POSTs: per endpoint a few lanes (by client id, so a client's events arrive
+    in order); a full lane drops the event and counts it; never waits."""
 
     def __init__(self, pool: HttpPool, queue_size: int, timeout_s: float = 5.0,
                  lanes: int = LANES_PER_ENDPOINT) -> None:
+        super().__init__(self._post, queue_size, min(lanes, pool.max_connections))
         self.pool = pool
-        self.queue_size = queue_size
         self.timeout_s = timeout_s
-        self.lanes = max(1, min(lanes, pool.max_connections))
-        self.counters: Counter[tuple[str, str]] = Counter()  # (endpoint, sent|failed|dropped)
-        self._queues: dict[str, list[asyncio.Queue]] = {}
-        self._tasks: list[asyncio.Task] = []
 
     def send(self, url: str, headers: Mapping[str, str], payload: Payload, key: str = "") -> bool:
-        """Queue one POST; False (and counted) when its lane is full."""
-        lanes = self._queues.get(url)
-        if lanes is None:
-            lanes = self._start(url)
-        queue = lanes[zlib.crc32(key.encode()) % len(lanes)] if len(lanes) > 1 else lanes[0]
+        """Queue one POST of `payload()` (built when it is sent); False when dropped."""
+        return self.put(url, (headers, payload), key)
+
+    async def _post(self, url: str, item: tuple[Mapping[str, str], Payload]) -> bool:
+        headers, payload = item
         try:
-            queue.put_nowait((headers, payload))
-        except asyncio.QueueFull:
-            self.counters[url, "dropped"] += 1
-            return False
-        return True
+            reply = await self.pool.post(url, headers, payload(), self.timeout_s)
+        except HttpFailure as failure:
+            return self._failed(url, str(failure))
+        if 200 <= reply.status < 300:
+            return True
+        return self._failed(url, f"HTTP {reply.status}")
 
-    def _start(self, url: str) -> list[asyncio.Queue]:
-        size = max(1, self.queue_size // self.lanes)
-        lanes: list[asyncio.Queue] = [asyncio.Queue(size) for _ in range(self.lanes)]
-        self._queues[url] = lanes
-        loop = asyncio.get_running_loop()
-        self._tasks += [loop.create_task(self._sender(url, queue)) for queue in lanes]
-        return lanes
-
-    async def _sender(self, url: str, queue: asyncio.Queue) -> None:
-        while True:
-            headers, payload = await queue.get()
-            try:
-                reply = await self.pool.post(url, headers, payload(), self.timeout_s)
-            except HttpFailure as failure:
-                self._failed(url, str(failure))
-                continue
-            if 200 <= reply.status < 300:
-                self.counters[url, "sent"] += 1
-            else:
-                self._failed(url, f"HTTP {reply.status}")
-
-    def _failed(self, url: str, reason: str) -> None:
-        self.counters[url, "failed"] += 1
-        failed = self.counters[url, "failed"]
+    def _failed(self, url: str, reason: str) -> bool:
+        failed = self.counters[url, "failed"] + 1
         if failed in (1, 10, 100, 1000) or failed % 10000 == 0:
             log.warning("webhook %s: notification not delivered (%s); %d so far", url, reason, failed)
-
-    def pending(self) -> int:
-        return sum(queue.qsize() for lanes in self._queues.values() for queue in lanes)
-
-    async def drain(self, timeout_s: float = 1.0) -> None:
-        """Give queued notifications up to `timeout_s` to go out (used at stop)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self.pending() and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        self._queues.clear()
+        return False
