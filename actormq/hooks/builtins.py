@@ -24,4 +24,5 @@ BUILTINS: dict[str, str] = {
     # "passwd": "actormq.auth.passwd:PasswordFile",      (one line per built-in feature)
     "webhooks": "actormq.webhooks.plugin:VmqWebhooksPlugin",
     "web_hook": "actormq.webhooks.emqx_plugin:EmqxWebHookPlugin",
+    "exhook": "actormq.exhook.plugin:ExhookPlugin",
 }
