@@ -3,7 +3,8 @@ run in its own thread, that records every request and answers from a script.
 
 `Endpoint.answer(hook, body_dict, status=200, headers={}, delay=0)` sets the
 answer to a hook (default: `{"result": "ok"}` for auth_on_*, `{}` otherwise);
-`requests` lists (headers, parsed JSON body) in arrival order; `wait_for(n)`
+`respond(hook, body)` may answer per request; `requests` lists (headers, parsed JSON body)
+in arrival order; `wait_for(n)`
 waits until n requests arrived. Also serves EMQX web hook POSTs (any path).
 """
 
@@ -31,6 +32,7 @@ class Endpoint:
     def __init__(self) -> None:
         self.requests: list[tuple[dict, object]] = []
         self.script: dict[str, Scripted] = {}
+        self.respond = None     # optional (hook, body) -> Scripted | None, asked before `script`
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -73,12 +75,25 @@ class Endpoint:
         raise AssertionError(f"expected {count} requests{' on ' + hook if hook else ''}, got {len(got)}: "
                              f"{self.hooks()}")
 
+    def wait_body(self, hook: str, predicate, timeout: float = 10.0) -> dict:
+        """The first body of `hook` for which `predicate(body)` is true, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for body in self.bodies(hook):
+                if predicate(body):
+                    return body
+            time.sleep(0.01)
+        raise AssertionError(f"no {hook} body matched; got {self.bodies(hook)}")
+
     async def _handle(self, request: web.Request) -> web.Response:
         hook = request.headers.get("vernemq-hook", "")
         data = await request.read()
         with self._lock:
             self.requests.append((dict(request.headers), json.loads(data) if data else None))
-        scripted = self.script.get(hook)
+        body_in = self.requests[-1][1]
+        scripted = self.respond(hook, body_in) if self.respond else None
+        if scripted is None:
+            scripted = self.script.get(hook)
         if scripted is None:
             default = {"result": "ok"} if hook.startswith("auth_on_") else {}
             scripted = Scripted(default)

@@ -226,9 +226,12 @@ async def on_message_publish(self, client: ClientInfo, message):
 
 
 def _client_notification(hook: str, method: str, request_type):
-    def notify(self, client: ClientInfo, *rest):
-        self._notify(hook, method, lambda meta: request_type(clientinfo=self._client(client), meta=meta),
-                     client.client_id)
+    def notify(self, client: ClientInfo | str, *rest):
+        if isinstance(client, ClientInfo):
+            info, client_id = self._client(client), client.client_id
+        else:
+            info, client_id = convert.session_client(client, self.node), client
+        self._notify(hook, method, lambda meta: request_type(clientinfo=info, meta=meta), client_id)
     return notify
 
 

@@ -69,10 +69,7 @@ def _refused(answer: Answer) -> Error:
 
 
 def _register_ok(modifiers: dict[str, Any], allowed: frozenset[str]) -> Ok:
-    modifiers = dict(modifiers)
-    properties = modifiers.pop("properties", {})
-    if "session_expiry_interval" in properties:
-        modifiers["session_expiry_interval"] = properties["session_expiry_interval"]
+    """The modifiers actormq carries out at CONNECT; VerneMQ's others are checked, then ignored."""
     return Ok(**{name: value for name, value in modifiers.items() if name in allowed})
 
 
