@@ -62,13 +62,13 @@ class Endpoint:
 
     def bodies(self, hook: str) -> list:
         with self._lock:
-            return [body for headers, body in self.requests if headers.get("vernemq-hook") == hook]
+            return [body for headers, body in self.requests if headers.get("vernemq-hook", "") == hook]
 
     def wait_for(self, count: int, timeout: float = 10.0, hook: str | None = None) -> list:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                got = [r for r in self.requests if hook is None or r[0].get("vernemq-hook") == hook]
+                got = [r for r in self.requests if hook is None or r[0].get("vernemq-hook", "") == hook]
             if len(got) >= count:
                 return got
             time.sleep(0.01)
