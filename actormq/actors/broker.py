@@ -319,7 +319,9 @@ class Broker:
             now = time.monotonic()
             for conn in list(self.connections):
                 deadline = conn.keepalive_deadline
-                if deadline and now - conn.last_seen > deadline:
+                # before its CONNECT a connection has connect_timeout from the accept, whatever it sends
+                since = conn.last_seen if conn.session is not None else conn.accepted_at
+                if deadline and now - since > deadline:
                     conn.keepalive_expired()
 
     def _count_offline(self) -> None:
