@@ -265,8 +265,10 @@ class Connection(asyncio.Protocol):
         self.broker.loop.call_later(DISCONNECT_LINGER, transport.close)
 
     def protocol_error(self, exc: ProtocolError) -> None:
-        log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
-                 self.peer, exc.reason_code, exc.detail)
+        if self.session is None or not self.settings.log_connections:
+            # else the disconnect line of the connection log says it
+            log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
+                     self.peer, exc.reason_code, exc.detail)
         if self.session is None:
             if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
                 self.send_bytes(V311_CONNACK_UNACCEPTABLE_PROTOCOL)
@@ -289,7 +291,8 @@ class Connection(asyncio.Protocol):
             log.info("peer %s sent no CONNECT in time, closing", self.peer)
             self.close()
             return
-        log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
+        if not self.settings.log_connections:
+            log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
         self._close_reason = "keepalive timeout"
         self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
 
