@@ -91,7 +91,7 @@ def run(workers: int | None, config_file: str | None, settings: dict[str, str], 
     with _user_errors():
         config = load_config(config_file, overrides=overrides)
         from actormq.node import run_node
-        code = run_node(config)
+        code = run_node(config, lambda: load_config(config_file, overrides=overrides))
     sys.exit(code)
 
 
