@@ -281,3 +281,7 @@ def _add_bench_command() -> None:
 
 
 _add_bench_command()
+
+from actormq.mgmt.cli import api_key  # noqa: E402
+
+main.add_command(api_key)
