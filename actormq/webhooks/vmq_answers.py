@@ -81,20 +81,18 @@ def _queue_type(value: Any) -> str:
     return value
 
 
-def _topic_name(value: Any) -> str:
-    try:
-        validate_topic_name(_text(value))
-    except ProtocolError as err:
-        raise InvalidAnswer(f"bad topic {value!r}: {err.detail}") from None
-    return value
+def _validated(validate: Callable[[str], None], what: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        try:
+            validate(_text(value))
+        except ProtocolError as err:
+            raise InvalidAnswer(f"bad {what} {value!r}: {err.detail}") from None
+        return value
+    return check
 
 
-def _topic_filter(value: Any) -> str:
-    try:
-        validate_topic_filter(_text(value))
-    except ProtocolError as err:
-        raise InvalidAnswer(f"bad topic filter {value!r}: {err.detail}") from None
-    return value
+_topic_name = _validated(validate_topic_name, "topic")
+_topic_filter = _validated(validate_topic_filter, "topic filter")
 
 
 def _b64(value: Any) -> bytes:

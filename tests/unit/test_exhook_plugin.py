@@ -12,6 +12,7 @@ from actormq.conf.load import load_config
 from actormq.errors import ConfigError
 from actormq.hooks import DROP, ClientInfo, Hooks, PluginContext
 from actormq.exhook.plugin import ExhookPlugin, parse_auto_reconnect
+from tests.hookchains import decided, folded
 from tests.exhook_provider import ProviderServer
 
 HOOKS = {"client.authenticate": [], "client.check_acl": [], "client.connected": [],
@@ -38,16 +39,6 @@ def run(cfg, scenario):
         finally:
             await hooks.stop()
     return asyncio.run(main())
-
-
-async def decided(chain, *args):
-    answer = chain.decide(*args)
-    return await answer if isinstance(answer, asyncio.Future) else answer
-
-
-async def folded(chain, *args):
-    answer = chain.fold(*args)
-    return await answer if isinstance(answer, asyncio.Future) else answer
 
 
 @pytest.fixture

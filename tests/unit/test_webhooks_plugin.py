@@ -14,6 +14,7 @@ from actormq.hooks import ClientInfo, Hooks, PluginContext
 from actormq.hooks.info import AuthExchange
 from actormq.webhooks.plugin import VmqWebhooksPlugin
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
+from tests.hookchains import decided
 from tests.webhook_endpoint import Endpoint
 
 SEED_000 = """\
@@ -97,11 +98,6 @@ def run_with_hooks(tmp_path, text, scenario):
         finally:
             await hooks.stop()
     return asyncio.run(main())
-
-
-async def decided(chain, *args):
-    answer = chain.decide(*args)
-    return await answer if isinstance(answer, asyncio.Future) else answer
 
 
 def seed_block(url: str) -> str:
