@@ -17,6 +17,7 @@ Deviation from VerneMQ, by design: on_deliver(_m5) is sent as a notification
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any
 
@@ -154,11 +155,20 @@ class VmqWebhooksPlugin(Plugin):
 
     # -- what the hook methods share ---------------------------------------------------------
 
-    async def _decide(self, hook: str, event: dict) -> Answer:
-        return await self.calls.decide(hook, event)
+    def _decide(self, hook: str, event: dict, conclude):
+        """`conclude(answer)` of the endpoints' answer: at once when the auth cache answers,
+        else a coroutine the chain awaits (the client waits, nobody else does)."""
+        answer = self.calls.decide(hook, event)
+        if not inspect.isawaitable(answer):
+            return conclude(answer)
+        return _concluded(answer, conclude)
 
     def _notify(self, hook: str, event: dict) -> None:
         self.calls.notify(hook, event)
+
+
+async def _concluded(pending, conclude):
+    return conclude(await pending)
 
 
 def config_webhooks(config) -> list[Webhook]:
@@ -180,62 +190,72 @@ def _ssl(config):
 
 # ---- the hook methods, one per point; `plugin_class` picks the ones it needs ------------------
 
-async def on_client_authenticate(self, client: ClientInfo):
-    answer = await self._decide(_hook("auth_on_register", client), events.vmq_client(client))
-    if answer.ok:
-        return _register_ok(answer.modifiers, HookPoint.CLIENT_AUTHENTICATE.modifiers)
+def _refusal_or_next(answer: Answer):
     return NEXT if answer.result == "next" else _refused(answer)
 
 
-async def on_client_enhanced_auth(self, client: ClientInfo, exchange):
+def on_client_authenticate(self, client: ClientInfo):
+    def conclude(answer: Answer):
+        if answer.ok:
+            return _register_ok(answer.modifiers, HookPoint.CLIENT_AUTHENTICATE.modifiers)
+        return _refusal_or_next(answer)
+    return self._decide(_hook("auth_on_register", client), events.vmq_client(client), conclude)
+
+
+def on_client_enhanced_auth(self, client: ClientInfo, exchange):
     properties = {"authentication_method": exchange.method}
     if exchange.data is not None:
         properties["authentication_data"] = exchange.data
-    event = dict(events.vmq_client(client), properties=properties)
-    answer = await self._decide("on_auth_m5", event)
-    if not answer.ok:
-        return NEXT if answer.result == "next" else _refused(answer)
-    data = answer.modifiers.get("properties", {}).get("authentication_data", b"")
-    if answer.modifiers.get("reason_code", 0) == CONTINUE_AUTHENTICATION:
-        return Continue(data)
-    return Ok(auth_data=data) if data else Ok()
+
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        data = answer.modifiers.get("properties", {}).get("authentication_data", b"")
+        if answer.modifiers.get("reason_code", 0) == CONTINUE_AUTHENTICATION:
+            return Continue(data)
+        return Ok(auth_data=data) if data else Ok()
+    return self._decide("on_auth_m5", dict(events.vmq_client(client), properties=properties), conclude)
 
 
-async def on_client_authorize_publish(self, client: ClientInfo, message):
-    answer = await self._decide(_hook("auth_on_publish", client),
-                                events.vmq_message(events.vmq_client(client), message))
-    if not answer.ok:
-        return NEXT if answer.result == "next" else _refused(answer)
-    modifiers = dict(answer.modifiers)
-    if "topic" in modifiers:
-        modifiers["topic_name"] = modifiers.pop("topic")
-    if "properties" in modifiers:
-        modifiers["properties"] = dict(message.properties, **modifiers["properties"])
-    return Ok(**{k: v for k, v in modifiers.items() if k in HookPoint.CLIENT_AUTHORIZE_PUBLISH.modifiers})
+def on_client_authorize_publish(self, client: ClientInfo, message):
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        modifiers = dict(answer.modifiers)
+        if "topic" in modifiers:
+            modifiers["topic_name"] = modifiers.pop("topic")
+        if "properties" in modifiers:
+            modifiers["properties"] = dict(message.properties, **modifiers["properties"])
+        allowed = HookPoint.CLIENT_AUTHORIZE_PUBLISH.modifiers
+        return Ok(**{name: value for name, value in modifiers.items() if name in allowed})
+    return self._decide(_hook("auth_on_publish", client),
+                        events.vmq_message(events.vmq_client(client), message), conclude)
 
 
-async def on_client_authorize_subscribe(self, client: ClientInfo, topic_filter: str, options):
-    mqtt5 = client.protocol_level == 5
-    event = events.vmq_subscription(events.vmq_client(client), topic_filter, options, mqtt5)
-    answer = await self._decide(_hook("auth_on_subscribe", client), event)
-    if not answer.ok:
-        return NEXT if answer.result == "next" else _refused(answer)
-    topics = answer.modifiers.get("topics")
-    if not topics:
-        return Ok()
-    new_filter, qos = topics[0][0], topics[0][1]
-    if qos >= 0x80:
-        return Error(qos, f"rejected by webhook (QoS {qos})")
-    return Ok(topic_filter=new_filter, qos=qos) if new_filter != topic_filter else Ok(qos=qos)
+def on_client_authorize_subscribe(self, client: ClientInfo, topic_filter: str, options):
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        topics = answer.modifiers.get("topics")
+        if not topics:
+            return Ok()
+        new_filter, qos = topics[0][0], topics[0][1]
+        if qos >= 0x80:
+            return Error(qos, f"rejected by webhook (QoS {qos})")
+        return Ok(topic_filter=new_filter, qos=qos) if new_filter != topic_filter else Ok(qos=qos)
+    event = events.vmq_subscription(events.vmq_client(client), topic_filter, options,
+                                    client.protocol_level == 5)
+    return self._decide(_hook("auth_on_subscribe", client), event, conclude)
 
 
-async def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
+def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        topics = answer.modifiers.get("topics")
+        return Ok(topic_filter=topics[0]) if topics and topics[0] != topic_filter else Ok()
     event = dict(events.vmq_client(client), topics=[topic_filter], properties={})
-    answer = await self._decide(_hook("on_unsubscribe", client), event)
-    if not answer.ok:
-        return NEXT if answer.result == "next" else _refused(answer)
-    topics = answer.modifiers.get("topics")
-    return Ok(topic_filter=topics[0]) if topics and topics[0] != topic_filter else Ok()
+    return self._decide(_hook("on_unsubscribe", client), event, conclude)
 
 
 def on_client_connected(self, client: ClientInfo):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Mapping
+import inspect
+from typing import Any, Awaitable, Iterable, Mapping
 
 import orjson
 
@@ -62,21 +63,31 @@ class VmqWebhooks:
                                lambda w=webhook: orjson.dumps(build_body(hook, event, w.base64_payload)),
                                event.get("client_id") or "")
 
-    async def decide(self, hook: str, event: Mapping[str, Any]) -> Answer:
-        """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does."""
-        for webhook in self._by_hook.get(hook, ()):
-            answer = await self._ask(webhook, hook, event)
-            if answer.result != "next":
-                return answer
+    def decide(self, hook: str, event: Mapping[str, Any]) -> Answer | Awaitable[Answer]:
+        """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does.
+
+        The Answer itself when the auth cache answers (no waiting at all), else an awaitable."""
+        return self._decide(tuple(self._by_hook.get(hook, ())), hook, event)
+
+    def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer | Awaitable[Answer]:
+        for index, webhook in enumerate(webhooks):
+            body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
+            cached = self.cache.lookup(webhook.endpoint, hook, body) if HOOKS[hook].cacheable else None
+            if cached is None:
+                return self._ask_then(webhooks[index:], hook, event, body)
+            if cached.result != "next":
+                return cached
         return NEXT
 
-    async def _ask(self, webhook: Webhook, hook: str, event: Mapping[str, Any]) -> Answer:
-        body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
+    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event, body: dict) -> Answer:
+        answer = await self._ask(webhooks[0], hook, body)
+        if answer.result != "next":
+            return answer
+        rest = self._decide(webhooks[1:], hook, event)
+        return await rest if inspect.isawaitable(rest) else rest
+
+    async def _ask(self, webhook: Webhook, hook: str, body: dict) -> Answer:
         cacheable = HOOKS[hook].cacheable
-        if cacheable:
-            cached = self.cache.lookup(webhook.endpoint, hook, body)
-            if cached is not None:
-                return cached
         self.counters[webhook.endpoint, hook, "requests"] += 1
         try:
             reply = await self.pool.post(webhook.endpoint, self._headers[hook], orjson.dumps(body),
