@@ -22,6 +22,7 @@ from actormq.hooks.results import NEXT
 from actormq.webhooks import events
 from actormq.webhooks.emqx_webhook import WebHookConfig
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
+from actormq.webhooks.sender import SenderProcess
 
 POINT_OF_EVENT: dict[str, HookPoint] = {
     "client.connect": HookPoint.CLIENT_CONNECT,
@@ -66,12 +67,18 @@ class EmqxWebHookPlugin(Plugin):
         config = self.context.config
         self.web_hook = WebHookConfig.from_config(config)
         self.node = config["node.name"]
-        ssl_context = None
-        if self.web_hook.url.startswith("https:"):
-            ssl_context = client_ssl_context(config["web.hook.ssl.cacertfile"], config["web.hook.ssl.certfile"],
-                                             config["web.hook.ssl.keyfile"], config["web.hook.ssl.verify"])
-        self.pool = HttpPool(config["web.hook.pool_size"], 60.0, ssl_context)
+        self.tls = (config["web.hook.ssl.cacertfile"], config["web.hook.ssl.certfile"],
+                    config["web.hook.ssl.keyfile"], config["web.hook.ssl.verify"])
+        self.pool = HttpPool(config["web.hook.pool_size"], 60.0, client_ssl_context(*self.tls))
         self.notifier = Notifier(self.pool, config["webhooks.queue_size"], self.web_hook.timeout_s)
+
+    async def start(self) -> None:
+        sender = SenderProcess(self.notifier.queue_size, self.pool.max_connections, 60.0,
+                               self.web_hook.timeout_s, self.tls)
+        if await sender.ready():
+            self.notifier = sender
+        else:
+            await sender.close()
 
     async def stop(self) -> None:
         await self.notifier.drain(1.0)

@@ -30,6 +30,8 @@ from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
 from actormq.webhooks.vmq_answers import Answer
+from actormq.webhooks.sender import SenderProcess
+from actormq.webhooks.vmq_bodies import HOOKS
 from actormq.webhooks.vmq_calls import VmqWebhooks
 
 log = logging.getLogger("actormq.webhooks")
@@ -98,9 +100,12 @@ class VmqWebhooksPlugin(Plugin):
         config = self.context.config
         self.store = RegistrationStore(config["storage.dir"])
         self.configured = config_webhooks(config)
-        pool = HttpPool(_pool_setting(config, "pool_max_connections"),
-                        _pool_setting(config, "pool_timeout") / 1000, _ssl(config))
-        self.calls = VmqWebhooks(pool, Notifier(pool, config["webhooks.queue_size"]),
+        self.pool_settings = (_pool_setting(config, "pool_max_connections"),
+                              _pool_setting(config, "pool_timeout") / 1000)
+        self.tls = _tls(config)
+        self.queue_size = config["webhooks.queue_size"]
+        pool = HttpPool(*self.pool_settings, client_ssl_context(*self.tls))
+        self.calls = VmqWebhooks(pool, Notifier(pool, self.queue_size),
                                  AuthCache(config["webhooks.cache.max_entries"]))
         self.sweep_interval = config["webhooks.cache.sweep_interval"]
         self._store_mtime: float | None = None
@@ -129,6 +134,12 @@ class VmqWebhooksPlugin(Plugin):
                 log.warning("webhook %s on %s is sent as a notification: delivery never waits for "
                             "HTTP, so its modifiers are not applied", webhook.endpoint, webhook.hook)
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
+        if any(not HOOKS[webhook.hook].decides for webhook in self.registrations()):
+            sender = SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls)
+            if await sender.ready():
+                self.calls.notifier = sender
+            else:
+                await sender.close()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -180,12 +191,11 @@ def _pool_setting(config, name: str) -> int:
     return config[vmq_key] if config.source(vmq_key) != "default" else config["webhooks." + name]
 
 
-def _ssl(config):
+def _tls(config) -> tuple[str, str, str, bool]:
     def setting(name: str):
         vmq_key = "vmq_webhooks." + name
         return config[vmq_key] if config.source(vmq_key) != "default" else config["webhooks.tls." + name]
-    return client_ssl_context(setting("cafile"), setting("certfile"), setting("keyfile"),
-                              setting("verify_peer"))
+    return (setting("cafile"), setting("certfile"), setting("keyfile"), setting("verify_peer"))
 
 
 # ---- the hook methods, one per point; `plugin_class` picks the ones it needs ------------------

@@ -129,6 +129,9 @@ class VmqWebhooks:
         return unavailable(reason)
 
     def stats(self) -> list[dict[str, Any]]:
+        refresh = getattr(self.notifier, "refresh", None)
+        if refresh is not None:
+            refresh()
         rows = [{"endpoint": endpoint, "hook": hook, "stat": what, "value": value}
                 for (endpoint, hook, what), value in sorted(self.counters.items())]
         rows += [{"endpoint": endpoint, "hook": "", "stat": what, "value": value}
