@@ -103,7 +103,7 @@ def conn_rate(settings: dict[str, str], warm: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         running = broker(Path(tmp), settings)
         try:
-            target = ("-p", running.port)
+            target = ("-p", running.port, "--prefix", "conn-")     # the same client ids each round
             if warm:
                 suite.connections(target, Path(tmp), running)
             return suite.connections(target, Path(tmp), running)["conn_rate"]

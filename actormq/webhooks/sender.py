@@ -3,11 +3,13 @@
 HTTP costs far more CPU than routing a message, so a worker does not send
 notifications itself: `SenderProcess` (in the worker) starts
 ``python -m actormq.webhooks.sender`` and pushes each notification to it over
-a ZeroMQ PAIR socket (frames: url, headers as JSON, key, body) without ever
+a ZeroMQ PAIR socket (one frame: url and headers as JSON, key, body) without ever
 waiting — past `queue_size` waiting frames the event is dropped and counted.
 The sender sends them with the keep-alive pool and the per-client lanes of
 `actormq.webhooks.http.Notifier` and reports its counters back once a
-second. It exits when its worker is gone (parent changed) or says stop.
+second. It runs at a lower priority (nice 10): the broker's clients come
+first, and what the sender cannot keep up with is dropped and counted. It
+exits when its worker is gone (parent changed) or says stop.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,7 @@ from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
 log = logging.getLogger("actormq.webhooks")
 
 STOP = b"stop"
+_FRAME_HEAD = struct.Struct("!IH")     # one frame: sizes, then [url, headers] JSON, key, body
 REPORT_INTERVAL = 1.0
 
 
@@ -48,6 +52,7 @@ class SenderProcess:
         self.counters: Counter[tuple[str, str]] = Counter()   # (endpoint, sent|failed|dropped)
         self._reported: Counter[tuple[str, str]] = Counter()
         self._dropped_here: Counter[tuple[str, str]] = Counter()
+        self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
         command = [sys.executable, "-m", "actormq.webhooks.sender", address, str(os.getpid()),
                    str(queue_size), str(max_connections), str(keepalive_s), str(timeout_s),
                    orjson.dumps(list(tls)).decode()]
@@ -69,9 +74,13 @@ class SenderProcess:
 
     def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], bytes], key: str = "") -> bool:
         """Hand one POST to the sender; False (counted) when it is that far behind."""
+        target = self._targets.get((url, id(headers)))
+        if target is None:
+            target = self._targets[url, id(headers)] = orjson.dumps([url, headers])
+        key_bytes = key.encode()
         try:
-            self._socket.send_multipart((url.encode(), orjson.dumps(headers), key.encode(), payload()),
-                                        zmq.NOBLOCK)
+            self._socket.send(_FRAME_HEAD.pack(len(target), len(key_bytes)) + target + key_bytes + payload(),
+                              zmq.NOBLOCK)
         except zmq.Again:
             self._dropped_here[url, "dropped"] += 1
             self.counters[url, "dropped"] += 1
@@ -121,16 +130,24 @@ async def _serve(address: str, parent: int, queue_size: int, max_connections: in
     socket = zmq.asyncio.Context.instance().socket(zmq.PAIR)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
+    targets: dict[bytes, list] = {}
     await socket.send(orjson.dumps({}))          # hello: the worker may send now
     reporter = asyncio.get_running_loop().create_task(_report(socket, notifier, parent))
     try:
         while True:
-            frames = await socket.recv_multipart()
-            if frames == [STOP]:
+            frame = await socket.recv()
+            if frame == STOP:
                 await notifier.drain(1.0)
                 return
-            url, headers, key, body = frames
-            notifier.send(url.decode(), orjson.loads(headers), lambda body=body: body, key.decode())
+            target_size, key_size = _FRAME_HEAD.unpack_from(frame)
+            start = _FRAME_HEAD.size
+            target = frame[start:start + target_size]
+            if target not in targets:
+                targets[target] = orjson.loads(target)
+            url, headers = targets[target]
+            key = frame[start + target_size:start + target_size + key_size].decode()
+            body = frame[start + target_size + key_size:]
+            notifier.send(url, headers, lambda body=body: body, key)
     finally:
         reporter.cancel()
         await notifier.close()
@@ -152,6 +169,7 @@ async def _report(socket, notifier: Notifier, parent: int) -> None:
 
 def main(argv: list[str]) -> None:
     address, parent, queue_size, max_connections, keepalive_s, timeout_s, tls = argv
+    os.nice(10)     # the broker comes first: the sender uses the CPU it leaves
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s [webhooks sender] %(message)s")
     asyncio.run(_serve(address, int(parent), int(queue_size), int(max_connections), float(keepalive_s),
                        float(timeout_s), orjson.loads(tls)))
