@@ -113,6 +113,7 @@ class Worker:
         if self.peers is not None:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
+        broker.connection_log.flush()
         if self.peers is not None:
             await self.peers.stop()
         if stores is not None:

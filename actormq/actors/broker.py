@@ -21,6 +21,7 @@ from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
 from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.logsetup import LineBatch
 from actormq.reload import Reloader
 from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
 from actormq.transport.codec import ReasonCode
@@ -59,6 +60,7 @@ class Broker:
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
         self.reloader = Reloader()      # config reload: parts register what they take
+        self.connection_log = LineBatch("actormq.connection")
         self.reloader.on_reload(RELOADABLE_KEYS, self.reload)
 
     def _make_queue_limits(self) -> QueueLimits:

@@ -42,6 +42,7 @@ FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the lo
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
 MAX_REASON_STRING = 256     # characters of a reason string we send
 MAX_PACKET = 268_435_460    # the largest packet MQTT can frame
+CONNECTION_LOG_DELAY = 0.1  # seconds: connection log lines are written in batches
 
 
 class _DiscardInput:
@@ -137,8 +138,8 @@ class Connection(asyncio.Protocol):
             return
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
             reason = self._close_reason or (f"connection lost ({exc})" if exc else "closed by client")
-            log.info("client %s (%s) disconnected: %s, %d packets received", self.client_id,
-                     self.peer, reason, self.received)
+            self._log_connection(f"client {self.client_id} ({self.peer}) disconnected: {reason}, "
+                                 f"{self.received} packets received")
         session.detach(publish_will=not self._clean_disconnect)
 
     def pause_writing(self) -> None:
@@ -427,11 +428,18 @@ class Connection(asyncio.Protocol):
         self.session = session
         self.send_packet(Connack(present, 0, self._connack_properties(packet, assigned, expiry)))
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
-            log.info("client %s connected from %s: MQTT v%d, clean start %d, %s session, "
-                     "session present %d, keepalive %d", self.client_id, self.peer,
-                     self.version, packet.clean_start, "persistent" if session.persistent else
-                     "clean", present, packet.keepalive)
+            self._log_connection(
+                f"client {self.client_id} connected from {self.peer}: MQTT v{self.version}, "
+                f"clean start {packet.clean_start:d}, "
+                f"{'persistent' if session.persistent else 'clean'} session, "
+                f"session present {present:d}, keepalive {packet.keepalive}")
         session.attach(self, present)
+
+    def _log_connection(self, line: str) -> None:
+        """One line of the connection log (info), written within CONNECTION_LOG_DELAY."""
+        batch = self.broker.connection_log
+        if batch.add(line):
+            self.broker.loop.call_later(CONNECTION_LOG_DELAY, batch.flush)
 
     def _take_client_properties(self, props: dict) -> None:
         if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
