@@ -1,7 +1,7 @@
 """The node: the supervisor process of `actormq run`.
 
-Owns the worker table, the run dir (ZeroMQ ipc endpoints, only with more
-than one worker), the claim on the listener port and the data dir lock. It
+Owns the worker table, the run dir (ZeroMQ ipc endpoints of the bus and
+the control channel), the claim on the listener port and the data dir lock. It
 claims the port (so that only its own workers share it: a second broker on
 the port stops with "cannot listen on H:P: address already in use"), locks
 the data dir ("data dir D is in use by pid N"), checks that the stores open,
@@ -43,6 +43,7 @@ from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
 from actormq.reload import with_applied
 from actormq.transport.listeners import claim_port
+from actormq.mgmt.plane import start_control_plane
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
 log = logging.getLogger("actormq.node")
@@ -87,6 +88,7 @@ class Node:
         self.reload_requested = False
         self.reload_generation = 0
         self.reload_pending = None          # the Config sent to the workers, until one answers
+        self.control = None     # the control plane: management API, admin requests to workers
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -98,8 +100,8 @@ class Node:
         try:
             lock = DataDirLock(self.config["storage.dir"])
             self._check_storage()
-            if self.count > 1:
-                self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
+            self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")   # bus and control endpoints
+            self.control = start_control_plane(self)
             for handle in self.workers:
                 self._spawn(handle)
             for handle in self.workers:
@@ -167,6 +169,8 @@ class Node:
             f"data dir: {os.path.abspath(config['storage.dir'])}",
             f"storage: retained={config['retained.storage']} queue={config['queue.storage']}",
         ]
+        if self.control is not None and self.control.url:
+            lines.append(f"management api: {self.control.url}/api/v4")
         print("\n".join(lines), flush=True)
 
     def _on_signal(self, signum, _frame) -> None:
@@ -282,6 +286,8 @@ class Node:
                 log.warning("worker %d did not stop in time; killing it", handle.worker_id)
                 handle.process.kill()
                 handle.process.join()
+        if self.control is not None:
+            self.control.stop()
 
 
 def run_node(config, reload_config=None) -> int:

@@ -79,6 +79,7 @@ class Worker:
         self.peers = None
         self.broker = None
         self.node_gone = False
+        self.admin = None       # the control link to the node (admin commands)
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -98,11 +99,16 @@ class Worker:
         broker = self.broker = Broker(self.config, self.loop, stores, plan.worker_id,
                                       plan.worker_count)
         broker.reloader.on_reload(("log.level",), self._reload_log_level)
+        broker.hooks = await start_hooks(self.config, plan.worker_id)
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)
             await self.peers.start()
         broker.start(restore=plan.restore)
+        if plan.run_dir:
+            from actormq.mgmt.worker_link import WorkerLink
+            self.admin = WorkerLink(broker, plan.run_dir)
+            await self.admin.start()
         servers, private_port = await self._listen(broker)
         tune_gc()
         self._watch_control()
@@ -110,9 +116,12 @@ class Worker:
         await self.stopping.wait()
         for server in servers:
             server.close()
+        if self.admin is not None:
+            await self.admin.stop()
         if self.peers is not None:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
+        await broker.hooks.stop()
         broker.connection_log.flush()
         if self.peers is not None:
             await self.peers.stop()
@@ -168,6 +177,15 @@ class Worker:
     def _report(self, *message) -> None:
         if self.control is not None:
             self.control.send(message)
+
+
+async def start_hooks(config, worker_id: int):
+    """This worker's plugins (checked by the node already), started in order."""
+    from actormq.hooks.loader import build_hooks, check_plugins
+
+    hooks = build_hooks(config, check_plugins(config), worker_id)
+    await hooks.start()
+    return hooks
 
 
 GC_THRESHOLD = (20_000, 20, 20)
