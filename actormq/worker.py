@@ -57,7 +57,8 @@ def open_worker_stores(config):
                        map_size=config["storage.map_size"],
                        max_map_size=config["storage.max_map_size"],
                        commit_batch=config["storage.commit_batch"],
-                       commit_interval_ms=config["storage.commit_interval_ms"])
+                       commit_interval_ms=config["storage.commit_interval_ms"],
+                       sync=config["storage.sync"] == "on")
 
 
 class Worker:
@@ -86,6 +87,8 @@ class Worker:
             self.loop.add_signal_handler(signum, self.stopping.set)
         stores = open_worker_stores(self.config)
         broker = Broker(self.config, self.loop, stores, plan.worker_id, plan.worker_count)
+        if stores is not None:
+            stores.hold_back_publishers(self.loop, broker.congested)
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)

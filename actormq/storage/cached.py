@@ -109,8 +109,9 @@ class CachedStore:
         self._loaded.difference_update(dropped)
         self._memory.delete_prefix(table, prefix)
 
-    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None) -> None:
-        self._inner.when_durable(callback, on_error)
+    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
+                     loop=None) -> None:
+        self._inner.when_durable(callback, on_error, loop)
 
     def flush(self) -> None:
         self._inner.flush()
