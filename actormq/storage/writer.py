@@ -54,7 +54,7 @@ class PendingWrites:
     def __init__(self, commit_batch: int = 1000, max_pending: int = 50_000) -> None:
         self.commit_batch = max(1, commit_batch)
         self._max_pending = max(self.commit_batch, max_pending)
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._ops: list[Op] = []
         self._overlay: dict[str, dict[bytes, tuple[int, bytes | None]]] = {}
         self._issued = 0
