@@ -290,12 +290,13 @@ class Broker:
         return self.router.route(message)
 
     def when_durable(self, callback, on_error=None) -> None:
-        """Run callback once what the current publish wrote is committed (by this
-        worker's store and, with peers, by every worker it went to)."""
+        """Run callback on this worker's loop once what the current publish wrote
+        is committed (by this worker's store and, with peers, by every worker it
+        went to)."""
         if self.peers is not None:
             self.peers.when_durable(callback, on_error)
         elif self.stores is not None:
-            self.stores.queue.when_durable(callback, on_error)
+            self.stores.queue.when_durable(callback, on_error, self.loop)
         else:
             callback()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from functools import partial
 
 from actormq.actors import hooked
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
@@ -219,14 +220,8 @@ class Session:
         the commit failed, the ack says so (see _refuse_deferred)."""
         self._deferred_acks += 1
         conn = self.conn
-        loop = self.broker.loop
-
-        def durable() -> None:
-            loop.call_soon_threadsafe(self._send_deferred, conn, packet)
-
-        def failed(_error) -> None:
-            loop.call_soon_threadsafe(self._refuse_deferred, conn, packet)
-        self.broker.when_durable(durable, failed)
+        self.broker.when_durable(partial(self._send_deferred, conn, packet),
+                                 lambda _error: self._refuse_deferred(conn, packet))
 
     def _refuse_deferred(self, conn, packet) -> None:
         """The store could not save what the message wrote: MQTT 5 gets the ack
