@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 
+from actormq.actors.drops import Drops
 from actormq.actors.messages import Message, SubOptions
 from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
 from actormq.actors.retain import RetainedStore
@@ -44,10 +45,13 @@ class Broker:
         self.started = time.time()
         self.stats = Stats()
         self.sessions: dict[str, Session] = {}
+        self.forwarders: dict = {}           # client id -> Forwarder of a session that moved away
         self.connections: set = set()
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
-        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed)
+        self.drops = Drops(self.stats)
+        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed,
+                             self.forwarders)
         self.retained = self._make_retained_store()
         self.wrote_durable = False
         self.quota_exceeded = False
@@ -143,6 +147,7 @@ class Broker:
                                        for f, o in record.subscriptions.items()})
         self.stores.queue.invalidate("queue", session.queue.prefix)
         session.queue.load()
+        session.take_released()
         session.disconnected_at = since
         if record.expiry_interval is not None:
             remaining = max(0.0, since + record.expiry_interval - now)
@@ -285,9 +290,6 @@ class Broker:
         for message in self.retained.match(real_filter):
             session.deliver(message, min(opts.qos, message.qos), True, sub_ids, {})
 
-    def count_dropped(self, session: Session, message: Message) -> None:
-        self.stats.messages_dropped += 1
-
     def _send_to_worker(self, worker_id: int, message: Message, target) -> None:
         if self.peers is not None:
             self.peers.send_message(worker_id, message, target)
@@ -317,6 +319,7 @@ class Broker:
         while True:
             await asyncio.sleep(KEEPALIVE_SWEEP_SECONDS)
             now = time.monotonic()
+            self.drops.report()
             for conn in list(self.connections):
                 deadline = conn.keepalive_deadline
                 if deadline and now - conn.last_seen > deadline:

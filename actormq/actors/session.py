@@ -58,6 +58,7 @@ class Session:
         self.drain_due = False      # acks made room in the window: drain once the read is handled
         self._blocked: set = set()                  # publisher connections held back by us
         self._unblock_timer = None
+        self.overrun = False        # a hold timed out: full-queue drops until it drains
 
     @property
     def persistent(self) -> bool:
@@ -249,17 +250,32 @@ class Session:
             if self.version == 5:
                 self._ack(Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
             return
-        self.queue.discard(delivery)
         if packet.reason_code >= 0x80:       # the receiver refused it: done
+            self.queue.discard(delivery)
             self.drain()
             return
-        self._awaiting_pubcomp.add(packet.packet_id)
-        self._ack(Pubrel(packet.packet_id))
+        packet_id = packet.packet_id
+        self._awaiting_pubcomp.add(packet_id)
+        if not self.queue.release(delivery, packet_id):
+            self._ack(Pubrel(packet_id))
+            return
+        conn, loop = self.conn, self.broker.loop
+        self.broker.stores.queue.when_durable(
+            lambda: loop.call_soon_threadsafe(self._send_pubrel, conn, packet_id))
+
+    def _send_pubrel(self, conn, packet_id: int) -> None:
+        if conn is self.conn and packet_id in self._awaiting_pubcomp:
+            conn.send_packet(Pubrel(packet_id))
 
     def handle_pubcomp(self, packet) -> None:
         if packet.packet_id in self._awaiting_pubcomp:
             self._awaiting_pubcomp.discard(packet.packet_id)
+            self.queue.complete(packet.packet_id)
             self.drain_due = True
+
+    def take_released(self) -> None:
+        """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
+        self._awaiting_pubcomp.update(self.queue.released)
 
     # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------
 
@@ -327,10 +343,11 @@ class Session:
         self._ack(Unsuback(packet.packet_id, tuple(codes)))
         self.store_record()
 
-    def restore_subscriptions(self, subscriptions: dict[str, SubOptions]) -> None:
+    def restore_subscriptions(self, subscriptions: dict[str, SubOptions],
+                              announce: bool = True) -> None:
         for topic_filter, opts in subscriptions.items():
             _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.subscribe(self.client_id, real_filter, opts)
+            self.broker.router.subscribe(self.client_id, real_filter, opts, announce)
             self.subscriptions[topic_filter] = opts
 
     # -- delivery to the client ----------------------------------------------------
@@ -349,15 +366,18 @@ class Session:
         elif conn is None and not self.persistent:
             return
         delivery = Delivery(message, qos, retain, sub_ids)
+        queue = self.queue
+        dropped = queue.dropped
         try:
-            if self.queue.enqueue_wrote_durable(delivery):
+            if queue.enqueue_wrote_durable(delivery):
                 self.broker.wrote_durable = True
-            if not self.queue.enqueue(delivery):
-                self.broker.count_dropped(self, message)
+            queue.enqueue(delivery)
         except QueueFull:
             self.broker.quota_exceeded = True
-            self.broker.count_dropped(self, message)
+            self.broker.drops.count(self.client_id, message, "queue_full")
             return
+        if queue.dropped != dropped:
+            self.broker.drops.count(self.client_id, message, self._full_reason)
         if conn is not None:
             self.drain()
             if len(self.queue) >= self.broker.settings.backpressure_high:
@@ -382,6 +402,11 @@ class Session:
         conn.send_bytes(data, 1)
 
     @property
+    def _full_reason(self) -> str:
+        """Why a full queue dropped a message: after a hold timed out, or plainly full."""
+        return "hold_timeout" if self.overrun else "queue_full"
+
+    @property
     def _window(self) -> int:
         return min(self.receive_maximum, self.broker.settings.max_inflight)
 
@@ -402,6 +427,7 @@ class Session:
             message = delivery.message
             if message.expires_at is not None and message.expired(now):
                 queue.discard(delivery)
+                self.broker.drops.count(self.client_id, message, "expired")
             elif delivery.qos == 0:
                 conn.send_publish(message, 0, delivery.retain, None, False, delivery.subscription_ids)
                 queue.discard(delivery)
@@ -493,11 +519,9 @@ class Session:
 
     def release(self) -> None:
         """This worker gives the session up (handed over): forget it without
-        touching what is persisted."""
+        touching what is persisted. Its routes stay: the takeover's forwarder
+        owns them until every worker routes to the new owner."""
         self._cancel_timers()
-        for topic_filter, opts in self.subscriptions.items():
-            _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
         self.subscriptions.clear()
         self.queue.forget()
 
