@@ -50,12 +50,12 @@ class Broker:
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
         self.drops = Drops(self.stats)
-        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed,
-                             self.forwarders)
-        self.retained = self._make_retained_store()
         self.wrote_durable = False
         self.quota_exceeded = False
-        self.congested: list = []            # online sessions whose queue passed the high mark
+        self.congested: list = []            # valves of congested subscribers a publish reached
+        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed,
+                             self.forwarders, self.congested)
+        self.retained = self._make_retained_store()
         self._dirty: list = []
         self._tasks: list = []
         self._queue_limits = QueueLimits(self.settings.max_online_messages,

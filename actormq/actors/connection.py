@@ -27,6 +27,7 @@ log = logging.getLogger("actormq.connection")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
+MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 
 
@@ -87,7 +88,7 @@ class Connection(asyncio.Protocol):
             if self.closed:
                 return
             if self._held is not None:
-                self._held.extend(packets[index:])
+                self._hold(packets[index:])
                 return
             kind = type(packet)
             if self.session is None and kind is not Connect:
@@ -264,9 +265,24 @@ class Connection(asyncio.Protocol):
             broker.congested.clear()
 
     def throttle(self) -> None:
-        """Stop taking packets from this client until unthrottle (backpressure)."""
+        """Hold this client's packets until unthrottle (backpressure, see flow)."""
         if self._held is None and not self.closed:
             self._held = []
+
+    def _hold(self, packets: list) -> None:
+        """Keep packets for later, in order; a held client's PINGREQ is answered at
+        once, so a hold never puts its keepalive at risk. Past MAX_HELD packets,
+        stop reading until unthrottle."""
+        held = self._held
+        if self.session is None:
+            held.extend(packets)
+            return
+        for packet in packets:
+            if type(packet) is Pingreq:
+                self.send_bytes(b"\xd0\x00")
+            else:
+                held.append(packet)
+        if len(held) >= MAX_HELD:
             self.transport.pause_reading()
 
     def unthrottle(self) -> None:
@@ -274,6 +290,7 @@ class Connection(asyncio.Protocol):
         if self._held is None or self.closed or self.session is None:
             return
         held, self._held = self._held, None
+        self.last_seen = time.monotonic()
         self.transport.resume_reading()
         try:
             self._handle(held)

@@ -50,6 +50,7 @@ import logging
 import os
 
 from actormq.actors.durability import DurableAcks
+from actormq.actors.flow import RemoteFlow
 from actormq.actors.messages import Message
 from actormq.actors.takeover import Takeover
 from actormq.actors.wire import message_from_header, message_header, props_from_json
@@ -98,13 +99,14 @@ class PeerLink:
         self._limbo: dict[int, list] = {}           # dead peer -> messages routed to it meanwhile
         self.acks = DurableAcks(broker, self.bus, self.ids)
         self.takeover = Takeover(self)
+        self.flow = RemoteFlow(self)
         takeover = self.takeover
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
             b"PUB": self._on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
             b"CLAIM": takeover.on_claim, b"HAND": self._on_reply, b"HOLDS": takeover.on_holds,
             b"HELD": self._on_reply, b"DUR": self.acks.on_durable, b"MOVE": takeover.on_move,
-            b"MOVED": takeover.on_moved,
+            b"MOVED": takeover.on_moved, b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
         }
 
     async def start(self) -> None:
@@ -157,6 +159,7 @@ class PeerLink:
             request.answered_by(peer)
         self.acks.peer_gone(peer)
         self.takeover.peer_gone(peer)
+        self.flow.peer_gone(peer)
         self._limbo.setdefault(peer, [])
         self._spawn(self._take_over_from(peer, sorted(self.live | {self.worker_id})))
 
@@ -297,7 +300,10 @@ class PeerLink:
                 broker.drops.count(origin, message, "no_route")
             if ack_id is not None:
                 acks.confirm(peer, ack_id)
-        broker.congested.clear()    # backpressure holds back local publishers only
+        congested = broker.congested
+        if congested:
+            self.flow.hold_peers(congested, peer)
+            congested.clear()
 
     def deliver_one(self, target: list, message: Message, peer: int, ack_id) -> None:
         """A message forwarded to one session (see takeover); confirmed once delivered."""

@@ -43,7 +43,8 @@ class Router:
     """Matches topic names to subscribers, here and on the other workers."""
 
     def __init__(self, worker_id: int, sessions: Mapping, send_to_worker: Callable | None = None,
-                 on_route_change: Callable | None = None, forwarders: Mapping | None = None) -> None:
+                 on_route_change: Callable | None = None, forwarders: Mapping | None = None,
+                 congested: list | None = None) -> None:
         self.worker_id = worker_id
         self._sessions = sessions
         self._forwarders = forwarders if forwarders is not None else {}
@@ -55,6 +56,8 @@ class Router:
         self._send_to_worker = send_to_worker
         self._on_route_change = on_route_change
         self.subscription_count = 0
+        self.remote_valves = None      # TopicTrie of held routes to congested peers (flow)
+        self._congested = congested if congested is not None else []
 
     # -- subscriptions of local sessions ------------------------------------
 
@@ -166,9 +169,13 @@ class Router:
         if self._shared or self._remote_shared:
             delivered += self._deliver_shared(message)
         if self._remote:
-            for worker_id in self.remote_workers_for(message.topic_name):
+            workers = self.remote_workers_for(message.topic_name)
+            for worker_id in workers:
                 self._send_to_worker(worker_id, message, None)
                 delivered += 1
+            if self.remote_valves is not None and workers:
+                for _filter, valves in self.remote_valves.match(message.topic_name):
+                    self._congested.extend(valves.values())
         return delivered
 
     def _deliver_local(self, message: Message, from_peer: bool) -> int:

@@ -14,6 +14,7 @@ import logging
 import struct
 import time
 
+from actormq.actors.flow import Valve
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.errors import ProtocolError
@@ -25,7 +26,6 @@ from actormq.transport.topics import parse_shared, validate_topic_filter
 log = logging.getLogger("actormq.session")
 
 _ACK = struct.Struct("!BBH")
-BLOCK_SECONDS = 1.0
 
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
@@ -56,9 +56,7 @@ class Session:
         self._pending_will = None
         self._deferred_acks = 0
         self.drain_due = False      # acks made room in the window: drain once the read is handled
-        self._blocked: set = set()                  # publisher connections held back by us
-        self._unblock_timer = None
-        self.overrun = False        # a hold timed out: full-queue drops until it drains
+        self._valve = None                          # publishers held back by us (flow.Valve)
 
     @property
     def persistent(self) -> bool:
@@ -86,7 +84,8 @@ class Session:
         self.conn = None
         self.online = False
         self.queue.online = False
-        self._unblock()
+        if self._valve is not None:
+            self._valve.drained()
         self.disconnected_at = time.time()
         will, self.will = self.will, None
         if will is not None and publish_will:
@@ -380,7 +379,7 @@ class Session:
             self.broker.drops.count(self.client_id, message, self._full_reason)
         if conn is not None:
             self.drain()
-            if len(self.queue) >= self.broker.settings.backpressure_high:
+            if len(queue) >= self.broker.settings.backpressure_high and not self.overrun:
                 self.broker.congested.append(self)
 
     def _send_qos0(self, conn, message: Message, retain: bool, sub_ids: tuple, encoded: dict) -> None:
@@ -436,29 +435,28 @@ class Session:
             else:
                 queue.push_front(delivery)
                 break
-        if self._blocked and len(queue) <= self.broker.settings.backpressure_low:
-            self._unblock()
+        valve = self._valve
+        if valve is not None and (valve.publishers or valve.overrun) and \
+                len(queue) <= self.broker.settings.backpressure_low:
+            valve.drained()
 
     # -- backpressure ------------------------------------------------------------------
 
     def block(self, publisher) -> None:
         """Hold back a publisher whose messages fill this online session's queue
-        faster than its client takes them, for at most BLOCK_SECONDS at a time:
-        then the queue's limit and drop policy decide."""
-        if publisher is self.conn or publisher in self._blocked:
+        faster than its client takes them (see flow.Valve: for at most
+        `queue.max_publisher_hold`, then the queue's limit and drop policy decide)."""
+        if publisher is self.conn:
             return
-        self._blocked.add(publisher)
-        publisher.throttle()
-        if self._unblock_timer is None:
-            self._unblock_timer = self.broker.loop.call_later(BLOCK_SECONDS, self._unblock)
+        valve = self._valve
+        if valve is None:
+            settings = self.broker.settings
+            valve = self._valve = Valve(self.broker.loop, settings.max_publisher_hold)
+        valve.block(publisher)
 
-    def _unblock(self) -> None:
-        if self._unblock_timer is not None:
-            self._unblock_timer.cancel()
-            self._unblock_timer = None
-        blocked, self._blocked = self._blocked, set()
-        for publisher in blocked:
-            publisher.unthrottle()
+    @property
+    def overrun(self) -> bool:
+        return self._valve is not None and self._valve.overrun
 
     def _send_tracked(self, conn, delivery: Delivery) -> bool:
         """Send a QoS 1/2 delivery under a new packet id; False when no id is free."""
