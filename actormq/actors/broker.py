@@ -231,6 +231,8 @@ class Broker:
     def end_session(self, session: Session) -> None:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            if self.peers is not None:
+                self.peers.session_ended(session.client_id)
         session.end()
 
     def connection_opened(self, conn) -> None:

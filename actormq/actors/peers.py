@@ -10,7 +10,9 @@ control across workers in `flow`.
 
 Frame kinds (header is orjson; payloads are raw frames):
   HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
-  SNAP  {w, p, routes}      every route filter of worker w with its count
+  SNAP  {w, p, routes, held}
+                            every route filter of worker w with its count, and the
+                            client ids w holds whose registry shard is the receiver
   ROUTE {w, f, d}           route filter f of worker w changed by d (+1 / -1)
   PUB   {w, b: [item]}      messages to route here; an item is message_header + [share,
                             ack, payload size, to], the payloads follow as one blob (payload
@@ -21,14 +23,21 @@ Frame kinds (header is orjson; payloads are raw frames):
                             or was refused (no); one frame per peer and loop turn
   RET   {m}                 a retained message changed (payload frame 0)
   STATS {w, s}              worker w's counters
-  CLAIM {w, r, c, clean}    worker w takes client id c; reply HAND to request r
+  CLAIM {w, r, c, clean, d} worker w takes client id c; reply HAND to request r (d: sent
+                            to the holder the registry named; else to every worker)
   HAND  {w, r, state}       the claimed session's state (payloads: its messages), or null;
                             state.mv names the move (the old owner forwards until MOVED)
   MOVE  {w, c, from, mv, f} session c moved from worker `from` to w with route filters f:
                             move the route counts over, answer MOVED to `from`
   MOVED {w, c, mv}          worker w routes session c to its new owner now
-  HOLDS {w, r, c}           which of the client ids c do you hold? reply HELD
+  HOLDS {w, r, c}           which of the client ids c do you hold? reply HELD (the
+                            shard of c is down: see registry)
   HELD  {w, r, held}        the ones this worker holds (or is claiming)
+  REG   {w, r, c}           worker w now holds client id c (sent to its shard); reply REGD
+  REGD  {w, r, h}           the worker that held it before (null: nobody): claim it there
+  UNREG {w, c}              the session of c ended on worker w
+  TAKE  {w, r, c}           may worker w restore these orphans? reply TAKEN
+  TAKEN {w, r, granted}     the ones nobody live holds; w holds them now
   FULL  {w, c: [filter]}    worker w's subscribers of these route filters have full
                             queues: hold publishers back (see flow)
   ROOM  {w, c: [filter]}    ... they have room again
@@ -101,18 +110,23 @@ class PeerLink:
         self.takeover = Takeover(self)
         self.flow = RemoteFlow(self)
         takeover = self.takeover
+        self.registry = registry = takeover.registry
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
             b"PUB": self._on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
             b"CLAIM": takeover.on_claim, b"HAND": self._on_reply, b"HOLDS": takeover.on_holds,
             b"HELD": self._on_reply, b"DUR": self.acks.on_durable, b"MOVE": takeover.on_move,
-            b"MOVED": takeover.on_moved, b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
+            b"MOVED": takeover.on_moved, b"REG": registry.on_register, b"REGD": self._on_reply,
+            b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,
+            b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
         }
 
     async def start(self) -> None:
         self.broker.peers = self
         self.bus.start(self.broker.loop, self._on_frame)
         self.bus.broadcast(b"HELLO", {"w": self.worker_id, "p": os.getpid()})
+        # after the broker restored this worker's sessions at start
+        self.broker.loop.call_soon(self.registry.start, self.broker.sessions)
         if self.broker.settings.sys_interval:
             self._spawn(self._report_stats())
 
@@ -159,6 +173,7 @@ class PeerLink:
             request.answered_by(peer)
         self.acks.peer_gone(peer)
         self.takeover.peer_gone(peer)
+        self.registry.peer_gone(peer)
         self.flow.peer_gone(peer)
         self._limbo.setdefault(peer, [])
         self._spawn(self._take_over_from(peer, sorted(self.live | {self.worker_id})))
@@ -175,12 +190,13 @@ class PeerLink:
 
     # -- questions to every live peer ------------------------------------------------
 
-    async def ask(self, kind: bytes, header: dict) -> list[tuple[dict, list]]:
-        """Send a request to every live peer; their replies once all answered,
-        died, or CLAIM_TIMEOUT passed."""
+    async def ask(self, kind: bytes, header: dict, peers=None) -> list[tuple[dict, list]]:
+        """Send a request to every live peer (or to these); their replies once all
+        answered, died, or CLAIM_TIMEOUT passed."""
         request_id = next(self.ids)
         header = dict(header, w=self.worker_id, r=request_id)
-        waiting = {peer for peer in self.live if self.bus.send(peer, kind, header)}
+        asked = self.live if peers is None else self.live.intersection(peers)
+        waiting = {peer for peer in asked if self.bus.send(peer, kind, header)}
         if not waiting:
             return []
         request = _Request(self.broker.loop.create_future(), waiting)
@@ -211,8 +227,9 @@ class PeerLink:
         router = self.broker.router
         router.drop_worker_routes(peer)
         self.broker.peer_stats.pop(peer, None)
+        held = self.registry.held_for(peer, self.takeover.held())
         self.bus.send(peer, b"SNAP", {"w": self.worker_id, "p": os.getpid(),
-                                      "routes": router.local_filters()})
+                                      "routes": router.local_filters(), "held": held})
         if self.worker_id == min((self.live - {peer}) | {self.worker_id}):
             for message in self.broker.retained.snapshot():
                 self.bus.send(peer, b"RET", {"m": message_header(message)}, (message.payload,))
@@ -225,6 +242,7 @@ class PeerLink:
         for route_filter, count in header["routes"].items():
             for _ in range(count):
                 router.add_remote_route(peer, route_filter)
+        self.registry.on_snapshot(peer, header.get("held", ()))
 
     def _on_route(self, header, _payloads) -> None:
         if header["d"] > 0:
@@ -341,3 +359,6 @@ class PeerLink:
 
     def claim_done(self, client_id: str) -> None:
         self.takeover.claim_done(client_id)
+
+    def session_ended(self, client_id: str) -> None:
+        self.registry.released(client_id)

@@ -25,6 +25,7 @@ import logging
 from zlib import crc32
 
 from actormq.actors.messages import Delivery, SubOptions
+from actormq.actors.registry import BROADCAST, Registry
 from actormq.actors.wire import message_from_header, message_header
 from actormq.transport.topics import parse_shared
 
@@ -65,9 +66,13 @@ class Takeover:
         self._yielded: set[str] = set()             # claiming, and answered a lower peer's CLAIM
         self._restoring: set[str] = set()           # orphans this worker is about to restore
         self._parked: dict[str, list] = {}          # client id -> messages that came before it
+        self.registry = Registry(link)
 
     def is_held(self, client_id: str) -> bool:
         return client_id in self.broker.sessions or client_id in self._claiming
+
+    def held(self) -> set[str]:
+        return self.broker.sessions.keys() | self._claiming.keys()
 
     # -- claims ----------------------------------------------------------------------
 
@@ -80,7 +85,17 @@ class Takeover:
         worker id waits here (see `_on_claim`)."""
         self._restoring.discard(client_id)
         self._claiming[client_id] = self._claiming.get(client_id, 0) + 1
+        holder = await self.registry.register(client_id)
         handed: list = []
+        if holder != BROADCAST:
+            if holder is not None:
+                replies = await self.link.ask(b"CLAIM", {"c": client_id, "clean": clean_start,
+                                                         "d": True}, peers=(holder,))
+                handed = [(header["w"], header["state"], payloads) for header, payloads in replies
+                          if header["state"] is not None]
+            self._adopt(client_id, clean_start, handed)
+            self._unpark(client_id)
+            return
         while True:
             self._yielded.discard(client_id)
             replies = await self.link.ask(b"CLAIM", {"c": client_id, "clean": clean_start})
@@ -121,7 +136,10 @@ class Takeover:
     def on_claim(self, header, _payloads) -> None:
         """A peer's CONNECT claims the client id: hand over or end the session here.
 
-        Two CONNECTs for one client id on two workers claim at the same time;
+        A claim directed here by the registry (`d`) that finds this worker
+        claiming the id itself waits until its session is open: the registry
+        ordered this worker's claim first. When the shard was down, claims go
+        to every worker and this rule applies instead: two CONNECTs for one client id on two workers claim at the same time;
         if both answered at once, both would open a session. So the lower
         worker holds the higher one's CLAIM until its own session is open
         (claim_done), then hands that session over; the higher worker answers
@@ -131,7 +149,7 @@ class Takeover:
         broker = self.broker
         client_id = header["c"]
         if client_id in self._claiming:
-            if self.worker_id < header["w"]:
+            if header.get("d") or self.worker_id < header["w"]:
                 self._deferred.setdefault(client_id, []).append(header)
                 return
             self._yielded.add(client_id)
@@ -274,17 +292,20 @@ class Takeover:
         candidates = [r.client_id for r in broker.stored_sessions() if r.client_id not in busy]
         if not candidates:
             return
-        self._restoring.update(candidates)
-        replies = await self.link.ask(b"HOLDS", {"c": candidates})
-        held = {client_id for header, _ in replies for client_id in header["held"]}
         rank = owners.index(self.worker_id)
+        candidates = [c for c in candidates if crc32(c.encode()) % len(owners) == rank]
+        self._restoring.update(candidates)
+        granted, unknown = await self.registry.take(candidates)
+        if unknown:     # their shard is down: ask every worker
+            replies = await self.link.ask(b"HOLDS", {"c": unknown})
+            held = {client_id for header, _ in replies for client_id in header["held"]}
+            granted.update(c for c in unknown if c not in held)
         restored = 0
         for client_id in candidates:
             if client_id not in self._restoring:
                 continue        # a CONNECT claimed it meanwhile
             self._restoring.discard(client_id)
-            if client_id in held or client_id in broker.sessions \
-                    or crc32(client_id.encode()) % len(owners) != rank:
+            if client_id not in granted or client_id in broker.sessions:
                 continue
             record = broker.stored_session(client_id)
             if record is not None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import queue
 import signal
 import threading
 import time
+import zlib
 
 import paho.mqtt.client as paho
 import pytest
@@ -148,3 +150,34 @@ def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_die
                         f"e.g. {sorted(missing)[:5]}"
     twice = [payload for payload in acknowledged[2] if counts[payload] > 1]
     assert not twice, f"{len(twice)} QoS 2 messages delivered more than once, e.g. {twice[:5]}"
+
+
+def shard_of(client_id: str, workers: int = 2) -> int:
+    """The worker whose registry shard owns the client id (crc32, as the broker)."""
+    return zlib.crc32(client_id.encode()) % workers
+
+
+def test_a_restarted_registry_shard_still_knows_who_holds_a_client_id(make_node):
+    """The shard of a client id dies and comes back: it learns the holders from
+    its peers before it answers, so a CONNECT there takes the live session over."""
+    node = make_node(**{"queue.storage": "disc"})
+    client_id = unique("held")
+    while shard_of(client_id) != 1:
+        client_id = unique("held")
+    topic = unique("t")
+    old = connect(node.ports[0], client_id, clean_start=False, properties=PERSISTENT)
+    old.subscribe(topic, 1)
+    os.kill(node.pids[1], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not re.search(r"worker 1 restarted", node.broker.log()):
+        assert time.monotonic() < deadline, "worker 1 did not come back"
+        time.sleep(0.05)
+    new = connect(node.ports[1], client_id, clean_start=False, properties=PERSISTENT)
+    assert new.connack.session_present
+    assert old.wait_closed(), "two connections hold one client id"
+    assert old.disconnect_reason == 0x8E
+    publisher = connect(node.ports[0], unique("pub"))
+    routed(publisher, topic, new)
+    publisher.publish(topic, b"once", qos=1)
+    assert new.expect_one().payload == b"once"
+    new.expect_none(0.3)
