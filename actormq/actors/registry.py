@@ -97,11 +97,15 @@ class Registry:
         return previous
 
     def on_register(self, header, _payloads) -> None:
+        self._answer(header, b"REGD", "h", self._set, self.on_register)
+
+    def _answer(self, header, kind: bytes, name: str, decide, handler) -> None:
+        """Reply decide(client ids, asking worker) to a peer's request, once ready."""
         if not self._ready.is_set():
-            self._queued.append((self.on_register, header))
+            self._queued.append((handler, header))
             return
-        self.link.bus.send(header["w"], b"REGD", {"w": self.worker_id, "r": header["r"],
-                                                  "h": self._set(header["c"], header["w"])})
+        self.link.bus.send(header["w"], kind, {"w": self.worker_id, "r": header["r"],
+                                               name: decide(header["c"], header["w"])})
 
     def released(self, client_id: str) -> None:
         """The session of client_id ended here."""
@@ -146,12 +150,7 @@ class Registry:
         return granted
 
     def on_take(self, header, _payloads) -> None:
-        if not self._ready.is_set():
-            self._queued.append((self.on_take, header))
-            return
-        self.link.bus.send(header["w"], b"TAKEN", {"w": self.worker_id, "r": header["r"],
-                                                   "granted": self._grant(header["c"],
-                                                                          header["w"])})
+        self._answer(header, b"TAKEN", "granted", self._grant, self.on_take)
 
     def peer_gone(self, peer: int) -> None:
         """The dead peer's entries stay until their sessions are taken (TAKE)
