@@ -14,17 +14,24 @@ from __future__ import annotations
 import logging
 import time
 
+from actormq.hooks import DropReason
+
 log = logging.getLogger("actormq.drops")
 
 REASONS = ("queue_full", "hold_timeout", "expired", "no_route")
+# the reason the `message.dropped` hook is told (a hold that timed out ends in a full queue)
+HOOK_REASONS = {"queue_full": DropReason.QUEUE_FULL, "hold_timeout": DropReason.QUEUE_FULL,
+                "expired": DropReason.EXPIRED, "no_route": DropReason.NO_SUBSCRIBERS}
 LOG_EVERY = 10.0
 
 
 class Drops:
-    """Counts drops into the worker's Stats and rate-limits their log lines."""
+    """Counts drops into the worker's Stats, tells the `message.dropped` hook
+    and rate-limits their log lines."""
 
-    def __init__(self, stats, clock=time.monotonic) -> None:
-        self.stats = stats
+    def __init__(self, broker, clock=time.monotonic) -> None:
+        self.broker = broker
+        self.stats = broker.stats
         self._clock = clock
         self._logged: dict[tuple[str, str], list] = {}  # (client, reason) -> [logged at, since]
 
@@ -33,6 +40,9 @@ class Drops:
         stats.messages_dropped += 1
         name = "dropped_" + reason
         setattr(stats, name, getattr(stats, name) + 1)
+        chain = self.broker.hooks.message_dropped
+        if chain is not None:
+            chain.notify(client_id, message, HOOK_REASONS[reason])
         key = (client_id, reason)
         entry = self._logged.get(key)
         if entry is not None:

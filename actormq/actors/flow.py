@@ -41,7 +41,7 @@ class Valve:
             self.overrun = True
             return
         self.publishers.add(publisher)
-        publisher.throttle()
+        publisher.hold_back()
         if self._timer is None:
             self._timer = self._loop.call_later(self._hold, self._expired)
 
@@ -57,7 +57,7 @@ class Valve:
             self._timer = None
         publishers, self.publishers = self.publishers, set()
         for publisher in publishers:
-            publisher.unthrottle()
+            publisher.go_on()
 
     def drained(self) -> None:
         """The queue is back at its low mark: hold publishers again when it fills."""
@@ -75,13 +75,13 @@ class RemotePublisher:
         self._peer = peer
         self._session = session
 
-    def throttle(self) -> None:
+    def hold_back(self) -> None:
         session = self._session
         filters = [parse_shared(topic_filter)[1] for topic_filter in session.subscriptions]
         self._link.bus.send(self._peer, b"FULL", {"w": self._link.worker_id,
                                                   "c": session.client_id, "f": filters})
 
-    def unthrottle(self) -> None:
+    def go_on(self) -> None:
         self._link.bus.send(self._peer, b"ROOM", {"w": self._link.worker_id,
                                                   "c": self._session.client_id})
 

@@ -168,7 +168,7 @@ class Takeover:
             return
         if session is not None:
             if header["clean"]:
-                broker.end_session(session)
+                broker.end_session(session, "discarded")
             else:
                 reply["state"], payloads = export_session(session)
                 self._forward(session, header["w"], reply["state"])
