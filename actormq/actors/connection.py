@@ -39,6 +39,7 @@ log = logging.getLogger("actormq.connection")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
+MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
 MAX_REASON_STRING = 256     # characters of a reason string we send
@@ -132,7 +133,7 @@ class Connection(asyncio.Protocol):
             if self.closed:
                 return
             if self._held is not None:
-                self._held.extend(packets[index:])
+                self._hold(packets[index:])
                 return
             kind = type(packet)
             if self.session is None and kind is not Connect and \
@@ -359,16 +360,43 @@ class Connection(asyncio.Protocol):
             broker.congested.clear()
 
     def throttle(self) -> None:
-        """Stop taking packets from this client until unthrottle (backpressure, waiting)."""
+        """Stop taking packets from this client until unthrottle (waiting)."""
         if self._held is None and not self.closed:
             self._held = []
             self.transport.pause_reading()
+
+    def hold_back(self) -> None:
+        """Hold this client's packets until go_on (backpressure, see flow): it is
+        still read, and its PINGREQs are answered (see _hold)."""
+        if self._held is None and not self.closed:
+            self._held = []
+
+    def _hold(self, packets: list) -> None:
+        """Keep packets for later, in order; a held client's PINGREQ is answered at
+        once, so a hold never puts its keepalive at risk. Past MAX_HELD packets,
+        stop reading until unthrottle."""
+        held = self._held
+        if self.session is None:
+            held.extend(packets)
+            return
+        for packet in packets:
+            if type(packet) is Pingreq:
+                self.send_bytes(b"\xd0\x00")
+            else:
+                held.append(packet)
+        if len(held) >= MAX_HELD:
+            self.transport.pause_reading()
+
+    def go_on(self) -> None:
+        """The end of a hold_back."""
+        self.unthrottle()
 
     def unthrottle(self) -> None:
         """Take packets again, first the ones held back (not while a hook answer is due)."""
         if self._held is None or self.closed or self.session is None or self._pending is not None:
             return
         held, self._held = self._held, None
+        self.last_seen = time.monotonic()
         self.transport.resume_reading()
         try:
             self._handle(held)

@@ -64,6 +64,9 @@ CORE_KEYS: tuple[Key, ...] = (
         "Most messages queued for a connected session (0 = unlimited).", minimum=0),
     Key("queue.max_offline_messages", Kind.INT, "1000",
         "Most messages queued for a disconnected session (0 = unlimited).", minimum=0),
+    Key("queue.max_publisher_hold", Kind.DURATION, "1s",
+        "Longest a publisher is held back for one message to a subscriber whose queue is "
+        "full; then the queue's drop policy decides.", minimum=0),
     Key("queue.type", Kind.ENUM, "fifo", "Delivery order of queued messages.", choices=("fifo", "lifo")),
     Key("queue.drop", Kind.ENUM, "newest",
         "Which message a full queue drops: newest (the arriving one) or oldest.",
