@@ -57,6 +57,8 @@ class Connection(asyncio.Protocol):
         self._taken_over = False
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
+        self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
+        self.connected_at = 0.0
 
     @property
     def peer(self) -> str:
@@ -352,6 +354,8 @@ class Connection(asyncio.Protocol):
     def _open_session(self, packet: Connect, assigned: str | None) -> None:
         expiry = self.broker.session_expiry_for(packet)
         self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
+        self.connect_packet = packet
+        self.connected_at = time.time()
         session, present = self.broker.open_session(self, packet, self.client_id, expiry)
         self.session = session
         self.send_packet(Connack(present, 0, self._connack_properties(packet, assigned, expiry)))
@@ -394,6 +398,9 @@ class Connection(asyncio.Protocol):
                 return ReasonCode.RETAIN_NOT_SUPPORTED, None
             if will.qos > settings.max_qos:
                 return ReasonCode.QOS_NOT_SUPPORTED, None
+        banned = self.broker.banned
+        if banned is not None and banned.refuses(packet.client_id, packet.username, self.peer):
+            return ReasonCode.BANNED, None
         refusal = self.broker.authenticate(packet, self.peer)
         return refusal, assigned
 
