@@ -281,3 +281,9 @@ def _add_bench_command() -> None:
 
 
 _add_bench_command()
+
+from actormq.mgmt import cli as _mgmt_cli, cli_node as _mgmt_cli_node  # noqa: E402
+
+for _command in _mgmt_cli.COMMANDS + _mgmt_cli_node.COMMANDS:
+    main.add_command(_command)
+config.add_command(_mgmt_cli_node.running_config_option(config.commands["show"]))

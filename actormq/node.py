@@ -27,6 +27,7 @@ from multiprocessing.connection import wait
 from actormq import __version__
 from actormq.errors import ActormqError
 from actormq.logsetup import setup_logging
+from actormq.mgmt.plane import start_control_plane
 from actormq.transport.listeners import reserve_port
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
@@ -68,11 +69,13 @@ class Node:
         self.host = config["listener.tcp.host"]
         self.port = 0
         self.stopping = False
+        self.control = None     # the control plane: management API, admin requests to workers
 
     def run(self) -> int:
         reserved, self.port = reserve_port(self.host, self.config["listener.tcp.port"])
         try:
             self._check_storage()
+            self.control = start_control_plane(self)
             for handle in self.workers:
                 self._spawn(handle)
             for handle in self.workers:
@@ -139,6 +142,8 @@ class Node:
             f"data dir: {os.path.abspath(config['storage.dir'])}",
             f"storage: retained={config['retained.storage']} queue={config['queue.storage']}",
         ]
+        if self.control is not None and self.control.url:
+            lines.append(f"management api: {self.control.url}/api/v4")
         print("\n".join(lines), flush=True)
 
     def _on_signal(self, signum, _frame) -> None:
@@ -212,6 +217,8 @@ class Node:
                 log.warning("worker %d did not stop in time; killing it", handle.worker_id)
                 handle.process.kill()
                 handle.process.join()
+        if self.control is not None:
+            self.control.stop()
 
 
 def run_node(config) -> int:

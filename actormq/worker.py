@@ -70,6 +70,7 @@ class Worker:
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
         self.peers = None
+        self.admin = None       # the control link to the node (admin commands)
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -92,6 +93,10 @@ class Worker:
             self.peers = PeerLink(broker, plan.run_dir)
             await self.peers.start()
         broker.start(restore=plan.restore)
+        if plan.run_dir:
+            from actormq.mgmt.worker_link import WorkerLink
+            self.admin = WorkerLink(broker, plan.run_dir)
+            await self.admin.start()
         servers, private_port = await self._listen(broker)
         tune_gc()
         self._watch_control()
@@ -99,6 +104,8 @@ class Worker:
         await self.stopping.wait()
         for server in servers:
             server.close()
+        if self.admin is not None:
+            await self.admin.stop()
         if self.peers is not None:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
