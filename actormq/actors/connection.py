@@ -126,7 +126,7 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None or session.conn is not self:
             return
-        if self.client_info is not None:
+        if self.hooks.active:
             hooked.client_closed(self, session, exc)
         if log.isEnabledFor(logging.DEBUG):
             reason = "normal disconnect" if self._clean_disconnect else \
