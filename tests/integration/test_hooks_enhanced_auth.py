@@ -26,8 +26,6 @@ def challenger(tmp_path_factory):
     broker.stop()
 
 
-
-
 def test_a_challenge_exchange_ends_in_a_connack_with_the_method_and_data(challenger):
     raw = RawClient(challenger.port)
     challenge = raw.connect(unique(), properties={**METHOD, "authentication_data": b"ann"}, check=False)
