@@ -434,3 +434,11 @@ def test_an_async_hook_that_waits_part_way_finishes_on_the_loop():
         assert (await pending).allowed and steps == ["before", "after"]
 
     run(main())
+
+
+def test_the_readme_maps_every_hook_point_as_the_registry_does():
+    from pathlib import Path
+
+    from actormq.hooks import mapping_table
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert mapping_table() in readme
