@@ -93,7 +93,7 @@ def run(workers: int | None, config_file: str | None, settings: dict[str, str], 
         config = load_config(config_file, overrides=overrides)
         check_plugins(config, config_file)
         from actormq.node import run_node
-        code = run_node(config)
+        code = run_node(config, lambda: load_config(config_file, overrides=overrides))
     sys.exit(code)
 
 
