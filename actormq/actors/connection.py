@@ -343,7 +343,7 @@ class Connection(asyncio.Protocol):
         if not self.broker.authorize_publish(self.session, topic):
             self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
-        if self.hooks.publish_hooked:
+        if self.hooks.publish_hooked or self.mountpoint:
             hooked.publish(self, packet)
             return
         self.route_publish(packet, message_from_publish(packet, self.client_id, time.time()))
