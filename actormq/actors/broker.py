@@ -56,6 +56,7 @@ class Broker:
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
         self.drops = Drops(self)
+        self.banned = None                   # mgmt.banned.BanList while any ban is in force
         self.wrote_durable = False
         self.quota_exceeded = False
         self.congested: list = []            # valves of congested subscribers a publish reached
@@ -267,6 +268,10 @@ class Broker:
             hooks.session_expired.notify(client_id)
         if hooks.session_terminated is not None:
             hooks.session_terminated.notify(client_id, reason)
+
+    def set_banned(self, banned) -> None:
+        """The bans in force (checked at CONNECT); None while nothing is banned."""
+        self.banned = banned
 
     def connection_opened(self, conn) -> None:
         self.connections.add(conn)
