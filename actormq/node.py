@@ -1,9 +1,12 @@
 """The node: the supervisor process of `actormq run`.
 
-Owns the worker table, the run dir (ZeroMQ ipc endpoints) and the listener
-port. It resolves the port, checks that the data dir opens, spawns the
-workers (multiprocessing, spawn), prints the banner once every worker
-serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0.
+Owns the worker table, the run dir (ZeroMQ ipc endpoints) and the listeners'
+sockets. It plans the listeners (`listener.*`), loads their certificates once
+(a bad file stops the start), resolves their ports, binds the Unix sockets,
+checks that the data dir opens, spawns the workers (multiprocessing, spawn),
+prints the banner with every listener once every worker serves, and on
+SIGTERM/SIGINT stops them all cleanly and exits 0. SIGHUP is passed on to the
+workers (they reload the TLS certificates).
 
 A worker that dies is restarted at once (after a second when it died before
 it served, so a worker that cannot start does not spin). Before
@@ -27,7 +30,8 @@ from multiprocessing.connection import wait
 from actormq import __version__
 from actormq.errors import ActormqError
 from actormq.logsetup import setup_logging
-from actormq.transport.listeners import reserve_port
+from actormq.transport.listeners import bind_unix, plan_listeners, reserve_ports
+from actormq.transport.serve import shared_counts
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
 log = logging.getLogger("actormq.node")
@@ -65,13 +69,19 @@ class Node:
         private = 0 if config["listener.tcp.worker_ports"] else None
         self.workers = [WorkerHandle(i, private) for i in range(self.count)]
         self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
-        self.host = config["listener.tcp.host"]
+        self.listeners = plan_listeners(config)
+        self.host = self.listeners[0].host
         self.port = 0
         self.stopping = False
+        self.unix_sockets: dict = {}
+        self.connection_counts = shared_counts(self.listeners, self.count, self.ctx)
 
     def run(self) -> int:
-        reserved, self.port = reserve_port(self.host, self.config["listener.tcp.port"])
+        self._check_certificates()
+        self.listeners, reserved = reserve_ports(self.listeners)
+        self.port = self.listeners[0].port
         try:
+            self._bind_unix()
             self._check_storage()
             for handle in self.workers:
                 self._spawn(handle)
@@ -80,19 +90,34 @@ class Node:
         except BaseException:
             self._stop_all()
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._remove_unix_sockets()
             raise
         finally:
-            reserved.close()
+            for sock in reserved:
+                sock.close()
         self._print_banner()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)
         try:
             self._supervise()
         finally:
             self._stop_all()
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._remove_unix_sockets()
         log.info("stopped")
         return 0
+
+    def _check_certificates(self) -> None:
+        from actormq.transport.tls import server_context
+        for listener in self.listeners:
+            if listener.tls is not None:
+                server_context(listener.tls, listener.key)
+
+    def _bind_unix(self) -> None:
+        for listener in self.listeners:
+            if listener.type == "unix":
+                self.unix_sockets[listener.key] = bind_unix(listener, self.config["listener.tcp.backlog"])
 
     def _check_storage(self) -> None:
         stores = open_worker_stores(self.config)
@@ -102,7 +127,8 @@ class Node:
     def _spawn(self, handle: WorkerHandle) -> None:
         parent, child = self.ctx.Pipe()
         plan = WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
-                          handle.private_port, handle.restore)
+                          handle.private_port, handle.restore, self.listeners, self.unix_sockets,
+                          self.connection_counts)
         handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
                                           name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
@@ -130,8 +156,9 @@ class Node:
 
     def _print_banner(self) -> None:
         config = self.config
-        lines = [f"actormq {__version__} node {config['node.name']}",
-                 f"listening on {self.host}:{self.port} (mqtt/tcp)"]
+        lines = [f"actormq {__version__} node {config['node.name']}"]
+        lines += [f"listening on {listener.address} ({listener.scheme}, {listener.key})"
+                  for listener in self.listeners]
         lines += [f"worker {h.worker_id} listening on {self.host}:{h.private_port} "
                   f"(pid {h.process.pid})" for h in self.workers if h.private_port is not None]
         lines += [
@@ -143,6 +170,11 @@ class Node:
 
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
+
+    def _on_hangup(self, _signum, _frame) -> None:
+        for handle in self.workers:
+            if handle.alive:
+                os.kill(handle.process.pid, signal.SIGHUP)
 
     # -- supervision -----------------------------------------------------------------
 
@@ -200,6 +232,15 @@ class Node:
         for handle in self.workers:
             if handle.respawn_at is not None and handle.respawn_at <= now:
                 self._spawn(handle)
+
+    def _remove_unix_sockets(self) -> None:
+        for listener in self.listeners:
+            if listener.key in self.unix_sockets:
+                self.unix_sockets.pop(listener.key).close()
+                try:
+                    os.unlink(listener.path)
+                except OSError:
+                    pass
 
     def _stop_all(self) -> None:
         live = [h for h in self.workers if h.alive]

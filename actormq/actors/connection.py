@@ -6,6 +6,13 @@ Takes: bytes from the socket, packets and encoded PUBLISH bytes to send (from
 its Session). Sends: decoded packets to its Session, CONNECT to the Broker.
 A protocol error closes the connection (3.1.1) or answers DISCONNECT with the
 error's reason code first (5.0); it never affects another connection.
+
+The same Connection serves every listener type: its transport is the
+socket's, the TLS one or a WebSocket (`transport.websocket`). It knows its
+`listener` (name, type, options), the client's address (`peer_host`,
+`peer_port`: from a PROXY header or X-Forwarded-For when the listener takes
+them), the client certificate's `cn` and `dn`, and the `mountpoint` its
+topics live under (`transport.mountpoint`).
 """
 
 from __future__ import annotations
@@ -18,9 +25,12 @@ from dataclasses import replace
 
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
+from actormq.transport import mountpoint as mounts
 from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
                                      StreamDecoder, Subscribe, Unsubscribe, encode, encode_publish)
+from actormq.transport.listeners import DEFAULT_LISTENER
+from actormq.transport.peer import PeerInfo
 from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.connection")
@@ -30,11 +40,16 @@ V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 
 
-class Connection(asyncio.Protocol):
+class Connection(PeerInfo, asyncio.Protocol):
     """The protocol shell of one client socket."""
 
-    def __init__(self, broker) -> None:
+    def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
+                 slots=None) -> None:
         self.broker = broker
+        self.listener = listener
+        self.peer_address = peer_address    # None: the socket's peer
+        self.slots = slots                  # the listener's ConnectionSlots when it has a limit
+        self.mountpoint = ""
         self.settings = broker.settings
         self.decoder = StreamDecoder(self.settings.max_packet_size)
         self.transport = None
@@ -58,20 +73,14 @@ class Connection(asyncio.Protocol):
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
 
-    @property
-    def peer(self) -> str:
-        """host:port of the client, looked up when first needed (logs, hooks)."""
-        if self._peer is None:
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        return self._peer
-
     # -- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport) -> None:
         # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
         self.keepalive_deadline = self.settings.connect_timeout
+        if self.slots is not None:
+            self.slots.taken()
         self.broker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -103,6 +112,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        if self.slots is not None:
+            self.slots.released()
         self.broker.connection_closed(self)
         session = self.session
         if session is None or session.conn is not self:
@@ -161,6 +172,8 @@ class Connection(asyncio.Protocol):
         """Encode and send one PUBLISH; False when it exceeds the client's maximum packet size."""
         version = self.version
         topic = message.topic_name
+        if self.mountpoint:
+            topic = mounts.unmount(self.mountpoint, topic)
         props = None
         new_alias = None
         if version == 5:
@@ -257,6 +270,8 @@ class Connection(asyncio.Protocol):
             self._refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
         broker = self.broker
+        if self.mountpoint:
+            packet = mounts.mount_publish(self.mountpoint, packet)
         self.session.handle_publish(packet, message_from_publish(packet, self.client_id, time.time()))
         if broker.congested:
             for session in broker.congested:
@@ -297,6 +312,16 @@ class Connection(asyncio.Protocol):
             raise ProtocolError(ReasonCode.PROTOCOL_ERROR, f"unknown topic alias {alias}")
         return known
 
+    def _on_subscribe(self, packet) -> None:
+        if self.mountpoint:
+            packet = mounts.mount_subscribe(self.mountpoint, packet)
+        self.session.handle_subscribe(packet)
+
+    def _on_unsubscribe(self, packet) -> None:
+        if self.mountpoint:
+            packet = mounts.mount_unsubscribe(self.mountpoint, packet)
+        self.session.handle_unsubscribe(packet)
+
     def _on_pingreq(self, _packet) -> None:
         self.send_bytes(b"\xd0\x00")
 
@@ -323,6 +348,8 @@ class Connection(asyncio.Protocol):
         self.decoder.version = packet.protocol_level
         if packet.protocol_level == 5:
             self._take_client_properties(packet.properties)
+        if self.listener.use_identity_as_username:
+            packet = replace(packet, username=self.cn)
         refusal, assigned = self._check_connect(packet)
         if refusal:
             log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
@@ -330,6 +357,9 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.client_id = assigned or packet.client_id
+        if self.listener.mountpoint:
+            self.mountpoint = mounts.expand(self.listener.mountpoint, self.client_id, packet.username)
+            packet = mounts.mount_will(self.mountpoint, packet)
         peers = self.broker.peers
         if peers is None:
             self._open_session(packet, assigned)
@@ -375,6 +405,8 @@ class Connection(asyncio.Protocol):
         """(refusal reason or 0, assigned client id or None)."""
         settings = self.settings
         v5 = packet.protocol_level == 5
+        if packet.protocol_level not in self.listener.allowed_protocol_versions:
+            return ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, None
         if v5 and packet.properties.get("authentication_method"):
             return ReasonCode.BAD_AUTHENTICATION_METHOD, None
         assigned = None
@@ -440,11 +472,11 @@ class Connection(asyncio.Protocol):
 _CONNECTION_HANDLERS = {
     Publish: Connection._on_publish, Pingreq: Connection._on_pingreq,
     Disconnect: Connection._on_disconnect, Connect: Connection._on_connect, Auth: Connection._on_auth,
+    Subscribe: Connection._on_subscribe, Unsubscribe: Connection._on_unsubscribe,
 }
 _SESSION_HANDLERS = {
     Puback: Session.handle_puback, Pubrec: Session.handle_pubrec, Pubrel: Session.handle_pubrel,
-    Pubcomp: Session.handle_pubcomp, Subscribe: Session.handle_subscribe,
-    Unsubscribe: Session.handle_unsubscribe,
+    Pubcomp: Session.handle_pubcomp,
 }
 
 

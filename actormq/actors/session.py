@@ -370,7 +370,7 @@ class Session:
                 return
             conn.send_publish(message, 0, retain, None, False, sub_ids)
             return
-        if sub_ids or conn.alias_out is not None:
+        if sub_ids or conn.alias_out is not None or conn.mountpoint:
             conn.send_publish(message, 0, retain, None, False, sub_ids)
             return
         key = (self.version, retain)
