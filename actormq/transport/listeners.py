@@ -81,19 +81,25 @@ _SOURCE_RANK = {"default": 0, "file": 1, "env": 2, "flag": 3}
 
 
 def plan_listeners(config) -> tuple[Listener, ...]:
-    """Every listener the config names; the default TCP listener first.
+    """Every listener the config names; a TCP listener first.
 
-    The default TCP listener always exists: `listener.tcp.default` sets its
-    address, and `listener.tcp.host`/`listener.tcp.port` (`--host/--port`)
-    override the part they set when they come from a higher source.
+    The default TCP listener exists unless the config names TCP listeners of
+    its own and leaves the default alone (EMQX's `listener.tcp.external =
+    1883`): `listener.tcp.default` sets its address, and
+    `listener.tcp.host`/`listener.tcp.port` (`--host/--port`) override the
+    part they set when they come from a higher source.
     """
-    listeners = [_default_tcp(config)]
+    named = []
     for kind in LISTENER_TYPES:
         section = config.section(f"listener.{kind}.")
         for name in sorted(n for n in section if "." not in n):
             if kind == "tcp" and name in ("default", "host", "port", "backlog", "worker_ports"):
                 continue
-            listeners.append(_listener(config, kind, name, section[name]))
+            named.append(_listener(config, kind, name, section[name]))
+    default_set = "listener.tcp.default" in config or any(
+        config.source(key) != "default" for key in ("listener.tcp.host", "listener.tcp.port"))
+    own_tcp = any(listener.type == "tcp" for listener in named)
+    listeners = named if own_tcp and not default_set else [_default_tcp(config)] + named
     _check_unique(listeners)
     return tuple(listeners)
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.integration.brokers import actormq_only, start_broker
+from tests.integration.brokers import actormq_only, run_cli, start_broker
 from tests.integration.certs import CertificateAuthority
 from tests.integration.clients import connect, unique
 from tests.integration.rawclient import RawClient
@@ -413,3 +413,21 @@ def test_certificates_reloaded_on_sighup(node, pki, tmp_path):
     finally:
         pki["server"].cert.write_bytes(old_cert)
         pki["server"].key.write_bytes(old_key)
+
+
+@pytest.mark.parametrize("problem", ["missing certfile", "garbage keyfile", "key of another cert"])
+def test_a_certificate_that_cannot_be_loaded_stops_the_start(tmp_path, pki, problem):
+    certfile, keyfile = pki["server"].cert, pki["server"].key
+    if problem == "missing certfile":
+        certfile = named = tmp_path / "nowhere.crt"
+    elif problem == "garbage keyfile":
+        keyfile = named = tmp_path / "garbage.key"
+        keyfile.write_text("-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n")
+    else:
+        keyfile = named = pki["alice"].key
+    result = run_cli("run", "--port", "0", "--data-dir", str(tmp_path / "data"),
+                     "--set", f"listener.ssl.bad={HOST}:0", "--set", f"listener.ssl.bad.certfile={certfile}",
+                     "--set", f"listener.ssl.bad.keyfile={keyfile}", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert str(named) in result.stderr and "listener.ssl.bad" in result.stderr
+    assert "Traceback" not in result.stderr
