@@ -31,7 +31,7 @@ from actormq import __version__
 from actormq.errors import ActormqError
 from actormq.logsetup import setup_logging
 from actormq.transport.listeners import bind_unix, plan_listeners, reserve_ports
-from actormq.transport.serve import shared_counts
+from actormq.transport.serve import check_listener, shared_counts
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
 log = logging.getLogger("actormq.node")
@@ -77,7 +77,7 @@ class Node:
         self.connection_counts = shared_counts(self.listeners, self.count, self.ctx)
 
     def run(self) -> int:
-        self._check_certificates()
+        self._check_listeners()
         self.listeners, reserved = reserve_ports(self.listeners)
         self.port = self.listeners[0].port
         try:
@@ -108,11 +108,9 @@ class Node:
         log.info("stopped")
         return 0
 
-    def _check_certificates(self) -> None:
-        from actormq.transport.tls import server_context
+    def _check_listeners(self) -> None:
         for listener in self.listeners:
-            if listener.tls is not None:
-                server_context(listener.tls, listener.key)
+            check_listener(listener)
 
     def _bind_unix(self) -> None:
         for listener in self.listeners:

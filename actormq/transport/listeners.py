@@ -202,17 +202,23 @@ def _check_unique(listeners: list[Listener]) -> None:
 
 def bind_reuseport(host: str, port: int, backlog: int = 1024, listen: bool = True) -> socket.socket:
     """A TCP socket bound to host:port with SO_REUSEADDR and SO_REUSEPORT."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
+    def setup(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         if listen:
             sock.listen(backlog)
+    return _bound(socket.AF_INET6 if ":" in host else socket.AF_INET, f"{host}:{port}", setup)
+
+
+def _bound(family, where: str, setup) -> socket.socket:
+    """A non-blocking stream socket after `setup(sock)`; OSError -> TransportError."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        setup(sock)
     except OSError as exc:
         sock.close()
-        raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise TransportError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return sock
 
@@ -255,16 +261,12 @@ def bind_unix(listener: Listener, backlog: int = 1024) -> socket.socket:
         pass
     except OSError as exc:
         raise TransportError(f"{listener.key}: cannot use {path}: {exc.strerror or exc}") from exc
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
+
+    def setup(sock: socket.socket) -> None:
         sock.bind(path)
         os.chmod(path, listener.file_mode)
         sock.listen(backlog)
-    except OSError as exc:
-        sock.close()
-        raise TransportError(f"{listener.key}: cannot listen on {path}: {exc.strerror or exc}") from exc
-    sock.setblocking(False)
-    return sock
+    return _bound(socket.AF_UNIX, f"{path} ({listener.key})", setup)
 
 
 async def start_listener(loop, host: str, port: int, protocol_factory, backlog: int = 1024):

@@ -10,14 +10,35 @@ loop's own server straight into Connection: no layer costs anything there.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import socket
 
 from actormq.conf.areas.listeners import WS_TYPES
+from actormq.errors import ConfigError
 from actormq.transport.listeners import Listener, bind_reuseport, peer_text
 
 log = logging.getLogger("actormq.listeners")
+
+
+def check_listener(listener: Listener) -> None:
+    """Load what a listener needs (its certificates, the packages of its
+    layers) so that a missing one stops the start with a ConfigError."""
+    needed = []
+    if listener.type in WS_TYPES:
+        needed.append(("wsproto", "wsproto"))
+    if listener.proxy_protocol:
+        needed.append(("proxyprotocol", "proxy-protocol"))
+    for module, package in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(f"needs the {package} package (pip install 'actormq[listeners]')",
+                              key=listener.key) from None
+    if listener.tls is not None:
+        from actormq.transport.tls import server_context
+        server_context(listener.tls, listener.key)
 
 
 class ConnectionSlots:
