@@ -5,17 +5,31 @@ asyncio servers that serve them in a worker.
 TCP-family listeners (tcp, ssl, ws, wss) are bound with SO_REUSEPORT so every
 worker process listens on the same port and the kernel spreads new
 connections; a Unix socket is bound once by the node and handed to every
-worker. Each accepted connection goes through the layers its listener needs
+worker.
+
+SO_REUSEPORT lets any process of the same user join a listening port, so a
+second broker would start silently and take half of the clients. Before its
+workers bind a shared port, the node claims it (`claim_port`, for every
+shared listener): a socket bound with SO_REUSEADDR but without SO_REUSEPORT,
+held, never listening, until the node exits. The workers' listeners can bind
+beside it (a non-listening SO_REUSEADDR socket does not conflict), but a
+second claim on a port where workers listen fails with EADDRINUSE, whatever
+the address family of the listener (0.0.0.0 and 127.0.0.1 conflict). Two
+nodes started at the same moment both claim before either listens; a named
+lock in the abstract unix socket namespace (Linux; released with the process,
+also on kill -9) settles that race. Each accepted connection goes through the layers its listener needs
 -- PROXY header (`transport.proxy_protocol`), TLS (`transport.tls`),
 WebSocket (`transport.websocket`) -- and ends in the same Connection.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
 import stat
+import sys
 from dataclasses import dataclass, field, replace
 
 from actormq.conf.areas.listeners import LISTENER_TYPES, TLS_TYPES, WS_TYPES
@@ -223,32 +237,63 @@ def _bound(family, where: str, setup) -> socket.socket:
     return sock
 
 
-def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
-    """Resolve port 0 to a concrete free port that the workers can all bind.
+class PortClaim:
+    """This node's hold on a shared listening port (see the module docstring)."""
 
-    The returned socket is bound but not listening; keep it open until the
-    workers have bound the port, so nothing else takes it in between.
-    """
-    sock = bind_reuseport(host, port, listen=False)
-    return sock, sock.getsockname()[1]
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self._sockets: list[socket.socket] = []
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        claim = self._open(family)
+        claim.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._bind(claim, (host, port), port)
+        self.port = claim.getsockname()[1]
+        if sys.platform.startswith("linux"):
+            self._bind(self._open(socket.AF_UNIX), f"\0actormq-listener:{host}:{self.port}",
+                       self.port)
+
+    def _open(self, family: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sockets.append(sock)
+        return sock
+
+    def _bind(self, sock: socket.socket, address, port: int) -> None:
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            self.close()
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+            raise TransportError(f"cannot listen on {self.host}:{port}: {reason}") from exc
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
 
 
-def reserve_ports(listeners: tuple[Listener, ...]) -> tuple[tuple[Listener, ...], list[socket.socket]]:
-    """The listeners with every port 0 resolved, and the reserving sockets to
-    close once the workers serve."""
-    resolved, reserved = [], []
+def claim_port(host: str, port: int) -> PortClaim:
+    """Claim host:port (0: a free port, read back from `.port`) for this node's
+    workers; TransportError "cannot listen on H:P: address already in use" when
+    another broker, or anything else, listens there. Hold it until the node exits."""
+    return PortClaim(host, port)
+
+
+def claim_ports(listeners: tuple[Listener, ...]) -> tuple[tuple[Listener, ...], list[PortClaim]]:
+    """The listeners with every port 0 resolved, and the node's claims on their
+    ports (hold them until the node exits)."""
+    resolved, claims = [], []
     try:
         for listener in listeners:
             if listener.type != "unix":
-                sock, port = reserve_port(listener.host, listener.port)
-                reserved.append(sock)
-                listener = replace(listener, port=port)
+                claim = claim_port(listener.host, listener.port)
+                claims.append(claim)
+                listener = replace(listener, port=claim.port)
             resolved.append(listener)
     except BaseException:
-        for sock in reserved:
-            sock.close()
+        for claim in claims:
+            claim.close()
         raise
-    return tuple(resolved), reserved
+    return tuple(resolved), claims
 
 
 def bind_unix(listener: Listener, backlog: int = 1024) -> socket.socket:

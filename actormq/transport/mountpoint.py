@@ -5,7 +5,8 @@ auth decision) a tree of their own, as VerneMQ and EMQX do.
 will, SUBSCRIBE, UNSUBSCRIBE), `unmount` takes it off a topic going out;
 `$`-topics such as `$SYS` are never mounted, and a shared subscription keeps
 its `$share/<group>/` in front. `expand` fills in `%c` (client id) and `%u`
-(username) as EMQX does. Pure functions; the Connection applies them.
+(username) as EMQX does. Pure functions; the Connection, the Session and the
+hook modifiers (`actors.hooked`) apply them.
 """
 
 from __future__ import annotations
@@ -38,21 +39,21 @@ def unmount(mountpoint: str, topic: str) -> str:
     return topic[len(mountpoint):] if topic.startswith(mountpoint) else topic
 
 
-def mount_publish(mountpoint: str, packet):
+def mount_publish(packet, mountpoint: str):
     return replace(packet, topic_name=mount(mountpoint, packet.topic_name))
 
 
-def mount_subscribe(mountpoint: str, packet):
+def mount_subscribe(packet, mountpoint: str):
     subscriptions = tuple(replace(sub, topic_filter=mount(mountpoint, sub.topic_filter))
                           for sub in packet.subscriptions)
     return replace(packet, subscriptions=subscriptions)
 
 
-def mount_unsubscribe(mountpoint: str, packet):
+def mount_unsubscribe(packet, mountpoint: str):
     return replace(packet, topic_filters=tuple(mount(mountpoint, f) for f in packet.topic_filters))
 
 
-def mount_will(mountpoint: str, connect):
+def mount_will(connect, mountpoint: str):
     if connect.will is None:
         return connect
     return replace(connect, will=replace(connect.will, topic_name=mount(mountpoint, connect.will.topic_name)))
