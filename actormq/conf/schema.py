@@ -36,6 +36,8 @@ CORE_KEYS: tuple[Key, ...] = (
         minimum=0, maximum=1024),
     Key("log.level", Kind.ENUM, "info", "Lowest level of the log lines written to stderr.",
         choices=("debug", "info", "warning", "error")),
+    Key("log.connections", Kind.BOOL, "on",
+        "Log every client connect and disconnect at info (client id, peer, version, reason)."),
     Key("storage.dir", Kind.STR, "./data",
         "Directory of the LMDB files (offline queues, retained messages)."),
     Key("storage.map_size", Kind.BYTESIZE, "64MB", "Initial LMDB map size; it grows as needed.",
@@ -64,6 +66,12 @@ CORE_KEYS: tuple[Key, ...] = (
         choices=("newest", "oldest")),
     Key("mqtt.max_packet_size", Kind.BYTESIZE, "1MB", "Largest MQTT packet accepted.",
         minimum=2, maximum=268435460),
+    Key("mqtt.max_connect_packet_size", Kind.BYTESIZE, "64KB",
+        "Largest CONNECT accepted: what a client that has not connected yet may make the broker buffer.",
+        minimum=16, maximum=268435460),
+    Key("mqtt.connect_timeout", Kind.DURATION, "30",
+        "A connection must complete its CONNECT within this many seconds of the accept.",
+        minimum=1, maximum=3600),
     Key("mqtt.max_client_id_len", Kind.INT, "65535", "Longest client identifier accepted.",
         minimum=23, maximum=65535),
     Key("mqtt.allow_anonymous", Kind.BOOL, "true", "Accept clients that send no username."),
@@ -93,8 +101,6 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("sys_interval", Kind.DURATION, "10", "Interval of the $SYS topic updates (0 = off).", minimum=0),
     Key("bus.hwm", Kind.INT, "100000", "ZeroMQ high-water mark of the bus sockets (0 = no limit).",
         minimum=0),
-    Key("plugins.order", Kind.STR, "",
-        "Comma-separated plugin names; the first runs earliest in each hook chain."),
 )
 
 KEYS: tuple[Key, ...] = CORE_KEYS + areas.KEYS

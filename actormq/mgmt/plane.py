@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from typing import Any
 
 from actormq.errors import ActormqError
-from actormq.mgmt import credentials
+from actormq.mgmt import credentials, protocol
 from actormq.mgmt.banned import BanTable
 from actormq.mgmt.channel import BadRequest, ControlChannel, Gathered, WorkerFailed
 from actormq.mgmt.envelope import RPC_ERROR, ApiError, bad_parameter
@@ -61,6 +63,8 @@ class ControlPlane:
         self.banned = BanTable(self.data_dir)
         self._high_water: dict[str, int] = {}
         self.url: str | None = None
+        self._socket_dir = tempfile.mkdtemp(prefix="actormq-control-")
+        self.endpoint = protocol.control_endpoint(self._socket_dir)
         self.channel: ControlChannel | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -76,6 +80,7 @@ class ControlPlane:
         if not self._ready.wait(START_TIMEOUT):
             raise ActormqError("the management API did not start in time")
         if self._failure is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
             raise self._failure
         credentials.write_state(self.data_dir, self.url, self.app_id, self.secret)
 
@@ -84,6 +89,7 @@ class ControlPlane:
         if self.loop is not None and self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(5.0)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def _run(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -97,7 +103,7 @@ class ControlPlane:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        self.channel = ControlChannel(self.node.run_dir, self.node_name,
+        self.channel = ControlChannel(self.endpoint, self.node_name,
                                       [h.worker_id for h in self.node.workers],
                                       self._worker_alive, self.timeout)
         self.channel.on_hello = self._worker_connected

@@ -183,15 +183,17 @@ def list_routes(broker, args: dict) -> list[dict]:
             if topic is None or route_filter == topic]
 
 
-def _online_session(broker, args: dict):
+def _connected_session(broker, args: dict):
+    """The session of a connected client held here (EMQX changes subscriptions of
+    connected clients only), or None."""
     session = broker.sessions.get(str(args.get("clientid", "")))
-    return session
+    return session if session is not None and session.conn is not None else None
 
 
 @admin_command("clients.subscribe")
 def subscribe(broker, args: dict) -> list[dict]:
     """Subscribe a session held here to topics (EMQX's /mqtt/subscribe)."""
-    session = _online_session(broker, args)
+    session = _connected_session(broker, args)
     if session is None:
         return []
     return [{"clientid": session.client_id, "topic": topic,
@@ -201,7 +203,7 @@ def subscribe(broker, args: dict) -> list[dict]:
 
 @admin_command("clients.unsubscribe")
 def unsubscribe(broker, args: dict) -> list[dict]:
-    session = _online_session(broker, args)
+    session = _connected_session(broker, args)
     if session is None:
         return []
     return [{"clientid": session.client_id, "topic": topic,

@@ -1,7 +1,8 @@
 """The worker's end of the control channel: a ZeroMQ DEALER to the node that
 answers admin commands and feeds admin streams on the worker's own loop.
 
-`WorkerLink(broker, run_dir).start()` connects and says hello; every `ask`
+`WorkerLink(broker, endpoint).start()` connects to the node's control endpoint
+(`WorkerPlan.control`) and says hello; every `ask`
 runs `REGISTRY.run` as a task (so a slow command holds up nothing else) and
 sends its `answer`; every `open` starts a stream whose events go back as
 `event` frames until the node sends `close` or the worker stops. Frames are
@@ -27,7 +28,7 @@ log = logging.getLogger("actormq.mgmt")
 class WorkerLink:
     """One worker's control connection to the node."""
 
-    def __init__(self, broker, run_dir: str) -> None:
+    def __init__(self, broker, endpoint: str) -> None:
         self.broker = broker
         self.worker_id = broker.worker_id
         self._ctx = zmq.asyncio.Context.shadow(zmq.Context.instance())
@@ -35,7 +36,7 @@ class WorkerLink:
         self._socket.setsockopt(zmq.IDENTITY, protocol.worker_identity(self.worker_id))
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, 10000)
-        self._endpoint = protocol.control_endpoint(run_dir)
+        self._endpoint = endpoint
         self._reader: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._streams: dict[int, object] = {}

@@ -5,11 +5,11 @@ hang), credentials are checked, and the state file and secret are private."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import time
 
-import psutil
 import pytest
 
 from tests.integration.brokers import actormq_only, run_cli
@@ -33,8 +33,9 @@ def two_workers(tmp_path_factory):
 
 
 def _worker_pids(broker) -> list[int]:
-    return sorted(child.pid for child in psutil.Process(broker.proc.pid).children()
-                  if "spawn_main" in " ".join(child.cmdline()))
+    """The workers' pids, from the banner (`workers: 2 (pids 11, 12)`)."""
+    found = re.search(r"workers: \d+ \(pids ([\d, ]+)\)", broker.stdout())
+    return sorted(int(pid) for pid in found.group(1).split(", "))
 
 
 def test_every_worker_answers_with_node_and_worker_in_each_row(two_workers):

@@ -95,7 +95,7 @@ async def status(request: web.Request) -> web.Response:
 
 @routes.get("/api/v4/actormq/config")
 async def running_config(request: web.Request) -> web.Response:
-    config = plane_of(request).config
+    config = plane_of(request).node.config      # SIGHUP may have replaced the one the plane started with
     rows = []
     for key in config:
         value = config[key]
