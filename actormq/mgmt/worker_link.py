@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from actormq.mgmt import protocol
 from actormq.mgmt.commands import REGISTRY, CommandError, UnknownCommand, load_builtin_commands
+from actormq.errors import TransportError
 from actormq.transport.bus import decode_frame, encode_frame
 
 log = logging.getLogger("actormq.mgmt")
@@ -58,7 +59,12 @@ class WorkerLink:
 
     def _send(self, kind: bytes, header) -> None:
         try:
-            self._socket.send(encode_frame(kind, header), zmq.NOBLOCK)
+            frame = encode_frame(kind, header)
+        except TransportError as exc:       # an answer that is not JSON-able
+            log.error("control channel: %s", exc)
+            frame = encode_frame(kind, {"id": header.get("id"), "ok": False, "error": str(exc)})
+        try:
+            self._socket.send(frame, zmq.NOBLOCK)
         except zmq.Again:
             log.warning("control channel to the node is full: %s frame dropped", kind.decode())
         except zmq.ZMQError as exc:
