@@ -43,7 +43,6 @@ class WorkerLink:
         self._streams: dict[int, object] = {}
 
     async def start(self) -> None:
-        load_builtin_commands()
         self._socket.connect(self._endpoint)
         self._send(protocol.HELLO, {"worker": self.worker_id, "pid": os.getpid()})
         self._reader = asyncio.get_running_loop().create_task(self._read())
@@ -71,21 +70,26 @@ class WorkerLink:
             log.warning("control channel: %s", exc)
 
     async def _read(self) -> None:
+        frame = await self._socket.recv()
+        load_builtin_commands()     # at the first request, not on the way to serving clients
         while True:
+            self._take(frame)
             frame = await self._socket.recv()
-            try:
-                kind, header, _payloads = decode_frame(frame)
-            except Exception:
-                log.exception("bad control frame dropped: %r", frame[:40])
-                continue
-            if kind == protocol.ASK:
-                task = asyncio.get_running_loop().create_task(self._answer(header))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            elif kind == protocol.OPEN:
-                self._open(header)
-            elif kind == protocol.CLOSE:
-                self._stop_stream(self._streams.pop(header["id"], None))
+
+    def _take(self, frame: bytes) -> None:
+        try:
+            kind, header, _payloads = decode_frame(frame)
+        except Exception:
+            log.exception("bad control frame dropped: %r", frame[:40])
+            return
+        if kind == protocol.ASK:
+            task = asyncio.get_running_loop().create_task(self._answer(header))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind == protocol.OPEN:
+            self._open(header)
+        elif kind == protocol.CLOSE:
+            self._stop_stream(self._streams.pop(header["id"], None))
 
     async def _answer(self, request: dict) -> None:
         request_id = request["id"]

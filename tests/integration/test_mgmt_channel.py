@@ -99,3 +99,30 @@ def test_the_secret_is_generated_not_a_fixed_default(tmp_path):
     assert first.stdout == again.stdout
     assert first.stdout != second.stdout
     assert "public" not in first.stdout
+
+
+def test_api_port_in_use_stops_the_start_with_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.integration.brokers import REPO_ROOT
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "actormq", "run", "-w", "1", "--port", "0", "--host", "127.0.0.1",
+             "--data-dir", str(tmp_path / "data"), "--set", f"management.listener.http=127.0.0.1:{port}"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"management API cannot listen on 127.0.0.1:{port} (management.listener.http)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_api_off_and_the_cli_says_so(make_broker):
+    broker = make_broker(settings={"management.listener.http": "0"})
+    assert "management api:" not in broker.stdout()
+    result = run_cli("node", "status", "--data-dir", str(broker.data_dir))
+    assert result.returncode == 1
+    assert "has no management API (management.listener.http = 0)" in result.stderr
