@@ -192,19 +192,21 @@ def _connected_session(broker, args: dict):
 
 @admin_command("clients.subscribe")
 def subscribe(broker, args: dict) -> list[dict]:
-    """Subscribe a session held here to topics (EMQX's /mqtt/subscribe)."""
-    session = _connected_session(broker, args)
-    if session is None:
-        return []
-    return [{"clientid": session.client_id, "topic": topic,
-             "code": session.add_subscription(topic, int(args.get("qos", 0)))}
-            for topic in args.get("topics", [])]
+    """Subscribe a connected client held here to topics (EMQX's /mqtt/subscribe)."""
+    qos = int(args.get("qos", 0))
+    return _for_topics(broker, args, lambda session, topic: {"code": session.add_subscription(topic, qos)})
 
 
 @admin_command("clients.unsubscribe")
 def unsubscribe(broker, args: dict) -> list[dict]:
+    return _for_topics(broker, args, lambda session, topic: {"removed": session.remove_subscription(topic)})
+
+
+def _for_topics(broker, args: dict, change) -> list[dict]:
+    """One row per topic of args, from change(session, topic); none when the client is
+    not connected here."""
     session = _connected_session(broker, args)
     if session is None:
         return []
-    return [{"clientid": session.client_id, "topic": topic,
-             "removed": session.remove_subscription(topic)} for topic in args.get("topics", [])]
+    return [{"clientid": session.client_id, "topic": topic} | change(session, topic)
+            for topic in args.get("topics", [])]

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.integration.brokers import actormq_only, run_cli
-from tests.integration.mgmtapi import call, credentials
+from tests.integration.mgmtapi import call, credentials, module_broker
 
 pytestmark = pytest.mark.usefixtures("_actormq")
 
@@ -25,11 +25,7 @@ def _actormq():
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    from tests.integration.brokers import start_broker
-    broker = start_broker(tmp_path_factory.mktemp("channel"), workers=2,
-                          settings={"management.request_timeout_ms": 800})
-    yield broker
-    broker.stop()
+    yield from module_broker(tmp_path_factory, "channel", settings={"management.request_timeout_ms": 800})
 
 
 def _worker_pids(broker) -> list[int]:

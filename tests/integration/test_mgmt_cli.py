@@ -9,10 +9,9 @@ import json
 
 import pytest
 
-from tests.integration import clients
-from tests.integration.brokers import actormq_only, run_cli, start_broker
+from tests.integration.brokers import run_cli
 from tests.integration.clients import connect, unique
-from tests.integration.mgmtapi import cli, credentials
+from tests.integration.mgmtapi import cli, credentials, module_broker
 
 COMMANDS = (("session", "show"), ("session", "disconnect"), ("session", "unsubscribe"),
             ("retain", "show"), ("retain", "delete"), ("retain", "delete-expired"),
@@ -22,11 +21,7 @@ COMMANDS = (("session", "show"), ("session", "disconnect"), ("session", "unsubsc
 
 @pytest.fixture(scope="module")
 def cli_broker(tmp_path_factory):
-    actormq_only("the admin CLI is actormq's")
-    broker = start_broker(tmp_path_factory.mktemp("cli"), workers=2)
-    yield broker
-    clients.close_all()
-    broker.stop()
+    yield from module_broker(tmp_path_factory, "cli")
 
 
 def _json(result) -> object:

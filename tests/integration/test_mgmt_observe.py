@@ -19,23 +19,19 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration import clients
-from tests.integration.brokers import REPO_ROOT, start_broker
+from tests.integration.brokers import REPO_ROOT
 from tests.integration.clients import connect, unique
 from tests.integration.hookplugins import plugin_settings
-from tests.integration.mgmtapi import call, get
+from tests.integration.mgmtapi import call, get, module_broker
 
 pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory):
-    broker = start_broker(tmp_path_factory.mktemp("observed"), workers=2, settings=plugin_settings(
+    yield from module_broker(tmp_path_factory, "observed", settings=plugin_settings(
         "gatekeeper", **{"plugins.default.authenticate": "allow", "queue.max_offline_messages": 1,
                          "management.request_timeout_ms": 800}))
-    yield broker
-    clients.close_all()
-    broker.stop()
 
 
 def _scrape(broker) -> dict:
