@@ -1,7 +1,7 @@
 """The node: the supervisor process of `actormq run`.
 
-Owns the worker table, the run dir (ZeroMQ ipc endpoints, only with more
-than one worker), the claim on the listener port and the data dir lock. It
+Owns the worker table, the run dir (ZeroMQ ipc endpoints of the bus and
+the control channel), the claim on the listener port and the data dir lock. It
 claims the port (so that only its own workers share it: a second broker on
 the port stops with "cannot listen on H:P: address already in use"), locks
 the data dir ("data dir D is in use by pid N"), checks that the stores open,

@@ -86,8 +86,6 @@ class Connection(asyncio.Protocol):
         self._close_reason = ""
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
-        self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
-        self.connected_at = 0.0
         self.hooks = broker.hooks
         self._pending = None                # the hook chain answer this client waits for
         self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
@@ -95,6 +93,8 @@ class Connection(asyncio.Protocol):
         self.limits = None                  # session limits a plugin set at CONNECT
         self.auth_exchange = None           # (connect, assigned, AuthExchange) during enhanced auth
         self.auth_props = None              # authentication method / data of the CONNACK
+        self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
+        self.connected_at = 0.0
 
     @property
     def peer(self) -> str:
@@ -154,7 +154,7 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None or session.conn is not self:
             return
-        if self.client_info is not None:
+        if self.hooks.active:
             hooked.client_closed(self, session, exc)
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
             reason = self._close_reason or (f"connection lost ({exc})" if exc else "closed by client")
@@ -343,7 +343,7 @@ class Connection(asyncio.Protocol):
         if not self.broker.authorize_publish(self.session, topic):
             self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
-        if self.hooks.publish_hooked:
+        if self.hooks.publish_hooked or self.mountpoint:
             hooked.publish(self, packet)
             return
         self.route_publish(packet, message_from_publish(packet, self.client_id, time.time()))

@@ -49,6 +49,7 @@ ROUTE_MODULES = (
     "actormq.mgmt.routes.retained",
     "actormq.mgmt.routes.ops",
     "actormq.mgmt.routes.prometheus",
+    "actormq.hooks.routes",
 )
 
 _OPEN_PATHS = ("/health",)

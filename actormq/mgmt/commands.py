@@ -55,6 +55,7 @@ BUILTIN_MODULES = (
     "actormq.mgmt.worker_publish",
     "actormq.mgmt.banned",
     "actormq.mgmt.trace",
+    "actormq.hooks.admin",
 )
 
 

@@ -99,8 +99,7 @@ def test_plugins_route_lists_the_loaded_plugin(observed):
     [node] = get(observed, "/api/v4/plugins")["data"]
     [plugin] = node["plugins"]
     assert plugin["name"] == "gatekeeper" and plugin["active"] is True
-    assert {"version", "description", "type"} <= set(plugin)
-    assert "client.authenticate" in plugin["hooks"]
+    assert set(plugin) == {"name", "version", "description", "active", "type"}      # EMQX 4's fields
 
 
 def test_health_is_503_naming_a_worker_that_does_not_answer(observed):

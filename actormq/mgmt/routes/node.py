@@ -131,7 +131,7 @@ async def listeners(request: web.Request) -> web.Response:
 @routes.get("/api/v4/nodes/{node}/plugins")
 async def plugins(request: web.Request) -> web.Response:
     plane = plane_of(request)
-    rows, _gathered = await plane.ask_rows("plugins.describe", optional=True)
+    rows, _gathered = await plane.ask_rows("plugins.list", optional=True)      # actormq.hooks.admin
     unique = {row["name"]: {k: v for k, v in row.items() if k not in ("node", "worker")} for row in rows}
     return _per_node(request, "plugins", [unique[name] for name in sorted(unique)])
 
