@@ -122,7 +122,8 @@ def list_sessions(broker, args: dict) -> list[dict]:
     rows = []
     for session, row in _sessions(broker, args):
         rows.append({
-            "client_id": row["clientid"], "is_online": row["connected"], "mountpoint": "",
+            "client_id": row["clientid"], "is_online": row["connected"],
+            "mountpoint": getattr(session.conn, "mountpoint", "") or "",
             "peer_host": row["ip_address"], "peer_port": row["port"], "user": row["username"],
             "protocol": row["proto_ver"], "queue_size": row["mqueue_len"],
             "offline_messages": 0 if session.online else row["mqueue_len"],

@@ -122,3 +122,12 @@ def test_api_off_and_the_cli_says_so(make_broker):
     result = run_cli("node", "status", "--data-dir", str(broker.data_dir))
     assert result.returncode == 1
     assert "has no management API (management.listener.http = 0)" in result.stderr
+
+
+def test_metrics_auth_on_asks_for_the_secret(make_broker):
+    broker = make_broker(settings={"management.metrics.auth": "on"})
+    status, body = call(broker, "GET", "/metrics", auth=None)
+    assert status == 401 and body["code"] == 104
+    status, text = call(broker, "GET", "/metrics", raw=True)
+    assert status == 200 and "actormq_connections_current" in text
+    assert call(broker, "GET", "/health", auth=None)[0] == 200      # health never asks
