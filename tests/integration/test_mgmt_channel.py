@@ -131,3 +131,20 @@ def test_metrics_auth_on_asks_for_the_secret(make_broker):
     status, text = call(broker, "GET", "/metrics", raw=True)
     assert status == 200 and "actormq_connections_current" in text
     assert call(broker, "GET", "/health", auth=None)[0] == 200      # health never asks
+
+
+def test_a_killed_worker_is_down_then_answers_again_after_its_restart(two_workers):
+    killed = _worker_pids(two_workers)[1]
+    os.kill(killed, signal.SIGKILL)
+    reasons = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, body = call(two_workers, "POST", "/api/v4/admin/worker.ping", body={})
+        reasons |= {f["reason"] for f in body.get("failed", [])}
+        pids = {row["worker"]: row["pid"] for row in body["data"]}
+        if len(pids) == 2 and killed not in pids.values():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"worker 1 never answered again: {body}")
+    assert reasons <= {"down", "not connected to the control channel", "did not answer within 0.8 s"}
