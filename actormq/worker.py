@@ -46,6 +46,7 @@ class WorkerPlan:
     listeners: tuple = ()           # every Listener, ports resolved; a TCP one first
     unix_sockets: dict | None = None    # listener key -> the node's listening Unix socket
     connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
+    control: str | None = None      # the node's control channel (admin requests), a ZeroMQ endpoint
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -81,6 +82,7 @@ class Worker:
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
         self.peers = None
+        self.admin = None       # the control link to the node (admin commands)
         self.broker = None
         self.node_gone = False
         self.admin = None       # the control link to the node (admin commands)
@@ -112,9 +114,9 @@ class Worker:
             self.peers = PeerLink(broker, plan.run_dir)
             await self.peers.start()
         broker.start(restore=plan.restore)
-        if plan.run_dir:
+        if plan.control:
             from actormq.mgmt.worker_link import WorkerLink
-            self.admin = WorkerLink(broker, plan.run_dir)
+            self.admin = WorkerLink(broker, plan.control)
             await self.admin.start()
         servers, private_port = await self._listen(broker)
         self.listening = servers

@@ -410,7 +410,7 @@ class Session:
     def add_subscription(self, topic_filter: str, qos: int) -> int:
         """Subscribe on an operator's behalf (management API): the granted QoS or a
         refusal code; retained messages are sent as for a SUBSCRIBE."""
-        code, _new, _filter = self._subscribe_one(Subscription(topic_filter, qos), None, None)
+        code, _new, topic_filter = self._subscribe_one(Subscription(topic_filter, qos), None, None)
         if code < 0x80:
             self.store_record()
             self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
@@ -424,6 +424,9 @@ class Session:
         _group, real_filter = parse_shared(topic_filter)
         self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
         self.store_record()
+        chain = self.hooks.session_unsubscribed
+        if chain is not None and self.conn is not None:
+            chain.notify(hooked.info_of(self.conn), topic_filter)
         return True
 
     def inflight_count(self) -> int:

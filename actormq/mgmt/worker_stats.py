@@ -90,8 +90,15 @@ def metrics(broker, args: dict) -> dict:
         "storage": _storage(broker),
         "bus": _bus(broker),
         "process": process_info(),
+        "hooks": _hook_stats(broker),
         "started": broker.started,
     }
+
+
+def _hook_stats(broker) -> list[dict]:
+    """Per plugin (provider): calls, failures, timeouts, drops, skips, latency, hook points."""
+    hooks = getattr(broker, "hooks", None)
+    return [] if hooks is None else hooks.describe()
 
 
 @admin_command("metrics.reset")

@@ -11,21 +11,15 @@ import time
 
 import pytest
 
-from tests.integration import clients
-from tests.integration.brokers import actormq_only, start_broker
 from tests.integration.clients import connect, unique
-from tests.integration.mgmtapi import call, get
+from tests.integration.mgmtapi import call, get, module_broker
 
 NODE = "actormq@127.0.0.1"
 
 
 @pytest.fixture(scope="module")
 def api_broker(tmp_path_factory):
-    actormq_only("the management API is actormq's")
-    broker = start_broker(tmp_path_factory.mktemp("api"), workers=2)
-    yield broker
-    clients.close_all()
-    broker.stop()
+    yield from module_broker(tmp_path_factory, "api")
 
 
 def _wait(predicate, timeout: float = 5.0):

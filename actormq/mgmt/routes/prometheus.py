@@ -78,6 +78,30 @@ class _Snapshot:
         yield CounterMetricFamily("actormq_bus_frames_dropped", "Bus frames dropped (peer queue full).",
                                   value=m.bus.get("frames_dropped", 0))
         yield from self._workers()
+        yield from self._hooks()
+
+    def _hooks(self):
+        labels = ["provider", "hooks"]
+        calls = CounterMetricFamily("actormq_hook_calls", "Hook calls answered, per plugin.", labels=labels)
+        errors = CounterMetricFamily("actormq_hook_errors", "Hook calls that failed (raised, bad answer "
+                                     "or timed out), per plugin.", labels=labels)
+        timeouts = CounterMetricFamily("actormq_hook_timeouts", "Hook calls that timed out, per plugin.",
+                                       labels=labels)
+        dropped = CounterMetricFamily("actormq_hook_notify_dropped", "Notifications dropped on a full "
+                                      "plugin queue.", labels=labels)
+        mean = GaugeMetricFamily("actormq_hook_latency_mean_seconds", "Mean latency of the recent "
+                                 "hook calls (last 1,024 per worker), per plugin.", labels=labels)
+        p99 = GaugeMetricFamily("actormq_hook_latency_p99_seconds", "99th percentile latency of the "
+                                "recent hook calls (highest worker), per plugin.", labels=labels)
+        for plugin, total in sorted(self.metrics.hooks.items()):
+            values = [plugin, ",".join(total["hooks"])]
+            calls.add_metric(values, total["calls"])
+            errors.add_metric(values, total["failures"])
+            timeouts.add_metric(values, total["timeouts"])
+            dropped.add_metric(values, total["dropped"])
+            mean.add_metric(values, total["latency_sum"] / total["calls"] if total["calls"] else 0.0)
+            p99.add_metric(values, total["p99_ms"] / 1000)
+        yield from (calls, errors, timeouts, dropped, mean, p99)
 
     def _storage(self):
         s = self.metrics.storage
