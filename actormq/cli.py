@@ -279,3 +279,7 @@ def _add_bench_command() -> None:
 
 
 _add_bench_command()
+
+from actormq.auth.cli import passwd  # noqa: E402  (feature commands register after the core ones)
+
+main.add_command(passwd)

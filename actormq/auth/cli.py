@@ -1,0 +1,93 @@
+"""`actormq passwd` (password file edits) and `actormq acl` commands.
+
+`actormq passwd FILE USER` prompts for the password; `-b FILE USER PASSWORD`
+takes it on the command line (scripts); `-c` creates (overwrites) the file;
+`-D` deletes the user. Hashes are PBKDF2-SHA512 `$7$`, which Mosquitto reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import click
+
+from actormq.auth.hashes import make_pbkdf2_hash
+from actormq.auth.passwd_file import delete_user_lines, set_user_line
+
+EXIT_ERROR = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"actormq passwd: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _read_lines(path: str, create: bool) -> list[str]:
+    if create:
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except FileNotFoundError:
+        _fail(f"{path} does not exist (use -c to create it)")
+    except OSError as problem:
+        _fail(f"cannot read {path}: {problem.strerror}")
+    return []
+
+
+def _write_lines(path: str, lines: list[str]) -> None:
+    """Replace the file in one rename, so a broker re-reading it never sees half of it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o600
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".passwd.", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except OSError as problem:
+        _fail(f"cannot write {path}: {problem.strerror}")
+
+
+def _prompt_password() -> str:
+    password = click.prompt("Password", hide_input=True, err=True)
+    again = click.prompt("Reenter password", hide_input=True, err=True)
+    if password != again:
+        _fail("passwords do not match")
+    return password
+
+
+@click.command("passwd")
+@click.option("-b", "batch", is_flag=True, help="Batch mode: the password is the third argument.")
+@click.option("-c", "create", is_flag=True, help="Create a new password file (overwrites an existing one).")
+@click.option("-D", "delete", is_flag=True, help="Delete the user instead of setting a password.")
+@click.option("-s", "--superuser", is_flag=True, help="Mark the user as a superuser (skips the ACL).")
+@click.argument("path", metavar="FILE")
+@click.argument("user")
+@click.argument("password", required=False)
+def passwd(batch: bool, create: bool, delete: bool, superuser: bool, path: str, user: str,
+           password: str | None) -> None:
+    """Add, change (-b for scripts) or delete (-D) a user of a password file.
+
+    Writes PBKDF2-SHA512 ($7$) hashes, the format of mosquitto_passwd 2.x.
+    """
+    if ":" in user or not user:
+        _fail("a user name must be non-empty and contain no ':'")
+    if delete and create:
+        _fail("-c and -D cannot be used together")
+    if batch != (password is not None) and not delete:
+        _fail("-b takes FILE USER PASSWORD; without -b the password is prompted for")
+    lines = _read_lines(path, create)
+    if delete:
+        lines, found = delete_user_lines(lines, user)
+        if not found:
+            _fail(f"user {user!r} not found in {path}")
+    else:
+        secret = password if batch else _prompt_password()
+        lines = set_user_line(lines, user, make_pbkdf2_hash(secret), superuser)
+    _write_lines(path, lines)
