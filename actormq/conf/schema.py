@@ -93,8 +93,6 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("sys_interval", Kind.DURATION, "10", "Interval of the $SYS topic updates (0 = off).", minimum=0),
     Key("bus.hwm", Kind.INT, "100000", "ZeroMQ high-water mark of the bus sockets (0 = no limit).",
         minimum=0),
-    Key("plugins.order", Kind.STR, "",
-        "Comma-separated plugin names; the first runs earliest in each hook chain."),
 )
 
 KEYS: tuple[Key, ...] = CORE_KEYS + areas.KEYS
