@@ -15,7 +15,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Union
 
+from actormq.hooks.info import ClientInfo
 from actormq.transport.topics import matches, parse_shared
+
 
 
 class Action(enum.IntFlag):
@@ -27,20 +29,6 @@ class Action(enum.IntFlag):
 class Permission(enum.Enum):
     ALLOW = "allow"
     DENY = "deny"
-
-
-@dataclass(frozen=True, slots=True)
-class ClientInfo:
-    """What ACL rules and ACL sources know about a client."""
-
-    client_id: str
-    username: str | None = None
-    peer_host: str = ""
-    peer_port: int = 0
-    protocol: str = "mqtt"
-    mountpoint: str = ""
-    sock_port: int = 0
-    superuser: bool = False
 
 
 # -- who ---------------------------------------------------------------------

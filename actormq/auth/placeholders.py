@@ -18,25 +18,24 @@ _PLACEHOLDER = re.compile(r"%[ucarPpCdAtm]")
 ACCESS_CODES = {Action.SUBSCRIBE: "1", Action.PUBLISH: "2"}
 
 
-def client_values(client: ClientInfo, password: bytes | None = None, cert_cn: str = "",
-                  cert_dn: str = "") -> dict[str, str]:
-    """The placeholder values of a client at connect time."""
+def client_values(client: ClientInfo, sock_port: int = 0) -> dict[str, str]:
+    """The placeholder values of a client (`sock_port`: the listener's port, for %p)."""
     return {
         "%u": client.username or "",
         "%c": client.client_id,
         "%a": client.peer_host,
-        "%r": client.protocol,
-        "%P": (password or b"").decode("utf-8", "replace"),
-        "%p": str(client.sock_port),
-        "%C": cert_cn,
-        "%d": cert_dn,
+        "%r": "mqtt",
+        "%P": (client.password or b"").decode("utf-8", "replace"),
+        "%p": str(sock_port) if sock_port else "",
+        "%C": client.cert_cn or "",
+        "%d": client.cert_dn or "",
         "%m": client.mountpoint,
     }
 
 
-def acl_values(client: ClientInfo, action: Action, topic: str) -> dict[str, str]:
+def acl_values(client: ClientInfo, action: Action, topic: str, sock_port: int = 0) -> dict[str, str]:
     """The placeholder values of an ACL check."""
-    values = client_values(client)
+    values = client_values(client, sock_port)
     values.update({"%A": ACCESS_CODES.get(action, "2"), "%t": topic})
     return values
 

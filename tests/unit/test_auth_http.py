@@ -18,12 +18,12 @@ from actormq.auth.http_request import (RequestSpec, RequestSpecError, acl_answer
 from actormq.auth.placeholders import acl_values, client_values, expand
 from actormq.transport.codec.reason_codes import ReasonCode
 
-CLIENT = ClientInfo(client_id="c-1", username="ann", peer_host="127.0.0.1", sock_port=1883,
-                    mountpoint="mp/")
+CLIENT = ClientInfo(client_id="c-1", username="ann", peer_host="127.0.0.1", mountpoint="mp/",
+                    password=b"pw", cert_cn="cn", cert_dn="dn")
 
 
 def test_placeholders():
-    values = client_values(CLIENT, b"pw", cert_cn="cn", cert_dn="dn")
+    values = client_values(CLIENT, 1883)
     text = "u=%u c=%c a=%a r=%r P=%P p=%p C=%C d=%d m=%m x=%x"
     assert expand(text, values) == "u=ann c=c-1 a=127.0.0.1 r=mqtt P=pw p=1883 C=cn d=dn m=mp/ x=%x"
     acl = acl_values(CLIENT, Action.SUBSCRIBE, "a/b")
@@ -35,14 +35,14 @@ def test_placeholders():
 def test_get_puts_params_in_the_query():
     spec = RequestSpec.from_settings("auth_req", "http://127.0.0.1:9/auth", "GET", {},
                                      "clientid=%c, username=%u,password=%P")
-    built = spec.build(client_values(CLIENT, b"p w"))
+    built = spec.build(client_values(CLIENT.evolve(password=b"p w")))
     assert built.method == "GET" and built.body is None
     assert built.query == {"clientid": "c-1", "username": "ann", "password": "p w"}
 
 
 def test_post_form_and_json():
     form = RequestSpec.from_settings("auth_req", "http://h/a", "post", {}, "u=%u,p=%P").build(
-        client_values(CLIENT, b"a&b"))
+        client_values(CLIENT.evolve(password=b"a&b")))
     assert form.headers["content-type"] == "application/x-www-form-urlencoded"
     assert parse_qs(form.body.decode()) == {"u": ["ann"], "p": ["a&b"]}
     as_json = RequestSpec.from_settings("acl_req", "http://h/a", "post",
