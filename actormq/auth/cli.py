@@ -14,7 +14,8 @@ import tempfile
 import click
 
 from actormq.auth.hashes import make_pbkdf2_hash
-from actormq.auth.passwd_file import delete_user_lines, set_user_line
+from actormq.auth.passwd_file import delete_user_lines, set_user_line, user_line
+from actormq.auth.scram import ScramCredentials
 
 EXIT_ERROR = 2
 
@@ -67,14 +68,16 @@ def _prompt_password() -> str:
 @click.option("-c", "create", is_flag=True, help="Create a new password file (overwrites an existing one).")
 @click.option("-D", "delete", is_flag=True, help="Delete the user instead of setting a password.")
 @click.option("-s", "--superuser", is_flag=True, help="Mark the user as a superuser (skips the ACL).")
+@click.option("--no-scram", is_flag=True, help="Do not store SCRAM-SHA-256 credentials (MQTT 5 enhanced auth).")
 @click.argument("path", metavar="FILE")
 @click.argument("user")
 @click.argument("password", required=False)
-def passwd(batch: bool, create: bool, delete: bool, superuser: bool, path: str, user: str,
+def passwd(batch: bool, create: bool, delete: bool, superuser: bool, no_scram: bool, path: str, user: str,
            password: str | None) -> None:
     """Add, change (-b for scripts) or delete (-D) a user of a password file.
 
-    Writes PBKDF2-SHA512 ($7$) hashes, the format of mosquitto_passwd 2.x.
+    Writes PBKDF2-SHA512 ($7$) hashes, the format of mosquitto_passwd 2.x, and
+    (unless --no-scram) SCRAM-SHA-256 credentials in the flags field.
     """
     if ":" in user or not user:
         _fail("a user name must be non-empty and contain no ':'")
@@ -89,5 +92,6 @@ def passwd(batch: bool, create: bool, delete: bool, superuser: bool, path: str, 
             _fail(f"user {user!r} not found in {path}")
     else:
         secret = password if batch else _prompt_password()
-        lines = set_user_line(lines, user, make_pbkdf2_hash(secret), superuser)
+        scram = None if no_scram else ScramCredentials.from_password(secret)
+        lines = set_user_line(lines, user, user_line(user, make_pbkdf2_hash(secret), superuser, scram))
     _write_lines(path, lines)

@@ -4,8 +4,10 @@ Owns reading the file into users (a bad line is reported with its number and
 skipped; the rest keeps working), noticing that it changed on disk, and the
 line edits of `actormq passwd` (set or delete one user, keep the rest as is).
 
-A third field `superuser` (`alice:$7$...:superuser`) marks a superuser; the
-Mosquitto reader stops at the second colon, so the file stays readable there.
+A third field holds comma-separated flags: `superuser` marks a superuser,
+`scram-sha-256=...` the user's SCRAM credentials (`actormq.auth.scram`),
+e.g. `alice:$7$...:superuser,scram-sha-256=4096$...`. Mosquitto's reader
+stops at the second colon, so the file stays readable there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 from dataclasses import dataclass
 
 from actormq.auth.hashes import HashError, StoredHash, parse_hash
+from actormq.auth.scram import FLAG as SCRAM_FLAG
+from actormq.auth.scram import ScramCredentials
 
 log = logging.getLogger("actormq.auth")
 
@@ -29,6 +33,7 @@ class PasswordEntry:
 
     hash: StoredHash
     superuser: bool = False
+    scram: ScramCredentials | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +66,19 @@ def parse_password_line(line: str) -> tuple[str, PasswordEntry]:
     if not sep or not user:
         raise HashError("expected user:hash")
     hashed, _, flags = rest.partition(":")
-    if flags and flags.strip() != SUPERUSER_FLAG:
-        raise HashError(f"unknown flag {flags.strip()!r} (only {SUPERUSER_FLAG!r})")
-    return user, PasswordEntry(parse_hash(hashed), superuser=bool(flags))
+    superuser, scram = False, None
+    for flag in filter(None, (part.strip() for part in flags.split(","))):
+        name, equals, value = flag.partition("=")
+        if flag == SUPERUSER_FLAG:
+            superuser = True
+        elif name == SCRAM_FLAG and equals:
+            try:
+                scram = ScramCredentials.parse(value)
+            except ValueError as problem:
+                raise HashError(str(problem)) from None
+        else:
+            raise HashError(f"unknown flag {flag!r} (known: {SUPERUSER_FLAG}, {SCRAM_FLAG}=...)")
+    return user, PasswordEntry(parse_hash(hashed), superuser, scram)
 
 
 def _file_identity(stat: os.stat_result) -> tuple[int, int, int, int]:
@@ -129,9 +144,13 @@ class PasswordFile:
         log.info("password file %s: %d users", self.path, len(users))
 
 
-def set_user_line(lines: list[str], user: str, hashed: str, superuser: bool = False) -> list[str]:
-    """The file's lines with `user` set to `hashed` (replaced in place, or appended)."""
-    new_line = f"{user}:{hashed}" + (f":{SUPERUSER_FLAG}" if superuser else "")
+def user_line(user: str, hashed: str, superuser: bool = False, scram: ScramCredentials | None = None) -> str:
+    flags = ([SUPERUSER_FLAG] if superuser else []) + ([f"{SCRAM_FLAG}={scram.text()}"] if scram else [])
+    return f"{user}:{hashed}" + (":" + ",".join(flags) if flags else "")
+
+
+def set_user_line(lines: list[str], user: str, new_line: str) -> list[str]:
+    """The file's lines with `user`'s line replaced in place by `new_line`, or appended."""
     out, replaced = [], False
     for line in lines:
         if line.partition(":")[0] == user and not line.lstrip().startswith("#"):
