@@ -1,6 +1,7 @@
 """The ACL cache of one connection, with EMQX 4 semantics.
 
-At most `max_size` (publish|subscribe, topic) results, the oldest dropped
+At most `max_size` (publish|subscribe, topic) results (a `Verdict`, or
+anything with a truth value meaning allowed), the oldest dropped
 first; a result older than `ttl` seconds is not used. `AclGeneration` is
 shared by a worker's caches: bumping it (`actormq acl reload`, SIGHUP)
 empties every cache at its next use; `clear()` empties one (management API).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from actormq.auth.acl_rules import Action
 
@@ -30,7 +32,7 @@ class AclGeneration:
 
 @dataclass(frozen=True, slots=True)
 class CachedResult:
-    allowed: bool
+    value: Any
     stored_at: float
     updated_wall: float
 
@@ -45,7 +47,7 @@ class AclCache:
         self._generation = generation or AclGeneration()
         self._seen_generation = self._generation.value
 
-    def get(self, action: Action, topic: str) -> bool | None:
+    def get(self, action: Action, topic: str) -> Any:
         """The cached result, or None when absent, expired or purged."""
         self._drop_if_purged()
         entry = self._entries.get((action, topic))
@@ -54,9 +56,9 @@ class AclCache:
         if self._clock() - entry.stored_at >= self.ttl:
             del self._entries[(action, topic)]
             return None
-        return entry.allowed
+        return entry.value
 
-    def put(self, action: Action, topic: str, allowed: bool) -> None:
+    def put(self, action: Action, topic: str, value: Any) -> None:
         if self.max_size <= 0:
             return
         self._drop_if_purged()
@@ -64,7 +66,7 @@ class AclCache:
         self._entries.pop(key, None)
         while len(self._entries) >= self.max_size:
             del self._entries[next(iter(self._entries))]
-        self._entries[key] = CachedResult(allowed, self._clock(), time.time())
+        self._entries[key] = CachedResult(value, self._clock(), time.time())
 
     def _drop_if_purged(self) -> None:
         if self._seen_generation != self._generation.value:
@@ -81,6 +83,6 @@ class AclCache:
         """The entries as EMQX 4's `GET /api/v4/clients/{id}/acl_cache` lists them."""
         now = self._clock()
         return [{"access": _ACCESS_NAMES.get(action, "pubsub"), "topic": topic,
-                 "result": "allow" if entry.allowed else "deny",
+                 "result": "allow" if getattr(entry.value, "allowed", entry.value) else "deny",
                  "updated_time": int(entry.updated_wall * 1000)}
                 for (action, topic), entry in self._entries.items() if now - entry.stored_at < self.ttl]
