@@ -25,6 +25,7 @@ import time
 from multiprocessing.connection import wait
 
 from actormq import __version__
+from actormq.auth.warnings import anonymous_warning
 from actormq.errors import ActormqError
 from actormq.logsetup import setup_logging
 from actormq.transport.listeners import reserve_port
@@ -139,6 +140,7 @@ class Node:
             f"data dir: {os.path.abspath(config['storage.dir'])}",
             f"storage: retained={config['retained.storage']} queue={config['queue.storage']}",
         ]
+        lines += filter(None, [anonymous_warning(config)])
         print("\n".join(lines), flush=True)
 
     def _on_signal(self, signum, _frame) -> None:
