@@ -21,6 +21,7 @@ from actormq import __version__
 from actormq.conf.load import Config, load_config
 from actormq.conf.schema import SCHEMA, lookup, render_default_config
 from actormq.errors import ActormqError
+from actormq.hooks.loader import check_plugins
 
 PROGRESS_THRESHOLD = 10_000
 EXIT_USAGE = 2
@@ -90,6 +91,7 @@ def run(workers: int | None, config_file: str | None, settings: dict[str, str], 
     overrides = settings | {key: str(value) for key, value in flags.items() if value is not None}
     with _user_errors():
         config = load_config(config_file, overrides=overrides)
+        check_plugins(config, config_file)
         from actormq.node import run_node
         code = run_node(config)
     sys.exit(code)
@@ -114,7 +116,7 @@ def config_show(config_file: str | None, settings: dict[str, str]) -> None:
 def config_check(config_file: str) -> None:
     """Check a config file (and the ACTORMQ__ environment); exit 0 if valid, 2 if not."""
     with _user_errors():
-        load_config(config_file)
+        check_plugins(load_config(config_file), config_file)
     click.echo(f"{config_file}: ok")
 
 

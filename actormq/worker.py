@@ -86,6 +86,7 @@ class Worker:
             self.loop.add_signal_handler(signum, self.stopping.set)
         stores = open_worker_stores(self.config)
         broker = Broker(self.config, self.loop, stores, plan.worker_id, plan.worker_count)
+        broker.hooks = await start_hooks(self.config, plan.worker_id)
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)
@@ -101,6 +102,7 @@ class Worker:
         if self.peers is not None:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
+        await broker.hooks.stop()
         if self.peers is not None:
             await self.peers.stop()
         if stores is not None:
@@ -143,6 +145,15 @@ class Worker:
     def _report(self, *message) -> None:
         if self.control is not None:
             self.control.send(message)
+
+
+async def start_hooks(config, worker_id: int):
+    """This worker's plugins (checked by the node already), started in order."""
+    from actormq.hooks.loader import build_hooks, check_plugins
+
+    hooks = build_hooks(config, check_plugins(config), worker_id)
+    await hooks.start()
+    return hooks
 
 
 GC_THRESHOLD = (20_000, 20, 20)

@@ -21,6 +21,7 @@ from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
 from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.hooks import DROP, DropReason, Hooks
 from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
 from actormq.transport.codec import ReasonCode
 from actormq.transport.topics import parse_shared
@@ -43,6 +44,7 @@ class Broker:
         self.worker_count = worker_count
         self.started = time.time()
         self.stats = Stats()
+        self.hooks = Hooks()                 # the worker's plugins (none until it loads them)
         self.sessions: dict[str, Session] = {}
         self.connections: set = set()
         self.peers = None                    # PeerLink when the node has other workers
@@ -146,7 +148,8 @@ class Broker:
         session.disconnected_at = since
         if record.expiry_interval is not None:
             remaining = max(0.0, since + record.expiry_interval - now)
-            session._expiry_timer = self.loop.call_later(remaining, self.end_session, session)
+            session._expiry_timer = self.loop.call_later(remaining, self.end_session, session,
+                                                         "expired")
         session.store_record()
         return session
 
@@ -193,10 +196,12 @@ class Broker:
             old = session.conn
             log.info("client %s: taken over by %s (was %s)", client_id, conn.peer, old.peer)
             old.taken_over()
+            if self.hooks.session_taken_over is not None and old.client_info is not None:
+                self.hooks.session_taken_over.notify(old.client_info)
             session.detach(publish_will=True)
             session = self.sessions.get(client_id)
         if session is not None and connect.clean_start:
-            self.end_session(session)
+            self.end_session(session, "discarded")
             session = None
         present = session is not None
         if session is None:
@@ -223,10 +228,23 @@ class Broker:
             del self.sessions[session.client_id]
         session.release()
 
-    def end_session(self, session: Session) -> None:
+    def end_session(self, session: Session, reason: str = "normal") -> None:
+        """The session is over: `reason` is "normal" (its client left and it was not
+        persistent), "discarded" (a clean start replaced it) or "expired"."""
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
         session.end()
+        if self.hooks.active:
+            self._session_ended(session.client_id, reason)
+
+    def _session_ended(self, client_id: str, reason: str) -> None:
+        hooks = self.hooks
+        if reason == "discarded" and hooks.session_discarded is not None:
+            hooks.session_discarded.notify(client_id)
+        if reason == "expired" and hooks.session_expired is not None:
+            hooks.session_expired.notify(client_id)
+        if hooks.session_terminated is not None:
+            hooks.session_terminated.notify(client_id, reason)
 
     def connection_opened(self, conn) -> None:
         self.connections.add(conn)
@@ -274,8 +292,28 @@ class Broker:
         expiry = will.properties.get("message_expiry_interval")
         message = Message(will.topic_name, will.payload, will.qos, will.retain, props,
                           now + expiry if expiry is not None else None, now, client_id)
+        chain = self.hooks.message_will
+        if chain is not None:
+            folded = chain.fold(client_id, message)
+            if isinstance(folded, asyncio.Future):
+                folded.add_done_callback(lambda done: self._publish_folded_will(client_id, message,
+                                                                                done.result()))
+                return
+            self._publish_folded_will(client_id, message, folded)
+            return
         log.debug("client %s: publishing will on %s", client_id, will.topic_name)
         self.publish(message)
+
+    def _publish_folded_will(self, client_id: str, original: Message, message) -> None:
+        hooks = self.hooks
+        if message is DROP:
+            if hooks.message_dropped is not None:
+                hooks.message_dropped.notify(client_id, original, DropReason.BY_PLUGIN)
+            return
+        log.debug("client %s: publishing will on %s", client_id, message.topic_name)
+        self.publish(message)
+        if hooks.message_will_published is not None:
+            hooks.message_will_published.notify(client_id, message)
 
     def send_retained(self, session: Session, topic_filter: str, opts: SubOptions) -> None:
         if opts.share_group is not None:
@@ -287,6 +325,8 @@ class Broker:
 
     def count_dropped(self, session: Session, message: Message) -> None:
         self.stats.messages_dropped += 1
+        if self.hooks.message_dropped is not None:
+            self.hooks.message_dropped.notify(session.client_id, message, DropReason.QUEUE_FULL)
 
     def _send_to_worker(self, worker_id: int, message: Message, target) -> None:
         if self.peers is not None:

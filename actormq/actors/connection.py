@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import replace
 
+from actormq.actors import hooked
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
@@ -57,6 +58,13 @@ class Connection(asyncio.Protocol):
         self._taken_over = False
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
+        self.hooks = broker.hooks
+        self._pending = None                # the hook chain answer this client waits for
+        self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
+        self.mountpoint = ""
+        self.limits = None                  # session limits a plugin set at CONNECT
+        self.auth_exchange = None           # (connect, assigned, AuthExchange) during enhanced auth
+        self.auth_props = None              # authentication method / data of the CONNACK
 
     @property
     def peer(self) -> str:
@@ -65,6 +73,14 @@ class Connection(asyncio.Protocol):
             peer = self.transport.get_extra_info("peername") if self.transport else None
             self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         return self._peer
+
+    @property
+    def clean_disconnect(self) -> bool:
+        return self._clean_disconnect
+
+    @property
+    def was_taken_over(self) -> bool:
+        return self._taken_over
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -90,7 +106,8 @@ class Connection(asyncio.Protocol):
                 self._held.extend(packets[index:])
                 return
             kind = type(packet)
-            if self.session is None and kind is not Connect:
+            if self.session is None and kind is not Connect and \
+                    (kind is not Auth or self.auth_exchange is None):
                 raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "first packet must be CONNECT")
             handler = _CONNECTION_HANDLERS.get(kind)
             if handler is not None:
@@ -107,6 +124,8 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None or session.conn is not self:
             return
+        if self.client_info is not None:
+            hooked.client_closed(self, session, exc)
         if log.isEnabledFor(logging.DEBUG):
             reason = "normal disconnect" if self._clean_disconnect else \
                 f"connection lost ({exc or 'closed'})"
@@ -161,6 +180,8 @@ class Connection(asyncio.Protocol):
         """Encode and send one PUBLISH; False when it exceeds the client's maximum packet size."""
         version = self.version
         topic = message.topic_name
+        if self.mountpoint and topic.startswith(self.mountpoint):
+            topic = topic[len(self.mountpoint):]
         props = None
         new_alias = None
         if version == 5:
@@ -254,24 +275,33 @@ class Connection(asyncio.Protocol):
         if props and props.get("payload_format_indicator") == 1:
             _check_utf8_payload(packet.payload)
         if not self.broker.authorize_publish(self.session, topic):
-            self._refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
+            self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
+        if self.hooks.publish_hooked:
+            hooked.publish(self, packet)
+            return
+        self.route_publish(packet, message_from_publish(packet, self.client_id, time.time()))
+
+    def message_of(self, packet) -> object:
+        return message_from_publish(packet, self.client_id, time.time())
+
+    def route_publish(self, packet, message) -> None:
         broker = self.broker
-        self.session.handle_publish(packet, message_from_publish(packet, self.client_id, time.time()))
+        self.session.handle_publish(packet, message)
         if broker.congested:
             for session in broker.congested:
                 session.block(self)
             broker.congested.clear()
 
     def throttle(self) -> None:
-        """Stop taking packets from this client until unthrottle (backpressure)."""
+        """Stop taking packets from this client until unthrottle (backpressure, waiting)."""
         if self._held is None and not self.closed:
             self._held = []
             self.transport.pause_reading()
 
     def unthrottle(self) -> None:
-        """Take packets again, first the ones held back."""
-        if self._held is None or self.closed or self.session is None:
+        """Take packets again, first the ones held back (not while a hook answer is due)."""
+        if self._held is None or self.closed or self.session is None or self._pending is not None:
             return
         held, self._held = self._held, None
         self.transport.resume_reading()
@@ -280,7 +310,33 @@ class Connection(asyncio.Protocol):
         except ProtocolError as exc:
             self.protocol_error(exc)
 
-    def _refuse_publish(self, packet, reason_code: int) -> None:
+    def wait_then(self, answer, then) -> None:
+        """Act on a hook chain's answer: now when it is there, else once it is — meanwhile
+        this client's later packets are held in order and its socket is not read."""
+        if not isinstance(answer, asyncio.Future):
+            then(answer)
+            return
+        self._pending = answer
+        self.throttle()
+        answer.add_done_callback(lambda done: self._answered(done, then))
+
+    def _answered(self, done: asyncio.Future, then) -> None:
+        self._pending = None
+        if self.closed:
+            return
+        try:
+            then(done.result())
+        except ProtocolError as exc:
+            self.protocol_error(exc)
+            return
+        except Exception:       # a bug of ours, not the plugin's (chains catch those)
+            log.exception("client %s: acting on a hook answer failed", self.client_id)
+            self.disconnect(ReasonCode.UNSPECIFIED_ERROR, "internal error")
+            return
+        if self._pending is None:
+            self.unthrottle()
+
+    def refuse_publish(self, packet, reason_code: int) -> None:
         if packet.qos == 1:
             self.send_packet(Puback(packet.packet_id, reason_code if self.version == 5 else 0))
         elif packet.qos == 2:
@@ -300,8 +356,9 @@ class Connection(asyncio.Protocol):
     def _on_pingreq(self, _packet) -> None:
         self.send_bytes(b"\xd0\x00")
 
-    def _on_auth(self, _packet) -> None:
-        raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
+    def _on_auth(self, packet) -> None:
+        if not hooked.auth_packet(self, packet):
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
 
     def _on_disconnect(self, packet) -> None:
         session = self.session
@@ -330,12 +387,18 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.client_id = assigned or packet.client_id
+        if self.hooks.active:
+            hooked.connect(self, packet, assigned)
+            return
+        self.connect_allowed(packet, assigned)
+
+    def connect_allowed(self, packet: Connect, assigned: str | None) -> None:
+        """The CONNECT is accepted: claim the client id from the other workers, open the session."""
         peers = self.broker.peers
         if peers is None:
             self._open_session(packet, assigned)
             return
-        self._held = []
-        self.transport.pause_reading()
+        self.throttle()
         self.broker.loop.create_task(self._claim_then_open(peers, packet, assigned))
 
     async def _claim_then_open(self, peers, packet: Connect, assigned: str | None) -> None:
@@ -354,12 +417,17 @@ class Connection(asyncio.Protocol):
         self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
         session, present = self.broker.open_session(self, packet, self.client_id, expiry)
         self.session = session
-        self.send_packet(Connack(present, 0, self._connack_properties(packet, assigned, expiry)))
+        props = self._connack_properties(packet, assigned, expiry)
+        if self.client_info is not None:
+            hooked.session_opened(self, session, present, props)
+        self.send_packet(Connack(present, 0, props))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("client %s (%s) connected: v%d clean_start=%s keepalive=%d present=%s",
                       self.client_id, self.peer, self.version, packet.clean_start, packet.keepalive,
                       present)
         session.attach(self, present)
+        if self.client_info is not None:
+            hooked.connected(self)
 
     def _take_client_properties(self, props: dict) -> None:
         if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
@@ -375,7 +443,8 @@ class Connection(asyncio.Protocol):
         """(refusal reason or 0, assigned client id or None)."""
         settings = self.settings
         v5 = packet.protocol_level == 5
-        if v5 and packet.properties.get("authentication_method"):
+        if v5 and packet.properties.get("authentication_method") and \
+                self.hooks.client_enhanced_auth is None:
             return ReasonCode.BAD_AUTHENTICATION_METHOD, None
         assigned = None
         if not packet.client_id:

@@ -529,7 +529,7 @@ class PeerLink:
             return
         if session is not None:
             if header["clean"]:
-                broker.end_session(session)
+                broker.end_session(session, "discarded")
             else:
                 reply["state"], payloads = export_session(session)
                 broker.release_session(session)

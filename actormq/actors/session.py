@@ -14,9 +14,11 @@ import logging
 import struct
 import time
 
+from actormq.actors import hooked
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.errors import ProtocolError
+from actormq.hooks import DropReason
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
                                      Unsuback, encode, encode_publish)
@@ -37,8 +39,10 @@ class Session:
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
         self.broker = broker
+        self.hooks = broker.hooks
         self.client_id = client_id
         self.version = protocol_level
+        self.max_inflight = broker.settings.max_inflight
         self.queue = queue
         self.expiry_interval = expiry_interval      # None = never expires
         self.subscriptions: dict[str, SubOptions] = {}
@@ -62,6 +66,11 @@ class Session:
     @property
     def persistent(self) -> bool:
         return self.expiry_interval is None or self.expiry_interval > 0
+
+    def use_limits(self, queue_limits, max_inflight: int) -> None:
+        """Limits a plugin set for this client at CONNECT (VerneMQ's register modifiers)."""
+        self.max_inflight = max_inflight
+        self.queue.limits = queue_limits
 
     # -- attach / detach -------------------------------------------------------
 
@@ -96,7 +105,8 @@ class Session:
         self.store_record()
         if self.expiry_interval is not None:
             loop = self.broker.loop
-            self._expiry_timer = loop.call_later(self.expiry_interval, self.broker.end_session, self)
+            self._expiry_timer = loop.call_later(self.expiry_interval, self.broker.end_session, self,
+                                                 "expired")
 
     def end(self) -> None:
         """The session is over (expired, clean start, or not persistent)."""
@@ -165,6 +175,8 @@ class Session:
         broker.quota_exceeded = False
         broker.congested.clear()
         delivered = broker.publish(message)
+        if not delivered and self.hooks.message_dropped is not None:
+            hooked.dropped(self.hooks, self.client_id, message, DropReason.NO_SUBSCRIBERS)
         if qos == 0:
             return
         reason = 0
@@ -184,6 +196,14 @@ class Session:
             self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
         else:
             self._ack(Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason))
+
+    def accept_unrouted(self, packet) -> None:
+        """Acknowledge a PUBLISH a plugin dropped, as if it had been routed."""
+        if packet.qos == 1:
+            self._ack(Puback(packet.packet_id))
+        elif packet.qos == 2:
+            self._qos2_in.add(packet.packet_id)
+            self._ack(Pubrec(packet.packet_id))
 
     def _check_receive_maximum(self) -> None:
         if len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
@@ -242,6 +262,8 @@ class Session:
         if delivery is not None:
             self.queue.discard(delivery)
             self.drain_due = True
+            if self.hooks.message_acked is not None:
+                self.hooks.message_acked.notify(self.client_id, delivery.message)
 
     def handle_pubrec(self, packet) -> None:
         delivery = self._inflight.pop(packet.packet_id, None)
@@ -250,6 +272,8 @@ class Session:
                 self._ack(Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
             return
         self.queue.discard(delivery)
+        if self.hooks.message_acked is not None:
+            self.hooks.message_acked.notify(self.client_id, delivery.message)
         if packet.reason_code >= 0x80:       # the receiver refused it: done
             self.drain()
             return
@@ -269,16 +293,28 @@ class Session:
         if sub_id is not None and not settings.subscription_identifier_available:
             raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                 "subscription identifiers are not supported")
+        if self.conn.mountpoint:
+            packet = hooked.mount_subscribe(packet, self.conn.mountpoint)
+        if self.hooks.client_authorize_subscribe is not None:
+            hooked.subscribe(self, packet, [_valid_filter(sub.topic_filter)
+                                            for sub in packet.subscriptions])
+            return
+        self.subscribe_decided(packet, None)
+
+    def subscribe_decided(self, packet, decisions: list | None) -> None:
+        """SUBSCRIBE once the plugins (if any) decided on each filter: subscribe, SUBACK."""
+        sub_id = packet.properties.get("subscription_identifier")
         codes = []
         refused = []
         retained_wanted = []
-        for sub in packet.subscriptions:
-            code, new = self._subscribe_one(sub, sub_id)
+        for index, sub in enumerate(packet.subscriptions):
+            code, new, topic_filter = self._subscribe_one(sub, sub_id,
+                                                          decisions[index] if decisions else None)
             codes.append(code)
             if code >= 0x80:
                 refused.append(f"{sub.topic_filter!r}: {_REFUSALS.get(code, 'refused')}")
             elif sub.retain_handling == 0 or (sub.retain_handling == 1 and new):
-                retained_wanted.append(sub.topic_filter)
+                retained_wanted.append(topic_filter)
         log.debug("client %s subscribed: %s", self.client_id,
                   ", ".join(f"{sub.topic_filter} q{code}" for sub, code in zip(packet.subscriptions, codes)))
         props = {"reason_string": "; ".join(refused)} if refused and self.version == 5 else {}
@@ -287,35 +323,66 @@ class Session:
         for topic_filter in retained_wanted:
             self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
 
-    def _subscribe_one(self, sub, sub_id) -> tuple[int, bool]:
+    def _subscribe_one(self, sub, sub_id, decision) -> tuple[int, bool, str]:
+        """(SUBACK code, whether the subscription is new, the filter subscribed)."""
         settings = self.broker.settings
+        topic_filter = sub.topic_filter
+        requested = sub.qos
+        if decision is not None:
+            if not decision.allowed:
+                return self._refuse(decision.reason_code), False, topic_filter
+            try:
+                requested, topic_filter = hooked.granted(decision, requested, topic_filter)
+            except hooked.BadModifier as exc:
+                log.error("plugin %s: bad modifier on a SUBSCRIBE of %s: %s", decision.decided_by,
+                          self.client_id, exc)
+                return self._refuse(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR), False, topic_filter
         try:
-            validate_topic_filter(sub.topic_filter)
+            validate_topic_filter(topic_filter)
         except ProtocolError as exc:
-            return self._refuse(exc.reason_code), False
-        group, real_filter = parse_shared(sub.topic_filter)
+            return self._refuse(exc.reason_code), False, topic_filter
+        group, real_filter = parse_shared(topic_filter)
         if group is not None:
             if not settings.shared_subscription_available:
-                return self._refuse(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED), False
+                return self._refuse(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED), False, topic_filter
             if sub.no_local and self.version == 5:
                 raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "no local on a shared subscription")
         if not settings.wildcard_subscription_available and ("+" in real_filter or "#" in real_filter):
-            return self._refuse(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED), False
-        if not self.broker.authorize_subscribe(self, sub.topic_filter):
-            return self._refuse(ReasonCode.NOT_AUTHORIZED), False
-        qos = min(sub.qos, settings.max_qos)
+            return self._refuse(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED), False, topic_filter
+        if not self.broker.authorize_subscribe(self, topic_filter):
+            return self._refuse(ReasonCode.NOT_AUTHORIZED), False, topic_filter
+        qos = min(requested, settings.max_qos)
         opts = SubOptions(qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
                           sub_id, group)
         new = self.broker.router.subscribe(self.client_id, real_filter, opts)
-        self.subscriptions[sub.topic_filter] = opts
-        return qos, new
+        self.subscriptions[topic_filter] = opts
+        chain = self.hooks.session_subscribed
+        if chain is not None:
+            chain.notify(hooked.info_of(self.conn), topic_filter, opts)
+        return qos, new, topic_filter
 
     def _refuse(self, reason_code: int) -> int:
         return reason_code if self.version == 5 else 0x80
 
     def handle_unsubscribe(self, packet) -> None:
+        if self.conn.mountpoint:
+            packet = hooked.mount_unsubscribe(packet, self.conn.mountpoint)
+        if self.hooks.client_unsubscribe is not None:
+            hooked.unsubscribe(self, packet)
+            return
+        self.unsubscribe_decided(packet, None)
+
+    def unsubscribe_decided(self, packet, decisions: list | None) -> None:
+        """UNSUBSCRIBE once the plugins (if any) decided on each filter: unsubscribe, UNSUBACK."""
         codes = []
-        for topic_filter in packet.topic_filters:
+        chain = self.hooks.session_unsubscribed
+        for index, topic_filter in enumerate(packet.topic_filters):
+            decision = decisions[index] if decisions else None
+            if decision is not None:
+                if not decision.allowed:
+                    codes.append(decision.reason_code)
+                    continue
+                topic_filter = decision.modifiers.get("topic_filter", topic_filter)
             opts = self.subscriptions.pop(topic_filter, None)
             if opts is None:
                 codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
@@ -323,6 +390,8 @@ class Session:
             _group, real_filter = parse_shared(topic_filter)
             self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
             codes.append(ReasonCode.SUCCESS)
+            if chain is not None:
+                chain.notify(hooked.info_of(self.conn), topic_filter)
         log.debug("client %s unsubscribed: %s", self.client_id, ", ".join(packet.topic_filters))
         self._ack(Unsuback(packet.packet_id, tuple(codes)))
         self.store_record()
@@ -337,6 +406,14 @@ class Session:
 
     def deliver(self, message: Message, qos: int, retain: bool, sub_ids: tuple, encoded: dict) -> None:
         """Called by the Router for every message this session subscribed to."""
+        chain = self.hooks.message_deliver
+        if chain is not None:
+            folded = chain.fold(self.client_id, message)
+            if folded is not message:   # changed (or dropped): not the shared encoded bytes
+                if type(folded) is not Message:
+                    hooked.not_delivered(self, message, folded)
+                    return
+                message, encoded = folded, {}
         conn = self.conn
         if conn is not None and not self.queue and conn.writable:
             if qos == 0:
@@ -354,6 +431,8 @@ class Session:
                 self.broker.wrote_durable = True
             if not self.queue.enqueue(delivery):
                 self.broker.count_dropped(self, message)
+            elif conn is None and self.hooks.message_offline is not None:
+                self.hooks.message_offline.notify(self.client_id, message)
         except QueueFull:
             self.broker.quota_exceeded = True
             self.broker.count_dropped(self, message)
@@ -370,7 +449,7 @@ class Session:
                 return
             conn.send_publish(message, 0, retain, None, False, sub_ids)
             return
-        if sub_ids or conn.alias_out is not None:
+        if sub_ids or conn.alias_out is not None or conn.mountpoint:
             conn.send_publish(message, 0, retain, None, False, sub_ids)
             return
         key = (self.version, retain)
@@ -383,7 +462,7 @@ class Session:
 
     @property
     def _window(self) -> int:
-        return min(self.receive_maximum, self.broker.settings.max_inflight)
+        return min(self.receive_maximum, self.max_inflight)
 
     def drain(self) -> None:
         """Send queued deliveries while the in-flight window has room."""
@@ -402,6 +481,7 @@ class Session:
             message = delivery.message
             if message.expires_at is not None and message.expired(now):
                 queue.discard(delivery)
+                hooked.dropped(self.hooks, self.client_id, message, DropReason.EXPIRED)
             elif delivery.qos == 0:
                 conn.send_publish(message, 0, delivery.retain, None, False, delivery.subscription_ids)
                 queue.discard(delivery)
@@ -508,6 +588,14 @@ _REFUSALS = {
     ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED: "wildcard subscriptions are not supported",
     ReasonCode.NOT_AUTHORIZED: "not authorized",
 }
+
+
+def _valid_filter(topic_filter: str) -> bool:
+    try:
+        validate_topic_filter(topic_filter)
+    except ProtocolError:
+        return False
+    return True
 
 
 def message_from_publish(packet, origin: str, now: float) -> Message:

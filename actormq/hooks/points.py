@@ -37,8 +37,7 @@ class Mode(enum.Enum):
 
 _CONNECT_MODIFIERS = frozenset({
     "max_inflight_messages", "max_online_messages", "max_offline_messages", "queue_type",
-    "max_message_size", "mountpoint", "client_id", "clean_session", "clean_start",
-    "session_expiry_interval", "superuser",
+    "max_message_size", "mountpoint", "client_id", "clean_session", "clean_start", "superuser",
 })
 _MESSAGE_MODIFIERS = frozenset({"topic_name", "payload", "qos", "retain", "properties"})
 

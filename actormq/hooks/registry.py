@@ -6,7 +6,8 @@ it runs first at every point and so has the most control, as Gmqtt's
 point (``hooks.message_publish``, ``hooks.client_authenticate``, ...) that is
 **None when no plugin hooks it** or the `Chain` to run. That is the whole
 cost of the hooks on the hot path when nothing is loaded: one attribute
-read and an ``is None`` test::
+read and an ``is None`` test (`active`: some plugin hooks something;
+`publish_hooked`: a PUBLISH has a decide or fold chain to run)::
 
     chain = hooks.message_publish
     if chain is not None:
@@ -82,7 +83,7 @@ class Hooks:
     """One worker's plugins in order and a chain (or None) per hook point."""
 
     __slots__ = tuple(point.attribute for point in HookPoint) + (
-        "_loaded", "_defaults", "_breaker_settings")
+        "active", "publish_hooked", "_loaded", "_defaults", "_breaker_settings")
 
     def __init__(self, defaults: Mapping[HookPoint, str] | None = None,
                  breaker: BreakerSettings = BreakerSettings()) -> None:
@@ -177,6 +178,9 @@ class Hooks:
                 point, providers, self._defaults.get(point, Decision(True)),
                 SERVER_UNAVAILABLE if point in _CONNECT_POINTS else NOT_AUTHORIZED)
                 if providers else None)
+        self.active = any(loaded.enabled and loaded.points for loaded in self._loaded)
+        self.publish_hooked = self.client_authorize_publish is not None or \
+            self.message_publish is not None
 
     @staticmethod
     def _provider(loaded: Loaded, point: HookPoint) -> Provider:
