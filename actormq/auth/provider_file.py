@@ -5,7 +5,8 @@ SCRAM-SHA-256 against the same users.
 Answers at `client.authenticate`: no username → allowed when
 `mqtt.allow_anonymous` (the core refuses it otherwise); a user the file does
 not know → next (another source may know it); a wrong password → 0x86 Bad
-user name or password (3.1.1: 4), logged at info with client id and peer;
+user name or password (3.1.1: 4; the core logs refusals at info with
+client id and peer);
 right → allowed, with `superuser=True` for a `superuser` line. bcrypt hashes
 are checked on a thread (they cost milliseconds by design).
 """
@@ -13,7 +14,6 @@ are checked on a thread (they cost milliseconds by design).
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from actormq.auth.passwd_file import PasswordEntry, PasswordFile
 from actormq.auth.scram import METHOD as SCRAM_METHOD
@@ -21,16 +21,8 @@ from actormq.auth.scram import ScramCredentials, ScramExchange, ScramFailed
 from actormq.errors import ConfigError
 from actormq.hooks import NEXT, OK, Continue, Error, Ok, Plugin
 
-log = logging.getLogger("actormq.auth")
-
 BAD_USER_NAME_OR_PASSWORD = 0x86
 NOT_AUTHORIZED = 0x87
-
-
-def refused(client, code: int, why: str) -> Error:
-    """The Error a source answers, logged at info with the client id and peer."""
-    log.info("client %s from %s refused (0x%02X): %s", client.client_id, client.peer, code, why)
-    return Error(code, why)
 
 
 def _granted(entry: PasswordEntry) -> Ok:
@@ -63,12 +55,12 @@ class PasswordFilePlugin(Plugin):
         if client.username is None:
             if self.allow_anonymous:
                 return OK
-            return refused(client, NOT_AUTHORIZED, "no username and anonymous access is off")
+            return Error(NOT_AUTHORIZED, "no username and anonymous access is off")
         entry = self.passwords.lookup(client.username)
         if entry is None:
             return NEXT
         if client.password is None:
-            return refused(client, BAD_USER_NAME_OR_PASSWORD, f"no password for user {client.username!r}")
+            return Error(BAD_USER_NAME_OR_PASSWORD, f"no password for user {client.username!r}")
         if entry.hash.scheme == "bcrypt":
             return self._verify_on_thread(client, entry)
         return self._answer(client, entry, entry.hash.verify(client.password))
@@ -78,7 +70,7 @@ class PasswordFilePlugin(Plugin):
 
     def _answer(self, client, entry: PasswordEntry, right: bool):
         if not right:
-            return refused(client, BAD_USER_NAME_OR_PASSWORD, f"wrong password for user {client.username!r}")
+            return Error(BAD_USER_NAME_OR_PASSWORD, f"wrong password for user {client.username!r}")
         return _granted(entry)
 
     # -- MQTT 5 enhanced authentication ------------------------------------------------
@@ -97,7 +89,7 @@ class PasswordFilePlugin(Plugin):
             scram = exchange.state
             server_final = scram.final(exchange.data or b"")
         except ScramFailed as problem:
-            return refused(client, BAD_USER_NAME_OR_PASSWORD, f"SCRAM-SHA-256: {problem}")
+            return Error(BAD_USER_NAME_OR_PASSWORD, f"SCRAM-SHA-256: {problem}")
         entry = self.passwords.lookup(scram.user)
         superuser = {"superuser": True} if entry is not None and entry.superuser else {}
         return Ok(auth_data=server_final, **superuser)

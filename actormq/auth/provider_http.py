@@ -12,8 +12,7 @@ from __future__ import annotations
 from actormq.auth.http_client import HttpClient, RetryPolicy, SourceUnavailable
 from actormq.auth.http_request import RequestSpec, auth_answer, superuser_answer
 from actormq.auth.placeholders import client_values
-from actormq.auth.provider_file import refused
-from actormq.hooks import NEXT, OK, Ok, Plugin
+from actormq.hooks import NEXT, OK, Error, Ok, Plugin
 
 SERVER_UNAVAILABLE = 0x88
 
@@ -61,12 +60,12 @@ class HttpAuthPlugin(Plugin):
         try:
             status, body = await self.http.send(self.auth_req.build(values))
         except SourceUnavailable as problem:
-            return refused(client, SERVER_UNAVAILABLE, f"HTTP auth: {problem}")
+            return Error(SERVER_UNAVAILABLE, f"HTTP auth: {problem}")
         answer = auth_answer(status, body)
         if answer.outcome == "ignore":
             return NEXT
         if answer.outcome == "refuse":
-            return refused(client, answer.reason_code, f"HTTP auth answered {status}")
+            return Error(answer.reason_code, f"HTTP auth answered {status}")
         if self.super_req is not None and await self._is_superuser(values):
             return Ok(superuser=True)
         return OK

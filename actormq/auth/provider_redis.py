@@ -13,10 +13,10 @@ import asyncio
 import logging
 
 from actormq.auth.http_client import SourceUnavailable
-from actormq.auth.provider_file import BAD_USER_NAME_OR_PASSWORD, refused
+from actormq.auth.provider_file import BAD_USER_NAME_OR_PASSWORD
 from actormq.auth.provider_http import SERVER_UNAVAILABLE
 from actormq.auth.redis_store import RedisRecords
-from actormq.hooks import NEXT, HookPoint, Ok, Plugin
+from actormq.hooks import NEXT, Error, HookPoint, Ok, Plugin
 
 log = logging.getLogger("actormq.auth")
 
@@ -46,12 +46,12 @@ class RedisAuthPlugin(Plugin):
         try:
             record = await self.records.fetch(client.mountpoint, client.client_id, client.username)
         except SourceUnavailable as problem:
-            return refused(client, SERVER_UNAVAILABLE, str(problem))
+            return Error(SERVER_UNAVAILABLE, str(problem))
         if record is None:
             return NEXT
         password = client.password or b""
         if not await asyncio.to_thread(record.passhash.verify, password):
-            return refused(client, BAD_USER_NAME_OR_PASSWORD, f"wrong password for user {client.username!r}")
+            return Error(BAD_USER_NAME_OR_PASSWORD, f"wrong password for user {client.username!r}")
         modifiers = {name: value for name, value in record.register_modifiers.items()
                      if name in _REGISTER_MODIFIERS}
         for unknown in set(record.register_modifiers) - set(modifiers):

@@ -50,9 +50,7 @@ def password_file(tmp_path):
     return str(path)
 
 
-def test_password_file_answers(password_file, caplog):
-    caplog.set_level("INFO", "actormq.auth")
-
+def test_password_file_answers(password_file):
     async def scenario():
         hooks = make_hooks(PasswordFilePlugin, **{"auth.password_file": password_file})
         await hooks.start()
@@ -68,7 +66,6 @@ def test_password_file_answers(password_file, caplog):
         assert (await decide(chain, ALICE.evolve(username=None, password=None))).allowed  # anonymous on
 
     run(scenario())
-    assert "client c-alice from 127.0.0.1:5555 refused (0x86): wrong password for user 'alice'" in caplog.text
 
 
 def test_password_file_that_cannot_be_read_stops_the_start(tmp_path):
