@@ -9,6 +9,10 @@ A superuser (decided at connect) skips all of it. The final verdict is
 cached per client (`acl.cache.*`); `reload()` (SIGHUP, `actormq acl
 reload`) re-reads the file and empties every cache; `cache_of(client_id)`
 / `clear_cache(client_id)` serve the management API.
+
+Rules are written in the client's own namespace: the core hands over topics
+inside the client's mountpoint, so the mountpoint is taken off before any
+source sees a topic (and put back on a topic a publish modifier rewrites).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from actormq.auth.provider_http import http_client, request_spec, sock_port
 from actormq.auth.provider_redis import redis_records
 from actormq.auth.verdicts import Verdict, publish_answer, subscribe_answer
 from actormq.errors import ConfigError
-from actormq.hooks import OK, Plugin
+from actormq.hooks import OK, Ok, Plugin
+from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.auth")
 
@@ -91,18 +96,18 @@ class AclPlugin(Plugin):
     def on_client_authorize_publish(self, client, message):
         if client.superuser:
             return OK
-        verdict = self._verdict(client, Action.PUBLISH, message.topic_name)
+        verdict = self._verdict(client, Action.PUBLISH, unmounted(message.topic_name, client.mountpoint))
         if inspect.isawaitable(verdict):
-            return self._publish_later(verdict, message)
-        return publish_answer(verdict, message)
+            return self._publish_later(verdict, client, message)
+        return mounted_answer(publish_answer(verdict, message), client.mountpoint)
 
-    async def _publish_later(self, pending, message):
-        return publish_answer(await pending, message)
+    async def _publish_later(self, pending, client, message):
+        return mounted_answer(publish_answer(await pending, message), client.mountpoint)
 
     def on_client_authorize_subscribe(self, client, topic_filter, options):
         if client.superuser:
             return OK
-        verdict = self._verdict(client, Action.SUBSCRIBE, topic_filter)
+        verdict = self._verdict(client, Action.SUBSCRIBE, unmounted(topic_filter, client.mountpoint))
         if inspect.isawaitable(verdict):
             return self._subscribe_later(verdict, topic_filter, options)
         return subscribe_answer(verdict, topic_filter, options)
@@ -152,3 +157,21 @@ class AclPlugin(Plugin):
             return answer
         verdict = self._ask(client, action, topic, rest)
         return await verdict if inspect.isawaitable(verdict) else verdict
+
+
+def unmounted(topic: str, mountpoint: str) -> str:
+    """A topic (or `$share/g/` filter) as the client wrote it, without its mountpoint."""
+    if not mountpoint:
+        return topic
+    group, real = parse_shared(topic)
+    real = real[len(mountpoint):] if real.startswith(mountpoint) else real
+    return real if group is None else f"$share/{group}/{real}"
+
+
+def mounted_answer(answer, mountpoint: str):
+    """A publish answer whose rewritten topic is put inside the client's mountpoint."""
+    if mountpoint and isinstance(answer, Ok) and "topic_name" in answer.modifiers:
+        modifiers = dict(answer.modifiers)
+        modifiers["topic_name"] = mountpoint + modifiers["topic_name"]
+        return Ok(**modifiers)
+    return answer
