@@ -93,7 +93,7 @@ def run(workers: int | None, config_file: str | None, settings: dict[str, str], 
         config = load_config(config_file, overrides=overrides)
         check_plugins(config, config_file)
         from actormq.node import run_node
-        code = run_node(config)
+        code = run_node(config, lambda: load_config(config_file, overrides=overrides))
     sys.exit(code)
 
 
@@ -281,6 +281,10 @@ def _add_bench_command() -> None:
 
 
 _add_bench_command()
+
+from actormq.mgmt.cli import api_key  # noqa: E402
+
+main.add_command(api_key)
 
 from actormq.auth.cli import passwd  # noqa: E402  (feature commands register after the core ones)
 

@@ -4,10 +4,14 @@ Broker with the actors, its listeners and its link to the other workers.
 The node starts `worker_main` with multiprocessing (spawn) and a `WorkerPlan`.
 The control pipe carries, worker → node: ("ready", host, port, private_port)
 once the worker serves (private_port is None unless
-`listener.tcp.worker_ports`) or ("error", text); node → worker:
-("peer_down", worker_id, pid) when another worker died. The worker stops
-cleanly on SIGTERM/SIGINT, or when the node is gone (the pipe closes):
-DISCONNECT to its clients, storage flushed, exit code 0.
+`listener.tcp.worker_ports`) or ("error", text), and ("reloaded", generation,
+applied keys, keys that need a restart) after a reload; node → worker:
+("peer_down", worker_id, pid) when another worker died, ("reload",
+generation, config) on SIGHUP (the broker's `reloader` applies it). The
+worker stops cleanly on SIGTERM/SIGINT, or when the node is gone (the pipe
+closes): DISCONNECT to its clients, storage flushed, the run dir removed,
+exit code 0. It ignores SIGHUP (the node reloads), and `ps` shows it as
+`actormq: worker N`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
 
 from actormq import fdtable
 from actormq.errors import ActormqError
+from actormq.logsetup import setup_logging
+from actormq.proctitle import set_process_title
 
 log = logging.getLogger("actormq.worker")
 
@@ -70,6 +77,9 @@ class Worker:
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
         self.peers = None
+        self.broker = None
+        self.node_gone = False
+        self.admin = None       # the control link to the node (admin commands)
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -84,14 +94,21 @@ class Worker:
         plan = self.plan
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stopping.set)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         stores = open_worker_stores(self.config)
-        broker = Broker(self.config, self.loop, stores, plan.worker_id, plan.worker_count)
+        broker = self.broker = Broker(self.config, self.loop, stores, plan.worker_id,
+                                      plan.worker_count)
+        broker.reloader.on_reload(("log.level",), self._reload_log_level)
         broker.hooks = await start_hooks(self.config, plan.worker_id)
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)
             await self.peers.start()
         broker.start(restore=plan.restore)
+        if plan.run_dir:
+            from actormq.mgmt.worker_link import WorkerLink
+            self.admin = WorkerLink(broker, plan.run_dir)
+            await self.admin.start()
         servers, private_port = await self._listen(broker)
         tune_gc()
         self._watch_control()
@@ -99,6 +116,8 @@ class Worker:
         await self.stopping.wait()
         for server in servers:
             server.close()
+        if self.admin is not None:
+            await self.admin.stop()
         if self.peers is not None:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
@@ -107,6 +126,8 @@ class Worker:
             await self.peers.stop()
         if stores is not None:
             stores.close()
+        if self.node_gone and plan.run_dir:
+            shutil.rmtree(plan.run_dir, ignore_errors=True)     # nobody else will
         return 0
 
     async def _listen(self, broker) -> tuple[list, int | None]:
@@ -137,10 +158,20 @@ class Worker:
                 message = self.control.recv()
                 if message[0] == "peer_down" and self.peers is not None:
                     self.peers.peer_down(message[1], message[2])
+                elif message[0] == "reload":
+                    self._reload(message[1], message[2])
         except (EOFError, OSError):
             log.warning("the node is gone: stopping")
+            self.node_gone = True
             self.loop.remove_reader(self.control.fileno())
             self.stopping.set()
+
+    def _reload(self, generation: int, new_config) -> None:
+        self.config, result = self.broker.reloader.apply(self.config, new_config)
+        self._report("reloaded", generation, result.applied, result.needs_restart)
+
+    def _reload_log_level(self, config) -> None:
+        setup_logging(config["log.level"], f"worker-{self.plan.worker_id}")
 
     def _report(self, *message) -> None:
         if self.control is not None:
@@ -176,8 +207,7 @@ def tune_gc() -> None:
 
 def worker_main(config, plan: WorkerPlan, control) -> None:
     """Entry point of a spawned worker process."""
-    from actormq.logsetup import setup_logging
-
+    set_process_title(f"actormq: worker {plan.worker_id}")
     setup_logging(config["log.level"], f"worker-{plan.worker_id}")
     fdtable.reserve(fdtable.MAX_RESERVED)     # while this process has one thread
     try:

@@ -21,6 +21,7 @@ from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
 from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.reload import Reloader
 from actormq.hooks import DROP, DropReason, Hooks
 from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
 from actormq.transport.codec import ReasonCode
@@ -29,6 +30,8 @@ from actormq.transport.topics import parse_shared
 log = logging.getLogger("actormq.broker")
 
 KEEPALIVE_SWEEP_SECONDS = 0.25
+RELOADABLE_KEYS = ("mqtt.", "log.connections", "queue.max_inflight", "queue.max_online_messages",
+                   "queue.max_offline_messages", "queue.type", "queue.drop")
 
 
 class Broker:
@@ -56,9 +59,19 @@ class Broker:
         self.congested: list = []            # online sessions whose queue passed the high mark
         self._dirty: list = []
         self._tasks: list = []
-        self._queue_limits = QueueLimits(self.settings.max_online_messages,
-                                         self.settings.max_offline_messages,
-                                         self.settings.queue_lifo, self.settings.queue_drop_oldest)
+        self._queue_limits = self._make_queue_limits()
+        self.reloader = Reloader()      # config reload: parts register what they take
+        self.reloader.on_reload(RELOADABLE_KEYS, self.reload)
+
+    def _make_queue_limits(self) -> QueueLimits:
+        settings = self.settings
+        return QueueLimits(settings.max_online_messages, settings.max_offline_messages,
+                           settings.queue_lifo, settings.queue_drop_oldest)
+
+    def reload(self, config) -> None:
+        """New MQTT and queue limits: connections and sessions made from now on use them."""
+        self.settings = BrokerSettings.from_config(config)
+        self._queue_limits = self._make_queue_limits()
 
     def _make_retained_store(self) -> RetainedStore:
         mode = self.config.get("retained.storage", "ram")
@@ -359,7 +372,9 @@ class Broker:
             now = time.monotonic()
             for conn in list(self.connections):
                 deadline = conn.keepalive_deadline
-                if deadline and now - conn.last_seen > deadline:
+                # before its CONNECT a connection has connect_timeout from the accept, whatever it sends
+                since = conn.last_seen if conn.session is not None else conn.accepted_at
+                if deadline and now - since > deadline:
                     conn.keepalive_expired()
 
     def _count_offline(self) -> None:

@@ -5,7 +5,17 @@ directions, the client's maximum packet size, and the CONNECT handshake.
 Takes: bytes from the socket, packets and encoded PUBLISH bytes to send (from
 its Session). Sends: decoded packets to its Session, CONNECT to the Broker.
 A protocol error closes the connection (3.1.1) or answers DISCONNECT with the
-error's reason code first (5.0); it never affects another connection.
+error's reason code first (5.0); it never affects another connection. After a
+server DISCONNECT (or a refusing CONNACK) the socket is half-closed and what
+the client still sends is discarded for at most DISCONNECT_LINGER seconds, so
+the client reads the reason instead of a reset. Reason strings are bounded
+and left out when they would not fit the client's maximum packet size.
+
+The CONNECT must arrive within `mqtt.connect_timeout` of the accept (the
+broker's keepalive sweep counts from `accepted_at`), and the decoder buffers
+at most `mqtt.max_connect_packet_size` bytes before it. With
+`log.connections` on, every connect and disconnect of a client is logged at
+info.
 """
 
 from __future__ import annotations
@@ -21,7 +31,8 @@ from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
-                                     StreamDecoder, Subscribe, Unsubscribe, encode, encode_publish)
+                                     StreamDecoder, Suback, Subscribe, Unsuback, Unsubscribe,
+                                     encode, encode_publish)
 from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.connection")
@@ -29,6 +40,21 @@ log = logging.getLogger("actormq.connection")
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
+DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
+MAX_REASON_STRING = 256     # characters of a reason string we send
+MAX_PACKET = 268_435_460    # the largest packet MQTT can frame
+
+
+class _DiscardInput:
+    """The decoder of a connection that is closing: input is read and dropped."""
+
+    __slots__ = ()
+    bytes_in = 0
+    version = None
+
+    @staticmethod
+    def feed(_data: bytes) -> tuple:
+        return ()
 
 
 class Connection(asyncio.Protocol):
@@ -37,14 +63,15 @@ class Connection(asyncio.Protocol):
     def __init__(self, broker) -> None:
         self.broker = broker
         self.settings = broker.settings
-        self.decoder = StreamDecoder(self.settings.max_packet_size)
+        self.decoder = StreamDecoder(self.settings.max_packet_size,
+                                     self.settings.max_connect_packet_size)
         self.transport = None
         self.session = None
         self.client_id = ""
         self._peer: str | None = None
         self.version = 4
         self.keepalive_deadline = 0.0       # seconds of silence allowed; 0 = none
-        self.last_seen = time.monotonic()
+        self.accepted_at = self.last_seen = time.monotonic()
         self.writable = True
         self.closed = False
         self.client_receive_maximum = 65535
@@ -56,6 +83,7 @@ class Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._clean_disconnect = False
         self._taken_over = False
+        self._close_reason = ""
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
         self.hooks = broker.hooks
@@ -126,11 +154,10 @@ class Connection(asyncio.Protocol):
             return
         if self.client_info is not None:
             hooked.client_closed(self, session, exc)
-        if log.isEnabledFor(logging.DEBUG):
-            reason = "normal disconnect" if self._clean_disconnect else \
-                f"connection lost ({exc or 'closed'})"
-            log.debug("client %s (%s) gone: %s, %d packets received", self.client_id, self.peer,
-                      reason, self.received)
+        if self.settings.log_connections and log.isEnabledFor(logging.INFO):
+            reason = self._close_reason or (f"connection lost ({exc})" if exc else "closed by client")
+            log.info("client %s (%s) disconnected: %s, %d packets received", self.client_id,
+                     self.peer, reason, self.received)
         session.detach(publish_will=not self._clean_disconnect)
 
     def pause_writing(self) -> None:
@@ -169,11 +196,26 @@ class Connection(asyncio.Protocol):
         self.transport.write(data)
 
     def send_packet(self, packet) -> None:
-        if not self.problem_info and getattr(packet, "properties", None) and \
-                "reason_string" in packet.properties and not isinstance(packet, (Connack, Disconnect)):
-            packet = replace(packet, properties={
-                k: v for k, v in packet.properties.items() if k not in ("reason_string", "user_property")})
-        self.send_bytes(encode(packet, self.version))
+        props = getattr(packet, "properties", None)
+        if props and "reason_string" in props:
+            self.send_bytes(self._encode_with_reason(packet, props))
+        else:
+            self.send_bytes(encode(packet, self.version))
+
+    def _encode_with_reason(self, packet, props: dict) -> bytes:
+        """The packet with its reason string bounded, or without its reason string and
+        user properties when the client asked for no problem information or they
+        would not fit its maximum packet size [MQTT-3.1.2-29, MQTT-3.2.2-19]."""
+        if not self.problem_info and not isinstance(packet, (Connack, Disconnect)):
+            return encode(_without_diagnostics(packet), self.version)
+        text = props["reason_string"]
+        if len(text) > MAX_REASON_STRING:
+            text = text[:MAX_REASON_STRING - 3] + "..."
+            packet = replace(packet, properties={**props, "reason_string": text})
+        data = encode(packet, self.version)
+        if len(data) > (self.max_packet_out or MAX_PACKET):
+            data = encode(_without_diagnostics(packet), self.version)
+        return data
 
     def send_publish(self, message, qos: int, retain: bool, packet_id, dup: bool,
                      sub_ids: tuple = ()) -> bool:
@@ -214,35 +256,55 @@ class Connection(asyncio.Protocol):
         """Server-initiated close: DISCONNECT with a reason code first in 5.0."""
         if self.closed:
             return
+        if not self._close_reason:
+            self._close_reason = reason_string or f"reason 0x{reason_code:02X}"
         if self.version == 5 and self.session is not None:
             props = {"reason_string": reason_string} if reason_string and self.problem_info else {}
-            self.send_bytes(encode(Disconnect(reason_code, props), 5))
+            self.send_packet(Disconnect(reason_code, props))
+            self.close(linger=True)
+            return
         self.close()
 
-    def close(self) -> None:
+    def close(self, linger: bool = False) -> None:
+        """Close the socket; with linger, after what was sent: half-close, discard the
+        client's input until it closes too or DISCONNECT_LINGER has passed."""
         if self.closed:
             return
         self.flush()
         self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if not linger or not transport.can_write_eof() or transport.is_closing():
+            transport.close()
+            return
+        transport.write_eof()
+        self.decoder = _DiscardInput()
+        if self._held is not None:
+            self._held = None
+            transport.resume_reading()
+        self.broker.loop.call_later(DISCONNECT_LINGER, transport.close)
 
     def protocol_error(self, exc: ProtocolError) -> None:
-        log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
-                 self.peer, exc.reason_code, exc.detail)
+        if self.session is None or not self.settings.log_connections:
+            # else the disconnect line of the connection log says it
+            log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
+                     self.peer, exc.reason_code, exc.detail)
         if self.session is None:
             if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
                 self.send_bytes(V311_CONNACK_UNACCEPTABLE_PROTOCOL)
             elif self.decoder.version == 5:
                 self.version = 5
-                self.send_bytes(encode(Connack(False, exc.reason_code, self._reason(exc.detail)), 5))
-            self.close()
+                self.send_packet(Connack(False, exc.reason_code, self._reason(exc.detail)))
+            self.close(linger=bool(self._out))
             return
+        self._close_reason = f"protocol error 0x{exc.reason_code:02X} {exc.detail}"
         self.disconnect(exc.reason_code, exc.detail)
 
     def taken_over(self) -> None:
         """Another connection took this client id: close this one (5.0: reason 0x8E)."""
         self._taken_over = True
+        self._close_reason = "taken over"
         self.disconnect(ReasonCode.SESSION_TAKEN_OVER, "another connection took over the session")
 
     def keepalive_expired(self) -> None:
@@ -250,7 +312,9 @@ class Connection(asyncio.Protocol):
             log.info("peer %s sent no CONNECT in time, closing", self.peer)
             self.close()
             return
-        log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
+        if not self.settings.log_connections:
+            log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
+        self._close_reason = "keepalive timeout"
         self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
 
     def _reason(self, text: str) -> dict:
@@ -360,6 +424,10 @@ class Connection(asyncio.Protocol):
         if not hooked.auth_packet(self, packet):
             raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
 
+    def _on_server_packet(self, packet) -> None:
+        raise ProtocolError(ReasonCode.PROTOCOL_ERROR,
+                            f"{type(packet).__name__.upper()} is sent by servers only")
+
     def _on_disconnect(self, packet) -> None:
         session = self.session
         interval = packet.properties.get("session_expiry_interval") if packet.properties else None
@@ -371,6 +439,9 @@ class Connection(asyncio.Protocol):
         if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
             self._clean_disconnect = True
             session.will = None
+            self._close_reason = "normal disconnect"
+        else:
+            self._close_reason = "disconnect with will message"
         self.close()
 
     def _on_connect(self, packet: Connect) -> None:
@@ -384,7 +455,7 @@ class Connection(asyncio.Protocol):
         if refusal:
             log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
             self.send_packet(Connack(False, refusal))
-            self.close()
+            self.close(linger=True)
             return
         self.client_id = assigned or packet.client_id
         if self.hooks.active:
@@ -421,10 +492,11 @@ class Connection(asyncio.Protocol):
         if self.client_info is not None:
             hooked.session_opened(self, session, present, props)
         self.send_packet(Connack(present, 0, props))
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("client %s (%s) connected: v%d clean_start=%s keepalive=%d present=%s",
-                      self.client_id, self.peer, self.version, packet.clean_start, packet.keepalive,
-                      present)
+        if self.settings.log_connections and log.isEnabledFor(logging.INFO):
+            log.info("client %s connected from %s: MQTT v%d, clean start %d, %s session, "
+                     "session present %d, keepalive %d", self.client_id, self.peer,
+                     self.version, packet.clean_start, "persistent" if session.persistent else
+                     "clean", present, packet.keepalive)
         session.attach(self, present)
         if self.client_info is not None:
             hooked.connected(self)
@@ -509,12 +581,20 @@ class Connection(asyncio.Protocol):
 _CONNECTION_HANDLERS = {
     Publish: Connection._on_publish, Pingreq: Connection._on_pingreq,
     Disconnect: Connection._on_disconnect, Connect: Connection._on_connect, Auth: Connection._on_auth,
+    Connack: Connection._on_server_packet, Suback: Connection._on_server_packet,
+    Unsuback: Connection._on_server_packet, Pingresp: Connection._on_server_packet,
 }
 _SESSION_HANDLERS = {
     Puback: Session.handle_puback, Pubrec: Session.handle_pubrec, Pubrel: Session.handle_pubrel,
     Pubcomp: Session.handle_pubcomp, Subscribe: Session.handle_subscribe,
     Unsubscribe: Session.handle_unsubscribe,
 }
+
+
+def _without_diagnostics(packet):
+    """The packet without its reason string and user properties."""
+    return replace(packet, properties={k: v for k, v in packet.properties.items()
+                                       if k not in ("reason_string", "user_property")})
 
 
 def _check_utf8_payload(payload: bytes) -> None:

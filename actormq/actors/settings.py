@@ -25,6 +25,8 @@ class BrokerSettings:
     max_session_expiry_interval: int = 0
     persistent_client_expiration: int = 0
     connect_timeout: float = 30.0
+    max_connect_packet_size: int = 64 * 1024
+    log_connections: bool = True
     max_inflight: int = 100
     max_online_messages: int = 1000
     max_offline_messages: int = 1000
@@ -53,7 +55,7 @@ class BrokerSettings:
 
 
 _CONFIG_KEYS = {
-    "connect_timeout": None,
+    "log_connections": "log.connections",
     "max_inflight": "queue.max_inflight",
     "max_online_messages": "queue.max_online_messages",
     "max_offline_messages": "queue.max_offline_messages",
