@@ -286,6 +286,7 @@ from actormq.mgmt.cli import api_key  # noqa: E402
 
 main.add_command(api_key)
 
-from actormq.auth.cli import passwd  # noqa: E402  (feature commands register after the core ones)
+from actormq.auth.cli import acl, passwd  # noqa: E402  (feature commands register after the core ones)
 
 main.add_command(passwd)
+main.add_command(acl)

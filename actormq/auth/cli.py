@@ -3,6 +3,10 @@
 `actormq passwd FILE USER` prompts for the password; `-b FILE USER PASSWORD`
 takes it on the command line (scripts); `-c` creates (overwrites) the file;
 `-D` deletes the user. Hashes are PBKDF2-SHA512 `$7$`, which Mosquitto reads.
+
+`actormq acl reload` (as `emqx_ctl acl reload`) makes the running broker
+re-read its ACL and password files and empty every ACL cache; `actormq acl
+cache CLIENTID [--clear]` shows or empties one client's ACL cache.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from urllib.parse import quote
 
 import click
 
 from actormq.auth.hashes import make_pbkdf2_hash
 from actormq.auth.passwd_file import delete_user_lines, set_user_line, user_line
 from actormq.auth.scram import ScramCredentials
+from actormq.mgmt.cli_support import api_command, emit, format_option, warn_failed
 
 EXIT_ERROR = 2
 
@@ -95,3 +101,32 @@ def passwd(batch: bool, create: bool, delete: bool, superuser: bool, no_scram: b
         scram = None if no_scram else ScramCredentials.from_password(secret)
         lines = set_user_line(lines, user, user_line(user, make_pbkdf2_hash(secret), superuser, scram))
     _write_lines(path, lines)
+
+
+@click.group("acl")
+def acl() -> None:
+    """The running broker's ACL: reload the files, show or empty a client's ACL cache."""
+
+
+@acl.command("reload")
+@api_command
+def acl_reload(client) -> None:
+    """Re-read the ACL and password files on every worker and empty every ACL cache."""
+    body = client.command("acl.reload")
+    warn_failed(body)
+    click.echo(f"reloaded on {len(body.get('data') or [])} worker(s)")
+
+
+@acl.command("cache")
+@api_command
+@click.option("--clear", is_flag=True, help="Empty the client's ACL cache instead of showing it.")
+@format_option
+@click.argument("client_id", metavar="CLIENTID")
+def acl_cache(client, clear: bool, output_format: str, client_id: str) -> None:
+    """Show (or --clear) the ACL cache of a connected client."""
+    path = f"/api/v4/clients/{quote(client_id, safe='')}/acl_cache"
+    if clear:
+        client.delete(path)
+        click.echo(f"ACL cache of {client_id} emptied")
+        return
+    emit(client.get(path).get("data") or [], ("access", "topic", "result", "updated_time"), output_format)

@@ -43,6 +43,7 @@ PLANE = web.AppKey("plane", object)
 
 ROUTE_MODULES = (
     "actormq.mgmt.routes.node",
+    "actormq.auth.api",
 )
 
 _OPEN_PATHS = ("/health",)

@@ -49,6 +49,7 @@ StreamHandler = Callable[[Any, dict, Callable[[Any], None]], Callable[[], None]]
 
 BUILTIN_MODULES = (
     "actormq.mgmt.worker_info",
+    "actormq.auth.admin",
 )
 
 
