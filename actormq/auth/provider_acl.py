@@ -46,6 +46,7 @@ class AclPlugin(Plugin):
         config = self.context.config
         self.sources = self._sources(config)
         self.nomatch = Verdict(config["acl.nomatch"] == "allow", source="acl.nomatch")
+        self.disconnect = config["acl.deny_action"] == "disconnect"
         self.cache_enabled = bool(config["acl.cache.enable"]) and config["acl.cache.max_size"] > 0
         self.cache_size, self.cache_ttl = config["acl.cache.max_size"], float(config["acl.cache.ttl"])
         self.generation = AclGeneration()
@@ -99,10 +100,10 @@ class AclPlugin(Plugin):
         verdict = self._verdict(client, Action.PUBLISH, unmounted(message.topic_name, client.mountpoint))
         if inspect.isawaitable(verdict):
             return self._publish_later(verdict, client, message)
-        return mounted_answer(publish_answer(verdict, message), client.mountpoint)
+        return mounted_answer(publish_answer(verdict, message, self.disconnect), client.mountpoint)
 
     async def _publish_later(self, pending, client, message):
-        return mounted_answer(publish_answer(await pending, message), client.mountpoint)
+        return mounted_answer(publish_answer(await pending, message, self.disconnect), client.mountpoint)
 
     def on_client_authorize_subscribe(self, client, topic_filter, options):
         if client.superuser:

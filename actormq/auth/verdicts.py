@@ -32,17 +32,25 @@ ALLOW = Verdict(True)
 DENY = Verdict(False)
 
 
-def publish_answer(verdict: Verdict, message) -> Ok | Error:
-    """The hook answer for one PUBLISH under a verdict (limits checked, modifiers applied)."""
-    if not verdict.allowed:
-        return Error(NOT_AUTHORIZED, f"publish to {message.topic_name!r} denied by {verdict.source or 'acl'}")
-    if verdict.max_qos is not None and message.qos > verdict.max_qos:
-        return Error(NOT_AUTHORIZED, f"QoS {message.qos} above the ACL's max_qos {verdict.max_qos}")
-    if verdict.allowed_retain is False and message.retain:
-        return Error(NOT_AUTHORIZED, "retained publish not allowed by the ACL")
-    if verdict.max_payload_size is not None and len(message.payload) > verdict.max_payload_size:
-        return Error(NOT_AUTHORIZED, f"payload above the ACL's max_payload_size {verdict.max_payload_size}")
+def publish_answer(verdict: Verdict, message, disconnect: bool = False) -> Ok | Error:
+    """The hook answer for one PUBLISH under a verdict (limits checked, modifiers applied);
+    a refusal also disconnects the client with `disconnect` (`acl.deny_action`)."""
+    why = _publish_refusal(verdict, message)
+    if why:
+        return Error(NOT_AUTHORIZED, why, disconnect=disconnect)
     return Ok(**verdict.modifiers) if verdict.modifiers else OK
+
+
+def _publish_refusal(verdict: Verdict, message) -> str:
+    if not verdict.allowed:
+        return f"publish to {message.topic_name!r} denied by {verdict.source or 'acl'}"
+    if verdict.max_qos is not None and message.qos > verdict.max_qos:
+        return f"QoS {message.qos} above the ACL's max_qos {verdict.max_qos}"
+    if verdict.allowed_retain is False and message.retain:
+        return "retained publish not allowed by the ACL"
+    if verdict.max_payload_size is not None and len(message.payload) > verdict.max_payload_size:
+        return f"payload above the ACL's max_payload_size {verdict.max_payload_size}"
+    return ""
 
 
 def subscribe_answer(verdict: Verdict, topic_filter: str, options) -> Ok | Error:

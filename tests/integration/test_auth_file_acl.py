@@ -12,7 +12,9 @@ import pytest
 
 from actormq.auth.hashes import make_pbkdf2_hash
 from tests.integration import clients
+from actormq.transport.codec import Puback, Publish
 from tests.integration.brokers import actormq_only, run_cli, start_broker
+from tests.integration.rawclient import RawClient
 
 ACL = """\
 %% seed 004's rules, then ours
@@ -132,3 +134,20 @@ def test_mosquitto_acl_grammar(make_broker, tmp_path):
     assert client.subscribe("cmd/d2") == [0x87]
     assert client.publish_codes[client.publish("cmd/d1", b"x", qos=1).mid] == 0x87
     assert "2 rules" not in broker.log() and "(mosquitto format)" in broker.log()
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_deny_action_disconnect(make_broker, tmp_path, version):
+    actormq_only("ACL settings")
+    acl = tmp_path / "acl.conf"
+    acl.write_text('{allow, all, pubsub, ["ok/#"]}.\n{deny, all}.\n')
+    broker = make_broker(settings={"acl.file": str(acl), "acl.deny_action": "disconnect"})
+    raw = RawClient(broker.port, version=version)
+    raw.connect(clients.unique())
+    raw.send(Publish("ok/1", b"fine", qos=1, packet_id=1))
+    assert isinstance(raw.recv(), Puback)
+    raw.send(Publish("denied", b"no", qos=1, packet_id=2))
+    if version == 5:
+        assert raw.expect_disconnect(0x87) is not None
+    else:
+        assert raw.expect_closed() == []             # no PUBACK: the client is disconnected
