@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from actormq.auth.acl_file import AclFile
-from actormq.auth.acl_rules import Action, ClientInfo, Permission
+from actormq.auth.acl_rules import Action, ClientInfo, Permission, Rule, check_rules, rules_for
 from actormq.auth.http_client import HttpClient, SourceUnavailable
 from actormq.auth.http_request import RequestSpec, acl_answer
 from actormq.auth.placeholders import acl_values
@@ -25,19 +25,36 @@ HTTP_DENY = Verdict(False, source="HTTP ACL")
 
 
 class FileAclSource:
+    """The ACL file; the rules that apply to a client (its Who matches) are picked once
+    per connection, so a check scans those few, not the whole file."""
+
     name = "file"
 
     def __init__(self, acl: AclFile) -> None:
         self.acl = acl
+        self._by_client: dict[str, tuple[ClientInfo, tuple[Rule, ...], tuple[Rule, ...]]] = {}
 
     def check(self, client: ClientInfo, action: Action, topic: str) -> Verdict | None:
-        permission = self.acl.check(client, action, topic)
+        permission = check_rules(self._rules_of(client), client, action, topic, who_checked=True)
         if permission is None:
             return None
         return FILE_ALLOW if permission is Permission.ALLOW else FILE_DENY
 
+    def _rules_of(self, client: ClientInfo) -> tuple[Rule, ...]:
+        all_rules = self.acl.rules
+        known = self._by_client.get(client.client_id)
+        if known is not None and known[0] is client and known[1] is all_rules:
+            return known[2]
+        mine = rules_for(all_rules, client)
+        self._by_client[client.client_id] = (client, all_rules, mine)
+        return mine
+
+    def forget(self, client_id: str) -> None:
+        self._by_client.pop(client_id, None)
+
     def reload(self) -> None:
         self.acl.reload()
+        self._by_client.clear()
 
 
 class HttpAclSource:

@@ -98,7 +98,7 @@ class AclPlugin(Plugin):
         if client.superuser:
             return OK
         verdict = self._verdict(client, Action.PUBLISH, unmounted(message.topic_name, client.mountpoint))
-        if inspect.isawaitable(verdict):
+        if verdict.__class__ is not Verdict:
             return self._publish_later(verdict, client, message)
         return mounted_answer(publish_answer(verdict, message, self.disconnect), client.mountpoint)
 
@@ -109,7 +109,7 @@ class AclPlugin(Plugin):
         if client.superuser:
             return OK
         verdict = self._verdict(client, Action.SUBSCRIBE, unmounted(topic_filter, client.mountpoint))
-        if inspect.isawaitable(verdict):
+        if verdict.__class__ is not Verdict:
             return self._subscribe_later(verdict, topic_filter, options)
         return subscribe_answer(verdict, topic_filter, options)
 
@@ -118,6 +118,10 @@ class AclPlugin(Plugin):
 
     def on_client_disconnected(self, client, reason) -> None:
         self._caches.pop(client.client_id, None)
+        for source in self.sources:
+            forget = getattr(source, "forget", None)
+            if forget is not None:
+                forget(client.client_id)
 
     # -- the chain of sources ----------------------------------------------------------
 
@@ -131,7 +135,7 @@ class AclPlugin(Plugin):
             if cached is not None:
                 return cached
         verdict = self._ask(client, action, topic, 0)
-        if inspect.isawaitable(verdict):
+        if verdict.__class__ is not Verdict:
             return self._remember_later(verdict, cache, action, topic)
         if cache is not None:
             cache.put(action, topic, verdict)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from actormq.auth.acl_cache import AclCache, AclGeneration
 from actormq.auth.acl_emqx import parse_emqx_acl
 from actormq.auth.acl_rules import (Action, AllOf, AnyOf, Client, ClientInfo, Eq, Everyone, IpAddr,
-                                    Permission, Rule, User, check_rules)
+                                    Permission, Rule, User, check_rules, rules_for)
 from actormq.transport.topics import matches
 
 words = st.sampled_from(["a", "b", "c", "dev", "$SYS", "x1"])
@@ -62,8 +62,10 @@ def test_written_rules_read_back_the_same(rule_list):
        topic_names)
 def test_first_matching_rule_decides(rule_list, user, client_id, action, topic):
     info = ClientInfo(client_id=client_id, username=user, peer_host="10.0.0.5")
-    verdicts = [rule.permission for rule in rule_list if rule.matches(info, action, topic)]
+    verdicts = [rule.permission for rule in rule_list if rule.matches(info, int(action), topic)]
     assert check_rules(rule_list, info, action, topic) == (verdicts[0] if verdicts else None)
+    assert check_rules(rules_for(rule_list, info), info, action, topic, who_checked=True) == \
+        (verdicts[0] if verdicts else None)
 
 
 @given(names, topic_names)
