@@ -16,25 +16,12 @@ from actormq.auth.hashes import make_pbkdf2_hash
 from actormq.auth.provider_acl import AclPlugin
 from actormq.auth.provider_file import PasswordFilePlugin
 from actormq.auth.provider_http import HttpAuthPlugin
-from actormq.conf import default_config
 from actormq.errors import ConfigError
-from actormq.hooks import ClientInfo, Hooks, PluginContext
+from actormq.hooks import ClientInfo
+from tests.unit.authhooks import decide, make_hooks
 
 ALICE = ClientInfo(client_id="c-alice", username="alice", password=b"wonder", peer_host="127.0.0.1",
                    peer_port=5555)
-
-
-def make_hooks(*plugin_classes, **settings):
-    config = default_config().with_overrides(settings)
-    hooks = Hooks()
-    for cls in plugin_classes:
-        hooks.add(cls(context=PluginContext(config=config)))
-    return hooks
-
-
-async def decide(chain, *args):
-    answer = chain.decide(*args)
-    return await answer if asyncio.isfuture(answer) else answer
 
 
 def run(coroutine):
@@ -232,3 +219,20 @@ def test_http_acl_with_cache_then_file_then_nomatch(tmp_path):
             await hooks.stop()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("policy,allowed", [("deny", False), ("ignore", True)])
+def test_http_acl_failure_policy(policy, allowed):
+    async def scenario():
+        async with Endpoint() as endpoint:
+            base = endpoint.base
+        hooks = make_hooks(AclPlugin, **_http_settings(base, **{"auth.http.acl_req.failure_policy": policy}))
+        await hooks.start()
+        started = time.monotonic()
+        decision = await decide(hooks.client_authorize_publish, ALICE, Message("alice/x", b""))
+        await hooks.stop()
+        return decision, time.monotonic() - started
+
+    decision, elapsed = run(scenario())
+    assert decision.allowed is allowed  # ignore: acl.nomatch (allow) has the last word
+    assert elapsed < 1.5

@@ -14,9 +14,9 @@ import redis
 from actormq.actors.messages import Message, SubOptions
 from actormq.auth.provider_acl import AclPlugin
 from actormq.auth.provider_redis import RedisAuthPlugin
-from actormq.conf import default_config
-from actormq.hooks import ClientInfo, Hooks, PluginContext
+from actormq.hooks import ClientInfo
 from tests import redisserver
+from tests.unit.authhooks import decide, make_hooks
 
 pytestmark = pytest.mark.skipif(not redisserver.available(), reason="redis-server (Debian package) not installed")
 
@@ -40,18 +40,8 @@ def redis_port(tmp_path_factory):
 
 
 def _hooks(port, *classes, **more):
-    config = default_config().with_overrides({"auth.redis.server": f"127.0.0.1:{port}",
-                                              "auth.redis.password": "sesame", "auth.redis.timeout": "1s",
-                                              **more})
-    hooks = Hooks()
-    for cls in classes:
-        hooks.add(cls(context=PluginContext(config=config)))
-    return hooks
-
-
-async def decide(chain, *args):
-    answer = chain.decide(*args)
-    return await answer if asyncio.isfuture(answer) else answer
+    return make_hooks(*classes, **{"auth.redis.server": f"127.0.0.1:{port}", "auth.redis.password": "sesame",
+                                   "auth.redis.timeout": "1s", **more})
 
 
 def test_redis_auth(redis_port):
