@@ -52,6 +52,7 @@ class Broker:
         self.connections: set = set()
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
+        self.banned = None                   # mgmt.banned.BanList while any ban is in force
         self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed)
         self.retained = self._make_retained_store()
         self.wrote_durable = False
@@ -258,6 +259,10 @@ class Broker:
             hooks.session_expired.notify(client_id)
         if hooks.session_terminated is not None:
             hooks.session_terminated.notify(client_id, reason)
+
+    def set_banned(self, banned) -> None:
+        """The bans in force (checked at CONNECT); None while nothing is banned."""
+        self.banned = banned
 
     def connection_opened(self, conn) -> None:
         self.connections.add(conn)

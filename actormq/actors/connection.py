@@ -93,6 +93,8 @@ class Connection(asyncio.Protocol):
         self.limits = None                  # session limits a plugin set at CONNECT
         self.auth_exchange = None           # (connect, assigned, AuthExchange) during enhanced auth
         self.auth_props = None              # authentication method / data of the CONNACK
+        self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
+        self.connected_at = 0.0
 
     @property
     def peer(self) -> str:
@@ -152,7 +154,7 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None or session.conn is not self:
             return
-        if self.client_info is not None:
+        if self.hooks.active:
             hooked.client_closed(self, session, exc)
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
             reason = self._close_reason or (f"connection lost ({exc})" if exc else "closed by client")
@@ -486,6 +488,8 @@ class Connection(asyncio.Protocol):
     def _open_session(self, packet: Connect, assigned: str | None) -> None:
         expiry = self.broker.session_expiry_for(packet)
         self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
+        self.connect_packet = packet
+        self.connected_at = time.time()
         session, present = self.broker.open_session(self, packet, self.client_id, expiry)
         self.session = session
         props = self._connack_properties(packet, assigned, expiry)
@@ -535,6 +539,9 @@ class Connection(asyncio.Protocol):
                 return ReasonCode.RETAIN_NOT_SUPPORTED, None
             if will.qos > settings.max_qos:
                 return ReasonCode.QOS_NOT_SUPPORTED, None
+        banned = self.broker.banned
+        if banned is not None and banned.refuses(packet.client_id, packet.username, self.peer):
+            return ReasonCode.BANNED, None
         refusal = self.broker.authenticate(packet, self.peer)
         return refusal, assigned
 

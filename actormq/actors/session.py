@@ -21,7 +21,7 @@ from actormq.errors import ProtocolError
 from actormq.hooks import DropReason
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
-                                     Unsuback, encode, encode_publish)
+                                     Subscription, Unsuback, encode, encode_publish)
 from actormq.transport.topics import parse_shared, validate_topic_filter
 
 log = logging.getLogger("actormq.session")
@@ -395,6 +395,28 @@ class Session:
         log.debug("client %s unsubscribed: %s", self.client_id, ", ".join(packet.topic_filters))
         self._ack(Unsuback(packet.packet_id, tuple(codes)))
         self.store_record()
+
+    def add_subscription(self, topic_filter: str, qos: int) -> int:
+        """Subscribe on an operator's behalf (management API): the granted QoS or a
+        refusal code; retained messages are sent as for a SUBSCRIBE."""
+        code, _new = self._subscribe_one(Subscription(topic_filter, qos), None)
+        if code < 0x80:
+            self.store_record()
+            self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
+        return code
+
+    def remove_subscription(self, topic_filter: str) -> bool:
+        """Unsubscribe on an operator's behalf; False when there was no such subscription."""
+        opts = self.subscriptions.pop(topic_filter, None)
+        if opts is None:
+            return False
+        _group, real_filter = parse_shared(topic_filter)
+        self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
+        self.store_record()
+        return True
+
+    def inflight_count(self) -> int:
+        return len(self._inflight) + len(self._awaiting_pubcomp)
 
     def restore_subscriptions(self, subscriptions: dict[str, SubOptions]) -> None:
         for topic_filter, opts in subscriptions.items():

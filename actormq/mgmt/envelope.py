@@ -84,13 +84,16 @@ def query_int(request: web.Request, name: str, default: int, minimum: int = 0) -
     return value
 
 
-def page(request: web.Request, rows: list, max_rows: int, **extra: Any) -> web.Response:
-    """One page of rows (`_page` from 1, `_limit` rows, default `max_rows`) with EMQX's meta."""
+def page(request: web.Request, rows: list, max_rows: int, filtered: bool = False,
+         **extra: Any) -> web.Response:
+    """One page of rows (`_page` from 1, `_limit` rows, default `max_rows`) with EMQX's meta
+    (EMQX 4.1+ reports count -1 for a filtered query)."""
     number = query_int(request, "_page", 1, minimum=1)
     limit = min(query_int(request, "_limit", max_rows, minimum=1), max_rows)
     start = (number - 1) * limit
     chosen = rows[start:start + limit]
-    meta = {"page": number, "limit": limit, "count": len(rows), "hasnext": start + limit < len(rows)}
+    meta = {"page": number, "limit": limit, "count": -1 if filtered else len(rows),
+            "hasnext": start + limit < len(rows)}
     return ok(chosen, meta, **extra)
 
 

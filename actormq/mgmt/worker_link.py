@@ -18,7 +18,7 @@ import zmq
 import zmq.asyncio
 
 from actormq.mgmt import protocol
-from actormq.mgmt.commands import REGISTRY, CommandError, load_builtin_commands
+from actormq.mgmt.commands import REGISTRY, CommandError, UnknownCommand, load_builtin_commands
 from actormq.transport.bus import decode_frame, encode_frame
 
 log = logging.getLogger("actormq.mgmt")
@@ -87,7 +87,8 @@ class WorkerLink:
             self._send(protocol.ANSWER, {"id": request_id, "ok": True, "data": data})
         except CommandError as exc:
             self._send(protocol.ANSWER, {"id": request_id, "ok": False, "error": str(exc),
-                                         "bad_request": True})
+                                         "bad_request": True,
+                                         "unknown": isinstance(exc, UnknownCommand)})
         except Exception as exc:
             log.exception("admin command %s failed", request.get("command"))
             self._send(protocol.ANSWER, {"id": request_id, "ok": False,

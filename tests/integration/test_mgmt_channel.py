@@ -34,7 +34,7 @@ def two_workers(tmp_path_factory):
 
 def _worker_pids(broker) -> list[int]:
     return sorted(child.pid for child in psutil.Process(broker.proc.pid).children()
-                  if "spawn_main" in " ".join(child.cmdline()))
+                  if " ".join(child.cmdline()).startswith("actormq: worker"))
 
 
 def test_every_worker_answers_with_node_and_worker_in_each_row(two_workers):
