@@ -2,9 +2,9 @@
 
 Admin commands (asked by the node for the management API and the CLI):
 `acl.reload` re-reads the ACL and password files and empties every ACL
-cache; `acl_cache.list` / `acl_cache.clear` (args `{"clientid": ...}`)
-show or empty one client's ACL cache, answering `{"connected": bool,
-...}` so the node can tell a client that is connected nowhere.
+cache; `acl_cache.list` / `acl_cache.clean` (args `{"clientid": ...}`)
+answer one client's cached ACL results as rows / empty them (the routes
+`GET/DELETE /api/v4/clients/{clientid}/acl_cache` ask every worker).
 
 `watch_reloads(broker)` makes every SIGHUP do what `acl.reload` does.
 """
@@ -46,28 +46,19 @@ def _client_id(args: dict) -> str:
     return client_id
 
 
-def _connected(broker, client_id: str) -> bool:
-    session = broker.sessions.get(client_id)
-    return session is not None and session.conn is not None
-
-
 @admin_command("acl.reload")
 def acl_reload(broker, args: dict) -> dict:
     return {"reloaded": reload_files(broker)}
 
 
 @admin_command("acl_cache.list")
-def acl_cache_list(broker, args: dict) -> dict:
-    client_id = _client_id(args)
+def acl_cache_list(broker, args: dict) -> list[dict]:
     plugin = _plugin(broker, "acl")
-    entries = (plugin.cache_of(client_id) if plugin is not None else None) or []
-    return {"connected": _connected(broker, client_id), "entries": entries}
+    return (plugin.cache_of(_client_id(args)) if plugin is not None else None) or []
 
 
-@admin_command("acl_cache.clear")
-def acl_cache_clear(broker, args: dict) -> dict:
-    client_id = _client_id(args)
+@admin_command("acl_cache.clean")
+def acl_cache_clean(broker, args: dict) -> list[dict]:
     plugin = _plugin(broker, "acl")
-    if plugin is not None:
-        plugin.clear_cache(client_id)
-    return {"connected": _connected(broker, client_id)}
+    cleaned = plugin is not None and plugin.clear_cache(_client_id(args))
+    return [{"cleaned": True}] if cleaned else []

@@ -50,7 +50,6 @@ ROUTE_MODULES = (
     "actormq.mgmt.routes.ops",
     "actormq.mgmt.routes.prometheus",
     "actormq.hooks.routes",
-    "actormq.auth.api",
 )
 
 _OPEN_PATHS = ("/health",)
