@@ -53,9 +53,8 @@ class HttpClient:
         return self._session
 
     async def send(self, request: BuiltRequest) -> tuple[int, bytes]:
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self._send_with_retries(request)
+        try:  # wait_for runs the request in a task of its own, whoever started this coroutine
+            return await asyncio.wait_for(self._send_with_retries(request), self.timeout)
         except TimeoutError:
             raise SourceUnavailable(f"{request.url}: no answer within {self.timeout:g}s") from None
 

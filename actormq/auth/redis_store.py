@@ -37,9 +37,8 @@ class RedisRecords:
 
     async def fetch(self, mountpoint: str, client_id: str, username: str | None) -> RedisRecord | None:
         key = redis_key(mountpoint, client_id, username)
-        try:
-            async with asyncio.timeout(self.timeout):
-                text = await self._client.get(key)
+        try:  # wait_for runs the lookup in a task of its own, whoever started this coroutine
+            text = await asyncio.wait_for(self._client.get(key), self.timeout)
         except (RedisError, OSError, TimeoutError) as problem:
             raise SourceUnavailable(f"Redis {self._where}: {str(problem) or type(problem).__name__}") from None
         if text is None:
