@@ -116,6 +116,7 @@ def test_changed_password_file_is_read_again(secured):
 def test_unreadable_password_file_stops_the_start(tmp_path):
     actormq_only("auth settings")
     result = run_cli("run", "-w", "1", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "d"),
+                     "--set", "management.listener.http=127.0.0.1:0",
                      "--set", f"auth.password_file={tmp_path / 'missing'}")
     assert result.returncode == 2
     assert "cannot read the password file" in result.stderr
