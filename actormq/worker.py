@@ -44,6 +44,9 @@ class WorkerPlan:
     run_dir: str | None = None      # where the bus inboxes live
     private_port: int | None = None # this worker's own port: 0 = a free one, None = none
     restore: bool = True            # restore this worker's share of the persisted sessions
+    listeners: tuple = ()           # every Listener, ports resolved; a TCP one first
+    unix_sockets: dict | None = None    # listener key -> the node's listening Unix socket
+    connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -81,6 +84,7 @@ class Worker:
         self.broker = None
         self.node_gone = False
         self.admin = None       # the control link to the node (admin commands)
+        self.listening: list = []
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -112,6 +116,8 @@ class Worker:
             self.admin = WorkerLink(broker, plan.run_dir)
             await self.admin.start()
         servers, private_port = await self._listen(broker)
+        self.listening = servers
+        broker.reloader.on_reload((), self.reload_certificates, always=True)
         tune_gc()
         self._watch_control()
         self._report("ready", self.config["listener.tcp.host"], plan.port, private_port)
@@ -133,20 +139,39 @@ class Worker:
         return 0
 
     async def _listen(self, broker) -> tuple[list, int | None]:
-        """The shared listener, and this worker's own one when planned."""
+        """Every listener of the plan, and this worker's own TCP port when planned."""
         from actormq.actors.connection import Connection
-        from actormq.transport.listeners import start_listener
+        from actormq.transport.listeners import plan_listeners, start_listener
+        from actormq.transport.serve import ConnectionSlots, serve_listener
 
-        host = self.config["listener.tcp.host"]
+        plan = self.plan
         backlog = self.config["listener.tcp.backlog"]
-        servers = [await start_listener(self.loop, host, self.plan.port, lambda: Connection(broker),
-                                        backlog)]
-        if self.plan.private_port is None:
+        unix_sockets = plan.unix_sockets or {}
+        servers = []
+        for index, listener in enumerate(plan.listeners or plan_listeners(self.config)[:1]):
+            slots = None
+            if listener.max_connections and plan.connection_counts is not None:
+                slots = ConnectionSlots(plan.connection_counts, plan.worker_id, plan.worker_count, index,
+                                        listener.max_connections)
+
+            def make_connection(address=None, listener=listener, slots=slots):
+                return Connection(broker, listener, address, slots)
+            servers.append(await serve_listener(self.loop, listener, make_connection, slots, backlog,
+                                                unix_sockets.get(listener.key)))
+        if plan.private_port is None:
             return servers, None
-        private = await start_listener(self.loop, host, self.plan.private_port,
+        private = await start_listener(self.loop, self.config["listener.tcp.host"], plan.private_port,
                                        lambda: Connection(broker), backlog)
         servers.append(private)
         return servers, private.sockets[0].getsockname()[1]
+
+    def reload_certificates(self, _config=None) -> None:
+        """Load the certificates of the TLS listeners again (on every config
+        reload, SIGHUP): new connections use them, established ones keep theirs."""
+        for server in self.listening:
+            reload = getattr(server, "reload_certificates", None)
+            if reload is not None:
+                reload()
 
     # -- the control pipe ----------------------------------------------------------
 

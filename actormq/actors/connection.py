@@ -16,6 +16,13 @@ broker's keepalive sweep counts from `accepted_at`), and the decoder buffers
 at most `mqtt.max_connect_packet_size` bytes before it. With
 `log.connections` on, every connect and disconnect of a client is logged at
 info.
+
+The same Connection serves every listener type: its transport is the
+socket's, the TLS one or a WebSocket (`transport.websocket`). It knows its
+`listener` (name, type, options), the client's address (`peer_host`,
+`peer_port`: from a PROXY header or X-Forwarded-For when the listener takes
+them), the client certificate's `cn` and `dn`, and the `mountpoint` its
+topics live under (`transport.mountpoint`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
                                      StreamDecoder, Suback, Subscribe, Unsuback, Unsubscribe,
                                      encode, encode_publish)
+from actormq.transport import mountpoint as mounts
+from actormq.transport.listeners import DEFAULT_LISTENER
+from actormq.transport.peer import PeerInfo
 from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.connection")
@@ -57,11 +67,15 @@ class _DiscardInput:
         return ()
 
 
-class Connection(asyncio.Protocol):
+class Connection(PeerInfo, asyncio.Protocol):
     """The protocol shell of one client socket."""
 
-    def __init__(self, broker) -> None:
+    def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
+                 slots=None) -> None:
         self.broker = broker
+        self.listener = listener
+        self.peer_address = peer_address    # None: the socket's peer
+        self.slots = slots                  # the listener's ConnectionSlots when it has a limit
         self.settings = broker.settings
         self.decoder = StreamDecoder(self.settings.max_packet_size,
                                      self.settings.max_connect_packet_size)
@@ -97,14 +111,6 @@ class Connection(asyncio.Protocol):
         self.connected_at = 0.0
 
     @property
-    def peer(self) -> str:
-        """host:port of the client, looked up when first needed (logs, hooks)."""
-        if self._peer is None:
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        return self._peer
-
-    @property
     def clean_disconnect(self) -> bool:
         return self._clean_disconnect
 
@@ -118,6 +124,8 @@ class Connection(asyncio.Protocol):
         # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
         self.keepalive_deadline = self.settings.connect_timeout
+        if self.slots is not None:
+            self.slots.taken()
         self.broker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -150,6 +158,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        if self.slots is not None:
+            self.slots.released()
         self.broker.connection_closed(self)
         session = self.session
         if session is None or session.conn is not self:
@@ -346,6 +356,8 @@ class Connection(asyncio.Protocol):
         if self.hooks.publish_hooked:
             hooked.publish(self, packet)
             return
+        if self.mountpoint:
+            packet = mounts.mount_publish(packet, self.mountpoint)
         self.route_publish(packet, message_from_publish(packet, self.client_id, time.time()))
 
     def message_of(self, packet) -> object:
@@ -453,6 +465,8 @@ class Connection(asyncio.Protocol):
         self.decoder.version = packet.protocol_level
         if packet.protocol_level == 5:
             self._take_client_properties(packet.properties)
+        if self.listener.use_identity_as_username:
+            packet = replace(packet, username=self.cn)
         refusal, assigned = self._check_connect(packet)
         if refusal:
             log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
@@ -460,6 +474,9 @@ class Connection(asyncio.Protocol):
             self.close(linger=True)
             return
         self.client_id = assigned or packet.client_id
+        if self.listener.mountpoint:
+            self.mountpoint = mounts.expand(self.listener.mountpoint, self.client_id, packet.username)
+            packet = mounts.mount_will(packet, self.mountpoint)
         if self.hooks.active:
             hooked.connect(self, packet, assigned)
             return
@@ -519,6 +536,8 @@ class Connection(asyncio.Protocol):
         """(refusal reason or 0, assigned client id or None)."""
         settings = self.settings
         v5 = packet.protocol_level == 5
+        if packet.protocol_level not in self.listener.allowed_protocol_versions:
+            return ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, None
         if v5 and packet.properties.get("authentication_method") and \
                 self.hooks.client_enhanced_auth is None:
             return ReasonCode.BAD_AUTHENTICATION_METHOD, None

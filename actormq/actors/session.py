@@ -22,6 +22,7 @@ from actormq.hooks import DropReason
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
                                      Subscription, Unsuback, encode, encode_publish)
+from actormq.transport import mountpoint as mounts
 from actormq.transport.topics import parse_shared, validate_topic_filter
 
 log = logging.getLogger("actormq.session")
@@ -294,7 +295,7 @@ class Session:
             raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                 "subscription identifiers are not supported")
         if self.conn.mountpoint:
-            packet = hooked.mount_subscribe(packet, self.conn.mountpoint)
+            packet = mounts.mount_subscribe(packet, self.conn.mountpoint)
         if self.hooks.client_authorize_subscribe is not None:
             hooked.subscribe(self, packet, [_valid_filter(sub.topic_filter)
                                             for sub in packet.subscriptions])
@@ -366,7 +367,7 @@ class Session:
 
     def handle_unsubscribe(self, packet) -> None:
         if self.conn.mountpoint:
-            packet = hooked.mount_unsubscribe(packet, self.conn.mountpoint)
+            packet = mounts.mount_unsubscribe(packet, self.conn.mountpoint)
         if self.hooks.client_unsubscribe is not None:
             hooked.unsubscribe(self, packet)
             return
