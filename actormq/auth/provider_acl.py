@@ -29,6 +29,7 @@ from actormq.auth.provider_redis import redis_records
 from actormq.auth.verdicts import Verdict, publish_answer, subscribe_answer
 from actormq.errors import ConfigError
 from actormq.hooks import OK, Ok, Plugin
+from actormq.transport.mountpoint import mount, unmount
 from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.auth")
@@ -169,7 +170,7 @@ def unmounted(topic: str, mountpoint: str) -> str:
     if not mountpoint:
         return topic
     group, real = parse_shared(topic)
-    real = real[len(mountpoint):] if real.startswith(mountpoint) else real
+    real = unmount(mountpoint, real)
     return real if group is None else f"$share/{group}/{real}"
 
 
@@ -177,6 +178,6 @@ def mounted_answer(answer, mountpoint: str):
     """A publish answer whose rewritten topic is put inside the client's mountpoint."""
     if mountpoint and isinstance(answer, Ok) and "topic_name" in answer.modifiers:
         modifiers = dict(answer.modifiers)
-        modifiers["topic_name"] = mountpoint + modifiers["topic_name"]
+        modifiers["topic_name"] = mount(mountpoint, modifiers["topic_name"])
         return Ok(**modifiers)
     return answer

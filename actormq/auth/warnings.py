@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from actormq.transport.listeners import plan_listeners
+
 
 def _reachable_from_outside(host: str) -> bool:
     try:
@@ -14,9 +16,8 @@ def _reachable_from_outside(host: str) -> bool:
 
 
 def listener_hosts(config) -> list[str]:
-    """Every listener address in the config (`listener.tcp.host`, `listener.<kind>.<name>.host`, ...)."""
-    return [value for key, value in sorted(config.section("listener.").items())
-            if key.endswith("host") and isinstance(value, str)]
+    """The address of every network listener the config names (Unix sockets are local)."""
+    return [listener.host for listener in plan_listeners(config) if listener.type != "unix"]
 
 
 def anonymous_warning(config) -> str | None:

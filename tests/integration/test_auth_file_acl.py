@@ -152,3 +152,17 @@ def test_deny_action_disconnect(make_broker, tmp_path, version):
         assert raw.expect_disconnect(0x87) is not None
     else:
         assert raw.expect_closed() == []             # no PUBACK: the client is disconnected
+
+
+def test_listener_mountpoint_acl_sees_the_clients_own_topics(make_broker, tmp_path):
+    actormq_only("listener mountpoints and ACL settings")
+    acl = tmp_path / "acl.conf"
+    acl.write_text('{allow, all, pubsub, ["own/%u/#"]}.\n{deny, all}.\n')
+    broker = make_broker(settings={"acl.file": str(acl), "listener.tcp.default.mountpoint": "tenant/%u/"})
+    reader = clients.connect(broker.port, clients.unique(), username="ann", password="x")
+    assert reader.subscribe("own/ann/#", qos=1) == [1]        # judged as written, not as tenant/ann/own/...
+    assert reader.subscribe("tenant/ann/own/ann/#") == [0x87]
+    writer = clients.connect(broker.port, clients.unique(), username="ann", password="x")
+    writer.publish("own/ann/x", b"hello", qos=1)
+    got = reader.expect_one()
+    assert (got.topic, got.payload) == ("own/ann/x", b"hello")

@@ -19,3 +19,10 @@ def test_warns_only_for_anonymous_access_off_loopback(host, anonymous, warned):
     assert (line is not None) == warned
     if warned:
         assert line.startswith("WARNING: anonymous access is allowed on " + host)
+
+
+def test_named_listeners_count_too():
+    config = default_config().with_overrides({"listener.tcp.host": "127.0.0.1",
+                                              "listener.tcp.internal": "192.0.2.9:1884"})
+    assert "192.0.2.9" in anonymous_warning(config)
+    assert "127.0.0.1" not in anonymous_warning(config)
