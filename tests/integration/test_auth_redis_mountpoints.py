@@ -12,7 +12,9 @@ import redis
 
 from tests import redisserver
 from tests.integration import clients
+from actormq.transport.codec import Puback
 from tests.integration.brokers import actormq_only, start_broker
+from tests.integration.rawclient import RawClient
 
 pytestmark = pytest.mark.skipif(not redisserver.available(), reason="redis-server (Debian package) not installed")
 HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
@@ -35,6 +37,10 @@ def redis_broker(tmp_path_factory):
         for client_id, mountpoint in (("a1", "tenant-a/"), ("a2", "tenant-a/"), ("b1", "tenant-b/"),
                                       ("b2", "tenant-b/")):
             store.set(json.dumps(["", client_id, "user"], separators=(",", ":")), _record(mountpoint))
+        store.set('["","windowed","user"]', json.dumps({
+            "passhash": HASH, "publish_acl": EVERYTHING, "subscribe_acl": EVERYTHING,
+            "register_modifiers": {"max_inflight_messages": 2}}))
+        store.set('["","feeder","user"]', _record())
         store.set('["","limited","user"]', json.dumps({
             "passhash": HASH, "subscribe_acl": [{"pattern": "say/#", "max_qos": 0}],
             "publish_acl": [{"pattern": "say/%u", "allowed_retain": False}]}))
@@ -91,3 +97,17 @@ def test_sys_topics_are_not_mounted(redis_broker):
     a1 = _connect(redis_broker, "a1")
     assert a1.subscribe("$SYS/#") == [0]
     assert a1.expect_one(timeout=5).topic.startswith("$SYS/")
+
+
+def test_register_modifiers_apply_to_the_client(redis_broker):
+    raw = RawClient(redis_broker.port)
+    raw.connect("windowed", username="user", password=b"pw")      # max_inflight_messages 2
+    assert raw.subscribe("win/#", qos=1).reason_codes == (1,)
+    feeder = _connect(redis_broker, "feeder")
+    for number in range(4):
+        feeder.publish(f"win/{number}", b"", qos=1)
+    first, second = raw.expect_publishes(2)
+    raw.expect_nothing(0.5)                                       # the window is full
+    raw.send(Puback(first.packet_id))
+    (third,) = raw.expect_publishes(1)                            # one acknowledged, one more sent
+    assert [p.topic_name for p in (first, second, third)] == ["win/0", "win/1", "win/2"]
