@@ -69,6 +69,15 @@ def _prompt_password() -> str:
     return password
 
 
+def _scram_credentials(password: str) -> ScramCredentials | None:
+    try:
+        return ScramCredentials.from_password(password)
+    except ImportError:
+        click.echo("actormq passwd: warning: no SCRAM-SHA-256 credentials written (needs scramp: "
+                   "pip install 'actormq[auth]')", err=True)
+        return None
+
+
 @click.command("passwd")
 @click.option("-b", "batch", is_flag=True, help="Batch mode: the password is the third argument.")
 @click.option("-c", "create", is_flag=True, help="Create a new password file (overwrites an existing one).")
@@ -98,7 +107,7 @@ def passwd(batch: bool, create: bool, delete: bool, superuser: bool, no_scram: b
             _fail(f"user {user!r} not found in {path}")
     else:
         secret = password if batch else _prompt_password()
-        scram = None if no_scram else ScramCredentials.from_password(secret)
+        scram = None if no_scram else _scram_credentials(secret)
         lines = set_user_line(lines, user, user_line(user, make_pbkdf2_hash(secret), superuser, scram))
     _write_lines(path, lines)
 

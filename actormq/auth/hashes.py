@@ -4,7 +4,8 @@
   VerneMQ `vmq-passwd`); salt and hash in standard base64.
 - `$7$iterations$salt$hash`: PBKDF2-HMAC-SHA512 (Mosquitto 2.x default); what
   `actormq passwd` writes, so a Mosquitto reads our files as well.
-- `$2a$` / `$2b$` / `$2y$`: bcrypt (the `bcrypt` library).
+- `$2a$` / `$2b$` / `$2y$`: bcrypt (the `bcrypt` library, extra `auth`; imported
+  when a bcrypt hash is checked).
 
 Anything else is refused: `parse_hash` raises `HashError` saying why.
 """
@@ -18,7 +19,6 @@ import hmac
 import os
 from dataclasses import dataclass
 
-import bcrypt
 
 SALT_LEN = 12
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default; kept so both brokers agree on cost
@@ -41,6 +41,7 @@ class StoredHash:
     def verify(self, password: bytes) -> bool:
         """True when `password` hashes to this digest (constant-time compare)."""
         if self.scheme == "bcrypt":
+            import bcrypt
             try:
                 return bcrypt.checkpw(password, self.digest)
             except ValueError:

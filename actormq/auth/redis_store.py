@@ -1,4 +1,5 @@
-"""Reading VerneMQ-format records from Redis with `redis.asyncio`: one pooled
+"""Reading VerneMQ-format records from Redis with `redis.asyncio` (extra `auth`,
+imported when Redis is configured): one pooled
 client per worker, one deadline per lookup; Redis down or slow raises
 `SourceUnavailable` (callers fail closed), a record that is not in the
 format is logged and treated as absent.
@@ -8,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from actormq.auth.http_client import SourceUnavailable
 from actormq.auth.redis_format import RecordError, RedisRecord, parse_record, redis_key
@@ -28,7 +26,11 @@ def split_server(server: str) -> tuple[str, int]:
 class RedisRecords:
     def __init__(self, server: str, password: str = "", database: int = 0, pool_size: int = 8,
                  timeout: float = 5.0) -> None:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
         host, port = split_server(server)
+        self._errors = (RedisError, OSError, TimeoutError)
         self.timeout = timeout
         self._where = server
         self._client = aioredis.Redis(host=host, port=port, password=password or None, db=database,
@@ -39,7 +41,7 @@ class RedisRecords:
         key = redis_key(mountpoint, client_id, username)
         try:  # wait_for runs the lookup in a task of its own, whoever started this coroutine
             text = await asyncio.wait_for(self._client.get(key), self.timeout)
-        except (RedisError, OSError, TimeoutError) as problem:
+        except self._errors as problem:
             raise SourceUnavailable(f"Redis {self._where}: {str(problem) or type(problem).__name__}") from None
         if text is None:
             return None

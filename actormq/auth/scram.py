@@ -1,5 +1,5 @@
 """SCRAM-SHA-256 (RFC 7677) credentials and the server side of one exchange,
-on the `scramp` library.
+on the `scramp` library (extra `auth`; imported when SCRAM is used).
 
 Credentials live in the password file's flags field as
 `scram-sha-256=ITERATIONS$SALT$STORED_KEY$SERVER_KEY` (base64), written by
@@ -15,12 +15,19 @@ import base64
 from dataclasses import dataclass
 from typing import Callable
 
-from scramp import ScramException, ScramMechanism
-
 METHOD = "SCRAM-SHA-256"
 FLAG = "scram-sha-256"
 ITERATIONS = 4096
-_MECHANISM = ScramMechanism(METHOD)
+
+
+def _mechanism():
+    from scramp import ScramMechanism
+    return ScramMechanism(METHOD)
+
+
+def _scram_errors() -> tuple[type[Exception], ...]:
+    from scramp import ScramException
+    return (ScramException, UnicodeDecodeError)
 
 
 class ScramFailed(Exception):
@@ -36,7 +43,7 @@ class ScramCredentials:
 
     @classmethod
     def from_password(cls, password: str, iterations: int = ITERATIONS) -> "ScramCredentials":
-        salt, stored_key, server_key, count = _MECHANISM.make_auth_info(password, iteration_count=iterations)
+        salt, stored_key, server_key, count = _mechanism().make_auth_info(password, iteration_count=iterations)
         return cls(salt, stored_key, server_key, count)
 
     @classmethod
@@ -59,7 +66,7 @@ class ScramExchange:
     def __init__(self, lookup: Callable[[str], ScramCredentials | None], mqtt_username: str | None) -> None:
         self._lookup = lookup
         self._mqtt_username = mqtt_username
-        self._server = _MECHANISM.make_server(self._auth_info)
+        self._server = _mechanism().make_server(self._auth_info)
         self.user: str | None = None
 
     def _auth_info(self, user: str):
@@ -75,12 +82,12 @@ class ScramExchange:
         try:
             self._server.set_client_first(client_first.decode("utf-8"))
             return self._server.get_server_first().encode("utf-8")
-        except (ScramException, UnicodeDecodeError) as problem:
+        except _scram_errors() as problem:
             raise ScramFailed(str(problem)) from None
 
     def final(self, client_final: bytes) -> bytes:
         try:
             self._server.set_client_final(client_final.decode("utf-8"))
             return self._server.get_server_final().encode("utf-8")
-        except (ScramException, UnicodeDecodeError) as problem:
+        except _scram_errors() as problem:
             raise ScramFailed(str(problem)) from None
