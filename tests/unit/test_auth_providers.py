@@ -17,7 +17,7 @@ from actormq.auth.provider_acl import AclPlugin
 from actormq.auth.provider_file import PasswordFilePlugin
 from actormq.auth.provider_http import HttpAuthPlugin
 from actormq.errors import ConfigError
-from actormq.hooks import ClientInfo
+from actormq.hooks import NEXT, ClientInfo, Error, Plugin
 from tests.unit.authhooks import decide, make_hooks
 
 ALICE = ClientInfo(client_id="c-alice", username="alice", password=b"wonder", peer_host="127.0.0.1",
@@ -236,3 +236,28 @@ def test_http_acl_failure_policy(policy, allowed):
     decision, elapsed = run(scenario())
     assert decision.allowed is allowed  # ignore: acl.nomatch (allow) has the last word
     assert elapsed < 1.5
+
+
+class Gate(Plugin):
+    """A user's plugin named first in plugins.order: it has the first word."""
+
+    name = "gate"
+
+    def on_client_authorize_publish(self, client, message):
+        return Error(0x87, "gate says no") if message.topic_name == "blocked" else NEXT
+
+
+def test_a_users_plugin_runs_before_the_acl_sources(tmp_path):
+    path = tmp_path / "acl.conf"
+    path.write_text('{deny, all, publish, ["denied"]}.\n')
+
+    async def scenario():
+        hooks = make_hooks(Gate, AclPlugin, **{"acl.file": str(path), "acl.nomatch": "allow"})
+        await hooks.start()
+        chain = hooks.client_authorize_publish
+        return [await decide(chain, ALICE, Message(topic, b"")) for topic in ("blocked", "denied", "free")]
+
+    blocked, denied, free = run(scenario())
+    assert (blocked.allowed, blocked.decided_by) == (False, "gate")
+    assert (denied.allowed, denied.decided_by) == (False, "acl")
+    assert (free.allowed, free.decided_by) == (True, "acl")    # acl.nomatch has the last word
