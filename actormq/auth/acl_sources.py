@@ -60,11 +60,12 @@ class FileAclSource:
 class HttpAclSource:
     name = "http"
 
-    def __init__(self, spec: RequestSpec, client: HttpClient, deny_on_failure: bool, sock_port: int = 0) -> None:
-        self.spec, self.http, self.deny_on_failure, self.sock_port = spec, client, deny_on_failure, sock_port
+    def __init__(self, spec: RequestSpec, client: HttpClient, deny_on_failure: bool,
+                 ports: dict[str, int] | None = None) -> None:
+        self.spec, self.http, self.deny_on_failure, self.ports = spec, client, deny_on_failure, ports or {}
 
     async def check(self, client: ClientInfo, action: Action, topic: str) -> Verdict | None:
-        request = self.spec.build(acl_values(client, action, topic, self.sock_port))
+        request = self.spec.build(acl_values(client, action, topic, self.ports.get(client.listener, 0)))
         try:
             status, body = await self.http.send(request)
         except SourceUnavailable as problem:

@@ -24,7 +24,7 @@ from actormq.auth.acl_cache import AclCache, AclGeneration
 from actormq.auth.acl_file import AclFile, AclFileError
 from actormq.auth.acl_rules import Action, ClientInfo
 from actormq.auth.acl_sources import FileAclSource, HttpAclSource, RedisAclSource
-from actormq.auth.provider_http import http_client, request_spec, sock_port
+from actormq.auth.provider_http import http_client, listener_ports, request_spec
 from actormq.auth.provider_redis import redis_records
 from actormq.auth.verdicts import Verdict, publish_answer, subscribe_answer
 from actormq.errors import ConfigError
@@ -58,7 +58,7 @@ class AclPlugin(Plugin):
         spec = request_spec(config, "acl_req")
         if spec is not None:
             deny = config["auth.http.acl_req.failure_policy"] == "deny"
-            sources.append(HttpAclSource(spec, http_client(config), deny, sock_port(config)))
+            sources.append(HttpAclSource(spec, http_client(config), deny, listener_ports(config)))
         if config.get("auth.redis.server"):
             sources.append(RedisAclSource(redis_records(config)))
         if config.get("acl.file"):

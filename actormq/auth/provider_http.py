@@ -13,6 +13,7 @@ from actormq.auth.http_client import HttpClient, RetryPolicy, SourceUnavailable
 from actormq.auth.http_request import RequestSpec, auth_answer, superuser_answer
 from actormq.auth.placeholders import client_values
 from actormq.hooks import NEXT, OK, Error, Ok, Plugin
+from actormq.transport.listeners import plan_listeners
 
 SERVER_UNAVAILABLE = 0x88
 
@@ -33,8 +34,9 @@ def http_client(config) -> HttpClient:
     return HttpClient(float(config["auth.http.timeout"]), config["auth.http.pool_size"], retry)
 
 
-def sock_port(config) -> int:
-    return int(config.get("listener.tcp.port") or 0)
+def listener_ports(config) -> dict[str, int]:
+    """The configured port of each listener by name, for %p (0 = a port picked at start)."""
+    return {listener.name: listener.port for listener in plan_listeners(config)}
 
 
 class HttpAuthPlugin(Plugin):
@@ -50,13 +52,13 @@ class HttpAuthPlugin(Plugin):
         self.auth_req = request_spec(config, "auth_req")
         self.super_req = request_spec(config, "super_req")
         self.http = http_client(config)
-        self.sock_port = sock_port(config)
+        self.ports = listener_ports(config)
 
     async def stop(self) -> None:
         await self.http.close()
 
     async def on_client_authenticate(self, client):
-        values = client_values(client, self.sock_port)
+        values = client_values(client, self.ports.get(client.listener, 0))
         try:
             status, body = await self.http.send(self.auth_req.build(values))
         except SourceUnavailable as problem:
