@@ -3,6 +3,9 @@
 acl.conf, fan-in with HTTP ACL (cache on), and HTTP auth of 2,000 CONNECTs
 at concurrency 50, each against a fresh `actormq run -w 1` on a free
 loopback port; the HTTP endpoint is a local aiohttp server in this process.
+`hook_only` is the authorization hook path alone (a plugin that always says
+next, scripts/bench_plugins/noop_authorize.py): what any authorization
+plugin costs before it does any work.
 
     python scripts/bench_auth.py --duration 5 [--rounds 3] [--json]
 
@@ -32,6 +35,7 @@ import bench_suite  # noqa: E402
 from actormq.auth.hashes import make_pbkdf2_hash  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-pw"
+PLUGIN_DIR = Path(__file__).resolve().parent / "bench_plugins"
 RULES = 1_000
 
 
@@ -73,6 +77,8 @@ def acl_rules(path: Path) -> None:
 def settings_for(name: str, workdir: Path, endpoint: LocalEndpoint) -> list[str]:
     if name == "none":
         return []
+    if name == "hook_only":  # the authorization hook path with a plugin that always says next
+        return [f"plugins.paths={PLUGIN_DIR}", "plugins.order=noop_authorize"]
     if name == "file_acl":
         passwd, acl = workdir / "passwd", workdir / "acl.conf"
         passwd.write_text(f"{USER}:{make_pbkdf2_hash(PASSWORD)}\n")
@@ -102,7 +108,8 @@ def run_one(config: str, scenario: str, duration: float, endpoint: LocalEndpoint
             broker.stop()
 
 
-PLAN = [("qos0", ["none", "file_acl", "http_acl"]), ("qos1", ["none", "file_acl", "http_acl"]),
+PLAN = [("qos0", ["none", "hook_only", "file_acl", "http_acl"]),
+        ("qos1", ["none", "hook_only", "file_acl", "http_acl"]),
         ("connections", ["none", "http_auth"])]
 
 
