@@ -68,7 +68,8 @@ def open_worker_stores(config):
                        map_size=config["storage.map_size"],
                        max_map_size=config["storage.max_map_size"],
                        commit_batch=config["storage.commit_batch"],
-                       commit_interval_ms=config["storage.commit_interval_ms"])
+                       commit_interval_ms=config["storage.commit_interval_ms"],
+                       sync=config["storage.sync"] == "on")
 
 
 class Worker:
@@ -106,6 +107,8 @@ class Worker:
         broker.reloader.on_reload(("log.level",), self._reload_log_level)
         broker.hooks = await start_hooks(self.config, plan.worker_id)
         watch_auth_reloads(broker)
+        if stores is not None:
+            stores.hold_back_publishers(self.loop, broker.congested)
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)
@@ -130,6 +133,7 @@ class Worker:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
         await broker.hooks.stop()
+        broker.connection_log.flush()
         if self.peers is not None:
             await self.peers.stop()
         if stores is not None:

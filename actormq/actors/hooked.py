@@ -283,7 +283,8 @@ def session_limits(limits: dict, defaults: QueueLimits, max_inflight: int) -> tu
 # -- PUBLISH ------------------------------------------------------------------------------
 
 def publish(conn, packet) -> None:
-    """A client's PUBLISH when a plugin hooks its authorization or ``message.publish``."""
+    """A client's PUBLISH when a plugin hooks its authorization or ``message.publish``, or
+    the client has a mountpoint."""
     message = conn.message_of(packet)
     if conn.mountpoint:
         message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message

@@ -431,3 +431,33 @@ def test_a_certificate_that_cannot_be_loaded_stops_the_start(tmp_path, pki, prob
     assert result.returncode == 2, result.stderr
     assert str(named) in result.stderr and "listener.ssl.bad" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_hooks_see_the_proxied_address_the_listener_and_the_certificate(tmp_path, pki):
+    from tests.integration.hookplugins import events, plugin_settings
+    record = tmp_path / "peers.jsonl"
+    settings = {**plugin_settings("peerinfo", **{"plugin.peerinfo.file": str(record)}),
+                **tls_settings("mtls", pki, cafile=pki["ca"].pem, require_certificate="on",
+                               use_identity_as_username="on"),
+                "listener.tcp.lb": f"{HOST}:0", "listener.tcp.lb.proxy_protocol": "on"}
+    broker = start_broker(tmp_path / "broker", settings=settings)
+    try:
+        ports = {key: int(address.rsplit(":", 1)[1]) for address, _kind, key in BANNER_LINE.findall(broker.stdout())
+                 if not address.startswith("/")}
+        with socket.create_connection((HOST, ports["listener.tcp.lb"]), timeout=5) as raw:
+            raw.sendall(proxy_v2_ipv4("198.51.100.77", 40000) + CONNECT_RAW_PROXY)
+            assert raw.recv(4) == CONNACK_ACCEPTED
+        alice = {"ca_certs": str(pki["ca"].pem), "certfile": str(pki["alice"].cert),
+                 "keyfile": str(pki["alice"].key)}
+        with connect(ports["listener.ssl.mtls"], "alice-device", tls=alice, host="localhost"):
+            found = events(record, lambda lines: len(lines) >= 2)
+    finally:
+        broker.stop()
+    by_id = {line["client_id"]: line for line in found}
+    assert by_id["raw-proxy"] == {
+        "client_id": "raw-proxy", "peer_host": "198.51.100.77", "peer_port": 40000, "listener": "lb",
+        "username": None, "mountpoint": "", "cert_cn": None, "cert_dn": None}
+    device = by_id["alice-device"]
+    assert (device["listener"], device["username"], device["cert_cn"]) == ("mtls", "alice", "alice")
+    assert device["cert_dn"] == "CN=alice,O=actormq tests,C=DE"
+    assert device["peer_host"] == "127.0.0.1"

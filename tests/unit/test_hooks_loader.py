@@ -104,3 +104,35 @@ def test_settings_from_the_environment_are_named_as_such(tmp_path):
 def test_plugin_new_refuses_bad_input_with_one_line(tmp_path, args, message):
     result = CliRunner().invoke(main, [*args, "-o", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_plugin_is_found_by_its_entry_point(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "epplug-0.1.dist-info").mkdir(parents=True)
+    (site / "epplug-0.1.dist-info" / "METADATA").write_text("Name: epplug\nVersion: 0.1\n")
+    (site / "epplug-0.1.dist-info" / "entry_points.txt").write_text(
+        "[actormq.plugins]\nepplug = epplug_impl:Entry\n")
+    (site / "epplug_impl.py").write_text(
+        "from actormq.hooks import Plugin\n\nclass Entry(Plugin):\n    name = 'epplug'\n\n"
+        "    def on_client_connected(self, client):\n        pass\n")
+    monkeypatch.syspath_prepend(str(site))
+    path = tmp_path / "actormq.conf"
+    path.write_text("plugins.order = epplug\n")
+    [spec] = check(path)
+    assert spec.cls.__name__ == "Entry" and spec.origin == "entry point epplug_impl:Entry"
+
+
+def test_a_built_in_loads_when_its_config_wants_it_after_the_named_ones(tmp_path, monkeypatch):
+    from actormq.hooks import loader
+
+    monkeypatch.setattr(loader, "BUILTINS", {"gatekeeper": "gatekeeper:Gatekeeper"})
+    monkeypatch.syspath_prepend(str(TEST_PLUGINS))
+    import gatekeeper
+    monkeypatch.setattr(gatekeeper.Gatekeeper, "wanted",
+                        classmethod(lambda cls, config: config["plugins.default.unsubscribe"] == "deny"))
+    wanting = write_config(tmp_path, "plugins.order = first", "plugins.default.unsubscribe = deny")
+    assert [spec.name for spec in check(wanting)] == ["first", "gatekeeper"]
+    named = write_config(tmp_path, "plugins.order = gatekeeper, first")
+    assert [spec.name for spec in check(named)] == ["gatekeeper", "first"]
+    not_wanted = write_config(tmp_path, "plugins.order = first")
+    assert [spec.name for spec in check(not_wanted)] == ["first"]
