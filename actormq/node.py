@@ -39,6 +39,7 @@ import time
 from multiprocessing.connection import wait
 
 from actormq import __version__
+from actormq.auth.warnings import anonymous_warning
 from actormq.errors import ActormqError
 from actormq.datadir import DataDirLock
 from actormq.logsetup import setup_logging
@@ -201,6 +202,7 @@ class Node:
         ]
         if self.control is not None and self.control.url:
             lines.append(f"management api: {self.control.url}/api/v4")
+        lines += filter(None, [anonymous_warning(config)])
         print("\n".join(lines), flush=True)
 
     def _on_signal(self, signum, _frame) -> None:

@@ -308,6 +308,9 @@ def _publish_decided(conn, packet, message: Message, decision: Decision) -> None
         log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
                   message.topic_name, decision.decided_by, decision.reason_code)
         dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
+        if decision.disconnect:
+            conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
+            return
         conn.refuse_publish(packet, decision.reason_code)
         return
     _fold_publish(conn, packet, message)

@@ -56,6 +56,7 @@ BUILTIN_MODULES = (
     "actormq.mgmt.banned",
     "actormq.mgmt.trace",
     "actormq.hooks.admin",
+    "actormq.auth.admin",
 )
 
 
