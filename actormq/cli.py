@@ -296,3 +296,7 @@ from actormq.auth.cli import acl, passwd  # noqa: E402  (feature commands regist
 
 main.add_command(passwd)
 main.add_command(acl)
+
+from actormq.webhooks.cli import webhooks  # noqa: E402
+
+main.add_command(webhooks)

@@ -26,4 +26,7 @@ BUILTINS: dict[str, str] = {
     "auth_http": "actormq.auth.provider_http:HttpAuthPlugin",
     "auth_redis": "actormq.auth.provider_redis:RedisAuthPlugin",
     "acl": "actormq.auth.provider_acl:AclPlugin",
+    "webhooks": "actormq.webhooks.plugin:VmqWebhooksPlugin",
+    "web_hook": "actormq.webhooks.emqx_plugin:EmqxWebHookPlugin",
+    "exhook": "actormq.exhook.plugin:ExhookPlugin",
 }

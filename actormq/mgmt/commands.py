@@ -57,6 +57,7 @@ BUILTIN_MODULES = (
     "actormq.mgmt.trace",
     "actormq.hooks.admin",
     "actormq.auth.admin",
+    "actormq.webhooks.commands",
 )
 
 
