@@ -39,9 +39,11 @@ import time
 from multiprocessing.connection import wait
 
 from actormq import __version__
+from actormq.auth.warnings import anonymous_warning
 from actormq.errors import ActormqError
 from actormq.datadir import DataDirLock
 from actormq.logsetup import setup_logging
+from actormq.mgmt.plane import start_control_plane
 from actormq.proctitle import set_process_title
 from actormq.reload import with_applied
 from actormq.transport.listeners import bind_unix, claim_ports, plan_listeners
@@ -91,10 +93,10 @@ class Node:
         self.unix_sockets: dict = {}
         self.connection_counts = shared_counts(self.listeners, self.count, self.ctx)
         self.stopping = False
+        self.control = None     # the control plane: management API, admin requests to workers
         self.reload_requested = False
         self.reload_generation = 0
         self.reload_pending = None          # the Config sent to the workers, until one answers
-        self.control = None     # the control plane: management API, admin requests to workers
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -109,7 +111,8 @@ class Node:
             self._bind_unix()
             lock = DataDirLock(self.config["storage.dir"])
             self._check_storage()
-            self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")   # bus and control endpoints
+            if self.count > 1:
+                self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
             self.control = start_control_plane(self)
             for handle in self.workers:
                 self._spawn(handle)
@@ -153,7 +156,8 @@ class Node:
         parent, child = self.ctx.Pipe()
         plan = WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
                           handle.private_port, handle.restore, self.listeners, self.unix_sockets,
-                          self.connection_counts)
+                          self.connection_counts,
+                          self.control.endpoint if self.control is not None else None)
         handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
                                           name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
@@ -198,6 +202,7 @@ class Node:
         ]
         if self.control is not None and self.control.url:
             lines.append(f"management api: {self.control.url}/api/v4")
+        lines += filter(None, [anonymous_warning(config)])
         print("\n".join(lines), flush=True)
 
     def _on_signal(self, signum, _frame) -> None:

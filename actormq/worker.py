@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from actormq import fdtable
 from actormq.errors import ActormqError
+from actormq.auth.admin import watch_reloads as watch_auth_reloads
 from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
 
@@ -46,6 +47,7 @@ class WorkerPlan:
     listeners: tuple = ()           # every Listener, ports resolved; a TCP one first
     unix_sockets: dict | None = None    # listener key -> the node's listening Unix socket
     connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
+    control: str | None = None      # the node's control channel (admin requests), a ZeroMQ endpoint
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -67,7 +69,8 @@ def open_worker_stores(config):
                        map_size=config["storage.map_size"],
                        max_map_size=config["storage.max_map_size"],
                        commit_batch=config["storage.commit_batch"],
-                       commit_interval_ms=config["storage.commit_interval_ms"])
+                       commit_interval_ms=config["storage.commit_interval_ms"],
+                       sync=config["storage.sync"] == "on")
 
 
 class Worker:
@@ -80,6 +83,7 @@ class Worker:
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
         self.peers = None
+        self.admin = None       # the control link to the node (admin commands)
         self.broker = None
         self.node_gone = False
         self.admin = None       # the control link to the node (admin commands)
@@ -104,14 +108,17 @@ class Worker:
                                       plan.worker_count)
         broker.reloader.on_reload(("log.level",), self._reload_log_level)
         broker.hooks = await start_hooks(self.config, plan.worker_id)
+        watch_auth_reloads(broker)
+        if stores is not None:
+            stores.hold_back_publishers(self.loop, broker.congested)
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)
             await self.peers.start()
         broker.start(restore=plan.restore)
-        if plan.run_dir:
+        if plan.control:
             from actormq.mgmt.worker_link import WorkerLink
-            self.admin = WorkerLink(broker, plan.run_dir)
+            self.admin = WorkerLink(broker, plan.control)
             await self.admin.start()
         servers, private_port = await self._listen(broker)
         self.listening = servers
@@ -128,6 +135,7 @@ class Worker:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
         await broker.hooks.stop()
+        broker.connection_log.flush()
         if self.peers is not None:
             await self.peers.stop()
         if stores is not None:

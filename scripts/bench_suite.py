@@ -45,6 +45,7 @@ DRAIN_GRACE = 25.0  # s a subscriber keeps receiving after the publishers stop
 DRAIN_MESSAGES = 20_000
 DRAIN_ROUNDS = 3
 CONNECTIONS = 2_000
+OFFLINE_MESSAGES = 80_000  # all publishers together; below QUEUE_LIMIT, so nothing is dropped
 
 # Measured on the project's 2-core machine; shown beside the suite's own figures.
 REFERENCE = {
@@ -160,12 +161,13 @@ def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
 
 
 def actormq_command(workers: int):
-    def command(port: int, workdir: Path, tls: TlsListener | None = None) -> list[str]:
+    def command(port: int, workdir: Path, settings: dict, tls: TlsListener | None = None) -> list[str]:
+        extra = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
         cmd = [sys.executable, "-m", "actormq", "run", "-w", str(workers), "--host", HOST,
                "--port", str(port), "--data-dir", str(workdir / "data"),
                "--set", "sys_interval=0",
                "--set", f"queue.max_offline_messages={QUEUE_LIMIT}",
-               "--set", f"queue.max_online_messages={QUEUE_LIMIT}"]
+               "--set", f"queue.max_online_messages={QUEUE_LIMIT}", *extra]
         if tls is not None:
             cmd += ["--set", f"listener.ssl.bench={HOST}:{tls.port}",
                     "--set", f"listener.ssl.bench.certfile={tls.certfile}",
@@ -174,7 +176,8 @@ def actormq_command(workers: int):
     return command
 
 
-def mosquitto_command(port: int, workdir: Path, tls: TlsListener | None = None) -> list[str]:
+def mosquitto_command(port: int, workdir: Path, settings: dict,
+                      tls: TlsListener | None = None) -> list[str]:
     conf = workdir / "mosquitto.conf"
     listeners = [f"listener {port} {HOST}"]
     if tls is not None:
@@ -189,7 +192,7 @@ def mosquitto_command(port: int, workdir: Path, tls: TlsListener | None = None) 
 def amqtt_command(binary: str):
     # amqtt keeps no offline messages for anonymous sessions, so its clients
     # log in with a user name (any name passes with allow-anonymous false)
-    def command(port: int, workdir: Path, tls: TlsListener | None = None) -> list[str]:
+    def command(port: int, workdir: Path, settings: dict, tls: TlsListener | None = None) -> list[str]:
         if tls is not None:
             raise SuiteError("no TLS setup for amqtt in this suite")
         conf = workdir / "amqtt.yaml"
@@ -203,10 +206,13 @@ def amqtt_command(binary: str):
 
 @dataclass(frozen=True)
 class BrokerSpec:
-    """How to start a broker, and what every `actormq bench` client adds for it."""
+    """How to start a broker, and what every `actormq bench` client adds for it.
+    Only actormq takes a scenario's settings (SETTINGS); the others run just the
+    scenarios that need none."""
 
     command: object
     client_args: tuple = ()
+    takes_settings: bool = False
 
 
 def find_amqtt(given: str | None) -> str | None:
@@ -221,7 +227,7 @@ def broker_commands(names: list[str], amqtt_bin: str | None) -> dict:
     commands: dict = {}
     for name in names:
         if match := re.fullmatch(r"actormq-w(\d+)", name):
-            commands[name] = BrokerSpec(actormq_command(int(match.group(1))))
+            commands[name] = BrokerSpec(actormq_command(int(match.group(1))), takes_settings=True)
         elif name == "mosquitto":
             commands[name] = BrokerSpec(mosquitto_command) if os.path.exists(MOSQUITTO) \
                 else "not installed"
@@ -378,6 +384,19 @@ def _drain_round(target: tuple, name: str) -> dict:
             "check": delivery_check(pub["sent"], received, True)}
 
 
+def offline_publish(target: tuple, workdir: Path, publishers: int) -> dict:
+    """QoS 1, window 100, `publishers` clients -> one persistent subscriber that is
+    offline: every message is queued (and in the disc modes committed before its
+    PUBACK). OFFLINE_MESSAGES in all; the subscriber then takes them to check."""
+    session = [*target, "--prefix", "offline-", "-t", "offline/#", "-q", 1, "--no-clean", "-x", 3600]
+    Run(["sub", *session, "--count", 0]).result(30)
+    pub = Run(["pub", *target, "-c", publishers, "-t", "offline/%i", "-q", 1, "--window", 100,
+               "-L", OFFLINE_MESSAGES // publishers, "-d", 120]).result(150)
+    received = Run(["sub", *session, "--count", pub["sent"], "-d", 60, "--idle", 5]).result(90)
+    return {"rate": pub["rate"], "check": delivery_check(pub["sent"], received, True),
+            "tool_cpu_per_million": _tool_cpu(pub, received)}
+
+
 def _tool_cpu(*summaries: dict) -> float | None:
     """CPU seconds of publisher + subscriber per million messages received."""
     received = summaries[-1]["received"]
@@ -392,7 +411,21 @@ SCENARIOS = {
     "qos1_latency": lambda target, wd, args, broker: latency(target, wd, args.duration),
     "connections": lambda target, wd, args, broker: connections(target, wd, broker),
     "offline_drain": lambda target, wd, args, broker: offline_drain(target, wd),
+    "offline_drain_disc_only": lambda target, wd, args, broker: offline_drain(target, wd),
+    **{f"offline_pub{n}_{mode}": (lambda target, wd, args, broker, n=n: offline_publish(target, wd, n))
+       for n in (1, 4) for mode in ("disc_sync", "disc_nosync", "ram")},
 }
+
+# actormq settings of a scenario; other brokers run only the scenarios without any
+# (mosquitto keeps nothing on disk, so it runs the ram variant of offline_pub)
+_OFFLINE_MODES = {"disc_sync": {"queue.storage": "disc", "storage.sync": "on"},
+                  "disc_nosync": {"queue.storage": "disc", "storage.sync": "off"},
+                  "ram": {"queue.storage": "ram"}}
+SETTINGS = {
+    "offline_drain_disc_only": {"queue.storage": "disc_only"},
+    **{f"offline_pub{n}_{mode}": settings for n in (1, 4) for mode, settings in _OFFLINE_MODES.items()},
+}
+NEEDS_SETTINGS = {name for name in SETTINGS if not name.endswith("_ram")}
 
 
 TLS_SCENARIOS = {"qos0_fanin_tls"}
@@ -402,6 +435,8 @@ def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> d
     """One scenario on a fresh broker; never raises."""
     if isinstance(spec, str):
         return {"error": spec}
+    if name in NEEDS_SETTINGS and not spec.takes_settings:
+        return {"error": "not applicable"}
     with tempfile.TemporaryDirectory(prefix=f"bench-{broker_name}-") as tmp:
         workdir = Path(tmp)
         broker = Broker(broker_name, free_port(), workdir)
@@ -409,7 +444,8 @@ def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> d
             tls = None
             if name in TLS_SCENARIOS:
                 tls = TlsListener(free_port(), *make_certificates(workdir))
-            broker.start(spec.command(broker.port, workdir, tls))
+            broker.start(spec.command(broker.port, workdir,
+                                      SETTINGS.get(name, {}) if spec.takes_settings else {}, tls))
             cpu = broker.cpu()
             started = time.monotonic()
             target = ("-p", broker.port, *spec.client_args)
@@ -440,6 +476,12 @@ ROWS = [
     ("connections", "conn_rate", "2,000 connections, 50 at a time (conn/s)", "{:,.0f}"),
     ("connections", "kib_per_conn", "broker memory per connection (KiB)", "{:,.1f}"),
     ("offline_drain", "drain_s", f"offline drain of 20,000 QoS 1, median of {DRAIN_ROUNDS} (s)", "{:.3f}"),
+    ("offline_drain_disc_only", "drain_s", "offline drain of 20,000 QoS 1, disc_only (s)", "{:.3f}"),
+    *((f"offline_pub{n}_{mode}", "rate",
+       f"QoS 1 to an offline persistent subscriber, {n} publisher{'s' if n > 1 else ''}, {label} (msg/s)",
+       "{:,.0f}")
+      for n in (1, 4) for mode, label in (("disc_sync", "disc, sync on"), ("disc_nosync", "disc, sync off"),
+                                          ("ram", "ram"))),
 ]
 REFERENCE_KEYS = {("qos0_fanin", "rate"): "qos0_fanin", ("qos1_fanin", "rate"): "qos1_fanin",
                   ("fanout", "rate"): "fanout", ("qos1_latency", "latency_p50"): "latency_p50",
@@ -447,6 +489,9 @@ REFERENCE_KEYS = {("qos0_fanin", "rate"): "qos0_fanin", ("qos1_fanin", "rate"): 
                   ("connections", "conn_rate"): "conn_rate",
                   ("connections", "kib_per_conn"): "kib_per_conn",
                   ("offline_drain", "drain_s"): "drain_s"}
+
+
+_NOT_RUN = ("not installed", "not applicable")
 
 
 def add_tls_ratios(results: dict) -> None:
@@ -461,7 +506,7 @@ def cell(result: dict | None, metric: str, fmt: str) -> str:
     if result is None:
         return ""
     if "error" in result:
-        return "not installed" if result["error"] == "not installed" else "error"
+        return result["error"] if result["error"] in _NOT_RUN else "error"
     value = result.get(metric)
     return "-" if value is None else fmt.format(value)
 
@@ -490,7 +535,7 @@ def markdown(results: dict, scenarios: list[str], args) -> str:
         lines.append(f"| {scenario} | " + " | ".join(
             _detail(results[b].get(scenario)) for b in brokers) + " |")
     errors = [f"- {b} / {s}: {_one_line(r['error'])}" for b in brokers
-              for s, r in results[b].items() if r.get("error", "not installed") != "not installed"]
+              for s, r in results[b].items() if r.get("error", "not installed") not in _NOT_RUN]
     return "\n".join(lines + (["", "Errors:", "", *errors] if errors else [])) + "\n"
 
 
@@ -504,7 +549,7 @@ def _detail(result: dict | None) -> str:
     if not result:
         return ""
     if "error" in result:
-        return "not installed" if result["error"] == "not installed" else "error"
+        return result["error"] if result["error"] in _NOT_RUN else "error"
     parts = [result.get("check", "")]
     if result.get("broker_cpu_s") is not None:
         parts.append(f"broker {result['broker_cpu_s']:.1f} s CPU")

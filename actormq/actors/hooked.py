@@ -58,13 +58,11 @@ def client_info(conn, packet) -> ClientInfo:
 
 
 def info_of(conn) -> ClientInfo:
-    """The connection's ClientInfo; a client that connected before any plugin was
-    enabled gets one made of what the connection knows (no username / password)."""
+    """The connection's ClientInfo, made from its CONNECT for a client that connected
+    before any plugin was loaded."""
     info = conn.client_info
     if info is None:
-        info = conn.client_info = ClientInfo(conn.client_id, None, None, conn.peer_host,
-                                             conn.peer_port or 0, conn.version,
-                                             listener=conn.listener.name, mountpoint=conn.mountpoint)
+        info = conn.client_info = client_info(conn, conn.connect_packet)
     return info
 
 
@@ -133,7 +131,7 @@ def auth_packet(conn, packet) -> bool:
     else:
         exchange = AuthExchange(method, props.get("authentication_data"), previous.step + 1, True,
                                 previous.state)
-    conn.wait_then(chain.decide(conn.client_info, exchange),
+    conn.wait_then(chain.decide(info_of(conn), exchange),
                    partial(_reauth_answered, conn, exchange))
     return True
 
@@ -218,7 +216,7 @@ def client_closed(conn, session, exc) -> None:
     """The client's socket closed: ``client.disconnected``, then ``client.offline`` when its
     session stays, ``client.gone`` when it ends with the connection."""
     hooks = conn.hooks
-    info = conn.client_info
+    info = info_of(conn)
     if hooks.client_disconnected is not None:
         reason = ("normal" if conn.clean_disconnect else
                   "taken_over" if conn.was_taken_over else f"closed: {exc}" if exc else "closed")
@@ -285,7 +283,8 @@ def session_limits(limits: dict, defaults: QueueLimits, max_inflight: int) -> tu
 # -- PUBLISH ------------------------------------------------------------------------------
 
 def publish(conn, packet) -> None:
-    """A client's PUBLISH when a plugin hooks its authorization or ``message.publish``."""
+    """A client's PUBLISH when a plugin hooks its authorization or ``message.publish``, or
+    the client has a mountpoint."""
     message = conn.message_of(packet)
     if conn.mountpoint:
         message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
@@ -293,7 +292,7 @@ def publish(conn, packet) -> None:
     if chain is None:
         _fold_publish(conn, packet, message)
         return
-    conn.wait_then(chain.decide(conn.client_info, message),
+    conn.wait_then(chain.decide(info_of(conn), message),
                    partial(_publish_decided, conn, packet, message))
 
 
@@ -309,6 +308,9 @@ def _publish_decided(conn, packet, message: Message, decision: Decision) -> None
         log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
                   message.topic_name, decision.decided_by, decision.reason_code)
         dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
+        if decision.disconnect:
+            conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
+            return
         conn.refuse_publish(packet, decision.reason_code)
         return
     _fold_publish(conn, packet, message)
@@ -319,7 +321,7 @@ def _fold_publish(conn, packet, message: Message) -> None:
     if chain is None:
         conn.route_publish(packet, message)
         return
-    conn.wait_then(chain.fold(conn.client_info, message),
+    conn.wait_then(chain.fold(info_of(conn), message),
                    partial(_publish_folded, conn, packet, message))
 
 
@@ -369,7 +371,7 @@ def subscribe(session, packet, valid: list[bool]) -> None:
     """Ask ``client.authorize_subscribe`` for every valid filter, then let the session go on."""
     conn = session.conn
     chain = conn.hooks.client_authorize_subscribe
-    answers = [chain.decide(conn.client_info, sub.topic_filter, sub) if ok else None
+    answers = [chain.decide(info_of(conn), sub.topic_filter, sub) if ok else None
                for sub, ok in zip(packet.subscriptions, valid)]
     conn.wait_then(_all(answers), partial(session.subscribe_decided, packet))
 
@@ -377,7 +379,7 @@ def subscribe(session, packet, valid: list[bool]) -> None:
 def unsubscribe(session, packet) -> None:
     conn = session.conn
     chain = conn.hooks.client_unsubscribe
-    answers = [chain.decide(conn.client_info, topic_filter) for topic_filter in packet.topic_filters]
+    answers = [chain.decide(info_of(conn), topic_filter) for topic_filter in packet.topic_filters]
     conn.wait_then(_all(answers), partial(session.unsubscribe_decided, packet))
 
 
