@@ -1,7 +1,7 @@
 """A plugin's health: its call statistics and its circuit breaker.
 
 `PluginStats` counts calls, failures, timeouts, notify drops and breaker
-skips, and keeps the last 1,024 latencies for the mean and p99 that
+skips, and keeps the last 1,024 latency samples for the mean and p99 that
 ``actormq plugin show`` prints.
 
 `Breaker` stops calling a plugin that keeps failing: after `failures`
@@ -46,8 +46,8 @@ class PluginStats:
         self._latencies = array("d")
         self._next = 0
 
-    def record(self, seconds: float) -> None:
-        self.calls += 1
+    def sample(self, seconds: float) -> None:
+        """One call's latency (calls themselves are counted by the caller)."""
         samples = self._latencies
         if len(samples) < _LATENCY_SAMPLES:
             samples.append(seconds)

@@ -49,6 +49,15 @@ StreamHandler = Callable[[Any, dict, Callable[[Any], None]], Callable[[], None]]
 
 BUILTIN_MODULES = (
     "actormq.mgmt.worker_info",
+    "actormq.mgmt.worker_clients",
+    "actormq.mgmt.worker_stats",
+    "actormq.mgmt.worker_retained",
+    "actormq.mgmt.worker_publish",
+    "actormq.mgmt.banned",
+    "actormq.mgmt.trace",
+    "actormq.hooks.admin",
+    "actormq.auth.admin",
+    "actormq.webhooks.commands",
 )
 
 
