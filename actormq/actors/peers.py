@@ -45,6 +45,7 @@ import itertools
 import logging
 import os
 from collections import deque
+from functools import partial
 from zlib import crc32
 
 from actormq.actors.messages import Delivery, Message, SubOptions
@@ -377,10 +378,9 @@ class PeerLink:
         if broker.quota_exceeded or not broker.wrote_durable or broker.stores is None:
             self._queue_confirm(peer, ack_id, not broker.quota_exceeded)
             return
-        loop, confirm = broker.loop, self._queue_confirm
-        broker.stores.queue.when_durable(
-            lambda: loop.call_soon_threadsafe(confirm, peer, ack_id, True),
-            lambda _error: loop.call_soon_threadsafe(confirm, peer, ack_id, False))
+        confirm = self._queue_confirm
+        broker.stores.queue.when_durable(partial(confirm, peer, ack_id, True),
+                                         lambda _error: confirm(peer, ack_id, False), broker.loop)
 
     def _queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
         if not self._confirms:
@@ -407,13 +407,12 @@ class PeerLink:
                 entry.waiting += 1
         self._unclaimed.clear()
         self._durable_order.append(entry)
-        stores, loop = self.broker.stores, self.broker.loop
+        stores = self.broker.stores
         if stores is None:
             self._settle(entry, True)
             return
-        stores.queue.when_durable(
-            lambda: loop.call_soon_threadsafe(self._settle, entry, True),
-            lambda _error: loop.call_soon_threadsafe(self._settle, entry, False))
+        stores.queue.when_durable(partial(self._settle, entry, True),
+                                  lambda _error: self._settle(entry, False), self.broker.loop)
 
     def _on_durable(self, header, _payloads) -> None:
         for ack_id in header["ok"]:
