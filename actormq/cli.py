@@ -21,6 +21,7 @@ from actormq import __version__
 from actormq.conf.load import Config, load_config
 from actormq.conf.schema import SCHEMA, lookup, render_default_config
 from actormq.errors import ActormqError
+from actormq.hooks.loader import check_plugins
 
 PROGRESS_THRESHOLD = 10_000
 EXIT_USAGE = 2
@@ -90,8 +91,9 @@ def run(workers: int | None, config_file: str | None, settings: dict[str, str], 
     overrides = settings | {key: str(value) for key, value in flags.items() if value is not None}
     with _user_errors():
         config = load_config(config_file, overrides=overrides)
+        check_plugins(config, config_file)
         from actormq.node import run_node
-        code = run_node(config)
+        code = run_node(config, lambda: load_config(config_file, overrides=overrides))
     sys.exit(code)
 
 
@@ -114,7 +116,7 @@ def config_show(config_file: str | None, settings: dict[str, str]) -> None:
 def config_check(config_file: str) -> None:
     """Check a config file (and the ACTORMQ__ environment); exit 0 if valid, 2 if not."""
     with _user_errors():
-        load_config(config_file)
+        check_plugins(load_config(config_file), config_file)
     click.echo(f"{config_file}: ok")
 
 
@@ -279,3 +281,22 @@ def _add_bench_command() -> None:
 
 
 _add_bench_command()
+
+from actormq.mgmt import cli as _mgmt_cli, cli_node as _mgmt_cli_node  # noqa: E402
+
+for _command in _mgmt_cli.COMMANDS + _mgmt_cli_node.COMMANDS:
+    main.add_command(_command)
+config.add_command(_mgmt_cli_node.running_config_option(config.commands["show"]))
+
+from actormq.hooks.cli import plugin as _plugin_cli  # noqa: E402
+
+main.add_command(_plugin_cli)
+
+from actormq.auth.cli import acl, passwd  # noqa: E402  (feature commands register after the core ones)
+
+main.add_command(passwd)
+main.add_command(acl)
+
+from actormq.webhooks.cli import webhooks  # noqa: E402
+
+main.add_command(webhooks)

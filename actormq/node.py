@@ -1,9 +1,23 @@
 """The node: the supervisor process of `actormq run`.
 
-Owns the worker table, the run dir (ZeroMQ ipc endpoints) and the listener
-port. It resolves the port, checks that the data dir opens, spawns the
-workers (multiprocessing, spawn), prints the banner once every worker
-serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0.
+Owns the worker table, the run dir (ZeroMQ ipc endpoints of the bus and
+the control channel), the listeners (`listener.*`: their certificates loaded
+once, so a bad file stops the start; the claims on their ports; the Unix
+sockets, bound here and handed to every worker) and the data dir lock. It
+claims the ports (so that only its own workers share it: a second broker on
+the port stops with "cannot listen on H:P: address already in use"), locks
+the data dir ("data dir D is in use by pid N"), checks that the stores open,
+spawns the workers (multiprocessing, spawn), prints the banner with every
+listener once every worker serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0. The
+run dir, the claim and the lock go on every exit (the kernel drops the claim
+and the lock on kill -9; the workers remove the run dir when the node is gone).
+
+On SIGHUP it reloads the config (`reload_config`, the same file, environment
+and flags as at the start) and sends it to every worker ("reload",
+generation, config); the first worker to answer ("reloaded", generation,
+applied keys, keys that need a restart) decides what is logged, and the
+applied keys become part of the config later workers start with (see
+`actormq.reload`).
 
 A worker that dies is restarted at once (after a second when it died before
 it served, so a worker that cannot start does not spin). Before
@@ -25,9 +39,16 @@ import time
 from multiprocessing.connection import wait
 
 from actormq import __version__
+from actormq.auth.warnings import anonymous_warning
 from actormq.errors import ActormqError
+from actormq.datadir import DataDirLock
 from actormq.logsetup import setup_logging
-from actormq.transport.listeners import reserve_port
+from actormq.mgmt.plane import start_control_plane
+from actormq.proctitle import set_process_title
+from actormq.reload import with_applied
+from actormq.transport.listeners import bind_unix, claim_ports, plan_listeners
+from actormq.transport.serve import check_listener, shared_counts
+from actormq.mgmt.plane import start_control_plane
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
 log = logging.getLogger("actormq.node")
@@ -58,41 +79,73 @@ class WorkerHandle:
 class Node:
     """Spawns, watches and stops the worker processes."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, reload_config=None) -> None:
         self.config = config
+        self.reload_config = reload_config      # () -> Config, for SIGHUP
         self.count = config["node.workers"] or os.cpu_count() or 1
         self.ctx = multiprocessing.get_context("spawn")
         private = 0 if config["listener.tcp.worker_ports"] else None
         self.workers = [WorkerHandle(i, private) for i in range(self.count)]
-        self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
-        self.host = config["listener.tcp.host"]
+        self.run_dir: str | None = None
+        self.listeners = plan_listeners(config)
+        self.host = self.listeners[0].host
         self.port = 0
+        self.unix_sockets: dict = {}
+        self.connection_counts = shared_counts(self.listeners, self.count, self.ctx)
         self.stopping = False
+        self.control = None     # the control plane: management API, admin requests to workers
+        self.reload_requested = False
+        self.reload_generation = 0
+        self.reload_pending = None          # the Config sent to the workers, until one answers
 
     def run(self) -> int:
-        reserved, self.port = reserve_port(self.host, self.config["listener.tcp.port"])
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+        for listener in self.listeners:
+            check_listener(listener)
+        self.listeners, claims = claim_ports(self.listeners)
+        self.port = self.listeners[0].port
+        lock = None
         try:
+            self._bind_unix()
+            lock = DataDirLock(self.config["storage.dir"])
             self._check_storage()
+            if self.count > 1:
+                self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
+            self.control = start_control_plane(self)
             for handle in self.workers:
                 self._spawn(handle)
             for handle in self.workers:
                 self._await_ready(handle)
-        except BaseException:
-            self._stop_all()
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            raise
-        finally:
-            reserved.close()
-        self._print_banner()
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        try:
-            self._supervise()
+            if not self.stopping:
+                self._print_banner()
+                self._supervise()
         finally:
             self._stop_all()
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+            if self.run_dir is not None:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            if lock is not None:
+                lock.release()
+            for claim in claims:
+                claim.close()
+            self._remove_unix_sockets()
         log.info("stopped")
         return 0
+
+    def _bind_unix(self) -> None:
+        for listener in self.listeners:
+            if listener.type == "unix":
+                self.unix_sockets[listener.key] = bind_unix(listener, self.config["listener.tcp.backlog"])
+
+    def _remove_unix_sockets(self) -> None:
+        for listener in self.listeners:
+            if listener.key in self.unix_sockets:
+                self.unix_sockets.pop(listener.key).close()
+                try:
+                    os.unlink(listener.path)
+                except OSError:
+                    pass
 
     def _check_storage(self) -> None:
         stores = open_worker_stores(self.config)
@@ -102,7 +155,9 @@ class Node:
     def _spawn(self, handle: WorkerHandle) -> None:
         parent, child = self.ctx.Pipe()
         plan = WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
-                          handle.private_port, handle.restore)
+                          handle.private_port, handle.restore, self.listeners, self.unix_sockets,
+                          self.connection_counts,
+                          self.control.endpoint if self.control is not None else None)
         handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
                                           name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
@@ -112,7 +167,12 @@ class Node:
         handle.ready = False
 
     def _await_ready(self, handle: WorkerHandle) -> None:
-        if not handle.control.poll(READY_TIMEOUT):
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not handle.control.poll(SUPERVISE_POLL):
+            if self.stopping:
+                return
+            if time.monotonic() < deadline:
+                continue
             raise ActormqError(f"worker {handle.worker_id} did not start within {READY_TIMEOUT:.0f} s")
         try:
             message = handle.control.recv()
@@ -130,8 +190,9 @@ class Node:
 
     def _print_banner(self) -> None:
         config = self.config
-        lines = [f"actormq {__version__} node {config['node.name']}",
-                 f"listening on {self.host}:{self.port} (mqtt/tcp)"]
+        lines = [f"actormq {__version__} node {config['node.name']}"]
+        lines += [f"listening on {listener.address} ({listener.scheme}, {listener.key})"
+                  for listener in self.listeners]
         lines += [f"worker {h.worker_id} listening on {self.host}:{h.private_port} "
                   f"(pid {h.process.pid})" for h in self.workers if h.private_port is not None]
         lines += [
@@ -139,10 +200,50 @@ class Node:
             f"data dir: {os.path.abspath(config['storage.dir'])}",
             f"storage: retained={config['retained.storage']} queue={config['queue.storage']}",
         ]
+        if self.control is not None and self.control.url:
+            lines.append(f"management api: {self.control.url}/api/v4")
+        lines += filter(None, [anonymous_warning(config)])
         print("\n".join(lines), flush=True)
 
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
+
+    def _on_reload_signal(self, signum, _frame) -> None:
+        self.reload_requested = True
+
+    # -- config reload -----------------------------------------------------------------
+
+    def _reload(self) -> None:
+        self.reload_requested = False
+        if self.reload_config is None:
+            log.warning("SIGHUP: nothing to reload the config from")
+            return
+        try:
+            new = self.reload_config()
+        except ActormqError as exc:
+            log.error("SIGHUP: config not reloaded, the running one stays: %s", exc)
+            return
+        log.info("SIGHUP: reloading the config")
+        self.reload_generation += 1
+        self.reload_pending = new
+        if new["log.level"] != self.config["log.level"]:
+            setup_logging(new["log.level"], "node")
+        for handle in self.workers:
+            if handle.alive and handle.ready:
+                try:
+                    handle.control.send(("reload", self.reload_generation, new))
+                except OSError:
+                    pass        # it is dying; it restarts with the config below
+
+    def _reloaded(self, generation: int, applied: tuple, needs_restart: tuple) -> None:
+        """The first answer to a reload: log it and keep what was applied."""
+        if generation != self.reload_generation or self.reload_pending is None:
+            return
+        self.config = with_applied(self.config, self.reload_pending, applied)
+        self.reload_pending = None
+        for key in needs_restart:
+            log.warning("config key %s changed: needs a restart to take effect", key)
+        log.info("config reloaded: %s", ", ".join(applied) if applied else "no reloadable key changed")
 
     # -- supervision -----------------------------------------------------------------
 
@@ -154,6 +255,8 @@ class Node:
             ready = wait(list(watched), timeout=self._next_wait())
             if self.stopping:
                 break
+            if self.reload_requested:
+                self._reload()
             dead = [h for h in running if h.process.sentinel in ready]
             for handle in running:
                 if handle.control in ready and handle not in dead:
@@ -172,6 +275,9 @@ class Node:
         try:
             while handle.control.poll():
                 message = handle.control.recv()
+                if message[0] == "reloaded":
+                    self._reloaded(*message[1:])
+                    continue
                 self._take_report(handle, message)
                 log.info("worker %d restarted (pid %d)", handle.worker_id, handle.process.pid)
         except EOFError:
@@ -212,9 +318,13 @@ class Node:
                 log.warning("worker %d did not stop in time; killing it", handle.worker_id)
                 handle.process.kill()
                 handle.process.join()
+        if self.control is not None:
+            self.control.stop()
 
 
-def run_node(config) -> int:
-    """Run the broker until SIGTERM/SIGINT; returns the process exit code."""
+def run_node(config, reload_config=None) -> int:
+    """Run the broker until SIGTERM/SIGINT; returns the process exit code.
+    `reload_config()` gives the config again on SIGHUP."""
     setup_logging(config["log.level"], "node")
-    return Node(config).run()
+    set_process_title("actormq: node")
+    return Node(config, reload_config).run()

@@ -4,10 +4,14 @@ Broker with the actors, its listeners and its link to the other workers.
 The node starts `worker_main` with multiprocessing (spawn) and a `WorkerPlan`.
 The control pipe carries, worker → node: ("ready", host, port, private_port)
 once the worker serves (private_port is None unless
-`listener.tcp.worker_ports`) or ("error", text); node → worker:
-("peer_down", worker_id, pid) when another worker died. The worker stops
-cleanly on SIGTERM/SIGINT, or when the node is gone (the pipe closes):
-DISCONNECT to its clients, storage flushed, exit code 0.
+`listener.tcp.worker_ports`) or ("error", text), and ("reloaded", generation,
+applied keys, keys that need a restart) after a reload; node → worker:
+("peer_down", worker_id, pid) when another worker died, ("reload",
+generation, config) on SIGHUP (the broker's `reloader` applies it). The
+worker stops cleanly on SIGTERM/SIGINT, or when the node is gone (the pipe
+closes): DISCONNECT to its clients, storage flushed, the run dir removed,
+exit code 0. It ignores SIGHUP (the node reloads), and `ps` shows it as
+`actormq: worker N`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
 
 from actormq import fdtable
 from actormq.errors import ActormqError
+from actormq.auth.admin import watch_reloads as watch_auth_reloads
+from actormq.logsetup import setup_logging
+from actormq.proctitle import set_process_title
 
 log = logging.getLogger("actormq.worker")
 
@@ -36,6 +44,10 @@ class WorkerPlan:
     run_dir: str | None = None      # where the bus inboxes live
     private_port: int | None = None # this worker's own port: 0 = a free one, None = none
     restore: bool = True            # restore this worker's share of the persisted sessions
+    listeners: tuple = ()           # every Listener, ports resolved; a TCP one first
+    unix_sockets: dict | None = None    # listener key -> the node's listening Unix socket
+    connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
+    control: str | None = None      # the node's control channel (admin requests), a ZeroMQ endpoint
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -71,6 +83,11 @@ class Worker:
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
         self.peers = None
+        self.admin = None       # the control link to the node (admin commands)
+        self.broker = None
+        self.node_gone = False
+        self.admin = None       # the control link to the node (admin commands)
+        self.listening: list = []
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -85,8 +102,13 @@ class Worker:
         plan = self.plan
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stopping.set)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         stores = open_worker_stores(self.config)
-        broker = Broker(self.config, self.loop, stores, plan.worker_id, plan.worker_count)
+        broker = self.broker = Broker(self.config, self.loop, stores, plan.worker_id,
+                                      plan.worker_count)
+        broker.reloader.on_reload(("log.level",), self._reload_log_level)
+        broker.hooks = await start_hooks(self.config, plan.worker_id)
+        watch_auth_reloads(broker)
         if stores is not None:
             stores.hold_back_publishers(self.loop, broker.congested)
         if plan.worker_count > 1 and plan.run_dir:
@@ -94,37 +116,68 @@ class Worker:
             self.peers = PeerLink(broker, plan.run_dir)
             await self.peers.start()
         broker.start(restore=plan.restore)
+        if plan.control:
+            from actormq.mgmt.worker_link import WorkerLink
+            self.admin = WorkerLink(broker, plan.control)
+            await self.admin.start()
         servers, private_port = await self._listen(broker)
+        self.listening = servers
+        broker.reloader.on_reload((), self.reload_certificates, always=True)
         tune_gc()
         self._watch_control()
         self._report("ready", self.config["listener.tcp.host"], plan.port, private_port)
         await self.stopping.wait()
         for server in servers:
             server.close()
+        if self.admin is not None:
+            await self.admin.stop()
         if self.peers is not None:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
+        await broker.hooks.stop()
+        broker.connection_log.flush()
         if self.peers is not None:
             await self.peers.stop()
         if stores is not None:
             stores.close()
+        if self.node_gone and plan.run_dir:
+            shutil.rmtree(plan.run_dir, ignore_errors=True)     # nobody else will
         return 0
 
     async def _listen(self, broker) -> tuple[list, int | None]:
-        """The shared listener, and this worker's own one when planned."""
+        """Every listener of the plan, and this worker's own TCP port when planned."""
         from actormq.actors.connection import Connection
-        from actormq.transport.listeners import start_listener
+        from actormq.transport.listeners import plan_listeners, start_listener
+        from actormq.transport.serve import ConnectionSlots, serve_listener
 
-        host = self.config["listener.tcp.host"]
+        plan = self.plan
         backlog = self.config["listener.tcp.backlog"]
-        servers = [await start_listener(self.loop, host, self.plan.port, lambda: Connection(broker),
-                                        backlog)]
-        if self.plan.private_port is None:
+        unix_sockets = plan.unix_sockets or {}
+        servers = []
+        for index, listener in enumerate(plan.listeners or plan_listeners(self.config)[:1]):
+            slots = None
+            if listener.max_connections and plan.connection_counts is not None:
+                slots = ConnectionSlots(plan.connection_counts, plan.worker_id, plan.worker_count, index,
+                                        listener.max_connections)
+
+            def make_connection(address=None, listener=listener, slots=slots):
+                return Connection(broker, listener, address, slots)
+            servers.append(await serve_listener(self.loop, listener, make_connection, slots, backlog,
+                                                unix_sockets.get(listener.key)))
+        if plan.private_port is None:
             return servers, None
-        private = await start_listener(self.loop, host, self.plan.private_port,
+        private = await start_listener(self.loop, self.config["listener.tcp.host"], plan.private_port,
                                        lambda: Connection(broker), backlog)
         servers.append(private)
         return servers, private.sockets[0].getsockname()[1]
+
+    def reload_certificates(self, _config=None) -> None:
+        """Load the certificates of the TLS listeners again (on every config
+        reload, SIGHUP): new connections use them, established ones keep theirs."""
+        for server in self.listening:
+            reload = getattr(server, "reload_certificates", None)
+            if reload is not None:
+                reload()
 
     # -- the control pipe ----------------------------------------------------------
 
@@ -138,14 +191,33 @@ class Worker:
                 message = self.control.recv()
                 if message[0] == "peer_down" and self.peers is not None:
                     self.peers.peer_down(message[1], message[2])
+                elif message[0] == "reload":
+                    self._reload(message[1], message[2])
         except (EOFError, OSError):
             log.warning("the node is gone: stopping")
+            self.node_gone = True
             self.loop.remove_reader(self.control.fileno())
             self.stopping.set()
+
+    def _reload(self, generation: int, new_config) -> None:
+        self.config, result = self.broker.reloader.apply(self.config, new_config)
+        self._report("reloaded", generation, result.applied, result.needs_restart)
+
+    def _reload_log_level(self, config) -> None:
+        setup_logging(config["log.level"], f"worker-{self.plan.worker_id}")
 
     def _report(self, *message) -> None:
         if self.control is not None:
             self.control.send(message)
+
+
+async def start_hooks(config, worker_id: int):
+    """This worker's plugins (checked by the node already), started in order."""
+    from actormq.hooks.loader import build_hooks, check_plugins
+
+    hooks = build_hooks(config, check_plugins(config), worker_id)
+    await hooks.start()
+    return hooks
 
 
 GC_THRESHOLD = (20_000, 20, 20)
@@ -168,8 +240,7 @@ def tune_gc() -> None:
 
 def worker_main(config, plan: WorkerPlan, control) -> None:
     """Entry point of a spawned worker process."""
-    from actormq.logsetup import setup_logging
-
+    set_process_title(f"actormq: worker {plan.worker_id}")
     setup_logging(config["log.level"], f"worker-{plan.worker_id}")
     fdtable.reserve(fdtable.MAX_RESERVED)     # while this process has one thread
     try:

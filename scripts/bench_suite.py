@@ -132,21 +132,58 @@ def port_open(port: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """The TLS port of a broker in a TLS scenario, and the files it serves."""
+
+    port: int
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+
+def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 (openssl), as (ca, cert, key)."""
+    ca, ca_key = workdir / "ca.crt", workdir / "ca.key"
+    cert, key, csr = workdir / "server.crt", workdir / "server.key", workdir / "server.csr"
+    ext = workdir / "server.ext"
+    ext.write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    for step in (
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=bench CA"],
+        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(["openssl", *map(str, step)], check=True, capture_output=True, timeout=30)
+    return ca, cert, key
+
+
 def actormq_command(workers: int):
-    def command(port: int, workdir: Path, settings: dict) -> list[str]:
+    def command(port: int, workdir: Path, settings: dict, tls: TlsListener | None = None) -> list[str]:
         extra = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-        return [sys.executable, "-m", "actormq", "run", "-w", str(workers), "--host", HOST,
-                "--port", str(port), "--data-dir", str(workdir / "data"),
-                "--set", "sys_interval=0",
-                "--set", f"queue.max_offline_messages={QUEUE_LIMIT}",
-                "--set", f"queue.max_online_messages={QUEUE_LIMIT}", *extra]
+        cmd = [sys.executable, "-m", "actormq", "run", "-w", str(workers), "--host", HOST,
+               "--port", str(port), "--data-dir", str(workdir / "data"),
+               "--set", "sys_interval=0",
+               "--set", f"queue.max_offline_messages={QUEUE_LIMIT}",
+               "--set", f"queue.max_online_messages={QUEUE_LIMIT}", *extra]
+        if tls is not None:
+            cmd += ["--set", f"listener.ssl.bench={HOST}:{tls.port}",
+                    "--set", f"listener.ssl.bench.certfile={tls.certfile}",
+                    "--set", f"listener.ssl.bench.keyfile={tls.keyfile}"]
+        return cmd
     return command
 
 
-def mosquitto_command(port: int, workdir: Path, settings: dict) -> list[str]:
+def mosquitto_command(port: int, workdir: Path, settings: dict,
+                      tls: TlsListener | None = None) -> list[str]:
     conf = workdir / "mosquitto.conf"
+    listeners = [f"listener {port} {HOST}"]
+    if tls is not None:
+        listeners += [f"listener {tls.port} {HOST}", f"certfile {tls.certfile}", f"keyfile {tls.keyfile}"]
     conf.write_text("\n".join([
-        f"listener {port} {HOST}", "allow_anonymous true",
+        "per_listener_settings false", *listeners, "allow_anonymous true",
         f"max_queued_messages {QUEUE_LIMIT}", "persistence false", "log_dest none",
         f"user {pwd.getpwuid(os.getuid()).pw_name}"]) + "\n")
     return [MOSQUITTO, "-c", str(conf)]
@@ -155,7 +192,9 @@ def mosquitto_command(port: int, workdir: Path, settings: dict) -> list[str]:
 def amqtt_command(binary: str):
     # amqtt keeps no offline messages for anonymous sessions, so its clients
     # log in with a user name (any name passes with allow-anonymous false)
-    def command(port: int, workdir: Path, settings: dict) -> list[str]:
+    def command(port: int, workdir: Path, settings: dict, tls: TlsListener | None = None) -> list[str]:
+        if tls is not None:
+            raise SuiteError("no TLS setup for amqtt in this suite")
         conf = workdir / "amqtt.yaml"
         conf.write_text("\n".join([
             "listeners:", "  default:", "    type: tcp", f"    bind: {HOST}:{port}",
@@ -366,6 +405,7 @@ def _tool_cpu(*summaries: dict) -> float | None:
 
 SCENARIOS = {
     "qos0_fanin": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 0),
+    "qos0_fanin_tls": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 0),
     "qos1_fanin": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 1),
     "fanout": lambda target, wd, args, broker: fan_out(target, wd, args.duration, args.fanout_rate),
     "qos1_latency": lambda target, wd, args, broker: latency(target, wd, args.duration),
@@ -388,6 +428,9 @@ SETTINGS = {
 NEEDS_SETTINGS = {name for name in SETTINGS if not name.endswith("_ram")}
 
 
+TLS_SCENARIOS = {"qos0_fanin_tls"}
+
+
 def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> dict:
     """One scenario on a fresh broker; never raises."""
     if isinstance(spec, str):
@@ -398,16 +441,22 @@ def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> d
         workdir = Path(tmp)
         broker = Broker(broker_name, free_port(), workdir)
         try:
+            tls = None
+            if name in TLS_SCENARIOS:
+                tls = TlsListener(free_port(), *make_certificates(workdir))
             broker.start(spec.command(broker.port, workdir,
-                                      SETTINGS.get(name, {}) if spec.takes_settings else {}))
+                                      SETTINGS.get(name, {}) if spec.takes_settings else {}, tls))
             cpu = broker.cpu()
             started = time.monotonic()
             target = ("-p", broker.port, *spec.client_args)
+            if tls is not None:
+                target = ("-p", tls.port, "--cafile", tls.cafile, *spec.client_args)
             result = SCENARIOS[name](target, workdir, args, broker)
             result["broker_cpu_s"] = round(broker.cpu() - cpu, 2)
             result["wall_s"] = round(time.monotonic() - started, 2)
             return result
-        except (SuiteError, OSError, ValueError, KeyError, psutil.Error) as exc:
+        except (SuiteError, OSError, ValueError, KeyError, psutil.Error,
+                subprocess.CalledProcessError) as exc:
             return {"error": str(exc) or type(exc).__name__}
         finally:
             broker.stop()
@@ -418,6 +467,8 @@ def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> d
 # (scenario, metric, label, format)
 ROWS = [
     ("qos0_fanin", "rate", "QoS 0 fan-in 4→1, 64 B (msg/s)", "{:,.0f}"),
+    ("qos0_fanin_tls", "rate", "QoS 0 fan-in 4→1 over TLS, 64 B (msg/s)", "{:,.0f}"),
+    ("qos0_fanin_tls", "tls_ratio", "QoS 0 fan-in, TLS / plain TCP", "{:.2f}"),
     ("qos1_fanin", "rate", "QoS 1 fan-in 4→1, window 100 (msg/s)", "{:,.0f}"),
     ("fanout", "rate", "fan-out 1→100, QoS 0 (msg/s received)", "{:,.0f}"),
     ("qos1_latency", "latency_p50", "QoS 1 latency at 2,000 msg/s, p50 (µs)", "{:,.0f}"),
@@ -443,6 +494,14 @@ REFERENCE_KEYS = {("qos0_fanin", "rate"): "qos0_fanin", ("qos1_fanin", "rate"): 
 _NOT_RUN = ("not installed", "not applicable")
 
 
+def add_tls_ratios(results: dict) -> None:
+    """Each broker's QoS 0 fan-in rate over TLS divided by its rate over plain TCP."""
+    for per_broker in results.values():
+        plain, tls = per_broker.get("qos0_fanin"), per_broker.get("qos0_fanin_tls")
+        if plain and tls and plain.get("rate") and tls.get("rate"):
+            tls["tls_ratio"] = tls["rate"] / plain["rate"]
+
+
 def cell(result: dict | None, metric: str, fmt: str) -> str:
     if result is None:
         return ""
@@ -461,11 +520,13 @@ def markdown(results: dict, scenarios: list[str], args) -> str:
              f"{args.duration:g} s per throughput scenario, fan-out publish rate "
              f"{args.fanout_rate:,.0f}/s.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    add_tls_ratios(results)
     for scenario, metric, label, fmt in ROWS:
         if scenario not in scenarios:
             continue
         row = [label, *(cell(results[b].get(scenario), metric, fmt) for b in brokers),
-               *(fmt.format(REFERENCE[r][REFERENCE_KEYS[scenario, metric]]) for r in refs)]
+               *(fmt.format(REFERENCE[r][REFERENCE_KEYS[scenario, metric]])
+                 if (scenario, metric) in REFERENCE_KEYS else "" for r in refs)]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Delivery check (QoS 1/2 must lose and duplicate nothing; "
               "QoS 0 loss is reported, not a failure), broker CPU seconds, tool CPU:", "",

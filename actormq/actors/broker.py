@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 
+from actormq.actors.drops import Drops
 from actormq.actors.messages import Message, SubOptions
 from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
 from actormq.actors.retain import RetainedStore
@@ -21,6 +22,9 @@ from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
 from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.logsetup import LineBatch
+from actormq.reload import Reloader
+from actormq.hooks import DROP, DropReason, Hooks
 from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
 from actormq.transport.codec import ReasonCode
 from actormq.transport.topics import parse_shared
@@ -28,6 +32,8 @@ from actormq.transport.topics import parse_shared
 log = logging.getLogger("actormq.broker")
 
 KEEPALIVE_SWEEP_SECONDS = 0.25
+RELOADABLE_KEYS = ("mqtt.", "log.connections", "queue.max_inflight", "queue.max_online_messages",
+                   "queue.max_offline_messages", "queue.type", "queue.drop")
 
 
 class Broker:
@@ -43,20 +49,36 @@ class Broker:
         self.worker_count = worker_count
         self.started = time.time()
         self.stats = Stats()
+        self.hooks = Hooks()                 # the worker's plugins (none until it loads them)
         self.sessions: dict[str, Session] = {}
+        self.forwarders: dict = {}           # client id -> Forwarder of a session that moved away
         self.connections: set = set()
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
-        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed)
-        self.retained = self._make_retained_store()
+        self.drops = Drops(self)
+        self.banned = None                   # mgmt.banned.BanList while any ban is in force
         self.wrote_durable = False
         self.quota_exceeded = False
-        self.congested: list = []            # online sessions whose queue passed the high mark
+        self.congested: list = []            # valves of congested subscribers a publish reached
+        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed,
+                             self.forwarders, self.congested)
+        self.retained = self._make_retained_store()
         self._dirty: list = []
         self._tasks: list = []
-        self._queue_limits = QueueLimits(self.settings.max_online_messages,
-                                         self.settings.max_offline_messages,
-                                         self.settings.queue_lifo, self.settings.queue_drop_oldest)
+        self._queue_limits = self._make_queue_limits()
+        self.reloader = Reloader()      # config reload: parts register what they take
+        self.connection_log = LineBatch("actormq.connection")
+        self.reloader.on_reload(RELOADABLE_KEYS, self.reload)
+
+    def _make_queue_limits(self) -> QueueLimits:
+        settings = self.settings
+        return QueueLimits(settings.max_online_messages, settings.max_offline_messages,
+                           settings.queue_lifo, settings.queue_drop_oldest)
+
+    def reload(self, config) -> None:
+        """New MQTT and queue limits: connections and sessions made from now on use them."""
+        self.settings = BrokerSettings.from_config(config)
+        self._queue_limits = self._make_queue_limits()
 
     def _make_retained_store(self) -> RetainedStore:
         mode = self.config.get("retained.storage", "ram")
@@ -143,10 +165,12 @@ class Broker:
                                        for f, o in record.subscriptions.items()})
         self.stores.queue.invalidate("queue", session.queue.prefix)
         session.queue.load()
+        session.take_released()
         session.disconnected_at = since
         if record.expiry_interval is not None:
             remaining = max(0.0, since + record.expiry_interval - now)
-            session._expiry_timer = self.loop.call_later(remaining, self.end_session, session)
+            session._expiry_timer = self.loop.call_later(remaining, self.end_session, session,
+                                                         "expired")
         session.store_record()
         return session
 
@@ -193,10 +217,12 @@ class Broker:
             old = session.conn
             log.info("client %s: taken over by %s (was %s)", client_id, conn.peer, old.peer)
             old.taken_over()
+            if self.hooks.session_taken_over is not None and old.client_info is not None:
+                self.hooks.session_taken_over.notify(old.client_info)
             session.detach(publish_will=True)
             session = self.sessions.get(client_id)
         if session is not None and connect.clean_start:
-            self.end_session(session)
+            self.end_session(session, "discarded")
             session = None
         present = session is not None
         if session is None:
@@ -223,10 +249,29 @@ class Broker:
             del self.sessions[session.client_id]
         session.release()
 
-    def end_session(self, session: Session) -> None:
+    def end_session(self, session: Session, reason: str = "normal") -> None:
+        """The session is over: `reason` is "normal" (its client left and it was not
+        persistent), "discarded" (a clean start replaced it) or "expired"."""
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            if self.peers is not None:
+                self.peers.session_ended(session.client_id)
         session.end()
+        if self.hooks.active:
+            self._session_ended(session.client_id, reason)
+
+    def _session_ended(self, client_id: str, reason: str) -> None:
+        hooks = self.hooks
+        if reason == "discarded" and hooks.session_discarded is not None:
+            hooks.session_discarded.notify(client_id)
+        if reason == "expired" and hooks.session_expired is not None:
+            hooks.session_expired.notify(client_id)
+        if hooks.session_terminated is not None:
+            hooks.session_terminated.notify(client_id, reason)
+
+    def set_banned(self, banned) -> None:
+        """The bans in force (checked at CONNECT); None while nothing is banned."""
+        self.banned = banned
 
     def connection_opened(self, conn) -> None:
         self.connections.add(conn)
@@ -275,8 +320,28 @@ class Broker:
         expiry = will.properties.get("message_expiry_interval")
         message = Message(will.topic_name, will.payload, will.qos, will.retain, props,
                           now + expiry if expiry is not None else None, now, client_id)
+        chain = self.hooks.message_will
+        if chain is not None:
+            folded = chain.fold(client_id, message)
+            if isinstance(folded, asyncio.Future):
+                folded.add_done_callback(lambda done: self._publish_folded_will(client_id, message,
+                                                                                done.result()))
+                return
+            self._publish_folded_will(client_id, message, folded)
+            return
         log.debug("client %s: publishing will on %s", client_id, will.topic_name)
         self.publish(message)
+
+    def _publish_folded_will(self, client_id: str, original: Message, message) -> None:
+        hooks = self.hooks
+        if message is DROP:
+            if hooks.message_dropped is not None:
+                hooks.message_dropped.notify(client_id, original, DropReason.BY_PLUGIN)
+            return
+        log.debug("client %s: publishing will on %s", client_id, message.topic_name)
+        self.publish(message)
+        if hooks.message_will_published is not None:
+            hooks.message_will_published.notify(client_id, message)
 
     def send_retained(self, session: Session, topic_filter: str, opts: SubOptions) -> None:
         if opts.share_group is not None:
@@ -285,9 +350,6 @@ class Broker:
         sub_ids = opts.subscription_ids
         for message in self.retained.match(real_filter):
             session.deliver(message, min(opts.qos, message.qos), True, sub_ids, {})
-
-    def count_dropped(self, session: Session, message: Message) -> None:
-        self.stats.messages_dropped += 1
 
     def _send_to_worker(self, worker_id: int, message: Message, target) -> None:
         if self.peers is not None:
@@ -318,9 +380,12 @@ class Broker:
         while True:
             await asyncio.sleep(KEEPALIVE_SWEEP_SECONDS)
             now = time.monotonic()
+            self.drops.report()
             for conn in list(self.connections):
                 deadline = conn.keepalive_deadline
-                if deadline and now - conn.last_seen > deadline:
+                # before its CONNECT a connection has connect_timeout from the accept, whatever it sends
+                since = conn.last_seen if conn.session is not None else conn.accepted_at
+                if deadline and now - since > deadline:
                     conn.keepalive_expired()
 
     def _count_offline(self) -> None:

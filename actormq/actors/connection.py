@@ -5,7 +5,24 @@ directions, the client's maximum packet size, and the CONNECT handshake.
 Takes: bytes from the socket, packets and encoded PUBLISH bytes to send (from
 its Session). Sends: decoded packets to its Session, CONNECT to the Broker.
 A protocol error closes the connection (3.1.1) or answers DISCONNECT with the
-error's reason code first (5.0); it never affects another connection.
+error's reason code first (5.0); it never affects another connection. After a
+server DISCONNECT (or a refusing CONNACK) the socket is half-closed and what
+the client still sends is discarded for at most DISCONNECT_LINGER seconds, so
+the client reads the reason instead of a reset. Reason strings are bounded
+and left out when they would not fit the client's maximum packet size.
+
+The CONNECT must arrive within `mqtt.connect_timeout` of the accept (the
+broker's keepalive sweep counts from `accepted_at`), and the decoder buffers
+at most `mqtt.max_connect_packet_size` bytes before it. With
+`log.connections` on, every connect and disconnect of a client is logged at
+info.
+
+The same Connection serves every listener type: its transport is the
+socket's, the TLS one or a WebSocket (`transport.websocket`). It knows its
+`listener` (name, type, options), the client's address (`peer_host`,
+`peer_port`: from a PROXY header or X-Forwarded-For when the listener takes
+them), the client certificate's `cn` and `dn`, and the `mountpoint` its
+topics live under (`transport.mountpoint`).
 """
 
 from __future__ import annotations
@@ -16,34 +33,61 @@ import time
 import uuid
 from dataclasses import replace
 
+from actormq.actors import hooked
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
-                                     StreamDecoder, Subscribe, Unsubscribe, encode, encode_publish)
+                                     StreamDecoder, Suback, Subscribe, Unsuback, Unsubscribe,
+                                     encode, encode_publish)
+from actormq.transport import mountpoint as mounts
+from actormq.transport.listeners import DEFAULT_LISTENER
+from actormq.transport.peer import PeerInfo
 from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.connection")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
+MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
+DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
+MAX_REASON_STRING = 256     # characters of a reason string we send
+MAX_PACKET = 268_435_460    # the largest packet MQTT can frame
+CONNECTION_LOG_DELAY = 0.1  # seconds: connection log lines are written in batches
 
 
-class Connection(asyncio.Protocol):
+class _DiscardInput:
+    """The decoder of a connection that is closing: input is read and dropped."""
+
+    __slots__ = ()
+    bytes_in = 0
+    version = None
+
+    @staticmethod
+    def feed(_data: bytes) -> tuple:
+        return ()
+
+
+class Connection(PeerInfo, asyncio.Protocol):
     """The protocol shell of one client socket."""
 
-    def __init__(self, broker) -> None:
+    def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
+                 slots=None) -> None:
         self.broker = broker
+        self.listener = listener
+        self.peer_address = peer_address    # None: the socket's peer
+        self.slots = slots                  # the listener's ConnectionSlots when it has a limit
         self.settings = broker.settings
-        self.decoder = StreamDecoder(self.settings.max_packet_size)
+        self.decoder = StreamDecoder(self.settings.max_packet_size,
+                                     self.settings.max_connect_packet_size)
         self.transport = None
         self.session = None
         self.client_id = ""
         self._peer: str | None = None
         self.version = 4
         self.keepalive_deadline = 0.0       # seconds of silence allowed; 0 = none
-        self.last_seen = time.monotonic()
+        self.accepted_at = self.last_seen = time.monotonic()
         self.writable = True
         self.closed = False
         self.client_receive_maximum = 65535
@@ -55,16 +99,26 @@ class Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._clean_disconnect = False
         self._taken_over = False
+        self._close_reason = ""
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
+        self.hooks = broker.hooks
+        self._pending = None                # the hook chain answer this client waits for
+        self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
+        self.mountpoint = ""
+        self.limits = None                  # session limits a plugin set at CONNECT
+        self.auth_exchange = None           # (connect, assigned, AuthExchange) during enhanced auth
+        self.auth_props = None              # authentication method / data of the CONNACK
+        self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
+        self.connected_at = 0.0
 
     @property
-    def peer(self) -> str:
-        """host:port of the client, looked up when first needed (logs, hooks)."""
-        if self._peer is None:
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        return self._peer
+    def clean_disconnect(self) -> bool:
+        return self._clean_disconnect
+
+    @property
+    def was_taken_over(self) -> bool:
+        return self._taken_over
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -72,6 +126,8 @@ class Connection(asyncio.Protocol):
         # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
         self.keepalive_deadline = self.settings.connect_timeout
+        if self.slots is not None:
+            self.slots.taken()
         self.broker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -87,10 +143,11 @@ class Connection(asyncio.Protocol):
             if self.closed:
                 return
             if self._held is not None:
-                self._held.extend(packets[index:])
+                self._hold(packets[index:])
                 return
             kind = type(packet)
-            if self.session is None and kind is not Connect:
+            if self.session is None and kind is not Connect and \
+                    (kind is not Auth or self.auth_exchange is None):
                 raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "first packet must be CONNECT")
             handler = _CONNECTION_HANDLERS.get(kind)
             if handler is not None:
@@ -103,15 +160,18 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        if self.slots is not None:
+            self.slots.released()
         self.broker.connection_closed(self)
         session = self.session
         if session is None or session.conn is not self:
             return
-        if log.isEnabledFor(logging.DEBUG):
-            reason = "normal disconnect" if self._clean_disconnect else \
-                f"connection lost ({exc or 'closed'})"
-            log.debug("client %s (%s) gone: %s, %d packets received", self.client_id, self.peer,
-                      reason, self.received)
+        if self.hooks.active:
+            hooked.client_closed(self, session, exc)
+        if self.settings.log_connections and log.isEnabledFor(logging.INFO):
+            reason = self._close_reason or (f"connection lost ({exc})" if exc else "closed by client")
+            self._log_connection(f"client {self.client_id} ({self.peer}) disconnected: {reason}, "
+                                 f"{self.received} packets received")
         session.detach(publish_will=not self._clean_disconnect)
 
     def pause_writing(self) -> None:
@@ -150,17 +210,34 @@ class Connection(asyncio.Protocol):
         self.transport.write(data)
 
     def send_packet(self, packet) -> None:
-        if not self.problem_info and getattr(packet, "properties", None) and \
-                "reason_string" in packet.properties and not isinstance(packet, (Connack, Disconnect)):
-            packet = replace(packet, properties={
-                k: v for k, v in packet.properties.items() if k not in ("reason_string", "user_property")})
-        self.send_bytes(encode(packet, self.version))
+        props = getattr(packet, "properties", None)
+        if props and "reason_string" in props:
+            self.send_bytes(self._encode_with_reason(packet, props))
+        else:
+            self.send_bytes(encode(packet, self.version))
+
+    def _encode_with_reason(self, packet, props: dict) -> bytes:
+        """The packet with its reason string bounded, or without its reason string and
+        user properties when the client asked for no problem information or they
+        would not fit its maximum packet size [MQTT-3.1.2-29, MQTT-3.2.2-19]."""
+        if not self.problem_info and not isinstance(packet, (Connack, Disconnect)):
+            return encode(_without_diagnostics(packet), self.version)
+        text = props["reason_string"]
+        if len(text) > MAX_REASON_STRING:
+            text = text[:MAX_REASON_STRING - 3] + "..."
+            packet = replace(packet, properties={**props, "reason_string": text})
+        data = encode(packet, self.version)
+        if len(data) > (self.max_packet_out or MAX_PACKET):
+            data = encode(_without_diagnostics(packet), self.version)
+        return data
 
     def send_publish(self, message, qos: int, retain: bool, packet_id, dup: bool,
                      sub_ids: tuple = ()) -> bool:
         """Encode and send one PUBLISH; False when it exceeds the client's maximum packet size."""
         version = self.version
         topic = message.topic_name
+        if self.mountpoint and topic.startswith(self.mountpoint):
+            topic = topic[len(self.mountpoint):]
         props = None
         new_alias = None
         if version == 5:
@@ -193,35 +270,55 @@ class Connection(asyncio.Protocol):
         """Server-initiated close: DISCONNECT with a reason code first in 5.0."""
         if self.closed:
             return
+        if not self._close_reason:
+            self._close_reason = reason_string or f"reason 0x{reason_code:02X}"
         if self.version == 5 and self.session is not None:
             props = {"reason_string": reason_string} if reason_string and self.problem_info else {}
-            self.send_bytes(encode(Disconnect(reason_code, props), 5))
+            self.send_packet(Disconnect(reason_code, props))
+            self.close(linger=True)
+            return
         self.close()
 
-    def close(self) -> None:
+    def close(self, linger: bool = False) -> None:
+        """Close the socket; with linger, after what was sent: half-close, discard the
+        client's input until it closes too or DISCONNECT_LINGER has passed."""
         if self.closed:
             return
         self.flush()
         self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if not linger or not transport.can_write_eof() or transport.is_closing():
+            transport.close()
+            return
+        transport.write_eof()
+        self.decoder = _DiscardInput()
+        if self._held is not None:
+            self._held = None
+            transport.resume_reading()
+        self.broker.loop.call_later(DISCONNECT_LINGER, transport.close)
 
     def protocol_error(self, exc: ProtocolError) -> None:
-        log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
-                 self.peer, exc.reason_code, exc.detail)
+        if self.session is None or not self.settings.log_connections:
+            # else the disconnect line of the connection log says it
+            log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
+                     self.peer, exc.reason_code, exc.detail)
         if self.session is None:
             if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
                 self.send_bytes(V311_CONNACK_UNACCEPTABLE_PROTOCOL)
             elif self.decoder.version == 5:
                 self.version = 5
-                self.send_bytes(encode(Connack(False, exc.reason_code, self._reason(exc.detail)), 5))
-            self.close()
+                self.send_packet(Connack(False, exc.reason_code, self._reason(exc.detail)))
+            self.close(linger=bool(self._out))
             return
+        self._close_reason = f"protocol error 0x{exc.reason_code:02X} {exc.detail}"
         self.disconnect(exc.reason_code, exc.detail)
 
     def taken_over(self) -> None:
         """Another connection took this client id: close this one (5.0: reason 0x8E)."""
         self._taken_over = True
+        self._close_reason = "taken over"
         self.disconnect(ReasonCode.SESSION_TAKEN_OVER, "another connection took over the session")
 
     def keepalive_expired(self) -> None:
@@ -229,7 +326,9 @@ class Connection(asyncio.Protocol):
             log.info("peer %s sent no CONNECT in time, closing", self.peer)
             self.close()
             return
-        log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
+        if not self.settings.log_connections:
+            log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
+        self._close_reason = "keepalive timeout"
         self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
 
     def _reason(self, text: str) -> dict:
@@ -254,33 +353,97 @@ class Connection(asyncio.Protocol):
         if props and props.get("payload_format_indicator") == 1:
             _check_utf8_payload(packet.payload)
         if not self.broker.authorize_publish(self.session, topic):
-            self._refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
+            self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
+        if self.hooks.publish_hooked or self.mountpoint:
+            hooked.publish(self, packet)
+            return
+        if self.mountpoint:
+            packet = mounts.mount_publish(packet, self.mountpoint)
+        self.route_publish(packet, message_from_publish(packet, self.client_id, time.time()))
+
+    def message_of(self, packet) -> object:
+        return message_from_publish(packet, self.client_id, time.time())
+
+    def route_publish(self, packet, message) -> None:
         broker = self.broker
-        self.session.handle_publish(packet, message_from_publish(packet, self.client_id, time.time()))
+        self.session.handle_publish(packet, message)
         if broker.congested:
             for session in broker.congested:
                 session.block(self)
             broker.congested.clear()
 
     def throttle(self) -> None:
-        """Stop taking packets from this client until unthrottle (backpressure)."""
+        """Stop taking packets from this client until unthrottle (waiting)."""
         if self._held is None and not self.closed:
             self._held = []
             self.transport.pause_reading()
 
+    def hold_back(self) -> None:
+        """Hold this client's packets until go_on (backpressure, see flow): it is
+        still read, and its PINGREQs are answered (see _hold)."""
+        if self._held is None and not self.closed:
+            self._held = []
+
+    def _hold(self, packets: list) -> None:
+        """Keep packets for later, in order; a held client's PINGREQ is answered at
+        once, so a hold never puts its keepalive at risk. Past MAX_HELD packets,
+        stop reading until unthrottle."""
+        held = self._held
+        if self.session is None:
+            held.extend(packets)
+            return
+        for packet in packets:
+            if type(packet) is Pingreq:
+                self.send_bytes(b"\xd0\x00")
+            else:
+                held.append(packet)
+        if len(held) >= MAX_HELD:
+            self.transport.pause_reading()
+
+    def go_on(self) -> None:
+        """The end of a hold_back."""
+        self.unthrottle()
+
     def unthrottle(self) -> None:
-        """Take packets again, first the ones held back."""
-        if self._held is None or self.closed or self.session is None:
+        """Take packets again, first the ones held back (not while a hook answer is due)."""
+        if self._held is None or self.closed or self.session is None or self._pending is not None:
             return
         held, self._held = self._held, None
+        self.last_seen = time.monotonic()
         self.transport.resume_reading()
         try:
             self._handle(held)
         except ProtocolError as exc:
             self.protocol_error(exc)
 
-    def _refuse_publish(self, packet, reason_code: int) -> None:
+    def wait_then(self, answer, then) -> None:
+        """Act on a hook chain's answer: now when it is there, else once it is — meanwhile
+        this client's later packets are held in order and its socket is not read."""
+        if not isinstance(answer, asyncio.Future):
+            then(answer)
+            return
+        self._pending = answer
+        self.throttle()
+        answer.add_done_callback(lambda done: self._answered(done, then))
+
+    def _answered(self, done: asyncio.Future, then) -> None:
+        self._pending = None
+        if self.closed:
+            return
+        try:
+            then(done.result())
+        except ProtocolError as exc:
+            self.protocol_error(exc)
+            return
+        except Exception:       # a bug of ours, not the plugin's (chains catch those)
+            log.exception("client %s: acting on a hook answer failed", self.client_id)
+            self.disconnect(ReasonCode.UNSPECIFIED_ERROR, "internal error")
+            return
+        if self._pending is None:
+            self.unthrottle()
+
+    def refuse_publish(self, packet, reason_code: int) -> None:
         if packet.qos == 1:
             self.send_packet(Puback(packet.packet_id, reason_code if self.version == 5 else 0))
         elif packet.qos == 2:
@@ -300,8 +463,13 @@ class Connection(asyncio.Protocol):
     def _on_pingreq(self, _packet) -> None:
         self.send_bytes(b"\xd0\x00")
 
-    def _on_auth(self, _packet) -> None:
-        raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
+    def _on_auth(self, packet) -> None:
+        if not hooked.auth_packet(self, packet):
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
+
+    def _on_server_packet(self, packet) -> None:
+        raise ProtocolError(ReasonCode.PROTOCOL_ERROR,
+                            f"{type(packet).__name__.upper()} is sent by servers only")
 
     def _on_disconnect(self, packet) -> None:
         session = self.session
@@ -314,6 +482,9 @@ class Connection(asyncio.Protocol):
         if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
             self._clean_disconnect = True
             session.will = None
+            self._close_reason = "normal disconnect"
+        else:
+            self._close_reason = "disconnect with will message"
         self.close()
 
     def _on_connect(self, packet: Connect) -> None:
@@ -323,19 +494,30 @@ class Connection(asyncio.Protocol):
         self.decoder.version = packet.protocol_level
         if packet.protocol_level == 5:
             self._take_client_properties(packet.properties)
+        if self.listener.use_identity_as_username:
+            packet = replace(packet, username=self.cn)
         refusal, assigned = self._check_connect(packet)
         if refusal:
             log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
             self.send_packet(Connack(False, refusal))
-            self.close()
+            self.close(linger=True)
             return
         self.client_id = assigned or packet.client_id
+        if self.listener.mountpoint:
+            self.mountpoint = mounts.expand(self.listener.mountpoint, self.client_id, packet.username)
+            packet = mounts.mount_will(packet, self.mountpoint)
+        if self.hooks.active:
+            hooked.connect(self, packet, assigned)
+            return
+        self.connect_allowed(packet, assigned)
+
+    def connect_allowed(self, packet: Connect, assigned: str | None) -> None:
+        """The CONNECT is accepted: claim the client id from the other workers, open the session."""
         peers = self.broker.peers
         if peers is None:
             self._open_session(packet, assigned)
             return
-        self._held = []
-        self.transport.pause_reading()
+        self.throttle()
         self.broker.loop.create_task(self._claim_then_open(peers, packet, assigned))
 
     async def _claim_then_open(self, peers, packet: Connect, assigned: str | None) -> None:
@@ -352,14 +534,29 @@ class Connection(asyncio.Protocol):
     def _open_session(self, packet: Connect, assigned: str | None) -> None:
         expiry = self.broker.session_expiry_for(packet)
         self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
+        self.connect_packet = packet
+        self.connected_at = time.time()
         session, present = self.broker.open_session(self, packet, self.client_id, expiry)
         self.session = session
-        self.send_packet(Connack(present, 0, self._connack_properties(packet, assigned, expiry)))
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("client %s (%s) connected: v%d clean_start=%s keepalive=%d present=%s",
-                      self.client_id, self.peer, self.version, packet.clean_start, packet.keepalive,
-                      present)
+        props = self._connack_properties(packet, assigned, expiry)
+        if self.client_info is not None:
+            hooked.session_opened(self, session, present, props)
+        self.send_packet(Connack(present, 0, props))
+        if self.settings.log_connections and log.isEnabledFor(logging.INFO):
+            self._log_connection(
+                f"client {self.client_id} connected from {self.peer}: MQTT v{self.version}, "
+                f"clean start {packet.clean_start:d}, "
+                f"{'persistent' if session.persistent else 'clean'} session, "
+                f"session present {present:d}, keepalive {packet.keepalive}")
         session.attach(self, present)
+        if self.client_info is not None:
+            hooked.connected(self)
+
+    def _log_connection(self, line: str) -> None:
+        """One line of the connection log (info), written within CONNECTION_LOG_DELAY."""
+        batch = self.broker.connection_log
+        if batch.add(line):
+            self.broker.loop.call_later(CONNECTION_LOG_DELAY, batch.flush)
 
     def _take_client_properties(self, props: dict) -> None:
         if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
@@ -375,7 +572,10 @@ class Connection(asyncio.Protocol):
         """(refusal reason or 0, assigned client id or None)."""
         settings = self.settings
         v5 = packet.protocol_level == 5
-        if v5 and packet.properties.get("authentication_method"):
+        if packet.protocol_level not in self.listener.allowed_protocol_versions:
+            return ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, None
+        if v5 and packet.properties.get("authentication_method") and \
+                self.hooks.client_enhanced_auth is None:
             return ReasonCode.BAD_AUTHENTICATION_METHOD, None
         assigned = None
         if not packet.client_id:
@@ -394,6 +594,9 @@ class Connection(asyncio.Protocol):
                 return ReasonCode.RETAIN_NOT_SUPPORTED, None
             if will.qos > settings.max_qos:
                 return ReasonCode.QOS_NOT_SUPPORTED, None
+        banned = self.broker.banned
+        if banned is not None and banned.refuses(packet.client_id, packet.username, self.peer):
+            return ReasonCode.BANNED, None
         refusal = self.broker.authenticate(packet, self.peer)
         return refusal, assigned
 
@@ -440,12 +643,20 @@ class Connection(asyncio.Protocol):
 _CONNECTION_HANDLERS = {
     Publish: Connection._on_publish, Pingreq: Connection._on_pingreq,
     Disconnect: Connection._on_disconnect, Connect: Connection._on_connect, Auth: Connection._on_auth,
+    Connack: Connection._on_server_packet, Suback: Connection._on_server_packet,
+    Unsuback: Connection._on_server_packet, Pingresp: Connection._on_server_packet,
 }
 _SESSION_HANDLERS = {
     Puback: Session.handle_puback, Pubrec: Session.handle_pubrec, Pubrel: Session.handle_pubrel,
     Pubcomp: Session.handle_pubcomp, Subscribe: Session.handle_subscribe,
     Unsubscribe: Session.handle_unsubscribe,
 }
+
+
+def _without_diagnostics(packet):
+    """The packet without its reason string and user properties."""
+    return replace(packet, properties={k: v for k, v in packet.properties.items()
+                                       if k not in ("reason_string", "user_property")})
 
 
 def _check_utf8_payload(payload: bytes) -> None:

@@ -15,18 +15,21 @@ import struct
 import time
 from functools import partial
 
+from actormq.actors import hooked
+from actormq.actors.flow import Valve
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.errors import ProtocolError
+from actormq.hooks import DropReason
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
-                                     Unsuback, encode, encode_publish)
+                                     Subscription, Unsuback, encode, encode_publish)
+from actormq.transport import mountpoint as mounts
 from actormq.transport.topics import parse_shared, validate_topic_filter
 
 log = logging.getLogger("actormq.session")
 
 _ACK = struct.Struct("!BBH")
-BLOCK_SECONDS = 1.0
 
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
@@ -38,8 +41,10 @@ class Session:
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
         self.broker = broker
+        self.hooks = broker.hooks
         self.client_id = client_id
         self.version = protocol_level
+        self.max_inflight = broker.settings.max_inflight
         self.queue = queue
         self.expiry_interval = expiry_interval      # None = never expires
         self.subscriptions: dict[str, SubOptions] = {}
@@ -57,12 +62,16 @@ class Session:
         self._pending_will = None
         self._deferred_acks = 0
         self.drain_due = False      # acks made room in the window: drain once the read is handled
-        self._blocked: set = set()                  # publisher connections held back by us
-        self._unblock_timer = None
+        self._valve = None                          # publishers held back by us (flow.Valve)
 
     @property
     def persistent(self) -> bool:
         return self.expiry_interval is None or self.expiry_interval > 0
+
+    def use_limits(self, queue_limits, max_inflight: int) -> None:
+        """Limits a plugin set for this client at CONNECT (VerneMQ's register modifiers)."""
+        self.max_inflight = max_inflight
+        self.queue.limits = queue_limits
 
     # -- attach / detach -------------------------------------------------------
 
@@ -86,7 +95,8 @@ class Session:
         self.conn = None
         self.online = False
         self.queue.online = False
-        self._unblock()
+        if self._valve is not None:
+            self._valve.drained()
         self.disconnected_at = time.time()
         will, self.will = self.will, None
         if will is not None and publish_will:
@@ -97,7 +107,8 @@ class Session:
         self.store_record()
         if self.expiry_interval is not None:
             loop = self.broker.loop
-            self._expiry_timer = loop.call_later(self.expiry_interval, self.broker.end_session, self)
+            self._expiry_timer = loop.call_later(self.expiry_interval, self.broker.end_session, self,
+                                                 "expired")
 
     def end(self) -> None:
         """The session is over (expired, clean start, or not persistent)."""
@@ -166,6 +177,8 @@ class Session:
         broker.quota_exceeded = False
         broker.congested.clear()
         delivered = broker.publish(message)
+        if not delivered and self.hooks.message_dropped is not None:
+            hooked.dropped(self.hooks, self.client_id, message, DropReason.NO_SUBSCRIBERS)
         if qos == 0:
             return
         reason = 0
@@ -185,6 +198,14 @@ class Session:
             self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
         else:
             self._ack(Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason))
+
+    def accept_unrouted(self, packet) -> None:
+        """Acknowledge a PUBLISH a plugin dropped, as if it had been routed."""
+        if packet.qos == 1:
+            self._ack(Puback(packet.packet_id))
+        elif packet.qos == 2:
+            self._qos2_in.add(packet.packet_id)
+            self._ack(Pubrec(packet.packet_id))
 
     def _check_receive_maximum(self) -> None:
         if len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
@@ -237,6 +258,8 @@ class Session:
         if delivery is not None:
             self.queue.discard(delivery)
             self.drain_due = True
+            if self.hooks.message_acked is not None:
+                self.hooks.message_acked.notify(self.client_id, delivery.message)
 
     def handle_pubrec(self, packet) -> None:
         delivery = self._inflight.pop(packet.packet_id, None)
@@ -244,17 +267,34 @@ class Session:
             if self.version == 5:
                 self._ack(Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
             return
-        self.queue.discard(delivery)
+        if self.hooks.message_acked is not None:
+            self.hooks.message_acked.notify(self.client_id, delivery.message)
         if packet.reason_code >= 0x80:       # the receiver refused it: done
+            self.queue.discard(delivery)
             self.drain()
             return
-        self._awaiting_pubcomp.add(packet.packet_id)
-        self._ack(Pubrel(packet.packet_id))
+        packet_id = packet.packet_id
+        self._awaiting_pubcomp.add(packet_id)
+        if not self.queue.release(delivery, packet_id):
+            self._ack(Pubrel(packet_id))
+            return
+        conn, loop = self.conn, self.broker.loop
+        self.broker.stores.queue.when_durable(
+            lambda: loop.call_soon_threadsafe(self._send_pubrel, conn, packet_id))
+
+    def _send_pubrel(self, conn, packet_id: int) -> None:
+        if conn is self.conn and packet_id in self._awaiting_pubcomp:
+            conn.send_packet(Pubrel(packet_id))
 
     def handle_pubcomp(self, packet) -> None:
         if packet.packet_id in self._awaiting_pubcomp:
             self._awaiting_pubcomp.discard(packet.packet_id)
+            self.queue.complete(packet.packet_id)
             self.drain_due = True
+
+    def take_released(self) -> None:
+        """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
+        self._awaiting_pubcomp.update(self.queue.released)
 
     # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------
 
@@ -264,16 +304,28 @@ class Session:
         if sub_id is not None and not settings.subscription_identifier_available:
             raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                 "subscription identifiers are not supported")
+        if self.conn.mountpoint:
+            packet = mounts.mount_subscribe(packet, self.conn.mountpoint)
+        if self.hooks.client_authorize_subscribe is not None:
+            hooked.subscribe(self, packet, [_valid_filter(sub.topic_filter)
+                                            for sub in packet.subscriptions])
+            return
+        self.subscribe_decided(packet, None)
+
+    def subscribe_decided(self, packet, decisions: list | None) -> None:
+        """SUBSCRIBE once the plugins (if any) decided on each filter: subscribe, SUBACK."""
+        sub_id = packet.properties.get("subscription_identifier")
         codes = []
         refused = []
         retained_wanted = []
-        for sub in packet.subscriptions:
-            code, new = self._subscribe_one(sub, sub_id)
+        for index, sub in enumerate(packet.subscriptions):
+            code, new, topic_filter = self._subscribe_one(sub, sub_id,
+                                                          decisions[index] if decisions else None)
             codes.append(code)
             if code >= 0x80:
                 refused.append(f"{sub.topic_filter!r}: {_REFUSALS.get(code, 'refused')}")
             elif sub.retain_handling == 0 or (sub.retain_handling == 1 and new):
-                retained_wanted.append(sub.topic_filter)
+                retained_wanted.append(topic_filter)
         log.debug("client %s subscribed: %s", self.client_id,
                   ", ".join(f"{sub.topic_filter} q{code}" for sub, code in zip(packet.subscriptions, codes)))
         props = {"reason_string": "; ".join(refused)} if refused and self.version == 5 else {}
@@ -282,35 +334,66 @@ class Session:
         for topic_filter in retained_wanted:
             self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
 
-    def _subscribe_one(self, sub, sub_id) -> tuple[int, bool]:
+    def _subscribe_one(self, sub, sub_id, decision) -> tuple[int, bool, str]:
+        """(SUBACK code, whether the subscription is new, the filter subscribed)."""
         settings = self.broker.settings
+        topic_filter = sub.topic_filter
+        requested = sub.qos
+        if decision is not None:
+            if not decision.allowed:
+                return self._refuse(decision.reason_code), False, topic_filter
+            try:
+                requested, topic_filter = hooked.granted(decision, requested, topic_filter)
+            except hooked.BadModifier as exc:
+                log.error("plugin %s: bad modifier on a SUBSCRIBE of %s: %s", decision.decided_by,
+                          self.client_id, exc)
+                return self._refuse(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR), False, topic_filter
         try:
-            validate_topic_filter(sub.topic_filter)
+            validate_topic_filter(topic_filter)
         except ProtocolError as exc:
-            return self._refuse(exc.reason_code), False
-        group, real_filter = parse_shared(sub.topic_filter)
+            return self._refuse(exc.reason_code), False, topic_filter
+        group, real_filter = parse_shared(topic_filter)
         if group is not None:
             if not settings.shared_subscription_available:
-                return self._refuse(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED), False
+                return self._refuse(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED), False, topic_filter
             if sub.no_local and self.version == 5:
                 raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "no local on a shared subscription")
         if not settings.wildcard_subscription_available and ("+" in real_filter or "#" in real_filter):
-            return self._refuse(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED), False
-        if not self.broker.authorize_subscribe(self, sub.topic_filter):
-            return self._refuse(ReasonCode.NOT_AUTHORIZED), False
-        qos = min(sub.qos, settings.max_qos)
+            return self._refuse(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED), False, topic_filter
+        if not self.broker.authorize_subscribe(self, topic_filter):
+            return self._refuse(ReasonCode.NOT_AUTHORIZED), False, topic_filter
+        qos = min(requested, settings.max_qos)
         opts = SubOptions(qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
                           sub_id, group)
         new = self.broker.router.subscribe(self.client_id, real_filter, opts)
-        self.subscriptions[sub.topic_filter] = opts
-        return qos, new
+        self.subscriptions[topic_filter] = opts
+        chain = self.hooks.session_subscribed
+        if chain is not None:
+            chain.notify(hooked.info_of(self.conn), topic_filter, opts)
+        return qos, new, topic_filter
 
     def _refuse(self, reason_code: int) -> int:
         return reason_code if self.version == 5 else 0x80
 
     def handle_unsubscribe(self, packet) -> None:
+        if self.conn.mountpoint:
+            packet = mounts.mount_unsubscribe(packet, self.conn.mountpoint)
+        if self.hooks.client_unsubscribe is not None:
+            hooked.unsubscribe(self, packet)
+            return
+        self.unsubscribe_decided(packet, None)
+
+    def unsubscribe_decided(self, packet, decisions: list | None) -> None:
+        """UNSUBSCRIBE once the plugins (if any) decided on each filter: unsubscribe, UNSUBACK."""
         codes = []
-        for topic_filter in packet.topic_filters:
+        chain = self.hooks.session_unsubscribed
+        for index, topic_filter in enumerate(packet.topic_filters):
+            decision = decisions[index] if decisions else None
+            if decision is not None:
+                if not decision.allowed:
+                    codes.append(decision.reason_code)
+                    continue
+                topic_filter = decision.modifiers.get("topic_filter", topic_filter)
             opts = self.subscriptions.pop(topic_filter, None)
             if opts is None:
                 codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
@@ -318,20 +401,56 @@ class Session:
             _group, real_filter = parse_shared(topic_filter)
             self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
             codes.append(ReasonCode.SUCCESS)
+            if chain is not None:
+                chain.notify(hooked.info_of(self.conn), topic_filter)
         log.debug("client %s unsubscribed: %s", self.client_id, ", ".join(packet.topic_filters))
         self._ack(Unsuback(packet.packet_id, tuple(codes)))
         self.store_record()
 
-    def restore_subscriptions(self, subscriptions: dict[str, SubOptions]) -> None:
+    def add_subscription(self, topic_filter: str, qos: int) -> int:
+        """Subscribe on an operator's behalf (management API): the granted QoS or a
+        refusal code; retained messages are sent as for a SUBSCRIBE."""
+        code, _new, topic_filter = self._subscribe_one(Subscription(topic_filter, qos), None, None)
+        if code < 0x80:
+            self.store_record()
+            self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
+        return code
+
+    def remove_subscription(self, topic_filter: str) -> bool:
+        """Unsubscribe on an operator's behalf; False when there was no such subscription."""
+        opts = self.subscriptions.pop(topic_filter, None)
+        if opts is None:
+            return False
+        _group, real_filter = parse_shared(topic_filter)
+        self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
+        self.store_record()
+        chain = self.hooks.session_unsubscribed
+        if chain is not None and self.conn is not None:
+            chain.notify(hooked.info_of(self.conn), topic_filter)
+        return True
+
+    def inflight_count(self) -> int:
+        return len(self._inflight) + len(self._awaiting_pubcomp)
+
+    def restore_subscriptions(self, subscriptions: dict[str, SubOptions],
+                              announce: bool = True) -> None:
         for topic_filter, opts in subscriptions.items():
             _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.subscribe(self.client_id, real_filter, opts)
+            self.broker.router.subscribe(self.client_id, real_filter, opts, announce)
             self.subscriptions[topic_filter] = opts
 
     # -- delivery to the client ----------------------------------------------------
 
     def deliver(self, message: Message, qos: int, retain: bool, sub_ids: tuple, encoded: dict) -> None:
         """Called by the Router for every message this session subscribed to."""
+        chain = self.hooks.message_deliver
+        if chain is not None:
+            folded = chain.fold(self.client_id, message)
+            if folded is not message:   # changed (or dropped): not the shared encoded bytes
+                if type(folded) is not Message:
+                    hooked.not_delivered(self, message, folded)
+                    return
+                message, encoded = folded, {}
         conn = self.conn
         if conn is not None and not self.queue and conn.writable:
             if qos == 0:
@@ -344,18 +463,22 @@ class Session:
         elif conn is None and not self.persistent:
             return
         delivery = Delivery(message, qos, retain, sub_ids)
+        queue = self.queue
+        dropped = queue.dropped
         try:
-            if self.queue.enqueue_wrote_durable(delivery):
+            if queue.enqueue_wrote_durable(delivery):
                 self.broker.wrote_durable = True
-            if not self.queue.enqueue(delivery):
-                self.broker.count_dropped(self, message)
+            if queue.enqueue(delivery) and conn is None and self.hooks.message_offline is not None:
+                self.hooks.message_offline.notify(self.client_id, message)
         except QueueFull:
             self.broker.quota_exceeded = True
-            self.broker.count_dropped(self, message)
+            self.broker.drops.count(self.client_id, message, "queue_full")
             return
+        if queue.dropped != dropped:
+            self.broker.drops.count(self.client_id, message, self._full_reason)
         if conn is not None:
             self.drain()
-            if len(self.queue) >= self.broker.settings.backpressure_high:
+            if len(queue) >= self.broker.settings.backpressure_high and not self.overrun:
                 self.broker.congested.append(self)
 
     def _send_qos0(self, conn, message: Message, retain: bool, sub_ids: tuple, encoded: dict) -> None:
@@ -365,7 +488,7 @@ class Session:
                 return
             conn.send_publish(message, 0, retain, None, False, sub_ids)
             return
-        if sub_ids or conn.alias_out is not None:
+        if sub_ids or conn.alias_out is not None or conn.mountpoint:
             conn.send_publish(message, 0, retain, None, False, sub_ids)
             return
         key = (self.version, retain)
@@ -377,8 +500,13 @@ class Session:
         conn.send_bytes(data, 1)
 
     @property
+    def _full_reason(self) -> str:
+        """Why a full queue dropped a message: after a hold timed out, or plainly full."""
+        return "hold_timeout" if self.overrun else "queue_full"
+
+    @property
     def _window(self) -> int:
-        return min(self.receive_maximum, self.broker.settings.max_inflight)
+        return min(self.receive_maximum, self.max_inflight)
 
     def drain(self) -> None:
         """Send queued deliveries while the in-flight window has room."""
@@ -397,6 +525,7 @@ class Session:
             message = delivery.message
             if message.expires_at is not None and message.expired(now):
                 queue.discard(delivery)
+                self.broker.drops.count(self.client_id, message, "expired")
             elif delivery.qos == 0:
                 conn.send_publish(message, 0, delivery.retain, None, False, delivery.subscription_ids)
                 queue.discard(delivery)
@@ -405,29 +534,28 @@ class Session:
             else:
                 queue.push_front(delivery)
                 break
-        if self._blocked and len(queue) <= self.broker.settings.backpressure_low:
-            self._unblock()
+        valve = self._valve
+        if valve is not None and (valve.publishers or valve.overrun) and \
+                len(queue) <= self.broker.settings.backpressure_low:
+            valve.drained()
 
     # -- backpressure ------------------------------------------------------------------
 
     def block(self, publisher) -> None:
         """Hold back a publisher whose messages fill this online session's queue
-        faster than its client takes them, for at most BLOCK_SECONDS at a time:
-        then the queue's limit and drop policy decide."""
-        if publisher is self.conn or publisher in self._blocked:
+        faster than its client takes them (see flow.Valve: for at most
+        `queue.max_publisher_hold`, then the queue's limit and drop policy decide)."""
+        if publisher is self.conn:
             return
-        self._blocked.add(publisher)
-        publisher.throttle()
-        if self._unblock_timer is None:
-            self._unblock_timer = self.broker.loop.call_later(BLOCK_SECONDS, self._unblock)
+        valve = self._valve
+        if valve is None:
+            settings = self.broker.settings
+            valve = self._valve = Valve(self.broker.loop, settings.max_publisher_hold)
+        valve.block(publisher)
 
-    def _unblock(self) -> None:
-        if self._unblock_timer is not None:
-            self._unblock_timer.cancel()
-            self._unblock_timer = None
-        blocked, self._blocked = self._blocked, set()
-        for publisher in blocked:
-            publisher.unthrottle()
+    @property
+    def overrun(self) -> bool:
+        return self._valve is not None and self._valve.overrun
 
     def _send_tracked(self, conn, delivery: Delivery) -> bool:
         """Send a QoS 1/2 delivery under a new packet id; False when no id is free."""
@@ -488,11 +616,9 @@ class Session:
 
     def release(self) -> None:
         """This worker gives the session up (handed over): forget it without
-        touching what is persisted."""
+        touching what is persisted. Its routes stay: the takeover's forwarder
+        owns them until every worker routes to the new owner."""
         self._cancel_timers()
-        for topic_filter, opts in self.subscriptions.items():
-            _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
         self.subscriptions.clear()
         self.queue.forget()
 
@@ -503,6 +629,14 @@ _REFUSALS = {
     ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED: "wildcard subscriptions are not supported",
     ReasonCode.NOT_AUTHORIZED: "not authorized",
 }
+
+
+def _valid_filter(topic_filter: str) -> bool:
+    try:
+        validate_topic_filter(topic_filter)
+    except ProtocolError:
+        return False
+    return True
 
 
 def message_from_publish(packet, origin: str, now: float) -> Message:

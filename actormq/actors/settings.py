@@ -25,6 +25,8 @@ class BrokerSettings:
     max_session_expiry_interval: int = 0
     persistent_client_expiration: int = 0
     connect_timeout: float = 30.0
+    max_connect_packet_size: int = 64 * 1024
+    log_connections: bool = True
     max_inflight: int = 100
     max_online_messages: int = 1000
     max_offline_messages: int = 1000
@@ -33,6 +35,7 @@ class BrokerSettings:
     sys_interval: float = 10.0
     backpressure_high: int = 500
     backpressure_low: int = 250
+    max_publisher_hold: float = 1.0
 
     @classmethod
     def from_config(cls, config) -> "BrokerSettings":
@@ -53,7 +56,7 @@ class BrokerSettings:
 
 
 _CONFIG_KEYS = {
-    "connect_timeout": None,
+    "log_connections": "log.connections",
     "max_inflight": "queue.max_inflight",
     "max_online_messages": "queue.max_online_messages",
     "max_offline_messages": "queue.max_offline_messages",
@@ -62,4 +65,5 @@ _CONFIG_KEYS = {
     "sys_interval": "sys_interval",
     "backpressure_high": None,
     "backpressure_low": None,
+    "max_publisher_hold": "queue.max_publisher_hold",
 }

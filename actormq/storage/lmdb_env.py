@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import lmdb
@@ -89,6 +90,9 @@ class LmdbEnv:
         self.max_map_size = max(int(max_map_size), 1 << 16)
         self.sync = sync
         self.live_bytes = 0
+        self.commits = 0                # write transactions committed (for the metrics)
+        self.writes = 0                 # puts and deletes in them
+        self.commit_seconds = 0.0       # time spent committing
         self._lock = SharedExclusiveLock()
         if readonly and not os.path.isfile(os.path.join(self.path, "data.mdb")):
             raise StorageError(f"no actormq data in {data_dir}")
@@ -185,9 +189,13 @@ class LmdbEnv:
 
         Raises StorageFullError when they do not fit at max_map_size.
         """
+        started = time.perf_counter()
         while True:
             try:
                 self.live_bytes = self._retrying(lambda: self._apply(ops))
+                self.commits += 1
+                self.writes += len(ops)
+                self.commit_seconds += time.perf_counter() - started
                 return
             except lmdb.MapFullError:
                 self._grow()

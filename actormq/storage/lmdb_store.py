@@ -123,6 +123,12 @@ class LmdbStore:
         """Run `callback` (maybe in the writer's thread) once the writer is not backlogged."""
         self._pending.when_room(callback)
 
+    def usage(self) -> dict:
+        """Counters for the metrics: commits, writes, commit seconds, map and live sizes."""
+        env = self._env
+        return {"commits": env.commits, "writes": env.writes, "commit_seconds": env.commit_seconds,
+                "map_size": env.map_size, "live_bytes": env.live_bytes}
+
     # --- reads ------------------------------------------------------------------
 
     def get(self, table: str, key: bytes) -> bytes | None:

@@ -30,6 +30,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
+API_URL = re.compile(r"management api: (\S+)/api/v4")
 MOSQUITTO_READY = re.compile(r"mosquitto version \S+ running")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -202,6 +203,17 @@ class Broker:
     def stdout(self) -> str:
         return self._stdout.text() if self._stdout else ""
 
+    @property
+    def api_url(self) -> str:
+        """Base URL of the management API (from the banner, printed with the listening line)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            found = API_URL.search(self.stdout())
+            if found:
+                return found.group(1)
+            time.sleep(0.02)
+        raise AssertionError(f"no management api line in the banner\n{self.stdout()}")
+
     def __repr__(self) -> str:
         return f"Broker({self.reference or 'actormq'} {self.host}:{self.port})"
 
@@ -210,7 +222,7 @@ class Broker:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "actormq", "run", "-w", str(self.workers),
                "--host", HOST, "--port", "0", "--data-dir", str(self.data_dir),
-               "--set", "sys_interval=0"]
+               "--set", "sys_interval=0", "--set", "management.listener.http=127.0.0.1:0"]
         for key, value in self.settings.items():
             cmd += ["--set", f"{key}={value}"]
         return cmd + list(self.args)

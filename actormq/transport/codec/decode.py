@@ -348,15 +348,21 @@ class StreamDecoder:
     then its protocol level; a client-side owner sets it itself. If that CONNECT is
     refused but declared a valid protocol name and level, `version` is that level.
     A packet larger than `max_packet_size` (fixed header included) is refused with
-    0x95 as soon as its fixed header is read, before its body is buffered. After a
-    ProtocolError the stream is unusable: close the connection.
+    0x95 as soon as its fixed header is read, before its body is buffered; until
+    the CONNECT is decoded the limit is `max_connect_packet_size`, so an
+    unauthenticated peer holds at most that much (a refused CONNECT still sets
+    `version` from the bytes at hand). After a ProtocolError the stream is
+    unusable: close the connection.
     """
 
-    __slots__ = ("version", "max_packet_size", "bytes_in", "_chunks", "_buffered", "_needed")
+    __slots__ = ("version", "max_packet_size", "max_connect_packet_size", "bytes_in", "_chunks",
+                 "_buffered", "_needed")
 
-    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE) -> None:
+    def __init__(self, max_packet_size: int = MAX_PACKET_SIZE,
+                 max_connect_packet_size: int = MAX_PACKET_SIZE) -> None:
         self.version: int | None = None
         self.max_packet_size = max_packet_size
+        self.max_connect_packet_size = min(max_connect_packet_size, max_packet_size)
         self.bytes_in = 0
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -384,7 +390,7 @@ class StreamDecoder:
     def _parse(self, data: bytes, packets: list) -> int:
         """Append the complete packets in `data` to `packets`; return where the rest starts."""
         version = self.version
-        limit = self.max_packet_size
+        limit = self.max_packet_size if version is not None else self.max_connect_packet_size
         append = packets.append
         size = len(data)
         pos = 0
@@ -404,6 +410,8 @@ class StreamDecoder:
                     break
             end = start + length
             if end - pos > limit:
+                if version is None:
+                    self.version = _declared_level(data, start, size)
                 raise ProtocolError(ReasonCode.PACKET_TOO_LARGE,
                                     f"packet of {end - pos} bytes exceeds {limit}")
             if end > size:
@@ -421,6 +429,7 @@ class StreamDecoder:
             elif version is None:
                 packet = self._decode_first_connect(first, data, start, end)
                 version = packet.protocol_level
+                limit = self.max_packet_size
                 append(packet)
             else:
                 append(_decode(first, data, start, end, version))

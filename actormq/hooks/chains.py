@@ -1,0 +1,278 @@
+"""The chain runners: one `Chain` per hook point, run in the point's mode.
+
+A chain is the ordered tuple of `Provider`s (one plugin's method at one
+point; the first plugin of `plugins.order` first, the outermost, the one
+with most control). The core calls exactly one runner per point:
+
+- `Chain.decide(*args)` (`Mode.DECIDE`): providers in order until one says
+  ok or error (see `actormq.hooks.results`); if all say next, the chain's
+  `default` decides. Returns a `Decision` **when every provider answered
+  synchronously**, else an `asyncio.Future` that resolves to the
+  `Decision` — the core then holds that client's packets until it is done
+  (the waiting pipeline); nothing blocks the loop.
+- `Chain.fold(*args)` (`Mode.FOLD`): the value is the last argument; each
+  provider may return a new value (None = unchanged, `DROP` = drop, the
+  chain ends). Returns the final value (the same object when nobody
+  changed it: the core keeps its encoded bytes) or `DROP`; a Future when a
+  provider is async (not allowed at ``message.deliver``).
+- `Chain.notify(*args)` (`Mode.NOTIFY`): puts the event on each provider's
+  bounded queue and returns at once; the plugin's own task calls it later
+  (see `actormq.hooks.notify`). A full queue drops the event and counts it.
+
+Failures. A provider that raises, returns an answer its point does not
+take, or (async) exceeds its `timeout` has failed: its breaker counts and
+logs it (`actormq.hooks.health`), and its failure policy decides — ``deny``:
+the decision is a refusal with the chain's `failure_code` (fold: the message
+is dropped); ``ignore``: as if it said next (fold: value unchanged). While
+its breaker is open it is not called and its policy decides the same way.
+No exception from a plugin ever reaches the core or the client.
+
+Cost. An ``async def`` hook is started at once and runs until its first
+real suspension: one that answers without waiting (from a cache) is as
+cheap as a sync one and never holds the client. Latency is sampled on one
+call in `SAMPLE_EVERY`; calls and failures are all counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any, Callable
+
+from actormq.hooks.health import Breaker, PluginStats
+from actormq.hooks.points import HookPoint
+from actormq.hooks.results import ALLOWED, DROP, Decision, decision_from
+
+_perf = time.perf_counter
+SAMPLE_EVERY = 16                   # calls per latency sample (a power of two)
+_SAMPLE_MASK = SAMPLE_EVERY - 1
+
+
+class Pending:
+    """A provider's answer that is still running: the awaitable to wait for."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable) -> None:
+        self.awaitable = awaitable
+
+
+class _Failed:
+    __slots__ = ()
+
+
+FAILED = _Failed()      # what Provider.call returns when the provider failed or rests
+
+
+class Provider:
+    """One plugin's hook method at one point, with that plugin's policy, stats and breaker."""
+
+    __slots__ = ("name", "point", "fn", "is_async", "timeout", "deny_on_failure", "stats",
+                 "breaker", "queue")
+
+    def __init__(self, name: str, point: HookPoint, fn: Callable, timeout: float,
+                 failure_policy: str, stats: PluginStats, breaker: Breaker, queue=None) -> None:
+        self.name = name
+        self.point = point
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.timeout = timeout
+        self.deny_on_failure = failure_policy == "deny"
+        self.stats = stats
+        self.breaker = breaker
+        self.queue = queue          # the plugin's NotifyQueue, for notify points
+
+    def call(self, args: tuple) -> Any:
+        """The provider's answer: a value, `Pending` while it runs, or `FAILED`."""
+        breaker = self.breaker
+        if breaker.open_until and not breaker.closed():
+            return FAILED
+        stats = self.stats
+        stats.calls += 1
+        try:
+            if stats.calls & _SAMPLE_MASK:
+                answer = self.fn(*args)
+                if self.is_async:
+                    answer = _start(answer)
+            else:
+                started = _perf()
+                answer = self.fn(*args)
+                if self.is_async:
+                    answer = _start(answer)
+                stats.sample(_perf() - started)
+        except Exception as exc:    # a plugin's error never reaches the core
+            self.failed(exc)
+            return FAILED
+        if answer is not None and not self.is_async and hasattr(answer, "__await__"):
+            return Pending(answer)
+        return answer
+
+    def failed(self, error: BaseException | str, timed_out: bool = False) -> None:
+        self.breaker.failed(self.point.dotted, error, timed_out)
+
+    async def settle(self, pending: Pending) -> Any:
+        """Await a pending answer within the timeout: the answer, or FAILED."""
+        started = _perf()
+        try:
+            answer = await asyncio.wait_for(pending.awaitable, self.timeout)
+        except asyncio.TimeoutError:
+            self.failed(f"no answer within {self.timeout:g}s", timed_out=True)
+            return FAILED
+        except Exception as exc:
+            self.failed(exc)
+            return FAILED
+        self.stats.sample(_perf() - started)
+        return answer
+
+
+def _start(coro) -> Any:
+    """Run a hook coroutine up to its first suspension: its value when it did not
+    suspend, else `Pending` with the rest of it."""
+    try:
+        first = coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    return Pending(_finish(coro, first))
+
+
+async def _finish(coro, first) -> Any:
+    return await _Resumed(coro, first)
+
+
+class _Resumed:
+    """The rest of a coroutine that `_start` ran up to its first suspension, as an
+    awaitable a Task can run: it hands the Task what the coroutine yields and
+    passes cancellation on."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro, first) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self):
+        coro = self.coro
+        yielded = self.first
+        while True:
+            try:
+                yield yielded
+            except BaseException as exc:
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
+
+
+class Chain:
+    """The providers of one hook point, in plugin order, and how to run them."""
+
+    __slots__ = ("point", "providers", "default", "failure_code", "_modifiers")
+
+    def __init__(self, point: HookPoint, providers: tuple[Provider, ...],
+                 default: Decision = ALLOWED, failure_code: int = 0x87) -> None:
+        self.point = point
+        self.providers = providers
+        self.default = default
+        self.failure_code = failure_code
+        self._modifiers = point.modifiers
+
+    def __repr__(self) -> str:
+        return f"<chain {self.point.dotted}: {', '.join(p.name for p in self.providers)}>"
+
+    # -- decide ------------------------------------------------------------------------
+
+    def decide(self, *args: Any, _start_at: int = 0) -> Decision | asyncio.Future:
+        providers = self.providers
+        for index in range(_start_at, len(providers)):
+            provider = providers[index]
+            answer = provider.call(args)
+            if type(answer) is Pending:
+                return asyncio.ensure_future(self._decide_async(index, answer, args))
+            decision = self._interpret(provider, answer)
+            if decision is not None:
+                return decision
+        return self.default
+
+    async def _decide_async(self, index: int, pending: Pending, args: tuple) -> Decision:
+        provider = self.providers[index]
+        decision = self._interpret(provider, await provider.settle(pending))
+        if decision is not None:
+            return decision
+        rest = self.decide(*args, _start_at=index + 1)
+        return rest if isinstance(rest, Decision) else await rest
+
+    def _interpret(self, provider: Provider, answer: Any) -> Decision | None:
+        if answer is FAILED:
+            return self._failure(provider)
+        try:
+            decision = decision_from(answer, provider.name, self._modifiers)
+        except (TypeError, ValueError) as exc:
+            provider.failed(exc)
+            return self._failure(provider)
+        if provider.breaker.in_a_row:
+            provider.breaker.succeeded()
+        return decision
+
+    def _failure(self, provider: Provider) -> Decision | None:
+        if provider.deny_on_failure:
+            return Decision(False, self.failure_code, f"plugin {provider.name} failed",
+                            decided_by=provider.name)
+        return None
+
+    # -- fold --------------------------------------------------------------------------
+
+    def fold(self, *args: Any, _start_at: int = 0) -> Any:
+        providers = self.providers
+        for index in range(_start_at, len(providers)):
+            provider = providers[index]
+            answer = provider.call(args)
+            if answer is None:
+                if provider.breaker.in_a_row:
+                    provider.breaker.succeeded()
+                continue
+            if type(answer) is Pending:
+                return asyncio.ensure_future(self._fold_async(index, answer, args))
+            value = self._folded(provider, answer, args)
+            if value is DROP:
+                return DROP
+            if value is not args[-1]:
+                args = args[:-1] + (value,)
+        return args[-1]
+
+    async def _fold_async(self, index: int, pending: Pending, args: tuple) -> Any:
+        provider = self.providers[index]
+        value = self._folded(provider, await provider.settle(pending), args)
+        if value is DROP:
+            return DROP
+        rest = self.fold(*args[:-1], value, _start_at=index + 1)
+        return await rest if isinstance(rest, asyncio.Future) else rest
+
+    def _folded(self, provider: Provider, answer: Any, args: tuple) -> Any:
+        """The value a fold answer makes: None keeps it, DROP drops, a value of the same type
+        replaces it; anything else is a failure of the provider."""
+        current = args[-1]
+        if answer is FAILED:
+            return DROP if provider.deny_on_failure else current
+        if answer is None:
+            value = current
+        elif answer is DROP or type(answer) is type(current):
+            value = answer
+        else:
+            provider.failed(TypeError(f"a fold hook at {self.point.dotted} returns a "
+                                      f"{type(current).__name__}, None or DROP, got {answer!r}"))
+            return DROP if provider.deny_on_failure else current
+        if provider.breaker.in_a_row:
+            provider.breaker.succeeded()
+        return value
+
+    # -- notify ------------------------------------------------------------------------
+
+    def notify(self, *args: Any) -> None:
+        for provider in self.providers:
+            provider.queue.put(provider, args)

@@ -1,0 +1,198 @@
+"""The registry of one worker: its plugins in order and one chain per hook point.
+
+`Hooks` holds the plugin instances in `plugins.order` (first = outermost:
+it runs first at every point and so has the most control, as Gmqtt's
+``plugin_order``) and, for each `HookPoint`, an attribute named after the
+point (``hooks.message_publish``, ``hooks.client_authenticate``, ...) that is
+**None when no plugin hooks it** or the `Chain` to run. That is the whole
+cost of the hooks on the hot path when nothing is loaded: one attribute
+read and an ``is None`` test (`active`: some plugin hooks something;
+`publish_hooked`: a PUBLISH has a decide or fold chain to run)::
+
+    chain = hooks.message_publish
+    if chain is not None:
+        message = chain.fold(client, message)
+
+Built-ins and user plugins register the same way: `add` (in order),
+`remove`, `disable` / `enable` (the plugin stays loaded, its hooks leave or
+rejoin the chains in their place), `replace` (a reload: the new instance
+takes the old one's place and counters; clients stay connected). Every
+change rebuilds the chains, so the core sees it at the next call.
+
+Decide chains end in a default when every provider says next:
+``plugins.default.<point>`` (`DECIDE_DEFAULT_KEYS`) — deny for
+authentication, allow for authorization and unsubscribe, as EMQX's
+``authorization.no_match = allow``. An empty chain is None: allowed, free.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from actormq.hooks.chains import Chain, Provider
+from actormq.hooks.health import Breaker, BreakerSettings, PluginStats
+from actormq.hooks.notify import NotifyQueue
+from actormq.hooks.plugin import Plugin
+from actormq.hooks.points import HookPoint, Mode
+from actormq.hooks.results import Decision
+
+SERVER_UNAVAILABLE = 0x88
+NOT_AUTHORIZED = 0x87
+BAD_USER_NAME_OR_PASSWORD = 0x86
+
+_CONNECT_POINTS = (HookPoint.CLIENT_AUTHENTICATE, HookPoint.CLIENT_ENHANCED_AUTH)
+
+
+def default_key(point: HookPoint) -> str:
+    """The config key of a decide point's default: ``plugins.default.authenticate``, ..."""
+    return "plugins.default." + point.dotted.split(".", 1)[1]
+
+
+DECIDE_DEFAULTS = {
+    HookPoint.CLIENT_AUTHENTICATE: "deny",
+    HookPoint.CLIENT_ENHANCED_AUTH: "deny",
+    HookPoint.CLIENT_AUTHORIZE_PUBLISH: "allow",
+    HookPoint.CLIENT_AUTHORIZE_SUBSCRIBE: "allow",
+    HookPoint.CLIENT_UNSUBSCRIBE: "allow",
+}
+DECIDE_DEFAULT_KEYS = {point: default_key(point) for point in DECIDE_DEFAULTS}
+
+
+def _default_decision(point: HookPoint, word: str) -> Decision:
+    if word == "allow":
+        return Decision(True, decided_by="default")
+    code = BAD_USER_NAME_OR_PASSWORD if point in _CONNECT_POINTS else NOT_AUTHORIZED
+    return Decision(False, code, "no plugin allowed it", decided_by="default")
+
+
+@dataclass(slots=True)
+class Loaded:
+    """One plugin in the registry: the instance, its health, whether its hooks run."""
+
+    plugin: Plugin
+    stats: PluginStats
+    breaker: Breaker
+    queue: NotifyQueue
+    enabled: bool = True
+    points: dict = field(default_factory=dict)
+
+
+class Hooks:
+    """One worker's plugins in order and a chain (or None) per hook point."""
+
+    __slots__ = tuple(point.attribute for point in HookPoint) + (
+        "active", "publish_hooked", "_loaded", "_defaults", "_breaker_settings")
+
+    def __init__(self, defaults: Mapping[HookPoint, str] | None = None,
+                 breaker: BreakerSettings = BreakerSettings()) -> None:
+        self._loaded: list[Loaded] = []
+        self._defaults = {point: _default_decision(point, word)
+                          for point, word in {**DECIDE_DEFAULTS, **(defaults or {})}.items()}
+        self._breaker_settings = breaker
+        self._rebuild()
+
+    # -- what is loaded ------------------------------------------------------------------
+
+    def __iter__(self):
+        return iter(self._loaded)
+
+    def names(self) -> list[str]:
+        return [loaded.plugin.name for loaded in self._loaded]
+
+    def get(self, name: str) -> Loaded:
+        for loaded in self._loaded:
+            if loaded.plugin.name == name:
+                return loaded
+        raise KeyError(f"no plugin named {name!r} is loaded (loaded: {', '.join(self.names()) or 'none'})")
+
+    def chain(self, point: HookPoint) -> Chain | None:
+        return getattr(self, point.attribute)
+
+    # -- changing it -----------------------------------------------------------------------
+
+    def add(self, plugin: Plugin, position: int | None = None) -> None:
+        """Register a plugin instance (built-in or loaded); last unless `position` is given."""
+        if not plugin.name:
+            raise ValueError(f"plugin class {type(plugin).__name__} has no name")
+        if plugin.name in self.names():
+            raise ValueError(f"plugin {plugin.name!r} is already loaded")
+        stats = PluginStats()
+        loaded = Loaded(plugin, stats, Breaker(plugin.name, self._breaker_settings, stats),
+                        NotifyQueue(int(plugin.settings["notify_queue"]), stats),
+                        points=type(plugin).hooks())
+        self._loaded.insert(len(self._loaded) if position is None else position, loaded)
+        self._rebuild()
+
+    def remove(self, name: str) -> Plugin:
+        loaded = self.get(name)
+        self._loaded.remove(loaded)
+        loaded.queue.close()
+        self._rebuild()
+        return loaded.plugin
+
+    def enable(self, name: str) -> None:
+        self.get(name).enabled = True
+        self._rebuild()
+
+    def disable(self, name: str) -> None:
+        self.get(name).enabled = False
+        self._rebuild()
+
+    def replace(self, name: str, plugin: Plugin) -> Plugin:
+        """Swap a new instance in at the old one's place, keeping counters and enabled state."""
+        loaded = self.get(name)
+        old = loaded.plugin
+        loaded.plugin = plugin
+        loaded.points = type(plugin).hooks()
+        self._rebuild()
+        return old
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run every plugin's `start`, in order (awaited when async)."""
+        for loaded in self._loaded:
+            await call_maybe_async(loaded.plugin.start)
+
+    async def stop(self) -> None:
+        """Let queued notify events run, then every plugin's `stop`, in reverse order."""
+        for loaded in reversed(self._loaded):
+            await loaded.queue.drain()
+            loaded.queue.close()
+            await call_maybe_async(loaded.plugin.stop)
+
+    def describe(self) -> list[dict]:
+        """What ``actormq plugin show`` prints: each plugin in order, its hooks and health."""
+        return [{"name": loaded.plugin.name, "enabled": loaded.enabled,
+                 "module": type(loaded.plugin).__module__,
+                 "hooks": [point.dotted for point in loaded.points],
+                 **loaded.stats.as_dict()} for loaded in self._loaded]
+
+    def _rebuild(self) -> None:
+        for point in HookPoint:
+            providers = tuple(self._provider(loaded, point) for loaded in self._loaded
+                              if loaded.enabled and point in loaded.points)
+            setattr(self, point.attribute, Chain(
+                point, providers, self._defaults.get(point, Decision(True)),
+                SERVER_UNAVAILABLE if point in _CONNECT_POINTS else NOT_AUTHORIZED)
+                if providers else None)
+        self.active = any(loaded.enabled and loaded.points for loaded in self._loaded)
+        self.publish_hooked = self.client_authorize_publish is not None or \
+            self.message_publish is not None
+
+    @staticmethod
+    def _provider(loaded: Loaded, point: HookPoint) -> Provider:
+        plugin = loaded.plugin
+        settings = plugin.settings
+        return Provider(plugin.name, point, getattr(plugin, loaded.points[point]),
+                        float(settings["timeout"]), settings["failure_policy"], loaded.stats,
+                        loaded.breaker, loaded.queue if point.mode is Mode.NOTIFY else None)
+
+
+async def call_maybe_async(fn, *args: Any) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
