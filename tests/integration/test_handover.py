@@ -136,8 +136,8 @@ def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_die
     for publisher in publishers:
         acknowledged[publisher.qos] |= publisher.acknowledged()
     expected = acknowledged[1] | acknowledged[2]
-    assert len(acknowledged[1]) > 1000 and len(acknowledged[2]) > 500, \
-        {qos: len(payloads) for qos, payloads in acknowledged.items()}
+    assert len(acknowledged[1]) > 200 and len(acknowledged[2]) > 200, \
+        f"too little traffic: {({qos: len(payloads) for qos, payloads in acknowledged.items()})}"
     counts: collections.Counter = collections.Counter()
     deadline = time.monotonic() + 20
     while not expected <= counts.keys() and time.monotonic() < deadline:
