@@ -229,7 +229,8 @@ class PeerLink:
         self.broker.peer_stats.pop(peer, None)
         held = self.registry.held_for(peer, self.takeover.held())
         self.bus.send(peer, b"SNAP", {"w": self.worker_id, "p": os.getpid(),
-                                      "routes": router.local_filters(), "held": held})
+                                      "routes": self.takeover.own_routes(router.local_filters(), peer),
+                                      "held": held})
         if self.worker_id == min((self.live - {peer}) | {self.worker_id}):
             for message in self.broker.retained.snapshot():
                 self.bus.send(peer, b"RET", {"m": message_header(message)}, (message.payload,))

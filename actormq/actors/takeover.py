@@ -234,6 +234,20 @@ class Takeover:
         if forwarder.moved and self.link.live <= forwarder.acked:
             self._drop_forwarder(forwarder.client_id)
 
+    def own_routes(self, routes: dict[str, int], peer: int) -> dict[str, int]:
+        """A worker that (re)started learns the routes of this worker without
+        the ones its forwarders keep: it routes to the sessions' new owners
+        from their SNAP, and owes no MOVED."""
+        for forwarder in list(self.forwarders.values()):
+            for route_filter in forwarder.filters:
+                left = routes.get(route_filter, 0) - 1
+                if left > 0:
+                    routes[route_filter] = left
+                else:
+                    routes.pop(route_filter, None)
+            self._answered(forwarder, peer)
+        return routes
+
     def _drop_forwarder(self, client_id: str, keep: set = frozenset()) -> None:
         """Forget a forwarder and the routes it kept here (all but `keep`)."""
         forwarder = self.forwarders.pop(client_id, None)
