@@ -64,6 +64,8 @@ def test_clients_filters(api_broker):
     assert get(api_broker, "/api/v4/clients", clientid=f"{prefix}-b", ip_address="10.9.9.9")["data"] == []
     one = get(api_broker, f"/api/v4/clients/{prefix}-a")["data"]
     assert [c["username"] for c in one] == ["alice"]
+    assert get(api_broker, f"/api/v4/nodes/{NODE}/clients/{prefix}-a")["data"] == one
+    assert call(api_broker, "GET", f"/api/v4/nodes/other@host/clients/{prefix}-a")[0] == 404
     assert [c["clientid"] for c in get(api_broker, "/api/v4/clients/username/bob")["data"]] == [f"{prefix}-b"]
 
 
