@@ -56,6 +56,8 @@ BUILTIN_MODULES = (
     "actormq.mgmt.banned",
     "actormq.mgmt.trace",
     "actormq.hooks.admin",
+    "actormq.auth.admin",
+    "actormq.webhooks.commands",
 )
 
 
