@@ -6,8 +6,8 @@ The node calls `start_control_plane(node)` before it spawns the workers (it
 returns at once; `url` waits until the API serves, or raises why it cannot)
 and `stop()` when it stops. The plane reads the node's worker table
 (`node.workers`: `worker_id`, `alive`, `process.pid`) and nothing else of it.
-Once the HTTP listener is bound, it writes the state file the CLI reads
-(`actormq.mgmt.credentials`) and `url` holds the API's base URL.
+Once the HTTP listener is bound, `url` (read by the node for its banner)
+writes the state file the CLI reads (`actormq.mgmt.credentials`).
 
 Handlers use `ask_all` / `ask_one` / `open_stream` (see `channel`), and the
 node facts below (`workers()`, `started`, `config`).
