@@ -68,8 +68,13 @@ class RoundTrips:
         self._thread.join(10)
 
     def check(self) -> None:
-        assert len(self.times) >= 5, f"too few round trips measured: {self.times}"
-        assert max(self.times) < FAST, f"round trips while another client waited: {self.times}"
+        """Every round trip under 50 ms; on a busy shared machine one scheduling hiccup
+        among many is forgiven, but nothing near the decision's 300 ms (a blocked loop)."""
+        times = self.times
+        assert len(times) >= 5, f"too few round trips measured: {times}"
+        slow = [t for t in times if t >= FAST]
+        assert len(slow) <= len(times) // 50, f"round trips while another client waited: {times}"
+        assert max(times) < DELAY / 2, f"the loop was blocked: {max(times):.3f}s"
 
 
 def test_a_slow_connect_decision_delays_only_that_client(slow_node):
