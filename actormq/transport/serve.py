@@ -10,6 +10,7 @@ loop's own server straight into Connection: no layer costs anything there.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import multiprocessing
@@ -74,7 +75,7 @@ def shared_counts(listeners: tuple[Listener, ...], worker_count: int, ctx=multip
     return ctx.RawArray("q", worker_count * len(listeners))
 
 
-class Refuse:
+class Refuse(asyncio.Protocol):
     """The protocol of a connection over its listener's limit: one log line, closed."""
 
     def __init__(self, listener: Listener) -> None:
@@ -83,9 +84,6 @@ class Refuse:
     def connection_made(self, transport) -> None:
         _log_refused(self.listener, transport.get_extra_info("peername"))
         transport.close()
-
-    def connection_lost(self, exc) -> None:
-        pass
 
 
 def layers(listener: Listener, make_connection):

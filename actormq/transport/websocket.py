@@ -12,6 +12,7 @@ bad upgrade closes that connection with one log line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from wsproto import ConnectionType, WSConnection
@@ -28,7 +29,7 @@ SUBPROTOCOLS = ("mqtt", "mqttv3.1")
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-class WebSocketProtocol:
+class WebSocketProtocol(asyncio.Protocol):
     """asyncio Protocol towards the socket, transport towards the Connection."""
 
     def __init__(self, listener, make_connection, address=None) -> None:
