@@ -355,15 +355,11 @@ class Connection(PeerInfo, asyncio.Protocol):
         if not self.broker.authorize_publish(self.session, topic):
             self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
+        message = message_from_publish(packet, self.client_id, time.time())
         if self.hooks.publish_hooked or self.mountpoint:
-            hooked.publish(self, packet)
+            hooked.publish(self, packet, message)
             return
-        if self.mountpoint:
-            packet = mounts.mount_publish(packet, self.mountpoint)
-        self.route_publish(packet, message_from_publish(packet, self.client_id, time.time()))
-
-    def message_of(self, packet) -> object:
-        return message_from_publish(packet, self.client_id, time.time())
+        self.route_publish(packet, message)
 
     def route_publish(self, packet, message) -> None:
         broker = self.broker
