@@ -282,6 +282,21 @@ def _add_bench_command() -> None:
 
 _add_bench_command()
 
-from actormq.mgmt.cli import api_key  # noqa: E402
+from actormq.mgmt import cli as _mgmt_cli, cli_node as _mgmt_cli_node  # noqa: E402
 
-main.add_command(api_key)
+for _command in _mgmt_cli.COMMANDS + _mgmt_cli_node.COMMANDS:
+    main.add_command(_command)
+config.add_command(_mgmt_cli_node.running_config_option(config.commands["show"]))
+
+from actormq.hooks.cli import plugin as _plugin_cli  # noqa: E402
+
+main.add_command(_plugin_cli)
+
+from actormq.auth.cli import acl, passwd  # noqa: E402  (feature commands register after the core ones)
+
+main.add_command(passwd)
+main.add_command(acl)
+
+from actormq.webhooks.cli import webhooks  # noqa: E402
+
+main.add_command(webhooks)

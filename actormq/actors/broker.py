@@ -22,6 +22,7 @@ from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
 from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.logsetup import LineBatch
 from actormq.reload import Reloader
 from actormq.hooks import DROP, DropReason, Hooks
 from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
@@ -55,6 +56,7 @@ class Broker:
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
         self.drops = Drops(self)
+        self.banned = None                   # mgmt.banned.BanList while any ban is in force
         self.wrote_durable = False
         self.quota_exceeded = False
         self.congested: list = []            # valves of congested subscribers a publish reached
@@ -65,6 +67,7 @@ class Broker:
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
         self.reloader = Reloader()      # config reload: parts register what they take
+        self.connection_log = LineBatch("actormq.connection")
         self.reloader.on_reload(RELOADABLE_KEYS, self.reload)
 
     def _make_queue_limits(self) -> QueueLimits:
@@ -267,6 +270,10 @@ class Broker:
         if hooks.session_terminated is not None:
             hooks.session_terminated.notify(client_id, reason)
 
+    def set_banned(self, banned) -> None:
+        """The bans in force (checked at CONNECT); None while nothing is banned."""
+        self.banned = banned
+
     def connection_opened(self, conn) -> None:
         self.connections.add(conn)
 
@@ -296,12 +303,13 @@ class Broker:
         return self.router.route(message)
 
     def when_durable(self, callback, on_error=None) -> None:
-        """Run callback once what the current publish wrote is committed (by this
-        worker's store and, with peers, by every worker it went to)."""
+        """Run callback on this worker's loop once what the current publish wrote
+        is committed (by this worker's store and, with peers, by every worker it
+        went to)."""
         if self.peers is not None:
             self.peers.when_durable(callback, on_error)
         elif self.stores is not None:
-            self.stores.queue.when_durable(callback, on_error)
+            self.stores.queue.when_durable(callback, on_error, self.loop)
         else:
             callback()
 

@@ -30,7 +30,8 @@ from actormq.actors.messages import Message
 from actormq.actors.queue import QueueLimits
 from actormq.hooks import DROP, AuthExchange, ClientInfo, Decision, DropReason
 from actormq.transport.codec import Auth, Connack, ReasonCode
-from actormq.transport.topics import parse_shared, validate_topic_name
+from actormq.transport.mountpoint import mount, mount_will
+from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.hooks")
 
@@ -47,40 +48,21 @@ class BadModifier(ValueError):
 # -- who the client is -----------------------------------------------------------------
 
 def client_info(conn, packet) -> ClientInfo:
-    """The ClientInfo of a CONNECT, with the peer, listener and certificate of its socket."""
-    transport = conn.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    cert = transport.get_extra_info("peercert") if transport is not None else None
-    cn, dn = _subject(cert)
+    """The ClientInfo of a CONNECT, with the peer (PROXY aware), listener and
+    certificate of its connection."""
     return ClientInfo(conn.client_id, packet.username, packet.password,
-                      peer[0] if peer else "", peer[1] if peer else 0, packet.protocol_level,
+                      conn.peer_host, conn.peer_port or 0, packet.protocol_level,
                       packet.clean_start, packet.keepalive,
-                      getattr(conn, "listener_name", "default"), conn.mountpoint, cn, dn,
+                      conn.listener.name, conn.mountpoint, conn.cn, conn.dn,
                       packet.properties)
 
 
-def _subject(cert) -> tuple[str | None, str | None]:
-    """(CN, DN) of a peer certificate as ssl.getpeercert() gives it."""
-    if not cert or "subject" not in cert:
-        return None, None
-    parts = [(name, value) for rdn in cert["subject"] for name, value in rdn]
-    cn = next((value for name, value in parts if name == "commonName"), None)
-    short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
-             "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
-    dn = ",".join(f"{short.get(name, name)}={value}" for name, value in reversed(parts))
-    return cn, dn
-
-
 def info_of(conn) -> ClientInfo:
-    """The connection's ClientInfo; a client that connected before any plugin was
-    enabled gets one made of what the connection knows (no username / password)."""
+    """The connection's ClientInfo, made from its CONNECT for a client that connected
+    before any plugin was loaded."""
     info = conn.client_info
     if info is None:
-        peer = conn.transport.get_extra_info("peername") if conn.transport is not None else None
-        info = conn.client_info = ClientInfo(conn.client_id, None, None, peer[0] if peer else "",
-                                             peer[1] if peer else 0, conn.version,
-                                             listener=getattr(conn, "listener_name", "default"),
-                                             mountpoint=conn.mountpoint)
+        info = conn.client_info = client_info(conn, conn.connect_packet)
     return info
 
 
@@ -149,7 +131,7 @@ def auth_packet(conn, packet) -> bool:
     else:
         exchange = AuthExchange(method, props.get("authentication_data"), previous.step + 1, True,
                                 previous.state)
-    conn.wait_then(chain.decide(conn.client_info, exchange),
+    conn.wait_then(chain.decide(info_of(conn), exchange),
                    partial(_reauth_answered, conn, exchange))
     return True
 
@@ -234,7 +216,7 @@ def client_closed(conn, session, exc) -> None:
     """The client's socket closed: ``client.disconnected``, then ``client.offline`` when its
     session stays, ``client.gone`` when it ends with the connection."""
     hooks = conn.hooks
-    info = conn.client_info
+    info = info_of(conn)
     if hooks.client_disconnected is not None:
         reason = ("normal" if conn.clean_disconnect else
                   "taken_over" if conn.was_taken_over else f"closed: {exc}" if exc else "closed")
@@ -259,8 +241,7 @@ def apply_connect_modifiers(conn, packet, modifiers) -> object:
     if "mountpoint" in modifiers:
         conn.mountpoint = info_changes["mountpoint"] = modifiers["mountpoint"]
         if packet.will is not None:
-            packet = replace(packet, will=replace(packet.will, topic_name=conn.mountpoint
-                                                  + packet.will.topic_name))
+            packet = mount_will(packet, conn.mountpoint)
     if modifiers.get("superuser"):
         info_changes["superuser"] = True
     if "max_message_size" in modifiers:
@@ -301,17 +282,21 @@ def session_limits(limits: dict, defaults: QueueLimits, max_inflight: int) -> tu
 
 # -- PUBLISH ------------------------------------------------------------------------------
 
-def publish(conn, packet) -> None:
-    """A client's PUBLISH when a plugin hooks its authorization or ``message.publish``."""
-    message = conn.message_of(packet)
+def publish(conn, packet, message: Message) -> None:
+    """A client's PUBLISH (and the Message made of it, not shared yet) when a plugin hooks
+    its authorization or ``message.publish``, or the client has a mountpoint.
+    Synchronous answers are acted on inline (no callback)."""
     if conn.mountpoint:
-        message.topic_name = conn.mountpoint + message.topic_name   # our own fresh Message
+        message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
     chain = conn.hooks.client_authorize_publish
     if chain is None:
         _fold_publish(conn, packet, message)
         return
-    conn.wait_then(chain.decide(conn.client_info, message),
-                   partial(_publish_decided, conn, packet, message))
+    decision = chain.decide(conn.client_info or info_of(conn), message)
+    if type(decision) is Decision:
+        _publish_decided(conn, packet, message, decision)
+    else:
+        conn.wait_then(decision, partial(_publish_decided, conn, packet, message))
 
 
 def _publish_decided(conn, packet, message: Message, decision: Decision) -> None:
@@ -326,6 +311,9 @@ def _publish_decided(conn, packet, message: Message, decision: Decision) -> None
         log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
                   message.topic_name, decision.decided_by, decision.reason_code)
         dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
+        if decision.disconnect:
+            conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
+            return
         conn.refuse_publish(packet, decision.reason_code)
         return
     _fold_publish(conn, packet, message)
@@ -336,16 +324,21 @@ def _fold_publish(conn, packet, message: Message) -> None:
     if chain is None:
         conn.route_publish(packet, message)
         return
-    conn.wait_then(chain.fold(conn.client_info, message),
-                   partial(_publish_folded, conn, packet, message))
+    folded = chain.fold(conn.client_info or info_of(conn), message)
+    if type(folded) is Message:
+        conn.route_publish(packet, folded)
+    else:
+        _publish_folded(conn, packet, message, folded)
 
 
-def _publish_folded(conn, packet, original: Message, message) -> None:
-    if message is DROP:
+def _publish_folded(conn, packet, original: Message, folded) -> None:
+    if isinstance(folded, asyncio.Future):
+        conn.wait_then(folded, partial(_publish_folded, conn, packet, original))
+    elif folded is DROP:
         dropped(conn.hooks, conn.client_id, original, DropReason.BY_PLUGIN)
         conn.session.accept_unrouted(packet)
-        return
-    conn.route_publish(packet, message)
+    else:
+        conn.route_publish(packet, folded)
 
 
 def modify_message(message: Message, modifiers) -> Message:
@@ -382,26 +375,11 @@ def dropped(hooks, client_id: str, message, reason: DropReason) -> None:
 
 # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
 
-def mount(topic_filter: str, mountpoint: str) -> str:
-    """A client's topic filter inside its mountpoint (shared groups keep their prefix)."""
-    group, real = parse_shared(topic_filter)
-    return f"$share/{group}/{mountpoint}{real}" if group is not None else mountpoint + real
-
-
-def mount_subscribe(packet, mountpoint: str):
-    return replace(packet, subscriptions=tuple(
-        replace(sub, topic_filter=mount(sub.topic_filter, mountpoint)) for sub in packet.subscriptions))
-
-
-def mount_unsubscribe(packet, mountpoint: str):
-    return replace(packet, topic_filters=tuple(mount(f, mountpoint) for f in packet.topic_filters))
-
-
 def subscribe(session, packet, valid: list[bool]) -> None:
     """Ask ``client.authorize_subscribe`` for every valid filter, then let the session go on."""
     conn = session.conn
     chain = conn.hooks.client_authorize_subscribe
-    answers = [chain.decide(conn.client_info, sub.topic_filter, sub) if ok else None
+    answers = [chain.decide(info_of(conn), sub.topic_filter, sub) if ok else None
                for sub, ok in zip(packet.subscriptions, valid)]
     conn.wait_then(_all(answers), partial(session.subscribe_decided, packet))
 
@@ -409,7 +387,7 @@ def subscribe(session, packet, valid: list[bool]) -> None:
 def unsubscribe(session, packet) -> None:
     conn = session.conn
     chain = conn.hooks.client_unsubscribe
-    answers = [chain.decide(conn.client_info, topic_filter) for topic_filter in packet.topic_filters]
+    answers = [chain.decide(info_of(conn), topic_filter) for topic_filter in packet.topic_filters]
     conn.wait_then(_all(answers), partial(session.unsubscribe_decided, packet))
 
 

@@ -106,6 +106,26 @@ class RetainedStore:
                 live.append(message)
         return live
 
+    def messages(self) -> list[Message]:
+        """Every unexpired retained message, by topic name."""
+        now = time.time()
+        return sorted((m for m in self._all() if not self.expired(m, now)), key=lambda m: m.topic_name)
+
+    def delete(self, topic: str, persist: bool = True) -> bool:
+        """Forget the retained message of one topic; False when there was none."""
+        if not self._exists(topic):
+            return False
+        self._delete(topic, persist)
+        return True
+
+    def delete_expired(self, persist: bool = True) -> int:
+        """Forget every expired retained message; how many there were."""
+        now = time.time()
+        expired = [m.topic_name for m in self._all() if self.expired(m, now)]
+        for topic in expired:
+            self._delete(topic, persist)
+        return len(expired)
+
     def _has_room(self) -> bool:
         if len(self) < self.max_messages:
             return True

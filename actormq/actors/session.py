@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from functools import partial
 
 from actormq.actors import hooked
 from actormq.actors.flow import Valve
@@ -22,7 +23,8 @@ from actormq.errors import ProtocolError
 from actormq.hooks import DropReason
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
-                                     Unsuback, encode, encode_publish)
+                                     Subscription, Unsuback, encode, encode_publish)
+from actormq.transport import mountpoint as mounts
 from actormq.transport.topics import parse_shared, validate_topic_filter
 
 log = logging.getLogger("actormq.session")
@@ -219,14 +221,8 @@ class Session:
         the commit failed, the ack says so (see _refuse_deferred)."""
         self._deferred_acks += 1
         conn = self.conn
-        loop = self.broker.loop
-
-        def durable() -> None:
-            loop.call_soon_threadsafe(self._send_deferred, conn, packet)
-
-        def failed(_error) -> None:
-            loop.call_soon_threadsafe(self._refuse_deferred, conn, packet)
-        self.broker.when_durable(durable, failed)
+        self.broker.when_durable(partial(self._send_deferred, conn, packet),
+                                 lambda _error: self._refuse_deferred(conn, packet))
 
     def _refuse_deferred(self, conn, packet) -> None:
         """The store could not save what the message wrote: MQTT 5 gets the ack
@@ -309,7 +305,7 @@ class Session:
             raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                 "subscription identifiers are not supported")
         if self.conn.mountpoint:
-            packet = hooked.mount_subscribe(packet, self.conn.mountpoint)
+            packet = mounts.mount_subscribe(packet, self.conn.mountpoint)
         if self.hooks.client_authorize_subscribe is not None:
             hooked.subscribe(self, packet, [_valid_filter(sub.topic_filter)
                                             for sub in packet.subscriptions])
@@ -381,7 +377,7 @@ class Session:
 
     def handle_unsubscribe(self, packet) -> None:
         if self.conn.mountpoint:
-            packet = hooked.mount_unsubscribe(packet, self.conn.mountpoint)
+            packet = mounts.mount_unsubscribe(packet, self.conn.mountpoint)
         if self.hooks.client_unsubscribe is not None:
             hooked.unsubscribe(self, packet)
             return
@@ -410,6 +406,31 @@ class Session:
         log.debug("client %s unsubscribed: %s", self.client_id, ", ".join(packet.topic_filters))
         self._ack(Unsuback(packet.packet_id, tuple(codes)))
         self.store_record()
+
+    def add_subscription(self, topic_filter: str, qos: int) -> int:
+        """Subscribe on an operator's behalf (management API): the granted QoS or a
+        refusal code; retained messages are sent as for a SUBSCRIBE."""
+        code, _new, topic_filter = self._subscribe_one(Subscription(topic_filter, qos), None, None)
+        if code < 0x80:
+            self.store_record()
+            self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
+        return code
+
+    def remove_subscription(self, topic_filter: str) -> bool:
+        """Unsubscribe on an operator's behalf; False when there was no such subscription."""
+        opts = self.subscriptions.pop(topic_filter, None)
+        if opts is None:
+            return False
+        _group, real_filter = parse_shared(topic_filter)
+        self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
+        self.store_record()
+        chain = self.hooks.session_unsubscribed
+        if chain is not None and self.conn is not None:
+            chain.notify(hooked.info_of(self.conn), topic_filter)
+        return True
+
+    def inflight_count(self) -> int:
+        return len(self._inflight) + len(self._awaiting_pubcomp)
 
     def restore_subscriptions(self, subscriptions: dict[str, SubOptions],
                               announce: bool = True) -> None:

@@ -21,6 +21,7 @@ re-imports a plugin's module (``actormq plugin reload``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.metadata
@@ -114,12 +115,24 @@ def find_class(name: str, config) -> tuple[type[Plugin], str]:
                       f"no module {name} in {searched}")
 
 
-def reload_class(spec: PluginSpec) -> type[Plugin]:
-    """Re-import the module of a plugin's class and return the class anew."""
-    module = importlib.reload(sys.modules[spec.cls.__module__])
-    if getattr(module, spec.cls.__qualname__, None) is not None:
-        return _checked_class(getattr(module, spec.cls.__qualname__), spec.name)
-    return class_in_module(module, spec.name)
+def reload_class(cls: type[Plugin], name: str) -> type[Plugin]:
+    """Re-import the module of a plugin's class and return the class anew (ConfigError
+    when the module no longer imports or has no such plugin)."""
+    module = sys.modules[cls.__module__]
+    _forget_bytecode(module)
+    module = _load(lambda: importlib.reload(module), name)
+    if getattr(module, cls.__qualname__, None) is not None:
+        return _checked_class(getattr(module, cls.__qualname__), name)
+    return class_in_module(module, name)
+
+
+def _forget_bytecode(module) -> None:
+    """Drop the module's cached bytecode: a source rewritten within the same second
+    and at the same size would otherwise be taken for the cached one."""
+    cached = getattr(module, "__cached__", None)
+    if cached:
+        with contextlib.suppress(OSError):
+            os.unlink(cached)
 
 
 def class_in_module(module, name: str) -> type[Plugin]:

@@ -13,12 +13,10 @@ there is nothing to decide).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 
+from actormq.hooks.chains import FAILED, Pending
 from actormq.hooks.health import PluginStats
-
-_perf = time.perf_counter
 
 
 class NotifyQueue:
@@ -51,8 +49,7 @@ class NotifyQueue:
         while True:
             while items:
                 provider, args = items.popleft()
-                if provider.breaker.closed():
-                    await _call(provider, args)
+                await _call(provider, args)
             self._waiter = loop.create_future()
             await self._waiter
             self._waiter = None
@@ -70,16 +67,8 @@ class NotifyQueue:
 
 
 async def _call(provider, args: tuple) -> None:
-    started = _perf()
-    try:
-        answer = provider.fn(*args)
-    except Exception as exc:
-        provider.failed(exc)
-        return
-    if hasattr(answer, "__await__"):
-        answered, _ = await provider.settle(answer)
-        if answered:
-            provider.breaker.succeeded()
-        return
-    provider.stats.record(_perf() - started)
-    provider.breaker.succeeded()
+    answer = provider.call(args)
+    if type(answer) is Pending:
+        answer = await provider.settle(answer)
+    if answer is not FAILED and provider.breaker.in_a_row:
+        provider.breaker.succeeded()

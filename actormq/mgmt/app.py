@@ -43,6 +43,14 @@ PLANE = web.AppKey("plane", object)
 
 ROUTE_MODULES = (
     "actormq.mgmt.routes.node",
+    "actormq.mgmt.routes.clients",
+    "actormq.mgmt.routes.mqtt",
+    "actormq.mgmt.routes.banned",
+    "actormq.mgmt.routes.retained",
+    "actormq.mgmt.routes.ops",
+    "actormq.mgmt.routes.prometheus",
+    "actormq.hooks.routes",
+    "actormq.webhooks.api",
 )
 
 _OPEN_PATHS = ("/health",)

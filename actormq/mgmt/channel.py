@@ -36,6 +36,8 @@ from actormq.transport.bus import decode_frame, encode_frame
 
 log = logging.getLogger("actormq.mgmt")
 
+OK, FAILED, BAD, UNKNOWN = "ok", "failed", "bad request", "unknown command"
+
 
 class WorkerFailed(Exception):
     """One worker did not give an answer (down, too slow, or its handler failed)."""
@@ -58,6 +60,7 @@ class Gathered:
     answers: dict[int, Any] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
     bad_request: str | None = None
+    unknown: set[int] = field(default_factory=set)     # workers without that command
 
     def rows(self) -> list[dict]:
         """Every answering worker's rows with node and worker first (a list answer is
@@ -82,19 +85,20 @@ class Gathered:
 class ControlChannel:
     """The ROUTER socket, the pending requests and the open streams."""
 
-    def __init__(self, run_dir: str, node_name: str, worker_ids: Iterable[int],
+    def __init__(self, endpoint: str, node_name: str, worker_ids: Iterable[int],
                  is_alive: Callable[[int], bool], timeout: float = 5.0) -> None:
         self.node_name = node_name
         self.worker_ids = list(worker_ids)
         self.is_alive = is_alive
         self.timeout = timeout
         self.connected: dict[int, int] = {}        # worker id -> pid of its last hello
+        self.on_hello: Callable[[int], None] | None = None     # a worker (re)connected
         self._ctx = zmq.asyncio.Context.shadow(zmq.Context.instance())
         self._socket = self._ctx.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)   # a restarted worker takes its identity over
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(protocol.control_endpoint(run_dir))
+        self._socket.bind(endpoint)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._streams: dict[int, asyncio.Queue] = {}
@@ -116,10 +120,12 @@ class ControlChannel:
         targets = self.worker_ids if workers is None else list(workers)
         results = await asyncio.gather(*(self._ask(w, command, args or {}, timeout) for w in targets))
         gathered = Gathered(self.node_name)
-        for worker, (ok, data, bad) in zip(targets, results):
-            if ok:
+        for worker, (status, data) in zip(targets, results):
+            if status == OK:
                 gathered.answers[worker] = data
-            elif bad:
+            elif status == UNKNOWN:
+                gathered.unknown.add(worker)
+            elif status == BAD:
                 gathered.bad_request = data
             else:
                 gathered.failed[worker] = data
@@ -127,32 +133,34 @@ class ControlChannel:
 
     async def ask_one(self, worker: int, command: str, args: dict | None = None,
                       timeout: float | None = None) -> Any:
-        ok, data, bad = await self._ask(worker, command, args or {}, timeout)
-        if bad:
+        status, data = await self._ask(worker, command, args or {}, timeout)
+        if status in (BAD, UNKNOWN):
             raise BadRequest(data)
-        if not ok:
+        if status != OK:
             raise WorkerFailed(worker, data)
         return data
 
     async def _ask(self, worker: int, command: str, args: dict,
-                   timeout: float | None) -> tuple[bool, Any, bool]:
-        """(ok, data or reason, bad_request)."""
+                   timeout: float | None) -> tuple[str, Any]:
+        """(OK, data) or (FAILED | BAD | UNKNOWN, the reason)."""
         timeout = self.timeout if timeout is None else timeout
         request_id = next(self._ids)
         sent = self._request(worker, protocol.ASK, {"id": request_id, "command": command, "args": args})
         if sent is not None:
-            return False, sent, False
+            return FAILED, sent
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
             answer = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            return False, f"did not answer within {timeout:g} s", False
+            return FAILED, f"did not answer within {timeout:g} s"
         finally:
             self._pending.pop(request_id, None)
         if answer.get("ok"):
-            return True, answer.get("data"), False
-        return False, answer.get("error", "failed"), bool(answer.get("bad_request"))
+            return OK, answer.get("data")
+        if answer.get("unknown"):
+            return UNKNOWN, answer.get("error")
+        return (BAD if answer.get("bad_request") else FAILED), answer.get("error", "failed")
 
     def _request(self, worker: int, kind: bytes, header: dict) -> str | None:
         """Send one frame to a worker; the reason it could not be sent, or None."""
@@ -205,6 +213,8 @@ class ControlChannel:
                 self._event(worker, header)
             elif kind == protocol.HELLO and worker is not None:
                 self.connected[worker] = header.get("pid")
+                if self.on_hello is not None:
+                    self.on_hello(worker)
 
     def _answered(self, worker: int | None, header: dict) -> None:
         future = self._pending.get(header.get("id"))

@@ -87,11 +87,26 @@ def emit(rows: list[dict] | dict, columns: Iterable[str], output_format: str) ->
 
 
 def render_table(columns: tuple[str, ...], rows: list[dict]) -> str:
-    cells = [list(columns)]
-    cells += [[_cell(row.get(column)) for column in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return "".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() + "\n"
-                   for line in cells)
+    """A table in vmq-admin's shape: a +---+ frame, centred cells."""
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max([len(column)] + [len(line[i]) for line in cells]) + 2 for i, column in enumerate(columns)]
+    rule = "+" + "+".join("-" * width for width in widths) + "+\n"
+
+    def line(values) -> str:
+        return "|" + "|".join(value.center(width) for value, width in zip(values, widths)) + "|\n"
+
+    return rule + line(columns) + rule + "".join(line(values) for values in cells) + rule
+
+
+def parse_pairs(values: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, str]:
+    """vmq-admin's `key=value` arguments (e.g. client-id=c1 topic=a/b)."""
+    pairs = {}
+    for item in values:
+        key, equals, value = item.partition("=")
+        if not equals or key not in allowed:
+            raise click.UsageError(f"expected {' '.join(f'{name}=...' for name in allowed)}, got {item!r}")
+        pairs[key] = value
+    return pairs
 
 
 def _cell(value: Any) -> str:
@@ -104,5 +119,5 @@ def _cell(value: Any) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
 
 
-__all__ = ["api_command", "admin_errors", "emit", "format_option", "render_table", "warn_failed",
-           "ApiClient"]
+__all__ = ["api_command", "admin_errors", "emit", "format_option", "parse_pairs", "render_table",
+           "warn_failed", "ApiClient"]

@@ -21,7 +21,7 @@ SECRET_FILE = "api_secret"
 STATE_FILE = "api.json"
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read, replacing any older one atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
@@ -49,7 +49,7 @@ def application_secret(config) -> str:
     if not secret:
         secret = secrets.token_urlsafe(24)
         try:
-            _write_private(path, secret + "\n")
+            write_private(path, secret + "\n")
         except OSError as exc:
             raise ActormqError(f"cannot write the API secret {path}: {exc.strerror or exc}") from exc
     return secret
@@ -59,7 +59,7 @@ def write_state(data_dir: str, url: str, app_id: str, secret: str) -> Path:
     path = Path(data_dir) / STATE_FILE
     state = {"url": url, "user": app_id, "secret": secret, "pid": os.getpid()}
     try:
-        _write_private(path, json.dumps(state) + "\n")
+        write_private(path, json.dumps(state) + "\n")
     except OSError as exc:
         raise ActormqError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

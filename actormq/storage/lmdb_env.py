@@ -7,6 +7,11 @@ others see lmdb.MapResizedError and adopt the new size (set_mapsize(0)). LMDB
 allows set_mapsize only while this process has no transaction open, so every
 transaction holds a shared lock and a resize takes it exclusively.
 
+With `sync` (the default) every commit is flushed to the disk (fsync) before it
+returns: it survives a power cut. Without it a commit reaches the operating
+system only (LMDB's MDB_NOSYNC): it survives a killed process, not a power cut
+or a crash of the OS; closing the environment flushes it.
+
 This module is the boundary where lmdb.Error becomes StorageError.
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import lmdb
@@ -79,10 +85,14 @@ class LmdbEnv:
     """The environment, its named databases and a size-aware way to use them."""
 
     def __init__(self, data_dir: str, map_size: int = 64 << 20, max_map_size: int = 16 << 30,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, sync: bool = True) -> None:
         self.path = env_path(data_dir)
         self.max_map_size = max(int(max_map_size), 1 << 16)
+        self.sync = sync
         self.live_bytes = 0
+        self.commits = 0                # write transactions committed (for the metrics)
+        self.writes = 0                 # puts and deletes in them
+        self.commit_seconds = 0.0       # time spent committing
         self._lock = SharedExclusiveLock()
         if readonly and not os.path.isfile(os.path.join(self.path, "data.mdb")):
             raise StorageError(f"no actormq data in {data_dir}")
@@ -91,7 +101,7 @@ class LmdbEnv:
                 os.makedirs(self.path, exist_ok=True)
             self._env = lmdb.open(self.path, map_size=min(int(map_size), self.max_map_size),
                                   max_dbs=len(TABLES) + 1, max_readers=MAX_READERS, subdir=True,
-                                  readonly=readonly, create=not readonly)
+                                  readonly=readonly, create=not readonly, sync=sync)
         except (lmdb.Error, OSError) as error:
             raise _open_error(self.path, error) from None
         try:
@@ -179,9 +189,13 @@ class LmdbEnv:
 
         Raises StorageFullError when they do not fit at max_map_size.
         """
+        started = time.perf_counter()
         while True:
             try:
                 self.live_bytes = self._retrying(lambda: self._apply(ops))
+                self.commits += 1
+                self.writes += len(ops)
+                self.commit_seconds += time.perf_counter() - started
                 return
             except lmdb.MapFullError:
                 self._grow()
@@ -280,6 +294,8 @@ class LmdbEnv:
     def close(self) -> None:
         self._lock.acquire_exclusive()
         try:
+            if not self.sync:
+                self._env.sync(True)  # what the OS holds reaches the disk at a clean stop
             self._env.close()
         finally:
             self._lock.release_exclusive()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -27,3 +28,13 @@ def events(path: Path, wanted, timeout: float = 5.0) -> list[list]:
             return found
         assert time.monotonic() < deadline, f"recorded events never matched: {found}"
         time.sleep(0.02)
+
+
+def worker_ports(broker, workers: int) -> tuple[int, ...]:
+    """Each worker's own port (`listener.tcp.worker_ports`), in worker order."""
+    line = re.compile(r"worker (\d+) listening on \S+:(\d+)")
+    deadline = time.monotonic() + 5
+    while len(found := line.findall(broker.stdout())) < workers:
+        assert time.monotonic() < deadline, f"no worker lines in the banner:\n{broker.stdout()}"
+        time.sleep(0.02)
+    return tuple(int(port) for _, port in sorted(found))

@@ -213,3 +213,14 @@ def test_notify_events_of_a_client_life(hooked):
 
 def _drop_matches(event, want) -> bool:
     return want[0] == "message.dropped" and event[0] == "message.dropped" and event[-1] == want[-1]
+
+
+def test_a_mountpoint_applies_without_any_publish_hook(make_broker):
+    broker = make_broker(settings=plugin_settings("mounter"))
+    outside = connect(broker.port, unique())
+    outside.subscribe("m/#")
+    inside = connect(broker.port, unique(), username="mp", password="x")
+    inside.subscribe("in/#")
+    inside.publish("in/1", b"x", qos=1)
+    assert outside.expect_one().topic == "m/in/1"
+    assert inside.expect_one().topic == "in/1"

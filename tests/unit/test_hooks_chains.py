@@ -406,3 +406,39 @@ def test_decide_equals_a_plain_model(answers, default):
         return
     decision = hooks.client_authorize_publish.decide(CLIENT, Message("t", b""))
     assert (decision.allowed, decision.decided_by) == expected
+
+
+def test_an_async_hook_that_answers_without_waiting_decides_synchronously():
+    async def cached(self, client, message):
+        return Error(0x87, "from the cache")
+
+    hooks = hooks_of(plugin("cache", on_client_authorize_publish=cached))
+    decision = hooks.client_authorize_publish.decide(CLIENT, Message("t", b""))
+    assert decision == Decision(False, 0x87, "from the cache", decided_by="cache")
+
+
+def test_an_async_hook_that_waits_part_way_finishes_on_the_loop():
+    steps = []
+
+    async def two_steps(self, client, message):
+        steps.append("before")
+        await asyncio.sleep(0.01)
+        steps.append("after")
+        await asyncio.sleep(0)
+        return OK
+
+    async def main():
+        hooks = hooks_of(plugin("steps", on_client_authorize_publish=two_steps))
+        pending = hooks.client_authorize_publish.decide(CLIENT, Message("t", b""))
+        assert steps == ["before"] and isinstance(pending, asyncio.Future)
+        assert (await pending).allowed and steps == ["before", "after"]
+
+    run(main())
+
+
+def test_the_readme_maps_every_hook_point_as_the_registry_does():
+    from pathlib import Path
+
+    from actormq.hooks import mapping_table
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert mapping_table() in readme
