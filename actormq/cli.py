@@ -291,3 +291,12 @@ config.add_command(_mgmt_cli_node.running_config_option(config.commands["show"])
 from actormq.hooks.cli import plugin as _plugin_cli  # noqa: E402
 
 main.add_command(_plugin_cli)
+
+from actormq.auth.cli import acl, passwd  # noqa: E402  (feature commands register after the core ones)
+
+main.add_command(passwd)
+main.add_command(acl)
+
+from actormq.webhooks.cli import webhooks  # noqa: E402
+
+main.add_command(webhooks)

@@ -1,12 +1,14 @@
 """The node: the supervisor process of `actormq run`.
 
 Owns the worker table, the run dir (ZeroMQ ipc endpoints of the bus and
-the control channel), the claim on the listener port and the data dir lock. It
-claims the port (so that only its own workers share it: a second broker on
+the control channel), the listeners (`listener.*`: their certificates loaded
+once, so a bad file stops the start; the claims on their ports; the Unix
+sockets, bound here and handed to every worker) and the data dir lock. It
+claims the ports (so that only its own workers share it: a second broker on
 the port stops with "cannot listen on H:P: address already in use"), locks
 the data dir ("data dir D is in use by pid N"), checks that the stores open,
-spawns the workers (multiprocessing, spawn), prints the banner once every
-worker serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0. The
+spawns the workers (multiprocessing, spawn), prints the banner with every
+listener once every worker serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0. The
 run dir, the claim and the lock go on every exit (the kernel drops the claim
 and the lock on kill -9; the workers remove the run dir when the node is gone).
 
@@ -37,12 +39,15 @@ import time
 from multiprocessing.connection import wait
 
 from actormq import __version__
+from actormq.auth.warnings import anonymous_warning
 from actormq.errors import ActormqError
 from actormq.datadir import DataDirLock
 from actormq.logsetup import setup_logging
+from actormq.mgmt.plane import start_control_plane
 from actormq.proctitle import set_process_title
 from actormq.reload import with_applied
-from actormq.transport.listeners import claim_port
+from actormq.transport.listeners import bind_unix, claim_ports, plan_listeners
+from actormq.transport.serve import check_listener, shared_counts
 from actormq.mgmt.plane import start_control_plane
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
@@ -82,25 +87,32 @@ class Node:
         private = 0 if config["listener.tcp.worker_ports"] else None
         self.workers = [WorkerHandle(i, private) for i in range(self.count)]
         self.run_dir: str | None = None
-        self.host = config["listener.tcp.host"]
+        self.listeners = plan_listeners(config)
+        self.host = self.listeners[0].host
         self.port = 0
+        self.unix_sockets: dict = {}
+        self.connection_counts = shared_counts(self.listeners, self.count, self.ctx)
         self.stopping = False
+        self.control = None     # the control plane: management API, admin requests to workers
         self.reload_requested = False
         self.reload_generation = 0
         self.reload_pending = None          # the Config sent to the workers, until one answers
-        self.control = None     # the control plane: management API, admin requests to workers
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
-        claim = claim_port(self.host, self.config["listener.tcp.port"])
-        self.port = claim.port
+        for listener in self.listeners:
+            check_listener(listener)
+        self.listeners, claims = claim_ports(self.listeners)
+        self.port = self.listeners[0].port
         lock = None
         try:
+            self._bind_unix()
             lock = DataDirLock(self.config["storage.dir"])
             self._check_storage()
-            self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")   # bus and control endpoints
+            if self.count > 1:
+                self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
             self.control = start_control_plane(self)
             for handle in self.workers:
                 self._spawn(handle)
@@ -115,9 +127,25 @@ class Node:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             if lock is not None:
                 lock.release()
-            claim.close()
+            for claim in claims:
+                claim.close()
+            self._remove_unix_sockets()
         log.info("stopped")
         return 0
+
+    def _bind_unix(self) -> None:
+        for listener in self.listeners:
+            if listener.type == "unix":
+                self.unix_sockets[listener.key] = bind_unix(listener, self.config["listener.tcp.backlog"])
+
+    def _remove_unix_sockets(self) -> None:
+        for listener in self.listeners:
+            if listener.key in self.unix_sockets:
+                self.unix_sockets.pop(listener.key).close()
+                try:
+                    os.unlink(listener.path)
+                except OSError:
+                    pass
 
     def _check_storage(self) -> None:
         stores = open_worker_stores(self.config)
@@ -127,7 +155,9 @@ class Node:
     def _spawn(self, handle: WorkerHandle) -> None:
         parent, child = self.ctx.Pipe()
         plan = WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
-                          handle.private_port, handle.restore)
+                          handle.private_port, handle.restore, self.listeners, self.unix_sockets,
+                          self.connection_counts,
+                          self.control.endpoint if self.control is not None else None)
         handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
                                           name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
@@ -160,8 +190,9 @@ class Node:
 
     def _print_banner(self) -> None:
         config = self.config
-        lines = [f"actormq {__version__} node {config['node.name']}",
-                 f"listening on {self.host}:{self.port} (mqtt/tcp)"]
+        lines = [f"actormq {__version__} node {config['node.name']}"]
+        lines += [f"listening on {listener.address} ({listener.scheme}, {listener.key})"
+                  for listener in self.listeners]
         lines += [f"worker {h.worker_id} listening on {self.host}:{h.private_port} "
                   f"(pid {h.process.pid})" for h in self.workers if h.private_port is not None]
         lines += [
@@ -171,6 +202,7 @@ class Node:
         ]
         if self.control is not None and self.control.url:
             lines.append(f"management api: {self.control.url}/api/v4")
+        lines += filter(None, [anonymous_warning(config)])
         print("\n".join(lines), flush=True)
 
     def _on_signal(self, signum, _frame) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from actormq import fdtable
 from actormq.errors import ActormqError
+from actormq.auth.admin import watch_reloads as watch_auth_reloads
 from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
 
@@ -43,6 +44,10 @@ class WorkerPlan:
     run_dir: str | None = None      # where the bus inboxes live
     private_port: int | None = None # this worker's own port: 0 = a free one, None = none
     restore: bool = True            # restore this worker's share of the persisted sessions
+    listeners: tuple = ()           # every Listener, ports resolved; a TCP one first
+    unix_sockets: dict | None = None    # listener key -> the node's listening Unix socket
+    connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
+    control: str | None = None      # the node's control channel (admin requests), a ZeroMQ endpoint
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -64,7 +69,8 @@ def open_worker_stores(config):
                        map_size=config["storage.map_size"],
                        max_map_size=config["storage.max_map_size"],
                        commit_batch=config["storage.commit_batch"],
-                       commit_interval_ms=config["storage.commit_interval_ms"])
+                       commit_interval_ms=config["storage.commit_interval_ms"],
+                       sync=config["storage.sync"] == "on")
 
 
 class Worker:
@@ -77,9 +83,11 @@ class Worker:
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
         self.peers = None
+        self.admin = None       # the control link to the node (admin commands)
         self.broker = None
         self.node_gone = False
         self.admin = None       # the control link to the node (admin commands)
+        self.listening: list = []
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -100,16 +108,21 @@ class Worker:
                                       plan.worker_count)
         broker.reloader.on_reload(("log.level",), self._reload_log_level)
         broker.hooks = await start_hooks(self.config, plan.worker_id)
+        watch_auth_reloads(broker)
+        if stores is not None:
+            stores.hold_back_publishers(self.loop, broker.congested)
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)
             await self.peers.start()
         broker.start(restore=plan.restore)
-        if plan.run_dir:
+        if plan.control:
             from actormq.mgmt.worker_link import WorkerLink
-            self.admin = WorkerLink(broker, plan.run_dir)
+            self.admin = WorkerLink(broker, plan.control)
             await self.admin.start()
         servers, private_port = await self._listen(broker)
+        self.listening = servers
+        broker.reloader.on_reload((), self.reload_certificates, always=True)
         tune_gc()
         self._watch_control()
         self._report("ready", self.config["listener.tcp.host"], plan.port, private_port)
@@ -122,6 +135,7 @@ class Worker:
             self.peers.bus.drain()      # route what peers sent before we stopped
         await broker.stop()
         await broker.hooks.stop()
+        broker.connection_log.flush()
         if self.peers is not None:
             await self.peers.stop()
         if stores is not None:
@@ -131,20 +145,39 @@ class Worker:
         return 0
 
     async def _listen(self, broker) -> tuple[list, int | None]:
-        """The shared listener, and this worker's own one when planned."""
+        """Every listener of the plan, and this worker's own TCP port when planned."""
         from actormq.actors.connection import Connection
-        from actormq.transport.listeners import start_listener
+        from actormq.transport.listeners import plan_listeners, start_listener
+        from actormq.transport.serve import ConnectionSlots, serve_listener
 
-        host = self.config["listener.tcp.host"]
+        plan = self.plan
         backlog = self.config["listener.tcp.backlog"]
-        servers = [await start_listener(self.loop, host, self.plan.port, lambda: Connection(broker),
-                                        backlog)]
-        if self.plan.private_port is None:
+        unix_sockets = plan.unix_sockets or {}
+        servers = []
+        for index, listener in enumerate(plan.listeners or plan_listeners(self.config)[:1]):
+            slots = None
+            if listener.max_connections and plan.connection_counts is not None:
+                slots = ConnectionSlots(plan.connection_counts, plan.worker_id, plan.worker_count, index,
+                                        listener.max_connections)
+
+            def make_connection(address=None, listener=listener, slots=slots):
+                return Connection(broker, listener, address, slots)
+            servers.append(await serve_listener(self.loop, listener, make_connection, slots, backlog,
+                                                unix_sockets.get(listener.key)))
+        if plan.private_port is None:
             return servers, None
-        private = await start_listener(self.loop, host, self.plan.private_port,
+        private = await start_listener(self.loop, self.config["listener.tcp.host"], plan.private_port,
                                        lambda: Connection(broker), backlog)
         servers.append(private)
         return servers, private.sockets[0].getsockname()[1]
+
+    def reload_certificates(self, _config=None) -> None:
+        """Load the certificates of the TLS listeners again (on every config
+        reload, SIGHUP): new connections use them, established ones keep theirs."""
+        for server in self.listening:
+            reload = getattr(server, "reload_certificates", None)
+            if reload is not None:
+                reload()
 
     # -- the control pipe ----------------------------------------------------------
 

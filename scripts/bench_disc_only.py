@@ -68,7 +68,7 @@ def enqueue(store, messages: int, clients: int, batch: int) -> None:
 
 def run(mode: str, data_dir: str, messages: int, clients: int, batch: int, results) -> None:
     before = memory()
-    lmdb_store = LmdbStore(data_dir, map_size=64 * MIB, commit_batch=1000, commit_interval_ms=5)
+    lmdb_store = LmdbStore(data_dir, map_size=64 * MIB, commit_batch=1000)
     store = CachedStore(lmdb_store) if mode == "disc" else lmdb_store
     if mode == "disc":
         for client in range(clients):  # a worker reads the queues it owns, so they are cached

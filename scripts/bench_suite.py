@@ -45,6 +45,7 @@ DRAIN_GRACE = 25.0  # s a subscriber keeps receiving after the publishers stop
 DRAIN_MESSAGES = 20_000
 DRAIN_ROUNDS = 3
 CONNECTIONS = 2_000
+OFFLINE_MESSAGES = 80_000  # all publishers together; below QUEUE_LIMIT, so nothing is dropped
 
 # Measured on the project's 2-core machine; shown beside the suite's own figures.
 REFERENCE = {
@@ -131,20 +132,58 @@ def port_open(port: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """The TLS port of a broker in a TLS scenario, and the files it serves."""
+
+    port: int
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+
+def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 (openssl), as (ca, cert, key)."""
+    ca, ca_key = workdir / "ca.crt", workdir / "ca.key"
+    cert, key, csr = workdir / "server.crt", workdir / "server.key", workdir / "server.csr"
+    ext = workdir / "server.ext"
+    ext.write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    for step in (
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=bench CA"],
+        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(["openssl", *map(str, step)], check=True, capture_output=True, timeout=30)
+    return ca, cert, key
+
+
 def actormq_command(workers: int):
-    def command(port: int, workdir: Path) -> list[str]:
-        return [sys.executable, "-m", "actormq", "run", "-w", str(workers), "--host", HOST,
-                "--port", str(port), "--data-dir", str(workdir / "data"),
-                "--set", "sys_interval=0",
-                "--set", f"queue.max_offline_messages={QUEUE_LIMIT}",
-                "--set", f"queue.max_online_messages={QUEUE_LIMIT}"]
+    def command(port: int, workdir: Path, settings: dict, tls: TlsListener | None = None) -> list[str]:
+        extra = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+        cmd = [sys.executable, "-m", "actormq", "run", "-w", str(workers), "--host", HOST,
+               "--port", str(port), "--data-dir", str(workdir / "data"),
+               "--set", "sys_interval=0",
+               "--set", f"queue.max_offline_messages={QUEUE_LIMIT}",
+               "--set", f"queue.max_online_messages={QUEUE_LIMIT}", *extra]
+        if tls is not None:
+            cmd += ["--set", f"listener.ssl.bench={HOST}:{tls.port}",
+                    "--set", f"listener.ssl.bench.certfile={tls.certfile}",
+                    "--set", f"listener.ssl.bench.keyfile={tls.keyfile}"]
+        return cmd
     return command
 
 
-def mosquitto_command(port: int, workdir: Path) -> list[str]:
+def mosquitto_command(port: int, workdir: Path, settings: dict,
+                      tls: TlsListener | None = None) -> list[str]:
     conf = workdir / "mosquitto.conf"
+    listeners = [f"listener {port} {HOST}"]
+    if tls is not None:
+        listeners += [f"listener {tls.port} {HOST}", f"certfile {tls.certfile}", f"keyfile {tls.keyfile}"]
     conf.write_text("\n".join([
-        f"listener {port} {HOST}", "allow_anonymous true",
+        "per_listener_settings false", *listeners, "allow_anonymous true",
         f"max_queued_messages {QUEUE_LIMIT}", "persistence false", "log_dest none",
         f"user {pwd.getpwuid(os.getuid()).pw_name}"]) + "\n")
     return [MOSQUITTO, "-c", str(conf)]
@@ -153,7 +192,9 @@ def mosquitto_command(port: int, workdir: Path) -> list[str]:
 def amqtt_command(binary: str):
     # amqtt keeps no offline messages for anonymous sessions, so its clients
     # log in with a user name (any name passes with allow-anonymous false)
-    def command(port: int, workdir: Path) -> list[str]:
+    def command(port: int, workdir: Path, settings: dict, tls: TlsListener | None = None) -> list[str]:
+        if tls is not None:
+            raise SuiteError("no TLS setup for amqtt in this suite")
         conf = workdir / "amqtt.yaml"
         conf.write_text("\n".join([
             "listeners:", "  default:", "    type: tcp", f"    bind: {HOST}:{port}",
@@ -165,10 +206,13 @@ def amqtt_command(binary: str):
 
 @dataclass(frozen=True)
 class BrokerSpec:
-    """How to start a broker, and what every `actormq bench` client adds for it."""
+    """How to start a broker, and what every `actormq bench` client adds for it.
+    Only actormq takes a scenario's settings (SETTINGS); the others run just the
+    scenarios that need none."""
 
     command: object
     client_args: tuple = ()
+    takes_settings: bool = False
 
 
 def find_amqtt(given: str | None) -> str | None:
@@ -183,7 +227,7 @@ def broker_commands(names: list[str], amqtt_bin: str | None) -> dict:
     commands: dict = {}
     for name in names:
         if match := re.fullmatch(r"actormq-w(\d+)", name):
-            commands[name] = BrokerSpec(actormq_command(int(match.group(1))))
+            commands[name] = BrokerSpec(actormq_command(int(match.group(1))), takes_settings=True)
         elif name == "mosquitto":
             commands[name] = BrokerSpec(mosquitto_command) if os.path.exists(MOSQUITTO) \
                 else "not installed"
@@ -340,6 +384,19 @@ def _drain_round(target: tuple, name: str) -> dict:
             "check": delivery_check(pub["sent"], received, True)}
 
 
+def offline_publish(target: tuple, workdir: Path, publishers: int) -> dict:
+    """QoS 1, window 100, `publishers` clients -> one persistent subscriber that is
+    offline: every message is queued (and in the disc modes committed before its
+    PUBACK). OFFLINE_MESSAGES in all; the subscriber then takes them to check."""
+    session = [*target, "--prefix", "offline-", "-t", "offline/#", "-q", 1, "--no-clean", "-x", 3600]
+    Run(["sub", *session, "--count", 0]).result(30)
+    pub = Run(["pub", *target, "-c", publishers, "-t", "offline/%i", "-q", 1, "--window", 100,
+               "-L", OFFLINE_MESSAGES // publishers, "-d", 120]).result(150)
+    received = Run(["sub", *session, "--count", pub["sent"], "-d", 60, "--idle", 5]).result(90)
+    return {"rate": pub["rate"], "check": delivery_check(pub["sent"], received, True),
+            "tool_cpu_per_million": _tool_cpu(pub, received)}
+
+
 def _tool_cpu(*summaries: dict) -> float | None:
     """CPU seconds of publisher + subscriber per million messages received."""
     received = summaries[-1]["received"]
@@ -348,31 +405,58 @@ def _tool_cpu(*summaries: dict) -> float | None:
 
 SCENARIOS = {
     "qos0_fanin": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 0),
+    "qos0_fanin_tls": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 0),
     "qos1_fanin": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 1),
     "fanout": lambda target, wd, args, broker: fan_out(target, wd, args.duration, args.fanout_rate),
     "qos1_latency": lambda target, wd, args, broker: latency(target, wd, args.duration),
     "connections": lambda target, wd, args, broker: connections(target, wd, broker),
     "offline_drain": lambda target, wd, args, broker: offline_drain(target, wd),
+    "offline_drain_disc_only": lambda target, wd, args, broker: offline_drain(target, wd),
+    **{f"offline_pub{n}_{mode}": (lambda target, wd, args, broker, n=n: offline_publish(target, wd, n))
+       for n in (1, 4) for mode in ("disc_sync", "disc_nosync", "ram")},
 }
+
+# actormq settings of a scenario; other brokers run only the scenarios without any
+# (mosquitto keeps nothing on disk, so it runs the ram variant of offline_pub)
+_OFFLINE_MODES = {"disc_sync": {"queue.storage": "disc", "storage.sync": "on"},
+                  "disc_nosync": {"queue.storage": "disc", "storage.sync": "off"},
+                  "ram": {"queue.storage": "ram"}}
+SETTINGS = {
+    "offline_drain_disc_only": {"queue.storage": "disc_only"},
+    **{f"offline_pub{n}_{mode}": settings for n in (1, 4) for mode, settings in _OFFLINE_MODES.items()},
+}
+NEEDS_SETTINGS = {name for name in SETTINGS if not name.endswith("_ram")}
+
+
+TLS_SCENARIOS = {"qos0_fanin_tls"}
 
 
 def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> dict:
     """One scenario on a fresh broker; never raises."""
     if isinstance(spec, str):
         return {"error": spec}
+    if name in NEEDS_SETTINGS and not spec.takes_settings:
+        return {"error": "not applicable"}
     with tempfile.TemporaryDirectory(prefix=f"bench-{broker_name}-") as tmp:
         workdir = Path(tmp)
         broker = Broker(broker_name, free_port(), workdir)
         try:
-            broker.start(spec.command(broker.port, workdir))
+            tls = None
+            if name in TLS_SCENARIOS:
+                tls = TlsListener(free_port(), *make_certificates(workdir))
+            broker.start(spec.command(broker.port, workdir,
+                                      SETTINGS.get(name, {}) if spec.takes_settings else {}, tls))
             cpu = broker.cpu()
             started = time.monotonic()
             target = ("-p", broker.port, *spec.client_args)
+            if tls is not None:
+                target = ("-p", tls.port, "--cafile", tls.cafile, *spec.client_args)
             result = SCENARIOS[name](target, workdir, args, broker)
             result["broker_cpu_s"] = round(broker.cpu() - cpu, 2)
             result["wall_s"] = round(time.monotonic() - started, 2)
             return result
-        except (SuiteError, OSError, ValueError, KeyError, psutil.Error) as exc:
+        except (SuiteError, OSError, ValueError, KeyError, psutil.Error,
+                subprocess.CalledProcessError) as exc:
             return {"error": str(exc) or type(exc).__name__}
         finally:
             broker.stop()
@@ -383,6 +467,8 @@ def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> d
 # (scenario, metric, label, format)
 ROWS = [
     ("qos0_fanin", "rate", "QoS 0 fan-in 4→1, 64 B (msg/s)", "{:,.0f}"),
+    ("qos0_fanin_tls", "rate", "QoS 0 fan-in 4→1 over TLS, 64 B (msg/s)", "{:,.0f}"),
+    ("qos0_fanin_tls", "tls_ratio", "QoS 0 fan-in, TLS / plain TCP", "{:.2f}"),
     ("qos1_fanin", "rate", "QoS 1 fan-in 4→1, window 100 (msg/s)", "{:,.0f}"),
     ("fanout", "rate", "fan-out 1→100, QoS 0 (msg/s received)", "{:,.0f}"),
     ("qos1_latency", "latency_p50", "QoS 1 latency at 2,000 msg/s, p50 (µs)", "{:,.0f}"),
@@ -390,6 +476,12 @@ ROWS = [
     ("connections", "conn_rate", "2,000 connections, 50 at a time (conn/s)", "{:,.0f}"),
     ("connections", "kib_per_conn", "broker memory per connection (KiB)", "{:,.1f}"),
     ("offline_drain", "drain_s", f"offline drain of 20,000 QoS 1, median of {DRAIN_ROUNDS} (s)", "{:.3f}"),
+    ("offline_drain_disc_only", "drain_s", "offline drain of 20,000 QoS 1, disc_only (s)", "{:.3f}"),
+    *((f"offline_pub{n}_{mode}", "rate",
+       f"QoS 1 to an offline persistent subscriber, {n} publisher{'s' if n > 1 else ''}, {label} (msg/s)",
+       "{:,.0f}")
+      for n in (1, 4) for mode, label in (("disc_sync", "disc, sync on"), ("disc_nosync", "disc, sync off"),
+                                          ("ram", "ram"))),
 ]
 REFERENCE_KEYS = {("qos0_fanin", "rate"): "qos0_fanin", ("qos1_fanin", "rate"): "qos1_fanin",
                   ("fanout", "rate"): "fanout", ("qos1_latency", "latency_p50"): "latency_p50",
@@ -399,11 +491,22 @@ REFERENCE_KEYS = {("qos0_fanin", "rate"): "qos0_fanin", ("qos1_fanin", "rate"): 
                   ("offline_drain", "drain_s"): "drain_s"}
 
 
+_NOT_RUN = ("not installed", "not applicable")
+
+
+def add_tls_ratios(results: dict) -> None:
+    """Each broker's QoS 0 fan-in rate over TLS divided by its rate over plain TCP."""
+    for per_broker in results.values():
+        plain, tls = per_broker.get("qos0_fanin"), per_broker.get("qos0_fanin_tls")
+        if plain and tls and plain.get("rate") and tls.get("rate"):
+            tls["tls_ratio"] = tls["rate"] / plain["rate"]
+
+
 def cell(result: dict | None, metric: str, fmt: str) -> str:
     if result is None:
         return ""
     if "error" in result:
-        return "not installed" if result["error"] == "not installed" else "error"
+        return result["error"] if result["error"] in _NOT_RUN else "error"
     value = result.get(metric)
     return "-" if value is None else fmt.format(value)
 
@@ -417,11 +520,13 @@ def markdown(results: dict, scenarios: list[str], args) -> str:
              f"{args.duration:g} s per throughput scenario, fan-out publish rate "
              f"{args.fanout_rate:,.0f}/s.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    add_tls_ratios(results)
     for scenario, metric, label, fmt in ROWS:
         if scenario not in scenarios:
             continue
         row = [label, *(cell(results[b].get(scenario), metric, fmt) for b in brokers),
-               *(fmt.format(REFERENCE[r][REFERENCE_KEYS[scenario, metric]]) for r in refs)]
+               *(fmt.format(REFERENCE[r][REFERENCE_KEYS[scenario, metric]])
+                 if (scenario, metric) in REFERENCE_KEYS else "" for r in refs)]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Delivery check (QoS 1/2 must lose and duplicate nothing; "
               "QoS 0 loss is reported, not a failure), broker CPU seconds, tool CPU:", "",
@@ -430,7 +535,7 @@ def markdown(results: dict, scenarios: list[str], args) -> str:
         lines.append(f"| {scenario} | " + " | ".join(
             _detail(results[b].get(scenario)) for b in brokers) + " |")
     errors = [f"- {b} / {s}: {_one_line(r['error'])}" for b in brokers
-              for s, r in results[b].items() if r.get("error", "not installed") != "not installed"]
+              for s, r in results[b].items() if r.get("error", "not installed") not in _NOT_RUN]
     return "\n".join(lines + (["", "Errors:", "", *errors] if errors else [])) + "\n"
 
 
@@ -444,7 +549,7 @@ def _detail(result: dict | None) -> str:
     if not result:
         return ""
     if "error" in result:
-        return "not installed" if result["error"] == "not installed" else "error"
+        return result["error"] if result["error"] in _NOT_RUN else "error"
     parts = [result.get("check", "")]
     if result.get("broker_cpu_s") is not None:
         parts.append(f"broker {result['broker_cpu_s']:.1f} s CPU")

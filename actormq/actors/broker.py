@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 
+from actormq.actors.drops import Drops
 from actormq.actors.messages import Message, SubOptions
 from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
 from actormq.actors.retain import RetainedStore
@@ -21,6 +22,7 @@ from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
 from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.logsetup import LineBatch
 from actormq.reload import Reloader
 from actormq.hooks import DROP, DropReason, Hooks
 from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
@@ -49,19 +51,23 @@ class Broker:
         self.stats = Stats()
         self.hooks = Hooks()                 # the worker's plugins (none until it loads them)
         self.sessions: dict[str, Session] = {}
+        self.forwarders: dict = {}           # client id -> Forwarder of a session that moved away
         self.connections: set = set()
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
+        self.drops = Drops(self)
         self.banned = None                   # mgmt.banned.BanList while any ban is in force
-        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed)
-        self.retained = self._make_retained_store()
         self.wrote_durable = False
         self.quota_exceeded = False
-        self.congested: list = []            # online sessions whose queue passed the high mark
+        self.congested: list = []            # valves of congested subscribers a publish reached
+        self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed,
+                             self.forwarders, self.congested)
+        self.retained = self._make_retained_store()
         self._dirty: list = []
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
         self.reloader = Reloader()      # config reload: parts register what they take
+        self.connection_log = LineBatch("actormq.connection")
         self.reloader.on_reload(RELOADABLE_KEYS, self.reload)
 
     def _make_queue_limits(self) -> QueueLimits:
@@ -146,9 +152,10 @@ class Broker:
             self.stores.session.delete("session", key)
             self.stores.queue.delete_prefix("queue", queue_prefix(client_id))
 
-    def restore_session(self, record: SessionRecord) -> Session | None:
+    def restore_session(self, record: SessionRecord, announce: bool = True) -> Session | None:
         """Recreate a persisted session here, offline; None when it has expired.
-        A record still marked connected lost its worker: it went offline now."""
+        A record still marked connected lost its worker: it went offline now.
+        Without announce, its routes reach the other workers otherwise (TOOK)."""
         now = time.time()
         since = now if record.connected else (record.disconnected_at or record.updated_at)
         if record.expiry_interval is not None and since + record.expiry_interval <= now:
@@ -156,9 +163,10 @@ class Broker:
             return None
         session = self.new_session(record.client_id, record.protocol_level, record.expiry_interval)
         session.restore_subscriptions({f: SubOptions.from_record(o)
-                                       for f, o in record.subscriptions.items()})
+                                       for f, o in record.subscriptions.items()}, announce)
         self.stores.queue.invalidate("queue", session.queue.prefix)
         session.queue.load()
+        session.take_released()
         session.disconnected_at = since
         if record.expiry_interval is not None:
             remaining = max(0.0, since + record.expiry_interval - now)
@@ -247,6 +255,8 @@ class Broker:
         persistent), "discarded" (a clean start replaced it) or "expired"."""
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            if self.peers is not None:
+                self.peers.session_ended(session.client_id)
         session.end()
         if self.hooks.active:
             self._session_ended(session.client_id, reason)
@@ -293,12 +303,13 @@ class Broker:
         return self.router.route(message)
 
     def when_durable(self, callback, on_error=None) -> None:
-        """Run callback once what the current publish wrote is committed (by this
-        worker's store and, with peers, by every worker it went to)."""
+        """Run callback on this worker's loop once what the current publish wrote
+        is committed (by this worker's store and, with peers, by every worker it
+        went to)."""
         if self.peers is not None:
             self.peers.when_durable(callback, on_error)
         elif self.stores is not None:
-            self.stores.queue.when_durable(callback, on_error)
+            self.stores.queue.when_durable(callback, on_error, self.loop)
         else:
             callback()
 
@@ -341,11 +352,6 @@ class Broker:
         for message in self.retained.match(real_filter):
             session.deliver(message, min(opts.qos, message.qos), True, sub_ids, {})
 
-    def count_dropped(self, session: Session, message: Message) -> None:
-        self.stats.messages_dropped += 1
-        if self.hooks.message_dropped is not None:
-            self.hooks.message_dropped.notify(session.client_id, message, DropReason.QUEUE_FULL)
-
     def _send_to_worker(self, worker_id: int, message: Message, target) -> None:
         if self.peers is not None:
             self.peers.send_message(worker_id, message, target)
@@ -375,6 +381,7 @@ class Broker:
         while True:
             await asyncio.sleep(KEEPALIVE_SWEEP_SECONDS)
             now = time.monotonic()
+            self.drops.report()
             for conn in list(self.connections):
                 deadline = conn.keepalive_deadline
                 # before its CONNECT a connection has connect_timeout from the accept, whatever it sends

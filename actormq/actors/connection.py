@@ -16,6 +16,13 @@ broker's keepalive sweep counts from `accepted_at`), and the decoder buffers
 at most `mqtt.max_connect_packet_size` bytes before it. With
 `log.connections` on, every connect and disconnect of a client is logged at
 info.
+
+The same Connection serves every listener type: its transport is the
+socket's, the TLS one or a WebSocket (`transport.websocket`). It knows its
+`listener` (name, type, options), the client's address (`peer_host`,
+`peer_port`: from a PROXY header or X-Forwarded-For when the listener takes
+them), the client certificate's `cn` and `dn`, and the `mountpoint` its
+topics live under (`transport.mountpoint`).
 """
 
 from __future__ import annotations
@@ -33,16 +40,21 @@ from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
                                      StreamDecoder, Suback, Subscribe, Unsuback, Unsubscribe,
                                      encode, encode_publish)
+from actormq.transport import mountpoint as mounts
+from actormq.transport.listeners import DEFAULT_LISTENER
+from actormq.transport.peer import PeerInfo
 from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.connection")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
+MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
 MAX_REASON_STRING = 256     # characters of a reason string we send
 MAX_PACKET = 268_435_460    # the largest packet MQTT can frame
+CONNECTION_LOG_DELAY = 0.1  # seconds: connection log lines are written in batches
 
 
 class _DiscardInput:
@@ -57,11 +69,15 @@ class _DiscardInput:
         return ()
 
 
-class Connection(asyncio.Protocol):
+class Connection(PeerInfo, asyncio.Protocol):
     """The protocol shell of one client socket."""
 
-    def __init__(self, broker) -> None:
+    def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
+                 slots=None) -> None:
         self.broker = broker
+        self.listener = listener
+        self.peer_address = peer_address    # None: the socket's peer
+        self.slots = slots                  # the listener's ConnectionSlots when it has a limit
         self.settings = broker.settings
         self.decoder = StreamDecoder(self.settings.max_packet_size,
                                      self.settings.max_connect_packet_size)
@@ -97,14 +113,6 @@ class Connection(asyncio.Protocol):
         self.connected_at = 0.0
 
     @property
-    def peer(self) -> str:
-        """host:port of the client, looked up when first needed (logs, hooks)."""
-        if self._peer is None:
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        return self._peer
-
-    @property
     def clean_disconnect(self) -> bool:
         return self._clean_disconnect
 
@@ -118,6 +126,8 @@ class Connection(asyncio.Protocol):
         # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
         self.keepalive_deadline = self.settings.connect_timeout
+        if self.slots is not None:
+            self.slots.taken()
         self.broker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -133,7 +143,7 @@ class Connection(asyncio.Protocol):
             if self.closed:
                 return
             if self._held is not None:
-                self._held.extend(packets[index:])
+                self._hold(packets[index:])
                 return
             kind = type(packet)
             if self.session is None and kind is not Connect and \
@@ -150,6 +160,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        if self.slots is not None:
+            self.slots.released()
         self.broker.connection_closed(self)
         session = self.session
         if session is None or session.conn is not self:
@@ -158,8 +170,8 @@ class Connection(asyncio.Protocol):
             hooked.client_closed(self, session, exc)
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
             reason = self._close_reason or (f"connection lost ({exc})" if exc else "closed by client")
-            log.info("client %s (%s) disconnected: %s, %d packets received", self.client_id,
-                     self.peer, reason, self.received)
+            self._log_connection(f"client {self.client_id} ({self.peer}) disconnected: {reason}, "
+                                 f"{self.received} packets received")
         session.detach(publish_will=not self._clean_disconnect)
 
     def pause_writing(self) -> None:
@@ -358,16 +370,43 @@ class Connection(asyncio.Protocol):
             broker.congested.clear()
 
     def throttle(self) -> None:
-        """Stop taking packets from this client until unthrottle (backpressure, waiting)."""
+        """Stop taking packets from this client until unthrottle (waiting)."""
         if self._held is None and not self.closed:
             self._held = []
             self.transport.pause_reading()
+
+    def hold_back(self) -> None:
+        """Hold this client's packets until go_on (backpressure, see flow): it is
+        still read, and its PINGREQs are answered (see _hold)."""
+        if self._held is None and not self.closed:
+            self._held = []
+
+    def _hold(self, packets: list) -> None:
+        """Keep packets for later, in order; a held client's PINGREQ is answered at
+        once, so a hold never puts its keepalive at risk. Past MAX_HELD packets,
+        stop reading until unthrottle."""
+        held = self._held
+        if self.session is None:
+            held.extend(packets)
+            return
+        for packet in packets:
+            if type(packet) is Pingreq:
+                self.send_bytes(b"\xd0\x00")
+            else:
+                held.append(packet)
+        if len(held) >= MAX_HELD:
+            self.transport.pause_reading()
+
+    def go_on(self) -> None:
+        """The end of a hold_back."""
+        self.unthrottle()
 
     def unthrottle(self) -> None:
         """Take packets again, first the ones held back (not while a hook answer is due)."""
         if self._held is None or self.closed or self.session is None or self._pending is not None:
             return
         held, self._held = self._held, None
+        self.last_seen = time.monotonic()
         self.transport.resume_reading()
         try:
             self._handle(held)
@@ -451,6 +490,8 @@ class Connection(asyncio.Protocol):
         self.decoder.version = packet.protocol_level
         if packet.protocol_level == 5:
             self._take_client_properties(packet.properties)
+        if self.listener.use_identity_as_username:
+            packet = replace(packet, username=self.cn)
         refusal, assigned = self._check_connect(packet)
         if refusal:
             log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
@@ -458,6 +499,9 @@ class Connection(asyncio.Protocol):
             self.close(linger=True)
             return
         self.client_id = assigned or packet.client_id
+        if self.listener.mountpoint:
+            self.mountpoint = mounts.expand(self.listener.mountpoint, self.client_id, packet.username)
+            packet = mounts.mount_will(packet, self.mountpoint)
         if self.hooks.active:
             hooked.connect(self, packet, assigned)
             return
@@ -495,13 +539,20 @@ class Connection(asyncio.Protocol):
             hooked.session_opened(self, session, present, props)
         self.send_packet(Connack(present, 0, props))
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
-            log.info("client %s connected from %s: MQTT v%d, clean start %d, %s session, "
-                     "session present %d, keepalive %d", self.client_id, self.peer,
-                     self.version, packet.clean_start, "persistent" if session.persistent else
-                     "clean", present, packet.keepalive)
+            self._log_connection(
+                f"client {self.client_id} connected from {self.peer}: MQTT v{self.version}, "
+                f"clean start {packet.clean_start:d}, "
+                f"{'persistent' if session.persistent else 'clean'} session, "
+                f"session present {present:d}, keepalive {packet.keepalive}")
         session.attach(self, present)
         if self.client_info is not None:
             hooked.connected(self)
+
+    def _log_connection(self, line: str) -> None:
+        """One line of the connection log (info), written within CONNECTION_LOG_DELAY."""
+        batch = self.broker.connection_log
+        if batch.add(line):
+            self.broker.loop.call_later(CONNECTION_LOG_DELAY, batch.flush)
 
     def _take_client_properties(self, props: dict) -> None:
         if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
@@ -517,6 +568,8 @@ class Connection(asyncio.Protocol):
         """(refusal reason or 0, assigned client id or None)."""
         settings = self.settings
         v5 = packet.protocol_level == 5
+        if packet.protocol_level not in self.listener.allowed_protocol_versions:
+            return ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, None
         if v5 and packet.properties.get("authentication_method") and \
                 self.hooks.client_enhanced_auth is None:
             return ReasonCode.BAD_AUTHENTICATION_METHOD, None

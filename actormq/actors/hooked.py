@@ -30,7 +30,8 @@ from actormq.actors.messages import Message
 from actormq.actors.queue import QueueLimits
 from actormq.hooks import DROP, AuthExchange, ClientInfo, Decision, DropReason
 from actormq.transport.codec import Auth, Connack, ReasonCode
-from actormq.transport.topics import parse_shared, validate_topic_name
+from actormq.transport.mountpoint import mount, mount_will
+from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.hooks")
 
@@ -47,28 +48,13 @@ class BadModifier(ValueError):
 # -- who the client is -----------------------------------------------------------------
 
 def client_info(conn, packet) -> ClientInfo:
-    """The ClientInfo of a CONNECT, with the peer, listener and certificate of its socket."""
-    transport = conn.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    cert = transport.get_extra_info("peercert") if transport is not None else None
-    cn, dn = _subject(cert)
+    """The ClientInfo of a CONNECT, with the peer (PROXY aware), listener and
+    certificate of its connection."""
     return ClientInfo(conn.client_id, packet.username, packet.password,
-                      peer[0] if peer else "", peer[1] if peer else 0, packet.protocol_level,
+                      conn.peer_host, conn.peer_port or 0, packet.protocol_level,
                       packet.clean_start, packet.keepalive,
-                      getattr(conn, "listener_name", "default"), conn.mountpoint, cn, dn,
+                      conn.listener.name, conn.mountpoint, conn.cn, conn.dn,
                       packet.properties)
-
-
-def _subject(cert) -> tuple[str | None, str | None]:
-    """(CN, DN) of a peer certificate as ssl.getpeercert() gives it."""
-    if not cert or "subject" not in cert:
-        return None, None
-    parts = [(name, value) for rdn in cert["subject"] for name, value in rdn]
-    cn = next((value for name, value in parts if name == "commonName"), None)
-    short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
-             "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
-    dn = ",".join(f"{short.get(name, name)}={value}" for name, value in reversed(parts))
-    return cn, dn
 
 
 def info_of(conn) -> ClientInfo:
@@ -255,8 +241,7 @@ def apply_connect_modifiers(conn, packet, modifiers) -> object:
     if "mountpoint" in modifiers:
         conn.mountpoint = info_changes["mountpoint"] = modifiers["mountpoint"]
         if packet.will is not None:
-            packet = replace(packet, will=replace(packet.will, topic_name=conn.mountpoint
-                                                  + packet.will.topic_name))
+            packet = mount_will(packet, conn.mountpoint)
     if modifiers.get("superuser"):
         info_changes["superuser"] = True
     if "max_message_size" in modifiers:
@@ -302,7 +287,7 @@ def publish(conn, packet, message: Message) -> None:
     its authorization or ``message.publish``, or the client has a mountpoint.
     Synchronous answers are acted on inline (no callback)."""
     if conn.mountpoint:
-        message.topic_name = conn.mountpoint + message.topic_name
+        message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
     chain = conn.hooks.client_authorize_publish
     if chain is None:
         _fold_publish(conn, packet, message)
@@ -326,6 +311,9 @@ def _publish_decided(conn, packet, message: Message, decision: Decision) -> None
         log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
                   message.topic_name, decision.decided_by, decision.reason_code)
         dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
+        if decision.disconnect:
+            conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
+            return
         conn.refuse_publish(packet, decision.reason_code)
         return
     _fold_publish(conn, packet, message)
@@ -386,21 +374,6 @@ def dropped(hooks, client_id: str, message, reason: DropReason) -> None:
 
 
 # -- SUBSCRIBE / UNSUBSCRIBE ----------------------------------------------------------------
-
-def mount(topic_filter: str, mountpoint: str) -> str:
-    """A client's topic filter inside its mountpoint (shared groups keep their prefix)."""
-    group, real = parse_shared(topic_filter)
-    return f"$share/{group}/{mountpoint}{real}" if group is not None else mountpoint + real
-
-
-def mount_subscribe(packet, mountpoint: str):
-    return replace(packet, subscriptions=tuple(
-        replace(sub, topic_filter=mount(sub.topic_filter, mountpoint)) for sub in packet.subscriptions))
-
-
-def mount_unsubscribe(packet, mountpoint: str):
-    return replace(packet, topic_filters=tuple(mount(f, mountpoint) for f in packet.topic_filters))
-
 
 def subscribe(session, packet, valid: list[bool]) -> None:
     """Ask ``client.authorize_subscribe`` for every valid filter, then let the session go on."""

@@ -19,6 +19,10 @@ store (`put`) before enqueue returns; the publisher's PUBACK/PUBREC waits for
 `Store.when_durable` whenever an enqueue wrote to a disc store, so what the
 broker acknowledged is in LMDB (see Session._defer_ack). A message the store
 refuses raises QueueFull, and the publisher's ack says QUOTA_EXCEEDED.
+A QoS 2 delivery that got its PUBREC keeps its row, marked with its packet id
+(`release`), until PUBCOMP (`complete`); PUBREL goes out once that mark is
+committed, so after a crash the session resends PUBREL for it, never the
+message again (`released` after `load`).
 
 Queue types: fifo delivers oldest first, lifo newest first. When full, `drop`
 decides: "newest" refuses the incoming message, "oldest" evicts the message
@@ -62,7 +66,8 @@ class Queue:
     """Messages waiting for one session, in delivery order."""
 
     __slots__ = ("client_id", "limits", "online", "dropped", "prefix", "_mem", "_store", "_durable",
-                 "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule")
+                 "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule",
+                 "released")
 
     def __init__(self, client_id: str, limits: QueueLimits, store=None, durable: bool = False,
                  window: int | None = None, schedule: Callable[[Queue], None] | None = None) -> None:
@@ -80,6 +85,7 @@ class Queue:
         self._last_loaded = 0        # highest seq that went into memory (window mode)
         self._discarded: list[bytes] = []  # keys of rows to delete at the next flush
         self._schedule = schedule
+        self.released: dict[int, int] = {}  # packet id -> seq of a QoS 2 row awaiting PUBCOMP
 
     def __len__(self) -> int:
         return len(self._mem) + self._backlog
@@ -95,6 +101,7 @@ class Queue:
         self.flush()
         self._mem.clear()
         self._backlog = self._last_loaded = 0
+        self.released.clear()
         count = seq = 0
         memory = self._mem
         window = self._window
@@ -104,7 +111,9 @@ class Queue:
             if window is not None and len(memory) >= window:
                 self._backlog += 1
                 continue
-            memory.append(self._decode(seq, value))
+            delivery = self._decode(seq, value)
+            if delivery is not None:
+                memory.append(delivery)
             self._last_loaded = seq
         self._next_seq = max(self._next_seq, seq + 1)
         return count
@@ -164,6 +173,26 @@ class Queue:
                 else:
                     self._schedule(self)
 
+    def release(self, delivery: Delivery, packet_id: int) -> bool:
+        """A QoS 2 delivery got its PUBREC: keep its row, marked with the packet id,
+        until PUBCOMP (`complete`), so a restart resends PUBREL, not the message.
+        True when that wrote to a disc store (PUBREL waits for the commit)."""
+        if not (delivery.seq and self._writes(delivery)):
+            return False
+        try:
+            self._persist(delivery, packet_id)
+        except QueueFull:       # the store is full: a restart would resend the message
+            self.discard(delivery)
+            return False
+        self.released[packet_id] = delivery.seq
+        return self._durable
+
+    def complete(self, packet_id: int) -> None:
+        """The PUBCOMP of a released delivery: its row goes."""
+        seq = self.released.pop(packet_id, None)
+        if seq is not None:
+            self.discard(Delivery(None, 2, False, (), seq))
+
     def flush(self) -> None:
         """Delete the rows of every delivery discarded since the last flush."""
         if self._discarded:
@@ -174,6 +203,7 @@ class Queue:
         """Drop everything (clean start, session end)."""
         self._mem.clear()
         self._backlog = 0
+        self.released.clear()
         self._discarded = []  # the prefix delete covers them
         if self._store is not None:
             self._store.delete_prefix("queue", self.prefix)
@@ -190,6 +220,7 @@ class Queue:
         self.flush()
         self._mem.clear()
         self._backlog = 0
+        self.released.clear()
         if self._store is not None:
             self._store.invalidate("queue", self.prefix)
 
@@ -208,7 +239,7 @@ class Queue:
             self._refill()
         return bool(self._mem)
 
-    def _persist(self, delivery: Delivery) -> None:
+    def _persist(self, delivery: Delivery, packet_id: int | None = None) -> None:
         message = delivery.message
         if delivery.qos != message.qos or delivery.retain != message.retain or delivery.subscription_ids:
             props = dict(message.properties)
@@ -216,7 +247,8 @@ class Queue:
                 props["subscription_identifier"] = list(delivery.subscription_ids)
             message = replace(message, qos=delivery.qos, retain=delivery.retain, properties=props)
         try:
-            self._store.put("queue", self.prefix + seq_suffix(delivery.seq), encode_message(message))
+            self._store.put("queue", self.prefix + seq_suffix(delivery.seq),
+                            encode_message(message, packet_id))
         except StorageFullError as exc:  # the store logs the episode; this is per message
             log.debug("refused a message for %s: %s", self.client_id, exc)
             raise QueueFull(str(exc)) from exc
@@ -226,7 +258,9 @@ class Queue:
         start = self.prefix + seq_suffix(self._last_loaded + 1)
         for key, value in self._store.scan("queue", self.prefix, start=start):
             seq = queue_seq(key)
-            self._mem.append(self._decode(seq, value))
+            delivery = self._decode(seq, value)
+            if delivery is not None:
+                self._mem.append(delivery)
             self._last_loaded = seq
             self._backlog -= 1
             if len(self._mem) >= self._window or self._backlog <= 0:
@@ -235,9 +269,12 @@ class Queue:
             self._backlog = 0
         self._backlog = max(self._backlog, 0)
 
-    @staticmethod
-    def _decode(seq: int, value: bytes) -> Delivery:
-        message, _packet_id = decode_message(value)
+    def _decode(self, seq: int, value: bytes) -> Delivery | None:
+        """The delivery of a stored row; None for a released QoS 2 row (noted in released)."""
+        message, packet_id = decode_message(value)
+        if packet_id is not None:
+            self.released[packet_id] = seq
+            return None
         sub_ids = ()
         if "subscription_identifier" in message.properties:
             props = dict(message.properties)

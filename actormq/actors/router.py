@@ -43,9 +43,11 @@ class Router:
     """Matches topic names to subscribers, here and on the other workers."""
 
     def __init__(self, worker_id: int, sessions: Mapping, send_to_worker: Callable | None = None,
-                 on_route_change: Callable | None = None) -> None:
+                 on_route_change: Callable | None = None, forwarders: Mapping | None = None,
+                 congested: list | None = None) -> None:
         self.worker_id = worker_id
         self._sessions = sessions
+        self._forwarders = forwarders if forwarders is not None else {}
         self._local = TopicTrie()      # filter -> {client_id: SubOptions}
         self._shared = TopicTrie()     # filter -> {group: SharedGroup}
         self._remote = TopicTrie()     # filter -> {worker_id: route count}
@@ -54,11 +56,15 @@ class Router:
         self._send_to_worker = send_to_worker
         self._on_route_change = on_route_change
         self.subscription_count = 0
+        self.remote_valves = None      # TopicTrie of held routes to congested peers (flow)
+        self._congested = congested if congested is not None else []
 
     # -- subscriptions of local sessions ------------------------------------
 
-    def subscribe(self, client_id: str, topic_filter: str, opts: SubOptions) -> bool:
-        """Add or replace a subscription; True when it is new for this client."""
+    def subscribe(self, client_id: str, topic_filter: str, opts: SubOptions,
+                  announce: bool = True) -> bool:
+        """Add or replace a subscription; True when it is new for this client.
+        Without announce, the other workers learn of it otherwise (a MOVE)."""
         if opts.share_group is not None:
             groups = self._shared.get(topic_filter)
             group = groups.get(opts.share_group)
@@ -74,11 +80,12 @@ class Router:
             route_filter = topic_filter
         if is_new:
             self.subscription_count += 1
-            if self._on_route_change is not None:
+            if announce and self._on_route_change is not None:
                 self._on_route_change(route_filter, +1)
         return is_new
 
-    def unsubscribe(self, client_id: str, topic_filter: str, share_group: str | None = None) -> bool:
+    def unsubscribe(self, client_id: str, topic_filter: str, share_group: str | None = None,
+                    announce: bool = True) -> bool:
         """Remove a subscription; True when it existed."""
         if share_group is not None:
             group = self._shared.get(topic_filter).get(share_group)
@@ -93,7 +100,7 @@ class Router:
             self._local.remove(topic_filter, client_id)
             route_filter = topic_filter
         self.subscription_count -= 1
-        if self._on_route_change is not None:
+        if announce and self._on_route_change is not None:
             self._on_route_change(route_filter, -1)
         return True
 
@@ -156,23 +163,27 @@ class Router:
         member of that shared group (the sending worker chose this worker)."""
         if share_target is not None:
             return self._deliver_to_group(message, *share_target)
-        delivered = self._deliver_local(message)
+        delivered = self._deliver_local(message, from_peer)
         if from_peer:
             return delivered
         if self._shared or self._remote_shared:
             delivered += self._deliver_shared(message)
         if self._remote:
-            for worker_id in self.remote_workers_for(message.topic_name):
+            workers = self.remote_workers_for(message.topic_name)
+            for worker_id in workers:
                 self._send_to_worker(worker_id, message, None)
                 delivered += 1
+            if self.remote_valves is not None and workers:
+                for _filter, valves in self.remote_valves.match(message.topic_name):
+                    self._congested.extend(valves.values())
         return delivered
 
-    def _deliver_local(self, message: Message) -> int:
+    def _deliver_local(self, message: Message, from_peer: bool) -> int:
         matches = self._local.match(message.topic_name)
         if not matches:
             return 0
         if len(matches) > 1:
-            return self._deliver_overlapping(message, matches, {})
+            return self._deliver_overlapping(message, matches, {}, from_peer)
         sessions = self._sessions
         origin = message.origin
         msg_qos = message.qos
@@ -183,14 +194,35 @@ class Router:
             if opts.no_local and client_id == origin:
                 continue
             session = sessions.get(client_id)
-            if session is not None:
-                session.deliver(message, opts.qos if opts.qos < msg_qos else msg_qos,
-                                msg_retain and opts.retain_as_published, opts.subscription_ids,
-                                encoded)
-                count += 1
+            if session is None:
+                session = self._forwarder(client_id, from_peer)
+                if session is None:
+                    continue
+            session.deliver(message, opts.qos if opts.qos < msg_qos else msg_qos,
+                            msg_retain and opts.retain_as_published, opts.subscription_ids,
+                            encoded)
+            count += 1
         return count
 
-    def _deliver_overlapping(self, message: Message, matches: list, encoded: dict) -> int:
+    def route_to_clients(self, message: Message, client_ids: set[str]) -> int:
+        """Deliver a message to the local subscribers among `client_ids` only."""
+        if not client_ids:
+            return 0
+        matches = [(topic_filter, {c: o for c, o in subscribers.items() if c in client_ids})
+                   for topic_filter, subscribers in self._local.match(message.topic_name)]
+        return self._deliver_overlapping(message, matches, {}, True)
+
+    def _forwarder(self, client_id: str, from_peer: bool):
+        """The forwarder of a session that moved to another worker: it takes
+        messages from peers, and local ones until the new owner's routes are
+        known here (then they go there directly)."""
+        forwarder = self._forwarders.get(client_id)
+        if forwarder is not None and (from_peer or not forwarder.moved):
+            return forwarder
+        return None
+
+    def _deliver_overlapping(self, message: Message, matches: list, encoded: dict,
+                             from_peer: bool) -> int:
         """One delivery per client with the highest granted QoS and every
         matching subscription identifier ([MQTT-3.3.5-1], 5.0 §3.3.4)."""
         best: dict[str, list] = {}
@@ -209,7 +241,7 @@ class Router:
                     entry[2].append(opts.subscription_identifier)
         count = 0
         for client_id, (qos, rap, sub_ids) in best.items():
-            session = self._sessions.get(client_id)
+            session = self._sessions.get(client_id) or self._forwarder(client_id, from_peer)
             if session is not None:
                 session.deliver(message, min(qos, message.qos), message.retain and rap,
                                 tuple(sub_ids), encoded)
@@ -242,7 +274,7 @@ class Router:
         if picked is None:
             return 0
         client_id, opts = picked
-        session = self._sessions.get(client_id)
+        session = self._sessions.get(client_id) or self._forwarders.get(client_id)
         if session is None:
             return 0
         sub_ids = opts.subscription_ids

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from functools import partial
 
 from actormq.actors import hooked
+from actormq.actors.flow import Valve
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.errors import ProtocolError
@@ -22,12 +24,12 @@ from actormq.hooks import DropReason
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
                                      Subscription, Unsuback, encode, encode_publish)
+from actormq.transport import mountpoint as mounts
 from actormq.transport.topics import parse_shared, validate_topic_filter
 
 log = logging.getLogger("actormq.session")
 
 _ACK = struct.Struct("!BBH")
-BLOCK_SECONDS = 1.0
 
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
@@ -60,8 +62,7 @@ class Session:
         self._pending_will = None
         self._deferred_acks = 0
         self.drain_due = False      # acks made room in the window: drain once the read is handled
-        self._blocked: set = set()                  # publisher connections held back by us
-        self._unblock_timer = None
+        self._valve = None                          # publishers held back by us (flow.Valve)
 
     @property
     def persistent(self) -> bool:
@@ -94,7 +95,8 @@ class Session:
         self.conn = None
         self.online = False
         self.queue.online = False
-        self._unblock()
+        if self._valve is not None:
+            self._valve.drained()
         self.disconnected_at = time.time()
         will, self.will = self.will, None
         if will is not None and publish_will:
@@ -219,14 +221,8 @@ class Session:
         the commit failed, the ack says so (see _refuse_deferred)."""
         self._deferred_acks += 1
         conn = self.conn
-        loop = self.broker.loop
-
-        def durable() -> None:
-            loop.call_soon_threadsafe(self._send_deferred, conn, packet)
-
-        def failed(_error) -> None:
-            loop.call_soon_threadsafe(self._refuse_deferred, conn, packet)
-        self.broker.when_durable(durable, failed)
+        self.broker.when_durable(partial(self._send_deferred, conn, packet),
+                                 lambda _error: self._refuse_deferred(conn, packet))
 
     def _refuse_deferred(self, conn, packet) -> None:
         """The store could not save what the message wrote: MQTT 5 gets the ack
@@ -271,19 +267,34 @@ class Session:
             if self.version == 5:
                 self._ack(Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
             return
-        self.queue.discard(delivery)
         if self.hooks.message_acked is not None:
             self.hooks.message_acked.notify(self.client_id, delivery.message)
         if packet.reason_code >= 0x80:       # the receiver refused it: done
+            self.queue.discard(delivery)
             self.drain()
             return
-        self._awaiting_pubcomp.add(packet.packet_id)
-        self._ack(Pubrel(packet.packet_id))
+        packet_id = packet.packet_id
+        self._awaiting_pubcomp.add(packet_id)
+        if not self.queue.release(delivery, packet_id):
+            self._ack(Pubrel(packet_id))
+            return
+        conn, loop = self.conn, self.broker.loop
+        self.broker.stores.queue.when_durable(
+            lambda: loop.call_soon_threadsafe(self._send_pubrel, conn, packet_id))
+
+    def _send_pubrel(self, conn, packet_id: int) -> None:
+        if conn is self.conn and packet_id in self._awaiting_pubcomp:
+            conn.send_packet(Pubrel(packet_id))
 
     def handle_pubcomp(self, packet) -> None:
         if packet.packet_id in self._awaiting_pubcomp:
             self._awaiting_pubcomp.discard(packet.packet_id)
+            self.queue.complete(packet.packet_id)
             self.drain_due = True
+
+    def take_released(self) -> None:
+        """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
+        self._awaiting_pubcomp.update(self.queue.released)
 
     # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------
 
@@ -294,7 +305,7 @@ class Session:
             raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
                                 "subscription identifiers are not supported")
         if self.conn.mountpoint:
-            packet = hooked.mount_subscribe(packet, self.conn.mountpoint)
+            packet = mounts.mount_subscribe(packet, self.conn.mountpoint)
         if self.hooks.client_authorize_subscribe is not None:
             hooked.subscribe(self, packet, [_valid_filter(sub.topic_filter)
                                             for sub in packet.subscriptions])
@@ -366,7 +377,7 @@ class Session:
 
     def handle_unsubscribe(self, packet) -> None:
         if self.conn.mountpoint:
-            packet = hooked.mount_unsubscribe(packet, self.conn.mountpoint)
+            packet = mounts.mount_unsubscribe(packet, self.conn.mountpoint)
         if self.hooks.client_unsubscribe is not None:
             hooked.unsubscribe(self, packet)
             return
@@ -399,7 +410,7 @@ class Session:
     def add_subscription(self, topic_filter: str, qos: int) -> int:
         """Subscribe on an operator's behalf (management API): the granted QoS or a
         refusal code; retained messages are sent as for a SUBSCRIBE."""
-        code, _new = self._subscribe_one(Subscription(topic_filter, qos), None)
+        code, _new, topic_filter = self._subscribe_one(Subscription(topic_filter, qos), None, None)
         if code < 0x80:
             self.store_record()
             self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
@@ -413,15 +424,19 @@ class Session:
         _group, real_filter = parse_shared(topic_filter)
         self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
         self.store_record()
+        chain = self.hooks.session_unsubscribed
+        if chain is not None and self.conn is not None:
+            chain.notify(hooked.info_of(self.conn), topic_filter)
         return True
 
     def inflight_count(self) -> int:
         return len(self._inflight) + len(self._awaiting_pubcomp)
 
-    def restore_subscriptions(self, subscriptions: dict[str, SubOptions]) -> None:
+    def restore_subscriptions(self, subscriptions: dict[str, SubOptions],
+                              announce: bool = True) -> None:
         for topic_filter, opts in subscriptions.items():
             _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.subscribe(self.client_id, real_filter, opts)
+            self.broker.router.subscribe(self.client_id, real_filter, opts, announce)
             self.subscriptions[topic_filter] = opts
 
     # -- delivery to the client ----------------------------------------------------
@@ -448,20 +463,22 @@ class Session:
         elif conn is None and not self.persistent:
             return
         delivery = Delivery(message, qos, retain, sub_ids)
+        queue = self.queue
+        dropped = queue.dropped
         try:
-            if self.queue.enqueue_wrote_durable(delivery):
+            if queue.enqueue_wrote_durable(delivery):
                 self.broker.wrote_durable = True
-            if not self.queue.enqueue(delivery):
-                self.broker.count_dropped(self, message)
-            elif conn is None and self.hooks.message_offline is not None:
+            if queue.enqueue(delivery) and conn is None and self.hooks.message_offline is not None:
                 self.hooks.message_offline.notify(self.client_id, message)
         except QueueFull:
             self.broker.quota_exceeded = True
-            self.broker.count_dropped(self, message)
+            self.broker.drops.count(self.client_id, message, "queue_full")
             return
+        if queue.dropped != dropped:
+            self.broker.drops.count(self.client_id, message, self._full_reason)
         if conn is not None:
             self.drain()
-            if len(self.queue) >= self.broker.settings.backpressure_high:
+            if len(queue) >= self.broker.settings.backpressure_high and not self.overrun:
                 self.broker.congested.append(self)
 
     def _send_qos0(self, conn, message: Message, retain: bool, sub_ids: tuple, encoded: dict) -> None:
@@ -481,6 +498,11 @@ class Session:
                 message.topic_name, message.payload, 0, retain, False, None,
                 message.properties if self.version == 5 else None, self.version)
         conn.send_bytes(data, 1)
+
+    @property
+    def _full_reason(self) -> str:
+        """Why a full queue dropped a message: after a hold timed out, or plainly full."""
+        return "hold_timeout" if self.overrun else "queue_full"
 
     @property
     def _window(self) -> int:
@@ -503,7 +525,7 @@ class Session:
             message = delivery.message
             if message.expires_at is not None and message.expired(now):
                 queue.discard(delivery)
-                hooked.dropped(self.hooks, self.client_id, message, DropReason.EXPIRED)
+                self.broker.drops.count(self.client_id, message, "expired")
             elif delivery.qos == 0:
                 conn.send_publish(message, 0, delivery.retain, None, False, delivery.subscription_ids)
                 queue.discard(delivery)
@@ -512,29 +534,28 @@ class Session:
             else:
                 queue.push_front(delivery)
                 break
-        if self._blocked and len(queue) <= self.broker.settings.backpressure_low:
-            self._unblock()
+        valve = self._valve
+        if valve is not None and (valve.publishers or valve.overrun) and \
+                len(queue) <= self.broker.settings.backpressure_low:
+            valve.drained()
 
     # -- backpressure ------------------------------------------------------------------
 
     def block(self, publisher) -> None:
         """Hold back a publisher whose messages fill this online session's queue
-        faster than its client takes them, for at most BLOCK_SECONDS at a time:
-        then the queue's limit and drop policy decide."""
-        if publisher is self.conn or publisher in self._blocked:
+        faster than its client takes them (see flow.Valve: for at most
+        `queue.max_publisher_hold`, then the queue's limit and drop policy decide)."""
+        if publisher is self.conn:
             return
-        self._blocked.add(publisher)
-        publisher.throttle()
-        if self._unblock_timer is None:
-            self._unblock_timer = self.broker.loop.call_later(BLOCK_SECONDS, self._unblock)
+        valve = self._valve
+        if valve is None:
+            settings = self.broker.settings
+            valve = self._valve = Valve(self.broker.loop, settings.max_publisher_hold)
+        valve.block(publisher)
 
-    def _unblock(self) -> None:
-        if self._unblock_timer is not None:
-            self._unblock_timer.cancel()
-            self._unblock_timer = None
-        blocked, self._blocked = self._blocked, set()
-        for publisher in blocked:
-            publisher.unthrottle()
+    @property
+    def overrun(self) -> bool:
+        return self._valve is not None and self._valve.overrun
 
     def _send_tracked(self, conn, delivery: Delivery) -> bool:
         """Send a QoS 1/2 delivery under a new packet id; False when no id is free."""
@@ -595,11 +616,9 @@ class Session:
 
     def release(self) -> None:
         """This worker gives the session up (handed over): forget it without
-        touching what is persisted."""
+        touching what is persisted. Its routes stay: the takeover's forwarder
+        owns them until every worker routes to the new owner."""
         self._cancel_timers()
-        for topic_filter, opts in self.subscriptions.items():
-            _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
         self.subscriptions.clear()
         self.queue.forget()
 

@@ -35,6 +35,7 @@ class BrokerSettings:
     sys_interval: float = 10.0
     backpressure_high: int = 500
     backpressure_low: int = 250
+    max_publisher_hold: float = 1.0
 
     @classmethod
     def from_config(cls, config) -> "BrokerSettings":
@@ -64,4 +65,5 @@ _CONFIG_KEYS = {
     "sys_interval": "sys_interval",
     "backpressure_high": None,
     "backpressure_low": None,
+    "max_publisher_hold": "queue.max_publisher_hold",
 }

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, fields
 
 from actormq import __version__
+from actormq.actors.drops import REASONS
 
 
 @dataclass(slots=True)
@@ -23,6 +24,10 @@ class Stats:
     bytes_received: int = 0
     bytes_sent: int = 0
     messages_dropped: int = 0
+    dropped_queue_full: int = 0
+    dropped_hold_timeout: int = 0
+    dropped_expired: int = 0
+    dropped_no_route: int = 0
     clients_connected: int = 0
     clients_disconnected: int = 0      # persistent sessions with no connection
     clients_total_connects: int = 0
@@ -57,6 +62,8 @@ def sys_messages(totals: dict, started: float) -> list[tuple[str, bytes]]:
         "$SYS/broker/messages/sent": totals["messages_sent"],
         "$SYS/broker/messages/dropped": totals["messages_dropped"],
         "$SYS/broker/publish/messages/dropped": totals["messages_dropped"],
+        **{f"$SYS/broker/messages/dropped/{reason}": totals.get(f"dropped_{reason}", 0)
+           for reason in REASONS},
         "$SYS/broker/bytes/received": totals["bytes_received"],
         "$SYS/broker/bytes/sent": totals["bytes_sent"],
         "$SYS/broker/subscriptions/count": totals["subscriptions"],

@@ -33,6 +33,8 @@ def _common(command):
                      default="3", show_default=True, help="MQTT 3.1.1 (3) or 5."),
         click.option("-u", "--username", default=None),
         click.option("-P", "--password", default=None),
+        click.option("--cafile", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Connect over TLS, trusting the CAs in this PEM file (pub and sub)."),
         click.option("-k", "--keepalive", default=60, show_default=True, type=int),
         click.option("--clean/--no-clean", default=True, show_default=True,
                      help="Clean start / clean session."),
@@ -120,7 +122,8 @@ def _run(runner, command: str, options: dict, **workload) -> None:
                         version=VERSIONS[options.pop("mqtt_version")],
                         keepalive=options.pop("keepalive"), clean_start=options.pop("clean"),
                         session_expiry=options.pop("session_expiry"),
-                        username=options.pop("username"), password=_bytes(options.pop("password")))
+                        username=options.pop("username"), password=_bytes(options.pop("password")),
+                        tls=_tls_context(options.pop("cafile"), command))
     prefix = options.pop("prefix") or f"bench-{command}-{os.getpid()}-"
     work = Workload(prefix=prefix, progress=not options.pop("quiet"), **options, **workload)
     fdtable.reserve(work.clients + 64)
@@ -128,6 +131,15 @@ def _run(runner, command: str, options: dict, **workload) -> None:
     click.echo(summary.to_json() if as_json else summary.to_text())
     if not summary.connected:
         raise SystemExit(1)
+
+
+def _tls_context(cafile: str | None, command: str):
+    if cafile is None:
+        return None
+    if command == "conn":
+        raise click.UsageError("--cafile: bench conn opens plain TCP connections only")
+    import ssl
+    return ssl.create_default_context(cafile=cafile)
 
 
 def _bytes(text: str | None) -> bytes | None:

@@ -52,6 +52,7 @@ class Endpoint:
     connect_timeout: float = 10.0
     username: str | None = None
     password: bytes | None = None
+    tls: object = None          # an ssl.SSLContext: connect over TLS
 
     def connect_packet(self, client_id: str) -> bytes:
         """The CONNECT of one client (encoded by the codec)."""
@@ -324,7 +325,7 @@ async def open_client(client: MqttClient) -> MqttClient:
     endpoint = client.endpoint
     try:
         await asyncio.wait_for(client.loop.create_connection(lambda: client, endpoint.host,
-                                                              endpoint.port),
+                                                              endpoint.port, ssl=endpoint.tls),
                                endpoint.connect_timeout)
         connack = await asyncio.wait_for(client.connack, endpoint.connect_timeout)
     except (OSError, asyncio.TimeoutError) as exc:

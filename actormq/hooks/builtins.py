@@ -22,4 +22,11 @@ from __future__ import annotations
 
 BUILTINS: dict[str, str] = {
     # "passwd": "actormq.auth.passwd:PasswordFile",      (one line per built-in feature)
+    "auth_file": "actormq.auth.provider_file:PasswordFilePlugin",
+    "auth_http": "actormq.auth.provider_http:HttpAuthPlugin",
+    "auth_redis": "actormq.auth.provider_redis:RedisAuthPlugin",
+    "acl": "actormq.auth.provider_acl:AclPlugin",
+    "webhooks": "actormq.webhooks.plugin:VmqWebhooksPlugin",
+    "web_hook": "actormq.webhooks.emqx_plugin:EmqxWebHookPlugin",
+    "exhook": "actormq.exhook.plugin:ExhookPlugin",
 }

@@ -13,7 +13,9 @@ Decide points (`Mode.DECIDE`) — a hook method returns one of:
 - `Error(reason_code, reason="")`: refused; the chain ends here. The MQTT 5
   reason code is sent to the client (CONNACK, SUBACK per filter, PUBACK /
   PUBREC for QoS 1/2, UNSUBACK); 3.1.1 clients get its 3.1.1 mapping.
-  Default reason code: 0x87 Not authorized.
+  Default reason code: 0x87 Not authorized. `Error(..., disconnect=True)` at
+  ``client.authorize_publish`` also disconnects the client (5.0: DISCONNECT
+  with the reason code), as EMQX's ``acl_deny_action = disconnect``.
 - `Continue(auth_data, state=...)`: only at ``client.enhanced_auth``: send an
   AUTH packet (reason 0x18 Continue authentication) with `auth_data` and wait
   for the client's next AUTH; the next step's `AuthExchange.state` is `state`.
@@ -66,6 +68,7 @@ class Error:
 
     reason_code: int = NOT_AUTHORIZED
     reason: str = ""
+    disconnect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ class Decision:
     more: bool = False
     auth_data: bytes | None = None
     state: Any = None
+    disconnect: bool = False
 
 
 ALLOWED = Decision(True)
@@ -135,7 +139,8 @@ def decision_from(answer: Any, provider: str, allowed_modifiers: frozenset[str])
                              f"(allowed: {', '.join(sorted(allowed_modifiers)) or 'none'})")
         return Decision(True, modifiers=answer.modifiers, decided_by=provider)
     if isinstance(answer, Error):
-        return Decision(False, int(answer.reason_code), answer.reason, decided_by=provider)
+        return Decision(False, int(answer.reason_code), answer.reason, decided_by=provider,
+                        disconnect=answer.disconnect)
     if isinstance(answer, Continue) and "auth_data" in allowed_modifiers:
         return Decision(True, decided_by=provider, more=True, auth_data=answer.auth_data,
                         state=answer.state)

@@ -199,7 +199,7 @@ def broker(tmp_path):
     command = [sys.executable, "-m", "actormq", "run", "-w", "1", "--host", "127.0.0.1",
                "--port", "0", "--data-dir", str(tmp_path / "data"),
                "--set", f"plugins.paths={{HERE}}", "--set", "plugins.order={name}",
-               "--set", "plugins.default.authenticate=allow"]
+               "--set", "plugins.default.authenticate=allow", "--set", "management.listener.http=0"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port = None
     deadline = time.monotonic() + 20

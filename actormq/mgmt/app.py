@@ -50,6 +50,7 @@ ROUTE_MODULES = (
     "actormq.mgmt.routes.ops",
     "actormq.mgmt.routes.prometheus",
     "actormq.hooks.routes",
+    "actormq.webhooks.api",
 )
 
 _OPEN_PATHS = ("/health",)

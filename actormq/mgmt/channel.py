@@ -85,7 +85,7 @@ class Gathered:
 class ControlChannel:
     """The ROUTER socket, the pending requests and the open streams."""
 
-    def __init__(self, run_dir: str, node_name: str, worker_ids: Iterable[int],
+    def __init__(self, endpoint: str, node_name: str, worker_ids: Iterable[int],
                  is_alive: Callable[[int], bool], timeout: float = 5.0) -> None:
         self.node_name = node_name
         self.worker_ids = list(worker_ids)
@@ -98,7 +98,7 @@ class ControlChannel:
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)   # a restarted worker takes its identity over
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(protocol.control_endpoint(run_dir))
+        self._socket.bind(endpoint)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._streams: dict[int, asyncio.Queue] = {}

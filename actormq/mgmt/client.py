@@ -23,8 +23,6 @@ import json
 import os
 from typing import Any, Callable
 
-import aiohttp
-
 from actormq.errors import ActormqError
 from actormq.mgmt import credentials
 
@@ -49,7 +47,7 @@ class ApiClient:
 
     def __init__(self, url: str, user: str, secret: str, where: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.headers = {"Authorization": aiohttp.encode_basic_auth(user, secret)}
+        self.credentials = (user, secret)
         self.where = where or f"the management API at {self.url}"
 
     def get(self, path: str, params: dict | None = None) -> dict:
@@ -63,6 +61,18 @@ class ApiClient:
 
     def delete(self, path: str, params: dict | None = None) -> dict:
         return self._call("DELETE", path, params=params)
+
+    def rows(self, path: str, params: dict | None = None, limit: int | None = None) -> tuple[list, list]:
+        """Every row of a paged list route (page after page), at most `limit`; and the
+        workers that did not answer (`failed` of any page)."""
+        rows, failed, number = [], [], 1
+        while True:
+            body = self.get(path, dict(params or {}, _page=number))
+            rows += body["data"]
+            failed += [f for f in body.get("failed", ()) if f not in failed]
+            if not body["meta"]["hasnext"] or (limit is not None and len(rows) >= limit):
+                return rows[:limit] if limit is not None else rows, failed
+            number += 1
 
     def command(self, name: str, args: dict | None = None) -> dict:
         """Run a worker-side admin command on every worker (POST /api/v4/admin/{name})."""
@@ -79,10 +89,13 @@ class ApiClient:
     def _call(self, method: str, path: str, params: dict | None = None, body: Any = None) -> dict:
         return asyncio.run(self._request(method, path, params, body))
 
-    def _session(self, timeout: float | None = REQUEST_TIMEOUT) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(headers=self.headers, timeout=aiohttp.ClientTimeout(total=timeout))
+    def _session(self, timeout: float | None = REQUEST_TIMEOUT):
+        import aiohttp      # here: the CLI starts faster without it
+        return aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth(*self.credentials)},
+                                     timeout=aiohttp.ClientTimeout(total=timeout))
 
     async def _request(self, method: str, path: str, params, body, raw: bool = False):
+        import aiohttp
         try:
             async with self._session() as session:
                 async with session.request(method, self.url + path, params=_clean(params),
@@ -97,6 +110,7 @@ class ApiClient:
             raise NoBroker(f"{self.where} did not answer within {REQUEST_TIMEOUT:g} s") from None
 
     async def _stream(self, path: str, params, on_item) -> None:
+        import aiohttp
         try:
             async with self._session(timeout=None) as session:
                 async with session.get(self.url + path, params=_clean(params)) as response:

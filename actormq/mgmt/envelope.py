@@ -90,11 +90,16 @@ def page(request: web.Request, rows: list, max_rows: int, filtered: bool = False
     (EMQX 4.1+ reports count -1 for a filtered query)."""
     number = query_int(request, "_page", 1, minimum=1)
     limit = min(query_int(request, "_limit", max_rows, minimum=1), max_rows)
+    chosen, meta = page_of(rows, number, limit, filtered)
+    return ok(chosen, meta, **extra)
+
+
+def page_of(rows: list, number: int, limit: int, filtered: bool = False) -> tuple[list, dict]:
+    """Page `number` (from 1) of `limit` rows, and EMQX's meta for it."""
     start = (number - 1) * limit
-    chosen = rows[start:start + limit]
     meta = {"page": number, "limit": limit, "count": -1 if filtered else len(rows),
             "hasnext": start + limit < len(rows)}
-    return ok(chosen, meta, **extra)
+    return rows[start:start + limit], meta
 
 
 async def json_body(request: web.Request) -> Any:

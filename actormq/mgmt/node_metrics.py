@@ -21,15 +21,18 @@ class NodeMetrics:
     counters: dict = field(default_factory=dict)
     gauges: dict = field(default_factory=dict)
     protocols: dict = field(default_factory=dict)
+    listeners: dict = field(default_factory=dict)     # listener key -> connections
     storage: dict = field(default_factory=dict)
     bus: dict = field(default_factory=dict)
     workers: list = field(default_factory=list)
     failed: list = field(default_factory=list)
+    hooks: dict = field(default_factory=dict)       # plugin -> summed health over workers
 
     def add(self, worker: int, answer: dict) -> None:
         _sum_into(self.counters, answer["counters"])
         gauges = dict(answer["gauges"])
         _sum_into(self.protocols, gauges.pop("connections_by_protocol", {}))
+        _sum_into(self.listeners, gauges.pop("connections_by_listener", {}))
         for name, value in gauges.items():
             if name in NODE_WIDE:
                 self.gauges[name] = max(self.gauges.get(name, 0), value)
@@ -41,6 +44,17 @@ class NodeMetrics:
         _sum_into(self.bus, answer["bus"])
         self.workers.append({"worker": worker, **answer["process"],
                              "connections": answer["gauges"]["clients_connected"]})
+        for row in answer.get("hooks", ()):
+            self._add_plugin(row)
+
+    def _add_plugin(self, row: dict) -> None:
+        total = self.hooks.setdefault(row["name"], {"hooks": row["hooks"], "calls": 0, "failures": 0,
+                                                    "timeouts": 0, "dropped": 0, "skipped": 0,
+                                                    "latency_sum": 0.0, "p99_ms": 0.0})
+        for name in ("calls", "failures", "timeouts", "dropped", "skipped"):
+            total[name] += row[name]
+        total["latency_sum"] += row["mean_ms"] * row["calls"] / 1000     # for a calls-weighted mean
+        total["p99_ms"] = max(total["p99_ms"], row["p99_ms"])
 
     def flat(self) -> dict:
         """Every number under one dotted name (for `actormq metrics show`)."""
@@ -52,6 +66,9 @@ class NodeMetrics:
         for row in self.workers:
             for name in ("pid", "cpu_seconds", "rss_bytes", "connections"):
                 values[f"worker.{row['worker']}.{name}"] = row[name]
+        for plugin, total in self.hooks.items():
+            for name in ("calls", "failures", "timeouts", "dropped", "skipped", "p99_ms"):
+                values[f"plugin.{plugin}.{name}"] = total[name]
         return values
 
     def emqx_metrics(self) -> dict:

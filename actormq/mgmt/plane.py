@@ -2,11 +2,12 @@
 asyncio loop with the control channel to the workers (`channel`) and the
 management HTTP API (`app`).
 
-The node calls `ControlPlane(config, node).start()` before it spawns the
-workers and `stop()` when it stops. The plane reads the node's worker table
+The node calls `start_control_plane(node)` before it spawns the workers (it
+returns at once; `url` waits until the API serves, or raises why it cannot)
+and `stop()` when it stops. The plane reads the node's worker table
 (`node.workers`: `worker_id`, `alive`, `process.pid`) and nothing else of it.
-Once the HTTP listener is bound, it writes the state file the CLI reads
-(`actormq.mgmt.credentials`) and `url` holds the API's base URL.
+Once the HTTP listener is bound, `url` (read by the node for its banner)
+writes the state file the CLI reads (`actormq.mgmt.credentials`).
 
 Handlers use `ask_all` / `ask_one` / `open_stream` (see `channel`), and the
 node facts below (`workers()`, `started`, `config`).
@@ -17,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from typing import Any
 
 from actormq.errors import ActormqError
-from actormq.mgmt import credentials
+from actormq.mgmt import credentials, protocol
 from actormq.mgmt.banned import BanTable
 from actormq.mgmt.channel import BadRequest, ControlChannel, Gathered, WorkerFailed
 from actormq.mgmt.envelope import RPC_ERROR, ApiError, bad_parameter
@@ -60,7 +63,10 @@ class ControlPlane:
         self.listener = parse_listener(config["management.listener.http"])
         self.banned = BanTable(self.data_dir)
         self._high_water: dict[str, int] = {}
-        self.url: str | None = None
+        self._url: str | None = None
+        self._state_written = False
+        self._socket_dir = tempfile.mkdtemp(prefix="actormq-control-")
+        self.endpoint = protocol.control_endpoint(self._socket_dir)
         self.channel: ControlChannel | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -71,19 +77,33 @@ class ControlPlane:
     # -- life cycle (called from the node's thread) ---------------------------------
 
     def start(self) -> None:
+        """Start the thread and return: the workers may connect before it binds (ZeroMQ
+        retries), so the node spawns them while the HTTP side comes up."""
         self._thread = threading.Thread(target=self._run, name="actormq-control", daemon=True)
         self._thread.start()
+
+    @property
+    def url(self) -> str | None:
+        """The API's base URL (None when off), once it serves; raises why it could not."""
+        self._wait_serving()
+        return self._url
+
+    def _wait_serving(self) -> None:
+        if self._state_written:
+            return
         if not self._ready.wait(START_TIMEOUT):
             raise ActormqError("the management API did not start in time")
         if self._failure is not None:
             raise self._failure
-        credentials.write_state(self.data_dir, self.url, self.app_id, self.secret)
+        credentials.write_state(self.data_dir, self._url, self.app_id, self.secret)
+        self._state_written = True
 
     def stop(self) -> None:
         credentials.remove_state(self.data_dir)
         if self.loop is not None and self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(5.0)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def _run(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -97,7 +117,7 @@ class ControlPlane:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        self.channel = ControlChannel(self.node.run_dir, self.node_name,
+        self.channel = ControlChannel(self.endpoint, self.node_name,
                                       [h.worker_id for h in self.node.workers],
                                       self._worker_alive, self.timeout)
         self.channel.on_hello = self._worker_connected
@@ -130,7 +150,7 @@ class ControlPlane:
                                f"(management.listener.http): {exc.strerror or exc}") from None
         bound = runner.addresses[0]
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        self.url = f"http://{shown}:{bound[1]}"
+        self._url = f"http://{shown}:{bound[1]}"
         return runner
 
     # -- what handlers use ----------------------------------------------------------------
@@ -209,54 +229,6 @@ class ControlPlane:
         if self.banned.live():
             asyncio.get_running_loop().create_task(
                 self.channel.ask_all("banned.set", self.banned.command_args(), workers=[worker]))
-
-    def mqtt_listeners(self) -> list[dict]:
-        """The MQTT listeners: the shared port and each worker's own one."""
-        node = self.node
-        rows = [{"identifier": "mqtt:tcp:external", "protocol": "mqtt:tcp",
-                 "host": node.host, "port": node.port, "workers": [h.worker_id for h in node.workers]}]
-        for handle in node.workers:
-            if handle.private_port:
-                rows.append({"identifier": f"mqtt:tcp:worker{handle.worker_id}", "protocol": "mqtt:tcp",
-                             "host": node.host, "port": handle.private_port,
-                             "workers": [handle.worker_id]})
-        return rows
-
-    async def listener_rows(self) -> list[dict]:
-        """EMQX 4's listener rows, with whether each accepts a connection now."""
-        from actormq.mgmt.node_metrics import node_metrics
-        metrics = await node_metrics(self)
-        per_worker = {row["worker"]: row["connections"] for row in metrics.workers}
-        rows = []
-        for listener in self.mqtt_listeners():
-            rows.append({
-                "identifier": listener["identifier"], "protocol": listener["protocol"],
-                "listen_on": f"{listener['host']}:{listener['port']}",
-                "acceptors": len(listener["workers"]),
-                "current_conns": sum(per_worker.get(w, 0) for w in listener["workers"])
-                if listener["identifier"] == "mqtt:tcp:external" else None,
-                "max_conns": None,
-                "shutdown_count": [],
-                "running": await accepts(listener["host"], listener["port"]),
-            })
-        if self.url is not None:
-            host, port = self.listener
-            rows.append({"identifier": "http:management", "protocol": "http:management",
-                         "listen_on": f"{host}:{self.url.rsplit(':', 1)[1]}", "acceptors": 1,
-                         "current_conns": None, "max_conns": None, "shutdown_count": [],
-                         "running": True})
-        return rows
-
-
-async def accepts(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether a TCP connection to host:port is accepted now (0.0.0.0 probes loopback)."""
-    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    try:
-        _reader, writer = await asyncio.wait_for(asyncio.open_connection(probe, port), timeout)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    writer.close()
-    return True
 
 
 def rpc_error(gathered: Gathered) -> ApiError:

@@ -1,6 +1,7 @@
 """The frames of the control channel between the node and its workers.
 
-The node binds a ZeroMQ ROUTER at `ipc://{run_dir}/control`; each worker
+The node binds a ZeroMQ ROUTER at `ipc://{dir}/control` (a directory of the
+control plane's own, handed to each worker as `WorkerPlan.control`); each worker
 connects a DEALER whose identity is `worker_identity(worker_id)`. Every
 ZeroMQ message is one bus frame (`actormq.transport.bus.encode_frame`):
 

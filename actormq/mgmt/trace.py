@@ -1,14 +1,16 @@
-"""Tracing one client: every packet in and out, deliveries, drops with their
-reason and the end of its connection, streamed to the operator
+"""Tracing one client: every packet in and out (deliveries are the PUBLISH
+packets out), every hook call with its provider, latency and answer, drops
+with their reason, and the end of its connection, streamed to the operator
 (`actormq trace client client-id=X`, `GET /api/v4/actormq/trace/client`).
 
 The admin stream `trace.client` runs on every worker (the client may connect
-to any). While a worker traces, its `TraceHub` shadows a few methods on that
-worker's broker and on the traced client's connection with instance
-attributes (`open_session`, `connection_closed`, `count_dropped`;
-`_handle` and `send_bytes` of the connection) and removes them when the last
-trace stops, so an untraced broker runs exactly the code it runs without
-this module. Outgoing bytes are decoded again with a decoder of their own.
+to any). While a worker traces, its `TraceHub` shadows a few methods with
+instance attributes — the broker's `open_session` and `connection_closed`,
+the traced connection's `_handle` and `send_bytes`, each hook provider's
+`fn`, and the `message.dropped` chain (`_DropWatch`) — and removes them when
+the last trace stops, so an untraced broker runs exactly the code it runs
+without this module. Outgoing bytes are decoded again with a decoder of
+their own.
 """
 
 from __future__ import annotations
@@ -62,6 +64,34 @@ def _jsonable(value):
     return value
 
 
+class _DropWatch:
+    """Stands in for the `message.dropped` chain while a trace runs: reports the
+    traced clients' drops with their reason, then passes every drop on."""
+
+    def __init__(self, hub: "TraceHub", chain) -> None:
+        self.hub = hub
+        self.chain = chain          # the real chain, or None when no plugin hooks the point
+
+    def notify(self, client_id, message, reason) -> None:
+        if client_id in self.hub.watchers:
+            self.hub.emit_for(client_id, "dropped", {
+                "reason": getattr(reason, "value", str(reason)), "topic": message.topic_name,
+                "qos": message.qos, "payload_size": len(message.payload)})
+        if self.chain is not None:
+            self.chain.notify(client_id, message, reason)
+
+
+def _client_of(args: tuple) -> str | None:
+    """The client id a hook call is about: its ClientInfo's, or a client id argument."""
+    for arg in args[:1]:
+        client_id = getattr(arg, "client_id", None)
+        if isinstance(client_id, str):
+            return client_id
+        if isinstance(arg, str):
+            return arg
+    return None
+
+
 class TraceHub:
     """The traces of one worker and the methods shadowed for them."""
 
@@ -69,18 +99,19 @@ class TraceHub:
         self.broker = broker
         self.watchers: dict[str, list] = {}     # client id -> emit callbacks
         self._connections: dict[int, object] = {}
+        self._providers: list = []              # (provider, its own fn) while wrapped
         self._install()
 
     def _install(self) -> None:
         broker = self.broker
         open_session = type(broker).open_session.__get__(broker)
         connection_closed = type(broker).connection_closed.__get__(broker)
-        count_dropped = type(broker).count_dropped.__get__(broker)
 
         def traced_open_session(conn, connect, client_id, expiry):
             if client_id in self.watchers:
                 self._emit(client_id, "packet_in", describe(connect), conn)
                 self._watch_connection(client_id, conn)
+                self._watch_hooks()
             return open_session(conn, connect, client_id, expiry)
 
         def traced_connection_closed(conn):
@@ -89,20 +120,73 @@ class TraceHub:
                 self._unwatch_connection(conn)
             return connection_closed(conn)
 
-        def traced_count_dropped(session, message):
-            if session.client_id in self.watchers:
-                self._emit(session.client_id, "dropped",
-                           {"reason": "queue full", "topic": message.topic_name, "qos": message.qos,
-                            "payload_size": len(message.payload)}, session.conn)
-            return count_dropped(session, message)
-
         broker.open_session = traced_open_session
         broker.connection_closed = traced_connection_closed
-        broker.count_dropped = traced_count_dropped
+        self._watch_hooks()
+
+    def _watch_hooks(self) -> None:
+        """Report the traced clients' hook calls (provider, latency, answer) and drops.
+        A plugin change rebuilds the chains without these wrappers; the next traced
+        CONNECT wraps them again."""
+        hooks = getattr(self.broker, "hooks", None)
+        if hooks is None:
+            return
+        if not isinstance(hooks.message_dropped, _DropWatch):
+            hooks.message_dropped = _DropWatch(self, hooks.message_dropped)
+        wrapped = {id(provider) for provider, _fn in self._providers}
+        for loaded_point in _points():
+            chain = hooks.chain(loaded_point)
+            if chain is None or isinstance(chain, _DropWatch):
+                continue
+            for provider in chain.providers:
+                if id(provider) not in wrapped:
+                    self._providers.append((provider, provider.fn))
+                    provider.fn = self._traced_call(provider, provider.fn)
+
+    def _traced_call(self, provider, fn):
+        hub = self
+
+        def call(*args):
+            client_id = _client_of(args)
+            if client_id not in hub.watchers:
+                return fn(*args)
+            started = time.perf_counter()
+            answer = fn(*args)
+            if hasattr(answer, "__await__"):
+                return hub._awaited(provider, client_id, started, answer)
+            hub._hook_called(provider, client_id, started, answer)
+            return answer
+
+        return call
+
+    async def _awaited(self, provider, client_id: str, started: float, awaitable):
+        try:
+            answer = await awaitable
+        except BaseException as exc:
+            self._hook_called(provider, client_id, started, f"raised {type(exc).__name__}: {exc}")
+            raise
+        self._hook_called(provider, client_id, started, answer)
+        return answer
+
+    def _hook_called(self, provider, client_id: str, started: float, answer) -> None:
+        text = answer if isinstance(answer, str) else repr(answer)
+        self.emit_for(client_id, "hook", {
+            "hook": provider.point.dotted, "provider": provider.name,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "answer": text if len(text) <= PREVIEW * 2 else text[:PREVIEW * 2] + "…"})
+
+    def _unwatch_hooks(self) -> None:
+        for provider, fn in self._providers:
+            provider.fn = fn
+        self._providers.clear()
+        hooks = getattr(self.broker, "hooks", None)
+        if hooks is not None and isinstance(hooks.message_dropped, _DropWatch):
+            hooks.message_dropped = hooks.message_dropped.chain
 
     def _uninstall(self) -> None:
-        for name in ("open_session", "connection_closed", "count_dropped"):
+        for name in ("open_session", "connection_closed"):
             self.broker.__dict__.pop(name, None)
+        self._unwatch_hooks()
         for conn in list(self._connections.values()):
             self._unwatch_connection(conn)
 
@@ -112,7 +196,7 @@ class TraceHub:
         self._connections[id(conn)] = conn
         handle = type(conn)._handle.__get__(conn)
         send_bytes = type(conn).send_bytes.__get__(conn)
-        outgoing = StreamDecoder(0)
+        outgoing = StreamDecoder()
 
         def traced_handle(packets):
             for packet in packets:
@@ -137,11 +221,20 @@ class TraceHub:
         conn.__dict__.pop("_handle", None)
         conn.__dict__.pop("send_bytes", None)
 
+    def emit_for(self, client_id: str, kind: str, detail: dict) -> None:
+        session = self.broker.sessions.get(client_id)
+        self._emit(client_id, kind, detail, session.conn if session is not None else None)
+
     def _emit(self, client_id: str, kind: str, detail: dict, conn) -> None:
+        """Send one event to the client's traces; a trace's failure never reaches the
+        code being traced (a plugin, the connection)."""
         event = {"time": time.time(), "clientid": client_id, "event": kind,
                  "peer": conn.peer if conn is not None else None} | detail
         for emit in self.watchers.get(client_id, ()):
-            emit(event)
+            try:
+                emit(event)
+            except Exception:
+                log.exception("trace of %s: event %s not sent", client_id, kind)
 
     def add(self, client_id: str, emit) -> None:
         self.watchers.setdefault(client_id, []).append(emit)
@@ -157,13 +250,18 @@ class TraceHub:
             watchers.remove(emit)
         if not watchers:
             self.watchers.pop(client_id, None)
-            for key, conn in list(self._connections.items()):
+            for conn in list(self._connections.values()):
                 if conn.client_id == client_id:
                     self._unwatch_connection(conn)
         if self.watchers:
             return False
         self._uninstall()
         return True
+
+
+def _points():
+    from actormq.hooks.points import HookPoint
+    return list(HookPoint)
 
 
 @admin_stream("trace.client")

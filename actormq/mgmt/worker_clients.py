@@ -122,7 +122,8 @@ def list_sessions(broker, args: dict) -> list[dict]:
     rows = []
     for session, row in _sessions(broker, args):
         rows.append({
-            "client_id": row["clientid"], "is_online": row["connected"], "mountpoint": "",
+            "client_id": row["clientid"], "is_online": row["connected"],
+            "mountpoint": getattr(session.conn, "mountpoint", "") or "",
             "peer_host": row["ip_address"], "peer_port": row["port"], "user": row["username"],
             "protocol": row["proto_ver"], "queue_size": row["mqueue_len"],
             "offline_messages": 0 if session.online else row["mqueue_len"],
@@ -183,26 +184,30 @@ def list_routes(broker, args: dict) -> list[dict]:
             if topic is None or route_filter == topic]
 
 
-def _online_session(broker, args: dict):
+def _connected_session(broker, args: dict):
+    """The session of a connected client held here (EMQX changes subscriptions of
+    connected clients only), or None."""
     session = broker.sessions.get(str(args.get("clientid", "")))
-    return session
+    return session if session is not None and session.conn is not None else None
 
 
 @admin_command("clients.subscribe")
 def subscribe(broker, args: dict) -> list[dict]:
-    """Subscribe a session held here to topics (EMQX's /mqtt/subscribe)."""
-    session = _online_session(broker, args)
-    if session is None:
-        return []
-    return [{"clientid": session.client_id, "topic": topic,
-             "code": session.add_subscription(topic, int(args.get("qos", 0)))}
-            for topic in args.get("topics", [])]
+    """Subscribe a connected client held here to topics (EMQX's /mqtt/subscribe)."""
+    qos = int(args.get("qos", 0))
+    return _for_topics(broker, args, lambda session, topic: {"code": session.add_subscription(topic, qos)})
 
 
 @admin_command("clients.unsubscribe")
 def unsubscribe(broker, args: dict) -> list[dict]:
-    session = _online_session(broker, args)
+    return _for_topics(broker, args, lambda session, topic: {"removed": session.remove_subscription(topic)})
+
+
+def _for_topics(broker, args: dict, change) -> list[dict]:
+    """One row per topic of args, from change(session, topic); none when the client is
+    not connected here."""
+    session = _connected_session(broker, args)
     if session is None:
         return []
-    return [{"clientid": session.client_id, "topic": topic,
-             "removed": session.remove_subscription(topic)} for topic in args.get("topics", [])]
+    return [{"clientid": session.client_id, "topic": topic} | change(session, topic)
+            for topic in args.get("topics", [])]

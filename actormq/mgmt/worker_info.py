@@ -11,3 +11,4 @@ from actormq.mgmt.commands import REGISTRY, admin_command
 def ping(broker, args: dict) -> dict:
     """Proof of life: the worker's pid and the commands it knows."""
     return {"pid": os.getpid(), "commands": REGISTRY.names()}
+

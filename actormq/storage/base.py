@@ -56,8 +56,10 @@ class Store(Protocol):
         """Delete every row under `prefix`; returns how many there were."""
 
     def when_durable(self, callback: Callable[[], None],
-                     on_error: Callable[[StorageError], None] | None = None) -> None:
-        """Run `callback` (maybe in another thread) once every earlier write is committed.
+                     on_error: Callable[[StorageError], None] | None = None, loop=None) -> None:
+        """Run `callback` once every earlier write is committed: now when nothing
+        is pending, else in the writer's thread, or given the caller's event
+        loop, in that loop (the callbacks one commit settles share one call).
 
         If some of those writes could not be saved (store full, disk error),
         `on_error(error)` runs instead; without on_error the failure is logged.

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from actormq.storage.base import META, QUEUE, SESSION, Rows, check_key, check_table, prefix_group
+from actormq.storage.base import META, QUEUE, SESSION, Rows, check_table, prefix_group
 from actormq.storage.lmdb_store import LmdbStore
 from actormq.storage.ram import RamStore
 from actormq.storage.writer import ErrorCallback
@@ -63,7 +63,9 @@ class CachedStore:
         return True
 
     def _is_loaded(self, table: str, key: bytes) -> bool:
-        return (table, self._unit(table, key)) in self._loaded
+        if table in self._grouped:
+            return (table, prefix_group(key)) in self._loaded
+        return table not in self._uncached and (table, _WHOLE) in self._loaded
 
     def get(self, table: str, key: bytes) -> bytes | None:
         if self._cached(table, key):
@@ -81,8 +83,7 @@ class CachedStore:
         return self._inner.count(table, prefix)
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
-        check_key(table, key)
-        self._inner.put(table, key, value)
+        self._inner.put(table, key, value)  # checks the table and the key first
         if self._is_loaded(table, key):
             self._memory.put(table, key, value)
 
@@ -109,8 +110,9 @@ class CachedStore:
         self._loaded.difference_update(dropped)
         self._memory.delete_prefix(table, prefix)
 
-    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None) -> None:
-        self._inner.when_durable(callback, on_error)
+    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
+                     loop=None) -> None:
+        self._inner.when_durable(callback, on_error, loop)
 
     def flush(self) -> None:
         self._inner.flush()

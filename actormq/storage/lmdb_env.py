@@ -7,6 +7,11 @@ others see lmdb.MapResizedError and adopt the new size (set_mapsize(0)). LMDB
 allows set_mapsize only while this process has no transaction open, so every
 transaction holds a shared lock and a resize takes it exclusively.
 
+With `sync` (the default) every commit is flushed to the disk (fsync) before it
+returns: it survives a power cut. Without it a commit reaches the operating
+system only (LMDB's MDB_NOSYNC): it survives a killed process, not a power cut
+or a crash of the OS; closing the environment flushes it.
+
 This module is the boundary where lmdb.Error becomes StorageError.
 """
 
@@ -80,9 +85,10 @@ class LmdbEnv:
     """The environment, its named databases and a size-aware way to use them."""
 
     def __init__(self, data_dir: str, map_size: int = 64 << 20, max_map_size: int = 16 << 30,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, sync: bool = True) -> None:
         self.path = env_path(data_dir)
         self.max_map_size = max(int(max_map_size), 1 << 16)
+        self.sync = sync
         self.live_bytes = 0
         self.commits = 0                # write transactions committed (for the metrics)
         self.writes = 0                 # puts and deletes in them
@@ -95,7 +101,7 @@ class LmdbEnv:
                 os.makedirs(self.path, exist_ok=True)
             self._env = lmdb.open(self.path, map_size=min(int(map_size), self.max_map_size),
                                   max_dbs=len(TABLES) + 1, max_readers=MAX_READERS, subdir=True,
-                                  readonly=readonly, create=not readonly)
+                                  readonly=readonly, create=not readonly, sync=sync)
         except (lmdb.Error, OSError) as error:
             raise _open_error(self.path, error) from None
         try:
@@ -288,6 +294,8 @@ class LmdbEnv:
     def close(self) -> None:
         self._lock.acquire_exclusive()
         try:
+            if not self.sync:
+                self._env.sync(True)  # what the OS holds reaches the disk at a clean stop
             self._env.close()
         finally:
             self._lock.release_exclusive()

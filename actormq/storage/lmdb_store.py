@@ -6,15 +6,22 @@ the pending overlay first, so a caller sees its own writes before they are
 committed. `when_durable` callbacks run in the writer's thread after the
 commit that covers them.
 
+Nothing here blocks the issuing thread (an event loop) except `flush` and
+`close`: a writer that falls behind is *backlogged* and says so (`on_backlog`,
+`when_room`, see writer.py) for its owner to hold producers back.
+
 Running out of space: the map grows by doubling up to max_map_size. Rows of
 the bulk tables (queue, retained) may fill it only up to a quota that keeps a
 reserve free: LMDB needs free pages to delete rows (copy-on-write), and the
 small session records must still fit, so a full store can always be drained
-and clients can still connect. When the live data comes within a safety margin
-of its limit, put() commits synchronously so that it can raise
-StorageFullError itself for a row that does not fit (what was committed before
-stays). A refusing store logs it once, then at most every REFUSAL_LOG_SECONDS,
-and once more when it takes rows again.
+and clients can still connect. put() raises StorageFullError for a row that
+might not fit: what is committed plus twice what is pending and the row (a
+page is seldom full) above the limit. The estimate is pessimistic until the
+writer commits what is pending; should a row pass it and still not fit, the
+writer rejects it at commit and those waiting on it are told (when_durable's
+on_error). A refusing store logs it once, then at most every
+REFUSAL_LOG_SECONDS, and once more when the rows in use are a safety margin
+below the limit again.
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ from actormq.storage.writer import ROW_OVERHEAD, CommitDue, ErrorCallback, Pendi
 log = logging.getLogger(__name__)
 
 SCAN_CHUNK = 1000
-PENDING_BATCHES = 50  # put() waits for the writer beyond this many uncommitted batches
+PENDING_BATCHES = 50  # the writer is backlogged beyond this many uncommitted batches
 FLUSH_POLL = 1.0
 QUOTA_TABLES = frozenset({QUEUE, RETAINED})
 RESERVE_SHARE = 8            # the reserve is 1/8 of max_map_size ...
 MAX_RESERVE = 64 << 20       # ... but no more than this
 REFUSAL_LOG_SECONDS = 60.0
+_COMMIT_DUE = CommitDue()
 
 
 def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
@@ -86,8 +94,8 @@ class LmdbStore:
     """One LMDB environment under `<data_dir>/actormq.lmdb` with its writer actor."""
 
     def __init__(self, data_dir: str, map_size: int = 64 << 20, max_map_size: int = 16 << 30,
-                 commit_batch: int = 1000, commit_interval_ms: int = 5) -> None:
-        self._env = LmdbEnv(data_dir, map_size, max_map_size)
+                 commit_batch: int = 1000, commit_interval_ms: int = 0, sync: bool = True) -> None:
+        self._env = LmdbEnv(data_dir, map_size, max_map_size, sync=sync)
         self._pending = PendingWrites(commit_batch, max(1, commit_batch) * PENDING_BATCHES)
         self._writer = StorageWriter.start(self._env, self._pending, commit_interval_ms / 1000)
         max_size = self._env.max_map_size
@@ -99,6 +107,21 @@ class LmdbStore:
     @property
     def map_size(self) -> int:
         return self._env.map_size
+
+    # --- the writer's backlog ------------------------------------------------------
+
+    @property
+    def backlogged(self) -> bool:
+        """The writer is `max_pending` ops behind (until it catches up to half)."""
+        return self._pending.backlogged
+
+    def on_backlog(self, callback: Callable[[], None] | None) -> None:
+        """Run `callback` in the issuing thread after each write issued while backlogged."""
+        self._pending.on_backlog = callback
+
+    def when_room(self, callback: Callable[[], None]) -> None:
+        """Run `callback` (maybe in the writer's thread) once the writer is not backlogged."""
+        self._pending.when_room(callback)
 
     def usage(self) -> dict:
         """Counters for the metrics: commits, writes, commit seconds, map and live sizes."""
@@ -150,11 +173,11 @@ class LmdbStore:
         size = len(key) + len(value) + ROW_OVERHEAD
         bulk = table in QUOTA_TABLES
         limit = self.quota if bulk else self._env.max_map_size
-        if self._near(limit, size):
-            self._put_carefully(table, key, value, size, limit)
-        else:
-            self._issue(table, key, value)
-        if bulk:
+        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + size)
+        if expected > limit:
+            self._refuse(limit)
+        self._issue(table, key, value)
+        if bulk and expected + self._margin <= limit:
             self._refusals.accepted()
 
     def delete(self, table: str, key: bytes) -> None:
@@ -165,43 +188,21 @@ class LmdbStore:
         check_keys(table, keys)
         self._check_open()
         if keys and self._pending.delete_many(table, keys):
-            self._writer.tell(CommitDue())
+            self._writer.tell(_COMMIT_DUE)
 
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         keys = [key for key, _ in self.scan(table, prefix)]
         self.delete_many(table, keys)
         return len(keys)
 
-    def _issue(self, table: str, key: bytes, value: bytes | None, watch: bool = False) -> int:
+    def _issue(self, table: str, key: bytes, value: bytes | None) -> None:
         self._check_open()
-        seq, starts_batch = self._pending.add(table, key, value, watch)
-        if starts_batch:
-            self._writer.tell(CommitDue())
-        return seq
+        if self._pending.add(table, key, value)[1]:
+            self._writer.tell(_COMMIT_DUE)
 
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"the store in {self._env.path} is closed")
-
-    def _near(self, limit: int, size: int) -> bool:
-        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + size)
-        return expected + self._margin > limit
-
-    def _put_carefully(self, table: str, key: bytes, value: bytes, size: int, limit: int) -> None:
-        """Commit what is pending (so the size in use is known), then this row alone."""
-        self._flush_quietly()
-        if self._env.live_bytes + 2 * size > limit:
-            self._refuse(limit)
-        seq = self._issue(table, key, value, watch=True)
-        self._flush_quietly()
-        if self._pending.pop_rejected(seq):
-            self._refuse(limit)
-
-    def _flush_quietly(self) -> None:
-        try:
-            self.flush()
-        except StorageFullError:
-            pass  # others' rows did not fit; their waiters are told
 
     def _refuse(self, limit: int) -> None:
         self._refusals.refused(limit)
@@ -210,9 +211,14 @@ class LmdbStore:
 
     # --- durability ------------------------------------------------------------------
 
-    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None) -> None:
-        if not self._pending.when_durable(callback, on_error):
+    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
+                     loop=None) -> None:
+        if self._pending.when_durable(callback, on_error, loop):
+            return
+        if loop is None:
             callback()
+        else:  # behind the callbacks of the last commit, posted to the loop but not yet run
+            loop.call_soon(callback)
 
     def flush(self) -> None:
         """Commit everything pending now and wait for it; raises if some of it failed."""

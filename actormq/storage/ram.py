@@ -180,7 +180,8 @@ class RamStore:
             tbl.remove(key)
         return len(keys)
 
-    def when_durable(self, callback: Callable[[], None], on_error: Callable | None = None) -> None:
+    def when_durable(self, callback: Callable[[], None], on_error: Callable | None = None,
+                     loop=None) -> None:
         callback()
 
     def invalidate(self, table: str, prefix: bytes = b"") -> None:

@@ -30,6 +30,7 @@ SESSION_VERSION = 1
 COMPACT_LIMIT = 400
 _CUT = COMPACT_LIMIT - 65
 _HEADER_LEN = struct.Struct(">I")
+_RECORD_START = struct.Struct(">BI")  # version, header length
 _SEQ = struct.Struct(">Q")
 _SEP = b"\x00"
 
@@ -104,19 +105,19 @@ def _version(data: bytes, known: int, what: str) -> None:
 
 
 def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
-    props = dict(msg.properties)
-    blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
-    for name, _ in blobs:
-        del props[name]
+    props = msg.properties
+    blobs: list = []
+    if props:
+        blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
+        if blobs:
+            props = {name: value for name, value in props.items() if not isinstance(value, (bytes, bytearray))}
     header = orjson.dumps({
         "t": msg.topic_name, "q": msg.qos, "r": msg.retain, "p": props, "e": msg.expires_at,
         "ts": msg.timestamp, "o": msg.origin, "i": packet_id,
         "b": [[name, len(blob)] for name, blob in blobs],
     })
-    parts = [bytes([MESSAGE_VERSION]), _HEADER_LEN.pack(len(header)), header]
-    parts.extend(blob for _, blob in blobs)
-    parts.append(bytes(msg.payload))
-    return b"".join(parts)
+    return b"".join((_RECORD_START.pack(MESSAGE_VERSION, len(header)), header,
+                     *(blob for _, blob in blobs), bytes(msg.payload)))
 
 
 def decode_message_header(data: bytes) -> tuple[dict, int]:
@@ -124,7 +125,7 @@ def decode_message_header(data: bytes) -> tuple[dict, int]:
     _version(data, MESSAGE_VERSION, "message")
     try:
         (size,) = _HEADER_LEN.unpack_from(data, 1)
-        header = orjson.loads(data[5:5 + size])
+        header = orjson.loads(memoryview(data)[5:5 + size])
     except (struct.error, orjson.JSONDecodeError) as error:
         raise StorageError(f"corrupt message record: {error}") from None
     return header, 5 + size
@@ -133,7 +134,7 @@ def decode_message_header(data: bytes) -> tuple[dict, int]:
 def decode_message(data: bytes) -> tuple[Message, int | None]:
     header, offset = decode_message_header(data)
     props = header["p"]
-    if "user_property" in props:
+    if props and "user_property" in props:
         props["user_property"] = [tuple(pair) for pair in props["user_property"]]
     for name, size in header["b"]:
         props[name] = data[offset:offset + size]

@@ -2,12 +2,14 @@
 the configured modes by composition: ram = RamStore, disc = CachedStore(LmdbStore),
 disc_only = LmdbStore. The disc modes share one LmdbStore (one LMDB environment,
 one writer actor); a ram-only configuration never touches the data dir.
+`hold_back_publishers` wires the writer's backlog to the broker's backpressure.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from actormq.storage.backlog import WriterBacklog
 from actormq.storage.base import DISC, DISC_ONLY, MODES, RAM, Store
 from actormq.storage.cached import CachedStore
 from actormq.storage.lmdb_store import LmdbStore
@@ -23,6 +25,13 @@ class Stores:
     session: Store
     owned: tuple[Store, ...]
 
+    def hold_back_publishers(self, loop, congested: list) -> None:
+        """While the LMDB writer is behind, a publish that writes holds its
+        publisher back (see WriterBacklog); call from the loop's thread."""
+        for store in self.owned:
+            if isinstance(store, LmdbStore):
+                WriterBacklog(store, loop, congested)
+
     def flush(self) -> None:
         """Block until every pending write of every store is committed."""
         for store in self.owned:
@@ -36,7 +45,7 @@ class Stores:
 
 def open_stores(data_dir: str, retained_mode: str, queue_mode: str, map_size: int = 64 << 20,
                 max_map_size: int = 16 << 30, commit_batch: int = 1000,
-                commit_interval_ms: int = 5) -> Stores:
+                commit_interval_ms: int = 0, sync: bool = True) -> Stores:
     for mode in (retained_mode, queue_mode):
         if mode not in MODES:
             raise ValueError(f"unknown storage mode {mode!r}; modes are {', '.join(MODES)}")
@@ -45,7 +54,7 @@ def open_stores(data_dir: str, retained_mode: str, queue_mode: str, map_size: in
 
     def durable() -> LmdbStore:
         if not lmdb:
-            lmdb.append(LmdbStore(data_dir, map_size, max_map_size, commit_batch, commit_interval_ms))
+            lmdb.append(LmdbStore(data_dir, map_size, max_map_size, commit_batch, commit_interval_ms, sync))
         return lmdb[0]
     builders = {RAM: RamStore, DISC: lambda: CachedStore(durable()), DISC_ONLY: durable}
 

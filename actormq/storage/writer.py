@@ -6,11 +6,18 @@ own writes before the commit. The issuing thread adds to it; the writer takes
 a batch from it and settles the batch once LMDB has committed it.
 
 `StorageWriter` is a pykka ThreadingActor taking one message, CommitDue, sent
-when a batch starts. It commits once the batch holds `commit_batch` ops or
-`commit_interval` seconds have passed since its first op (or at once when a
-flush urges it), so a burst of writes costs one fsync, not one per write.
-Issuing blocks while `max_pending` ops are uncommitted, so a writer that
-falls behind slows the producers down instead of growing memory.
+when a batch starts. Group commit as databases do it: an idle writer commits
+at once; the writes issued while a commit runs form the next batch, so a burst
+of writes costs one commit (and one fsync), not one per write. A batch holds
+at most `commit_batch` ops. `commit_interval` (0 by default) makes the writer
+wait that long after a batch's first op for more to join it (PostgreSQL's
+commit_delay), unless the batch fills or a flush urges it.
+
+Issuing never blocks: a writer that falls `max_pending` ops behind is
+*backlogged*; it tells (`on_backlog`, run in the issuing thread for each op
+issued while backlogged) and runs the `when_room` callbacks (in its own
+thread) once it has caught up to half of that, so the owner can hold its
+producers back meanwhile instead of growing memory without end.
 When ops do not fit in the map at its maximum size, the writer commits what
 fits and rejects the rest (StorageFullError for those who wait on them).
 """
@@ -47,30 +54,26 @@ class PendingWrites:
     def __init__(self, commit_batch: int = 1000, max_pending: int = 50_000) -> None:
         self.commit_batch = max(1, commit_batch)
         self._max_pending = max(self.commit_batch, max_pending)
-        self._writer_thread: int | None = None
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._ops: list[Op] = []
         self._overlay: dict[str, dict[bytes, tuple[int, bytes | None]]] = {}
         self._issued = 0
         self._settled = 0
-        self._callbacks: deque[tuple[int, Callable[[], None], ErrorCallback | None]] = deque()
+        self._callbacks: deque[tuple[int, Callable[[], None], ErrorCallback | None, object]] = deque()
         self._first_at = 0.0
         self._urgent = False
-        self._watched: set[int] = set()
-        self._rejected: set[int] = set()
+        self._room_callbacks: list[Callable[[], None]] = []
+        self.backlogged = False
+        self.on_backlog: Callable[[], None] | None = None
         self.pending_bytes = 0
         self.failure: StorageError | None = None
 
     # --- issuing thread -------------------------------------------------------
 
-    def add(self, table: str, key: bytes, value: bytes | None, watch: bool = False) -> tuple[int, bool]:
-        """Append one op; returns (its seq, whether it starts a new batch).
-
-        Blocks while `max_pending` ops are uncommitted (backpressure), except in
-        the writer's own thread (a durability callback that writes).
-        """
+    def add(self, table: str, key: bytes, value: bytes | None) -> tuple[int, bool]:
+        """Append one op; returns (its seq, whether it starts a new batch)."""
         with self._cond:
-            self._wait_for_room()
+            self._check_failure()
             starts = not self._ops
             self._issued += 1
             seq = self._issued
@@ -78,16 +81,16 @@ class PendingWrites:
             self._overlay.setdefault(table, {})[key] = (seq, value)
             if value is not None:
                 self.pending_bytes += len(key) + len(value) + ROW_OVERHEAD
-            if watch:
-                self._watched.add(seq)
             self._grown(starts)
-            return seq, starts
+        if self.backlogged and self.on_backlog is not None:
+            self.on_backlog()
+        return seq, starts
 
     def delete_many(self, table: str, keys: list[bytes]) -> bool:
-        """Append a delete of each key, in order, under one lock (blocking as
-        `add` does); returns whether they start a new batch."""
+        """Append a delete of each key, in order, under one lock; returns
+        whether they start a new batch."""
         with self._cond:
-            self._wait_for_room()
+            self._check_failure()
             starts = not self._ops
             ops = self._ops
             overlay = self._overlay.setdefault(table, {})
@@ -98,14 +101,11 @@ class PendingWrites:
                 overlay[key] = (seq, None)
             self._issued = seq
             self._grown(starts)
-            return starts
+        if self.backlogged and self.on_backlog is not None:
+            self.on_backlog()
+        return starts
 
-    def _wait_for_room(self) -> None:
-        while (self._issued - self._settled >= self._max_pending and self.failure is None
-               and threading.get_ident() != self._writer_thread):
-            self._urgent = True
-            self._cond.notify_all()
-            self._cond.wait()
+    def _check_failure(self) -> None:
         if self.failure is not None:
             raise StorageError(f"storage writes failed earlier: {self.failure}")
 
@@ -114,6 +114,8 @@ class PendingWrites:
             self._first_at = time.monotonic()
         if len(self._ops) >= self.commit_batch:
             self._cond.notify_all()
+        if self._issued - self._settled >= self._max_pending:
+            self.backlogged = True
 
     def lookup(self, table: str, key: bytes) -> tuple[bool, bytes | None]:
         """(True, value or None if deleted) when `key` has a pending write."""
@@ -131,41 +133,50 @@ class PendingWrites:
         found.sort()
         return found
 
-    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None) -> bool:
-        """Queue `callback` behind every op issued so far; False when nothing is pending."""
+    def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None,
+                     loop=None) -> bool:
+        """Queue `callback` behind every op issued so far, to run in the writer's
+        thread or, given an event loop, in the loop's; False when nothing is pending."""
         with self._cond:
             if self._settled >= self._issued:
                 return False
-            self._callbacks.append((self._issued, callback, on_error))
+            self._callbacks.append((self._issued, callback, on_error, loop))
             return True
+
+    def when_room(self, callback: Callable[[], None]) -> None:
+        """Run `callback` (in the writer's thread) once the writer is no longer
+        backlogged; at once when it is not."""
+        with self._cond:
+            if self.backlogged:
+                self._room_callbacks.append(callback)
+                return
+        callback()
 
     def urge(self) -> None:
         with self._cond:
             self._urgent = True
             self._cond.notify_all()
 
-    def pop_rejected(self, seq: int) -> bool:
-        with self._cond:
-            self._watched.discard(seq)
-            if seq in self._rejected:
-                self._rejected.discard(seq)
-                return True
-            return False
-
     # --- writer thread -----------------------------------------------------------
 
-    def take(self, commit_interval: float) -> list[Op]:
-        """Block until the batch is due, then hand it over (empty when there is none)."""
+    def take(self, commit_interval: float) -> tuple[list[Op], bool]:
+        """The next batch, once due (at once with no interval): at most
+        `commit_batch` ops, and whether more are left for the batch after it."""
         with self._cond:
-            self._writer_thread = threading.get_ident()
-            while self._ops and not self._urgent and len(self._ops) < self.commit_batch:
-                remaining = self._first_at + commit_interval - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            ops, self._ops = self._ops, []
-            self._urgent = False
-            return ops
+            if commit_interval > 0:
+                while self._ops and not self._urgent and len(self._ops) < self.commit_batch:
+                    remaining = self._first_at + commit_interval - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            ops = self._ops
+            if len(ops) > self.commit_batch:
+                ops, self._ops = ops[:self.commit_batch], ops[self.commit_batch:]
+                self._first_at = time.monotonic()
+            else:
+                self._ops = []
+                self._urgent = False
+            return ops, bool(self._ops)
 
     def settle(self, ops: list[Op], rejected: set[int], error: StorageError | None = None) -> None:
         """Forget committed (or rejected) ops and run the callbacks they cover."""
@@ -176,24 +187,50 @@ class PendingWrites:
                     del overlay[key]
                 if value is not None:
                     self.pending_bytes -= len(key) + len(value) + ROW_OVERHEAD
-            self._rejected.update(rejected & self._watched)
             self._settled = ops[-1][0]
             self._cond.notify_all()
             due = []
             while self._callbacks and self._callbacks[0][0] <= self._settled:
                 due.append(self._callbacks.popleft())
+            room: list[Callable[[], None]] = []
+            if self.backlogged and self._issued - self._settled <= self._max_pending // 2:
+                self.backlogged = False
+                room, self._room_callbacks = self._room_callbacks, []
         if rejected and error is None:
             error = StorageFullError(f"{len(rejected)} writes did not fit in the store and were not saved")
-        for _, callback, on_error in due:
-            _run_callback(callback, on_error, error)
+        _run_due(due, error)
+        for callback in room:
+            _run_callback(callback, None, None)
 
     def fail(self, error: StorageError) -> None:
         """The store cannot write any more: fail every waiter and every later write."""
         with self._cond:
             self.failure = error
             ops, self._ops = self._ops, []
+            self.backlogged = False
+            room, self._room_callbacks = self._room_callbacks, []
         if ops:
             self.settle(ops, set(), error)
+        for callback in room:  # nothing will be committed any more: waiting is over
+            _run_callback(callback, None, None)
+
+
+def _run_due(due: list, error: StorageError | None) -> None:
+    """Run the callbacks of the writer's thread now, and post those of each event
+    loop to it as one call (one wake-up of the loop per commit, not per callback)."""
+    by_loop: dict = {}
+    for _, callback, on_error, loop in due:
+        if loop is None:
+            _run_callback(callback, on_error, error)
+        else:
+            by_loop.setdefault(loop, []).append((callback, on_error))
+    for loop, callbacks in by_loop.items():
+        loop.call_soon_threadsafe(_run_callbacks, callbacks, error)
+
+
+def _run_callbacks(callbacks: list, error: StorageError | None) -> None:
+    for callback, on_error in callbacks:
+        _run_callback(callback, on_error, error)
 
 
 def _run_callback(callback: Callable[[], None], on_error: ErrorCallback | None,
@@ -222,7 +259,9 @@ class StorageWriter(pykka.ThreadingActor):
 
     def on_receive(self, message) -> None:
         if isinstance(message, CommitDue):
-            ops = self._pending.take(self._commit_interval)
+            ops, more = self._pending.take(self._commit_interval)
+            if more:  # no later op starts a batch while these wait: remind ourselves
+                self.actor_ref.tell(CommitDue())
             if ops:
                 self._commit(ops)
 

@@ -299,12 +299,19 @@ class TestClient:
 def connect(port: int, client_id: str = "", version: int = 5, clean_start: bool = True,
             properties: dict | None = None, will: Will | None = None, keepalive: int = 60,
             check: bool = True, username: str | None = None, password: str | None = None,
-            manual_ack: bool = False, timeout: float = TIMEOUT) -> TestClient:
-    """Connect and wait for the CONNACK; with check, insist that it accepted us."""
+            manual_ack: bool = False, timeout: float = TIMEOUT, transport: str = "tcp",
+            tls: dict | None = None, host: str = HOST) -> TestClient:
+    """Connect and wait for the CONNACK; with check, insist that it accepted us.
+
+    transport: "tcp", "websockets" or "unix" (host is then the socket path);
+    tls: keyword arguments of paho's tls_set (ca_certs, certfile, keyfile).
+    """
     protocol = paho.MQTTv5 if version == 5 else paho.MQTTv311
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
-                         clean_session=None if version == 5 else clean_start,
+                         clean_session=None if version == 5 else clean_start, transport=transport,
                          reconnect_on_failure=False, manual_ack=manual_ack)
+    if tls is not None:
+        client.tls_set(**tls)
     if username is not None:
         client.username_pw_set(username, password)
     if will is not None:
@@ -313,7 +320,7 @@ def connect(port: int, client_id: str = "", version: int = 5, clean_start: bool 
     test_client = TestClient(client, client_id, version)
     kwargs = {"clean_start": clean_start, "properties": to_paho(PacketTypes.CONNECT, properties)} \
         if version == 5 else {}
-    client.connect(HOST, port, keepalive, **kwargs)
+    client.connect(host, port, keepalive, **kwargs)
     test_client._thread.start()
     _OPEN.add(test_client)
     if not test_client._connacked.wait(timeout) or test_client.connack is None:

@@ -45,3 +45,14 @@ def get(broker, path: str, **params):
 def cli(broker, *args: str, timeout: float = 30.0):
     """Run `actormq ARGS --data-dir <the broker's>` (the CLI finds the node by its state file)."""
     return run_cli(*args, "--data-dir", str(broker.data_dir), timeout=timeout)
+
+
+def module_broker(tmp_path_factory, name: str, workers: int = 2, settings: dict | None = None):
+    """Body of a module-scoped fixture: a broker with its API, stopped after the module."""
+    from tests.integration import clients
+    from tests.integration.brokers import actormq_only, start_broker
+    actormq_only("the management API is actormq's")
+    broker = start_broker(tmp_path_factory.mktemp(name), workers=workers, settings=settings)
+    yield broker
+    clients.close_all()
+    broker.stop()

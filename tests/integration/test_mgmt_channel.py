@@ -5,15 +5,15 @@ hang), credentials are checked, and the state file and secret are private."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import time
 
-import psutil
 import pytest
 
 from tests.integration.brokers import actormq_only, run_cli
-from tests.integration.mgmtapi import call, credentials
+from tests.integration.mgmtapi import call, credentials, module_broker
 
 pytestmark = pytest.mark.usefixtures("_actormq")
 
@@ -25,16 +25,13 @@ def _actormq():
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    from tests.integration.brokers import start_broker
-    broker = start_broker(tmp_path_factory.mktemp("channel"), workers=2,
-                          settings={"management.request_timeout_ms": 800})
-    yield broker
-    broker.stop()
+    yield from module_broker(tmp_path_factory, "channel", settings={"management.request_timeout_ms": 800})
 
 
 def _worker_pids(broker) -> list[int]:
-    return sorted(child.pid for child in psutil.Process(broker.proc.pid).children()
-                  if " ".join(child.cmdline()).startswith("actormq: worker"))
+    """The workers' pids, from the banner (`workers: 2 (pids 11, 12)`)."""
+    found = re.search(r"workers: \d+ \(pids ([\d, ]+)\)", broker.stdout())
+    return sorted(int(pid) for pid in found.group(1).split(", "))
 
 
 def test_every_worker_answers_with_node_and_worker_in_each_row(two_workers):
@@ -98,3 +95,56 @@ def test_the_secret_is_generated_not_a_fixed_default(tmp_path):
     assert first.stdout == again.stdout
     assert first.stdout != second.stdout
     assert "public" not in first.stdout
+
+
+def test_api_port_in_use_stops_the_start_with_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.integration.brokers import REPO_ROOT
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "actormq", "run", "-w", "1", "--port", "0", "--host", "127.0.0.1",
+             "--data-dir", str(tmp_path / "data"), "--set", f"management.listener.http=127.0.0.1:{port}"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"management API cannot listen on 127.0.0.1:{port} (management.listener.http)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_api_off_and_the_cli_says_so(make_broker):
+    broker = make_broker(settings={"management.listener.http": "0"})
+    assert "management api:" not in broker.stdout()
+    result = run_cli("node", "status", "--data-dir", str(broker.data_dir))
+    assert result.returncode == 1
+    assert "has no management API (management.listener.http = 0)" in result.stderr
+
+
+def test_metrics_auth_on_asks_for_the_secret(make_broker):
+    broker = make_broker(settings={"management.metrics.auth": "on"})
+    status, body = call(broker, "GET", "/metrics", auth=None)
+    assert status == 401 and body["code"] == 104
+    status, text = call(broker, "GET", "/metrics", raw=True)
+    assert status == 200 and "actormq_connections_current" in text
+    assert call(broker, "GET", "/health", auth=None)[0] == 200      # health never asks
+
+
+def test_a_killed_worker_is_down_then_answers_again_after_its_restart(two_workers):
+    killed = _worker_pids(two_workers)[1]
+    os.kill(killed, signal.SIGKILL)
+    reasons = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, body = call(two_workers, "POST", "/api/v4/admin/worker.ping", body={})
+        reasons |= {f["reason"] for f in body.get("failed", [])}
+        pids = {row["worker"]: row["pid"] for row in body["data"]}
+        if len(pids) == 2 and killed not in pids.values():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"worker 1 never answered again: {body}")
+    assert reasons <= {"down", "not connected to the control channel", "did not answer within 0.8 s"}

@@ -43,7 +43,7 @@ def test_defaults_cover_every_key_and_come_from_default():
     ("listener.tcp.host", "0.0.0.0"), ("listener.tcp.port", 1883), ("listener.tcp.backlog", 1024),
     ("node.name", "actormq@127.0.0.1"), ("node.workers", 0), ("log.level", "info"),
     ("storage.dir", "./data"), ("storage.map_size", 64 << 20), ("storage.max_map_size", 16 << 30),
-    ("storage.commit_batch", 1000), ("storage.commit_interval_ms", 5),
+    ("storage.commit_batch", 1000), ("storage.commit_interval_ms", 0), ("storage.sync", "on"),
     ("retained.storage", "disc"), ("retained.max_messages", 0), ("retained.max_payload_size", 0),
     ("retained.expiry_interval", 0), ("queue.storage", "disc"), ("queue.max_inflight", 100),
     ("queue.max_online_messages", 1000), ("queue.max_offline_messages", 1000),

@@ -45,3 +45,20 @@ def test_debug_level_and_percent_in_process_name(root_logger, capsys):
 def test_unknown_level(root_logger):
     with pytest.raises(ConfigError, match="key 'log.level': expected one of debug, info, warning, error"):
         setup_logging("loud")
+
+
+def test_line_batch_writes_the_same_format_when_flushed(root_logger, capsys):
+    from actormq.logsetup import LineBatch
+
+    setup_logging("info", "worker-3")
+    batch = LineBatch("actormq.connection")
+    assert batch.add("client c1 connected from 127.0.0.1:5: MQTT v5") is True
+    assert batch.add("client c1 (127.0.0.1:5) disconnected: normal disconnect") is False
+    assert capsys.readouterr().err == ""
+    batch.flush()
+    lines = capsys.readouterr().err.splitlines()
+    assert [LINE.match(line).group("level", "process", "logger", "message") for line in lines] == [
+        ("INFO", "worker-3", "actormq.connection", "client c1 connected from 127.0.0.1:5: MQTT v5"),
+        ("INFO", "worker-3", "actormq.connection",
+         "client c1 (127.0.0.1:5) disconnected: normal disconnect")]
+    assert batch.add("again") is True

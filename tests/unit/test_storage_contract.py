@@ -353,7 +353,7 @@ def test_a_full_store_keeps_a_reserve_for_sessions_and_deletes(durable_mode, tmp
 def test_rejected_writes_fail_their_durability_callback(tmp_path):
     store = LmdbStore(str(tmp_path), map_size=64 << 10, max_map_size=256 << 10, **SLOW_COMMITS)
     try:
-        store._near = lambda limit, size: False  # issue everything asynchronously
+        store.quota = 1 << 40  # put() refuses nothing: the writer finds out at commit
         for seq in range(600):
             store.put("queue", queue_key("c", seq), b"x" * 1000)
         outcome = []
@@ -368,31 +368,77 @@ def test_rejected_writes_fail_their_durability_callback(tmp_path):
         store.close()
 
 
-def test_put_waits_for_the_writer_instead_of_piling_up(tmp_path):
-    store = LmdbStore(str(tmp_path), commit_batch=10, commit_interval_ms=60_000)
+def test_a_writer_behind_tells_instead_of_blocking_the_issuing_thread(tmp_path):
+    store = LmdbStore(str(tmp_path), commit_batch=10)  # backlogged at 10 * 50 pending ops
+    told, room = [], threading.Event()
+    store.on_backlog(lambda: told.append(threading.get_ident()))
+    store._env._lock.acquire_exclusive()  # the writer cannot commit meanwhile
     try:
-        started, backlog = time.monotonic(), 0
+        started = time.monotonic()
         for seq in range(2000):
             store.put("queue", queue_key("c", seq), b"m")
-            backlog = max(backlog, store._pending._issued - store._pending._settled)
-        assert backlog <= 10 * 50  # commit_batch * PENDING_BATCHES
-        assert time.monotonic() - started < 30  # it did not wait for the 60 s interval
-        assert store.count("queue") == 2000
+        assert time.monotonic() - started < 5  # no put waited for the stalled writer
+        assert store.backlogged
+        assert len(told) == 2000 - 499 and set(told) == {threading.get_ident()}
+        store.when_room(room.set)
+        assert not room.is_set()
+    finally:
+        store._env._lock.release_exclusive()
+    assert room.wait(10)
+    assert not store.backlogged
+    store.flush()
+    assert store.count("queue") == 2000
+    store.when_room(room.clear)  # not backlogged: at once
+    assert not room.is_set()
+    store.close()
+
+
+def test_an_idle_writer_commits_at_once_and_later_writes_form_the_next_batch(tmp_path):
+    store = LmdbStore(str(tmp_path))  # default: no commit interval
+    try:
+        batches = []
+        commit = store._env.commit
+        store._env.commit = lambda ops: (batches.append(len(ops)), commit(ops))
+        durable = threading.Event()
+        store.put("queue", queue_key("c", 0), b"first")
+        store.when_durable(durable.set)
+        assert durable.wait(10)  # nothing but the commit itself: no flush, no interval
+        assert batches == [1]
+        for seq in range(1, 5001):
+            store.put("queue", queue_key("c", seq), b"m")
+        store.flush()
+        assert sum(batches) == 5001 and max(batches) <= 1000  # commit_batch caps a batch
+        assert len(batches) < 5001 - 1000  # writes issued during a commit shared the next one
+        assert store.count("queue") == 5001
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_committed_writes_survive_reopening_with_either_sync(sync, tmp_path):
+    store = LmdbStore(str(tmp_path), sync=sync)
+    store.put("queue", queue_key("c", 1), b"kept")
+    store.flush()
+    store.close()
+    store = LmdbStore(str(tmp_path), sync=sync)
+    try:
+        assert store.get("queue", queue_key("c", 1)) == b"kept"
     finally:
         store.close()
 
 
 def test_a_commit_keeps_newer_pending_writes_of_the_same_key_visible():
-    pending = PendingWrites(commit_batch=1)
+    pending = PendingWrites()
     pending.add("queue", b"k", b"v1")
     pending.add("queue", b"gone", b"x")
-    batch = pending.take(0.0)
+    batch, more = pending.take(0.0)
+    assert not more
     pending.add("queue", b"k", b"v2")
     pending.add("queue", b"gone", None)
     pending.settle(batch, set())
     assert pending.lookup("queue", b"k") == (True, b"v2")
     assert pending.rows("queue", b"") == [(b"gone", None), (b"k", b"v2")]
-    pending.settle(pending.take(0.0), set())
+    pending.settle(pending.take(0.0)[0], set())
     assert pending.lookup("queue", b"k") == (False, None) and pending.rows("queue", b"") == []
 
 

@@ -111,33 +111,23 @@ async def _change(request: web.Request, item, command: str) -> list[dict]:
     return rows
 
 
-@routes.post("/api/v4/mqtt/subscribe")
-async def subscribe(request: web.Request) -> web.Response:
-    await _change(request, await json_body(request), "clients.subscribe")
-    return ok()
-
-
-@routes.post("/api/v4/mqtt/subscribe_batch")
-async def subscribe_batch(request: web.Request) -> web.Response:
+async def _changes(request: web.Request, command: str, batch: bool) -> web.Response:
     body = await json_body(request)
-    if not isinstance(body, list):
+    if batch and not isinstance(body, list):
         raise bad_parameter("the body must be a JSON array")
-    for item in body:
-        await _change(request, item, "clients.subscribe")
+    for item in body if batch else [body]:
+        await _change(request, item, command)
     return ok()
 
 
-@routes.post("/api/v4/mqtt/unsubscribe")
-async def unsubscribe(request: web.Request) -> web.Response:
-    await _change(request, await json_body(request), "clients.unsubscribe")
-    return ok()
+def _change_route(command: str, batch: bool):
+    async def handler(request: web.Request) -> web.Response:
+        return await _changes(request, command, batch)
+    return handler
 
 
-@routes.post("/api/v4/mqtt/unsubscribe_batch")
-async def unsubscribe_batch(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    if not isinstance(body, list):
-        raise bad_parameter("the body must be a JSON array")
-    for item in body:
-        await _change(request, item, "clients.unsubscribe")
-    return ok()
+for _path, _command, _batch in (("subscribe", "clients.subscribe", False),
+                                ("subscribe_batch", "clients.subscribe", True),
+                                ("unsubscribe", "clients.unsubscribe", False),
+                                ("unsubscribe_batch", "clients.unsubscribe", True)):
+    routes.post(f"/api/v4/mqtt/{_path}")(_change_route(_command, _batch))

@@ -18,6 +18,7 @@ from aiohttp import web
 from actormq import __version__
 from actormq.mgmt.app import plane_of
 from actormq.mgmt.envelope import json_body, not_found, ok
+from actormq.mgmt.node_listeners import listener_rows
 from actormq.mgmt.node_metrics import node_metrics
 from actormq.mgmt.plane import rpc_error
 
@@ -50,6 +51,17 @@ def _one_or_all(request: web.Request, row: dict) -> web.Response:
     if wanted != row["node"]:
         raise not_found(f"no node {wanted!r}")
     return ok(row)
+
+
+def _per_node(request: web.Request, key: str, value: dict | list) -> web.Response:
+    """EMQX's two shapes: `/x` answers [{"node": n, key: value}], `/nodes/{node}/x` the
+    value alone (a dict of values gets "node" added)."""
+    node = plane_of(request).node_name
+    if "node" not in request.match_info:
+        return ok([{"node": node, key: value}])
+    if request.match_info["node"] != node:
+        raise not_found(f"no node {request.match_info['node']!r}")
+    return ok({"node": node} | value if isinstance(value, dict) else value)
 
 
 @routes.get("/api/v4")
@@ -101,45 +113,28 @@ async def stats(request: web.Request) -> web.Response:
     for name, value in current.items():
         values[name] = value
         values[name.replace(".count", ".max")] = plane.high_water(name, value)
-    if "node" in request.match_info:
-        return _one_or_all(request, {"node": plane.node_name} | values)
-    return ok([{"node": plane.node_name, "stats": values}])
+    return _per_node(request, "stats", values)
 
 
 @routes.get("/api/v4/metrics")
 @routes.get("/api/v4/nodes/{node}/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    plane = plane_of(request)
-    values = (await node_metrics(plane)).emqx_metrics()
-    if "node" in request.match_info:
-        return _one_or_all(request, {"node": plane.node_name} | values)
-    return ok([{"node": plane.node_name, "metrics": values}])
+    return _per_node(request, "metrics", (await node_metrics(plane_of(request))).emqx_metrics())
 
 
 @routes.get("/api/v4/listeners")
 @routes.get("/api/v4/nodes/{node}/listeners")
 async def listeners(request: web.Request) -> web.Response:
-    plane = plane_of(request)
-    rows = await plane.listener_rows()
-    if "node" in request.match_info:
-        if request.match_info["node"] != plane.node_name:
-            raise not_found(f"no node {request.match_info['node']!r}")
-        return ok(rows)
-    return ok([{"node": plane.node_name, "listeners": rows}])
+    return _per_node(request, "listeners", await listener_rows(plane_of(request)))
 
 
 @routes.get("/api/v4/plugins")
 @routes.get("/api/v4/nodes/{node}/plugins")
 async def plugins(request: web.Request) -> web.Response:
     plane = plane_of(request)
-    rows, _gathered = await plane.ask_rows("plugins.list", optional=True)
+    rows, _gathered = await plane.ask_rows("plugins.list", optional=True)      # actormq.hooks.admin
     unique = {row["name"]: {k: v for k, v in row.items() if k not in ("node", "worker")} for row in rows}
-    found = [unique[name] for name in sorted(unique)]
-    if "node" in request.match_info:
-        if request.match_info["node"] != plane.node_name:
-            raise not_found(f"no node {request.match_info['node']!r}")
-        return ok(found)
-    return ok([{"node": plane.node_name, "plugins": found}])
+    return _per_node(request, "plugins", [unique[name] for name in sorted(unique)])
 
 
 @routes.post("/api/v4/admin/{command}")

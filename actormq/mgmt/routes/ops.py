@@ -32,6 +32,7 @@ routes = web.RouteTableDef()
 
 LEVELS = ("debug", "info", "warning", "error")
 TRACE_HEARTBEAT = 15.0
+TRACE_POLL = 1.0        # how soon a caller that hung up stops the trace on the workers
 
 
 @routes.get("/api/v4/actormq/sessions")
@@ -95,7 +96,7 @@ async def status(request: web.Request) -> web.Response:
 
 @routes.get("/api/v4/actormq/config")
 async def running_config(request: web.Request) -> web.Response:
-    config = plane_of(request).config
+    config = plane_of(request).node.config      # SIGHUP may have replaced the one the plane started with
     rows = []
     for key in config:
         value = config[key]
@@ -133,13 +134,19 @@ async def trace_client(request: web.Request) -> web.StreamResponse:
                                    "reason": reason})
         await _line(response, {"event": "trace_started", "node": plane.node_name, "clientid": client_id,
                                "time": time.time()})
-        while True:
-            item = await stream.next(TRACE_HEARTBEAT)
+        quiet = 0.0
+        while request.transport is not None and not request.transport.is_closing():
+            item = await stream.next(TRACE_POLL)
             if item is None:
-                await response.write(b"\n")     # a hung-up caller shows up on write
+                quiet += TRACE_POLL
+                if quiet >= TRACE_HEARTBEAT:
+                    await response.write(b"\n")     # keeps proxies from timing the stream out
+                    quiet = 0.0
                 continue
+            quiet = 0.0
             worker, event = item
             await _line(response, {"node": plane.node_name, "worker": worker} | event)
+    return response
 
 
 async def _line(response: web.StreamResponse, row: dict) -> None:

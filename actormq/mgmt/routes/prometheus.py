@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from actormq.mgmt.app import plane_of
 from actormq.mgmt.node_metrics import NodeMetrics, node_metrics
-from actormq.mgmt.plane import accepts
+from actormq.mgmt.node_listeners import listener_health
 
 routes = web.RouteTableDef()
 
@@ -72,12 +72,41 @@ class _Snapshot:
         for protocol, count in sorted(m.protocols.items()):
             by_protocol.add_metric([protocol], count)
         yield by_protocol
+        by_listener = GaugeMetricFamily("actormq_connections_by_listener", "Connected clients, by listener.",
+                                        labels=["listener"])
+        for key, count in sorted(m.listeners.items()):
+            by_listener.add_metric([key], count)
+        yield by_listener
         yield from self._storage()
         yield CounterMetricFamily("actormq_bus_frames_sent", "Bus frames sent between workers.",
                                   value=m.bus.get("frames_sent", 0))
         yield CounterMetricFamily("actormq_bus_frames_dropped", "Bus frames dropped (peer queue full).",
                                   value=m.bus.get("frames_dropped", 0))
         yield from self._workers()
+        yield from self._hooks()
+
+    def _hooks(self):
+        labels = ["provider", "hooks"]
+        calls = CounterMetricFamily("actormq_hook_calls", "Hook calls answered, per plugin.", labels=labels)
+        errors = CounterMetricFamily("actormq_hook_errors", "Hook calls that failed (raised, bad answer "
+                                     "or timed out), per plugin.", labels=labels)
+        timeouts = CounterMetricFamily("actormq_hook_timeouts", "Hook calls that timed out, per plugin.",
+                                       labels=labels)
+        dropped = CounterMetricFamily("actormq_hook_notify_dropped", "Notifications dropped on a full "
+                                      "plugin queue.", labels=labels)
+        mean = GaugeMetricFamily("actormq_hook_latency_mean_seconds", "Mean latency of the recent "
+                                 "hook calls (last 1,024 per worker), per plugin.", labels=labels)
+        p99 = GaugeMetricFamily("actormq_hook_latency_p99_seconds", "99th percentile latency of the "
+                                "recent hook calls (highest worker), per plugin.", labels=labels)
+        for plugin, total in sorted(self.metrics.hooks.items()):
+            values = [plugin, ",".join(total["hooks"])]
+            calls.add_metric(values, total["calls"])
+            errors.add_metric(values, total["failures"])
+            timeouts.add_metric(values, total["timeouts"])
+            dropped.add_metric(values, total["dropped"])
+            mean.add_metric(values, total["latency_sum"] / total["calls"] if total["calls"] else 0.0)
+            p99.add_metric(values, total["p99_ms"] / 1000)
+        yield from (calls, errors, timeouts, dropped, mean, p99)
 
     def _storage(self):
         s = self.metrics.storage
@@ -117,15 +146,6 @@ async def prometheus(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _listener_health(plane) -> list[dict]:
-    rows = []
-    for listener in plane.mqtt_listeners():
-        up = await accepts(listener["host"], listener["port"])
-        rows.append({"identifier": listener["identifier"], "listen_on": f"{listener['host']}:{listener['port']}",
-                     "status": "up" if up else "down"})
-    return rows
-
-
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     plane = plane_of(request)
@@ -133,7 +153,7 @@ async def health(request: web.Request) -> web.Response:
     gathered = await plane.channel.ask_all("worker.ping", {})
     reasons += [f"worker {worker}: {reason}" for worker, reason in sorted(gathered.failed.items())]
     reasons += [f"listener {row['identifier']} ({row['listen_on']}) does not accept connections"
-                for row in await _listener_health(plane) if row["status"] != "up"]
+                for row in await listener_health(plane) if row["status"] != "up"]
     body = {"status": "ok" if not reasons else "unavailable", "node": plane.node_name,
             "workers": len(gathered.answers), "reasons": reasons}
     return web.json_response(body, status=200 if not reasons else 503)
@@ -141,7 +161,7 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/health/listeners")
 async def health_listeners(request: web.Request) -> web.Response:
-    rows = await _listener_health(plane_of(request))
+    rows = await listener_health(plane_of(request))
     healthy = all(row["status"] == "up" for row in rows)
     return web.json_response({"status": "ok" if healthy else "unavailable", "listeners": rows},
                              status=200 if healthy else 503)

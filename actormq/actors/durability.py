@@ -1,0 +1,151 @@
+"""Durability across workers: when what one publish wrote is committed
+everywhere it went, so the publisher's PUBACK/PUBREC can go out.
+
+A QoS 1/2 message routed (or forwarded) to a peer in a disc mode carries an
+ack id; the peer answers it in a DUR frame once what the message wrote there
+is committed (or refused). `when_durable` (what the publisher's session waits
+on) runs once this worker's store and every such peer committed, in the order
+it was called, so acknowledgements stay in order. A peer that dies before it
+answered fails the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from functools import partial
+
+from actormq.errors import StorageError
+
+log = logging.getLogger("actormq.peers")
+
+MAX_UNCLAIMED = 1000
+
+
+class _Durable:
+    """One `when_durable` call: what it waits for, and what to run then."""
+
+    __slots__ = ("callback", "on_error", "waiting", "failed")
+
+    def __init__(self, callback, on_error) -> None:
+        self.callback = callback
+        self.on_error = on_error
+        self.waiting = 1            # this worker's store
+        self.failed = False
+
+    def run(self) -> None:
+        if not self.failed:
+            self.callback()
+        elif self.on_error is not None:
+            self.on_error(StorageError("a worker the message went to could not save it"))
+        else:
+            log.warning("a message routed to another worker may not have been saved")
+
+
+class DurableAcks:
+    """The ack ids this worker waits for, and the DUR answers it owes its peers."""
+
+    def __init__(self, broker, bus, ids) -> None:
+        self.broker = broker
+        self.bus = bus
+        self._ids = ids                             # shared with the PeerLink's request ids
+        self.wanted = broker.stores is not None and \
+            broker.config.get("queue.storage", "ram") != "ram"
+        self._waits: dict[int, list] = {}           # ack id -> [peer, _Durable or None]
+        self._unclaimed: list[int] = []             # ack ids of the current publish
+        self._order: deque[_Durable] = deque()
+        self._confirms: dict[int, tuple[list, list]] = {}   # peer -> (ack ids ok, refused)
+
+    def ack_for(self, worker_id: int) -> int:
+        """A DUR the publisher's acknowledgement waits for (see when_durable)."""
+        broker = self.broker
+        if not broker.wrote_durable or len(self._unclaimed) > MAX_UNCLAIMED:
+            self._unclaimed.clear()     # left over from a publish nobody acknowledges (a will)
+        broker.wrote_durable = True
+        ack_id = next(self._ids)
+        self._waits[ack_id] = [worker_id, None]
+        self._unclaimed.append(ack_id)
+        return ack_id
+
+    def new_publish(self) -> None:
+        """A message from a peer is routed next: its ack ids start afresh."""
+        self._unclaimed.clear()
+
+    def when_durable(self, callback, on_error=None) -> None:
+        """Run callback once what the current publish wrote is committed, here and on
+        every worker it went to; on_error(StorageError) instead when a part failed.
+        Callbacks run in the order of the calls."""
+        entry = _Durable(callback, on_error)
+        for ack_id in self._unclaimed:
+            wait = self._waits.get(ack_id)
+            if wait is not None and wait[1] is None:
+                wait[1] = entry
+                entry.waiting += 1
+        self._unclaimed.clear()
+        self._order.append(entry)
+        stores = self.broker.stores
+        if stores is None:
+            self._settle(entry, True)
+            return
+        stores.queue.when_durable(partial(self._settle, entry, True),
+                                  lambda _error: self._settle(entry, False), self.broker.loop)
+
+    # -- answers owed to peers ---------------------------------------------------------
+
+    def confirm(self, peer: int, ack_id: int) -> None:
+        """Tell the publisher's worker once what this message wrote here (and on
+        any worker it was forwarded to) is committed."""
+        broker = self.broker
+        if broker.quota_exceeded:
+            self.queue_confirm(peer, ack_id, False)
+            return
+        if self._unclaimed and broker.wrote_durable:     # forwarded on: wait for those too
+            queue_confirm = self.queue_confirm
+            self.when_durable(lambda: queue_confirm(peer, ack_id, True),
+                              lambda _error: queue_confirm(peer, ack_id, False))
+            return
+        if not broker.wrote_durable or broker.stores is None:
+            self.queue_confirm(peer, ack_id, True)
+            return
+        queue_confirm = self.queue_confirm
+        broker.stores.queue.when_durable(partial(queue_confirm, peer, ack_id, True),
+                                         lambda _error: queue_confirm(peer, ack_id, False), broker.loop)
+
+    def queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
+        if not self._confirms:
+            self.broker.loop.call_soon(self._flush_confirms)
+        lists = self._confirms.get(peer)
+        if lists is None:
+            lists = self._confirms[peer] = ([], [])
+        lists[0 if ok else 1].append(ack_id)
+
+    def _flush_confirms(self) -> None:
+        confirms, self._confirms = self._confirms, {}
+        for peer, (ok, refused) in confirms.items():
+            self.bus.send(peer, b"DUR", {"ok": ok, "no": refused})
+
+    # -- answers from peers ------------------------------------------------------------
+
+    def on_durable(self, header, _payloads) -> None:
+        for ack_id in header["ok"]:
+            self.settle_ack(ack_id, True)
+        for ack_id in header["no"]:
+            self.settle_ack(ack_id, False)
+
+    def settle_ack(self, ack_id: int, ok: bool) -> None:
+        wait = self._waits.pop(ack_id, None)
+        if wait is not None and wait[1] is not None:
+            self._settle(wait[1], ok)
+
+    def peer_gone(self, peer: int) -> None:
+        """A peer died: what it never answered failed."""
+        for ack_id, (owner, _entry) in list(self._waits.items()):
+            if owner == peer:
+                self.settle_ack(ack_id, False)
+
+    def _settle(self, entry: _Durable, ok: bool) -> None:
+        entry.waiting -= 1
+        entry.failed = entry.failed or not ok
+        order = self._order
+        while order and order[0].waiting <= 0:
+            order.popleft().run()

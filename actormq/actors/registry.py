@@ -1,0 +1,159 @@
+"""The client-id registry: which worker holds each client id's session.
+
+Sharded by a stable hash: the registry entry of client id c lives on worker
+crc32(c) % N (its shard), which serializes the claims for c. A CONNECT
+registers its client id with the shard (no round trip when this worker is
+the shard: half the CONNECTs at -w 2) and learns the previous holder; only
+that worker is asked for the session (a directed CLAIM), not every worker.
+Claims for one id are ordered by the shard, so a worker that is claiming an
+id itself answers a later claimer once its own session is open.
+
+Takes: REG (register, reply REGD with the previous holder), UNREG (a
+session ended), TAKE (may a survivor restore these orphans? reply TAKEN).
+A restarted shard rebuilds its entries from its peers' SNAP frames (`held`)
+before it answers. When the shard of an id is down, claims fall back to
+asking every worker (BROADCAST).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from zlib import crc32
+
+BROADCAST = -1          # the shard is down: ask every worker
+READY_TIMEOUT = 3.0
+
+
+class Registry:
+    """This worker's shard of the client-id registry, and the way to the others."""
+
+    def __init__(self, link) -> None:
+        self.link = link
+        self.worker_id = link.worker_id
+        self.workers = link.broker.worker_count
+        self.holders: dict[str, int] = {}           # client id of this shard -> holding worker
+        self._ready = asyncio.Event()
+        self._snapped: set[int] = set()             # peers whose SNAP rebuilt our entries
+        self._queued: list = []                     # REG/TAKE that came before we were ready
+
+    def shard(self, client_id: str) -> int:
+        return crc32(client_id.encode()) % self.workers
+
+    # -- rebuilding after a (re)start --------------------------------------------------
+
+    def start(self, sessions) -> None:
+        """Our own sessions (restored at start) are ours; peers tell us theirs in SNAP."""
+        for client_id in sessions:
+            if self.shard(client_id) == self.worker_id:
+                self.holders[client_id] = self.worker_id
+        self.link.broker.loop.call_later(READY_TIMEOUT, self._become_ready)
+        self._check_ready()
+
+    def held_for(self, peer: int, held) -> list[str]:
+        """The client ids held here whose shard is `peer` (for its SNAP)."""
+        return [client_id for client_id in held if self.shard(client_id) == peer]
+
+    def on_snapshot(self, peer: int, held: list) -> None:
+        for client_id in held:
+            self.holders[client_id] = peer
+        self._snapped.add(peer)
+        self._check_ready()
+
+    def _check_ready(self) -> None:
+        if self.link.live <= self._snapped:
+            self._become_ready()
+
+    def _become_ready(self) -> None:
+        if self._ready.is_set():
+            return
+        self._ready.set()
+        queued, self._queued = self._queued, []
+        for handler, header in queued:
+            handler(header, ())
+
+    # -- a CONNECT registers its client id ---------------------------------------------
+
+    async def register(self, client_id: str) -> int | None:
+        """Make this worker the holder of client_id; the worker that held it
+        before (None: nobody, BROADCAST: the shard is down)."""
+        shard = self.shard(client_id)
+        if shard == self.worker_id:
+            if not self._ready.is_set():
+                await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT + 1)
+            return self._set(client_id, self.worker_id)
+        if shard not in self.link.live:
+            return BROADCAST
+        replies = await self.link.ask(b"REG", {"c": client_id}, peers=(shard,))
+        if not replies:
+            return BROADCAST
+        return replies[0][0]["h"]
+
+    def _set(self, client_id: str, worker: int) -> int | None:
+        previous = self.holders.get(client_id)
+        self.holders[client_id] = worker
+        if previous is None or previous == worker or \
+                (previous != self.worker_id and previous not in self.link.live):
+            return None
+        return previous
+
+    def on_register(self, header, _payloads) -> None:
+        self._answer(header, b"REGD", "h", self._set, self.on_register)
+
+    def _answer(self, header, kind: bytes, name: str, decide, handler) -> None:
+        """Reply decide(client ids, asking worker) to a peer's request, once ready."""
+        if not self._ready.is_set():
+            self._queued.append((handler, header))
+            return
+        self.link.bus.send(header["w"], kind, {"w": self.worker_id, "r": header["r"],
+                                               name: decide(header["c"], header["w"])})
+
+    def released(self, client_id: str) -> None:
+        """The session of client_id ended here."""
+        shard = self.shard(client_id)
+        if shard == self.worker_id:
+            self.on_unregister({"c": client_id, "w": self.worker_id}, ())
+        elif shard in self.link.live:
+            self.link.bus.send(shard, b"UNREG", {"c": client_id, "w": self.worker_id})
+
+    def on_unregister(self, header, _payloads) -> None:
+        if self.holders.get(header["c"]) == header["w"]:
+            del self.holders[header["c"]]
+
+    # -- orphans of a dead worker ------------------------------------------------------
+
+    async def take(self, client_ids: list[str]) -> tuple[set[str], list[str]]:
+        """Become the holder of the orphans nobody holds: (the ones granted,
+        the ones whose shard is down and must be asked of every worker)."""
+        by_shard: dict[int, list[str]] = {}
+        for client_id in client_ids:
+            by_shard.setdefault(self.shard(client_id), []).append(client_id)
+        granted: set[str] = set()
+        unknown: list[str] = []
+        for shard, ids in by_shard.items():
+            if shard == self.worker_id:
+                granted.update(self._grant(ids, self.worker_id))
+            elif shard not in self.link.live:
+                unknown += ids
+            else:
+                replies = await self.link.ask(b"TAKE", {"c": ids}, peers=(shard,))
+                if replies:
+                    granted.update(replies[0][0]["granted"])
+        return granted, unknown
+
+    def _grant(self, client_ids: list[str], worker: int) -> list[str]:
+        granted = []
+        for client_id in client_ids:
+            holder = self.holders.get(client_id)
+            if holder is None or (holder != self.worker_id and holder not in self.link.live):
+                self.holders[client_id] = worker
+                granted.append(client_id)
+        return granted
+
+    def on_take(self, header, _payloads) -> None:
+        self._answer(header, b"TAKEN", "granted", self._grant, self.on_take)
+
+    def peer_gone(self, peer: int) -> None:
+        """The dead peer's entries stay until their sessions are taken (TAKE)
+        or claimed; a claim treats a dead holder as nobody."""
+        self._snapped.discard(peer)
+        self._check_ready()

@@ -1,0 +1,52 @@
+"""Who is on the other end of a connection, as logs, hooks, auth and the API
+see it: the client's address (the socket's peer, or the one a PROXY header or
+X-Forwarded-For named), and the subject of its TLS client certificate.
+"""
+
+from __future__ import annotations
+
+from actormq.transport.listeners import peer_text
+from actormq.transport.tls import certificate_identity
+
+
+class PeerInfo:
+    """Mixin of the Connection: needs `transport`, `peer_address` and `_peer`."""
+
+    transport = None
+    peer_address = None
+    _peer = None
+
+    @property
+    def peer(self) -> str:
+        """host:port of the client ("local" on a Unix socket), looked up when first needed."""
+        if self._peer is None:
+            self._peer = peer_text(self._address()) if self.transport else "?"
+        return self._peer
+
+    @property
+    def peer_host(self) -> str:
+        address = self._address()
+        return address[0] if isinstance(address, tuple) else "local"
+
+    @property
+    def peer_port(self) -> int | None:
+        address = self._address()
+        return address[1] if isinstance(address, tuple) else None
+
+    def _address(self):
+        if self.peer_address is None and self.transport is not None:
+            self.peer_address = self.transport.get_extra_info("peername")
+        return self.peer_address
+
+    @property
+    def cn(self) -> str | None:
+        """The common name of the client certificate (TLS listeners), else None."""
+        return certificate_identity(self._peercert())[0]
+
+    @property
+    def dn(self) -> str | None:
+        """The subject of the client certificate as `CN=...,O=...`, else None."""
+        return certificate_identity(self._peercert())[1]
+
+    def _peercert(self):
+        return self.transport.get_extra_info("peercert") if self.transport is not None else None

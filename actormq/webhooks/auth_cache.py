@@ -1,0 +1,90 @@
+"""The auth cache: `ok` answers of auth_on_* webhooks kept for their `Cache-Control: max-age`.
+
+Owns the entries, their expiry and the hit/miss counters. The key is the
+endpoint, the hook and the request body without `payload` and `peer_port`
+(VerneMQ's key). An entry past its age is a miss when looked up and is
+removed by `sweep`, which the provider runs periodically; the cache holds at
+most `max_entries`, evicting the least recently used. The cached answer
+keeps its modifiers except a rewritten payload (as VerneMQ).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict
+from dataclasses import replace
+from typing import Any, Callable, Mapping
+
+import orjson
+
+from actormq.webhooks.vmq_answers import Answer
+
+_NOT_IN_KEY = ("payload", "peer_port")
+STATS = ("hits", "misses", "entries")
+
+
+def cache_key(endpoint: str, hook: str, body: Mapping[str, Any]) -> tuple[str, str, bytes]:
+    rest = {name: value for name, value in body.items() if name not in _NOT_IN_KEY}
+    return endpoint, hook, orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
+
+
+class AuthCache:
+    """LRU + TTL cache of auth answers, with counters per (endpoint, hook)."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[tuple, tuple[float, Answer]] = OrderedDict()
+        self._counters: Counter[tuple[str, str, str]] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, endpoint: str, hook: str, body: Mapping[str, Any]) -> Answer | None:
+        key = cache_key(endpoint, hook, body)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] <= self._clock():
+            self._remove(key)
+            entry = None
+        if entry is None:
+            self._counters["misses", endpoint, hook] += 1
+            return None
+        self._entries.move_to_end(key)
+        self._counters["hits", endpoint, hook] += 1
+        return entry[1]
+
+    def insert(self, endpoint: str, hook: str, body: Mapping[str, Any], max_age: float,
+               answer: Answer) -> None:
+        if self.max_entries <= 0 or max_age <= 0:
+            return
+        key = cache_key(endpoint, hook, body)
+        if key in self._entries:
+            self._remove(key)
+        modifiers = {name: value for name, value in answer.modifiers.items() if name != "payload"}
+        self._entries[key] = (self._clock() + max_age, replace(answer, modifiers=modifiers))
+        self._counters["entries", endpoint, hook] += 1
+        while len(self._entries) > self.max_entries:
+            self._remove(next(iter(self._entries)))
+
+    def sweep(self) -> int:
+        """Remove every expired entry; the number removed."""
+        now = self._clock()
+        expired = [key for key, (expiry, _) in self._entries.items() if expiry <= now]
+        for key in expired:
+            self._remove(key)
+        return len(expired)
+
+    def clear(self) -> None:
+        """Empty the cache and reset its counters."""
+        self._entries.clear()
+        self._counters.clear()
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Rows {stat, endpoint, hook, value}: hits, misses and entries per endpoint and hook."""
+        return [{"stat": stat, "endpoint": endpoint, "hook": hook, "value": value}
+                for (stat, endpoint, hook), value in sorted(self._counters.items())
+                if value or stat != "entries"]
+
+    def _remove(self, key: tuple) -> None:
+        del self._entries[key]
+        self._counters["entries", key[0], key[1]] -= 1

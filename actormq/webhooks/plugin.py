@@ -1,0 +1,321 @@
+"""The VerneMQ webhooks as a plugin on the hook chains (built-in name ``webhooks``).
+
+Each VerneMQ hook maps to one hook point; a 3.1.1 client fires the plain
+hook, a 5.0 client the `_m5` one. Decisions (auth_on_register/publish/
+subscribe, on_unsubscribe, on_auth_m5) ask the endpoints and answer the
+chain: ok (with the modifiers the point takes), next, or an error whose
+reason code is 0x87 Not authorized when the endpoint said error and 0x88
+Server unavailable when it could not be asked (fail closed). Everything
+else is a notification sent in the background. The plugin class is made
+per registration set (`plugin_class`) so that only the points with a
+webhook are hooked: a point without one costs nothing.
+
+Deviation from VerneMQ, by design: on_deliver(_m5) is sent as a notification
+(delivery to a subscriber never waits for HTTP); its answer is not applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+from actormq.hooks.info import ClientInfo
+from actormq.hooks.plugin import Plugin
+from actormq.hooks.points import HookPoint
+from actormq.hooks.results import NEXT, Continue, Error, Ok
+from actormq.webhooks import events
+from actormq.webhooks.auth_cache import AuthCache
+from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
+from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
+from actormq.webhooks.vmq_answers import Answer
+from actormq.webhooks.sender import SenderProcess
+from actormq.webhooks.vmq_bodies import HOOKS
+from actormq.webhooks.vmq_calls import VmqWebhooks
+
+log = logging.getLogger("actormq.webhooks")
+
+NOT_AUTHORIZED = 0x87
+SERVER_UNAVAILABLE = 0x88
+CONTINUE_AUTHENTICATION = 0x18
+STORE_CHECK_INTERVAL = 1.0
+
+POINT_OF_HOOK: dict[str, HookPoint] = {
+    "auth_on_register": HookPoint.CLIENT_AUTHENTICATE,
+    "auth_on_publish": HookPoint.CLIENT_AUTHORIZE_PUBLISH,
+    "auth_on_subscribe": HookPoint.CLIENT_AUTHORIZE_SUBSCRIBE,
+    "on_register": HookPoint.CLIENT_CONNECTED,
+    "on_publish": HookPoint.MESSAGE_PUBLISH,
+    "on_subscribe": HookPoint.SESSION_SUBSCRIBED,
+    "on_unsubscribe": HookPoint.CLIENT_UNSUBSCRIBE,
+    "on_deliver": HookPoint.MESSAGE_DELIVER,
+    "on_offline_message": HookPoint.MESSAGE_OFFLINE,
+    "on_client_wakeup": HookPoint.CLIENT_WAKEUP,
+    "on_client_offline": HookPoint.CLIENT_OFFLINE,
+    "on_client_gone": HookPoint.CLIENT_GONE,
+    "on_session_expired": HookPoint.SESSION_EXPIRED,
+    "on_auth_m5": HookPoint.CLIENT_ENHANCED_AUTH,
+}
+
+
+def point_of(hook: str) -> HookPoint:
+    return POINT_OF_HOOK[hook.removesuffix("_m5") if hook != "on_auth_m5" else hook]
+
+
+def _hook(base: str, client: ClientInfo) -> str:
+    return base + "_m5" if client.protocol_level == 5 else base
+
+
+def _refused(answer: Answer) -> Error:
+    return Error(SERVER_UNAVAILABLE if answer.unavailable else NOT_AUTHORIZED, answer.error)
+
+
+def _register_ok(modifiers: dict[str, Any], allowed: frozenset[str]) -> Ok:
+    """The modifiers actormq carries out at CONNECT; VerneMQ's others are checked, then ignored."""
+    return Ok(**{name: value for name, value in modifiers.items() if name in allowed})
+
+
+class VmqWebhooksPlugin(Plugin):
+    """VerneMQ webhooks. Making one makes an instance of the subclass that hooks exactly the
+    points of the registered webhooks (`plugin_class`)."""
+
+    name = "webhooks"
+    timeout = 60.0          # each webhook has its own response_timeout; this bounds the sum
+    failure_policy = "deny"
+
+    @classmethod
+    def wanted(cls, config: Any) -> bool:
+        return bool(config_webhooks(config)) or bool(RegistrationStore(config["storage.dir"]).load())
+
+    def __new__(cls, settings=None, context=None):
+        if cls is VmqWebhooksPlugin:
+            config = context.config
+            registered = config_webhooks(config) + RegistrationStore(config["storage.dir"]).load()
+            cls = plugin_class({webhook.hook for webhook in registered})
+        return super().__new__(cls)
+
+    def __init__(self, settings=None, context=None) -> None:
+        super().__init__(settings, context)
+        config = self.context.config
+        self.store = RegistrationStore(config["storage.dir"])
+        self.configured = config_webhooks(config)
+        self.pool_settings = (_pool_setting(config, "pool_max_connections"),
+                              _pool_setting(config, "pool_timeout") / 1000)
+        self.tls = _tls(config)
+        self.queue_size = config["webhooks.queue_size"]
+        pool = HttpPool(*self.pool_settings, client_ssl_context(*self.tls))
+        self.calls = VmqWebhooks(pool, Notifier(pool, self.queue_size),
+                                 AuthCache(config["webhooks.cache.max_entries"]))
+        self.sweep_interval = config["webhooks.cache.sweep_interval"]
+        self._store_mtime: float | None = None
+        self._task: asyncio.Task | None = None
+        self.reload_registrations()
+
+    # -- registrations ---------------------------------------------------------------------
+
+    def registrations(self) -> list[Webhook]:
+        return self.configured + self.store.load()
+
+    def reload_registrations(self) -> None:
+        self.calls.set_webhooks(self.registrations())
+        try:
+            self._store_mtime = self.store.path.stat().st_mtime
+        except FileNotFoundError:
+            self._store_mtime = None
+
+    async def start(self) -> None:
+        for webhook in self.calls.webhooks():
+            if webhook.hook.startswith("auth_on_"):
+                log.warning("webhook %s on %s DECIDES: answering {\"result\": \"ok\"} grants access and "
+                            "skips the auth providers after it; an observer must answer "
+                            "{\"result\": \"next\"}", webhook.endpoint, webhook.hook)
+            if webhook.hook.startswith("on_deliver"):
+                log.warning("webhook %s on %s is sent as a notification: delivery never waits for "
+                            "HTTP, so its modifiers are not applied", webhook.endpoint, webhook.hook)
+        self._task = asyncio.get_running_loop().create_task(self._housekeeping())
+        if any(not HOOKS[webhook.hook].decides for webhook in self.registrations()):
+            sender = SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls)
+            if await sender.ready():
+                self.calls.notifier = sender
+            else:
+                await sender.close()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.calls.notifier.drain(1.0)
+        await self.calls.notifier.close()
+        await self.calls.pool.close()
+
+    async def _housekeeping(self) -> None:
+        """Sweep expired cache entries; pick up runtime registrations written to the store."""
+        since_sweep = 0.0
+        while True:
+            await asyncio.sleep(STORE_CHECK_INTERVAL)
+            since_sweep += STORE_CHECK_INTERVAL
+            if since_sweep >= self.sweep_interval:
+                since_sweep = 0.0
+                self.calls.cache.sweep()
+            try:
+                mtime = self.store.path.stat().st_mtime
+            except FileNotFoundError:
+                mtime = None
+            if mtime != self._store_mtime:
+                self.reload_registrations()
+
+    # -- what the hook methods share ---------------------------------------------------------
+
+    def _decide(self, hook: str, event: dict, conclude):
+        """`conclude(answer)` of the endpoints' answer: at once when the auth cache answers,
+        else a coroutine the chain awaits (the client waits, nobody else does)."""
+        answer = self.calls.decide(hook, event)
+        if not inspect.isawaitable(answer):
+            return conclude(answer)
+        return _concluded(answer, conclude)
+
+    def _notify(self, hook: str, event: dict) -> None:
+        self.calls.notify(hook, event)
+
+
+async def _concluded(pending, conclude):
+    return conclude(await pending)
+
+
+def config_webhooks(config) -> list[Webhook]:
+    return from_config(config)
+
+
+def _pool_setting(config, name: str) -> int:
+    vmq_key = "vmq_webhooks." + name
+    return config[vmq_key] if config.source(vmq_key) != "default" else config["webhooks." + name]
+
+
+def _tls(config) -> tuple[str, str, str, bool]:
+    def setting(name: str):
+        vmq_key = "vmq_webhooks." + name
+        return config[vmq_key] if config.source(vmq_key) != "default" else config["webhooks.tls." + name]
+    return (setting("cafile"), setting("certfile"), setting("keyfile"), setting("verify_peer"))
+
+
+# ---- the hook methods, one per point; `plugin_class` picks the ones it needs ------------------
+
+def _refusal_or_next(answer: Answer):
+    return NEXT if answer.result == "next" else _refused(answer)
+
+
+def on_client_authenticate(self, client: ClientInfo):
+    def conclude(answer: Answer):
+        if answer.ok:
+            return _register_ok(answer.modifiers, HookPoint.CLIENT_AUTHENTICATE.modifiers)
+        return _refusal_or_next(answer)
+    return self._decide(_hook("auth_on_register", client), events.vmq_client(client), conclude)
+
+
+def on_client_enhanced_auth(self, client: ClientInfo, exchange):
+    properties = {"authentication_method": exchange.method}
+    if exchange.data is not None:
+        properties["authentication_data"] = exchange.data
+
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        data = answer.modifiers.get("properties", {}).get("authentication_data", b"")
+        if answer.modifiers.get("reason_code", 0) == CONTINUE_AUTHENTICATION:
+            return Continue(data)
+        return Ok(auth_data=data) if data else Ok()
+    return self._decide("on_auth_m5", dict(events.vmq_client(client), properties=properties), conclude)
+
+
+def on_client_authorize_publish(self, client: ClientInfo, message):
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        modifiers = dict(answer.modifiers)
+        if "topic" in modifiers:
+            modifiers["topic_name"] = modifiers.pop("topic")
+        if "properties" in modifiers:
+            modifiers["properties"] = dict(message.properties, **modifiers["properties"])
+        allowed = HookPoint.CLIENT_AUTHORIZE_PUBLISH.modifiers
+        return Ok(**{name: value for name, value in modifiers.items() if name in allowed})
+    return self._decide(_hook("auth_on_publish", client),
+                        events.vmq_message(events.vmq_client(client), message), conclude)
+
+
+def on_client_authorize_subscribe(self, client: ClientInfo, topic_filter: str, options):
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        topics = answer.modifiers.get("topics")
+        if not topics:
+            return Ok()
+        new_filter, qos = topics[0][0], topics[0][1]
+        if qos >= 0x80:
+            return Error(qos, f"rejected by webhook (QoS {qos})")
+        return Ok(topic_filter=new_filter, qos=qos) if new_filter != topic_filter else Ok(qos=qos)
+    event = events.vmq_subscription(events.vmq_client(client), topic_filter, options,
+                                    client.protocol_level == 5)
+    return self._decide(_hook("auth_on_subscribe", client), event, conclude)
+
+
+def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
+    def conclude(answer: Answer):
+        if not answer.ok:
+            return _refusal_or_next(answer)
+        topics = answer.modifiers.get("topics")
+        return Ok(topic_filter=topics[0]) if topics and topics[0] != topic_filter else Ok()
+    event = dict(events.vmq_client(client), topics=[topic_filter], properties={})
+    return self._decide(_hook("on_unsubscribe", client), event, conclude)
+
+
+def on_client_connected(self, client: ClientInfo):
+    self._notify(_hook("on_register", client), events.vmq_client(client))
+
+
+def on_message_publish(self, client: ClientInfo, message):
+    self._notify(_hook("on_publish", client), events.vmq_message(events.vmq_client(client), message))
+
+
+def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):
+    mqtt5 = client.protocol_level == 5
+    self._notify(_hook("on_subscribe", client),
+                 events.vmq_subscription(events.vmq_client(client), topic_filter, options, mqtt5))
+
+
+def on_message_deliver(self, client_id: str, message):
+    hook = "on_deliver_m5" if message.properties and "on_deliver_m5" in self.calls.hooks() else "on_deliver"
+    for name in (hook,) if hook in self.calls.hooks() else ("on_deliver", "on_deliver_m5"):
+        self._notify(name, events.vmq_message(events.vmq_session(client_id), message))
+
+
+def on_message_offline(self, client_id: str, message):
+    self._notify("on_offline_message", events.vmq_message(events.vmq_session(client_id), message))
+
+
+def on_client_wakeup(self, client: ClientInfo):
+    self._notify("on_client_wakeup", events.vmq_session(client.client_id, client.mountpoint))
+
+
+def on_client_offline(self, client: ClientInfo):
+    self._notify("on_client_offline", events.vmq_session(client.client_id, client.mountpoint))
+
+
+def on_client_gone(self, client: ClientInfo):
+    self._notify("on_client_gone", events.vmq_session(client.client_id, client.mountpoint))
+
+
+def on_session_expired(self, client_id: str):
+    self._notify("on_session_expired", events.vmq_session(client_id))
+
+
+_METHODS = {function.__name__: function for function in (
+    on_client_authenticate, on_client_enhanced_auth, on_client_authorize_publish,
+    on_client_authorize_subscribe, on_client_unsubscribe, on_client_connected, on_message_publish,
+    on_session_subscribed, on_message_deliver, on_message_offline, on_client_wakeup,
+    on_client_offline, on_client_gone, on_session_expired)}
+
+
+def plugin_class(hooks: set[str]) -> type[VmqWebhooksPlugin]:
+    """The plugin class that hooks exactly the points of `hooks` (VerneMQ hook names)."""
+    methods = {point_of(hook).method for hook in hooks}
+    return type("VmqWebhooksPlugin", (VmqWebhooksPlugin,), {name: _METHODS[name] for name in sorted(methods)})

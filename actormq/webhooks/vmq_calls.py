@@ -1,0 +1,139 @@
+"""Calling the VerneMQ webhooks of one worker: decisions through the auth cache, notifications queued.
+
+`VmqWebhooks` holds the registered webhooks by hook (config ones in lexical
+order of name, then runtime ones) and runs them as VerneMQ does: a decision
+hook asks its endpoints in order until one answers ok or error (`next` goes
+on); a notification hook is queued for every endpoint and never waits. Only
+HTTP 200 with a JSON body counts as an answer: anything else is logged,
+counted and, for a decision, an *unavailable* error (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+import inspect
+from typing import Any, Awaitable, Iterable, Mapping
+
+import orjson
+
+from actormq.webhooks.auth_cache import AuthCache
+from actormq.webhooks.cache_control import colon_typo, max_age
+from actormq.webhooks.http import HttpFailure, HttpPool, Notifier
+from actormq.webhooks.specs import Webhook
+from actormq.webhooks.vmq_answers import NEXT, Answer, InvalidAnswer, parse_answer, unavailable
+from actormq.webhooks.vmq_bodies import HOOKS, build_body
+
+log = logging.getLogger("actormq.webhooks")
+
+
+def _headers(hook: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "vernemq-hook": hook}
+
+
+class VmqWebhooks:
+    """The webhooks of one worker and the way to call them."""
+
+    def __init__(self, pool: HttpPool, notifier: Notifier, cache: AuthCache) -> None:
+        self.pool = pool
+        self.notifier = notifier
+        self.cache = cache
+        self.counters: Counter[tuple[str, str, str]] = Counter()  # (endpoint, hook, what)
+        self._by_hook: dict[str, list[Webhook]] = {}
+        self._headers = {hook: _headers(hook) for hook in HOOKS}
+        self._typo_warned: set[str] = set()
+
+    def set_webhooks(self, webhooks: Iterable[Webhook]) -> None:
+        by_hook: dict[str, list[Webhook]] = defaultdict(list)
+        for webhook in webhooks:
+            by_hook[webhook.hook].append(webhook)
+        self._by_hook = dict(by_hook)
+
+    def hooks(self) -> set[str]:
+        """The hooks that have at least one endpoint."""
+        return set(self._by_hook)
+
+    def webhooks(self) -> list[Webhook]:
+        return [webhook for webhooks in self._by_hook.values() for webhook in webhooks]
+
+    def notify(self, hook: str, event: Mapping[str, Any]) -> None:
+        """Queue `hook` for every endpoint registered on it; never waits."""
+        for webhook in self._by_hook.get(hook, ()):
+            self.notifier.send(webhook.endpoint, self._headers[hook],
+                               lambda w=webhook: orjson.dumps(build_body(hook, event, w.base64_payload)),
+                               event.get("client_id") or "")
+
+    def decide(self, hook: str, event: Mapping[str, Any]) -> Answer | Awaitable[Answer]:
+        """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does.
+
+        The Answer itself when the auth cache answers (no waiting at all), else an awaitable."""
+        return self._decide(tuple(self._by_hook.get(hook, ())), hook, event)
+
+    def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer | Awaitable[Answer]:
+        for index, webhook in enumerate(webhooks):
+            body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
+            cached = self.cache.lookup(webhook.endpoint, hook, body) if HOOKS[hook].cacheable else None
+            if cached is None:
+                return self._ask_then(webhooks[index:], hook, event, body)
+            if cached.result != "next":
+                return cached
+        return NEXT
+
+    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event, body: dict) -> Answer:
+        answer = await self._ask(webhooks[0], hook, body)
+        if answer.result != "next":
+            return answer
+        rest = self._decide(webhooks[1:], hook, event)
+        return await rest if inspect.isawaitable(rest) else rest
+
+    async def _ask(self, webhook: Webhook, hook: str, body: dict) -> Answer:
+        cacheable = HOOKS[hook].cacheable
+        self.counters[webhook.endpoint, hook, "requests"] += 1
+        try:
+            reply = await self.pool.post(webhook.endpoint, self._headers[hook], orjson.dumps(body),
+                                         webhook.response_timeout / 1000)
+        except HttpFailure as failure:
+            return self._failed(webhook, hook, str(failure))
+        if reply.status != 200:
+            return self._failed(webhook, hook, f"HTTP status {reply.status} (only 200 counts)")
+        try:
+            answer = parse_answer(hook, orjson.loads(reply.body), webhook.base64_payload)
+        except orjson.JSONDecodeError:
+            return self._failed(webhook, hook, "the answer is not JSON")
+        except InvalidAnswer as err:
+            self.counters[webhook.endpoint, hook, "errors"] += 1
+            log.error("webhook %s %s: invalid answer, treated as an error: %s", hook, webhook.endpoint, err)
+            return Answer("error", error=f"invalid answer: {err}")
+        if answer.result == "error":
+            self.counters[webhook.endpoint, hook, "errors"] += 1
+        if cacheable and answer.ok:
+            self._maybe_cache(webhook, hook, body, reply.headers.get("Cache-Control"), answer)
+        return answer
+
+    def _maybe_cache(self, webhook: Webhook, hook: str, body: dict, header: str | None,
+                     answer: Answer) -> None:
+        seconds = max_age(header)
+        if seconds:
+            self.cache.insert(webhook.endpoint, hook, body, seconds, answer)
+            return
+        fix = colon_typo(header)
+        if fix and webhook.endpoint not in self._typo_warned:
+            self._typo_warned.add(webhook.endpoint)
+            log.warning("webhook %s answers 'Cache-Control: %s', which is not a max-age: nothing is "
+                        "cached. Answer 'Cache-Control: %s' (an equals sign, not a colon)",
+                        webhook.endpoint, header, fix)
+
+    def _failed(self, webhook: Webhook, hook: str, reason: str) -> Answer:
+        self.counters[webhook.endpoint, hook, "errors"] += 1
+        log.error("webhook %s %s failed: %s", hook, webhook.endpoint, reason)
+        return unavailable(reason)
+
+    def stats(self) -> list[dict[str, Any]]:
+        refresh = getattr(self.notifier, "refresh", None)
+        if refresh is not None:
+            refresh()
+        rows = [{"endpoint": endpoint, "hook": hook, "stat": what, "value": value}
+                for (endpoint, hook, what), value in sorted(self.counters.items())]
+        rows += [{"endpoint": endpoint, "hook": "", "stat": what, "value": value}
+                 for (endpoint, what), value in sorted(self.notifier.counters.items())]
+        return rows

@@ -1,0 +1,186 @@
+"""A persistent session moving between the two workers of `actormq run -w 2`
+while QoS 1 and QoS 2 publishers on both workers keep publishing: every
+message a publisher got its PUBACK/PUBCOMP for reaches the subscriber (QoS 2
+exactly once), through takeovers, reconnects and a kill -9 of the
+subscriber's worker.
+
+The subscriber is one client whose state lives on across its connections, as
+a real client's would: each connection shares the received list and paho's
+store of QoS 2 messages awaiting PUBREL."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import queue
+import signal
+import threading
+import time
+import zlib
+
+import paho.mqtt.client as paho
+import pytest
+
+from tests.integration.clients import HOST, TestClient, connect, unique
+from tests.integration.test_workers import make_node, routed  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.timeout(90)
+
+PERSISTENT = {"session_expiry_interval": 3600}
+# queue limits would drop messages by design while the session is offline
+UNLIMITED_DISC = {"queue.storage": "disc", "retained.storage": "disc",
+                  "queue.max_offline_messages": "0", "queue.max_online_messages": "0"}
+MOVES = 4
+MOVE_EVERY = 1.0
+PUBLISH_PAUSE = 0.002
+
+
+class MovingSubscriber:
+    """One client id connected to one worker at a time, its state kept across connections."""
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.received: queue.Queue = queue.Queue()
+        self.awaiting_pubrel: collections.OrderedDict = collections.OrderedDict()
+        self.conn: TestClient | None = None
+
+    def connect(self, port: int) -> TestClient:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=paho.MQTTv5, reconnect_on_failure=False)
+        client._in_messages = self.awaiting_pubrel      # the client's persistent QoS 2 state
+        conn = TestClient(client, self.client_id, 5)
+        conn.messages = self.received
+        from tests.integration.clients import to_paho
+        from paho.mqtt.packettypes import PacketTypes
+        client.connect(HOST, port, 60, clean_start=False,
+                       properties=to_paho(PacketTypes.CONNECT, PERSISTENT))
+        conn._thread.start()
+        assert conn._connacked.wait(5) and conn.connack is not None, "no CONNACK"
+        assert conn.connack.reason_code == 0
+        self.conn = conn
+        return conn
+
+    def take_over(self, port: int) -> None:
+        old = self.conn
+        self.connect(port)
+        assert old.wait_closed(), "the old connection was not closed"
+        old._halt()
+
+    def reconnect(self, port: int) -> None:
+        self.conn.disconnect()
+        self.connect(port)
+
+
+class Publisher(threading.Thread):
+    """Publishes numbered messages until stopped; remembers which were acknowledged."""
+
+    def __init__(self, port: int, topic: str, qos: int) -> None:
+        super().__init__(daemon=True)
+        self.name_ = unique(f"pub{qos}")
+        self.client = connect(port, self.name_)
+        self.topic, self.qos = topic, qos
+        self.sent: list = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        number = 0
+        while not self.stop.is_set() and not self.client.closed.is_set():
+            info = self.client.client.publish(self.topic, f"{self.name_}:{number}".encode(), self.qos)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                break
+            self.sent.append((number, info))
+            number += 1
+            time.sleep(PUBLISH_PAUSE)
+
+    def acknowledged(self) -> set[bytes]:
+        """Payloads the broker acknowledged with a success code."""
+        codes = self.client.publish_codes
+        return {f"{self.name_}:{number}".encode() for number, info in self.sent
+                if info.is_published() and codes.get(info.mid, 0) < 0x80}
+
+
+def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_dies(make_node):
+    node = make_node(**UNLIMITED_DISC)
+    base = unique("moving")
+    subscriber = MovingSubscriber(unique("sub"))
+    first = subscriber.connect(node.ports[0])
+    assert first.subscribe(f"{base}/#", 2) == [2]
+    probe = connect(node.ports[1], unique("probe"))
+    routed(probe, f"{base}/probe", first)
+    probe.disconnect()
+
+    publishers = [Publisher(port, f"{base}/q{qos}", qos) for qos in (1, 2) for port in node.ports]
+    for publisher in publishers:
+        publisher.start()
+    at = 0
+    for move in range(MOVES):
+        time.sleep(MOVE_EVERY)
+        at = 1 - at
+        (subscriber.take_over if move % 2 == 0 else subscriber.reconnect)(node.ports[at])
+
+    time.sleep(MOVE_EVERY / 2)
+    os.kill(node.pids[at], signal.SIGKILL)      # the worker that holds the session
+    assert subscriber.conn.wait_closed(), "the killed worker's client kept its connection"
+    subscriber.conn._halt()
+    time.sleep(MOVE_EVERY / 2)
+    subscriber.connect(node.ports[1 - at])      # a survivor took the session over
+    time.sleep(MOVE_EVERY / 2)
+    for publisher in publishers:
+        publisher.stop.set()
+    for publisher in publishers:
+        publisher.join(5)
+        deadline = time.monotonic() + 10
+        while any(not info.is_published() for _, info in publisher.sent) and \
+                not publisher.client.closed.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    acknowledged = {qos: set() for qos in (1, 2)}
+    for publisher in publishers:
+        acknowledged[publisher.qos] |= publisher.acknowledged()
+    expected = acknowledged[1] | acknowledged[2]
+    assert len(acknowledged[1]) > 200 and len(acknowledged[2]) > 200, \
+        f"too little traffic: {({qos: len(payloads) for qos, payloads in acknowledged.items()})}"
+    counts: collections.Counter = collections.Counter()
+    deadline = time.monotonic() + 20
+    while not expected <= counts.keys() and time.monotonic() < deadline:
+        try:
+            counts[subscriber.received.get(timeout=0.5).payload] += 1
+        except queue.Empty:
+            pass
+    missing = expected - counts.keys()
+    assert not missing, f"{len(missing)} of {len(expected)} acknowledged messages lost, " \
+                        f"e.g. {sorted(missing)[:5]}"
+    twice = [payload for payload in acknowledged[2] if counts[payload] > 1]
+    assert not twice, f"{len(twice)} QoS 2 messages delivered more than once, e.g. {twice[:5]}"
+
+
+def shard_of(client_id: str, workers: int = 2) -> int:
+    """The worker whose registry shard owns the client id (crc32, as the broker)."""
+    return zlib.crc32(client_id.encode()) % workers
+
+
+def test_a_restarted_registry_shard_still_knows_who_holds_a_client_id(make_node):
+    """The shard of a client id dies and comes back: it learns the holders from
+    its peers before it answers, so a CONNECT there takes the live session over."""
+    node = make_node(**{"queue.storage": "disc"})
+    client_id = unique("held")
+    while shard_of(client_id) != 1:
+        client_id = unique("held")
+    topic = unique("t")
+    old = connect(node.ports[0], client_id, clean_start=False, properties=PERSISTENT)
+    old.subscribe(topic, 1)
+    os.kill(node.pids[1], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not re.search(r"worker 1 restarted", node.broker.log()):
+        assert time.monotonic() < deadline, "worker 1 did not come back"
+        time.sleep(0.05)
+    new = connect(node.ports[1], client_id, clean_start=False, properties=PERSISTENT)
+    assert new.connack.session_present
+    assert old.wait_closed(), "two connections hold one client id"
+    assert old.disconnect_reason == 0x8E
+    publisher = connect(node.ports[0], unique("pub"))
+    routed(publisher, topic, new)
+    publisher.publish(topic, b"once", qos=1)
+    assert new.expect_one().payload == b"once"
+    new.expect_none(0.3)
