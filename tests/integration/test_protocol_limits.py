@@ -278,6 +278,9 @@ def test_connect_must_complete_within_the_connect_timeout_from_the_accept(one_wo
                 break
         except socket.timeout:
             pass
+        except OSError:         # a reset: closed as well
+            closed_after = time.monotonic() - start
+            break
     assert closed_after is not None, "still open after 16 s of dribbled CONNECT"
     assert 1.5 <= closed_after <= 4.0, closed_after
 
