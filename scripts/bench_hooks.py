@@ -4,7 +4,9 @@ the scenario of bench_suite.py) on `actormq run -w 1` with no plugin, one and
 five no-op plugins on message.publish and message.deliver, and one
 asynchronous publish authorization answered from memory. The plugins are in
 scripts/bench_plugins. Variants run interleaved, `--rounds` times each; the
-median rate counts.
+median rate counts. Beside the rate, the broker's CPU time per published
+message (user + system of all its processes over the run, divided by the
+messages the publishers sent): steadier than the rate on a shared machine.
 
     python scripts/bench_hooks.py --duration 5 --rounds 3 --out bench-results/hooks
 """
@@ -42,9 +44,16 @@ def variant_spec(order: str) -> bench_suite.BrokerSpec:
     return bench_suite.BrokerSpec(command)
 
 
-def markdown(medians: dict) -> str:
-    lines = ["| plugins | QoS 0 fan-in (msg/s) | vs none | QoS 1 fan-in (msg/s) | vs none |",
-             "|---|---|---|---|---|"]
+def cpu_per_message(result: dict, duration: float) -> float | None:
+    """The broker's CPU microseconds per published message of one run."""
+    sent = (result.get("publish_rate") or 0) * duration
+    cpu = result.get("broker_cpu_s")
+    return cpu / sent * 1e6 if sent and cpu is not None else None
+
+
+def markdown(medians: dict, cpu: dict) -> str:
+    lines = ["| plugins | QoS 0 fan-in (msg/s) | vs none | CPU µs/msg | QoS 1 fan-in (msg/s) | vs none "
+             "| CPU µs/msg |", "|---|---|---|---|---|---|---|"]
     base = medians["no plugin"]
     for name, rates in medians.items():
         cells = []
@@ -52,6 +61,8 @@ def markdown(medians: dict) -> str:
             rate, reference = rates.get(scenario), base.get(scenario)
             cells.append(f"{rate:,.0f}" if rate else "error")
             cells.append(f"{rate / reference - 1:+.0%}" if rate and reference else "")
+            micros = cpu[name].get(scenario)
+            cells.append(f"{micros:.1f}" if micros else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -73,10 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     medians = {name: {scenario: statistics.median(rates) if (rates := [
         r["rate"] for r in results if r.get("rate")]) else None
         for scenario, results in scenarios.items()} for name, scenarios in runs.items()}
+    cpu = {name: {scenario: statistics.median(values) if (values := [
+        value for r in results if (value := cpu_per_message(r, args.duration))]) else None
+        for scenario, results in scenarios.items()} for name, scenarios in runs.items()}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"runs": runs, "medians": medians}, indent=2))
-    (args.out / "results.md").write_text(markdown(medians))
-    print(markdown(medians))
+    (args.out / "results.json").write_text(json.dumps(
+        {"runs": runs, "medians": medians, "cpu_us_per_message": cpu}, indent=2))
+    table = markdown(medians, cpu)
+    (args.out / "results.md").write_text(table)
+    print(table)
     return 0
 
 

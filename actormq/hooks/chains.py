@@ -30,7 +30,11 @@ No exception from a plugin ever reaches the core or the client.
 Cost. An ``async def`` hook is started at once and runs until its first
 real suspension: one that answers without waiting (from a cache) is as
 cheap as a sync one and never holds the client. Latency is sampled on one
-call in `SAMPLE_EVERY`; calls and failures are all counted.
+call in `SAMPLE_EVERY`; calls and failures are all counted. A healthy
+provider's unsampled call is made inline by the runner (no `Provider.call`,
+no wrapper object); a point with a single provider gets a `SoleProviderChain`
+(`chain_of`), which calls the hook method without a loop, and a fold whose
+hook returns None or the value it was given allocates nothing.
 """
 
 from __future__ import annotations
@@ -198,10 +202,11 @@ class Chain:
         providers = self.providers[_start_at:] if _start_at else self.providers
         for provider in providers:
             stats = provider.stats
-            if provider.sync and stats.healthy and stats.calls & _SAMPLE_MASK != _SAMPLE_MASK:
+            if stats.healthy and stats.calls & _SAMPLE_MASK != _SAMPLE_MASK:
                 stats.calls += 1
                 try:
-                    answer = _pending_if_awaitable(provider.fn(*args))
+                    answer = provider.fn(*args)
+                    answer = _start(answer) if provider.is_async else _pending_if_awaitable(answer)
                 except Exception as exc:    # a plugin's error never reaches the core
                     provider.failed(exc)
                     answer = FAILED
@@ -255,16 +260,19 @@ class Chain:
         providers = self.providers[_start_at:] if _start_at else self.providers
         for provider in providers:
             stats = provider.stats
-            if provider.sync and stats.healthy and stats.calls & _SAMPLE_MASK != _SAMPLE_MASK:
+            if stats.healthy and stats.calls & _SAMPLE_MASK != _SAMPLE_MASK:
                 stats.calls += 1
                 try:
                     answer = provider.fn(*args)
+                    if provider.is_async:
+                        answer = _start(answer)
                 except Exception as exc:    # a plugin's error never reaches the core
                     provider.failed(exc)
                     answer = FAILED
-                if answer is None:
+                if answer is None or answer is args[-1]:
                     continue
-                answer = _pending_if_awaitable(answer)
+                if provider.sync:
+                    answer = _pending_if_awaitable(answer)
             else:
                 answer = provider.call(args)
                 if answer is None:
@@ -312,3 +320,70 @@ class Chain:
     def notify(self, *args: Any) -> None:
         for provider in self.providers:
             provider.queue.put(provider, args)
+
+
+class SoleProviderChain(Chain):
+    """A chain of one provider (the common case): its healthy, unsampled calls go
+    straight to the hook method, without the loop of the general chain."""
+
+    __slots__ = ("_sole", "_fn", "_stats", "_is_async")
+
+    def __init__(self, point: HookPoint, providers: tuple[Provider, ...],
+                 default: Decision = ALLOWED, failure_code: int = 0x87) -> None:
+        super().__init__(point, providers, default, failure_code)
+        (self._sole,) = providers
+        self._fn = self._sole.fn
+        self._stats = self._sole.stats
+        self._is_async = self._sole.is_async
+
+    def decide(self, *args: Any, _start_at: int = 0) -> Decision | asyncio.Future:
+        stats = self._stats
+        if _start_at or not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
+            return Chain.decide(self, *args, _start_at=_start_at)
+        stats.calls += 1
+        provider = self._sole
+        try:
+            answer = self._fn(*args)
+            if self._is_async:
+                answer = _start(answer)
+        except Exception as exc:    # a plugin's error never reaches the core
+            provider.failed(exc)
+            answer = FAILED
+        if answer is OK:
+            return provider.allowed
+        if answer is None or answer is NEXT:
+            return self.default
+        if not self._is_async:
+            answer = _pending_if_awaitable(answer)
+        if type(answer) is Pending:
+            return asyncio.ensure_future(self._decide_async(0, answer, args))
+        decision = self._interpret(provider, answer)
+        return self.default if decision is None else decision
+
+    def fold(self, *args: Any, _start_at: int = 0) -> Any:
+        stats = self._stats
+        if _start_at or not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
+            return Chain.fold(self, *args, _start_at=_start_at)
+        stats.calls += 1
+        try:
+            answer = self._fn(*args)
+            if self._is_async:
+                answer = _start(answer)
+        except Exception as exc:    # a plugin's error never reaches the core
+            self._sole.failed(exc)
+            answer = FAILED
+        if answer is None or answer is args[-1]:
+            return args[-1]
+        if not self._is_async:
+            answer = _pending_if_awaitable(answer)
+        if type(answer) is Pending:
+            return asyncio.ensure_future(self._fold_async(0, answer, args))
+        return self._folded(self._sole, answer, args)
+
+
+def chain_of(point: HookPoint, providers: tuple[Provider, ...], default: Decision,
+             failure_code: int) -> Chain:
+    """The chain to run the providers of a point with: the one-provider fast path when there
+    is a single provider."""
+    kind = SoleProviderChain if len(providers) == 1 else Chain
+    return kind(point, providers, default, failure_code)

@@ -31,7 +31,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from actormq.hooks.chains import Chain, Provider
+from actormq.hooks.chains import Chain, Provider, chain_of
 from actormq.hooks.health import Breaker, BreakerSettings, PluginStats
 from actormq.hooks.notify import NotifyQueue
 from actormq.hooks.plugin import Plugin
@@ -174,7 +174,7 @@ class Hooks:
         for point in HookPoint:
             providers = tuple(self._provider(loaded, point) for loaded in self._loaded
                               if loaded.enabled and point in loaded.points)
-            setattr(self, point.attribute, Chain(
+            setattr(self, point.attribute, chain_of(
                 point, providers, self._defaults.get(point, Decision(True)),
                 SERVER_UNAVAILABLE if point in _CONNECT_POINTS else NOT_AUTHORIZED)
                 if providers else None)
