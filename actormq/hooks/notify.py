@@ -49,7 +49,11 @@ class NotifyQueue:
         while True:
             while items:
                 provider, args = items.popleft()
-                await _call(provider, args)
+                answer = provider.call(args)
+                if type(answer) is Pending:
+                    answer = await provider.settle(answer)
+                if answer is not FAILED and provider.breaker.in_a_row:
+                    provider.breaker.succeeded()
             self._waiter = loop.create_future()
             await self._waiter
             self._waiter = None
@@ -65,10 +69,3 @@ class NotifyQueue:
             self._task.cancel()
             self._task = None
 
-
-async def _call(provider, args: tuple) -> None:
-    answer = provider.call(args)
-    if type(answer) is Pending:
-        answer = await provider.settle(answer)
-    if answer is not FAILED and provider.breaker.in_a_row:
-        provider.breaker.succeeded()
