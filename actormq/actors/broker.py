@@ -16,6 +16,7 @@ import time
 
 from actormq.actors.drops import Drops
 from actormq.actors.messages import Message, SubOptions
+from actormq.actors.packet_counts import PacketCounts
 from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
 from actormq.actors.retain import RetainedStore
 from actormq.actors.router import Router
@@ -49,6 +50,7 @@ class Broker:
         self.worker_count = worker_count
         self.started = time.time()
         self.stats = Stats()
+        self.packets = PacketCounts()        # packets and bytes in and out by type
         self.hooks = Hooks()                 # the worker's plugins (none until it loads them)
         self.sessions: dict[str, Session] = {}
         self.forwarders: dict = {}           # client id -> Forwarder of a session that moved away
@@ -397,7 +399,7 @@ class Broker:
 
     def local_stats(self) -> dict:
         self._count_offline()
-        return self.stats.as_dict()
+        return self.stats.as_dict() | self.packets.flat()
 
     async def _sys_publisher(self) -> None:
         while True:

@@ -79,8 +79,11 @@ class Connection(PeerInfo, asyncio.Protocol):
         self.peer_address = peer_address    # None: the socket's peer
         self.slots = slots                  # the listener's ConnectionSlots when it has a limit
         self.settings = broker.settings
+        packets = broker.packets
         self.decoder = StreamDecoder(self.settings.max_packet_size,
-                                     self.settings.max_connect_packet_size)
+                                     self.settings.max_connect_packet_size,
+                                     packets.received, packets.received_bytes)
+        self._sent, self._sent_bytes = packets.sent, packets.sent_bytes
         self.transport = None
         self.session = None
         self.client_id = ""
@@ -191,6 +194,9 @@ class Connection(PeerInfo, asyncio.Protocol):
         if not out:
             self.broker.schedule_flush(self)
         out.append(data)
+        kind = data[0] >> 4     # one packet per call
+        self._sent[kind] += 1
+        self._sent_bytes[kind] += len(data)
         if messages:
             self.broker.stats.messages_sent += messages
             if len(out) >= FLUSH_EVERY:

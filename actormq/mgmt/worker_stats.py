@@ -120,6 +120,7 @@ def reset(broker, args: dict) -> int:
         if field.name not in GAUGES:
             setattr(stats, field.name, 0)
             reset_count += 1
+    broker.packets.reset()
     return reset_count
 
 
