@@ -264,8 +264,7 @@ class Connection(PeerInfo, asyncio.Protocol):
                         props["topic_alias"] = new_alias
         data = encode_publish(topic, message.payload, qos, retain, dup, packet_id, props, version)
         if self.max_packet_out and len(data) > self.max_packet_out:
-            log.debug("client %s: message on %s larger than its maximum packet size, not sent",
-                      self.client_id, message.topic_name)
+            self.broker.drops.count(self.client_id, message, "too_large")
             return False
         if new_alias is not None:
             self.alias_out[topic] = new_alias

@@ -30,6 +30,7 @@ class Stats:
     dropped_hold_timeout: int = 0
     dropped_expired: int = 0
     dropped_no_route: int = 0
+    dropped_too_large: int = 0
     clients_connected: int = 0
     clients_disconnected: int = 0      # persistent sessions with no connection
     clients_total_connects: int = 0

@@ -22,7 +22,8 @@ TO_CLIENTS = ("connack", "publish", "puback", "pubrec", "pubrel", "pubcomp", "su
               "pingresp", "disconnect", "auth")
 # EMQX 4's name of each drop reason we count
 EMQX_DROPS = {"queue_full": "delivery.dropped.queue_full", "hold_timeout": "delivery.dropped.queue_full",
-              "expired": "delivery.dropped.expired", "no_route": "messages.dropped.no_subscribers"}
+              "expired": "delivery.dropped.expired", "no_route": "messages.dropped.no_subscribers",
+              "too_large": "delivery.dropped.too_large"}
 
 
 @dataclass
@@ -104,7 +105,7 @@ class NodeMetrics:
             "messages.dropped": c["messages_dropped"],
             "delivery.dropped": c["messages_dropped"] - c.get("dropped_no_route", 0),
             "messages.dropped.no_subscribers": 0, "delivery.dropped.queue_full": 0,
-            "delivery.dropped.expired": 0,
+            "delivery.dropped.expired": 0, "delivery.dropped.too_large": 0,
             "messages.retained": g["retained"],
             "client.connect": received["connect"],
             "client.connected": c["clients_total_connects"],

@@ -171,3 +171,19 @@ def test_sys_topics_publish_the_same_counts(broker):
     while seen != expected and time.monotonic() < deadline:
         seen = int(watcher.expect(1, timeout=5)[0].payload)
     assert seen == expected >= 1
+
+
+def test_a_message_larger_than_the_subscriber_takes_is_dropped_as_too_large(broker):
+    growth = _Growth(broker)
+    topic = unique("large")
+    subscriber = connect(broker.port, unique("tsmall"), properties={"maximum_packet_size": 128})
+    subscriber.subscribe(topic, qos=1)
+    publisher = connect(broker.port, unique("tbig"))
+    publisher.wait_published(publisher.publish(topic, b"x" * 200, qos=1))
+    publisher.wait_published(publisher.publish(topic, b"small", qos=1))
+    assert [m.payload for m in subscriber.expect(1)] == [b"small"]     # the later one did arrive
+    growth.scrape()
+    assert growth("actormq_messages_dropped_total", reason="too_large") == 1
+    assert growth("actormq_packets_sent_total", type="publish") == 1
+    status, body = call(broker, "GET", "/api/v4/metrics")
+    assert status == 200 and body["data"][0]["metrics"]["delivery.dropped.too_large"] >= 1
