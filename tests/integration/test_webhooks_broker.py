@@ -142,3 +142,22 @@ def test_dead_endpoint_fails_closed_as_server_unavailable(tmp_path):
         assert connect(broker.port, unique(), version=5, username="u", password="p", check=False).connack.reason_code == 0x88
     finally:
         broker.stop()
+
+
+def test_runtime_registration_on_a_broker_without_webhooks_survives_a_restart(tmp_path):
+    actormq_only("webhooks are actormq's")
+    endpoint = Endpoint().start()
+    broker = start_broker(tmp_path, workers=2)
+    try:
+        result = cli(broker, "webhooks", "register", "hook=on_client_wakeup", f"endpoint={endpoint.url}")
+        assert result.returncode == 0, result.stderr
+        for round_ in ("before", "after"):
+            client_ids = [unique(round_) for _ in range(4)]       # spread over both workers
+            for client_id in client_ids:
+                connect(broker.port, client_id, version=4).close()
+            for client_id in client_ids:
+                endpoint.wait_body("on_client_wakeup", lambda b, c=client_id: b["client_id"] == c)
+            broker.restart()
+    finally:
+        broker.stop()
+        endpoint.stop()
