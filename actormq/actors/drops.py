@@ -4,9 +4,10 @@ Reasons: `queue_full` (a subscriber's queue at its limit), `hold_timeout` (a
 subscriber's queue at its limit after its publishers were held back for
 `queue.max_publisher_hold`), `expired` (the message expiry interval passed
 while it was queued), `no_route` (it reached a worker whose subscriber was
-gone), `too_large` (larger than the subscriber's maximum packet size). Each is a counter in $SYS (`$SYS/broker/messages/dropped/<reason>`,
-beside the total) and a warning, one line per client and reason per
-LOG_EVERY seconds with the count.
+gone), `too_large` (larger than the subscriber's maximum packet size). Each
+is a counter in $SYS (`$SYS/broker/messages/dropped/<reason>`, beside the
+total) and a warning, one line per client and reason per LOG_EVERY seconds
+with the count.
 """
 
 from __future__ import annotations
