@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -158,6 +159,34 @@ def test_runtime_registration_on_a_broker_without_webhooks_survives_a_restart(tm
             for client_id in client_ids:
                 endpoint.wait_body("on_client_wakeup", lambda b, c=client_id: b["client_id"] == c)
             broker.restart()
+    finally:
+        broker.stop()
+        endpoint.stop()
+
+
+def test_a_slow_endpoint_never_slows_publishers_and_drops_are_counted(tmp_path):
+    actormq_only("webhooks are actormq's")
+    from tests.integration.mgmtapi import call
+    endpoint = Endpoint().start()
+    endpoint.answer("on_publish", {}, delay=0.5)
+    broker = start_broker(tmp_path, settings={"webhooks.p.hook": "on_publish", "webhooks.p.endpoint": endpoint.url,
+                                              "webhooks.queue_size": "8"})
+    try:
+        subscriber = connect(broker.port, unique("sub"), version=4)
+        subscriber.subscribe("slow/#", qos=1)
+        publisher = connect(broker.port, unique("pub"), version=4)     # 3.1.1: fires on_publish
+        for number in range(200):
+            publisher.publish(f"slow/{number}", b"x", qos=1)
+        received = [subscriber.expect_one(timeout=5).topic for _ in range(200)]
+        assert received == [f"slow/{number}" for number in range(200)]   # none waited for HTTP
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, body = call(broker, "POST", "/api/v4/admin/webhooks.stats", body={})
+            stats = {row["stat"]: row["value"] for row in body["data"] if row["hook"] == ""}
+            if stats.get("dropped", 0) + stats.get("sent", 0) == 200:
+                break
+            time.sleep(0.2)
+        assert stats.get("dropped", 0) >= 150 and stats.get("sent", 0) >= 1, body
     finally:
         broker.stop()
         endpoint.stop()
