@@ -124,6 +124,7 @@ def test_packets_bytes_drops_and_hook_calls_are_counted_exactly(broker):
         growth("actormq_packet_bytes_received_total", type=kind) for kind in received)
 
     assert growth("actormq_messages_dropped_total", reason="queue_full") == 2
+    assert _value(growth.after, "actormq_queue_size_max") >= 1         # the offline session's
     for reason in ("hold_timeout", "expired", "no_route"):
         assert growth("actormq_messages_dropped_total", reason=reason) == 0
 

@@ -40,6 +40,7 @@ GAUGES = (
     ("routes", "actormq_routes", "Topic filters with subscribers, summed over workers."),
     ("retained", "actormq_messages_retained", "Retained messages."),
     ("messages_queued", "actormq_messages_queued", "Messages waiting in session queues."),
+    ("queue_size_max", "actormq_queue_size_max", "Messages waiting in the longest session queue."),
     ("messages_inflight", "actormq_messages_inflight", "QoS 1/2 messages sent and not yet acknowledged."),
 )
 
