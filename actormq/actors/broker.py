@@ -169,32 +169,11 @@ class Broker:
         session.disconnected_at = since
         if record.expiry_interval is not None:
             remaining = max(0.0, since + record.expiry_interval - now)
-            session._expiry_timer = self.loop.call_later(remaining, self.end_session, session,
-                                                         "expired")
+            session.expire_in(remaining)
         session.store_record()
         return session
 
     # -- sessions ----------------------------------------------------------------------
-
-    def session_expiry_for(self, connect) -> int | None:
-        """Seconds the session outlives its connection; None = never expires."""
-        if connect.protocol_level == 5:
-            interval = connect.properties.get("session_expiry_interval", 0)
-            if interval == 0xFFFFFFFF:
-                interval = None
-            return self.cap_expiry(interval)
-        if connect.clean_start:
-            return 0
-        expiration = self.settings.persistent_client_expiration
-        return expiration or None
-
-    def cap_expiry(self, interval: int | None) -> int | None:
-        if interval == 0xFFFFFFFF:
-            interval = None
-        cap = self.settings.max_session_expiry_interval
-        if cap and (interval is None or interval > cap):
-            return cap
-        return interval
 
     def new_session(self, client_id: str, protocol_level: int, expiry: int | None) -> Session:
         persistent = expiry is None or expiry > 0
@@ -227,11 +206,9 @@ class Broker:
         present = session is not None
         if session is None:
             session = self.new_session(client_id, connect.protocol_level, expiry)
-        else:
-            session.expiry_interval = expiry
-            if session.persistent and not session.queue.persistent:
-                self._make_queue_persistent(session)
-        session.will = connect.will
+        session.reopened(expiry, connect.will)
+        if present and session.persistent and not session.queue.persistent:
+            self._make_queue_persistent(session)
         self.stats.clients_total_connects += 1
         return session, present
 
@@ -239,7 +216,7 @@ class Broker:
         queue = self._new_queue(session.client_id, True)
         if not queue.persistent:  # queue.storage = ram: nothing would change
             return
-        old, session.queue = session.queue, queue
+        old = session.replace_queue(queue)
         for delivery in old.snapshot():
             queue.enqueue(delivery)
 

@@ -106,9 +106,33 @@ class Session:
             return
         self.store_record()
         if self.expiry_interval is not None:
-            loop = self.broker.loop
-            self._expiry_timer = loop.call_later(self.expiry_interval, self.broker.end_session, self,
-                                                 "expired")
+            self.expire_in(self.expiry_interval)
+
+    def reopened(self, expiry_interval: int | None, will) -> None:
+        """A CONNECT resumes this session: the expiry and will are the new connection's."""
+        self.expiry_interval = expiry_interval
+        self.will = will
+
+    def client_disconnected(self, decision) -> None:
+        """The client's DISCONNECT (a channel.Disconnected): its session expiry, and
+        its will dropped unless it asked to keep it."""
+        if decision.expiry_changed:
+            self.expiry_interval = decision.expiry
+        if not decision.keep_will:
+            self.will = None
+
+    def expire_in(self, seconds: float) -> None:
+        """End this (offline) session after seconds, unless a connection comes first."""
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        self._expiry_timer = self.broker.loop.call_later(seconds, self.broker.end_session, self,
+                                                         "expired")
+
+    def replace_queue(self, queue: Queue) -> Queue:
+        """Keep messages in queue from now on (a session that became persistent);
+        the old queue is returned for its messages to be moved over."""
+        old, self.queue = self.queue, queue
+        return old
 
     def end(self) -> None:
         """The session is over (expired, clean start, or not persistent)."""
