@@ -1,6 +1,7 @@
-"""The Session: one per client id. Owns the subscriptions, the will, the
-packet-id space, the in-flight QoS1/2 state in both directions, the session
-expiry, and the session's Queue.
+"""The Session: one per client id. Owns the will, the packet-id space, the
+in-flight QoS1/2 state of what it sends, the session expiry, and the
+session's Queue; its subscriptions (`subscriptions.py`) and the client's
+PUBLISH flow with its acknowledgements (`inbound.py`) are in its base classes.
 
 Takes: packets from its Connection (publish, acks, subscribe, unsubscribe,
 disconnect), deliveries from the Router, attach/detach of a Connection.
@@ -11,32 +12,27 @@ subscription changes to the Router, records to the session store.
 from __future__ import annotations
 
 import logging
-import struct
 import time
-from functools import partial
 
 from actormq.actors import hooked
 from actormq.actors.flow import Valve
+from actormq.actors.inbound import InboundPublishes
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
-from actormq.errors import ProtocolError
-from actormq.hooks import DropReason
+from actormq.actors.subscriptions import SessionSubscriptions
 from actormq.storage.records import SessionRecord, encode_session, session_key
-from actormq.transport.codec import (Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, Suback,
-                                     Subscription, Unsuback, encode, encode_publish)
-from actormq.transport import mountpoint as mounts
-from actormq.transport.topics import parse_shared, validate_topic_filter
+from actormq.transport.codec import Pubrel, ReasonCode, encode_publish
+from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.session")
-
-_ACK = struct.Struct("!BBH")
 
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
 
 
-class Session:
-    """State of one client id, whether or not a connection is attached."""
+class Session(InboundPublishes, SessionSubscriptions):
+    """State of one client id, whether or not a connection is attached (its
+    inbound PUBLISH flow and its subscriptions are in the two base classes)."""
 
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
@@ -184,97 +180,6 @@ class Session:
             connected=self.online, disconnected_at=self.disconnected_at, updated_at=time.time())
         stores.session.put("session", session_key(self.client_id), encode_session(record))
 
-    # -- inbound PUBLISH -------------------------------------------------------
-
-    def handle_publish(self, packet, message: Message) -> None:
-        """Route a client's message and acknowledge it (after durability when needed)."""
-        qos = packet.qos
-        if qos == 2:
-            if packet.packet_id in self._qos2_in:
-                self._ack(Pubrec(packet.packet_id))
-                return
-            self._check_receive_maximum()
-        elif qos == 1 and self._deferred_acks:
-            self._check_receive_maximum()
-        broker = self.broker
-        broker.wrote_durable = False
-        broker.quota_exceeded = False
-        broker.congested.clear()
-        delivered = broker.publish(message)
-        if not delivered and self.hooks.message_dropped is not None:
-            hooked.dropped(self.hooks, self.client_id, message, DropReason.NO_SUBSCRIBERS)
-        if qos == 0:
-            return
-        reason = 0
-        if broker.quota_exceeded:
-            if self.version != 5:   # no reason codes: only an unacknowledged message says "not saved"
-                raise ProtocolError(ReasonCode.QUOTA_EXCEEDED, "the store is full")
-            reason = ReasonCode.QUOTA_EXCEEDED
-        elif not delivered and self.version == 5:
-            reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
-        if qos == 2 and reason < 0x80:
-            self._qos2_in.add(packet.packet_id)
-        if broker.wrote_durable or self._deferred_acks:
-            self._defer_ack(Puback(packet.packet_id, reason) if qos == 1
-                            else Pubrec(packet.packet_id, reason))
-        elif reason == 0 and self.conn is not None:
-            # a 4-byte PUBACK/PUBREC is valid in every version when the reason is 0
-            self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
-        else:
-            self._ack(Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason))
-
-    def accept_unrouted(self, packet) -> None:
-        """Acknowledge a PUBLISH a plugin dropped, as if it had been routed."""
-        if packet.qos == 1:
-            self._ack(Puback(packet.packet_id))
-        elif packet.qos == 2:
-            self._qos2_in.add(packet.packet_id)
-            self._ack(Pubrec(packet.packet_id))
-
-    def _check_receive_maximum(self) -> None:
-        if len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
-            raise ProtocolError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
-
-    def _ack(self, packet) -> None:
-        if self.conn is not None:
-            self.conn.send_packet(packet)
-
-    def _defer_ack(self, packet) -> None:
-        """Send the ack once the store has committed what this message wrote;
-        acks stay in order because when_durable callbacks run in order. When
-        the commit failed, the ack says so (see _refuse_deferred)."""
-        self._deferred_acks += 1
-        conn = self.conn
-        self.broker.when_durable(partial(self._send_deferred, conn, packet),
-                                 lambda _error: self._refuse_deferred(conn, packet))
-
-    def _refuse_deferred(self, conn, packet) -> None:
-        """The store could not save what the message wrote: MQTT 5 gets the ack
-        with QUOTA_EXCEEDED; 3.1.1 has no reason codes, so the connection is
-        closed without an ack and the client sends the message again."""
-        if conn is not self.conn:
-            return
-        self._deferred_acks -= 1
-        if isinstance(packet, Pubrec):
-            self._qos2_in.discard(packet.packet_id)
-        if self.version == 5:
-            conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
-        else:
-            conn.disconnect(ReasonCode.QUOTA_EXCEEDED, "the store could not save a message")
-
-    def _send_deferred(self, conn, packet) -> None:
-        if conn is self.conn:
-            self._deferred_acks -= 1
-            conn.send_packet(packet)
-
-    def handle_pubrel(self, packet) -> None:
-        if packet.packet_id in self._qos2_in:
-            self._qos2_in.discard(packet.packet_id)
-            reason = 0
-        else:
-            reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
-        self._ack(Pubcomp(packet.packet_id, reason if self.version == 5 else 0))
-
     # -- outbound acks -----------------------------------------------------------
 
     def handle_puback(self, packet) -> None:
@@ -316,152 +221,8 @@ class Session:
             self.queue.complete(packet.packet_id)
             self.drain_due = True
 
-    def take_released(self) -> None:
-        """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
-        self._awaiting_pubcomp.update(self.queue.released)
-
-    # -- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------
-
-    def handle_subscribe(self, packet) -> None:
-        settings = self.broker.settings
-        sub_id = packet.properties.get("subscription_identifier")
-        if sub_id is not None and not settings.subscription_identifier_available:
-            raise ProtocolError(ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
-                                "subscription identifiers are not supported")
-        if self.conn.mountpoint:
-            packet = mounts.mount_subscribe(packet, self.conn.mountpoint)
-        if self.hooks.client_authorize_subscribe is not None:
-            hooked.subscribe(self, packet, [_valid_filter(sub.topic_filter)
-                                            for sub in packet.subscriptions])
-            return
-        self.subscribe_decided(packet, None)
-
-    def subscribe_decided(self, packet, decisions: list | None) -> None:
-        """SUBSCRIBE once the plugins (if any) decided on each filter: subscribe, SUBACK."""
-        sub_id = packet.properties.get("subscription_identifier")
-        codes = []
-        refused = []
-        retained_wanted = []
-        for index, sub in enumerate(packet.subscriptions):
-            code, new, topic_filter = self._subscribe_one(sub, sub_id,
-                                                          decisions[index] if decisions else None)
-            codes.append(code)
-            if code >= 0x80:
-                refused.append(f"{sub.topic_filter!r}: {_REFUSALS.get(code, 'refused')}")
-            elif sub.retain_handling == 0 or (sub.retain_handling == 1 and new):
-                retained_wanted.append(topic_filter)
-        log.debug("client %s subscribed: %s", self.client_id,
-                  ", ".join(f"{sub.topic_filter} q{code}" for sub, code in zip(packet.subscriptions, codes)))
-        props = {"reason_string": "; ".join(refused)} if refused and self.version == 5 else {}
-        self._ack(Suback(packet.packet_id, tuple(codes), props))
-        self.store_record()
-        for topic_filter in retained_wanted:
-            self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
-
-    def _subscribe_one(self, sub, sub_id, decision) -> tuple[int, bool, str]:
-        """(SUBACK code, whether the subscription is new, the filter subscribed)."""
-        settings = self.broker.settings
-        topic_filter = sub.topic_filter
-        requested = sub.qos
-        if decision is not None:
-            if not decision.allowed:
-                return self._refuse(decision.reason_code), False, topic_filter
-            try:
-                requested, topic_filter = hooked.granted(decision, requested, topic_filter)
-            except hooked.BadModifier as exc:
-                log.error("plugin %s: bad modifier on a SUBSCRIBE of %s: %s", decision.decided_by,
-                          self.client_id, exc)
-                return self._refuse(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR), False, topic_filter
-        try:
-            validate_topic_filter(topic_filter)
-        except ProtocolError as exc:
-            return self._refuse(exc.reason_code), False, topic_filter
-        group, real_filter = parse_shared(topic_filter)
-        if group is not None:
-            if not settings.shared_subscription_available:
-                return self._refuse(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED), False, topic_filter
-            if sub.no_local and self.version == 5:
-                raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "no local on a shared subscription")
-        if not settings.wildcard_subscription_available and ("+" in real_filter or "#" in real_filter):
-            return self._refuse(ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED), False, topic_filter
-        if not self.broker.authorize_subscribe(self, topic_filter):
-            return self._refuse(ReasonCode.NOT_AUTHORIZED), False, topic_filter
-        qos = min(requested, settings.max_qos)
-        opts = SubOptions(qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
-                          sub_id, group)
-        new = self.broker.router.subscribe(self.client_id, real_filter, opts)
-        self.subscriptions[topic_filter] = opts
-        chain = self.hooks.session_subscribed
-        if chain is not None:
-            chain.notify(hooked.info_of(self.conn), topic_filter, opts)
-        return qos, new, topic_filter
-
-    def _refuse(self, reason_code: int) -> int:
-        return reason_code if self.version == 5 else 0x80
-
-    def handle_unsubscribe(self, packet) -> None:
-        if self.conn.mountpoint:
-            packet = mounts.mount_unsubscribe(packet, self.conn.mountpoint)
-        if self.hooks.client_unsubscribe is not None:
-            hooked.unsubscribe(self, packet)
-            return
-        self.unsubscribe_decided(packet, None)
-
-    def unsubscribe_decided(self, packet, decisions: list | None) -> None:
-        """UNSUBSCRIBE once the plugins (if any) decided on each filter: unsubscribe, UNSUBACK."""
-        codes = []
-        chain = self.hooks.session_unsubscribed
-        for index, topic_filter in enumerate(packet.topic_filters):
-            decision = decisions[index] if decisions else None
-            if decision is not None:
-                if not decision.allowed:
-                    codes.append(decision.reason_code)
-                    continue
-                topic_filter = decision.modifiers.get("topic_filter", topic_filter)
-            opts = self.subscriptions.pop(topic_filter, None)
-            if opts is None:
-                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
-                continue
-            _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
-            codes.append(ReasonCode.SUCCESS)
-            if chain is not None:
-                chain.notify(hooked.info_of(self.conn), topic_filter)
-        log.debug("client %s unsubscribed: %s", self.client_id, ", ".join(packet.topic_filters))
-        self._ack(Unsuback(packet.packet_id, tuple(codes)))
-        self.store_record()
-
-    def add_subscription(self, topic_filter: str, qos: int) -> int:
-        """Subscribe on an operator's behalf (management API): the granted QoS or a
-        refusal code; retained messages are sent as for a SUBSCRIBE."""
-        code, _new, topic_filter = self._subscribe_one(Subscription(topic_filter, qos), None, None)
-        if code < 0x80:
-            self.store_record()
-            self.broker.send_retained(self, topic_filter, self.subscriptions[topic_filter])
-        return code
-
-    def remove_subscription(self, topic_filter: str) -> bool:
-        """Unsubscribe on an operator's behalf; False when there was no such subscription."""
-        opts = self.subscriptions.pop(topic_filter, None)
-        if opts is None:
-            return False
-        _group, real_filter = parse_shared(topic_filter)
-        self.broker.router.unsubscribe(self.client_id, real_filter, opts.share_group)
-        self.store_record()
-        chain = self.hooks.session_unsubscribed
-        if chain is not None and self.conn is not None:
-            chain.notify(hooked.info_of(self.conn), topic_filter)
-        return True
-
     def inflight_count(self) -> int:
         return len(self._inflight) + len(self._awaiting_pubcomp)
-
-    def restore_subscriptions(self, subscriptions: dict[str, SubOptions],
-                              announce: bool = True) -> None:
-        for topic_filter, opts in subscriptions.items():
-            _group, real_filter = parse_shared(topic_filter)
-            self.broker.router.subscribe(self.client_id, real_filter, opts, announce)
-            self.subscriptions[topic_filter] = opts
 
     # -- delivery to the client ----------------------------------------------------
 
@@ -645,22 +406,6 @@ class Session:
         self._cancel_timers()
         self.subscriptions.clear()
         self.queue.forget()
-
-
-_REFUSALS = {
-    ReasonCode.TOPIC_FILTER_INVALID: "invalid topic filter",
-    ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED: "shared subscriptions are not supported",
-    ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED: "wildcard subscriptions are not supported",
-    ReasonCode.NOT_AUTHORIZED: "not authorized",
-}
-
-
-def _valid_filter(topic_filter: str) -> bool:
-    try:
-        validate_topic_filter(topic_filter)
-    except ProtocolError:
-        return False
-    return True
 
 
 def message_from_publish(packet, origin: str, now: float) -> Message:
