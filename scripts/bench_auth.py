@@ -96,9 +96,8 @@ def run_one(config: str, scenario: str, duration: float, endpoint: LocalEndpoint
         workdir = Path(tmp)
         command = bench_suite.actormq_command(1)
         broker = bench_suite.Broker(config, bench_suite.free_port(), workdir)
-        settings = ["management.listener.http=127.0.0.1:0", *settings_for(config, workdir, endpoint)]
-        extra = [arg for setting in settings for arg in ("--set", setting)]
-        broker.start(command(broker.port, workdir) + extra)
+        settings = dict(setting.split("=", 1) for setting in settings_for(config, workdir, endpoint))
+        broker.start(command(broker.port, workdir, {"management.listener.http": "127.0.0.1:0", **settings}))
         try:
             target = ("-p", broker.port, "-u", USER, "-P", PASSWORD)
             if scenario == "connections":

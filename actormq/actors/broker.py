@@ -3,10 +3,10 @@
 Owns the worker's session table (client id → Session), its open connections,
 the Router, the retained store, the counters and the batched socket flush;
 the sessions kept in the store are `stored_sessions.py`, the keepalive
-sweep and the $SYS publisher `upkeep.py` (its base classes). Sessions and connections reach each
-other and the router only through it. Cross-worker concerns (takeover, route
-deltas, node-wide retained and counters) go through the `peers` link when
-the worker has peers.
+sweep and the $SYS publisher `upkeep.py` (its base classes). Sessions and
+connections reach each other and the router only through it. Cross-worker
+concerns (takeover, route deltas, node-wide retained and counters) go through
+the `peers` link when the worker has peers.
 """
 
 from __future__ import annotations

@@ -41,7 +41,6 @@ from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
                                      StreamDecoder, Suback, Subscribe, Unsuback, Unsubscribe,
                                      encode, encode_publish)
-from actormq.transport import mountpoint as mounts
 from actormq.transport.listeners import DEFAULT_LISTENER
 from actormq.transport.peer import PeerInfo
 
@@ -336,15 +335,11 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
         if not self.broker.authorize_publish(self.session, topic):
             self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
+        message = message_from_publish(packet, self.client_id, time.time())
         if self.hooks.publish_hooked or self.mountpoint:
-            hooked.publish(self, packet)
+            hooked.publish(self, packet, message)
             return
-        if self.mountpoint:
-            packet = mounts.mount_publish(packet, self.mountpoint)
-        self.route_publish(packet, message_from_publish(packet, self.client_id, time.time()))
-
-    def message_of(self, packet) -> object:
-        return message_from_publish(packet, self.client_id, time.time())
+        self.route_publish(packet, message)
 
     def route_publish(self, packet, message) -> None:
         broker = self.broker

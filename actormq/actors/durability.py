@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from functools import partial
 
 from actormq.errors import StorageError
 
@@ -82,13 +83,12 @@ class DurableAcks:
                 entry.waiting += 1
         self._unclaimed.clear()
         self._order.append(entry)
-        stores, loop = self.broker.stores, self.broker.loop
+        stores = self.broker.stores
         if stores is None:
             self._settle(entry, True)
             return
-        stores.queue.when_durable(
-            lambda: loop.call_soon_threadsafe(self._settle, entry, True),
-            lambda _error: loop.call_soon_threadsafe(self._settle, entry, False))
+        stores.queue.when_durable(partial(self._settle, entry, True),
+                                  lambda _error: self._settle(entry, False), self.broker.loop)
 
     # -- answers owed to peers ---------------------------------------------------------
 
@@ -107,10 +107,9 @@ class DurableAcks:
         if not broker.wrote_durable or broker.stores is None:
             self.queue_confirm(peer, ack_id, True)
             return
-        loop, queue_confirm = broker.loop, self.queue_confirm
-        broker.stores.queue.when_durable(
-            lambda: loop.call_soon_threadsafe(queue_confirm, peer, ack_id, True),
-            lambda _error: loop.call_soon_threadsafe(queue_confirm, peer, ack_id, False))
+        queue_confirm = self.queue_confirm
+        broker.stores.queue.when_durable(partial(queue_confirm, peer, ack_id, True),
+                                         lambda _error: queue_confirm(peer, ack_id, False), broker.loop)
 
     def queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
         if not self._confirms:

@@ -118,6 +118,7 @@ class RemoteFlow:
     def on_full(self, header, _payloads) -> None:
         key = (header["w"], header["c"])
         if key in self._valves:
+            self._valves[key].overrun = False   # full again after a hold that timed out
             return
         settings = self.broker.settings
         valve = self._valves[key] = RemoteValve(self.broker.loop, settings.max_publisher_hold,

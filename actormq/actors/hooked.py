@@ -282,18 +282,21 @@ def session_limits(limits: dict, defaults: QueueLimits, max_inflight: int) -> tu
 
 # -- PUBLISH ------------------------------------------------------------------------------
 
-def publish(conn, packet) -> None:
-    """A client's PUBLISH when a plugin hooks its authorization or ``message.publish``, or
-    the client has a mountpoint."""
-    message = conn.message_of(packet)
+def publish(conn, packet, message: Message) -> None:
+    """A client's PUBLISH (and the Message made of it, not shared yet) when a plugin hooks
+    its authorization or ``message.publish``, or the client has a mountpoint.
+    Synchronous answers are acted on inline (no callback)."""
     if conn.mountpoint:
         message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
     chain = conn.hooks.client_authorize_publish
     if chain is None:
         _fold_publish(conn, packet, message)
         return
-    conn.wait_then(chain.decide(info_of(conn), message),
-                   partial(_publish_decided, conn, packet, message))
+    decision = chain.decide(conn.client_info or info_of(conn), message)
+    if type(decision) is Decision:
+        _publish_decided(conn, packet, message, decision)
+    else:
+        conn.wait_then(decision, partial(_publish_decided, conn, packet, message))
 
 
 def _publish_decided(conn, packet, message: Message, decision: Decision) -> None:
@@ -321,16 +324,21 @@ def _fold_publish(conn, packet, message: Message) -> None:
     if chain is None:
         conn.route_publish(packet, message)
         return
-    conn.wait_then(chain.fold(info_of(conn), message),
-                   partial(_publish_folded, conn, packet, message))
+    folded = chain.fold(conn.client_info or info_of(conn), message)
+    if type(folded) is Message:
+        conn.route_publish(packet, folded)
+    else:
+        _publish_folded(conn, packet, message, folded)
 
 
-def _publish_folded(conn, packet, original: Message, message) -> None:
-    if message is DROP:
+def _publish_folded(conn, packet, original: Message, folded) -> None:
+    if isinstance(folded, asyncio.Future):
+        conn.wait_then(folded, partial(_publish_folded, conn, packet, original))
+    elif folded is DROP:
         dropped(conn.hooks, conn.client_id, original, DropReason.BY_PLUGIN)
         conn.session.accept_unrouted(packet)
-        return
-    conn.route_publish(packet, message)
+    else:
+        conn.route_publish(packet, folded)
 
 
 def modify_message(message: Message, modifiers) -> Message:

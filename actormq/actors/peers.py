@@ -17,8 +17,10 @@ Frame kinds (header is orjson; payloads are raw frames):
   PUB   {w, b: [item]}      messages to route here; an item is message_header + [share,
                             ack, payload size, to], the payloads follow as one blob (payload
                             frame 0); an item with an ack id (not null) is answered by DUR;
-                            `to` is null (route it) or [client id, qos, retain, sub ids]
-                            for a session that moved here (see takeover)
+                            `to` is null (route it), [client id, qos, retain, sub ids]
+                            for a session that moved here (see takeover), or [worker id]
+                            for the sessions taken over here from that dead worker
+                            (see orphans)
   DUR   {ok, no}            what the PUBs with these acks wrote here is committed (ok),
                             or was refused (no); one frame per peer and loop turn
   RET   {m}                 a retained message changed (payload frame 0)
@@ -38,6 +40,9 @@ Frame kinds (header is orjson; payloads are raw frames):
   UNREG {w, c}              the session of c ended on worker w
   TAKE  {w, r, c}           may worker w restore these orphans? reply TAKEN
   TAKEN {w, r, granted}     the ones nobody live holds; w holds them now
+  TOOK  {w, d, f}           worker w took over its share of dead worker d's sessions, with
+                            route filters f: move them from d to w; drop d's other routes
+                            once every survivor said TOOK (see orphans)
   FULL  {w, c: [filter]}    worker w's subscribers of these route filters have full
                             queues: hold publishers back (see flow)
   ROOM  {w, c: [filter]}    ... they have room again
@@ -46,8 +51,8 @@ A dead peer: the node tells every survivor (`peer_down`). The survivor stops
 waiting for the peer's answers, takes over the persisted sessions that nobody
 holds any more (disc modes, split by crc32 of the client id between the
 survivors), and only then drops the dead peer's routes: what its publishers
-routed to the dead peer meanwhile is delivered here once that is done. A
-CONNECT whose claim finds nobody resumes the session from the store, so a
+routed to the dead peer meanwhile goes to the sessions taken over (see
+orphans). A CONNECT whose claim finds nobody resumes the session from the store, so a
 client can come back on any worker.
 """
 
@@ -61,6 +66,7 @@ import os
 from actormq.actors.durability import DurableAcks
 from actormq.actors.flow import RemoteFlow
 from actormq.actors.messages import Message
+from actormq.actors.orphans import Orphans
 from actormq.actors.takeover import Takeover
 from actormq.actors.wire import message_from_header, message_header, props_from_json
 
@@ -105,7 +111,7 @@ class PeerLink:
         self._tasks: set[asyncio.Task] = set()
         self._outgoing: dict[int, tuple[list, list]] = {}
         self._flush_scheduled = False
-        self._limbo: dict[int, list] = {}           # dead peer -> messages routed to it meanwhile
+        self.orphans = Orphans(self)
         self.acks = DurableAcks(broker, self.bus, self.ids)
         self.takeover = Takeover(self)
         self.flow = RemoteFlow(self)
@@ -119,6 +125,7 @@ class PeerLink:
             b"MOVED": takeover.on_moved, b"REG": registry.on_register, b"REGD": self._on_reply,
             b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,
             b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
+            b"TOOK": self.orphans.on_took,
         }
 
     async def start(self) -> None:
@@ -145,6 +152,17 @@ class PeerLink:
 
     def broadcast(self, kind: bytes, header, payloads: tuple = ()) -> None:
         self.bus.broadcast(kind, header, payloads, peers=list(self.live))
+
+    def send_after_messages(self, peer: int | None, kind: bytes, header) -> None:
+        """Send a frame to a peer (None: every live peer) behind every message this
+        worker routed so far: the PUB batches of this loop turn go first, so the
+        peer sees them before it (MOVE, MOVED, TOOK rely on it)."""
+        if self._outgoing:
+            self._flush_outgoing()
+        if peer is None:
+            self.broadcast(kind, header)
+        else:
+            self.bus.send(peer, kind, header)
 
     # -- peers coming and going ----------------------------------------------------
 
@@ -175,18 +193,8 @@ class PeerLink:
         self.takeover.peer_gone(peer)
         self.registry.peer_gone(peer)
         self.flow.peer_gone(peer)
-        self._limbo.setdefault(peer, [])
-        self._spawn(self._take_over_from(peer, sorted(self.live | {self.worker_id})))
-
-    async def _take_over_from(self, peer: int, owners: list[int]) -> None:
-        """Restore the dead peer's sessions, then route here what went to it meanwhile."""
-        try:
-            await self.takeover.restore_orphans(owners)
-        finally:
-            self.broker.router.drop_worker_routes(peer)
-            route = self.broker.router.route
-            for message, share_target in self._limbo.pop(peer, ()):
-                route(message, from_peer=True, share_target=share_target)
+        self.orphans.peer_died(peer)
+        self._spawn(self.orphans.take_over(peer, sorted(self.live | {self.worker_id})))
 
     # -- questions to every live peer ------------------------------------------------
 
@@ -229,7 +237,8 @@ class PeerLink:
         self.broker.peer_stats.pop(peer, None)
         held = self.registry.held_for(peer, self.takeover.held())
         self.bus.send(peer, b"SNAP", {"w": self.worker_id, "p": os.getpid(),
-                                      "routes": router.local_filters(), "held": held})
+                                      "routes": self.takeover.own_routes(router.local_filters(), peer),
+                                      "held": held})
         if self.worker_id == min((self.live - {peer}) | {self.worker_id}):
             for message in self.broker.retained.snapshot():
                 self.bus.send(peer, b"RET", {"m": message_header(message)}, (message.payload,))
@@ -258,13 +267,14 @@ class PeerLink:
         `to` names the session it is for when it is forwarded (see takeover)."""
         broker = self.broker
         if worker_id not in self.live:
-            limbo = self._limbo.get(worker_id)
-            if limbo is not None and to is None:
-                limbo.append((message, share_target))
+            if to is None:
+                self.orphans.keep(worker_id, message, share_target)
             return
         broker.stats.bus_publish_frames += 1
         acks = self.acks
-        ack_id = acks.ack_for(worker_id) if message.qos and acks.wanted else None
+        # a limbo message (`to` = [worker]) was acknowledged already: no ack
+        ack_id = acks.ack_for(worker_id) if message.qos and acks.wanted and \
+            (to is None or len(to) > 1) else None
         item = message_header(message)
         item += (share_target, ack_id, len(message.payload), to)
         batch = self._outgoing.get(worker_id)
@@ -308,7 +318,10 @@ class PeerLink:
                               origin)
             at += size
             if to is not None:
-                self.deliver_one(to, message, peer, ack_id)
+                if len(to) == 1:
+                    self.orphans.deliver(to[0], message)
+                else:
+                    self.deliver_one(to, message, peer, ack_id)
                 continue
             broker.wrote_durable = False
             broker.quota_exceeded = False

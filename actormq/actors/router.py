@@ -204,6 +204,14 @@ class Router:
             count += 1
         return count
 
+    def route_to_clients(self, message: Message, client_ids: set[str]) -> int:
+        """Deliver a message to the local subscribers among `client_ids` only."""
+        if not client_ids:
+            return 0
+        matches = [(topic_filter, {c: o for c, o in subscribers.items() if c in client_ids})
+                   for topic_filter, subscribers in self._local.match(message.topic_name)]
+        return self._deliver_overlapping(message, matches, {}, True)
+
     def _forwarder(self, client_id: str, from_peer: bool):
         """The forwarder of a session that moved to another worker: it takes
         messages from peers, and local ones until the new owner's routes are

@@ -59,9 +59,10 @@ class StoredSessions:
             self.stores.session.delete("session", key)
             self.stores.queue.delete_prefix("queue", queue_prefix(client_id))
 
-    def restore_session(self, record: SessionRecord) -> Session | None:
+    def restore_session(self, record: SessionRecord, announce: bool = True) -> Session | None:
         """Recreate a persisted session here, offline; None when it has expired.
-        A record still marked connected lost its worker: it went offline now."""
+        A record still marked connected lost its worker: it went offline now.
+        Without announce, its routes reach the other workers otherwise (TOOK)."""
         now = time.time()
         since = now if record.connected else (record.disconnected_at or record.updated_at)
         if record.expiry_interval is not None and since + record.expiry_interval <= now:
@@ -69,7 +70,7 @@ class StoredSessions:
             return None
         session = self.new_session(record.client_id, record.protocol_level, record.expiry_interval)
         session.restore_subscriptions({f: SubOptions.from_record(o)
-                                       for f, o in record.subscriptions.items()})
+                                       for f, o in record.subscriptions.items()}, announce)
         self.stores.queue.invalidate("queue", session.queue.prefix)
         session.queue.load()
         session.take_released()

@@ -204,8 +204,9 @@ class Takeover:
         router = self.broker.router
         for route_filter in filters:
             router.remove_remote_route(source, route_filter)
-        self.link.broadcast(b"MOVE", {"w": self.worker_id, "c": client_id, "from": source,
-                                      "mv": state.get("mv"), "f": filters})
+        self.link.send_after_messages(None, b"MOVE", {"w": self.worker_id, "c": client_id,
+                                                      "from": source, "mv": state.get("mv"),
+                                                      "f": filters})
 
     def on_move(self, header, _payloads) -> None:
         """The session `c` moved from worker `from` to worker `w`: route there now."""
@@ -216,8 +217,8 @@ class Takeover:
                 router.remove_remote_route(source, route_filter)
             router.add_remote_route(owner, route_filter)
         if source != self.worker_id:
-            self.link.bus.send(source, b"MOVED", {"w": self.worker_id, "c": header["c"],
-                                                  "mv": header["mv"]})
+            self.link.send_after_messages(source, b"MOVED", {"w": self.worker_id,
+                                                             "c": header["c"], "mv": header["mv"]})
             return
         forwarder = self.forwarders.get(header["c"])
         if forwarder is not None and forwarder.move_id == header["mv"]:
@@ -233,6 +234,20 @@ class Takeover:
         forwarder.acked.add(peer)
         if forwarder.moved and self.link.live <= forwarder.acked:
             self._drop_forwarder(forwarder.client_id)
+
+    def own_routes(self, routes: dict[str, int], peer: int) -> dict[str, int]:
+        """A worker that (re)started learns the routes of this worker without
+        the ones its forwarders keep: it routes to the sessions' new owners
+        from their SNAP, and owes no MOVED."""
+        for forwarder in list(self.forwarders.values()):
+            for route_filter in forwarder.filters:
+                left = routes.get(route_filter, 0) - 1
+                if left > 0:
+                    routes[route_filter] = left
+                else:
+                    routes.pop(route_filter, None)
+            self._answered(forwarder, peer)
+        return routes
 
     def _drop_forwarder(self, client_id: str, keep: set = frozenset()) -> None:
         """Forget a forwarder and the routes it kept here (all but `keep`)."""
@@ -285,13 +300,15 @@ class Takeover:
                     self.link.route_changed(route_filter, -1)
             self._drop_forwarder(forwarder.client_id)
 
-    async def restore_orphans(self, owners: list[int]) -> None:
-        """Restore the persisted sessions no live worker holds; `owners` share them."""
+    async def restore_orphans(self, owners: list[int]) -> set[str]:
+        """Restore the persisted sessions no live worker holds; `owners` share them.
+        Returns the client ids restored here; their routes are announced by the
+        caller (orphans: TOOK)."""
         broker = self.broker
         busy = broker.sessions.keys() | self._claiming.keys()
         candidates = [r.client_id for r in broker.stored_sessions() if r.client_id not in busy]
         if not candidates:
-            return
+            return set()
         rank = owners.index(self.worker_id)
         candidates = [c for c in candidates if crc32(c.encode()) % len(owners) == rank]
         self._restoring.update(candidates)
@@ -300,7 +317,7 @@ class Takeover:
             replies = await self.link.ask(b"HOLDS", {"c": unknown})
             held = {client_id for header, _ in replies for client_id in header["held"]}
             granted.update(c for c in unknown if c not in held)
-        restored = 0
+        restored: set[str] = set()
         for client_id in candidates:
             if client_id not in self._restoring:
                 continue        # a CONNECT claimed it meanwhile
@@ -310,10 +327,11 @@ class Takeover:
             record = broker.stored_session(client_id)
             if record is not None:
                 self._drop_forwarder(client_id)
-                if broker.restore_session(record) is not None:
-                    restored += 1
+                if broker.restore_session(record, announce=False) is not None:
+                    restored.add(client_id)
         if restored:
-            log.info("took over %d persistent sessions of a dead worker", restored)
+            log.info("took over %d persistent sessions of a dead worker", len(restored))
+        return restored
 
     def on_holds(self, header, _payloads) -> None:
         held = [c for c in header["c"] if self.is_held(c)]

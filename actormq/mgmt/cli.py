@@ -88,12 +88,10 @@ def session_show(client: ApiClient, client_id: str | None, limit: int | None, fi
         params["client_id_regex"] = client_id[1:]
     elif client_id:
         params["clientid"] = client_id
-    if limit:
-        params["_limit"] = limit
-    body = client.get("/api/v4/actormq/sessions", params)
-    warn_failed(body)
-    rows = _session_rows(body["data"], fields)[:limit] if limit else _session_rows(body["data"], fields)
-    emit(rows, fields, output_format)
+    sessions, failed = client.rows("/api/v4/actormq/sessions", params, limit)
+    warn_failed({"failed": failed})
+    rows = _session_rows(sessions, fields)
+    emit(rows[:limit] if limit else rows, fields, output_format)
 
 
 @session.command("disconnect")
@@ -149,8 +147,7 @@ def retain() -> None:
 def retain_show(client: ApiClient, topic: str | None, payload: bool, limit: int | None,
                 output_format: str) -> None:
     """Show the retained messages: topic, QoS, size, payload."""
-    params = {"topic": topic, "payload": payload, "_limit": limit}
-    rows = client.get("/api/v4/retained", params)["data"]
+    rows, _failed = client.rows("/api/v4/retained", {"topic": topic, "payload": payload}, limit)
     columns = ("topic", "qos", "size") + (("payload",) if payload else ())
     emit(rows, columns, output_format)
 

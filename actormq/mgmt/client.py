@@ -62,6 +62,18 @@ class ApiClient:
     def delete(self, path: str, params: dict | None = None) -> dict:
         return self._call("DELETE", path, params=params)
 
+    def rows(self, path: str, params: dict | None = None, limit: int | None = None) -> tuple[list, list]:
+        """Every row of a paged list route (page after page), at most `limit`; and the
+        workers that did not answer (`failed` of any page)."""
+        rows, failed, number = [], [], 1
+        while True:
+            body = self.get(path, dict(params or {}, _page=number))
+            rows += body["data"]
+            failed += [f for f in body.get("failed", ()) if f not in failed]
+            if not body["meta"]["hasnext"] or (limit is not None and len(rows) >= limit):
+                return rows[:limit] if limit is not None else rows, failed
+            number += 1
+
     def command(self, name: str, args: dict | None = None) -> dict:
         """Run a worker-side admin command on every worker (POST /api/v4/admin/{name})."""
         return self.post(f"/api/v4/admin/{name}", args or {})

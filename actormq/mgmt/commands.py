@@ -23,8 +23,9 @@ HTTP API and the CLI) by registering a command under a dotted name:
 Registration happens at import time (the decorator) or at run time
 (`REGISTRY.register(name, handler)` / `REGISTRY.unregister(name)`, e.g. by a
 plugin when it is enabled or disabled). A worker imports the modules in
-`BUILTIN_MODULES` when its control link starts; an area whose module is not
-imported otherwise adds itself there (one line).
+`BUILTIN_MODULES` when the first admin request reaches it (not on its way to
+serving clients); an area whose module is not imported otherwise adds itself
+there (one line).
 
 Streams (`admin_stream`) are commands that go on answering: the handler gets
 `emit(event)` to send JSON-able events to the node and returns a callable

@@ -21,6 +21,7 @@ class NodeMetrics:
     counters: dict = field(default_factory=dict)
     gauges: dict = field(default_factory=dict)
     protocols: dict = field(default_factory=dict)
+    listeners: dict = field(default_factory=dict)     # listener key -> connections
     storage: dict = field(default_factory=dict)
     bus: dict = field(default_factory=dict)
     workers: list = field(default_factory=list)
@@ -31,6 +32,7 @@ class NodeMetrics:
         _sum_into(self.counters, answer["counters"])
         gauges = dict(answer["gauges"])
         _sum_into(self.protocols, gauges.pop("connections_by_protocol", {}))
+        _sum_into(self.listeners, gauges.pop("connections_by_listener", {}))
         for name, value in gauges.items():
             if name in NODE_WIDE:
                 self.gauges[name] = max(self.gauges.get(name, 0), value)

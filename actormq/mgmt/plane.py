@@ -6,8 +6,8 @@ The node calls `start_control_plane(node)` before it spawns the workers (it
 returns at once; `url` waits until the API serves, or raises why it cannot)
 and `stop()` when it stops. The plane reads the node's worker table
 (`node.workers`: `worker_id`, `alive`, `process.pid`) and nothing else of it.
-Once the HTTP listener is bound, it writes the state file the CLI reads
-(`actormq.mgmt.credentials`) and `url` holds the API's base URL.
+Once the HTTP listener is bound, `url` (read by the node for its banner)
+writes the state file the CLI reads (`actormq.mgmt.credentials`).
 
 Handlers use `ask_all` / `ask_one` / `open_stream` (see `channel`), and the
 node facts below (`workers()`, `started`, `config`).
@@ -229,54 +229,6 @@ class ControlPlane:
         if self.banned.live():
             asyncio.get_running_loop().create_task(
                 self.channel.ask_all("banned.set", self.banned.command_args(), workers=[worker]))
-
-    def mqtt_listeners(self) -> list[dict]:
-        """The MQTT listeners: the shared port and each worker's own one."""
-        node = self.node
-        rows = [{"identifier": "mqtt:tcp:external", "protocol": "mqtt:tcp",
-                 "host": node.host, "port": node.port, "workers": [h.worker_id for h in node.workers]}]
-        for handle in node.workers:
-            if handle.private_port:
-                rows.append({"identifier": f"mqtt:tcp:worker{handle.worker_id}", "protocol": "mqtt:tcp",
-                             "host": node.host, "port": handle.private_port,
-                             "workers": [handle.worker_id]})
-        return rows
-
-    async def listener_rows(self) -> list[dict]:
-        """EMQX 4's listener rows, with whether each accepts a connection now."""
-        from actormq.mgmt.node_metrics import node_metrics
-        metrics = await node_metrics(self)
-        per_worker = {row["worker"]: row["connections"] for row in metrics.workers}
-        rows = []
-        for listener in self.mqtt_listeners():
-            rows.append({
-                "identifier": listener["identifier"], "protocol": listener["protocol"],
-                "listen_on": f"{listener['host']}:{listener['port']}",
-                "acceptors": len(listener["workers"]),
-                "current_conns": sum(per_worker.get(w, 0) for w in listener["workers"])
-                if listener["identifier"] == "mqtt:tcp:external" else None,
-                "max_conns": None,
-                "shutdown_count": [],
-                "running": await accepts(listener["host"], listener["port"]),
-            })
-        if self._url is not None:
-            host, port = self.listener
-            rows.append({"identifier": "http:management", "protocol": "http:management",
-                         "listen_on": f"{host}:{self._url.rsplit(':', 1)[1]}", "acceptors": 1,
-                         "current_conns": None, "max_conns": None, "shutdown_count": [],
-                         "running": True})
-        return rows
-
-
-async def accepts(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether a TCP connection to host:port is accepted now (0.0.0.0 probes loopback)."""
-    probe = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    try:
-        _reader, writer = await asyncio.wait_for(asyncio.open_connection(probe, port), timeout)
-    except (OSError, asyncio.TimeoutError):
-        return False
-    writer.close()
-    return True
 
 
 def rpc_error(gathered: Gathered) -> ApiError:

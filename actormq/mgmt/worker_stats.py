@@ -72,6 +72,15 @@ def _protocols(broker) -> dict:
     return counts
 
 
+def _listeners(broker) -> dict:
+    counts: dict[str, int] = {}
+    for conn in broker.connections:
+        listener = getattr(conn, "listener", None)
+        if listener is not None:
+            counts[listener.key] = counts.get(listener.key, 0) + 1
+    return counts
+
+
 @admin_command("metrics.get")
 def metrics(broker, args: dict) -> dict:
     """This worker's counters and gauges (see the module docstring)."""
@@ -86,6 +95,7 @@ def metrics(broker, args: dict) -> dict:
             "messages_queued": queued,
             "messages_inflight": inflight,
             "connections_by_protocol": _protocols(broker),
+            "connections_by_listener": _listeners(broker),
         },
         "storage": _storage(broker),
         "bus": _bus(broker),

@@ -9,7 +9,7 @@ class MemoryDecide(Plugin):
     name = "memory_decide"
 
     def start(self) -> None:
-        self.allowed = {"fanin": True}
+        self.allowed = {"fanin": True, "t": True}
 
     async def on_client_authorize_publish(self, client, message):
         return OK if self.allowed.get(message.topic_name.split("/", 1)[0]) else NEXT

@@ -28,6 +28,9 @@ from tests.integration.test_workers import make_node, routed  # noqa: F401  (fix
 pytestmark = pytest.mark.timeout(90)
 
 PERSISTENT = {"session_expiry_interval": 3600}
+# queue limits would drop messages by design while the session is offline
+UNLIMITED_DISC = {"queue.storage": "disc", "retained.storage": "disc",
+                  "queue.max_offline_messages": "0", "queue.max_online_messages": "0"}
 MOVES = 4
 MOVE_EVERY = 1.0
 PUBLISH_PAUSE = 0.002
@@ -98,7 +101,7 @@ class Publisher(threading.Thread):
 
 
 def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_dies(make_node):
-    node = make_node(**{"queue.storage": "disc", "retained.storage": "disc"})
+    node = make_node(**UNLIMITED_DISC)
     base = unique("moving")
     subscriber = MovingSubscriber(unique("sub"))
     first = subscriber.connect(node.ports[0])
@@ -136,8 +139,8 @@ def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_die
     for publisher in publishers:
         acknowledged[publisher.qos] |= publisher.acknowledged()
     expected = acknowledged[1] | acknowledged[2]
-    assert len(acknowledged[1]) > 1000 and len(acknowledged[2]) > 500, \
-        {qos: len(payloads) for qos, payloads in acknowledged.items()}
+    assert len(acknowledged[1]) > 200 and len(acknowledged[2]) > 200, \
+        f"too little traffic: {({qos: len(payloads) for qos, payloads in acknowledged.items()})}"
     counts: collections.Counter = collections.Counter()
     deadline = time.monotonic() + 20
     while not expected <= counts.keys() and time.monotonic() < deadline:

@@ -64,6 +64,8 @@ def test_clients_filters(api_broker):
     assert get(api_broker, "/api/v4/clients", clientid=f"{prefix}-b", ip_address="10.9.9.9")["data"] == []
     one = get(api_broker, f"/api/v4/clients/{prefix}-a")["data"]
     assert [c["username"] for c in one] == ["alice"]
+    assert get(api_broker, f"/api/v4/nodes/{NODE}/clients/{prefix}-a")["data"] == one
+    assert call(api_broker, "GET", f"/api/v4/nodes/other@host/clients/{prefix}-a")[0] == 404
     assert [c["clientid"] for c in get(api_broker, "/api/v4/clients/username/bob")["data"]] == [f"{prefix}-b"]
 
 
@@ -242,3 +244,17 @@ def test_acl_cache_routes_answer_empty_without_a_cache(api_broker):
 def test_api_lists_its_routes(api_broker):
     paths = {(row["path"], row["method"]) for row in get(api_broker, "/api/v4")["data"]}
     assert ("/api/v4/clients", "GET") in paths and ("/api/v4/mqtt/publish", "POST") in paths
+
+
+def test_retained_delete_expired(api_broker):
+    topic = unique("expiring")
+    publisher = connect(api_broker.port, unique("exp"))
+    publisher.wait_published(publisher.publish(topic, b"soon gone", qos=1, retain=True,
+                                               properties={"message_expiry_interval": 1}))
+    assert [row["topic"] for row in get(api_broker, "/api/v4/retained", topic=topic)["data"]] == [topic]
+    time.sleep(1.3)
+    status, body = call(api_broker, "DELETE", "/api/v4/retained", params={"expired": "true"})
+    assert status == 200 and body["data"]["deleted"] >= 1
+    assert get(api_broker, "/api/v4/retained", topic=topic)["data"] == []
+    status, body = call(api_broker, "DELETE", "/api/v4/retained")
+    assert status == 400 and body["code"] == 108

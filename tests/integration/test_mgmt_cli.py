@@ -21,7 +21,7 @@ COMMANDS = (("session", "show"), ("session", "disconnect"), ("session", "unsubsc
 
 @pytest.fixture(scope="module")
 def cli_broker(tmp_path_factory):
-    yield from module_broker(tmp_path_factory, "cli")
+    yield from module_broker(tmp_path_factory, "cli", settings={"management.max_row_limit": 2})
 
 
 def _json(result) -> object:
@@ -56,6 +56,7 @@ def test_session_show_vmq_columns_table_and_json(cli_broker):
     first = connect(cli_broker.port, f"{prefix}-1", version=4, username="ann")
     first.subscribe(f"{prefix}/a", qos=1)
     connect(cli_broker.port, f"{prefix}-2", version=5)
+    connect(cli_broker.port, f"{prefix}-3", version=5)        # a page holds 2: the CLI reads two
     table = cli(cli_broker, "session", "show", f"--client_id={prefix}-1")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -67,7 +68,7 @@ def test_session_show_vmq_columns_table_and_json(cli_broker):
     rows = _json(cli(cli_broker, "session", "show", f"--client_id=~^{prefix}-", "client_id", "topic",
                      "qos", "protocol", "--format", "json"))
     assert [(r["client_id"], r["topic"], r["qos"], r["protocol"]) for r in rows] == [
-        (f"{prefix}-1", f"{prefix}/a", 1, 4), (f"{prefix}-2", None, None, 5)]
+        (f"{prefix}-1", f"{prefix}/a", 1, 4), (f"{prefix}-2", None, None, 5), (f"{prefix}-3", None, None, 5)]
     assert _json(cli(cli_broker, "session", "show", f"--client_id=~^{prefix}-", "--limit", "1",
                      "--format", "json"))[0]["client_id"] == f"{prefix}-1"
 

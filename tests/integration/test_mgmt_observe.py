@@ -70,6 +70,7 @@ def test_prometheus_counts_known_traffic_across_workers(observed):
     assert grew("actormq_bytes_received_total") > 5 * len(topic)
     assert _value(after, "actormq_connections_current") >= 2
     assert _value(after, "actormq_connections_by_protocol", protocol="mqtt5") >= 2
+    assert _value(after, "actormq_connections_by_listener", listener="listener.tcp.default") >= 2
     assert _value(after, "actormq_subscriptions") >= 1
     for worker in ("0", "1"):
         assert _value(after, "actormq_worker_up", worker=worker) == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from actormq.mgmt.app import plane_of
-from actormq.mgmt.envelope import CLIENT_OFFLINE, ApiError, ok, page
+from actormq.mgmt.envelope import CLIENT_OFFLINE, ApiError, not_found, ok, page
 
 routes = web.RouteTableDef()
 
@@ -35,13 +35,22 @@ def paged(request: web.Request, rows: list, gathered, filtered: bool = False) ->
     return page(request, rows, plane_of(request).max_rows, filtered, **extra)
 
 
+def _check_node(request: web.Request) -> None:
+    """The `/api/v4/nodes/{node}/...` variants answer for this node only."""
+    node = request.match_info.get("node")
+    if node is not None and node != plane_of(request).node_name:
+        raise not_found(f"no node {node!r}")
+
+
 async def client_rows(request: web.Request, args: dict) -> tuple[list, object]:
+    _check_node(request)
     rows, gathered = await plane_of(request).ask_rows("clients.list", args)
     rows.sort(key=lambda row: row["clientid"])
     return rows, gathered
 
 
 @routes.get("/api/v4/clients")
+@routes.get("/api/v4/nodes/{node}/clients")
 async def list_clients(request: web.Request) -> web.Response:
     args = _filters(request, CLIENT_FILTERS)
     rows, gathered = await client_rows(request, args)
@@ -49,20 +58,24 @@ async def list_clients(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v4/clients/username/{username}")
+@routes.get("/api/v4/nodes/{node}/clients/username/{username}")
 async def clients_by_username(request: web.Request) -> web.Response:
     rows, _gathered = await client_rows(request, {"username": request.match_info["username"]})
     return ok(rows)
 
 
 @routes.get("/api/v4/clients/{clientid}")
+@routes.get("/api/v4/nodes/{node}/clients/{clientid}")
 async def get_client(request: web.Request) -> web.Response:
     rows, _gathered = await client_rows(request, {"clientid": request.match_info["clientid"]})
     return ok(rows)
 
 
 @routes.delete("/api/v4/clients/{clientid}")
+@routes.delete("/api/v4/nodes/{node}/clients/{clientid}")
 async def kick_client(request: web.Request) -> web.Response:
     """Kick: the connection gets DISCONNECT 0x98 (5.0) and the session ends."""
+    _check_node(request)
     client_id = request.match_info["clientid"]
     rows, _gathered = await plane_of(request).ask_rows("clients.disconnect",
                                                        {"clientid": client_id, "cleanup": True})
@@ -90,7 +103,9 @@ def _subscription_row(row: dict) -> dict:
 
 
 @routes.get("/api/v4/subscriptions")
+@routes.get("/api/v4/nodes/{node}/subscriptions")
 async def list_subscriptions(request: web.Request) -> web.Response:
+    _check_node(request)
     args = _filters(request, SUBSCRIPTION_FILTERS)
     rows, gathered = await plane_of(request).ask_rows("subscriptions.list", args)
     rows = sorted((_subscription_row(r) for r in rows), key=lambda r: (r["clientid"], r["topic"]))
@@ -98,7 +113,9 @@ async def list_subscriptions(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v4/subscriptions/{clientid}")
+@routes.get("/api/v4/nodes/{node}/subscriptions/{clientid}")
 async def client_subscriptions(request: web.Request) -> web.Response:
+    _check_node(request)
     rows, _gathered = await plane_of(request).ask_rows(
         "subscriptions.list", {"clientid": request.match_info["clientid"]})
     return ok(sorted((_subscription_row(r) for r in rows), key=lambda r: r["topic"]))

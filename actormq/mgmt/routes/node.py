@@ -18,6 +18,7 @@ from aiohttp import web
 from actormq import __version__
 from actormq.mgmt.app import plane_of
 from actormq.mgmt.envelope import json_body, not_found, ok
+from actormq.mgmt.node_listeners import listener_rows
 from actormq.mgmt.node_metrics import node_metrics
 from actormq.mgmt.plane import rpc_error
 
@@ -124,7 +125,7 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/api/v4/listeners")
 @routes.get("/api/v4/nodes/{node}/listeners")
 async def listeners(request: web.Request) -> web.Response:
-    return _per_node(request, "listeners", await plane_of(request).listener_rows())
+    return _per_node(request, "listeners", await listener_rows(plane_of(request)))
 
 
 @routes.get("/api/v4/plugins")

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from actormq.mgmt.app import plane_of
 from actormq.mgmt.node_metrics import NodeMetrics, node_metrics
-from actormq.mgmt.plane import accepts
+from actormq.mgmt.node_listeners import listener_health
 
 routes = web.RouteTableDef()
 
@@ -72,6 +72,11 @@ class _Snapshot:
         for protocol, count in sorted(m.protocols.items()):
             by_protocol.add_metric([protocol], count)
         yield by_protocol
+        by_listener = GaugeMetricFamily("actormq_connections_by_listener", "Connected clients, by listener.",
+                                        labels=["listener"])
+        for key, count in sorted(m.listeners.items()):
+            by_listener.add_metric([key], count)
+        yield by_listener
         yield from self._storage()
         yield CounterMetricFamily("actormq_bus_frames_sent", "Bus frames sent between workers.",
                                   value=m.bus.get("frames_sent", 0))
@@ -141,15 +146,6 @@ async def prometheus(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _listener_health(plane) -> list[dict]:
-    rows = []
-    for listener in plane.mqtt_listeners():
-        up = await accepts(listener["host"], listener["port"])
-        rows.append({"identifier": listener["identifier"], "listen_on": f"{listener['host']}:{listener['port']}",
-                     "status": "up" if up else "down"})
-    return rows
-
-
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     plane = plane_of(request)
@@ -157,7 +153,7 @@ async def health(request: web.Request) -> web.Response:
     gathered = await plane.channel.ask_all("worker.ping", {})
     reasons += [f"worker {worker}: {reason}" for worker, reason in sorted(gathered.failed.items())]
     reasons += [f"listener {row['identifier']} ({row['listen_on']}) does not accept connections"
-                for row in await _listener_health(plane) if row["status"] != "up"]
+                for row in await listener_health(plane) if row["status"] != "up"]
     body = {"status": "ok" if not reasons else "unavailable", "node": plane.node_name,
             "workers": len(gathered.answers), "reasons": reasons}
     return web.json_response(body, status=200 if not reasons else 503)
@@ -165,7 +161,7 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/health/listeners")
 async def health_listeners(request: web.Request) -> web.Response:
-    rows = await _listener_health(plane_of(request))
+    rows = await listener_health(plane_of(request))
     healthy = all(row["status"] == "up" for row in rows)
     return web.json_response({"status": "ok" if healthy else "unavailable", "listeners": rows},
                              status=200 if healthy else 503)
