@@ -26,7 +26,9 @@ class DataDirLock:
             fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                          0o644)
         except OSError as exc:
-            raise ActormqError(f"cannot use data dir {self.path}: {exc.strerror or exc}") from None
+            reason = "not a directory" if os.path.exists(self.path) and not os.path.isdir(self.path) \
+                else exc.strerror or exc
+            raise ActormqError(f"cannot use data dir {self.path}: {reason}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

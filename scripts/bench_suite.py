@@ -165,7 +165,7 @@ def actormq_command(workers: int):
         extra = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
         cmd = [sys.executable, "-m", "actormq", "run", "-w", str(workers), "--host", HOST,
                "--port", str(port), "--data-dir", str(workdir / "data"),
-               "--set", "sys_interval=0",
+               "--set", "sys_interval=0", "--set", "management.listener.http=0",
                "--set", f"queue.max_offline_messages={QUEUE_LIMIT}",
                "--set", f"queue.max_online_messages={QUEUE_LIMIT}", *extra]
         if tls is not None:

@@ -77,7 +77,10 @@ def serve_grpc(port: int, hook: str) -> None:
 
 
 def helper(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, *args], cwd=suite.REPO_ROOT, env=suite._env())
+    """An endpoint or ExHook server process, at the lowest priority: on a small machine it would
+    otherwise take the broker's CPU (in production it runs elsewhere)."""
+    return subprocess.Popen(["nice", "-n", "19", sys.executable, __file__, *args], cwd=suite.REPO_ROOT,
+                            env=suite._env())
 
 
 def broker(workdir: Path, settings: dict[str, str]) -> suite.Broker:

@@ -19,6 +19,7 @@ until ROOM comes (the subscriber's valve released) or its own bound passed.
 
 from __future__ import annotations
 
+from actormq.storage.backlog import WriterBacklog
 from actormq.transport.topics import TopicTrie, parse_shared
 
 
@@ -109,6 +110,8 @@ class RemoteFlow:
     def hold_peers(self, congested: list, peer: int) -> None:
         """Sessions here that a message from `peer` congested hold that peer back."""
         for session in congested:
+            if isinstance(session, WriterBacklog):
+                continue    # the peer's publishers wait for this worker's DUR answers
             key = (peer, session.client_id)
             publisher = self._publishers.get(key)
             if publisher is None or publisher._session is not session:

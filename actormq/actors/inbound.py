@@ -113,7 +113,3 @@ class InboundPublishes:
         else:
             reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
         self._ack(Pubcomp(packet.packet_id, reason if self.version == 5 else 0))
-
-    def take_released(self) -> None:
-        """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
-        self._awaiting_pubcomp.update(self.queue.released)

@@ -19,7 +19,7 @@ from actormq.actors.flow import Valve
 from actormq.actors.inbound import InboundPublishes
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
-from actormq.actors.subscriptions import SessionSubscriptions
+from actormq.actors.subscriptions import Subscriptions
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import Pubrel, ReasonCode, encode_publish
 from actormq.transport.topics import parse_shared
@@ -30,7 +30,7 @@ FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_to
                         "correlation_data", "user_property")
 
 
-class Session(InboundPublishes, SessionSubscriptions):
+class Session(InboundPublishes, Subscriptions):
     """State of one client id, whether or not a connection is attached (its
     inbound PUBLISH flow and its subscriptions are in the two base classes)."""
 
@@ -220,6 +220,10 @@ class Session(InboundPublishes, SessionSubscriptions):
             self._awaiting_pubcomp.discard(packet.packet_id)
             self.queue.complete(packet.packet_id)
             self.drain_due = True
+
+    def take_released(self) -> None:
+        """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
+        self._awaiting_pubcomp.update(self.queue.released)
 
     def inflight_count(self) -> int:
         return len(self._inflight) + len(self._awaiting_pubcomp)

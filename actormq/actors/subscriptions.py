@@ -1,10 +1,7 @@
-"""A Session's subscriptions: SUBSCRIBE and UNSUBSCRIBE (checked, offered to
-the hook chain, then applied), the subscription table and its routes, the
-retained messages a new subscription gets. A base class of Session.
-
-Takes: SUBSCRIBE/UNSUBSCRIBE from the Connection, restored subscriptions
-after a restart or a hand-over. Sends: SUBACK/UNSUBACK to the Connection,
-route changes to the Router, retained messages through the Broker.
+"""The subscriptions of a Session: SUBSCRIBE and UNSUBSCRIBE (with the
+plugins' decisions), the operator's subscribe/unsubscribe on a client's
+behalf, and subscriptions restored from the store or a hand-over. Each one is
+kept in `session.subscriptions` and in the worker's Router.
 """
 
 from __future__ import annotations
@@ -21,8 +18,8 @@ from actormq.transport.topics import parse_shared, validate_topic_filter
 log = logging.getLogger("actormq.session")
 
 
-class SessionSubscriptions:
-    """The subscription half of a Session (uses its broker, hooks, conn, version)."""
+class Subscriptions:
+    """What a Session does with subscriptions (a part of Session)."""
 
     def handle_subscribe(self, packet) -> None:
         settings = self.broker.settings

@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 from actormq.hooks.health import Breaker, PluginStats
 from actormq.hooks.points import HookPoint
-from actormq.hooks.results import ALLOWED, DROP, Decision, decision_from
+from actormq.hooks.results import ALLOWED, DROP, NEXT, OK, Decision, decision_from
 
 _perf = time.perf_counter
 SAMPLE_EVERY = 16                   # calls per latency sample (a power of two)
@@ -69,7 +69,7 @@ class Provider:
     """One plugin's hook method at one point, with that plugin's policy, stats and breaker."""
 
     __slots__ = ("name", "point", "fn", "is_async", "sync", "timeout", "deny_on_failure", "stats",
-                 "breaker", "queue")
+                 "breaker", "queue", "allowed")
 
     def __init__(self, name: str, point: HookPoint, fn: Callable, timeout: float,
                  failure_policy: str, stats: PluginStats, breaker: Breaker, queue=None) -> None:
@@ -83,6 +83,7 @@ class Provider:
         self.stats = stats
         self.breaker = breaker
         self.queue = queue          # the plugin's NotifyQueue, for notify points
+        self.allowed = Decision(True, decided_by=name)     # its plain OK, made once
 
     def call(self, args: tuple) -> Any:
         """The provider's answer: a value, `Pending` while it runs, or `FAILED`.
@@ -223,6 +224,14 @@ class Chain:
         return rest if isinstance(rest, Decision) else await rest
 
     def _interpret(self, provider: Provider, answer: Any) -> Decision | None:
+        if answer is None or answer is NEXT:
+            if provider.breaker.in_a_row:
+                provider.breaker.succeeded()
+            return None
+        if answer is OK:
+            if provider.breaker.in_a_row:
+                provider.breaker.succeeded()
+            return provider.allowed
         if answer is FAILED:
             return self._failure(provider)
         try:

@@ -3,9 +3,11 @@
 The store never blocks the event loop. When its writer falls behind it tells
 (`on_backlog`, after each write issued meanwhile): the backlog puts itself in
 the broker's list of congested parties, which the connection whose publish
-wrote asks to `block` it, as a congested session does (see Session.block).
-The publisher is throttled (it stops reading) until the writer has caught up
-(`when_room`), then every publisher held is let go at once.
+wrote asks to `block` it, as a congested session's valve does (actors/flow).
+The publisher is held back (`hold_back`: its packets wait, in order) until the
+writer has caught up (`when_room`), then every publisher held goes on at once.
+Peers are not held for it: their publishers wait for this worker's durability
+answers anyway.
 """
 
 from __future__ import annotations
@@ -31,15 +33,15 @@ class WriterBacklog:
             self._congested.append(self)
 
     def block(self, publisher) -> None:
-        """Throttle `publisher` until the writer has caught up."""
+        """Hold `publisher` back until the writer has caught up."""
         if publisher in self._held:
             return
         self._held.add(publisher)
-        publisher.throttle()
+        publisher.hold_back()
         if len(self._held) == 1:
             self._store.when_room(lambda: self._loop.call_soon_threadsafe(self._release))
 
     def _release(self) -> None:
         held, self._held = self._held, set()
         for publisher in held:
-            publisher.unthrottle()
+            publisher.go_on()

@@ -85,79 +85,81 @@ class EmqxWebHookPlugin(Plugin):
         await self.notifier.close()
         await self.pool.close()
 
-    def _send(self, event: str, data: dict, client_id: str, topic: str | None = None) -> None:
+    def _send(self, event: str, data, client_id: str, topic: str | None = None) -> None:
+        """Queue `event` if a rule wants it; `data()` makes its fields, only if it is sent."""
         web_hook = self.web_hook
         if web_hook.wants(event, topic):
             self.notifier.send(web_hook.url, web_hook.headers,
-                               lambda: orjson.dumps(web_hook.body(event, data, self.node)), client_id)
+                               lambda: orjson.dumps(web_hook.body(event, data(), self.node)), client_id)
 
 
 # ---- the hook methods, one per point; `plugin_class` picks the ones it needs ------------------
 
 def on_client_connect(self, client: ClientInfo):
-    self._send("client.connect", events.emqx_client(client), client.client_id)
+    self._send("client.connect", lambda: events.emqx_client(client), client.client_id)
 
 
 def on_client_connack(self, client: ClientInfo, reason_code: int):
     conn_ack = "success" if reason_code == 0 else _text(reason_code)
-    self._send("client.connack", events.emqx_client(client, conn_ack=conn_ack), client.client_id)
+    self._send("client.connack", lambda: events.emqx_client(client, conn_ack=conn_ack), client.client_id)
 
 
 def on_client_connected(self, client: ClientInfo):
-    self._send("client.connected", events.emqx_client(client, connected_at=int(time.time())),
+    self._send("client.connected", lambda: events.emqx_client(client, connected_at=int(time.time())),
                client.client_id)
 
 
 def on_client_disconnected(self, client: ClientInfo, reason):
-    self._send("client.disconnected", events.emqx_client(client, reason=_text(reason)), client.client_id)
+    self._send("client.disconnected", lambda: events.emqx_client(client, reason=_text(reason)),
+               client.client_id)
 
 
 def on_client_authorize_subscribe(self, client: ClientInfo, topic_filter: str, options):
-    self._send("client.subscribe", events.emqx_client(client, topic=topic_filter,
-                                                      opts={"qos": getattr(options, "qos", 0)}),
+    opts = {"qos": getattr(options, "qos", 0)}
+    self._send("client.subscribe", lambda: events.emqx_client(client, topic=topic_filter, opts=opts),
                client.client_id, topic_filter)
     return NEXT
 
 
 def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
-    self._send("client.unsubscribe", events.emqx_client(client, topic=topic_filter), client.client_id,
-               topic_filter)
+    self._send("client.unsubscribe", lambda: events.emqx_client(client, topic=topic_filter),
+               client.client_id, topic_filter)
     return NEXT
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):
-    self._send("session.subscribed", events.emqx_client(client, topic=topic_filter,
-                                                        opts={"qos": getattr(options, "qos", 0)}),
+    opts = {"qos": getattr(options, "qos", 0)}
+    self._send("session.subscribed", lambda: events.emqx_client(client, topic=topic_filter, opts=opts),
                client.client_id, topic_filter)
 
 
 def on_session_unsubscribed(self, client: ClientInfo, topic_filter: str):
-    self._send("session.unsubscribed", events.emqx_client(client, topic=topic_filter), client.client_id,
-               topic_filter)
+    self._send("session.unsubscribed", lambda: events.emqx_client(client, topic=topic_filter),
+               client.client_id, topic_filter)
 
 
 def on_session_terminated(self, client_id: str, reason):
-    self._send("session.terminated", {"clientid": client_id, "reason": _text(reason)}, client_id)
+    self._send("session.terminated", lambda: {"clientid": client_id, "reason": _text(reason)}, client_id)
 
 
 def on_message_publish(self, client: ClientInfo, message):
-    self._send("message.publish", events.emqx_message(message, from_username=client.username),
+    self._send("message.publish", lambda: events.emqx_message(message, from_username=client.username),
                client.client_id, message.topic_name)
 
 
 def on_message_deliver(self, client_id: str, message):
-    self._send("message.delivered", events.emqx_message(message, clientid=client_id), client_id,
+    self._send("message.delivered", lambda: events.emqx_message(message, clientid=client_id), client_id,
                message.topic_name)
 
 
 def on_message_acked(self, client_id: str, message):
-    self._send("message.acked", events.emqx_message(message, clientid=client_id), client_id,
+    self._send("message.acked", lambda: events.emqx_message(message, clientid=client_id), client_id,
                message.topic_name)
 
 
 def on_message_dropped(self, client_id: str, message, reason):
-    self._send("message.dropped", events.emqx_message(message, reason=_text(reason)), client_id or "",
-               message.topic_name)
+    self._send("message.dropped", lambda: events.emqx_message(message, reason=_text(reason)),
+               client_id or "", message.topic_name)
 
 
 _METHODS = {function.__name__: function for function in (

@@ -28,9 +28,9 @@ from actormq.hooks.results import NEXT, Continue, Error, Ok
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
+from actormq.webhooks.sender import SenderProcess
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
 from actormq.webhooks.vmq_answers import Answer
-from actormq.webhooks.sender import SenderProcess
 from actormq.webhooks.vmq_bodies import HOOKS
 from actormq.webhooks.vmq_calls import VmqWebhooks
 
@@ -174,8 +174,8 @@ class VmqWebhooksPlugin(Plugin):
             return conclude(answer)
         return _concluded(answer, conclude)
 
-    def _notify(self, hook: str, event: dict) -> None:
-        self.calls.notify(hook, event)
+    def _notify(self, hook: str, event, key: str) -> None:
+        self.calls.notify(hook, event, key)
 
 
 async def _concluded(pending, conclude):
@@ -269,43 +269,46 @@ def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
 
 
 def on_client_connected(self, client: ClientInfo):
-    self._notify(_hook("on_register", client), events.vmq_client(client))
+    self._notify(_hook("on_register", client), lambda: events.vmq_client(client), client.client_id)
 
 
 def on_message_publish(self, client: ClientInfo, message):
-    self._notify(_hook("on_publish", client), events.vmq_message(events.vmq_client(client), message))
+    self._notify(_hook("on_publish", client), lambda: events.vmq_message(events.vmq_client(client), message),
+                 client.client_id)
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):
     mqtt5 = client.protocol_level == 5
     self._notify(_hook("on_subscribe", client),
-                 events.vmq_subscription(events.vmq_client(client), topic_filter, options, mqtt5))
+                 lambda: events.vmq_subscription(events.vmq_client(client), topic_filter, options, mqtt5),
+                 client.client_id)
 
 
 def on_message_deliver(self, client_id: str, message):
     hook = "on_deliver_m5" if message.properties and "on_deliver_m5" in self.calls.hooks() else "on_deliver"
     for name in (hook,) if hook in self.calls.hooks() else ("on_deliver", "on_deliver_m5"):
-        self._notify(name, events.vmq_message(events.vmq_session(client_id), message))
+        self._notify(name, lambda: events.vmq_message(events.vmq_session(client_id), message), client_id)
 
 
 def on_message_offline(self, client_id: str, message):
-    self._notify("on_offline_message", events.vmq_message(events.vmq_session(client_id), message))
+    self._notify("on_offline_message", lambda: events.vmq_message(events.vmq_session(client_id), message),
+                 client_id)
 
 
 def on_client_wakeup(self, client: ClientInfo):
-    self._notify("on_client_wakeup", events.vmq_session(client.client_id, client.mountpoint))
+    self._notify("on_client_wakeup", events.vmq_session(client.client_id, client.mountpoint), client.client_id)
 
 
 def on_client_offline(self, client: ClientInfo):
-    self._notify("on_client_offline", events.vmq_session(client.client_id, client.mountpoint))
+    self._notify("on_client_offline", events.vmq_session(client.client_id, client.mountpoint), client.client_id)
 
 
 def on_client_gone(self, client: ClientInfo):
-    self._notify("on_client_gone", events.vmq_session(client.client_id, client.mountpoint))
+    self._notify("on_client_gone", events.vmq_session(client.client_id, client.mountpoint), client.client_id)
 
 
 def on_session_expired(self, client_id: str):
-    self._notify("on_session_expired", events.vmq_session(client_id))
+    self._notify("on_session_expired", events.vmq_session(client_id), client_id)
 
 
 _METHODS = {function.__name__: function for function in (

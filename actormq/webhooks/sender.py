@@ -4,7 +4,11 @@ HTTP costs far more CPU than routing a message, so a worker does not send
 notifications itself: `SenderProcess` (in the worker) starts
 ``python -m actormq.webhooks.sender`` and pushes each notification to it over
 a ZeroMQ PAIR socket (one frame: url and headers as JSON, key, body) without ever
-waiting — past `queue_size` waiting frames the event is dropped and counted.
+waiting. Flow control is by credit: the worker may hand over `queue_size`
+notifications the sender has not finished; the sender returns credit for
+what it sent every 50 ms; without credit an event is dropped and counted
+before its body is built, so a sender that cannot keep up costs the worker
+next to nothing.
 The sender sends them with the keep-alive pool and the per-client lanes of
 `actormq.webhooks.http.Notifier` and reports its counters back once a
 second. It runs at a lower priority (nice 10): the broker's clients come
@@ -21,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from typing import Callable, Mapping
 
@@ -35,6 +40,7 @@ log = logging.getLogger("actormq.webhooks")
 STOP = b"stop"
 _FRAME_HEAD = struct.Struct("!IH")     # one frame: sizes, then [url, headers] JSON, key, body
 REPORT_INTERVAL = 1.0
+CREDIT_INTERVAL = 0.05
 
 
 class SenderProcess:
@@ -53,6 +59,8 @@ class SenderProcess:
         self._reported: Counter[tuple[str, str]] = Counter()
         self._dropped_here: Counter[tuple[str, str]] = Counter()
         self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
+        self._credit = queue_size    # notifications the sender can still take (it returns credit)
+        self._next_refresh = 0.0
         command = [sys.executable, "-m", "actormq.webhooks.sender", address, str(os.getpid()),
                    str(queue_size), str(max_connections), str(keepalive_s), str(timeout_s),
                    orjson.dumps(list(tls)).decode()]
@@ -73,7 +81,19 @@ class SenderProcess:
         return False
 
     def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], bytes], key: str = "") -> bool:
-        """Hand one POST to the sender; False (counted) when it is that far behind."""
+        """Hand one POST to the sender; False (counted) when it is that far behind.
+
+        Past the credit the sender gave, the event is dropped before its body is even built:
+        a sender that cannot keep up costs the worker next to nothing."""
+        if self._credit <= 0:
+            now = time.monotonic()
+            if now >= self._next_refresh:
+                self._next_refresh = now + CREDIT_INTERVAL / 5
+                self.refresh()
+            if self._credit <= 0:
+                self._dropped_here[url, "dropped"] += 1
+                return False
+        self._credit -= 1
         target = self._targets.get((url, id(headers)))
         if target is None:
             target = self._targets[url, id(headers)] = orjson.dumps([url, headers])
@@ -83,19 +103,20 @@ class SenderProcess:
                               zmq.NOBLOCK)
         except zmq.Again:
             self._dropped_here[url, "dropped"] += 1
-            self.counters[url, "dropped"] += 1
             return False
         return True
 
     def refresh(self) -> None:
-        """Take the sender's latest counters (sent, failed, its own drops)."""
+        """Take the sender's reports: credit returned, its counters (sent, failed, its drops)."""
         while True:
             try:
-                report = self._socket.recv(zmq.NOBLOCK)
+                report = orjson.loads(self._socket.recv(zmq.NOBLOCK))
             except zmq.Again:
                 break
-            self._reported = Counter({tuple(key.split(" ", 1)): value
-                                      for key, value in orjson.loads(report).items()})
+            self._credit += report.get("credit", 0)
+            if "counters" in report:
+                self._reported = Counter({tuple(key.split(" ", 1)): value
+                                          for key, value in report["counters"].items()})
         self.counters = self._reported + self._dropped_here
 
     def pending(self) -> int:
@@ -155,14 +176,23 @@ async def _serve(address: str, parent: int, queue_size: int, max_connections: in
 
 
 async def _report(socket, notifier: Notifier, parent: int) -> None:
-    """Counters to the worker once a second; stop everything when the worker is gone."""
+    """Credit for what was sent (or failed, or dropped) to the worker every CREDIT_INTERVAL,
+    the counters once a second; stop everything when the worker is gone."""
+    finished = 0
+    ticks = 0
     while True:
-        await asyncio.sleep(REPORT_INTERVAL)
-        if os.getppid() != parent:
-            os._exit(0)
-        counters = {f"{endpoint} {what}": value for (endpoint, what), value in notifier.counters.items()}
+        await asyncio.sleep(CREDIT_INTERVAL)
+        ticks += 1
+        done = sum(notifier.counters.values())
+        report: dict = {"credit": done - finished}
+        finished = done
+        if ticks % round(REPORT_INTERVAL / CREDIT_INTERVAL) == 0:
+            if os.getppid() != parent:
+                os._exit(0)
+            report["counters"] = {f"{endpoint} {what}": value
+                                  for (endpoint, what), value in notifier.counters.items()}
         try:
-            await socket.send(orjson.dumps(counters), zmq.NOBLOCK)
+            await socket.send(orjson.dumps(report), zmq.NOBLOCK)
         except zmq.Again:
             pass
 

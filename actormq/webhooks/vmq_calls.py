@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 import inspect
-from typing import Any, Awaitable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import orjson
 
@@ -56,12 +56,15 @@ class VmqWebhooks:
     def webhooks(self) -> list[Webhook]:
         return [webhook for webhooks in self._by_hook.values() for webhook in webhooks]
 
-    def notify(self, hook: str, event: Mapping[str, Any]) -> None:
-        """Queue `hook` for every endpoint registered on it; never waits."""
+    def notify(self, hook: str, event: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+               key: str = "") -> None:
+        """Queue `hook` for every endpoint registered on it; never waits. `event` may be a
+        function that makes it: it is then only made for a notification that is sent."""
         for webhook in self._by_hook.get(hook, ()):
             self.notifier.send(webhook.endpoint, self._headers[hook],
-                               lambda w=webhook: orjson.dumps(build_body(hook, event, w.base64_payload)),
-                               event.get("client_id") or "")
+                               lambda w=webhook: orjson.dumps(build_body(
+                                   hook, event() if callable(event) else event, w.base64_payload)),
+                               key)
 
     def decide(self, hook: str, event: Mapping[str, Any]) -> Answer | Awaitable[Answer]:
         """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does.

@@ -152,6 +152,19 @@ def test_unsubscribe_refused_keeps_the_subscription(hooked):
     assert client.expect_one().payload == b"still here"
 
 
+def test_unsubscribe_modifier_rewrites_the_filter(hooked):
+    client = connect(hooked.port, unique())
+    name = unique("u")
+    client.subscribe(f"alias/{name}")           # subscribed as aliased/<name>
+    client.subscribe(f"plain/{name}")
+    assert client.unsubscribe(f"alias/{name}") == [0]
+    publisher = connect(hooked.port, unique())
+    publisher.publish(f"aliased/{name}", b"gone", qos=1)
+    publisher.publish(f"plain/{name}", b"after", qos=1)
+    assert client.expect_one().payload == b"after"
+    client.expect_none(0.1)
+
+
 def test_will_fold(hooked):
     base = unique("w")
     watcher = connect(hooked.port, unique())

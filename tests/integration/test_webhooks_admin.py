@@ -1,4 +1,4 @@
-"""`actormq webhooks ...` against a real broker through its control channel: seed 000's
+"""`actormq webhooks ...` against a real broker through its control channel: a user's
 vernemq.conf block pasted as is, runtime register / deregister that survive a restart,
 VerneMQ's tables, the auth cache commands, bad input."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.brokers import actormq_only, start_broker
 from tests.integration.mgmtapi import cli
-from tests.unit.test_webhooks_plugin import SEED_000
+from tests.unit.test_webhooks_plugin import VERNEMQ_WEBHOOKS_BLOCK
 
 pytestmark = pytest.mark.usefixtures("_actormq")
 
@@ -24,7 +24,7 @@ def _actormq():
 def broker(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("webhooks")
     config = workdir / "vernemq-style.conf"
-    config.write_text(SEED_000)
+    config.write_text(VERNEMQ_WEBHOOKS_BLOCK)
     broker = start_broker(workdir, "-c", str(config), workers=2)
     yield broker
     broker.stop()
@@ -36,7 +36,7 @@ def show(broker) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def test_seed_000_block_is_shown_in_lexical_order_as_vernemq_tables(broker):
+def test_vernemq_conf_block_is_shown_in_lexical_order_as_vernemq_tables(broker):
     rows = show(broker)
     assert [row["hook"] for row in rows] == [
         "on_unsubscribe", "auth_on_subscribe", "auth_on_register", "auth_on_publish", "on_subscribe",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -142,3 +143,50 @@ def test_dead_endpoint_fails_closed_as_server_unavailable(tmp_path):
         assert connect(broker.port, unique(), version=5, username="u", password="p", check=False).connack.reason_code == 0x88
     finally:
         broker.stop()
+
+
+def test_runtime_registration_on_a_broker_without_webhooks_survives_a_restart(tmp_path):
+    actormq_only("webhooks are actormq's")
+    endpoint = Endpoint().start()
+    broker = start_broker(tmp_path, workers=2)
+    try:
+        result = cli(broker, "webhooks", "register", "hook=on_client_wakeup", f"endpoint={endpoint.url}")
+        assert result.returncode == 0, result.stderr
+        for round_ in ("before", "after"):
+            client_ids = [unique(round_) for _ in range(4)]       # spread over both workers
+            for client_id in client_ids:
+                connect(broker.port, client_id, version=4).close()
+            for client_id in client_ids:
+                endpoint.wait_body("on_client_wakeup", lambda b, c=client_id: b["client_id"] == c)
+            broker.restart()
+    finally:
+        broker.stop()
+        endpoint.stop()
+
+
+def test_a_slow_endpoint_never_slows_publishers_and_drops_are_counted(tmp_path):
+    actormq_only("webhooks are actormq's")
+    from tests.integration.mgmtapi import call
+    endpoint = Endpoint().start()
+    endpoint.answer("on_publish", {}, delay=0.5)
+    broker = start_broker(tmp_path, settings={"webhooks.p.hook": "on_publish", "webhooks.p.endpoint": endpoint.url,
+                                              "webhooks.queue_size": "8"})
+    try:
+        subscriber = connect(broker.port, unique("sub"), version=4)
+        subscriber.subscribe("slow/#", qos=1)
+        publisher = connect(broker.port, unique("pub"), version=4)     # 3.1.1: fires on_publish
+        for number in range(200):
+            publisher.publish(f"slow/{number}", b"x", qos=1)
+        received = [subscriber.expect_one(timeout=5).topic for _ in range(200)]
+        assert received == [f"slow/{number}" for number in range(200)]   # none waited for HTTP
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, body = call(broker, "POST", "/api/v4/admin/webhooks.stats", body={})
+            stats = {row["stat"]: row["value"] for row in body["data"] if row["hook"] == ""}
+            if stats.get("dropped", 0) + stats.get("sent", 0) == 200:
+                break
+            time.sleep(0.2)
+        assert stats.get("dropped", 0) >= 150 and stats.get("sent", 0) >= 1, body
+    finally:
+        broker.stop()
+        endpoint.stop()

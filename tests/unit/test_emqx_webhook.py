@@ -8,7 +8,7 @@ from actormq.errors import ConfigError
 from actormq.webhooks import base62
 from actormq.webhooks.emqx_webhook import WebHookConfig
 
-SEED_004_RULES = """\
+EMQX_WEB_HOOK_RULES = """\
 web.hook.api.url = http://192.168.200.10:8991/mqtt/webhook
 web.hook.rule.client.connect.1 = {"action": "on_client_connect"}
 web.hook.rule.client.connack.1 = {"action": "on_client_connack"}
@@ -32,8 +32,8 @@ def webhook_config(tmp_path, text):
     return WebHookConfig.from_config(load_config(path, env={}))
 
 
-def test_seed_004_lines_load(tmp_path):
-    hook = webhook_config(tmp_path, SEED_004_RULES)
+def test_emqx_conf_lines_load(tmp_path):
+    hook = webhook_config(tmp_path, EMQX_WEB_HOOK_RULES)
     assert hook.url == "http://192.168.200.10:8991/mqtt/webhook"
     assert hook.headers == {"content-type": "application/json"}
     assert len(hook.events()) == 12
@@ -44,7 +44,7 @@ def test_no_url_no_web_hook(tmp_path):
 
 
 def test_topic_filters_of_message_rules(tmp_path):
-    hook = webhook_config(tmp_path, SEED_004_RULES)
+    hook = webhook_config(tmp_path, EMQX_WEB_HOOK_RULES)
     assert hook.wants("message.publish", "a/b/c")
     assert hook.wants("message.publish", "foo/bar")
     assert not hook.wants("message.publish", "a/b/d")
@@ -79,7 +79,7 @@ MESSAGE = {"clientid": "sub", "username": None, "from_client_id": "pub", "from_u
 
 
 def test_bodies_with_the_4x_fields(tmp_path):
-    hook = webhook_config(tmp_path, SEED_004_RULES)
+    hook = webhook_config(tmp_path, EMQX_WEB_HOOK_RULES)
     assert hook.body("client.connected", CLIENT) == {
         "action": "client_connected", "clientid": "mqttx_84be94ff", "username": "user",
         "ipaddress": "192.168.200.10", "keepalive": 60, "proto_ver": 4, "connected_at": 1591690815}
@@ -99,7 +99,7 @@ def test_bodies_with_the_4x_fields(tmp_path):
 
 @pytest.mark.parametrize("encoding, payload", [("base64", "aGVsbG8="), ("base62", "aGVsbGP")])
 def test_payload_encodings(tmp_path, encoding, payload):
-    hook = webhook_config(tmp_path, SEED_004_RULES + f"web.hook.body.encoding_of_payload_field = {encoding}\n"
+    hook = webhook_config(tmp_path, EMQX_WEB_HOOK_RULES + f"web.hook.body.encoding_of_payload_field = {encoding}\n"
                           "web.hook.headers.x-token = abc\n")
     assert hook.body("message.publish", MESSAGE)["payload"] == payload
     assert hook.headers == {"x-token": "abc"}

@@ -7,7 +7,7 @@ from actormq.actors.messages import Message, SubOptions
 from actormq.conf.load import load_config
 from actormq.hooks import ClientInfo, Hooks, PluginContext
 from actormq.webhooks.emqx_plugin import EmqxWebHookPlugin
-from tests.unit.test_emqx_webhook import SEED_004_RULES
+from tests.unit.test_emqx_webhook import EMQX_WEB_HOOK_RULES
 from tests.webhook_endpoint import Endpoint
 
 CLIENT = ClientInfo("mqttx_84be94ff", "user", b"123456", "192.168.200.10", 50000, protocol_level=4,
@@ -34,10 +34,10 @@ def run(tmp_path, text, scenario):
     asyncio.run(main())
 
 
-def test_seed_004_events_reach_the_endpoint_with_4x_bodies(tmp_path):
+def test_emqx_conf_events_reach_the_endpoint_with_4x_bodies(tmp_path):
     endpoint = Endpoint().start()
     try:
-        rules = SEED_004_RULES.replace("http://192.168.200.10:8991/mqtt/webhook", endpoint.url)
+        rules = EMQX_WEB_HOOK_RULES.replace("http://192.168.200.10:8991/mqtt/webhook", endpoint.url)
 
         async def scenario(hooks):
             hooks.client_connected.notify(CLIENT)

@@ -18,16 +18,16 @@ from actormq.storage.records import queue_key
 
 
 class Publisher:
-    """What WriterBacklog holds back: anything that can stop and resume reading."""
+    """What WriterBacklog holds back: anything that can hold its packets and go on."""
 
     def __init__(self) -> None:
         self.reading = True
         self.resumed = asyncio.Event()
 
-    def throttle(self) -> None:
+    def hold_back(self) -> None:
         self.reading = False
 
-    def unthrottle(self) -> None:
+    def go_on(self) -> None:
         self.reading = True
         self.resumed.set()
 
@@ -53,7 +53,7 @@ def store(tmp_path):
     opened.close()
 
 
-def test_a_backlogged_writer_throttles_the_publishers_that_write_until_it_caught_up(store):
+def test_a_backlogged_writer_holds_back_the_publishers_that_write_until_it_caught_up(store):
     async def scenario():
         loop = asyncio.get_running_loop()
         congested: list = []

@@ -1,5 +1,5 @@
 """The VerneMQ webhooks plugin on real hook chains (actormq.hooks.Hooks) against a real endpoint:
-seed 000's config block, decisions with reason codes, rewrites, 3.1.1 vs 5.0 hooks, the start warning."""
+a vernemq.conf webhooks block, decisions with reason codes, rewrites, 3.1.1 vs 5.0 hooks, the start warning."""
 
 import asyncio
 import logging
@@ -17,7 +17,7 @@ from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
 from tests.hookchains import decided
 from tests.webhook_endpoint import Endpoint
 
-SEED_000 = """\
+VERNEMQ_WEBHOOKS_BLOCK = """\
 plugins.vmq_webhooks = on
 vmq_webhooks.mywebhook1.hook = on_unsubscribe
 vmq_webhooks.mywebhook1.endpoint = http://xxx.airdroid.com/mqtt/webhook
@@ -56,8 +56,8 @@ def config_file(tmp_path: Path, text: str):
     return load_config(path, env={})
 
 
-def test_seed_000_block_pasted_as_is_loads_in_lexical_order(tmp_path):
-    webhooks = from_config(config_file(tmp_path, SEED_000))
+def test_vernemq_conf_block_pasted_as_is_loads_in_lexical_order(tmp_path):
+    webhooks = from_config(config_file(tmp_path, VERNEMQ_WEBHOOKS_BLOCK))
     assert [w.name for w in webhooks] == ["mywebhook1", "mywebhook10", "mywebhook11", "mywebhook12",
                                           "mywebhook2", "mywebhook3", "mywebhook4", "mywebhook5",
                                           "mywebhook6", "mywebhook7", "mywebhook8", "mywebhook9"]
@@ -67,7 +67,7 @@ def test_seed_000_block_pasted_as_is_loads_in_lexical_order(tmp_path):
 
 def test_vmq_webhooks_lines_need_the_plugin_switch(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="actormq.webhooks"):
-        assert from_config(config_file(tmp_path, SEED_000.replace("= on\n", "= off\n", 1))) == []
+        assert from_config(config_file(tmp_path, VERNEMQ_WEBHOOKS_BLOCK.replace("= on\n", "= off\n", 1))) == []
     assert "plugins.vmq_webhooks is off" in caplog.text
 
 
@@ -100,11 +100,11 @@ def run_with_hooks(tmp_path, text, scenario):
     return asyncio.run(main())
 
 
-def seed_block(url: str) -> str:
-    return SEED_000.replace("http://xxx.airdroid.com/mqtt/webhook", url)
+def vernemq_block(url: str) -> str:
+    return VERNEMQ_WEBHOOKS_BLOCK.replace("http://xxx.airdroid.com/mqtt/webhook", url)
 
 
-def test_seed_000_webhooks_called_with_vernemq_hook_names(tmp_path, endpoint):
+def test_vernemq_conf_webhooks_called_with_vernemq_hook_names(tmp_path, endpoint):
     async def scenario(hooks):
         assert (await decided(hooks.client_authenticate, V3)).allowed
         assert (await decided(hooks.client_authorize_subscribe, V3, "say_name", SubOptions(0))).allowed
@@ -116,7 +116,7 @@ def test_seed_000_webhooks_called_with_vernemq_hook_names(tmp_path, endpoint):
         hooks.client_gone.notify(V3)
         await asyncio.sleep(0.3)
 
-    run_with_hooks(tmp_path, seed_block(endpoint.url), scenario)
+    run_with_hooks(tmp_path, vernemq_block(endpoint.url), scenario)
     endpoint.wait_for(7)
     assert set(endpoint.hooks()) == {"auth_on_register", "auth_on_subscribe", "auth_on_publish", "on_register",
                                      "on_subscribe", "on_publish", "on_client_gone"}
@@ -217,7 +217,7 @@ def test_start_warns_that_an_auth_webhook_decides(tmp_path, endpoint, caplog):
         return None
 
     with caplog.at_level(logging.WARNING, logger="actormq.webhooks"):
-        run_with_hooks(tmp_path, seed_block(endpoint.url), scenario)
+        run_with_hooks(tmp_path, vernemq_block(endpoint.url), scenario)
     warnings = [r.getMessage() for r in caplog.records if "DECIDES" in r.getMessage()]
     assert len(warnings) == 3 and all('"next"' in text for text in warnings)
 

@@ -50,6 +50,8 @@ class Gatekeeper(Plugin):
     def on_client_unsubscribe(self, client, topic_filter):
         if topic_filter.startswith("locked/"):
             return Error(0x87, "locked")
+        if topic_filter.startswith("alias/"):
+            return Ok(topic_filter="aliased/" + topic_filter[len("alias/"):])
         return NEXT
 
     def on_message_publish(self, client, message):
