@@ -101,7 +101,7 @@ class Publisher(threading.Thread):
                 if info.is_published() and codes.get(info.mid, 0) < 0x80}
 
 
-@pytest.mark.parametrize("workers", [2, 4])
+@pytest.mark.parametrize("workers", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_dies(make_node,
                                                                                    workers):
     node = make_node(workers=workers, **UNLIMITED_DISC)
