@@ -228,7 +228,7 @@ class Chain:
         decision = self._interpret(provider, await provider.settle(pending))
         if decision is not None:
             return decision
-        rest = self.decide(*args, _start_at=index + 1)
+        rest = Chain.decide(self, *args, _start_at=index + 1)
         return rest if isinstance(rest, Decision) else await rest
 
     def _interpret(self, provider: Provider, answer: Any) -> Decision | None:
@@ -296,7 +296,7 @@ class Chain:
         value = self._folded(provider, await provider.settle(pending), args)
         if value is DROP:
             return DROP
-        rest = self.fold(*args[:-1], value, _start_at=index + 1)
+        rest = Chain.fold(self, *args[:-1], value, _start_at=index + 1)
         return await rest if isinstance(rest, asyncio.Future) else rest
 
     def _folded(self, provider: Provider, answer: Any, args: tuple) -> Any:
@@ -337,10 +337,10 @@ class SoleProviderChain(Chain):
         self._stats = self._sole.stats
         self._is_async = self._sole.is_async
 
-    def decide(self, *args: Any, _start_at: int = 0) -> Decision | asyncio.Future:
+    def decide(self, *args: Any) -> Decision | asyncio.Future:
         stats = self._stats
-        if _start_at or not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
-            return Chain.decide(self, *args, _start_at=_start_at)
+        if not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
+            return Chain.decide(self, *args)
         stats.calls += 1
         provider = self._sole
         try:
@@ -361,10 +361,10 @@ class SoleProviderChain(Chain):
         decision = self._interpret(provider, answer)
         return self.default if decision is None else decision
 
-    def fold(self, *args: Any, _start_at: int = 0) -> Any:
+    def fold(self, *args: Any) -> Any:
         stats = self._stats
-        if _start_at or not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
-            return Chain.fold(self, *args, _start_at=_start_at)
+        if not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
+            return Chain.fold(self, *args)
         stats.calls += 1
         try:
             answer = self._sole.fn(*args)
