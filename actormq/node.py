@@ -48,7 +48,6 @@ from actormq.proctitle import set_process_title
 from actormq.reload import with_applied
 from actormq.transport.listeners import bind_unix, claim_ports, plan_listeners
 from actormq.transport.serve import check_listener, shared_counts
-from actormq.mgmt.plane import start_control_plane
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
 
 log = logging.getLogger("actormq.node")
@@ -111,8 +110,7 @@ class Node:
             self._bind_unix()
             lock = DataDirLock(self.config["storage.dir"])
             self._check_storage()
-            if self.count > 1:
-                self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")
+            self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")  # bus and control endpoints
             self.control = start_control_plane(self)
             for handle in self.workers:
                 self._spawn(handle)

@@ -34,11 +34,11 @@ SCENARIOS = ("qos0_fanin", "qos1_fanin")
 
 def variant_spec(order: str) -> bench_suite.BrokerSpec:
     base = bench_suite.actormq_command(1)
+    plugins = {"plugins.paths": str(PLUGIN_DIR), "plugins.order": order} if order else {}
 
-    def command(port: int, workdir: Path) -> list[str]:
-        extra = ["--set", f"plugins.paths={PLUGIN_DIR}", "--set", f"plugins.order={order}"] \
-            if order else []
-        return base(port, workdir) + ["--set", "management.listener.http=127.0.0.1:0"] + extra
+    def command(port: int, workdir: Path, settings: dict, tls=None) -> list[str]:
+        return base(port, workdir, {"management.listener.http": "127.0.0.1:0", **settings,
+                                    **plugins}, tls)
     return bench_suite.BrokerSpec(command)
 
 

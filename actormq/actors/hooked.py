@@ -181,7 +181,7 @@ def _connect_decided(conn, packet, assigned, decision: Decision) -> None:
     reason = {"reason_string": decision.reason} if decision.reason and conn.problem_info else {}
     conn.send_packet(Connack(False, decision.reason_code, reason if conn.version == 5 else {}))
     connack(conn, decision.reason_code)
-    conn.close()
+    conn.close(linger=True)
 
 
 def connack(conn, reason_code: int) -> None:

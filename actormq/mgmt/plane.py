@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from typing import Any
@@ -65,8 +63,7 @@ class ControlPlane:
         self._high_water: dict[str, int] = {}
         self._url: str | None = None
         self._state_written = False
-        self._socket_dir = tempfile.mkdtemp(prefix="actormq-control-")
-        self.endpoint = protocol.control_endpoint(self._socket_dir)
+        self.endpoint = protocol.control_endpoint(node.run_dir)   # the node removes its run dir
         self.channel: ControlChannel | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -103,7 +100,6 @@ class ControlPlane:
         if self.loop is not None and self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(5.0)
-        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def _run(self) -> None:
         self.loop = asyncio.new_event_loop()

@@ -103,7 +103,7 @@ class RegistrationStore:
     def load(self) -> list[Webhook]:
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):   # no data dir yet, or its own check fails
             return []
         except (OSError, ValueError) as err:
             log.error("cannot read the webhook registrations in %s (%s); starting without them",

@@ -38,3 +38,12 @@ def worker_ports(broker, workers: int) -> tuple[int, ...]:
         assert time.monotonic() < deadline, f"no worker lines in the banner:\n{broker.stdout()}"
         time.sleep(0.02)
     return tuple(int(port) for _, port in sorted(found))
+
+
+def log_with(broker, text: str, timeout: float = 5.0) -> str:
+    """The broker's log once it contains `text` (its stderr is read by a thread)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log := broker.log()):
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{log}"
+        time.sleep(0.02)
+    return log
