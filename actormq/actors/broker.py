@@ -1,11 +1,12 @@
 """The Broker: the directory of one worker's actors and the glue between them.
 
 Owns the worker's session table (client id → Session), its open connections,
-the Router, the retained store, the counters, the keepalive sweep, the $SYS
-publisher and the batched socket flush. Sessions and connections reach each
-other and the router only through it. Cross-worker concerns (takeover, route
-deltas, node-wide retained and counters) go through the `peers` link when
-the worker has peers.
+the Router, the retained store, the counters and the batched socket flush;
+the sessions kept in the store are `stored_sessions.py`, the keepalive
+sweep and the $SYS publisher `upkeep.py` (its base classes). Sessions and
+connections reach each other and the router only through it. Cross-worker
+concerns (takeover, route deltas, node-wide retained and counters) go through
+the `peers` link when the worker has peers.
 """
 
 from __future__ import annotations
@@ -16,27 +17,28 @@ import time
 
 from actormq.actors.drops import Drops
 from actormq.actors.messages import Message, SubOptions
+from actormq.actors.packet_counts import PacketCounts
 from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
 from actormq.actors.retain import RetainedStore
 from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
-from actormq.actors.sys_topics import Stats, sum_stats, sys_messages
+from actormq.actors.stored_sessions import StoredSessions
+from actormq.actors.sys_topics import Stats
+from actormq.actors.upkeep import Upkeep
 from actormq.logsetup import LineBatch
 from actormq.reload import Reloader
 from actormq.hooks import DROP, DropReason, Hooks
-from actormq.storage.records import SessionRecord, decode_session, queue_prefix, session_key
 from actormq.transport.codec import ReasonCode
 from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.broker")
 
-KEEPALIVE_SWEEP_SECONDS = 0.25
 RELOADABLE_KEYS = ("mqtt.", "log.connections", "queue.max_inflight", "queue.max_online_messages",
                    "queue.max_offline_messages", "queue.type", "queue.drop")
 
 
-class Broker:
+class Broker(StoredSessions, Upkeep):
     """Everything one worker runs, wired together on its event loop."""
 
     def __init__(self, config, loop: asyncio.AbstractEventLoop, stores=None, worker_id: int = 0,
@@ -49,6 +51,7 @@ class Broker:
         self.worker_count = worker_count
         self.started = time.time()
         self.stats = Stats()
+        self.packets = PacketCounts()        # packets and bytes in and out by type
         self.hooks = Hooks()                 # the worker's plugins (none until it loads them)
         self.sessions: dict[str, Session] = {}
         self.forwarders: dict = {}           # client id -> Forwarder of a session that moved away
@@ -113,89 +116,7 @@ class Broker:
         if self.stores is not None:
             await self.loop.run_in_executor(None, self.stores.flush)
 
-    def owns(self, client_id: str) -> bool:
-        """Whether this worker is where a persisted session lives after a restart."""
-        from zlib import crc32
-        return crc32(client_id.encode()) % self.worker_count == self.worker_id
-
-    def restore_sessions(self) -> int:
-        """Bring back this worker's share of the persistent sessions after a restart."""
-        restored = sum(1 for record in self.stored_sessions()
-                       if self.owns(record.client_id) and record.client_id not in self.sessions
-                       and self.restore_session(record) is not None)
-        if restored:
-            log.info("restored %d persistent sessions", restored)
-        self._count_offline()
-        return restored
-
-    def _stores_sessions(self) -> bool:
-        return self.stores is not None and self.config.get("queue.storage", "ram") != "ram"
-
-    def stored_sessions(self) -> list[SessionRecord]:
-        """Every session record in the store (none when queues live in RAM)."""
-        if not self._stores_sessions():
-            return []
-        return [decode_session(value) for _key, value in self.stores.session.scan("session")]
-
-    def stored_session(self, client_id: str) -> SessionRecord | None:
-        if not self._stores_sessions():
-            return None
-        value = self.stores.session.get("session", session_key(client_id))
-        return decode_session(value) if value is not None else None
-
-    def discard_stored_session(self, client_id: str) -> None:
-        """Delete a persisted session nobody holds (a clean start for it)."""
-        if self._stores_sessions():
-            key = session_key(client_id)
-            if self.stores.session.get("session", key) is None:
-                return      # the usual case: a clean start with nothing stored writes nothing
-            self.stores.session.delete("session", key)
-            self.stores.queue.delete_prefix("queue", queue_prefix(client_id))
-
-    def restore_session(self, record: SessionRecord, announce: bool = True) -> Session | None:
-        """Recreate a persisted session here, offline; None when it has expired.
-        A record still marked connected lost its worker: it went offline now.
-        Without announce, its routes reach the other workers otherwise (TOOK)."""
-        now = time.time()
-        since = now if record.connected else (record.disconnected_at or record.updated_at)
-        if record.expiry_interval is not None and since + record.expiry_interval <= now:
-            self.discard_stored_session(record.client_id)
-            return None
-        session = self.new_session(record.client_id, record.protocol_level, record.expiry_interval)
-        session.restore_subscriptions({f: SubOptions.from_record(o)
-                                       for f, o in record.subscriptions.items()}, announce)
-        self.stores.queue.invalidate("queue", session.queue.prefix)
-        session.queue.load()
-        session.take_released()
-        session.disconnected_at = since
-        if record.expiry_interval is not None:
-            remaining = max(0.0, since + record.expiry_interval - now)
-            session._expiry_timer = self.loop.call_later(remaining, self.end_session, session,
-                                                         "expired")
-        session.store_record()
-        return session
-
     # -- sessions ----------------------------------------------------------------------
-
-    def session_expiry_for(self, connect) -> int | None:
-        """Seconds the session outlives its connection; None = never expires."""
-        if connect.protocol_level == 5:
-            interval = connect.properties.get("session_expiry_interval", 0)
-            if interval == 0xFFFFFFFF:
-                interval = None
-            return self.cap_expiry(interval)
-        if connect.clean_start:
-            return 0
-        expiration = self.settings.persistent_client_expiration
-        return expiration or None
-
-    def cap_expiry(self, interval: int | None) -> int | None:
-        if interval == 0xFFFFFFFF:
-            interval = None
-        cap = self.settings.max_session_expiry_interval
-        if cap and (interval is None or interval > cap):
-            return cap
-        return interval
 
     def new_session(self, client_id: str, protocol_level: int, expiry: int | None) -> Session:
         persistent = expiry is None or expiry > 0
@@ -228,11 +149,9 @@ class Broker:
         present = session is not None
         if session is None:
             session = self.new_session(client_id, connect.protocol_level, expiry)
-        else:
-            session.expiry_interval = expiry
-            if session.persistent and not session.queue.persistent:
-                self._make_queue_persistent(session)
-        session.will = connect.will
+        session.reopened(expiry, connect.will)
+        if present and session.persistent and not session.queue.persistent:
+            self._make_queue_persistent(session)
         self.stats.clients_total_connects += 1
         return session, present
 
@@ -240,7 +159,7 @@ class Broker:
         queue = self._new_queue(session.client_id, True)
         if not queue.persistent:  # queue.storage = ram: nothing would change
             return
-        old, session.queue = session.queue, queue
+        old = session.replace_queue(queue)
         for delivery in old.snapshot():
             queue.enqueue(delivery)
 
@@ -374,36 +293,3 @@ class Broker:
         self._dirty = []
         for buffered in dirty:
             buffered.flush()
-
-    # -- periodic work ------------------------------------------------------------------------
-
-    async def _keepalive_sweep(self) -> None:
-        while True:
-            await asyncio.sleep(KEEPALIVE_SWEEP_SECONDS)
-            now = time.monotonic()
-            self.drops.report()
-            for conn in list(self.connections):
-                deadline = conn.keepalive_deadline
-                # before its CONNECT a connection has connect_timeout from the accept, whatever it sends
-                since = conn.last_seen if conn.session is not None else conn.accepted_at
-                if deadline and now - since > deadline:
-                    conn.keepalive_expired()
-
-    def _count_offline(self) -> None:
-        self.stats.clients_connected = len(self.connections)
-        self.stats.clients_disconnected = sum(1 for s in self.sessions.values() if not s.online)
-        self.stats.subscriptions = self.router.subscription_count
-        self.stats.retained = len(self.retained)
-
-    def local_stats(self) -> dict:
-        self._count_offline()
-        return self.stats.as_dict()
-
-    async def _sys_publisher(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sys_interval)
-            totals = sum_stats(self.local_stats(), self.peer_stats)
-            for topic, payload in sys_messages(totals, self.started):
-                message = Message(topic, payload, 0, True, {}, None, time.time(), "")
-                self.retained.retain(message, persist=False)
-                self.router.route(message, from_peer=True)

@@ -1,6 +1,8 @@
 """The Connection: one per socket. Owns the byte stream and its decoder, the
-keepalive deadline, the outbound buffer, MQTT 5 topic aliases in both
-directions, the client's maximum packet size, and the CONNECT handshake.
+keepalive deadline, the outbound buffer, the holding of a client's packets
+while a decision for it is pending, and carries out what the protocol rules
+of `channel.py` (pure) decide: topic aliases, the client's limits, the
+DISCONNECT rule, reason strings. Its CONNECT handshake is `handshake.py`.
 
 Takes: bytes from the socket, packets and encoded PUBLISH bytes to send (from
 its Session). Sends: decoded packets to its Session, CONNECT to the Broker.
@@ -30,31 +32,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from dataclasses import replace
 
-from actormq.actors import hooked
+from actormq.actors import channel, hooked
+from actormq.actors.handshake import ConnectHandshake
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
                                      Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
                                      StreamDecoder, Suback, Subscribe, Unsuback, Unsubscribe,
                                      encode, encode_publish)
-from actormq.transport import mountpoint as mounts
 from actormq.transport.listeners import DEFAULT_LISTENER
 from actormq.transport.peer import PeerInfo
-from actormq.transport.topics import validate_topic_name
 
 log = logging.getLogger("actormq.connection")
 
-SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
 MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
-MAX_REASON_STRING = 256     # characters of a reason string we send
-MAX_PACKET = 268_435_460    # the largest packet MQTT can frame
-CONNECTION_LOG_DELAY = 0.1  # seconds: connection log lines are written in batches
 
 
 class _DiscardInput:
@@ -69,8 +64,8 @@ class _DiscardInput:
         return ()
 
 
-class Connection(PeerInfo, asyncio.Protocol):
-    """The protocol shell of one client socket."""
+class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
+    """The protocol shell of one client socket (its CONNECT handshake is in the base class)."""
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slots=None) -> None:
@@ -79,8 +74,11 @@ class Connection(PeerInfo, asyncio.Protocol):
         self.peer_address = peer_address    # None: the socket's peer
         self.slots = slots                  # the listener's ConnectionSlots when it has a limit
         self.settings = broker.settings
+        packets = broker.packets
         self.decoder = StreamDecoder(self.settings.max_packet_size,
-                                     self.settings.max_connect_packet_size)
+                                     self.settings.max_connect_packet_size,
+                                     packets.received, packets.received_bytes)
+        self._sent, self._sent_bytes = packets.sent, packets.sent_bytes
         self.transport = None
         self.session = None
         self.client_id = ""
@@ -93,9 +91,8 @@ class Connection(PeerInfo, asyncio.Protocol):
         self.client_receive_maximum = 65535
         self.max_packet_out = 0             # the client's maximum packet size; 0 = none
         self.problem_info = True
-        self.alias_in: dict[int, str] = {}
-        self.alias_out: dict[str, int] | None = None
-        self.alias_out_max = 0
+        self.alias_in: channel.InboundAliases | None = None    # made at the first alias
+        self.alias_out: channel.OutboundAliases | None = None  # when the client allows them
         self._out: list[bytes] = []
         self._clean_disconnect = False
         self._taken_over = False
@@ -191,6 +188,9 @@ class Connection(PeerInfo, asyncio.Protocol):
         if not out:
             self.broker.schedule_flush(self)
         out.append(data)
+        kind = data[0] >> 4     # one packet per call
+        self._sent[kind] += 1
+        self._sent_bytes[kind] += len(data)
         if messages:
             self.broker.stats.messages_sent += messages
             if len(out) >= FLUSH_EVERY:
@@ -212,24 +212,10 @@ class Connection(PeerInfo, asyncio.Protocol):
     def send_packet(self, packet) -> None:
         props = getattr(packet, "properties", None)
         if props and "reason_string" in props:
-            self.send_bytes(self._encode_with_reason(packet, props))
+            self.send_bytes(channel.encode_with_reason(packet, self.version, self.problem_info,
+                                                       self.max_packet_out))
         else:
             self.send_bytes(encode(packet, self.version))
-
-    def _encode_with_reason(self, packet, props: dict) -> bytes:
-        """The packet with its reason string bounded, or without its reason string and
-        user properties when the client asked for no problem information or they
-        would not fit its maximum packet size [MQTT-3.1.2-29, MQTT-3.2.2-19]."""
-        if not self.problem_info and not isinstance(packet, (Connack, Disconnect)):
-            return encode(_without_diagnostics(packet), self.version)
-        text = props["reason_string"]
-        if len(text) > MAX_REASON_STRING:
-            text = text[:MAX_REASON_STRING - 3] + "..."
-            packet = replace(packet, properties={**props, "reason_string": text})
-        data = encode(packet, self.version)
-        if len(data) > (self.max_packet_out or MAX_PACKET):
-            data = encode(_without_diagnostics(packet), self.version)
-        return data
 
     def send_publish(self, message, qos: int, retain: bool, packet_id, dup: bool,
                      sub_ids: tuple = ()) -> bool:
@@ -249,20 +235,19 @@ class Connection(PeerInfo, asyncio.Protocol):
                 if message.expires_at is not None:
                     props["message_expiry_interval"] = message.remaining_expiry(time.time())
                 if self.alias_out is not None:
-                    alias = self.alias_out.get(topic)
+                    alias, new = self.alias_out.lookup(topic)
                     if alias is not None:
                         props["topic_alias"] = alias
-                        topic = ""
-                    elif len(self.alias_out) < self.alias_out_max:
-                        new_alias = len(self.alias_out) + 1
-                        props["topic_alias"] = new_alias
+                        if new:
+                            new_alias = alias
+                        else:
+                            topic = ""
         data = encode_publish(topic, message.payload, qos, retain, dup, packet_id, props, version)
         if self.max_packet_out and len(data) > self.max_packet_out:
-            log.debug("client %s: message on %s larger than its maximum packet size, not sent",
-                      self.client_id, message.topic_name)
+            self.broker.drops.count(self.client_id, message, "too_large")
             return False
         if new_alias is not None:
-            self.alias_out[topic] = new_alias
+            self.alias_out.learned(topic, new_alias)
         self.send_bytes(data, 1)
         return True
 
@@ -273,8 +258,7 @@ class Connection(PeerInfo, asyncio.Protocol):
         if not self._close_reason:
             self._close_reason = reason_string or f"reason 0x{reason_code:02X}"
         if self.version == 5 and self.session is not None:
-            props = {"reason_string": reason_string} if reason_string and self.problem_info else {}
-            self.send_packet(Disconnect(reason_code, props))
+            self.send_packet(Disconnect(reason_code, channel.reason(reason_string, self.problem_info)))
             self.close(linger=True)
             return
         self.close()
@@ -309,7 +293,8 @@ class Connection(PeerInfo, asyncio.Protocol):
                 self.send_bytes(V311_CONNACK_UNACCEPTABLE_PROTOCOL)
             elif self.decoder.version == 5:
                 self.version = 5
-                self.send_packet(Connack(False, exc.reason_code, self._reason(exc.detail)))
+                self.send_packet(Connack(False, exc.reason_code,
+                                         channel.reason(exc.detail, self.problem_info)))
             self.close(linger=bool(self._out))
             return
         self._close_reason = f"protocol error 0x{exc.reason_code:02X} {exc.detail}"
@@ -331,9 +316,6 @@ class Connection(PeerInfo, asyncio.Protocol):
         self._close_reason = "keepalive timeout"
         self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
 
-    def _reason(self, text: str) -> dict:
-        return {"reason_string": text} if text and self.problem_info else {}
-
     # -- inbound packets -------------------------------------------------------------------
 
     def _on_publish(self, packet) -> None:
@@ -343,7 +325,10 @@ class Connection(PeerInfo, asyncio.Protocol):
         props = packet.properties
         topic = packet.topic_name
         if props and "topic_alias" in props:
-            topic = self._resolve_alias(topic, props["topic_alias"])
+            aliases = self.alias_in
+            if aliases is None:
+                aliases = self.alias_in = channel.InboundAliases(self.settings.topic_alias_maximum)
+            topic = aliases.resolve(topic, props["topic_alias"])
             packet = Publish(topic, packet.payload, packet.qos, packet.retain, packet.dup,
                              packet.packet_id, props)
         if packet.qos > settings.max_qos:
@@ -445,17 +430,6 @@ class Connection(PeerInfo, asyncio.Protocol):
         elif packet.qos == 2:
             self.send_packet(Pubrec(packet.packet_id, reason_code if self.version == 5 else 0))
 
-    def _resolve_alias(self, topic: str, alias: int) -> str:
-        if alias == 0 or alias > self.settings.topic_alias_maximum:
-            raise ProtocolError(ReasonCode.TOPIC_ALIAS_INVALID, f"topic alias {alias} out of range")
-        if topic:
-            self.alias_in[alias] = topic
-            return topic
-        known = self.alias_in.get(alias)
-        if known is None:
-            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, f"unknown topic alias {alias}")
-        return known
-
     def _on_pingreq(self, _packet) -> None:
         self.send_bytes(b"\xd0\x00")
 
@@ -469,171 +443,11 @@ class Connection(PeerInfo, asyncio.Protocol):
 
     def _on_disconnect(self, packet) -> None:
         session = self.session
-        interval = packet.properties.get("session_expiry_interval") if packet.properties else None
-        if interval is not None:
-            if session.expiry_interval == 0 and interval != 0:
-                raise ProtocolError(ReasonCode.PROTOCOL_ERROR,
-                                    "session expiry set on DISCONNECT after 0 on CONNECT")
-            session.expiry_interval = self.broker.cap_expiry(interval)
-        if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
-            self._clean_disconnect = True
-            session.will = None
-            self._close_reason = "normal disconnect"
-        else:
-            self._close_reason = "disconnect with will message"
+        decision = channel.on_disconnect(packet, session.expiry_interval, self.settings)
+        session.client_disconnected(decision)
+        self._clean_disconnect = not decision.keep_will
+        self._close_reason = decision.close_reason
         self.close()
-
-    def _on_connect(self, packet: Connect) -> None:
-        if self.session is not None:
-            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
-        self.version = packet.protocol_level
-        self.decoder.version = packet.protocol_level
-        if packet.protocol_level == 5:
-            self._take_client_properties(packet.properties)
-        if self.listener.use_identity_as_username:
-            packet = replace(packet, username=self.cn)
-        refusal, assigned = self._check_connect(packet)
-        if refusal:
-            log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
-            self.send_packet(Connack(False, refusal))
-            self.close(linger=True)
-            return
-        self.client_id = assigned or packet.client_id
-        if self.listener.mountpoint:
-            self.mountpoint = mounts.expand(self.listener.mountpoint, self.client_id, packet.username)
-            packet = mounts.mount_will(packet, self.mountpoint)
-        if self.hooks.active:
-            hooked.connect(self, packet, assigned)
-            return
-        self.connect_allowed(packet, assigned)
-
-    def connect_allowed(self, packet: Connect, assigned: str | None) -> None:
-        """The CONNECT is accepted: claim the client id from the other workers, open the session."""
-        peers = self.broker.peers
-        if peers is None:
-            self._open_session(packet, assigned)
-            return
-        self.throttle()
-        self.broker.loop.create_task(self._claim_then_open(peers, packet, assigned))
-
-    async def _claim_then_open(self, peers, packet: Connect, assigned: str | None) -> None:
-        """Take the client id from the other workers first (takeover / handover)."""
-        try:
-            await peers.claim(self.client_id, packet.clean_start)
-            if self.closed:
-                return
-            self._open_session(packet, assigned)
-        finally:
-            peers.claim_done(self.client_id)
-        self.unthrottle()       # take the packets held while waiting
-
-    def _open_session(self, packet: Connect, assigned: str | None) -> None:
-        expiry = self.broker.session_expiry_for(packet)
-        self.keepalive_deadline = self._keepalive(packet.keepalive) * self.settings.keepalive_multiplier
-        self.connect_packet = packet
-        self.connected_at = time.time()
-        session, present = self.broker.open_session(self, packet, self.client_id, expiry)
-        self.session = session
-        props = self._connack_properties(packet, assigned, expiry)
-        if self.client_info is not None:
-            hooked.session_opened(self, session, present, props)
-        self.send_packet(Connack(present, 0, props))
-        if self.settings.log_connections and log.isEnabledFor(logging.INFO):
-            self._log_connection(
-                f"client {self.client_id} connected from {self.peer}: MQTT v{self.version}, "
-                f"clean start {packet.clean_start:d}, "
-                f"{'persistent' if session.persistent else 'clean'} session, "
-                f"session present {present:d}, keepalive {packet.keepalive}")
-        session.attach(self, present)
-        if self.client_info is not None:
-            hooked.connected(self)
-
-    def _log_connection(self, line: str) -> None:
-        """One line of the connection log (info), written within CONNECTION_LOG_DELAY."""
-        batch = self.broker.connection_log
-        if batch.add(line):
-            self.broker.loop.call_later(CONNECTION_LOG_DELAY, batch.flush)
-
-    def _take_client_properties(self, props: dict) -> None:
-        if props.get("receive_maximum", 1) == 0 or props.get("maximum_packet_size", 1) == 0:
-            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "receive maximum / maximum packet size of 0")
-        self.client_receive_maximum = props.get("receive_maximum", 65535)
-        self.max_packet_out = props.get("maximum_packet_size", 0)
-        self.problem_info = props.get("request_problem_information", 1) == 1
-        self.alias_out_max = props.get("topic_alias_maximum", 0)
-        if self.alias_out_max:
-            self.alias_out = {}
-
-    def _check_connect(self, packet: Connect) -> tuple[int, str | None]:
-        """(refusal reason or 0, assigned client id or None)."""
-        settings = self.settings
-        v5 = packet.protocol_level == 5
-        if packet.protocol_level not in self.listener.allowed_protocol_versions:
-            return ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, None
-        if v5 and packet.properties.get("authentication_method") and \
-                self.hooks.client_enhanced_auth is None:
-            return ReasonCode.BAD_AUTHENTICATION_METHOD, None
-        assigned = None
-        if not packet.client_id:
-            if not settings.allow_empty_client_id or (not v5 and not packet.clean_start):
-                return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, None
-            assigned = f"auto-{uuid.uuid4().hex}"
-        elif len(packet.client_id) > settings.max_client_id_len:
-            return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, None
-        will = packet.will
-        if will is not None:
-            try:
-                validate_topic_name(will.topic_name)
-            except ProtocolError:
-                return ReasonCode.TOPIC_NAME_INVALID, None
-            if will.retain and not settings.retain_available:
-                return ReasonCode.RETAIN_NOT_SUPPORTED, None
-            if will.qos > settings.max_qos:
-                return ReasonCode.QOS_NOT_SUPPORTED, None
-        banned = self.broker.banned
-        if banned is not None and banned.refuses(packet.client_id, packet.username, self.peer):
-            return ReasonCode.BANNED, None
-        refusal = self.broker.authenticate(packet, self.peer)
-        return refusal, assigned
-
-    def _keepalive(self, requested: int) -> int:
-        settings = self.settings
-        if settings.server_keepalive:
-            return settings.server_keepalive
-        if requested > settings.max_keepalive:
-            return settings.max_keepalive
-        return requested
-
-    def _connack_properties(self, packet: Connect, assigned: str | None, expiry) -> dict:
-        if self.version != 5:
-            return {}
-        settings = self.settings
-        props: dict = {}
-        if assigned:
-            props["assigned_client_identifier"] = assigned
-        if settings.receive_maximum != 65535:
-            props["receive_maximum"] = settings.receive_maximum
-        if settings.max_qos < 2:
-            props["maximum_qos"] = settings.max_qos
-        if not settings.retain_available:
-            props["retain_available"] = 0
-        props["maximum_packet_size"] = settings.max_packet_size
-        props["topic_alias_maximum"] = settings.topic_alias_maximum
-        if not settings.wildcard_subscription_available:
-            props["wildcard_subscription_available"] = 0
-        if not settings.subscription_identifier_available:
-            props["subscription_identifier_available"] = 0
-        if not settings.shared_subscription_available:
-            props["shared_subscription_available"] = 0
-        keepalive = self._keepalive(packet.keepalive)
-        if keepalive != packet.keepalive:
-            props["server_keep_alive"] = keepalive
-        requested = packet.properties.get("session_expiry_interval", 0)
-        granted = SESSION_NEVER_EXPIRES if expiry is None else expiry
-        if requested != granted:
-            props["session_expiry_interval"] = granted
-        return props
-
 
 # packet type -> handler, shared by every connection (no per-connection bound methods)
 _CONNECTION_HANDLERS = {
@@ -647,12 +461,6 @@ _SESSION_HANDLERS = {
     Pubcomp: Session.handle_pubcomp, Subscribe: Session.handle_subscribe,
     Unsubscribe: Session.handle_unsubscribe,
 }
-
-
-def _without_diagnostics(packet):
-    """The packet without its reason string and user properties."""
-    return replace(packet, properties={k: v for k, v in packet.properties.items()
-                                       if k not in ("reason_string", "user_property")})
 
 
 def _check_utf8_payload(payload: bytes) -> None:

@@ -4,9 +4,10 @@ Reasons: `queue_full` (a subscriber's queue at its limit), `hold_timeout` (a
 subscriber's queue at its limit after its publishers were held back for
 `queue.max_publisher_hold`), `expired` (the message expiry interval passed
 while it was queued), `no_route` (it reached a worker whose subscriber was
-gone). Each is a counter in $SYS (`$SYS/broker/messages/dropped/<reason>`,
-beside the total) and a warning, one line per client and reason per
-LOG_EVERY seconds with the count.
+gone), `too_large` (larger than the subscriber's maximum packet size). Each
+is a counter in $SYS (`$SYS/broker/messages/dropped/<reason>`, beside the
+total) and a warning, one line per client and reason per LOG_EVERY seconds
+with the count.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from actormq.hooks import DropReason
 
 log = logging.getLogger("actormq.drops")
 
-REASONS = ("queue_full", "hold_timeout", "expired", "no_route")
+REASONS = ("queue_full", "hold_timeout", "expired", "no_route", "too_large")
 # the reason the `message.dropped` hook is told (a hold that timed out ends in a full queue)
 HOOK_REASONS = {"queue_full": DropReason.QUEUE_FULL, "hold_timeout": DropReason.QUEUE_FULL,
-                "expired": DropReason.EXPIRED, "no_route": DropReason.NO_SUBSCRIBERS}
+                "expired": DropReason.EXPIRED, "no_route": DropReason.NO_SUBSCRIBERS,
+                "too_large": DropReason.TOO_LARGE}
 LOG_EVERY = 10.0
 
 

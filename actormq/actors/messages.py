@@ -1,5 +1,6 @@
-"""Every value that travels between actors: the routed Message and the commands
-and facts actors send each other (in a worker, and over the ZeroMQ bus).
+"""Every value that travels between actors: the routed Message (defined in
+`actormq.message`, which storage shares) and the commands and facts actors
+send each other (in a worker, and over the ZeroMQ bus).
 
 All are slotted dataclasses and nobody mutates a value once it is sent. The
 commands and facts are frozen; Message and Delivery, created once per message
@@ -12,37 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-EMPTY_PROPS: dict = {}
-
-
-@dataclass(slots=True)
-class Message:
-    """One application message as routed by the broker (not the PUBLISH packet).
-
-    `properties` holds only the MQTT 5 properties that are forwarded to
-    subscribers (payload_format_indicator, content_type, response_topic,
-    correlation_data, user_property); `expires_at` is wall-clock time.time()
-    seconds or None; `origin` is the publisher's client id (for no-local).
-    """
-
-    topic_name: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
-    properties: dict = field(default_factory=dict)
-    expires_at: float | None = None
-    timestamp: float = 0.0
-    origin: str = ""
-
-    def remaining_expiry(self, now: float) -> int | None:
-        """Seconds left of the message expiry interval, None when it never expires."""
-        if self.expires_at is None:
-            return None
-        return max(0, int(self.expires_at - now + 0.999))
-
-    def expired(self, now: float) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
-
+from actormq.message import EMPTY_PROPS, Message  # noqa: F401 - the routed value, re-exported
 
 @dataclass(frozen=True, slots=True)
 class SubOptions:

@@ -1,6 +1,7 @@
-"""The Session: one per client id. Owns the subscriptions (SUBSCRIBE and
-UNSUBSCRIBE in `subscriptions`), the will, the packet-id space, the in-flight
-QoS1/2 state in both directions, the session expiry, and the session's Queue.
+"""The Session: one per client id. Owns the will, the packet-id space, the
+in-flight QoS1/2 state of what it sends, the session expiry, and the
+session's Queue; its subscriptions (`subscriptions.py`) and the client's
+PUBLISH flow with its acknowledgements (`inbound.py`) are in its base classes.
 
 Takes: packets from its Connection (publish, acks, subscribe, unsubscribe,
 disconnect), deliveries from the Router, attach/detach of a Connection.
@@ -11,31 +12,27 @@ subscription changes to the Router, records to the session store.
 from __future__ import annotations
 
 import logging
-import struct
 import time
-from functools import partial
 
 from actormq.actors import hooked
 from actormq.actors.flow import Valve
+from actormq.actors.inbound import InboundPublishes
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.actors.subscriptions import Subscriptions
-from actormq.errors import ProtocolError
-from actormq.hooks import DropReason
 from actormq.storage.records import SessionRecord, encode_session, session_key
-from actormq.transport.codec import Pubcomp, Pubrec, Pubrel, Puback, ReasonCode, encode_publish
+from actormq.transport.codec import Pubrel, ReasonCode, encode_publish
 from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.session")
-
-_ACK = struct.Struct("!BBH")
 
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
 
 
-class Session(Subscriptions):
-    """State of one client id, whether or not a connection is attached."""
+class Session(InboundPublishes, Subscriptions):
+    """State of one client id, whether or not a connection is attached (its
+    inbound PUBLISH flow and its subscriptions are in the two base classes)."""
 
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
@@ -105,9 +102,33 @@ class Session(Subscriptions):
             return
         self.store_record()
         if self.expiry_interval is not None:
-            loop = self.broker.loop
-            self._expiry_timer = loop.call_later(self.expiry_interval, self.broker.end_session, self,
-                                                 "expired")
+            self.expire_in(self.expiry_interval)
+
+    def reopened(self, expiry_interval: int | None, will) -> None:
+        """A CONNECT resumes this session: the expiry and will are the new connection's."""
+        self.expiry_interval = expiry_interval
+        self.will = will
+
+    def client_disconnected(self, decision) -> None:
+        """The client's DISCONNECT (a channel.Disconnected): its session expiry, and
+        its will dropped unless it asked to keep it."""
+        if decision.expiry_changed:
+            self.expiry_interval = decision.expiry
+        if not decision.keep_will:
+            self.will = None
+
+    def expire_in(self, seconds: float) -> None:
+        """End this (offline) session after seconds, unless a connection comes first."""
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        self._expiry_timer = self.broker.loop.call_later(seconds, self.broker.end_session, self,
+                                                         "expired")
+
+    def replace_queue(self, queue: Queue) -> Queue:
+        """Keep messages in queue from now on (a session that became persistent);
+        the old queue is returned for its messages to be moved over."""
+        old, self.queue = self.queue, queue
+        return old
 
     def end(self) -> None:
         """The session is over (expired, clean start, or not persistent)."""
@@ -158,97 +179,6 @@ class Session(Subscriptions):
             subscriptions={f: o.as_record() for f, o in self.subscriptions.items()},
             connected=self.online, disconnected_at=self.disconnected_at, updated_at=time.time())
         stores.session.put("session", session_key(self.client_id), encode_session(record))
-
-    # -- inbound PUBLISH -------------------------------------------------------
-
-    def handle_publish(self, packet, message: Message) -> None:
-        """Route a client's message and acknowledge it (after durability when needed)."""
-        qos = packet.qos
-        if qos == 2:
-            if packet.packet_id in self._qos2_in:
-                self._ack(Pubrec(packet.packet_id))
-                return
-            self._check_receive_maximum()
-        elif qos == 1 and self._deferred_acks:
-            self._check_receive_maximum()
-        broker = self.broker
-        broker.wrote_durable = False
-        broker.quota_exceeded = False
-        broker.congested.clear()
-        delivered = broker.publish(message)
-        if not delivered and self.hooks.message_dropped is not None:
-            hooked.dropped(self.hooks, self.client_id, message, DropReason.NO_SUBSCRIBERS)
-        if qos == 0:
-            return
-        reason = 0
-        if broker.quota_exceeded:
-            if self.version != 5:   # no reason codes: only an unacknowledged message says "not saved"
-                raise ProtocolError(ReasonCode.QUOTA_EXCEEDED, "the store is full")
-            reason = ReasonCode.QUOTA_EXCEEDED
-        elif not delivered and self.version == 5:
-            reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
-        if qos == 2 and reason < 0x80:
-            self._qos2_in.add(packet.packet_id)
-        if broker.wrote_durable or self._deferred_acks:
-            self._defer_ack(Puback(packet.packet_id, reason) if qos == 1
-                            else Pubrec(packet.packet_id, reason))
-        elif reason == 0 and self.conn is not None:
-            # a 4-byte PUBACK/PUBREC is valid in every version when the reason is 0
-            self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
-        else:
-            self._ack(Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason))
-
-    def accept_unrouted(self, packet) -> None:
-        """Acknowledge a PUBLISH a plugin dropped, as if it had been routed."""
-        if packet.qos == 1:
-            self._ack(Puback(packet.packet_id))
-        elif packet.qos == 2:
-            self._qos2_in.add(packet.packet_id)
-            self._ack(Pubrec(packet.packet_id))
-
-    def _check_receive_maximum(self) -> None:
-        if len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
-            raise ProtocolError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
-
-    def _ack(self, packet) -> None:
-        if self.conn is not None:
-            self.conn.send_packet(packet)
-
-    def _defer_ack(self, packet) -> None:
-        """Send the ack once the store has committed what this message wrote;
-        acks stay in order because when_durable callbacks run in order. When
-        the commit failed, the ack says so (see _refuse_deferred)."""
-        self._deferred_acks += 1
-        conn = self.conn
-        self.broker.when_durable(partial(self._send_deferred, conn, packet),
-                                 lambda _error: self._refuse_deferred(conn, packet))
-
-    def _refuse_deferred(self, conn, packet) -> None:
-        """The store could not save what the message wrote: MQTT 5 gets the ack
-        with QUOTA_EXCEEDED; 3.1.1 has no reason codes, so the connection is
-        closed without an ack and the client sends the message again."""
-        if conn is not self.conn:
-            return
-        self._deferred_acks -= 1
-        if isinstance(packet, Pubrec):
-            self._qos2_in.discard(packet.packet_id)
-        if self.version == 5:
-            conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
-        else:
-            conn.disconnect(ReasonCode.QUOTA_EXCEEDED, "the store could not save a message")
-
-    def _send_deferred(self, conn, packet) -> None:
-        if conn is self.conn:
-            self._deferred_acks -= 1
-            conn.send_packet(packet)
-
-    def handle_pubrel(self, packet) -> None:
-        if packet.packet_id in self._qos2_in:
-            self._qos2_in.discard(packet.packet_id)
-            reason = 0
-        else:
-            reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
-        self._ack(Pubcomp(packet.packet_id, reason if self.version == 5 else 0))
 
     # -- outbound acks -----------------------------------------------------------
 

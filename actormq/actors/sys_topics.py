@@ -1,9 +1,10 @@
 """The worker's counters and the `$SYS/broker/...` topics made from them.
 
 Counters are plain attributes incremented on the hot path. Every
-`sys_interval` seconds the node-wide totals (this worker's counters plus the
-latest ones peers reported over the bus) are published as retained messages,
-the way Mosquitto does.
+`sys_interval` seconds the node-wide totals (this worker's counters, with
+the packets and bytes by type of `packet_counts`, plus the latest ones peers
+reported over the bus) are published as retained messages, the way Mosquitto
+does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, fields
 
 from actormq import __version__
 from actormq.actors.drops import REASONS
+from actormq.actors.packet_counts import DIRECTIONS, PACKET_TYPES
 
 
 @dataclass(slots=True)
@@ -28,6 +30,7 @@ class Stats:
     dropped_hold_timeout: int = 0
     dropped_expired: int = 0
     dropped_no_route: int = 0
+    dropped_too_large: int = 0
     clients_connected: int = 0
     clients_disconnected: int = 0      # persistent sessions with no connection
     clients_total_connects: int = 0
@@ -69,5 +72,9 @@ def sys_messages(totals: dict, started: float) -> list[tuple[str, bytes]]:
         "$SYS/broker/subscriptions/count": totals["subscriptions"],
         "$SYS/broker/retained messages/count": totals["retained"],
         "$SYS/broker/bus/publish/frames": totals["bus_publish_frames"],
+        **{f"$SYS/broker/packets/{direction}/{kind}": totals.get(f"packets_{direction}_{kind}", 0)
+           for direction in DIRECTIONS for kind in PACKET_TYPES[1:]},
+        **{f"$SYS/broker/bytes/{direction}/{kind}": totals.get(f"bytes_{direction}_{kind}", 0)
+           for direction in DIRECTIONS for kind in PACKET_TYPES[1:]},
     }
     return [(topic, str(value).encode()) for topic, value in values.items()]

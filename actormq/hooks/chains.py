@@ -66,7 +66,8 @@ FAILED = _Failed()      # what Provider.call returns when the provider failed or
 
 
 class Provider:
-    """One plugin's hook method at one point, with that plugin's policy, stats and breaker."""
+    """One plugin's hook method at one point, with that plugin's policy and breaker and its
+    stats at that point."""
 
     __slots__ = ("name", "point", "fn", "is_async", "sync", "timeout", "deny_on_failure", "stats",
                  "breaker", "queue", "allowed")
@@ -90,7 +91,7 @@ class Provider:
         (The chains call a healthy synchronous provider's `fn` themselves: the same
         without the breaker and sampling checks, on 15 calls in 16.)"""
         breaker = self.breaker
-        if breaker.open_until and not breaker.closed():
+        if breaker.open_until and not breaker.closed(self.stats):
             return FAILED
         stats = self.stats
         stats.calls += 1
@@ -111,7 +112,7 @@ class Provider:
         return _pending_if_awaitable(answer) if self.sync else answer
 
     def failed(self, error: BaseException | str, timed_out: bool = False) -> None:
-        self.breaker.failed(self.point.dotted, error, timed_out)
+        self.breaker.failed(self.stats, self.point.dotted, error, timed_out)
 
     async def settle(self, pending: Pending) -> Any:
         """Await a pending answer within the timeout: the answer, or FAILED."""

@@ -12,8 +12,9 @@ import click
 from actormq.hooks.template import hook_points, write_plugin
 from actormq.mgmt.cli_support import ApiClient, api_command, emit, format_option, warn_failed
 
-SHOW_COLUMNS = ("worker", "order", "name", "enabled", "hooks", "calls", "failures", "timeouts",
-                "dropped", "skipped", "mean_ms", "p99_ms")
+STAT_COLUMNS = ("calls", "failures", "timeouts", "dropped", "skipped", "mean_ms", "p99_ms")
+SHOW_COLUMNS = ("worker", "order", "name", "enabled", "hooks", *STAT_COLUMNS)
+BY_HOOK_COLUMNS = ("worker", "hook", "name", *STAT_COLUMNS)
 
 
 @click.group()
@@ -43,14 +44,20 @@ def plugin_new(name: str, hook_names: str, with_config: bool, directory: str) ->
 
 
 @plugin.command("show")
+@click.option("--by-hook", is_flag=True, help="One row per worker, hook point and plugin.")
 @api_command
 @format_option
-def plugin_show(client: ApiClient, output_format: str) -> None:
+def plugin_show(client: ApiClient, output_format: str, by_hook: bool) -> None:
     """List the loaded plugins of every worker in chain order, with their hooks,
-    calls, failures and mean / p99 latency."""
+    calls, failures and mean / p99 latency (with --by-hook: at each hook point)."""
     body = client.command("plugins.show")
     warn_failed(body)
     rows = body["data"]
+    if by_hook:
+        rows = [{"worker": row["worker"], "hook": point, "name": row["name"], **stats}
+                for row in rows for point, stats in row["points"].items()]
+        emit(rows, BY_HOOK_COLUMNS, output_format)
+        return
     if output_format == "table":
         rows = [{**row, "hooks": ",".join(row["hooks"])} for row in rows]
     emit(rows, SHOW_COLUMNS, output_format)

@@ -1,8 +1,10 @@
 """A plugin's health: its call statistics and its circuit breaker.
 
 `PluginStats` counts calls, failures, timeouts, notify drops and breaker
-skips, and keeps the last 1,024 latency samples for the mean and p99 that
-``actormq plugin show`` prints.
+skips of one plugin at one hook point (each chain provider has its own, so
+counting per hook point costs the chains nothing), and keeps the last 1,024
+latency samples for the mean and p99 that ``actormq plugin show`` prints;
+`PluginStats.summed` adds a plugin's hook points up.
 
 `Breaker` stops calling a plugin that keeps failing: after `failures`
 failures in a row it opens for `open_for` seconds (the plugin is not called;
@@ -33,7 +35,7 @@ class BreakerSettings:
 
 
 class PluginStats:
-    """Counters and recent latencies of one plugin over all its hook points."""
+    """Counters and recent latencies of one plugin at one hook point."""
 
     __slots__ = ("calls", "failures", "timeouts", "dropped", "skipped", "healthy", "_latencies",
                  "_next")
@@ -64,6 +66,20 @@ class PluginStats:
             return 0.0, 0.0
         return sum(samples) / len(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
+    @classmethod
+    def summed(cls, parts) -> PluginStats:
+        """One plugin's totals over its hook points (latency over all their samples)."""
+        total = cls()
+        for part in parts:
+            total.calls += part.calls
+            total.failures += part.failures
+            total.timeouts += part.timeouts
+            total.dropped += part.dropped
+            total.skipped += part.skipped
+            total.healthy = total.healthy and part.healthy
+            total._latencies.extend(part._latencies)
+        return total
+
     def as_dict(self) -> dict:
         mean, p99 = self.latency()
         return {"calls": self.calls, "failures": self.failures, "timeouts": self.timeouts,
@@ -74,23 +90,23 @@ class PluginStats:
 class Breaker:
     """The circuit breaker of one plugin (see the module docstring)."""
 
-    __slots__ = ("name", "settings", "stats", "in_a_row", "open_until")
+    __slots__ = ("name", "settings", "points", "in_a_row", "open_until")
 
-    def __init__(self, name: str, settings: BreakerSettings, stats: PluginStats) -> None:
+    def __init__(self, name: str, settings: BreakerSettings, points: dict) -> None:
         self.name = name
         self.settings = settings
-        self.stats = stats
+        self.points = points        # hook point -> PluginStats of the plugin there
         self.in_a_row = 0
         self.open_until = 0.0
 
-    def closed(self) -> bool:
-        """May the plugin be called now? (counts a skip when not)"""
+    def closed(self, stats: PluginStats) -> bool:
+        """May the plugin be called now? (counts a skip in `stats` when not)"""
         if not self.open_until:
             return True
         if time.monotonic() >= self.open_until:
             self.open_until = 0.0       # half open: one call decides
             return True
-        self.stats.skipped += 1
+        stats.skipped += 1
         return False
 
     def succeeded(self) -> None:
@@ -98,12 +114,15 @@ class Breaker:
             log.warning("plugin %s works again after %d failure(s)", self.name, self.in_a_row)
             self.in_a_row = 0
             self.open_until = 0.0
-            self.stats.healthy = True
+            for stats in self.points.values():
+                stats.healthy = True
 
-    def failed(self, point_name: str, error: BaseException | str, timed_out: bool = False) -> None:
-        stats = self.stats
+    def failed(self, stats: PluginStats, point_name: str, error: BaseException | str,
+               timed_out: bool = False) -> None:
+        """A failure of the call `stats` counts (the plugin at `point_name`)."""
         stats.failures += 1
-        stats.healthy = False
+        for part in self.points.values():
+            part.healthy = False
         if timed_out:
             stats.timeouts += 1
         self.in_a_row += 1

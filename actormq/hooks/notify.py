@@ -5,7 +5,7 @@ they observe. `Chain.notify` puts ``(provider, args)`` on the plugin's
 bounded queue and returns; the plugin's own task on the worker's loop takes
 the events in order and calls the hook (awaiting it, within the plugin's
 timeout, when it is ``async def``). A full queue drops the new event and
-counts it in `PluginStats.dropped`; a failing hook is handled by the
+counts it in the hook point's `PluginStats.dropped`; a failing hook is handled by the
 plugin's breaker like any failure (its failure policy does not apply:
 there is nothing to decide).
 """
@@ -16,17 +16,15 @@ import asyncio
 from collections import deque
 
 from actormq.hooks.chains import FAILED, Pending
-from actormq.hooks.health import PluginStats
 
 
 class NotifyQueue:
     """Bounded FIFO of one plugin's pending notify events and the task that runs them."""
 
-    __slots__ = ("limit", "stats", "items", "_waiter", "_task")
+    __slots__ = ("limit", "items", "_waiter", "_task")
 
-    def __init__(self, limit: int, stats: PluginStats) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.stats = stats
         self.items: deque = deque()
         self._waiter: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
@@ -34,7 +32,7 @@ class NotifyQueue:
     def put(self, provider, args: tuple) -> None:
         items = self.items
         if len(items) >= self.limit:
-            self.stats.dropped += 1
+            provider.stats.dropped += 1
             return
         items.append((provider, args))
         if self._task is None:

@@ -72,11 +72,16 @@ class Loaded:
     """One plugin in the registry: the instance, its health, whether its hooks run."""
 
     plugin: Plugin
-    stats: PluginStats
+    point_stats: dict          # hook point -> PluginStats of the plugin there
     breaker: Breaker
     queue: NotifyQueue
     enabled: bool = True
     points: dict = field(default_factory=dict)
+
+    @property
+    def stats(self) -> PluginStats:
+        """The plugin's totals over its hook points."""
+        return PluginStats.summed(self.point_stats.values())
 
 
 class Hooks:
@@ -118,10 +123,10 @@ class Hooks:
             raise ValueError(f"plugin class {type(plugin).__name__} has no name")
         if plugin.name in self.names():
             raise ValueError(f"plugin {plugin.name!r} is already loaded")
-        stats = PluginStats()
-        loaded = Loaded(plugin, stats, Breaker(plugin.name, self._breaker_settings, stats),
-                        NotifyQueue(int(plugin.settings["notify_queue"]), stats),
-                        points=type(plugin).hooks())
+        points = type(plugin).hooks()
+        point_stats = {point: PluginStats() for point in points}
+        loaded = Loaded(plugin, point_stats, Breaker(plugin.name, self._breaker_settings, point_stats),
+                        NotifyQueue(int(plugin.settings["notify_queue"])), points=points)
         self._loaded.insert(len(self._loaded) if position is None else position, loaded)
         self._rebuild()
 
@@ -168,7 +173,9 @@ class Hooks:
         return [{"name": loaded.plugin.name, "enabled": loaded.enabled,
                  "module": type(loaded.plugin).__module__,
                  "hooks": [point.dotted for point in loaded.points],
-                 **loaded.stats.as_dict()} for loaded in self._loaded]
+                 **loaded.stats.as_dict(),
+                 "points": {point.dotted: stats.as_dict() for point, stats in loaded.point_stats.items()}}
+                for loaded in self._loaded]
 
     def _rebuild(self) -> None:
         for point in HookPoint:
@@ -187,7 +194,8 @@ class Hooks:
         plugin = loaded.plugin
         settings = plugin.settings
         return Provider(plugin.name, point, getattr(plugin, loaded.points[point]),
-                        float(settings["timeout"]), settings["failure_policy"], loaded.stats,
+                        float(settings["timeout"]), settings["failure_policy"],
+                        loaded.point_stats.setdefault(point, PluginStats()),
                         loaded.breaker, loaded.queue if point.mode is Mode.NOTIFY else None)
 
 

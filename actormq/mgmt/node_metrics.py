@@ -1,6 +1,7 @@
-"""Node-wide numbers from every worker's `metrics.get`: counters summed,
-gauges summed (node-wide ones taken once), storage and bus usage, and the
-per-worker process rows. `/api/v4/metrics`, `/api/v4/stats`, Prometheus
+"""Node-wide numbers from every worker's `metrics.get`: counters summed
+(packets and bytes by type, drops by reason among them), gauges summed
+(node-wide ones taken once), storage and bus usage, hook statistics per hook
+point and plugin, and the per-worker process rows. `/api/v4/metrics`, `/api/v4/stats`, Prometheus
 `/metrics` and `actormq metrics show` all read this one aggregation.
 """
 
@@ -8,9 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from actormq.actors.drops import REASONS
+from actormq.actors.packet_counts import PACKET_TYPES
 from actormq.mgmt.worker_stats import NODE_WIDE
 
 _MAX_KEYS = ("map_size", "live_bytes")
+HOOK_COUNTS = ("calls", "failures", "timeouts", "dropped", "skipped")
+# the packet types each side may send (the other direction's counter is always 0)
+FROM_CLIENTS = ("connect", "publish", "puback", "pubrec", "pubrel", "pubcomp", "subscribe",
+                "unsubscribe", "pingreq", "disconnect", "auth")
+TO_CLIENTS = ("connack", "publish", "puback", "pubrec", "pubrel", "pubcomp", "suback", "unsuback",
+              "pingresp", "disconnect", "auth")
+# EMQX 4's name of each drop reason we count
+EMQX_DROPS = {"queue_full": "delivery.dropped.queue_full", "hold_timeout": "delivery.dropped.queue_full",
+              "expired": "delivery.dropped.expired", "no_route": "messages.dropped.no_subscribers",
+              "too_large": "delivery.dropped.too_large"}
 
 
 @dataclass
@@ -26,7 +39,7 @@ class NodeMetrics:
     bus: dict = field(default_factory=dict)
     workers: list = field(default_factory=list)
     failed: list = field(default_factory=list)
-    hooks: dict = field(default_factory=dict)       # plugin -> summed health over workers
+    hooks: dict = field(default_factory=dict)       # (hook point, plugin) -> summed over workers
 
     def add(self, worker: int, answer: dict) -> None:
         _sum_into(self.counters, answer["counters"])
@@ -48,13 +61,21 @@ class NodeMetrics:
             self._add_plugin(row)
 
     def _add_plugin(self, row: dict) -> None:
-        total = self.hooks.setdefault(row["name"], {"hooks": row["hooks"], "calls": 0, "failures": 0,
-                                                    "timeouts": 0, "dropped": 0, "skipped": 0,
-                                                    "latency_sum": 0.0, "p99_ms": 0.0})
-        for name in ("calls", "failures", "timeouts", "dropped", "skipped"):
-            total[name] += row[name]
-        total["latency_sum"] += row["mean_ms"] * row["calls"] / 1000     # for a calls-weighted mean
-        total["p99_ms"] = max(total["p99_ms"], row["p99_ms"])
+        for point, stats in row.get("points", {}).items():
+            total = self.hooks.setdefault((point, row["name"]), dict.fromkeys(HOOK_COUNTS, 0) | {
+                "latency_sum": 0.0, "p99_ms": 0.0})
+            for name in HOOK_COUNTS:
+                total[name] += stats[name]
+            total["latency_sum"] += stats["mean_ms"] * stats["calls"] / 1000   # for a calls-weighted mean
+            total["p99_ms"] = max(total["p99_ms"], stats["p99_ms"])
+
+    def dropped(self) -> dict:
+        """Messages dropped, by reason."""
+        return {reason: self.counters.get(f"dropped_{reason}", 0) for reason in REASONS}
+
+    def packets(self, direction: str, unit: str = "packets") -> dict:
+        """Packets (or their bytes) received or sent, by packet type."""
+        return {kind: self.counters.get(f"{unit}_{direction}_{kind}", 0) for kind in PACKET_TYPES[1:]}
 
     def flat(self) -> dict:
         """Every number under one dotted name (for `actormq metrics show`)."""
@@ -66,29 +87,33 @@ class NodeMetrics:
         for row in self.workers:
             for name in ("pid", "cpu_seconds", "rss_bytes", "connections"):
                 values[f"worker.{row['worker']}.{name}"] = row[name]
-        for plugin, total in self.hooks.items():
-            for name in ("calls", "failures", "timeouts", "dropped", "skipped", "p99_ms"):
-                values[f"plugin.{plugin}.{name}"] = total[name]
+        for (point, plugin), total in self.hooks.items():
+            for name in (*HOOK_COUNTS, "p99_ms"):
+                values[f"hook.{point}.{plugin}.{name}"] = total[name]
         return values
 
     def emqx_metrics(self) -> dict:
         """The EMQX 4 metric names this broker counts."""
         c, g = self.counters, self.gauges
-        return {
+        received, sent = self.packets("received"), self.packets("sent")
+        values = {
             "bytes.received": c["bytes_received"], "bytes.sent": c["bytes_sent"],
             "messages.received": c["messages_received"], "messages.sent": c["messages_sent"],
-            "packets.publish.received": c["messages_received"],
-            "packets.publish.sent": c["messages_sent"],
+            "packets.received": sum(received.values()), "packets.sent": sum(sent.values()),
+            **{f"packets.{kind}.received": received[kind] for kind in FROM_CLIENTS},
+            **{f"packets.{kind}.sent": sent[kind] for kind in TO_CLIENTS},
             "messages.dropped": c["messages_dropped"],
-            "delivery.dropped": c["messages_dropped"],
-            "delivery.dropped.queue_full": c["messages_dropped"],
+            "delivery.dropped": c["messages_dropped"] - c.get("dropped_no_route", 0),
+            "messages.dropped.no_subscribers": 0, "delivery.dropped.queue_full": 0,
+            "delivery.dropped.expired": 0, "delivery.dropped.too_large": 0,
             "messages.retained": g["retained"],
-            "client.connect": c["clients_total_connects"],
+            "client.connect": received["connect"],
             "client.connected": c["clients_total_connects"],
-            "packets.connect.received": c["clients_total_connects"],
-            "packets.connack.sent": c["clients_total_connects"],
             "session.created": c["clients_total_connects"],
         }
+        for reason, count in self.dropped().items():
+            values[EMQX_DROPS[reason]] += count
+        return values
 
 
 def _sum_into(total: dict, values: dict) -> None:

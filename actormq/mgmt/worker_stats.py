@@ -21,8 +21,9 @@ from actormq.mgmt.commands import CommandError, admin_command
 
 # Stats fields that are gauges (recomputed when read), not counters.
 GAUGES = frozenset({"clients_connected", "clients_disconnected", "subscriptions", "retained"})
-# Gauges every worker reports for the whole node (summing them would multiply them).
-NODE_WIDE = frozenset({"retained"})
+# Gauges every worker reports for the whole node (summing them would multiply them),
+# and the largest-of gauges: the node's value is the highest worker's.
+NODE_WIDE = frozenset({"retained", "queue_size_max"})
 
 _PROCESS: list = []
 
@@ -85,7 +86,8 @@ def _listeners(broker) -> dict:
 def metrics(broker, args: dict) -> dict:
     """This worker's counters and gauges (see the module docstring)."""
     stats = broker.local_stats()
-    queued = sum(len(s.queue) for s in broker.sessions.values())
+    sizes = [len(s.queue) for s in broker.sessions.values()]
+    queued = sum(sizes)
     inflight = sum(s.inflight_count() for s in broker.sessions.values())
     return {
         "counters": {name: value for name, value in stats.items() if name not in GAUGES},
@@ -93,6 +95,7 @@ def metrics(broker, args: dict) -> dict:
             "sessions": len(broker.sessions),
             "routes": len(broker.router.local_filters()),
             "messages_queued": queued,
+            "queue_size_max": max(sizes, default=0),
             "messages_inflight": inflight,
             "connections_by_protocol": _protocols(broker),
             "connections_by_listener": _listeners(broker),
@@ -120,6 +123,7 @@ def reset(broker, args: dict) -> int:
         if field.name not in GAUGES:
             setattr(stats, field.name, 0)
             reset_count += 1
+    broker.packets.reset()
     return reset_count
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from actormq.actors.messages import Message
+from actormq.message import Message
 from actormq.errors import StorageError
 
 MESSAGE_VERSION = 1

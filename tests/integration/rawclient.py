@@ -2,7 +2,8 @@
 
 `RawClient` writes packet values encoded by actormq's own codec
 (`actormq.transport.codec.encode`), or arbitrary bytes, and reads the server's
-packets back with a client-side `StreamDecoder`. It never acknowledges,
+packets back with a client-side `StreamDecoder` (and keeps the raw bytes in
+`raw`, for tests that compare them with golden bytes). It never acknowledges,
 retries or pings on its own: whatever the test does not send is not sent.
 """
 
@@ -37,6 +38,7 @@ class RawClient:
         self.decoder = StreamDecoder()
         self.decoder.version = version
         self.received: deque = deque()
+        self.raw = bytearray()      # every byte the server sent, for golden-byte checks
         self.eof = False
         _OPEN.add(self)
 
@@ -98,6 +100,7 @@ class RawClient:
         if not data:
             self.eof = True
             return True
+        self.raw += data
         try:
             self.received.extend(self.decoder.feed(data))
         except ProtocolError as error:

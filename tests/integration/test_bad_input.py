@@ -13,7 +13,7 @@ from typing import Callable
 
 import pytest
 
-from actormq.transport.codec import Connect, Pingreq, Publish, encode, encode_varint
+from actormq.transport.codec import Pingreq, Publish
 from tests.integration.brokers import expected_reason, start_broker
 from tests.integration.clients import connect, unique
 from tests.integration.rawclient import RawClient
@@ -40,10 +40,49 @@ def bystander(strict_broker):
     assert not client.closed.is_set()
 
 
-def publish_with_topic_bytes(topic: bytes, version: int) -> bytes:
+# -- golden bytes, written here by hand (not by actormq's codec) ---------------------------
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def utf8(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def frames(data: bytes) -> list[bytes]:
+    """Split a byte stream into whole MQTT packets (fixed header included)."""
+    out, at = [], 0
+    while at < len(data):
+        length, shift, end = 0, 0, at + 1
+        while True:
+            byte = data[end]
+            length |= (byte & 0x7F) << shift
+            shift, end = shift + 7, end + 1
+            if not byte & 0x80:
+                break
+        out.append(data[at:end + length])
+        at = end + length
+    return out
+
+
+def connect_bytes(client_id: str, version: int) -> bytes:
+    """CONNECT, clean start, keepalive 60, no properties."""
+    body = utf8("MQTT") + bytes((version, 0x02)) + b"\x00\x3c" + (b"\x00" if version == 5 else b"")
+    body += utf8(client_id)
+    return b"\x10" + varint(len(body)) + body
+
+
+def publish_with_topic_bytes(topic: bytes, version: int, payload: bytes = b"payload") -> bytes:
     """A QoS 0 PUBLISH whose topic name is given as raw bytes (to send invalid ones)."""
-    body = len(topic).to_bytes(2, "big") + topic + (b"\x00" if version == 5 else b"") + b"payload"
-    return b"\x30" + encode_varint(len(body)) + body
+    body = len(topic).to_bytes(2, "big") + topic + (b"\x00" if version == 5 else b"") + payload
+    return b"\x30" + varint(len(body)) + body
 
 
 def subscribe_with_flags_0(version: int) -> bytes:
@@ -66,8 +105,9 @@ CASES = [
     Case("reserved flags on SUBSCRIBE", lambda v, cid: subscribe_with_flags_0(v), 0x81, 0x81),
     Case("reserved flags on PUBREL", lambda v, cid: b"\x60\x02\x00\x01", 0x81, None),
     Case("QoS 3 PUBLISH", lambda v, cid: b"\x36" + publish_with_topic_bytes(b"t", v)[1:], 0x81, 0x81),
-    Case("oversize packet", lambda v, cid: encode(Publish("big", b"x" * 2000), v), 0x95, 0x95),
-    Case("second CONNECT", lambda v, cid: encode(Connect(cid, protocol_level=v), v), 0x82, None),
+    Case("oversize packet", lambda v, cid: publish_with_topic_bytes(b"big", v, b"x" * 2000),
+         0x95, 0x95),
+    Case("second CONNECT", lambda v, cid: connect_bytes(cid, v), 0x82, None),
     Case("bad UTF-8 in a topic name", lambda v, cid: publish_with_topic_bytes(b"a/\xff\xfe", v),
          0x81, 0x81),
     Case("wildcard in a topic name", lambda v, cid: publish_with_topic_bytes(b"a/+/b", v), 0x90, 0x82),
@@ -93,10 +133,16 @@ def test_bad_packet_closes_only_the_offender(strict_broker, bystander, case, ver
     raw.connect(client_id)
     since = len(strict_broker.log())
     raw.send_bytes(case.build(version, client_id))
+    connack_end = len(raw.raw)
     if version == 5:
-        raw.expect_disconnect(expected_reason(case.reason_code, mosquitto=case.mosquitto))
+        reason = expected_reason(case.reason_code, mosquitto=case.mosquitto)
+        raw.expect_disconnect(reason)
+        sent = frames(bytes(raw.raw[connack_end:]))
+        if reason is not None:      # DISCONNECT, the reason code, then properties
+            assert sent and sent[-1][0] == 0xE0 and sent[-1][2] == reason, sent
     else:
         assert raw.expect_closed() == []
+        assert raw.raw[connack_end:] == b"", "3.1.1 has no DISCONNECT from the server"
     assert_logged(strict_broker, since, client_id, raw.local_address)
 
 

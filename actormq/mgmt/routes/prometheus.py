@@ -5,6 +5,10 @@ credentials unless `management.metrics.auth = on`) and the health routes
 
 Every scrape asks the workers (`metrics.get`) and builds the families from
 the node-wide sums; per-worker CPU, RSS and liveness carry a `worker` label.
+Packets and their bytes carry a `type` label (`actormq_packets_received`
+...), and each packet type a side may send is also counted under VerneMQ's
+name (`mqtt_publish_received`, `mqtt_connack_sent` ...); drops carry a
+`reason`, hook statistics a `hook` (point) and a `plugin` label.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from actormq.mgmt.app import plane_of
-from actormq.mgmt.node_metrics import NodeMetrics, node_metrics
+from actormq.mgmt.node_metrics import FROM_CLIENTS, TO_CLIENTS, NodeMetrics, node_metrics
 from actormq.mgmt.node_listeners import listener_health
 
 routes = web.RouteTableDef()
@@ -36,6 +40,7 @@ GAUGES = (
     ("routes", "actormq_routes", "Topic filters with subscribers, summed over workers."),
     ("retained", "actormq_messages_retained", "Retained messages."),
     ("messages_queued", "actormq_messages_queued", "Messages waiting in session queues."),
+    ("queue_size_max", "actormq_queue_size_max", "Messages waiting in the longest session queue."),
     ("messages_inflight", "actormq_messages_inflight", "QoS 1/2 messages sent and not yet acknowledged."),
 )
 
@@ -53,18 +58,10 @@ class _Snapshot:
             yield CounterMetricFamily(metric, doc, value=m.counters.get(name, 0))
         dropped = CounterMetricFamily("actormq_messages_dropped", "Messages dropped, by reason.",
                                       labels=["reason"])
-        dropped.add_metric(["queue_full"], m.counters.get("messages_dropped", 0))
+        for reason, count in m.dropped().items():
+            dropped.add_metric([reason], count)
         yield dropped
-        packets_in = CounterMetricFamily("actormq_packets_received", "MQTT packets received, by type.",
-                                         labels=["type"])
-        packets_in.add_metric(["publish"], m.counters.get("messages_received", 0))
-        packets_in.add_metric(["connect"], m.counters.get("clients_total_connects", 0))
-        yield packets_in
-        packets_out = CounterMetricFamily("actormq_packets_sent", "MQTT packets sent, by type.",
-                                          labels=["type"])
-        packets_out.add_metric(["publish"], m.counters.get("messages_sent", 0))
-        packets_out.add_metric(["connack"], m.counters.get("clients_total_connects", 0))
-        yield packets_out
+        yield from self._packets()
         for name, metric, doc in GAUGES:
             yield GaugeMetricFamily(metric, doc, value=m.gauges.get(name, 0))
         by_protocol = GaugeMetricFamily("actormq_connections_by_protocol", "Connected clients, by protocol.",
@@ -85,28 +82,47 @@ class _Snapshot:
         yield from self._workers()
         yield from self._hooks()
 
+    def _packets(self):
+        m = self.metrics
+        for direction, kinds in (("received", FROM_CLIENTS), ("sent", TO_CLIENTS)):
+            packets, sizes = m.packets(direction), m.packets(direction, "bytes")
+            by_type = CounterMetricFamily(f"actormq_packets_{direction}", f"MQTT packets {direction}, "
+                                          "by type.", labels=["type"])
+            bytes_by_type = CounterMetricFamily(f"actormq_packet_bytes_{direction}", f"Bytes of the MQTT "
+                                                f"packets {direction}, by type.", labels=["type"])
+            for kind in kinds:
+                by_type.add_metric([kind], packets[kind])
+                bytes_by_type.add_metric([kind], sizes[kind])
+                yield CounterMetricFamily(f"mqtt_{kind}_{direction}", f"{kind.upper()} packets "
+                                          f"{direction} (VerneMQ's name).", value=packets[kind])
+            yield from (by_type, bytes_by_type)
+
     def _hooks(self):
-        labels = ["provider", "hooks"]
-        calls = CounterMetricFamily("actormq_hook_calls", "Hook calls answered, per plugin.", labels=labels)
+        labels = ["hook", "plugin"]
+        calls = CounterMetricFamily("actormq_hook_calls", "Hook calls made, per hook point and plugin.",
+                                    labels=labels)
         errors = CounterMetricFamily("actormq_hook_errors", "Hook calls that failed (raised, bad answer "
-                                     "or timed out), per plugin.", labels=labels)
-        timeouts = CounterMetricFamily("actormq_hook_timeouts", "Hook calls that timed out, per plugin.",
-                                       labels=labels)
+                                     "or timed out), per hook point and plugin.", labels=labels)
+        timeouts = CounterMetricFamily("actormq_hook_timeouts", "Hook calls that timed out, per hook "
+                                       "point and plugin.", labels=labels)
         dropped = CounterMetricFamily("actormq_hook_notify_dropped", "Notifications dropped on a full "
                                       "plugin queue.", labels=labels)
-        mean = GaugeMetricFamily("actormq_hook_latency_mean_seconds", "Mean latency of the recent "
-                                 "hook calls (last 1,024 per worker), per plugin.", labels=labels)
+        skipped = CounterMetricFamily("actormq_hook_skipped", "Hook calls not made while the plugin's "
+                                      "breaker was open.", labels=labels)
+        mean = GaugeMetricFamily("actormq_hook_latency_mean_seconds", "Mean latency of the sampled "
+                                 "hook calls (last 1,024 per worker), per hook point and plugin.", labels=labels)
         p99 = GaugeMetricFamily("actormq_hook_latency_p99_seconds", "99th percentile latency of the "
-                                "recent hook calls (highest worker), per plugin.", labels=labels)
-        for plugin, total in sorted(self.metrics.hooks.items()):
-            values = [plugin, ",".join(total["hooks"])]
+                                "sampled hook calls (highest worker), per hook point and plugin.", labels=labels)
+        for (point, plugin), total in sorted(self.metrics.hooks.items()):
+            values = [point, plugin]
+            skipped.add_metric(values, total["skipped"])
             calls.add_metric(values, total["calls"])
             errors.add_metric(values, total["failures"])
             timeouts.add_metric(values, total["timeouts"])
             dropped.add_metric(values, total["dropped"])
             mean.add_metric(values, total["latency_sum"] / total["calls"] if total["calls"] else 0.0)
             p99.add_metric(values, total["p99_ms"] / 1000)
-        yield from (calls, errors, timeouts, dropped, mean, p99)
+        yield from (calls, errors, timeouts, dropped, skipped, mean, p99)
 
     def _storage(self):
         s = self.metrics.storage

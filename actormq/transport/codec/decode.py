@@ -352,15 +352,20 @@ class StreamDecoder:
     the CONNECT is decoded the limit is `max_connect_packet_size`, so an
     unauthenticated peer holds at most that much (a refused CONNECT still sets
     `version` from the bytes at hand). After a ProtocolError the stream is
-    unusable: close the connection.
+    unusable: close the connection. `counts` and `sizes` (16 slots, one per
+    packet type number; a worker's connections share theirs) count the packets
+    framed and their bytes.
     """
 
     __slots__ = ("version", "max_packet_size", "max_connect_packet_size", "bytes_in", "_chunks",
-                 "_buffered", "_needed")
+                 "_buffered", "_needed", "counts", "sizes")
 
     def __init__(self, max_packet_size: int = MAX_PACKET_SIZE,
-                 max_connect_packet_size: int = MAX_PACKET_SIZE) -> None:
+                 max_connect_packet_size: int = MAX_PACKET_SIZE,
+                 counts: list | None = None, sizes: list | None = None) -> None:
         self.version: int | None = None
+        self.counts = [0] * 16 if counts is None else counts    # packets framed, by type number
+        self.sizes = [0] * 16 if sizes is None else sizes       # their bytes, by type number
         self.max_packet_size = max_packet_size
         self.max_connect_packet_size = min(max_connect_packet_size, max_packet_size)
         self.bytes_in = 0
@@ -392,6 +397,7 @@ class StreamDecoder:
         version = self.version
         limit = self.max_packet_size if version is not None else self.max_connect_packet_size
         append = packets.append
+        counts, sizes = self.counts, self.sizes
         size = len(data)
         pos = 0
         self._needed = 0
@@ -417,7 +423,10 @@ class StreamDecoder:
             if end > size:
                 self._needed = end - pos
                 break
-            if first >> 4 == 3:
+            kind = first >> 4
+            counts[kind] += 1
+            sizes[kind] += end - pos
+            if kind == 3:
                 append(_decode_publish(first, data, start, end, version))
             elif first == 0x40 and length == 2:
                 packet_id = (data[start] << 8) | data[start + 1]

@@ -1,0 +1,120 @@
+"""The CONNECT handshake of a Connection: the protocol's checks (see
+channel), bans and authentication, the hook chain when plugins listen, the
+claim of the client id from the other workers (takeover / hand-over), then
+the session opened and the CONNACK sent. A base class of Connection.
+
+Takes: the client's CONNECT. Sends: a refusing CONNACK and close, or CONNACK
+after the Broker opened (or took over) the session; the connection log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from actormq.actors import channel, hooked
+from actormq.errors import ProtocolError
+from actormq.transport import mountpoint as mounts
+from actormq.transport.codec import Connack, Connect, ReasonCode
+
+log = logging.getLogger("actormq.connection")
+
+CONNECTION_LOG_DELAY = 0.1  # seconds: connection log lines are written in batches
+
+
+class ConnectHandshake:
+    """The handshake half of a Connection (uses its broker, settings, listener,
+    hooks, decoder and the sending methods)."""
+
+    def _on_connect(self, packet: Connect) -> None:
+        if self.session is not None:
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
+        self.version = packet.protocol_level
+        self.decoder.version = packet.protocol_level
+        if packet.protocol_level == 5:
+            self._take_client_limits(channel.client_limits(packet.properties))
+        if self.listener.use_identity_as_username:
+            packet = replace(packet, username=self.cn)
+        refusal, assigned = self._check_connect(packet)
+        if refusal:
+            log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
+            self.send_packet(Connack(False, refusal))
+            self.close(linger=True)
+            return
+        self.client_id = assigned or packet.client_id
+        if self.listener.mountpoint:
+            self.mountpoint = mounts.expand(self.listener.mountpoint, self.client_id, packet.username)
+            packet = mounts.mount_will(packet, self.mountpoint)
+        if self.hooks.active:
+            hooked.connect(self, packet, assigned)
+            return
+        self.connect_allowed(packet, assigned)
+
+    def connect_allowed(self, packet: Connect, assigned: str | None) -> None:
+        """The CONNECT is accepted: claim the client id from the other workers, open the session."""
+        peers = self.broker.peers
+        if peers is None:
+            self._open_session(packet, assigned)
+            return
+        self.throttle()
+        self.broker.loop.create_task(self._claim_then_open(peers, packet, assigned))
+
+    async def _claim_then_open(self, peers, packet: Connect, assigned: str | None) -> None:
+        """Take the client id from the other workers first (takeover / handover)."""
+        try:
+            await peers.claim(self.client_id, packet.clean_start)
+            if self.closed:
+                return
+            self._open_session(packet, assigned)
+        finally:
+            peers.claim_done(self.client_id)
+        self.unthrottle()       # take the packets held while waiting
+
+    def _open_session(self, packet: Connect, assigned: str | None) -> None:
+        settings = self.settings
+        expiry = channel.session_expiry(packet, settings)
+        self.keepalive_deadline = channel.negotiated_keepalive(packet.keepalive, settings) * \
+            settings.keepalive_multiplier
+        self.connect_packet = packet
+        self.connected_at = time.time()
+        session, present = self.broker.open_session(self, packet, self.client_id, expiry)
+        self.session = session
+        props = channel.connack_properties(packet, assigned, expiry, settings)
+        if self.client_info is not None:
+            hooked.session_opened(self, session, present, props)
+        self.send_packet(Connack(present, 0, props))
+        if self.settings.log_connections and log.isEnabledFor(logging.INFO):
+            self._log_connection(
+                f"client {self.client_id} connected from {self.peer}: MQTT v{self.version}, "
+                f"clean start {packet.clean_start:d}, "
+                f"{'persistent' if session.persistent else 'clean'} session, "
+                f"session present {present:d}, keepalive {packet.keepalive}")
+        session.attach(self, present)
+        if self.client_info is not None:
+            hooked.connected(self)
+
+    def _log_connection(self, line: str) -> None:
+        """One line of the connection log (info), written within CONNECTION_LOG_DELAY."""
+        batch = self.broker.connection_log
+        if batch.add(line):
+            self.broker.loop.call_later(CONNECTION_LOG_DELAY, batch.flush)
+
+    def _take_client_limits(self, limits: channel.ClientLimits) -> None:
+        self.client_receive_maximum = limits.receive_maximum
+        self.max_packet_out = limits.maximum_packet_size
+        self.problem_info = limits.problem_information
+        if limits.topic_alias_maximum:
+            self.alias_out = channel.OutboundAliases(limits.topic_alias_maximum)
+
+    def _check_connect(self, packet: Connect) -> tuple[int, str | None]:
+        """(refusal reason or 0, assigned client id or None): the protocol's rules
+        (channel.check_connect), then bans and authentication."""
+        verdict = channel.check_connect(packet, self.settings, self.listener.allowed_protocol_versions,
+                                        self.hooks.client_enhanced_auth is not None)
+        if verdict.refusal:
+            return verdict.refusal, None
+        banned = self.broker.banned
+        if banned is not None and banned.refuses(packet.client_id, packet.username, self.peer):
+            return ReasonCode.BANNED, None
+        return self.broker.authenticate(packet, self.peer), verdict.assigned

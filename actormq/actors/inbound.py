@@ -1,0 +1,115 @@
+"""A Session's inbound PUBLISH flow: the client's message routed, then
+acknowledged (PUBACK, or PUBREC then PUBCOMP on PUBREL) at once or after the
+store committed it, the client's QoS 2 packet ids, and the server's receive
+maximum. A base class of Session.
+
+Takes: PUBLISH (already validated by the Connection) and PUBREL. Sends:
+the message to the Broker for routing, the acknowledgements to the Connection.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import partial
+
+from actormq.actors import hooked
+from actormq.actors.messages import Message
+from actormq.errors import ProtocolError
+from actormq.hooks import DropReason
+from actormq.transport.codec import Puback, Pubcomp, Pubrec, ReasonCode
+
+_ACK = struct.Struct("!BBH")
+
+
+class InboundPublishes:
+    """The inbound half of a Session (uses its broker, hooks, conn, version,
+    _qos2_in and _deferred_acks)."""
+
+    def handle_publish(self, packet, message: Message) -> None:
+        """Route a client's message and acknowledge it (after durability when needed)."""
+        qos = packet.qos
+        if qos == 2:
+            if packet.packet_id in self._qos2_in:
+                self._ack(Pubrec(packet.packet_id))
+                return
+            self._check_receive_maximum()
+        elif qos == 1 and self._deferred_acks:
+            self._check_receive_maximum()
+        broker = self.broker
+        broker.wrote_durable = False
+        broker.quota_exceeded = False
+        broker.congested.clear()
+        delivered = broker.publish(message)
+        if not delivered and self.hooks.message_dropped is not None:
+            hooked.dropped(self.hooks, self.client_id, message, DropReason.NO_SUBSCRIBERS)
+        if qos == 0:
+            return
+        reason = 0
+        if broker.quota_exceeded:
+            if self.version != 5:   # no reason codes: only an unacknowledged message says "not saved"
+                raise ProtocolError(ReasonCode.QUOTA_EXCEEDED, "the store is full")
+            reason = ReasonCode.QUOTA_EXCEEDED
+        elif not delivered and self.version == 5:
+            reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
+        if qos == 2 and reason < 0x80:
+            self._qos2_in.add(packet.packet_id)
+        if broker.wrote_durable or self._deferred_acks:
+            self._defer_ack(Puback(packet.packet_id, reason) if qos == 1
+                            else Pubrec(packet.packet_id, reason))
+        elif reason == 0 and self.conn is not None:
+            # a 4-byte PUBACK/PUBREC is valid in every version when the reason is 0
+            self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
+        else:
+            self._ack(Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason))
+
+    def accept_unrouted(self, packet) -> None:
+        """Acknowledge a PUBLISH a plugin dropped, as if it had been routed."""
+        if packet.qos == 1:
+            self._ack(Puback(packet.packet_id))
+        elif packet.qos == 2:
+            self._qos2_in.add(packet.packet_id)
+            self._ack(Pubrec(packet.packet_id))
+
+    def _check_receive_maximum(self) -> None:
+        if len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
+            raise ProtocolError(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
+
+    def _ack(self, packet) -> None:
+        if self.conn is not None:
+            self.conn.send_packet(packet)
+
+    def _defer_ack(self, packet) -> None:
+        """Send the ack once the store has committed what this message wrote;
+        acks stay in order because when_durable callbacks run in order. When
+        the commit failed, the ack says so (see _refuse_deferred)."""
+        self._deferred_acks += 1
+        conn = self.conn
+        self.broker.when_durable(partial(self._send_deferred, conn, packet),
+                                 lambda _error: self._refuse_deferred(conn, packet))
+
+    def _refuse_deferred(self, conn, packet) -> None:
+        """The store could not save what the message wrote: MQTT 5 gets the ack
+        with QUOTA_EXCEEDED; 3.1.1 has no reason codes, so the connection is
+        closed without an ack and the client sends the message again."""
+        if conn is not self.conn:
+            return
+        self._deferred_acks -= 1
+        if isinstance(packet, Pubrec):
+            self._qos2_in.discard(packet.packet_id)
+        if self.version == 5:
+            conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
+        else:
+            conn.disconnect(ReasonCode.QUOTA_EXCEEDED, "the store could not save a message")
+
+    def _send_deferred(self, conn, packet) -> None:
+        if conn is self.conn:
+            self._deferred_acks -= 1
+            conn.send_packet(packet)
+
+    def handle_pubrel(self, packet) -> None:
+        if packet.packet_id in self._qos2_in:
+            self._qos2_in.discard(packet.packet_id)
+            reason = 0
+        else:
+            reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+        self._ack(Pubcomp(packet.packet_id, reason if self.version == 5 else 0))

@@ -1,0 +1,50 @@
+"""A worker's periodic upkeep: the keepalive sweep (a connection silent past
+its deadline, or without CONNECT past `mqtt.connect_timeout`, is closed), the
+drop report, the local counters and the $SYS publisher. A base class of Broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from actormq.actors.messages import Message
+from actormq.actors.sys_topics import sum_stats, sys_messages
+
+KEEPALIVE_SWEEP_SECONDS = 0.25
+
+
+class Upkeep:
+    """The periodic half of a Broker (uses its connections, sessions, router,
+    retained store, stats and settings)."""
+
+    async def _keepalive_sweep(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_SWEEP_SECONDS)
+            now = time.monotonic()
+            self.drops.report()
+            for conn in list(self.connections):
+                deadline = conn.keepalive_deadline
+                # before its CONNECT a connection has connect_timeout from the accept, whatever it sends
+                since = conn.last_seen if conn.session is not None else conn.accepted_at
+                if deadline and now - since > deadline:
+                    conn.keepalive_expired()
+
+    def _count_offline(self) -> None:
+        self.stats.clients_connected = len(self.connections)
+        self.stats.clients_disconnected = sum(1 for s in self.sessions.values() if not s.online)
+        self.stats.subscriptions = self.router.subscription_count
+        self.stats.retained = len(self.retained)
+
+    def local_stats(self) -> dict:
+        self._count_offline()
+        return self.stats.as_dict() | self.packets.flat()
+
+    async def _sys_publisher(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sys_interval)
+            totals = sum_stats(self.local_stats(), self.peer_stats)
+            for topic, payload in sys_messages(totals, self.started):
+                message = Message(topic, payload, 0, True, {}, None, time.time(), "")
+                self.retained.retain(message, persist=False)
+                self.router.route(message, from_peer=True)
