@@ -12,6 +12,9 @@ with `to` = [dead worker id], which that survivor delivers to the sessions it
 took over from the dead worker (only to those: everyone else had the message
 already). A survivor whose own take-over is not done yet holds such items
 until it is; the sessions stay known for ORPHANS_KEPT seconds after.
+A CONNECT on a survivor waits until its take-overs are over (`settled`), so
+that a session of the dead peer is taken over, with its limbo, rather than
+resumed from the store without it.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ class Orphans:
         self._waiting: dict[int, set[int]] = {}  # dead peer -> survivors not done taking over
         self._done: dict[int, asyncio.Event] = {}
         self._took_early: dict[int, set[int]] = {}   # dead peer -> TOOK before we knew
+        self.taking: dict[int, asyncio.Event] = {}   # dead peer -> set once its take-over is over
 
     def peer_died(self, peer: int) -> None:
+        self.taking.setdefault(peer, asyncio.Event())
         self._limbo.setdefault(peer, [])
         self._taken.pop(peer, None)
         self._waiting[peer] = set(self.link.live) - self._took_early.pop(peer, set())
@@ -70,12 +75,13 @@ class Orphans:
         if limbo is not None and share_target is None:
             limbo.append(message)
 
-    async def take_over(self, peer: int, owners: list[int]) -> None:
-        """Restore the dead peer's sessions, then deliver what went to it meanwhile."""
+    async def take_over(self, peer: int, pid: int | None, owners: list[int]) -> None:
+        """Restore the sessions of the dead peer (process `pid`), then deliver what
+        went to it meanwhile."""
         router = self.broker.router
         taken: set[str] = set()
         try:
-            taken = await self.link.takeover.restore_orphans(owners)
+            taken = await self.link.takeover.restore_orphans(owners, (peer, pid))
         finally:
             sessions = self.broker.sessions
             filters = [route_filter for client_id in taken if client_id in sessions
@@ -100,6 +106,17 @@ class Orphans:
                     self.link.send_message(survivor, message, None, [peer])
             for message in self._early.pop(peer, ()):
                 router.route_to_clients(message, taken)
+            taking = self.taking.pop(peer, None)
+            if taking is not None:
+                taking.set()
+
+    async def settled(self) -> None:
+        """Wait until the take-overs under way are over. A CONNECT for a dead peer's
+        session waits here: resumed from the store meanwhile, the session would not
+        be among those taken over, and what went to the dead peer in the meantime
+        (acknowledged already) would reach nobody."""
+        while self.taking:
+            await next(iter(self.taking.values())).wait()
 
     def deliver(self, peer: int, message) -> None:
         """Another survivor's limbo message: for the sessions taken over here."""

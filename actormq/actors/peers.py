@@ -183,7 +183,7 @@ class PeerLink:
     def _gone(self, peer: int) -> None:
         log.warning("worker %d is gone: taking over its sessions, then dropping its routes", peer)
         self.live.discard(peer)
-        self._pids.pop(peer, None)
+        pid = self._pids.pop(peer, None)
         self.bus.reset(peer)
         self._outgoing.pop(peer, None)
         self.broker.peer_stats.pop(peer, None)
@@ -194,7 +194,7 @@ class PeerLink:
         self.registry.peer_gone(peer)
         self.flow.peer_gone(peer)
         self.orphans.peer_died(peer)
-        self._spawn(self.orphans.take_over(peer, sorted(self.live | {self.worker_id})))
+        self._spawn(self.orphans.take_over(peer, pid, sorted(self.live | {self.worker_id})))
 
     # -- questions to every live peer ------------------------------------------------
 

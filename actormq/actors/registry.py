@@ -9,7 +9,9 @@ Claims for one id are ordered by the shard, so a worker that is claiming an
 id itself answers a later claimer once its own session is open.
 
 Takes: REG (register, reply REGD with the previous holder), UNREG (a
-session ended), TAKE (may a survivor restore these orphans? reply TAKEN).
+session ended), TAKE (may a survivor restore these orphans? reply TAKEN; it
+names the dead worker, so a shard that has not heard of the death yet takes
+it as said instead of granting nothing).
 A restarted shard rebuilds its entries from its peers' SNAP frames (`held`)
 before it answers. When the shard of an id is down, claims fall back to
 asking every worker (BROADCAST).
@@ -121,9 +123,11 @@ class Registry:
 
     # -- orphans of a dead worker ------------------------------------------------------
 
-    async def take(self, client_ids: list[str]) -> tuple[set[str], list[str]]:
-        """Become the holder of the orphans nobody holds: (the ones granted,
-        the ones whose shard is down and must be asked of every worker)."""
+    async def take(self, client_ids: list[str],
+                   dead: tuple[int, int | None]) -> tuple[set[str], list[str]]:
+        """Become the holder of the orphans nobody holds since worker `dead`
+        (worker id, process id) died: (the ones granted, the ones whose shard is
+        down and must be asked of every worker)."""
         by_shard: dict[int, list[str]] = {}
         for client_id in client_ids:
             by_shard.setdefault(self.shard(client_id), []).append(client_id)
@@ -135,7 +139,8 @@ class Registry:
             elif shard not in self.link.live:
                 unknown += ids
             else:
-                replies = await self.link.ask(b"TAKE", {"c": ids}, peers=(shard,))
+                replies = await self.link.ask(b"TAKE", {"c": ids, "d": dead[0], "p": dead[1]},
+                                             peers=(shard,))
                 if replies:
                     granted.update(replies[0][0]["granted"])
         return granted, unknown
@@ -150,6 +155,9 @@ class Registry:
         return granted
 
     def on_take(self, header, _payloads) -> None:
+        # The asker saw the dead worker die; a shard that has not heard of it yet
+        # would still count that worker as the holder and grant nothing.
+        self.link.peer_down(header["d"], header["p"])
         self._answer(header, b"TAKEN", "granted", self._grant, self.on_take)
 
     def peer_gone(self, peer: int) -> None:

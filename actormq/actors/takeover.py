@@ -83,6 +83,8 @@ class Takeover:
         The caller opens its session right after and then calls `claim_done`:
         until then, a CLAIM for the same client id from a peer with a higher
         worker id waits here (see `_on_claim`)."""
+        if self.link.orphans.taking:
+            await self.link.orphans.settled()
         self._restoring.discard(client_id)
         self._claiming[client_id] = self._claiming.get(client_id, 0) + 1
         holder = await self.registry.register(client_id)
@@ -300,8 +302,9 @@ class Takeover:
                     self.link.route_changed(route_filter, -1)
             self._drop_forwarder(forwarder.client_id)
 
-    async def restore_orphans(self, owners: list[int]) -> set[str]:
+    async def restore_orphans(self, owners: list[int], dead: tuple[int, int | None]) -> set[str]:
         """Restore the persisted sessions no live worker holds; `owners` share them.
+        `dead` is the worker (and its process id) whose death started it.
         Returns the client ids restored here; their routes are announced by the
         caller (orphans: TOOK)."""
         broker = self.broker
@@ -312,7 +315,7 @@ class Takeover:
         rank = owners.index(self.worker_id)
         candidates = [c for c in candidates if crc32(c.encode()) % len(owners) == rank]
         self._restoring.update(candidates)
-        granted, unknown = await self.registry.take(candidates)
+        granted, unknown = await self.registry.take(candidates, dead)
         if unknown:     # their shard is down: ask every worker
             replies = await self.link.ask(b"HOLDS", {"c": unknown})
             held = {client_id for header, _ in replies for client_id in header["held"]}
