@@ -6,7 +6,7 @@ asynchronous publish authorization answered from memory. The plugins are in
 scripts/bench_plugins. Variants run interleaved, `--rounds` times each; the
 median rate counts. Beside the rate, the broker's CPU time per published
 message (user + system of all its processes over the run, divided by the
-messages the publishers sent): steadier than the rate on a shared machine.
+messages the publishers sent): steadier than the rate on a busy machine.
 
     python scripts/bench_hooks.py --duration 5 --rounds 3 --out bench-results/hooks
 """

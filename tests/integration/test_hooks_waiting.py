@@ -68,7 +68,7 @@ class RoundTrips:
         self._thread.join(10)
 
     def check(self) -> None:
-        """Every round trip under 50 ms; on a busy shared machine one scheduling hiccup
+        """Every round trip under 50 ms; on a busy machine one scheduling hiccup
         among many is forgiven, but nothing near the decision's 300 ms (a blocked loop)."""
         times = self.times
         assert len(times) >= 5, f"too few round trips measured: {times}"
