@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actormq.exhook import convert
+from actormq.exhook import configured, convert
 from actormq.exhook import exhook_pb2 as pb
 from actormq.exhook.server import ExhookServer, ServerDown, TlsFiles
 from actormq.hooks.info import ClientInfo
@@ -94,7 +94,7 @@ class ExhookPlugin(Plugin):
 
     @classmethod
     def wanted(cls, config: Any) -> bool:
-        return any(key.endswith(".url") for key in config.section("exhook.server."))
+        return configured.wanted(config)
 
     def __new__(cls, settings=None, context=None):
         servers = servers_of(context.config)

@@ -30,3 +30,10 @@ BUILTINS: dict[str, str] = {
     "web_hook": "actormq.webhooks.emqx_plugin:EmqxWebHookPlugin",
     "exhook": "actormq.exhook.plugin:ExhookPlugin",
 }
+
+# Built-ins whose class needs an optional package (an extra): whether the
+# config wants them is asked of a light function, so a broker installed
+# without that extra starts when the feature is not configured.
+WANTED: dict[str, str] = {
+    "exhook": "actormq.exhook.configured:wanted",
+}

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from actormq.errors import ConfigError
-from actormq.hooks.builtins import BUILTINS
+from actormq.hooks.builtins import BUILTINS, WANTED
 from actormq.hooks.health import BreakerSettings
 from actormq.hooks.plugin import Plugin, PluginContext
 from actormq.hooks.registry import DECIDE_DEFAULT_KEYS, Hooks
@@ -70,10 +70,8 @@ def check_plugins(config, config_file: str | os.PathLike | None = None) -> list[
         except ConfigError as err:
             raise ConfigError(str(err), **where("plugins.order")) from None
     for name, spec in BUILTINS.items():
-        if name not in names:
-            cls = _import_class(spec, name)
-            if cls.wanted(config):
-                classes.append((name, cls, f"built-in {spec}"))
+        if name not in names and _builtin_wanted(name, spec, config):
+            classes.append((name, _import_class(spec, name), f"built-in {spec}"))
     specs = [PluginSpec(name, cls, _checked_settings(name, cls, config, where), origin)
              for name, cls, origin in classes]
     _refuse_settings_of_unloaded(config, {spec.name for spec in specs}, where)
@@ -146,6 +144,15 @@ def class_in_module(module, name: str) -> type[Plugin]:
                               "say which with PLUGIN = TheClass")
         chosen = found[0]
     return _checked_class(chosen, name)
+
+
+def _builtin_wanted(name: str, spec: str, config) -> bool:
+    """Whether a built-in's feature is configured (see `builtins.WANTED`)."""
+    check = WANTED.get(name)
+    if check is None:
+        return _import_class(spec, name).wanted(config)
+    module_name, function = check.split(":")
+    return getattr(importlib.import_module(module_name), function)(config)
 
 
 def _import_class(spec: str, name: str) -> type[Plugin]:

@@ -136,3 +136,24 @@ def test_a_built_in_loads_when_its_config_wants_it_after_the_named_ones(tmp_path
     assert [spec.name for spec in check(named)] == ["gatekeeper", "first"]
     not_wanted = write_config(tmp_path, "plugins.order = first")
     assert [spec.name for spec in check(not_wanted)] == ["first"]
+
+
+def test_a_builtin_whose_extra_is_missing_is_not_imported_when_not_configured(monkeypatch) -> None:
+    """A broker installed without the exhook extra (no protobuf) starts when no
+    ExHook server is configured, and says what is missing when one is."""
+    import sys
+
+    from actormq.conf.load import default_config
+    from actormq.errors import ConfigError
+    from actormq.hooks.loader import check_plugins
+
+    for name in list(sys.modules):
+        if name.startswith(("actormq.exhook.plugin", "actormq.exhook.server", "actormq.exhook.convert",
+                            "actormq.exhook.exhook_pb2", "google.protobuf", "grpc")):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "google", None)
+    monkeypatch.setitem(sys.modules, "grpc", None)
+    config = default_config()
+    assert "exhook" not in [spec.name for spec in check_plugins(config)]
+    with pytest.raises(ConfigError, match="exhook"):
+        check_plugins(config.with_overrides({"exhook.server.a.url": "http://127.0.0.1:9"}))
