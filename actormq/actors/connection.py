@@ -67,6 +67,18 @@ class _DiscardInput:
 class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
     """The protocol shell of one client socket (its CONNECT handshake is in the base class)."""
 
+    # Slots: an idle client costs its attributes, not an instance dict (past 30
+    # attributes the interpreter stops sharing the keys and each instance held
+    # a 1.5 KB dict). `__dict__` stays for what tracing patches in.
+    __slots__ = ("broker", "listener", "peer_address", "slots", "settings", "decoder", "_sent",
+                 "_sent_bytes", "transport", "session", "client_id", "version",
+                 "keepalive_deadline", "accepted_at", "last_seen", "writable", "closed",
+                 "client_receive_maximum", "max_packet_out", "problem_info", "alias_in",
+                 "alias_out", "_out", "_clean_disconnect", "_taken_over", "_close_reason",
+                 "received", "_held", "hooks", "_pending", "client_info", "mountpoint", "limits",
+                 "auth_exchange", "auth_props", "connect_packet", "connected_at", "__dict__",
+                 "__weakref__")
+
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slots=None) -> None:
         self.broker = broker
@@ -82,7 +94,6 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.transport = None
         self.session = None
         self.client_id = ""
-        self._peer: str | None = None
         self.version = 4
         self.keepalive_deadline = 0.0       # seconds of silence allowed; 0 = none
         self.accepted_at = self.last_seen = time.monotonic()

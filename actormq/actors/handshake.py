@@ -27,6 +27,8 @@ class ConnectHandshake:
     """The handshake half of a Connection (uses its broker, settings, listener,
     hooks, decoder and the sending methods)."""
 
+    __slots__ = ()
+
     def _on_connect(self, packet: Connect) -> None:
         if self.session is not None:
             raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "second CONNECT")

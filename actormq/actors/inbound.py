@@ -52,7 +52,7 @@ class InboundPublishes:
         elif not delivered and self.version == 5:
             reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
         if qos == 2 and reason < 0x80:
-            self._qos2_in.add(packet.packet_id)
+            self._qos2_in[packet.packet_id] = None
         if broker.wrote_durable or self._deferred_acks:
             self._defer_ack(Puback(packet.packet_id, reason) if qos == 1
                             else Pubrec(packet.packet_id, reason))
@@ -67,7 +67,7 @@ class InboundPublishes:
         if packet.qos == 1:
             self._ack(Puback(packet.packet_id))
         elif packet.qos == 2:
-            self._qos2_in.add(packet.packet_id)
+            self._qos2_in[packet.packet_id] = None
             self._ack(Pubrec(packet.packet_id))
 
     def _check_receive_maximum(self) -> None:
@@ -95,7 +95,7 @@ class InboundPublishes:
             return
         self._deferred_acks -= 1
         if isinstance(packet, Pubrec):
-            self._qos2_in.discard(packet.packet_id)
+            self._qos2_in.pop(packet.packet_id, None)
         if self.version == 5:
             conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
         else:
@@ -108,7 +108,7 @@ class InboundPublishes:
 
     def handle_pubrel(self, packet) -> None:
         if packet.packet_id in self._qos2_in:
-            self._qos2_in.discard(packet.packet_id)
+            self._qos2_in.pop(packet.packet_id, None)
             reason = 0
         else:
             reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND

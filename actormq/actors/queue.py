@@ -57,6 +57,9 @@ class QueueLimits:
     drop_oldest: bool = False
 
 
+NOTHING_HELD = ()   # the memory of a queue that never held a message: an empty deque costs 600 bytes
+
+
 class QueueFull(Exception):
     """Raised by enqueue when the store refuses the message (quota exceeded);
     the queue is left as it was."""
@@ -76,7 +79,7 @@ class Queue:
         self.limits = limits
         self.online = False
         self.dropped = 0
-        self._mem: deque[Delivery] = deque()
+        self._mem: deque[Delivery] | tuple = NOTHING_HELD    # a deque from the first message on
         self._store = store          # None: not persistent
         self._durable = durable      # True when the store writes to disc
         self._next_seq = 1
@@ -99,11 +102,10 @@ class Queue:
         if self._store is None:
             return 0
         self.flush()
-        self._mem.clear()
         self._backlog = self._last_loaded = 0
         self.released.clear()
         count = seq = 0
-        memory = self._mem
+        memory = deque()
         window = self._window
         for key, value in self._store.scan("queue", self.prefix):   # in seq order
             seq = queue_seq(key)
@@ -115,6 +117,7 @@ class Queue:
             if delivery is not None:
                 memory.append(delivery)
             self._last_loaded = seq
+        self._mem = memory if memory else NOTHING_HELD
         self._next_seq = max(self._next_seq, seq + 1)
         return count
 
@@ -139,7 +142,10 @@ class Queue:
         if self._window is not None and (self._backlog or len(self._mem) >= self._window):
             self._backlog += 1
         else:
-            self._mem.append(delivery)
+            memory = self._mem
+            if memory is NOTHING_HELD:
+                memory = self._mem = deque()
+            memory.append(delivery)
             self._last_loaded = delivery.seq
         return True
 
@@ -157,10 +163,11 @@ class Queue:
 
     def push_front(self, delivery: Delivery) -> None:
         """Put back a delivery that could not be sent yet (kept in its place)."""
+        memory = self._memory()
         if self.limits.lifo:
-            self._mem.append(delivery)
+            memory.append(delivery)
         else:
-            self._mem.appendleft(delivery)
+            memory.appendleft(delivery)
 
     def discard(self, delivery: Delivery) -> None:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
@@ -201,7 +208,7 @@ class Queue:
 
     def clear(self) -> None:
         """Drop everything (clean start, session end)."""
-        self._mem.clear()
+        self._mem = NOTHING_HELD
         self._backlog = 0
         self.released.clear()
         self._discarded = []  # the prefix delete covers them
@@ -218,7 +225,7 @@ class Queue:
     def forget(self) -> None:
         """Drop the memory copy only; persisted rows stay for the next owner."""
         self.flush()
-        self._mem.clear()
+        self._mem = NOTHING_HELD
         self._backlog = 0
         self.released.clear()
         if self._store is not None:
@@ -227,6 +234,11 @@ class Queue:
     def snapshot(self) -> list[Delivery]:
         """Every delivery held in memory, in order (for takeover hand-over)."""
         return list(self._mem)
+
+    def _memory(self) -> deque[Delivery]:
+        if self._mem is NOTHING_HELD:
+            self._mem = deque()
+        return self._mem
 
     def _writes(self, delivery: Delivery) -> bool:
         """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
@@ -256,14 +268,15 @@ class Queue:
     def _refill(self) -> None:
         """Read the next window of the backlog, from the row after the last one read."""
         start = self.prefix + seq_suffix(self._last_loaded + 1)
+        memory = self._memory()
         for key, value in self._store.scan("queue", self.prefix, start=start):
             seq = queue_seq(key)
             delivery = self._decode(seq, value)
             if delivery is not None:
-                self._mem.append(delivery)
+                memory.append(delivery)
             self._last_loaded = seq
             self._backlog -= 1
-            if len(self._mem) >= self._window or self._backlog <= 0:
+            if len(memory) >= self._window or self._backlog <= 0:
                 break
         else:  # the store holds no more rows: nothing is left behind
             self._backlog = 0

@@ -50,8 +50,9 @@ class Session(InboundPublishes, Subscriptions):
         self.disconnected_at: float | None = None
         self.receive_maximum = 65535                # the client's, for our sends
         self._inflight: dict[int, Delivery] = {}    # sent QoS1/2 awaiting PUBACK/PUBREC
-        self._awaiting_pubcomp: set[int] = set()    # QoS2 after PUBREC
-        self._qos2_in: set[int] = set()             # received QoS2 awaiting PUBREL
+        # packet id sets as dicts (keys only): an empty dict is a quarter of an empty set
+        self._awaiting_pubcomp: dict[int, None] = {}    # QoS2 after PUBREC
+        self._qos2_in: dict[int, None] = {}             # received QoS2 awaiting PUBREL
         self._next_packet_id = 1
         self._expiry_timer = None
         self._will_timer = None
@@ -203,7 +204,7 @@ class Session(InboundPublishes, Subscriptions):
             self.drain()
             return
         packet_id = packet.packet_id
-        self._awaiting_pubcomp.add(packet_id)
+        self._awaiting_pubcomp[packet_id] = None
         if not self.queue.release(delivery, packet_id):
             self._ack(Pubrel(packet_id))
             return
@@ -217,13 +218,13 @@ class Session(InboundPublishes, Subscriptions):
 
     def handle_pubcomp(self, packet) -> None:
         if packet.packet_id in self._awaiting_pubcomp:
-            self._awaiting_pubcomp.discard(packet.packet_id)
+            del self._awaiting_pubcomp[packet.packet_id]
             self.queue.complete(packet.packet_id)
             self.drain_due = True
 
     def take_released(self) -> None:
         """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
-        self._awaiting_pubcomp.update(self.queue.released)
+        self._awaiting_pubcomp.update(dict.fromkeys(self.queue.released))
 
     def inflight_count(self) -> int:
         return len(self._inflight) + len(self._awaiting_pubcomp)
@@ -388,20 +389,20 @@ class Session(InboundPublishes, Subscriptions):
         return self._next_packet_id
 
     @property
-    def qos2_in(self) -> set[int]:
-        return self._qos2_in
+    def qos2_in(self):
+        return self._qos2_in.keys()
 
     @property
-    def awaiting_pubcomp(self) -> set[int]:
-        return self._awaiting_pubcomp
+    def awaiting_pubcomp(self):
+        return self._awaiting_pubcomp.keys()
 
     def restore_inflight(self, inflight: dict[int, Delivery], next_packet_id: int,
                          qos2_in, awaiting_pubcomp) -> None:
         """Take the in-flight state handed over by the session's previous owner."""
         self._inflight = dict(inflight)
         self._next_packet_id = next_packet_id
-        self._qos2_in = set(qos2_in)
-        self._awaiting_pubcomp = set(awaiting_pubcomp)
+        self._qos2_in = dict.fromkeys(qos2_in)
+        self._awaiting_pubcomp = dict.fromkeys(awaiting_pubcomp)
 
     def release(self) -> None:
         """This worker gives the session up (handed over): forget it without

@@ -10,18 +10,15 @@ from actormq.transport.tls import certificate_identity
 
 
 class PeerInfo:
-    """Mixin of the Connection: needs `transport`, `peer_address` and `_peer`."""
+    """Mixin of the Connection: needs `transport` and `peer_address` (the address
+    is kept once looked up: the socket may be gone when the last log line asks)."""
 
-    transport = None
-    peer_address = None
-    _peer = None
+    __slots__ = ()
 
     @property
     def peer(self) -> str:
-        """host:port of the client ("local" on a Unix socket), looked up when first needed."""
-        if self._peer is None:
-            self._peer = peer_text(self._address()) if self.transport else "?"
-        return self._peer
+        """host:port of the client ("local" on a Unix socket)."""
+        return peer_text(self._address()) if self.transport else "?"
 
     @property
     def peer_host(self) -> str:

@@ -369,7 +369,7 @@ class StreamDecoder:
         self.max_packet_size = max_packet_size
         self.max_connect_packet_size = min(max_connect_packet_size, max_packet_size)
         self.bytes_in = 0
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes] | tuple = ()     # the incomplete tail, when there is one
         self._buffered = 0
         self._needed = 0
 
@@ -382,7 +382,7 @@ class StreamDecoder:
             if self._buffered < self._needed:
                 return []
             data = b"".join(self._chunks)
-            self._chunks = []
+            self._chunks = ()
         elif type(data) is not bytes:
             data = bytes(data)
         packets: list = []
