@@ -70,7 +70,31 @@ def _config_options(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="Config file (actormq.conf format).")(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class CommandGroup(click.Group):
+    """A click group whose heavy commands are imported when used (`add_lazy_command`),
+    so `actormq run`, the broker's own process, does not load them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, Callable[[], click.Command | None]] = {}
+
+    def add_lazy_command(self, name: str, load: Callable[[], click.Command | None]) -> None:
+        self.lazy[name] = load
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        load = self.lazy.pop(name, None)
+        if load is not None:
+            command = load()
+            if command is not None:
+                self.add_command(command, name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=CommandGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="actormq")
 def main() -> None:
     """actormq: an MQTT 3.1.1 / 5.0 broker built from actors on multiprocessing workers."""
@@ -270,17 +294,17 @@ def _bench_unavailable(module: str | None) -> click.Command:
     return bench
 
 
-def _add_bench_command() -> None:
+def _bench_command() -> click.Command | None:
     try:
         from actormq.bench.cli import bench
     except ModuleNotFoundError as missing:
         if missing.name in ("actormq.bench", "actormq.bench.cli"):
-            return
-        bench = _bench_unavailable(missing.name)
-    main.add_command(bench)
+            return None
+        return _bench_unavailable(missing.name)
+    return bench
 
 
-_add_bench_command()
+main.add_lazy_command("bench", _bench_command)
 
 from actormq.mgmt import cli as _mgmt_cli, cli_node as _mgmt_cli_node  # noqa: E402
 

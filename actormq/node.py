@@ -83,6 +83,7 @@ class Node:
         self.reload_config = reload_config      # () -> Config, for SIGHUP
         self.count = config["node.workers"] or os.cpu_count() or 1
         self.ctx = multiprocessing.get_context("spawn")
+        without_resource_tracker()
         private = 0 if config["listener.tcp.worker_ports"] else None
         self.workers = [WorkerHandle(i, private) for i in range(self.count)]
         self.run_dir: str | None = None
@@ -318,6 +319,23 @@ class Node:
                 handle.process.join()
         if self.control is not None:
             self.control.stop()
+
+
+def without_resource_tracker() -> None:
+    """Start no resource tracker beside the workers.
+
+    multiprocessing's spawn starts a tracker process (13 MB) with the first
+    child, to unlink the named semaphores and shared memory segments a killed
+    process leaves behind. The broker makes none (the one array its workers
+    share is anonymous memory that goes with the last process), so the tracker
+    is pointed at /dev/null: it is taken for running, and what a plugin might
+    register there is dropped, as it is when the tracker is gone.
+    """
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is not None and getattr(tracker, "_fd", 0) is None:
+        tracker._fd = os.open(os.devnull, os.O_WRONLY)
 
 
 def run_node(config, reload_config=None) -> int:

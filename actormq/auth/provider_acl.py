@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 
+from actormq.auth import configured
 from actormq.auth.acl_cache import AclCache, AclGeneration
 from actormq.auth.acl_file import AclFile, AclFileError
 from actormq.auth.acl_rules import Action, ClientInfo
@@ -41,7 +42,7 @@ class AclPlugin(Plugin):
 
     @classmethod
     def wanted(cls, config) -> bool:
-        return bool(config.get("acl.file") or config.get("auth.http.acl_req.url") or config.get("auth.redis.server"))
+        return configured.acl(config)
 
     def start(self) -> None:
         config = self.context.config

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 
+from actormq.auth import configured
 from actormq.auth.passwd_file import PasswordEntry, PasswordFile
 from actormq.auth.scram import METHOD as SCRAM_METHOD
 from actormq.auth.scram import ScramCredentials, ScramExchange, ScramFailed
@@ -34,7 +35,7 @@ class PasswordFilePlugin(Plugin):
 
     @classmethod
     def wanted(cls, config) -> bool:
-        return bool(config.get("auth.password_file"))
+        return configured.password_file(config)
 
     def start(self) -> None:
         config = self.context.config

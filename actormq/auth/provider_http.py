@@ -9,6 +9,7 @@ password"; other clients are not held (each decision awaits on its own).
 
 from __future__ import annotations
 
+from actormq.auth import configured
 from actormq.auth.http_client import HttpClient, RetryPolicy, SourceUnavailable
 from actormq.auth.http_request import RequestSpec, auth_answer, superuser_answer
 from actormq.auth.placeholders import client_values
@@ -45,7 +46,7 @@ class HttpAuthPlugin(Plugin):
 
     @classmethod
     def wanted(cls, config) -> bool:
-        return bool(config.get("auth.http.auth_req.url"))
+        return configured.http(config)
 
     def start(self) -> None:
         config = self.context.config

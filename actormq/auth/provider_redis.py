@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from actormq.auth import configured
 from actormq.auth.http_client import SourceUnavailable
 from actormq.auth.provider_file import BAD_USER_NAME_OR_PASSWORD
 from actormq.auth.provider_http import SERVER_UNAVAILABLE
@@ -34,7 +35,7 @@ class RedisAuthPlugin(Plugin):
 
     @classmethod
     def wanted(cls, config) -> bool:
-        return bool(config.get("auth.redis.server"))
+        return configured.redis(config)
 
     def start(self) -> None:
         self.records = redis_records(self.context.config)

@@ -31,9 +31,16 @@ BUILTINS: dict[str, str] = {
     "exhook": "actormq.exhook.plugin:ExhookPlugin",
 }
 
-# Built-ins whose class needs an optional package (an extra): whether the
-# config wants them is asked of a light function, so a broker installed
-# without that extra starts when the feature is not configured.
+# Whether the config wants a built-in is asked of a light function (a module
+# that imports no client library): a broker that configures none of them
+# imports none (a worker stays small and starts fast), and one installed
+# without an optional extra starts when its feature is not configured.
 WANTED: dict[str, str] = {
+    "auth_file": "actormq.auth.configured:password_file",
+    "auth_http": "actormq.auth.configured:http",
+    "auth_redis": "actormq.auth.configured:redis",
+    "acl": "actormq.auth.configured:acl",
+    "webhooks": "actormq.webhooks.configured:vmq_webhooks",
+    "web_hook": "actormq.webhooks.configured:emqx_web_hook",
     "exhook": "actormq.exhook.configured:wanted",
 }

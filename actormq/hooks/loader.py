@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
-import importlib.metadata
 import inspect
 import os
 import re
@@ -100,6 +99,8 @@ def find_class(name: str, config) -> tuple[type[Plugin], str]:
     """The plugin class a name stands for and where it was found (ConfigError if none)."""
     if name in BUILTINS:
         return _import_class(BUILTINS[name], name), f"built-in {BUILTINS[name]}"
+    import importlib.metadata     # only for a name that is not built in: it loads the email package
+
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
         return _checked_class(_load(entry.load, name), name), f"entry point {entry.value}"
     for directory in _paths(config):

@@ -1,5 +1,5 @@
-"""The EMQX 4 `/api/v4` response envelope, its error codes and the request
-parameter helpers every route uses.
+"""The EMQX 4 `/api/v4` response envelope and the request parameter helpers
+every route uses (its error codes and `ApiError` are in `api_errors`).
 
 Success: `{"code": 0, "data": ...}`, list routes add
 `"meta": {"page", "limit", "count", "hasnext"}`. Failure: an HTTP status and
@@ -14,42 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-# EMQX 4 return codes (emqx_management).
-OK = 0
-RPC_ERROR = 101
-UNKNOWN_ERROR = 102
-WRONG_CREDENTIALS = 103
-EMPTY_CREDENTIALS = 104
-MISSING_PARAMETER = 107
-BAD_PARAMETER = 108
-BAD_JSON = 109
-PLUGIN_LOADED = 110
-PLUGIN_NOT_LOADED = 111
-CLIENT_OFFLINE = 112
-BAD_TOPIC = 115
-NOT_FOUND = 404     # EMQX 4 answers an unknown object with HTTP 404 and this code
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, EMQX return code and a one-line message."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def bad_parameter(message: str) -> ApiError:
-    return ApiError(400, BAD_PARAMETER, message)
-
-
-def missing_parameter(name: str) -> ApiError:
-    return ApiError(400, MISSING_PARAMETER, f"missing parameter: {name}")
-
-
-def not_found(message: str) -> ApiError:
-    return ApiError(404, NOT_FOUND, message)
+from actormq.mgmt.api_errors import (BAD_JSON, BAD_PARAMETER, BAD_TOPIC, CLIENT_OFFLINE,  # noqa: F401
+                                     EMPTY_CREDENTIALS, MISSING_PARAMETER, NOT_FOUND, OK,
+                                     PLUGIN_LOADED, PLUGIN_NOT_LOADED, RPC_ERROR, UNKNOWN_ERROR,
+                                     WRONG_CREDENTIALS, ApiError, bad_parameter, missing_parameter,
+                                     not_found)
 
 
 def json_dumps(value: Any) -> str:

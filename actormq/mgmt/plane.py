@@ -26,7 +26,8 @@ from actormq.errors import ActormqError
 from actormq.mgmt import credentials, protocol
 from actormq.mgmt.banned import BanTable
 from actormq.mgmt.channel import BadRequest, ControlChannel, Gathered, WorkerFailed
-from actormq.mgmt.envelope import RPC_ERROR, ApiError, bad_parameter
+from actormq.mgmt.api_errors import RPC_ERROR, ApiError, bad_parameter
+from actormq.mgmt.lazy_http import LazyHttpServer, bind_listening_socket
 
 log = logging.getLogger("actormq.mgmt")
 
@@ -118,36 +119,34 @@ class ControlPlane:
                                       self._worker_alive, self.timeout)
         self.channel.on_hello = self._worker_connected
         self.channel.start()
-        runner = await self._serve_http()
+        http = await self._serve_http()
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
-            if runner is not None:
-                await runner.cleanup()
+            if http is not None:
+                await http.cleanup()
             self.channel.close()
 
-    async def _serve_http(self):
+    async def _serve_http(self) -> LazyHttpServer | None:
+        """Bind the API's port now; the app (aiohttp) loads at the first request."""
         if self.listener is None:
             return None
-        from aiohttp import web
-
-        from actormq.mgmt.app import make_app
-
         host, port = self.listener
-        runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
-            await site.start()
+            sock = bind_listening_socket(host, port)
         except OSError as exc:
-            await runner.cleanup()
             raise ActormqError(f"management API cannot listen on {host}:{port} "
                                f"(management.listener.http): {exc.strerror or exc}") from None
-        bound = runner.addresses[0]
+        bound = sock.getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self._url = f"http://{shown}:{bound[1]}"
-        return runner
+        return LazyHttpServer(self.loop, sock, self._make_app)
+
+    def _make_app(self):
+        from actormq.mgmt.app import make_app
+
+        return make_app(self)
 
     # -- what handlers use ----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
 from actormq.hooks.results import NEXT
 from actormq.webhooks import events
+from actormq.webhooks.configured import emqx_web_hook
 from actormq.webhooks.emqx_webhook import WebHookConfig
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
 from actormq.webhooks.sender import SenderProcess
@@ -55,7 +56,7 @@ class EmqxWebHookPlugin(Plugin):
 
     @classmethod
     def wanted(cls, config: Any) -> bool:
-        return bool(config["web.hook.url"] or config["web.hook.api.url"])
+        return emqx_web_hook(config)
 
     def __new__(cls, settings=None, context=None):
         if cls is EmqxWebHookPlugin:

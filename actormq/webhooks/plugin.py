@@ -27,6 +27,7 @@ from actormq.hooks.points import HookPoint
 from actormq.hooks.results import NEXT, Continue, Error, Ok
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
+from actormq.webhooks.configured import vmq_webhooks
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
 from actormq.webhooks.sender import SenderProcess
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
@@ -86,7 +87,7 @@ class VmqWebhooksPlugin(Plugin):
 
     @classmethod
     def wanted(cls, config: Any) -> bool:
-        return bool(config_webhooks(config)) or bool(RegistrationStore(config["storage.dir"]).load())
+        return vmq_webhooks(config)
 
     def __new__(cls, settings=None, context=None):
         if cls is VmqWebhooksPlugin:
