@@ -111,19 +111,22 @@ def sub(**options) -> None:
 @_common
 @click.option("-d", "--duration", default=0.0, show_default=True, type=float,
               help="Seconds to hold the connections open.")
+@click.option("--source-address", "source", default=None, metavar="ADDRESS",
+              help="Local address the connections come from (e.g. 127.0.0.2): each source "
+                   "address has its own range of ephemeral ports, about 28,000 on Linux.")
 def conn(**options) -> None:
     """Open connections and measure connections per second."""
-    _run(run_conn, "conn", options)
+    _run(run_conn, "conn", options, source=options.pop("source"))
 
 
-def _run(runner, command: str, options: dict, **workload) -> None:
+def _run(runner, command: str, options: dict, source: str | None = None, **workload) -> None:
     as_json = options.pop("as_json")
     endpoint = Endpoint(host=options.pop("host"), port=options.pop("port"),
                         version=VERSIONS[options.pop("mqtt_version")],
                         keepalive=options.pop("keepalive"), clean_start=options.pop("clean"),
                         session_expiry=options.pop("session_expiry"),
                         username=options.pop("username"), password=_bytes(options.pop("password")),
-                        tls=_tls_context(options.pop("cafile"), command))
+                        tls=_tls_context(options.pop("cafile"), command), source=source)
     prefix = options.pop("prefix") or f"bench-{command}-{os.getpid()}-"
     work = Workload(prefix=prefix, progress=not options.pop("quiet"), **options, **workload)
     fdtable.reserve(work.clients + 64)

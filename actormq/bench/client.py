@@ -53,6 +53,7 @@ class Endpoint:
     username: str | None = None
     password: bytes | None = None
     tls: object = None          # an ssl.SSLContext: connect over TLS
+    source: str | None = None   # the local address connections come from (bench conn)
 
     def connect_packet(self, client_id: str) -> bytes:
         """The CONNECT of one client (encoded by the codec)."""
@@ -403,6 +404,13 @@ class RawConnector:
         connect = self.endpoint.connect_packet(client_id)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
+        if self.endpoint.source is not None:
+            try:
+                sock.bind((self.endpoint.source, 0))
+            except OSError as exc:
+                sock.close()
+                self.errors.append(f"{client_id}: cannot bind {self.endpoint.source}: {exc.strerror}")
+                return self._start_next()
         started = time.monotonic_ns()
         self.first_start_ns = self.first_start_ns or started
         code = sock.connect_ex(self._address)
