@@ -2,7 +2,8 @@
 client still get quick answers?
 
 Starts `actormq run -w WORKERS` on a free loopback port, opens CONNECTIONS
-idle MQTT 3.1.1 clients (keepalive 60 s: they send PINGREQ) from several
+idle MQTT 3.1.1 clients (keepalive 300 s: each sends a PINGREQ every 150 s,
+and the first connected do not time out while the last connect) from several
 `actormq bench conn` load generators, each with its own 127.0.0.x source
 address (one source address has about 28,000 ephemeral ports, and one
 process may hold only as many sockets as its descriptor limit), holds them
@@ -28,6 +29,7 @@ import math
 import os
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -59,6 +61,7 @@ def main() -> int:
               f"{per_worker:,.0f} per worker, above the descriptor limit {limit:,}: use more workers",
               file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))     # stop the broker on the way out
     workdir = Path(tempfile.mkdtemp(prefix="actormq-idle-"))
     broker = _start_broker(args, workdir)
     try:
@@ -76,6 +79,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--generators", type=int, default=0,
                         help="load generator processes (default: as few as the descriptor limit allows)")
     parser.add_argument("--concurrency", type=int, default=100, help="connects in flight per generator")
+    parser.add_argument("--keepalive", type=int, default=300, help="the clients' keepalive (s)")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--json", type=Path, default=None, help="write every sample to this file")
     return parser.parse_args()
@@ -140,6 +144,7 @@ def _run(args, broker, workdir: Path, generators: int) -> int:
         command = [sys.executable, "-m", "actormq", "bench", "conn", "-h", HOST, "-p", str(broker.port),
                    "-c", str(share), "-n", str(sum(shares[:index])), "--prefix", "idle-",
                    "--source-address", f"127.0.0.{index + 2}", "--concurrency", str(args.concurrency),
+                   "-k", str(args.keepalive),
                    "-d", str(hold), "--ready-file", str(ready),
                    "--json", "--quiet"]
         procs.append((subprocess.Popen(command, stdout=subprocess.PIPE, text=True), ready))

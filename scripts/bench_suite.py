@@ -108,6 +108,10 @@ class Broker:
     def rss(self) -> int:
         return sum(_safe(lambda p=p: p.memory_info().rss) for p in self.processes())
 
+    def pss(self) -> int:
+        """Proportional set size: the pages the processes share counted once in all."""
+        return sum(_safe(lambda p=p: p.memory_full_info().pss) for p in self.processes())
+
     def cpu(self) -> float:
         return sum(_safe(lambda p=p: sum(p.cpu_times()[:2])) for p in self.processes())
 
@@ -343,6 +347,8 @@ def connections(target: tuple, workdir: Path, broker: Broker) -> dict:
     """2,000 connections, 50 at a time; broker memory per connection."""
     time.sleep(0.5)
     baseline = broker.rss()
+    idle = {"idle_rss_mib": baseline / 2**20, "idle_pss_mib": broker.pss() / 2**20,
+            "processes": len(broker.processes())}
     ready = workdir / "conn-ready"
     run = Run(["conn", *target, "-c", CONNECTIONS, "--concurrency", 50, "-d", 2,
                "--ready-file", ready])
@@ -354,7 +360,7 @@ def connections(target: tuple, workdir: Path, broker: Broker) -> dict:
         time.sleep(0.1)
     summary = run.result(30)
     connected = summary["connected"]
-    return {"conn_rate": summary["rate"], "connected": connected,
+    return {**idle, "conn_rate": summary["rate"], "connected": connected,
             "kib_per_conn": (held - baseline) / 1024 / connected if connected else None,
             "check": "ok" if connected == CONNECTIONS else f"FAIL {connected:,} connected"}
 
@@ -475,6 +481,9 @@ ROWS = [
     ("qos1_latency", "latency_p99", "QoS 1 latency at 2,000 msg/s, p99 (µs)", "{:,.0f}"),
     ("connections", "conn_rate", "2,000 connections, 50 at a time (conn/s)", "{:,.0f}"),
     ("connections", "kib_per_conn", "broker memory per connection (KiB)", "{:,.1f}"),
+    ("connections", "idle_rss_mib", "idle broker, RSS of all its processes (MiB)", "{:,.1f}"),
+    ("connections", "idle_pss_mib", "idle broker, PSS of all its processes (MiB)", "{:,.1f}"),
+    ("connections", "processes", "idle broker, processes", "{:,.0f}"),
     ("offline_drain", "drain_s", f"offline drain of 20,000 QoS 1, median of {DRAIN_ROUNDS} (s)", "{:.3f}"),
     ("offline_drain_disc_only", "drain_s", "offline drain of 20,000 QoS 1, disc_only (s)", "{:.3f}"),
     *((f"offline_pub{n}_{mode}", "rate",
