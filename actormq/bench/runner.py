@@ -326,7 +326,8 @@ async def run_conn(work: Workload, endpoint: Endpoint) -> Summary:
     connector = RawConnector(endpoint, map(work.client_id, work.indexes()), work.concurrency)
     progress = Progress("conn", lambda: {"connected": len(connector.opened)}) \
         if work.progress else None
-    await _with_progress(progress, ((), endpoint.keepalive / 2),
+    # the first connected keep alive while the last connect (a slow broker or many clients)
+    await _with_progress(progress, ((connector,), endpoint.keepalive / 2),
                          asyncio.to_thread(connector.run))
     if work.ready_file:
         with open(work.ready_file, "w") as ready:
