@@ -39,6 +39,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from actormq.actors.messages import Delivery
 from actormq.errors import StorageFullError
@@ -58,6 +59,7 @@ class QueueLimits:
 
 
 NOTHING_HELD = ()   # the memory of a queue that never held a message: an empty deque costs 600 bytes
+NOTHING_RELEASED = MappingProxyType({})     # the released rows of a queue without a store
 
 
 class QueueFull(Exception):
@@ -86,9 +88,10 @@ class Queue:
         self._backlog = 0            # persisted entries not held in memory (window mode)
         self._window = window if store is not None and not limits.lifo else None
         self._last_loaded = 0        # highest seq that went into memory (window mode)
-        self._discarded: list[bytes] = []  # keys of rows to delete at the next flush
+        # without a store nothing is ever discarded from it nor released: shared empties
+        self._discarded: list[bytes] | tuple = [] if store is not None else ()    # rows to delete at the next flush
         self._schedule = schedule
-        self.released: dict[int, int] = {}  # packet id -> seq of a QoS 2 row awaiting PUBCOMP
+        self.released = {} if store is not None else NOTHING_RELEASED  # packet id -> seq of a QoS 2 row awaiting PUBCOMP
 
     def __len__(self) -> int:
         return len(self._mem) + self._backlog
@@ -196,7 +199,7 @@ class Queue:
 
     def complete(self, packet_id: int) -> None:
         """The PUBCOMP of a released delivery: its row goes."""
-        seq = self.released.pop(packet_id, None)
+        seq = self.released.pop(packet_id, None) if self.released else None
         if seq is not None:
             self.discard(Delivery(None, 2, False, (), seq))
 
@@ -210,8 +213,10 @@ class Queue:
         """Drop everything (clean start, session end)."""
         self._mem = NOTHING_HELD
         self._backlog = 0
-        self.released.clear()
-        self._discarded = []  # the prefix delete covers them
+        if self.released:
+            self.released.clear()
+        if self._discarded:
+            self._discarded = []  # the prefix delete covers them
         if self._store is not None:
             self._store.delete_prefix("queue", self.prefix)
 
@@ -227,7 +232,8 @@ class Queue:
         self.flush()
         self._mem = NOTHING_HELD
         self._backlog = 0
-        self.released.clear()
+        if self.released:
+            self.released.clear()
         if self._store is not None:
             self._store.invalidate("queue", self.prefix)
 

@@ -61,7 +61,7 @@ def test_version():
 def test_run_help_explains_how_to_choose_workers():
     output = " ".join(invoke("run", "--help").output.split())
     assert "one worker per CPU core" in output
-    assert "30-40 MB RSS" in output
+    assert "about 35 MB RSS at idle" in output
     assert "-w 1 avoids that hop entirely" in output
 
 
