@@ -1,0 +1,67 @@
+"""What an idle broker runs: at -w 1 the node and one worker (no resource
+tracker), a worker without the libraries of features that are not configured,
+the management API's aiohttp loaded by the node at the API's first request;
+and `actormq bench conn --source-address`."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import psutil
+import pytest
+
+from tests.integration.brokers import actormq_only, run_cli
+from tests.integration.mgmtapi import get
+
+# shared objects only these libraries load (aiohttp's parser, yarl and multidict under it)
+HTTP_LIBRARIES = ("aiohttp", "multidict", "yarl")
+
+
+def _loaded(pid: int, names: tuple[str, ...]) -> set[str]:
+    """Which of `names` appear in the paths of the files the process has mapped."""
+    paths = [region.path for region in psutil.Process(pid).memory_maps()]
+    return {name for name in names if any(f"/{name}/" in path for path in paths)}
+
+
+def _peers(log: str) -> list[str]:
+    return re.findall(r"client fromsrc-\d connected from ([0-9.]+):\d+", log)
+
+
+@pytest.fixture
+def idle_broker(make_broker):
+    actormq_only("the processes and imports of actormq itself")
+    return make_broker()
+
+
+def test_an_idle_broker_is_its_node_and_one_worker(idle_broker):
+    node = psutil.Process(idle_broker.proc.pid)
+    children = node.children(recursive=True)
+    assert [" ".join(child.cmdline()).strip() for child in children] == ["actormq: worker 0"]
+
+
+def test_the_worker_loads_no_http_library_and_the_node_loads_it_at_the_first_api_request(idle_broker):
+    worker = psutil.Process(idle_broker.proc.pid).children()[0]
+    assert _loaded(worker.pid, HTTP_LIBRARIES) == set()
+    assert _loaded(idle_broker.proc.pid, HTTP_LIBRARIES) == set()
+    assert get(idle_broker, "/api/v4/brokers")["data"][0]["node_status"] == "Running"
+    assert "aiohttp" in _loaded(idle_broker.proc.pid, HTTP_LIBRARIES)
+    assert _loaded(worker.pid, HTTP_LIBRARIES) == set()
+
+
+def test_bench_conn_connects_from_the_source_address_it_is_given(idle_broker):
+    result = run_cli("bench", "conn", "-p", str(idle_broker.port), "-c", "3", "--prefix", "fromsrc-",
+                     "--source-address", "127.0.0.3", "--json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert '"connected": 3' in result.stdout
+    deadline = time.monotonic() + 5     # connection log lines are written in batches
+    while len(peers := _peers(idle_broker.log())) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert peers == ["127.0.0.3"] * 3
+
+
+def test_bench_conn_says_when_it_cannot_bind_the_source_address(idle_broker):
+    result = run_cli("bench", "conn", "-p", str(idle_broker.port), "-c", "1",
+                     "--source-address", "192.0.2.1", "--json", "--quiet")
+    assert result.returncode == 1
+    assert "cannot bind 192.0.2.1" in result.stdout
