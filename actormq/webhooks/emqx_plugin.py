@@ -22,7 +22,7 @@ from actormq.hooks.results import NEXT
 from actormq.webhooks import events
 from actormq.webhooks.emqx_webhook import WebHookConfig
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
-from actormq.webhooks.sender import SenderProcess
+from actormq.webhooks.sender import SenderProcess, log_dropped
 
 POINT_OF_EVENT: dict[str, HookPoint] = {
     "client.connect": HookPoint.CLIENT_CONNECT,
@@ -83,6 +83,7 @@ class EmqxWebHookPlugin(Plugin):
     async def stop(self) -> None:
         await self.notifier.drain(1.0)
         await self.notifier.close()
+        log_dropped(self.notifier.counters, "web hook")
         await self.pool.close()
 
     def _send(self, event: str, data, client_id: str, topic: str | None = None) -> None:

@@ -28,7 +28,7 @@ from actormq.hooks.results import NEXT, Continue, Error, Ok
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
-from actormq.webhooks.sender import SenderProcess
+from actormq.webhooks.sender import SenderProcess, log_dropped
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
 from actormq.webhooks.vmq_answers import Answer
 from actormq.webhooks.vmq_bodies import HOOKS
@@ -146,6 +146,7 @@ class VmqWebhooksPlugin(Plugin):
             self._task.cancel()
         await self.calls.notifier.drain(1.0)
         await self.calls.notifier.close()
+        log_dropped(self.calls.notifier.counters, "webhook")
         await self.calls.pool.close()
 
     async def _housekeeping(self) -> None:
@@ -273,8 +274,8 @@ def on_client_connected(self, client: ClientInfo):
 
 
 def on_message_publish(self, client: ClientInfo, message):
-    self._notify(_hook("on_publish", client), lambda: events.vmq_message(events.vmq_client(client), message),
-                 client.client_id)
+    self.calls.notify("on_publish_m5" if client.protocol_level == 5 else "on_publish",
+                      lambda: events.vmq_message(events.vmq_client(client), message), client.client_id)
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):

@@ -60,11 +60,18 @@ class VmqWebhooks:
                key: str = "") -> None:
         """Queue `hook` for every endpoint registered on it; never waits. `event` may be a
         function that makes it: it is then only made for a notification that is sent."""
-        for webhook in self._by_hook.get(hook, ()):
-            self.notifier.send(webhook.endpoint, self._headers[hook],
-                               lambda w=webhook: orjson.dumps(build_body(
-                                   hook, event() if callable(event) else event, w.base64_payload)),
-                               key)
+        webhooks = self._by_hook.get(hook)
+        if not webhooks:
+            return
+        notifier = self.notifier
+        if notifier.credit <= 0:        # the sender is that far behind: dropped, nothing made
+            for webhook in webhooks:
+                notifier.drop(webhook.endpoint)
+            return
+        make = event if callable(event) else lambda: event
+        headers = self._headers[hook]
+        for webhook in webhooks:
+            notifier.send_vmq(webhook.endpoint, headers, hook, webhook.base64_payload, make, key)
 
     def decide(self, hook: str, event: Mapping[str, Any]) -> Answer | Awaitable[Answer]:
         """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does.
