@@ -25,7 +25,7 @@ from typing import Any
 from actormq.hooks.info import ClientInfo
 from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
-from actormq.hooks.results import NEXT, Continue, Error, Ok, modified
+from actormq.hooks.results import NEXT, OK, Continue, Error, Ok, modified
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
@@ -74,6 +74,8 @@ def _refused(answer: Answer) -> Error:
 
 def _register_ok(modifiers: dict[str, Any], allowed: frozenset[str]) -> Ok:
     """The modifiers actormq carries out at CONNECT; VerneMQ's others are checked, then ignored."""
+    if not modifiers:
+        return OK
     return Ok(**{name: value for name, value in modifiers.items() if name in allowed})
 
 

@@ -80,24 +80,25 @@ class VmqWebhooks:
         return self._decide(tuple(self._by_hook.get(hook, ())), hook, event)
 
     def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer | Awaitable[Answer]:
+        cacheable = HOOKS[hook].cacheable
         for index, webhook in enumerate(webhooks):
-            body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
-            cached = self.cache.lookup(webhook.endpoint, hook, body) if HOOKS[hook].cacheable else None
+            cached = self.cache.lookup(webhook.endpoint, hook, event) if cacheable else None
             if cached is None:
-                return self._ask_then(webhooks[index:], hook, event, body)
+                return self._ask_then(webhooks[index:], hook, event)
             if cached.result != "next":
                 return cached
         return NEXT
 
-    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event, body: dict) -> Answer:
-        answer = await self._ask(webhooks[0], hook, body)
+    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer:
+        answer = await self._ask(webhooks[0], hook, event)
         if answer.result != "next":
             return answer
         rest = self._decide(webhooks[1:], hook, event)
         return await rest if inspect.isawaitable(rest) else rest
 
-    async def _ask(self, webhook: Webhook, hook: str, body: dict) -> Answer:
+    async def _ask(self, webhook: Webhook, hook: str, event: Mapping[str, Any]) -> Answer:
         cacheable = HOOKS[hook].cacheable
+        body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
         self.counters[webhook.endpoint, hook, "requests"] += 1
         try:
             reply = await self.pool.post(webhook.endpoint, self._headers[hook], orjson.dumps(body),
@@ -117,14 +118,14 @@ class VmqWebhooks:
         if answer.result == "error":
             self.counters[webhook.endpoint, hook, "errors"] += 1
         if cacheable and answer.ok:
-            self._maybe_cache(webhook, hook, body, reply.headers.get("Cache-Control"), answer)
+            self._maybe_cache(webhook, hook, event, reply.headers.get("Cache-Control"), answer)
         return answer
 
-    def _maybe_cache(self, webhook: Webhook, hook: str, body: dict, header: str | None,
+    def _maybe_cache(self, webhook: Webhook, hook: str, event: Mapping[str, Any], header: str | None,
                      answer: Answer) -> None:
         seconds = max_age(header)
         if seconds:
-            self.cache.insert(webhook.endpoint, hook, body, seconds, answer)
+            self.cache.insert(webhook.endpoint, hook, event, seconds, answer)
             return
         fix = colon_typo(header)
         if fix and webhook.endpoint not in self._typo_warned:
