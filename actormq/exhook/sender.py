@@ -56,14 +56,27 @@ class ExhookSender(NotificationProcess):
         return self.offer(target, server.name, key, lambda: pickle.dumps(build(), pickle.HIGHEST_PROTOCOL))
 
 
-class LocalSender:
+class _InLanes:
+    """Calls made by tasks of this process, from per-client lanes (`Lanes`)."""
+
+    def __init__(self, queue_size: int, lanes: int = LANES) -> None:
+        self.lanes = Lanes(self._deliver, queue_size, lanes)
+        self.counters = self.lanes.counters
+
+    async def _deliver(self, target: str, item) -> bool:
+        raise NotImplementedError
+
+    async def drain(self, timeout_s: float) -> None:
+        await self.lanes.drain(timeout_s)
+
+    async def close(self) -> None:
+        await self.lanes.close()
+
+
+class LocalSender(_InLanes):
     """The same, sent by the worker itself (when the sender process could not start)."""
 
     credit = 1      # never refuses ahead of time: a full lane drops
-
-    def __init__(self, queue_size: int) -> None:
-        self.lanes = Lanes(self._deliver, queue_size)
-        self.counters = self.lanes.counters
 
     def put(self, server, method: str, build: Callable, key: str) -> bool:
         return self.lanes.put(server.name, (server, method, build), key)
@@ -83,14 +96,8 @@ class LocalSender:
             return False
         return True
 
-    async def drain(self, timeout_s: float) -> None:
-        await self.lanes.drain(timeout_s)
 
-    async def close(self) -> None:
-        await self.lanes.close()
-
-
-class GrpcSink:
+class GrpcSink(_InLanes):
     """In the sender process: each record a unary call (request bytes as they came) to its server."""
 
     def __init__(self, queue_size: int, settings: list) -> None:
@@ -100,8 +107,7 @@ class GrpcSink:
                                            cluster_name="actormq")
                       for name, *_, node in settings}
         # the worker's credit bounds what waits here; each lane could hold it all (see HttpSink)
-        self.lanes = Lanes(self._deliver, queue_size * LANES, LANES)
-        self.counters = self.lanes.counters
+        super().__init__(queue_size * LANES)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._calls: dict[bytes, tuple[str, Callable]] = {}
         self._failures = 0
@@ -139,10 +145,7 @@ class GrpcSink:
             return False
         return True
 
-    async def drain(self, timeout_s: float) -> None:
-        await self.lanes.drain(timeout_s)
-
     async def close(self) -> None:
-        await self.lanes.close()
+        await super().close()
         for channel in self._channels.values():
             await channel.close()

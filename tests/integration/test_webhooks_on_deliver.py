@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.brokers import actormq_only, start_broker
 from tests.integration.clients import connect, unique
-from tests.webhook_endpoint import Endpoint, Scripted
+from tests.webhook_endpoint import Scripted, running_endpoint
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,30 +41,32 @@ def answer(hook: str, body: dict):
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    actormq_only("webhooks are actormq's")
-    server = Endpoint().start()
-    server.respond = answer
-    yield server
-    server.stop()
+def broker(tmp_path_factory, endpoint):
+    """A broker with both deliver webhooks, configured in actormq's spelling."""
+    config = tmp_path_factory.mktemp("on_deliver") / "actormq.conf"
+    config.write_text("".join(f"webhooks.{hook}.hook = {hook}\nwebhooks.{hook}.endpoint = {endpoint.url}\n"
+                              for hook in ("on_deliver", "on_deliver_m5")))
+    started = start_broker(config.parent, "-c", str(config))
+    yield started
+    started.stop()
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory, endpoint):
-    workdir = tmp_path_factory.mktemp("on_deliver")
-    config = workdir / "actormq.conf"
-    config.write_text(f"webhooks.d.hook = on_deliver\nwebhooks.d.endpoint = {endpoint.url}\n"
-                      f"webhooks.d5.hook = on_deliver_m5\nwebhooks.d5.endpoint = {endpoint.url}\n")
-    broker = start_broker(workdir, "-c", str(config))
-    yield broker
-    broker.stop()
+def endpoint():
+    actormq_only("webhooks are actormq's")
+    yield from running_endpoint(answer)
+
+
+def clients(broker, topic_filter: str, qos: int, version: int = 4):
+    """(subscriber id, subscriber on `topic_filter`, publisher)."""
+    client_id = unique("sub")
+    subscriber = connect(broker.port, client_id, version=version)
+    assert subscriber.subscribe(topic_filter, qos=qos) == [qos]
+    return client_id, subscriber, connect(broker.port, unique("pub"), version=version)
 
 
 def test_modifiers_change_what_is_delivered_next_and_error_do_not(broker, endpoint):
-    client_id = unique("sub")
-    subscriber = connect(broker.port, client_id, version=4)
-    assert subscriber.subscribe("od/#", qos=1) == [1]
-    publisher = connect(broker.port, unique("pub"), version=4)
+    client_id, subscriber, publisher = clients(broker, "od/#", 1)
     for payload in ("rewrite", "next", "error", "plain"):
         publisher.publish("od/a", payload.encode(), qos=1)
     got = [(m.topic, m.payload) for m in subscriber.expect(4)]
@@ -77,9 +79,7 @@ def test_modifiers_change_what_is_delivered_next_and_error_do_not(broker, endpoi
 
 
 def test_a_slow_answer_holds_later_deliveries_in_order(broker):
-    subscriber = connect(broker.port, unique("sub"), version=4)
-    assert subscriber.subscribe("slow/#", qos=0) == [0]
-    publisher = connect(broker.port, unique("pub"), version=4)
+    _, subscriber, publisher = clients(broker, "slow/#", 0)
     for payload in ("slow-1", "quick-2", "slow-3", "quick-4"):
         publisher.publish("slow/a", payload.encode(), qos=0)
     got = [m.payload for m in subscriber.expect(4, timeout=10)]
@@ -89,10 +89,7 @@ def test_a_slow_answer_holds_later_deliveries_in_order(broker):
 
 
 def test_on_deliver_m5_properties_modifier(broker, endpoint):
-    client_id = unique("sub5")
-    subscriber = connect(broker.port, client_id, version=5)
-    assert subscriber.subscribe("m5/#", qos=1) == [1]
-    publisher = connect(broker.port, unique("pub5"), version=5)
+    client_id, subscriber, publisher = clients(broker, "m5/#", 1, version=5)
     publisher.publish("m5/a", b"props", qos=1, properties={"user_property": [("from", "publisher")]})
     got = subscriber.expect_one()
     assert got.payload == b"props"
