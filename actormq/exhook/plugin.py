@@ -29,6 +29,7 @@ waits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -40,7 +41,7 @@ from actormq.hooks.info import ClientInfo
 from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
 from actormq.hooks.results import DROP, NEXT, OK, Error, modified
-from actormq.webhooks.sender import log_dropped
+from actormq.webhooks.sender import stop_notifiers, use_when_ready
 
 log = logging.getLogger("actormq.exhook")
 
@@ -120,6 +121,8 @@ class ExhookPlugin(Plugin):
         self.deny_on_failure = config["exhook.request_failed_action"] == "deny"
         self.queue_size = config["exhook.queue_size"]
         self.notifier: ExhookSender | LocalSender = LocalSender(self.queue_size)
+        self._local_notifier = self.notifier
+        self._switch: asyncio.Task | None = None
         self.failures = 0
         self.publish_deciders = [server for server in self.servers if server.publish_waits]
         self.publish_notified = [server for server in self.servers if not server.publish_waits]
@@ -127,16 +130,13 @@ class ExhookPlugin(Plugin):
     async def start(self) -> None:
         for server in self.servers:
             await server.start()
-        sender = ExhookSender(self.servers, self.queue_size)
-        if await sender.ready():
-            self.notifier = sender
-        else:
-            await sender.close()
+        self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size), self._use_sender)
+
+    def _use_sender(self, sender: ExhookSender) -> None:
+        self.notifier = sender
 
     async def stop(self) -> None:
-        await self.notifier.drain(1.0)
-        await self.notifier.close()
-        log_dropped(self.notifier.counters, "exhook server")
+        await stop_notifiers(self._switch, [self._local_notifier, self.notifier], "exhook server")
         for server in self.servers:
             await server.stop()
 

@@ -29,7 +29,7 @@ from actormq.hooks.results import NEXT, OK, Continue, Error, Ok, modified
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
-from actormq.webhooks.sender import SenderProcess, log_dropped
+from actormq.webhooks.sender import SenderProcess, stop_notifiers, use_when_ready
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
 from actormq.webhooks.vmq_answers import Answer
 from actormq.webhooks.vmq_bodies import HOOKS
@@ -113,6 +113,8 @@ class VmqWebhooksPlugin(Plugin):
         self.sweep_interval = config["webhooks.cache.sweep_interval"]
         self._store_mtime: float | None = None
         self._task: asyncio.Task | None = None
+        self._switch: asyncio.Task | None = None
+        self._local_notifier = self.calls.notifier
         self.reload_registrations()
 
     # -- registrations ---------------------------------------------------------------------
@@ -138,18 +140,16 @@ class VmqWebhooksPlugin(Plugin):
                             "(as in VerneMQ)", webhook.endpoint, webhook.hook)
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
         if any(not HOOKS[webhook.hook].decides for webhook in self.registrations()):
-            sender = SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls)
-            if await sender.ready():
-                self.calls.notifier = sender
-            else:
-                await sender.close()
+            self._switch = use_when_ready(SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls),
+                                          self._use_sender)
+
+    def _use_sender(self, sender: SenderProcess) -> None:
+        self.calls.notifier = sender
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        await self.calls.notifier.drain(1.0)
-        await self.calls.notifier.close()
-        log_dropped(self.calls.notifier.counters, "webhook")
+        await stop_notifiers(self._switch, [self._local_notifier, self.calls.notifier], "webhook")
         await self.calls.pool.close()
 
     async def _housekeeping(self) -> None:

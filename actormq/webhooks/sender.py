@@ -175,6 +175,33 @@ class NotificationProcess:
             pass
 
 
+def use_when_ready(sender: NotificationProcess, use: Callable[[NotificationProcess], None]) -> asyncio.Task:
+    """Wait for `sender` in the background (the worker does not wait for it to start
+    serving), then `use` it; meanwhile the plugin's in-process notifier sends."""
+    async def wait() -> None:
+        try:
+            ready = await sender.ready()
+        except asyncio.CancelledError:
+            await sender.close()
+            raise
+        if ready:
+            use(sender)
+        else:
+            await sender.close()
+    return asyncio.get_running_loop().create_task(wait())
+
+
+async def stop_notifiers(switch: asyncio.Task | None, notifiers: list, what: str) -> None:
+    """Stop the sender switch and every notifier a plugin used; log what each dropped."""
+    if switch is not None and not switch.done():
+        switch.cancel()
+        await asyncio.gather(switch, return_exceptions=True)
+    for notifier in dict.fromkeys(notifiers):
+        await notifier.drain(1.0)
+        await notifier.close()
+        log_dropped(notifier.counters, what)
+
+
 def log_dropped(counters: Counter, what: str) -> None:
     """One line per target that lost notifications (at stop): how many were dropped."""
     for (name, kind), count in sorted(counters.items()):

@@ -45,6 +45,10 @@ def test_decisions_and_notifications_over_mutual_tls(tmp_path, pki, tls_server):
     async def scenario(hooks, plugin):
         good = await decided(hooks.client_authenticate, GOOD)
         bad = await decided(hooks.client_authenticate, BAD)
+        for _ in range(200):            # the sender process starts in the background
+            if isinstance(plugin.notifier, ExhookSender):
+                break
+            await asyncio.sleep(0.05)
         hooks.client_connected.notify(GOOD)
         return good, bad, type(plugin.notifier)
 
