@@ -217,7 +217,8 @@ def on_message_publish(self, client: ClientInfo, message):
         self._notify("message.publish", "OnMessagePublish", lambda: {
             "message": convert.message(message, self.node, client)}, client.client_id,
             message.topic_name, self.publish_notified)
-    if any(server.wants("message.publish", message.topic_name) for server in self.publish_deciders):
+    if self.publish_deciders and any(server.wants("message.publish", message.topic_name)
+                                     for server in self.publish_deciders):
         return _publish_decided(self, client, message)
     return None
 
