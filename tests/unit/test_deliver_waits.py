@@ -8,7 +8,7 @@ import asyncio
 
 from actormq.hooks import DROP, Plugin
 from actormq.hooks.results import modified
-from actormq.transport.codec import Publish, Subscribe, Subscription
+from actormq.transport.codec import Connect, Publish, Subscribe, Subscription
 from tests.unit.core_harness import Core
 
 
@@ -64,5 +64,29 @@ def test_deliveries_wait_in_order_for_a_late_answer():
     assert publishes(waiter) == []
     publisher.send(Publish("d/x", b"now", 0))
     assert publishes(waiter) == [("d/x", b"now")]     # nothing held any more
+    asyncio.set_event_loop(None)
+    core.close()
+
+
+def test_an_offline_session_stores_the_message_without_waiting():
+    core = Core()
+    asyncio.set_event_loop(core.loop)
+    plugin = Later()
+    plugin.core_loop = core.loop
+    core.broker.hooks.add(plugin)
+    waiter, publisher = core.client(), core.client()
+    waiter.send(Connect("waiter", protocol_level=5, clean_start=False,
+                        properties={"session_expiry_interval": 300}))
+    waiter.send(Subscribe(1, (Subscription("d/#", 1),)))
+    waiter.drop()
+    publisher.connect("pub")
+    publisher.send(Publish("d/x", b"stored", 1, packet_id=7))
+    core.settle(0.05)
+    assert len(plugin.pending) == 1                     # asked, but its answer is not waited for
+    again = core.client()
+    again.send(Connect("waiter", protocol_level=5, clean_start=False,
+                       properties={"session_expiry_interval": 300}))
+    core.settle(0.05)
+    assert publishes(again) == [("d/x", b"stored")]
     asyncio.set_event_loop(None)
     core.close()
