@@ -347,12 +347,10 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.route_publish(packet, message)
 
     def route_publish(self, packet, message) -> None:
-        broker = self.broker
-        self.session.handle_publish(packet, message)
-        if broker.congested:
-            for session in broker.congested:
-                session.block(self)
-            broker.congested.clear()
+        congested = self.session.handle_publish(packet, message).congested
+        if congested:
+            for party in congested:
+                party.block(self)
 
     def throttle(self) -> None:
         """Stop taking packets from this client until unthrottle (waiting)."""

@@ -261,15 +261,17 @@ class PeerLink:
 
     # -- messages ---------------------------------------------------------------------
 
-    def send_message(self, worker_id: int, message: Message, share_target, to=None) -> None:
+    def send_message(self, worker_id: int, message: Message, share_target, to=None) -> int | None:
         """Queue a message for a peer; everything queued in one loop turn goes in
         one PUB frame per peer (measured: -w 2 QoS 0 fan-in, see the README).
-        `to` names the session it is for when it is forwarded (see takeover)."""
+        `to` names the session it is for when it is forwarded (see takeover).
+        Returns the ack id the peer will answer once what it wrote is
+        committed (None: nothing to wait for)."""
         broker = self.broker
         if worker_id not in self.live:
             if to is None:
                 self.orphans.keep(worker_id, message, share_target)
-            return
+            return None
         broker.stats.bus_publish_frames += 1
         acks = self.acks
         # a limbo message (`to` = [worker]) was acknowledged already: no ack
@@ -288,6 +290,7 @@ class PeerLink:
         if len(batch[0]) >= MAX_BATCH:
             del self._outgoing[worker_id]
             self._send_batch(worker_id, *batch)
+        return ack_id
 
     def _flush_outgoing(self) -> None:
         self._flush_scheduled = False
@@ -310,6 +313,7 @@ class PeerLink:
         route = broker.router.route
         acks = self.acks
         peer = batch["w"]
+        congested = []
         for topic, qos, retain, props, expires_at, timestamp, origin, binary, share, ack_id, size, \
                 to in batch["b"]:
             if props:
@@ -323,30 +327,22 @@ class PeerLink:
                 else:
                     self.deliver_one(to, message, peer, ack_id)
                 continue
-            broker.wrote_durable = False
-            broker.quota_exceeded = False
-            acks.new_publish()
-            if not route(message, from_peer=True,
-                         share_target=tuple(share) if share is not None else None):
+            routed = route(message, from_peer=True,
+                           share_target=tuple(share) if share is not None else None)
+            if not routed.delivered:
                 broker.drops.count(origin, message, "no_route")
             if ack_id is not None:
-                acks.confirm(peer, ack_id)
-        congested = broker.congested
+                acks.confirm(peer, ack_id, routed)
+            if routed.congested:
+                congested.extend(routed.congested)
         if congested:
             self.flow.hold_peers(congested, peer)
-            congested.clear()
 
     def deliver_one(self, target: list, message: Message, peer: int, ack_id) -> None:
         """A message forwarded to one session (see takeover); confirmed once delivered."""
-        broker = self.broker
-        broker.wrote_durable = False
-        broker.quota_exceeded = False
-        self.acks.new_publish()
-        if self.takeover.deliver_to(target, message, peer, ack_id) and ack_id is not None:
-            self.acks.confirm(peer, ack_id)
-
-    def when_durable(self, callback, on_error=None) -> None:
-        self.acks.when_durable(callback, on_error)
+        routed = self.takeover.deliver_to(target, message, peer, ack_id)
+        if routed is not None and ack_id is not None:
+            self.acks.confirm(peer, ack_id, routed)
 
     def retained_changed(self, message: Message) -> None:
         self.broadcast(b"RET", {"m": message_header(message)}, (message.payload,))
