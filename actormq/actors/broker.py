@@ -283,7 +283,7 @@ class Broker(StoredSessions, Upkeep):
     def _send_to_worker(self, worker_id: int, message: Message, target) -> int | None:
         """The ack id the peer will answer (see durability), or None."""
         if self.peers is not None:
-            return self.peers.send_message(worker_id, message, target)
+            return self.peers.forwarding.send_message(worker_id, message, target)
         return None
 
     def _route_changed(self, route_filter: str, delta: int) -> None:

@@ -51,7 +51,7 @@ class Forwarder:
 
     def deliver(self, message, qos: int, retain: bool, sub_ids: tuple, _encoded: dict):
         """Send the delivery on; a note with the new owner's ack id (see routed)."""
-        ack_id = self.takeover.link.send_message(self.to, message, None,
+        ack_id = self.takeover.link.forwarding.send_message(self.to, message, None,
                                                  [self.client_id, qos, retain, list(sub_ids)])
         return None if ack_id is None else routed.awaiting(ack_id)
 
@@ -286,7 +286,7 @@ class Takeover:
     def _unpark(self, client_id: str) -> None:
         parked = self._parked.pop(client_id, ())
         for target, message, peer, ack_id in parked:
-            self.link.deliver_one(target, message, peer, ack_id)
+            self.link.forwarding.deliver_one(target, message, peer, ack_id)
 
     # -- peers dying, orphans -------------------------------------------------------------
 
