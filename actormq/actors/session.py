@@ -15,6 +15,7 @@ import logging
 import time
 
 from actormq.actors import hooked
+from actormq.actors.channel import will_delay
 from actormq.actors.flow import Valve
 from actormq.actors.inbound import InboundPublishes
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
@@ -146,9 +147,7 @@ class Session(InboundPublishes, Subscriptions):
             self.broker.stores.session.delete("session", session_key(self.client_id))
 
     def _schedule_will(self, will) -> None:
-        delay = will.properties.get("will_delay_interval", 0) if self.version == 5 else 0
-        if self.expiry_interval is not None:
-            delay = min(delay, self.expiry_interval)
+        delay = will_delay(will, self.version, self.expiry_interval)
         if delay <= 0:
             self.broker.publish_will(self.client_id, will)
         else:
