@@ -1,13 +1,13 @@
 """The PeerLink: a worker's link to the other workers of its node over the bus.
 
-Owns what crosses processes: route deltas and snapshots (every worker knows
-which filters every other worker has subscribers for), messages routed to a
-peer (one item per message and destination worker, batched per loop turn:
-fan-out happens at the destination), node-wide retained changes, counter
-reports for $SYS, and what happens when a peer dies. Messages to and from
-peers (PUB frames) are in `forwarding`, session takeover and moves in
-`takeover`, durable acknowledgements in `durability`, flow control across
-workers in `flow`.
+Owns the peers coming and going (HELLO, SNAP, and what happens when a peer
+dies), questions to every live peer and their replies, route deltas and
+snapshots (every worker knows which filters every other worker has
+subscribers for), node-wide retained changes and counter reports for $SYS.
+Messages to and from peers (PUB frames: one item per message and
+destination worker, batched per loop turn, fan-out at the destination) are
+in `forwarding`, session takeover and moves in `takeover`, durable
+acknowledgements in `durability`, flow control across workers in `flow`.
 
 Frame kinds (header is orjson; payloads are raw frames):
   HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
