@@ -21,7 +21,7 @@ from __future__ import annotations
 class Routed:
     """The outcome of routing one message."""
 
-    __slots__ = ("delivered", "durable", "acks", "quota_exceeded", "congested")
+    __slots__ = ("delivered", "durable", "acks", "quota_exceeded", "congested", "pending")
 
     def __init__(self, delivered: int = 0, durable: bool = False, acks: tuple = (),
                  quota_exceeded: bool = False, congested: tuple = ()) -> None:
@@ -30,11 +30,7 @@ class Routed:
         self.acks = acks
         self.quota_exceeded = quota_exceeded
         self.congested = congested
-
-    @property
-    def pending(self) -> bool:
-        """Whether an acknowledgement must wait for a commit, here or on a peer."""
-        return self.durable or bool(self.acks)
+        self.pending = durable or bool(acks)   # an acknowledgement waits for a commit
 
     def counted(self, deliveries: int) -> Routed:
         """This note with `deliveries` more deliveries."""
@@ -48,15 +44,15 @@ class Routed:
                 f"quota_exceeded={self.quota_exceeded}, congested={len(self.congested)})")
 
 
-_COUNTS = tuple(Routed(n) for n in range(256))
-NOT_DELIVERED = _COUNTS[0]
+COUNTS = tuple(Routed(n) for n in range(256))    # COUNTS[n]: n plain deliveries
+NOT_DELIVERED = COUNTS[0]
 WROTE_DURABLE = Routed(durable=True)
 QUEUE_FULL = Routed(quota_exceeded=True)
 
 
 def delivered(count: int) -> Routed:
     """The shared outcome of `count` plain deliveries."""
-    return _COUNTS[count] if count < 256 else Routed(count)
+    return COUNTS[count] if count < 256 else Routed(count)
 
 
 def join(first, second):

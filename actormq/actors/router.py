@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from actormq.actors import routed
 from actormq.actors.messages import Message, SubOptions
-from actormq.actors.routed import Routed, join
+from actormq.actors.routed import COUNTS, Routed, join
 from actormq.transport.topics import TopicTrie, parse_shared
 
 
@@ -166,12 +166,13 @@ class Router:
         if share_target is not None:
             return routed.outcome(self._deliver_to_group(message, *share_target))
         result = self._deliver_local(message, from_peer)
-        if from_peer:
-            return routed.outcome(result)
-        if self._shared or self._remote_shared:
-            result = join(result, self._deliver_shared(message))
-        if self._remote:
-            result = join(result, self._send_to_workers(message))
+        if not from_peer:
+            if self._shared or self._remote_shared:
+                result = join(result, self._deliver_shared(message))
+            if self._remote:
+                result = join(result, self._send_to_workers(message))
+        if type(result) is int and result < 256:    # the common case, without a call
+            return COUNTS[result]
         return routed.outcome(result)
 
     def _send_to_workers(self, message: Message):
