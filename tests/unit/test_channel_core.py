@@ -113,6 +113,15 @@ def test_a_zero_limit_is_a_protocol_error_answered_with_connack_0x82(props):
     assert type(effect) is effects.Refuse and effect.reply.reason_code == 0x82
 
 
+@pytest.mark.parametrize("code", [0x81, 0x82, 0x95, 0x99])
+def test_a_broken_5_0_connect_gets_a_connack_with_the_codec_s_reason_code(code):
+    """Malformed (0x81), protocol error (0x82), too large (0x95), bad will payload (0x99)."""
+    effect = core().on_protocol_error(ProtocolError(code, "from the codec"), 5)
+    assert effect == effects.Refuse(Connack(False, code, {"reason_string": "from the codec"}))
+    # 2 + property length 1 + reason string id 1 + length 2 + 14 characters = 20
+    assert encode(effect.reply, 5)[:4] == bytes((0x20, 20, 0x00, code))
+
+
 def test_unsupported_protocol_version_gets_the_3_1_1_refusal_bytes():
     error = ProtocolError(0x84, "protocol level 6")
     assert core().on_protocol_error(error, None) == effects.Refuse(b"\x20\x02\x00\x01")
