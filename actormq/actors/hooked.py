@@ -358,21 +358,21 @@ def modify_message(message: Message, modifiers) -> Message:
     return replace(message, **changes)
 
 
-def not_delivered(session, message: Message, folded, delivery: tuple) -> None:
+def not_delivered(session, message: Message, folded, delivery: tuple):
     """A ``message.deliver`` fold did not give a message at once: DROP, or a Future (a hook
     that waits, such as VerneMQ's on_deliver webhook). Then this delivery and every later
     one to the session wait, in order, until it is done; nobody else waits. A session with
     no connection does not wait: what it is sent must be stored before the publisher is
-    acknowledged, so it gets the message as published."""
+    acknowledged, so it gets the message as published. Returns what `Session.deliver` does."""
     if not isinstance(folded, asyncio.Future):
         dropped(session.hooks, session.client_id, message, DropReason.BY_PLUGIN)
-        return
+        return None
     if session.conn is None:
         folded.cancel()
-        session.deliver_folded(message, *delivery, {})
-        return
+        return session.deliver_folded(message, *delivery, {})
     session.deliveries_held = deque()
     folded.add_done_callback(lambda done: _deliver_held(session, message, done, delivery))
+    return None
 
 
 def _deliver_held(session, message: Message, done: asyncio.Future, delivery: tuple) -> None:
