@@ -144,7 +144,7 @@ class VmqWebhooksPlugin(Plugin):
                                           self._use_sender)
 
     def _use_sender(self, sender: SenderProcess) -> None:
-        self.calls.notifier = sender
+        self.calls.use_notifier(sender)
 
     async def stop(self) -> None:
         if self._task is not None:

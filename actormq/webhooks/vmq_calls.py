@@ -42,6 +42,7 @@ class VmqWebhooks:
         self._by_hook: dict[str, list[Webhook]] = {}
         self._headers = {hook: _headers(hook) for hook in HOOKS}
         self._typo_warned: set[str] = set()
+        self._retired: list = []
 
     def set_webhooks(self, webhooks: Iterable[Webhook]) -> None:
         by_hook: dict[str, list[Webhook]] = defaultdict(list)
@@ -139,12 +140,21 @@ class VmqWebhooks:
         log.error("webhook %s %s failed: %s", hook, webhook.endpoint, reason)
         return unavailable(reason)
 
+    def use_notifier(self, notifier) -> None:
+        """Send notifications through `notifier` from now on (the sender process, once it is
+        up); what the one before counted still counts."""
+        self._retired.append(self.notifier)
+        self.notifier = notifier
+
     def stats(self) -> list[dict[str, Any]]:
-        refresh = getattr(self.notifier, "refresh", None)
-        if refresh is not None:
-            refresh()
+        notified: Counter[tuple[str, str]] = Counter()
+        for notifier in [*self._retired, self.notifier]:
+            refresh = getattr(notifier, "refresh", None)
+            if refresh is not None:
+                refresh()
+            notified.update(notifier.counters)
         rows = [{"endpoint": endpoint, "hook": hook, "stat": what, "value": value}
                 for (endpoint, hook, what), value in sorted(self.counters.items())]
         rows += [{"endpoint": endpoint, "hook": "", "stat": what, "value": value}
-                 for (endpoint, what), value in sorted(self.notifier.counters.items())]
+                 for (endpoint, what), value in sorted(notified.items())]
         return rows
