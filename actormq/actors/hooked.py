@@ -288,9 +288,18 @@ def publish(conn, packet, message: Message) -> None:
     Synchronous answers are acted on inline (no callback)."""
     if conn.mountpoint:
         message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
-    chain = conn.hooks.client_authorize_publish
+    hooks = conn.hooks
+    chain = hooks.client_authorize_publish
     if chain is None:
-        _fold_publish(conn, packet, message)
+        fold = hooks.message_publish      # inline: the common case, one call less per message
+        if fold is None:
+            conn.route_publish(packet, message)
+            return
+        folded = fold.fold(conn.client_info or info_of(conn), message)
+        if type(folded) is Message:
+            conn.route_publish(packet, folded)
+        else:
+            _publish_folded(conn, packet, message, folded)
         return
     decision = chain.decide(conn.client_info or info_of(conn), message)
     if type(decision) is Decision:
