@@ -285,7 +285,12 @@ def session_limits(limits: dict, defaults: QueueLimits, max_inflight: int) -> tu
 def publish(conn, packet, message: Message) -> None:
     """A client's PUBLISH (and the Message made of it, not shared yet) when a plugin hooks
     its authorization or ``message.publish``, or the client has a mountpoint.
-    Synchronous answers are acted on inline (no callback)."""
+    Synchronous answers are acted on inline (no callback). A QoS 2 PUBLISH whose packet
+    id awaits its PUBREL is a duplicate, not a new message: the session answers it
+    again without asking the chains."""
+    if packet.qos == 2 and packet.packet_id in conn.session.qos2_in:
+        conn.route_publish(packet, message)
+        return
     if conn.mountpoint:
         message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
     hooks = conn.hooks
