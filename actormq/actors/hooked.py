@@ -293,18 +293,9 @@ def publish(conn, packet, message: Message) -> None:
         return
     if conn.mountpoint:
         message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
-    hooks = conn.hooks
-    chain = hooks.client_authorize_publish
+    chain = conn.hooks.client_authorize_publish
     if chain is None:
-        fold = hooks.message_publish      # inline: the common case, one call less per message
-        if fold is None:
-            conn.route_publish(packet, message)
-            return
-        folded = fold.fold(conn.client_info or info_of(conn), message)
-        if type(folded) is Message:
-            conn.route_publish(packet, folded)
-        else:
-            _publish_folded(conn, packet, message, folded)
+        _fold_publish(conn, packet, message)
         return
     decision = chain.decide(conn.client_info or info_of(conn), message)
     if type(decision) is Decision:
