@@ -28,14 +28,17 @@ SETTINGS_PREFIX = "plugin."
 
 
 def watch_settings(broker, worker: int) -> None:
-    """Apply changed ``plugin.*`` keys of every config reload to this worker's plugins."""
+    """Apply the changed ``plugin.<name>.*`` keys of the loaded plugins on every config
+    reload (settings of a plugin that is not loaded need a restart, as its loading does)."""
     running: set[asyncio.Task] = set()
 
     def reloaded(config) -> None:
         task = asyncio.get_running_loop().create_task(apply_settings(broker.hooks, config, worker))
         running.add(task)
         task.add_done_callback(running.discard)
-    broker.reloader.on_reload((SETTINGS_PREFIX,), reloaded)
+    keys = tuple(f"{SETTINGS_PREFIX}{name}." for name in broker.hooks.names())
+    if keys:
+        broker.reloader.on_reload(keys, reloaded)
 
 
 def changed_settings(hooks, config) -> list[tuple[Plugin, dict]]:
