@@ -314,6 +314,7 @@ def fan_in(target: tuple, workdir: Path, duration: float, qos: int, rate: float 
                "--window", 100, "-d", duration, *(("-r", rate) if rate else ())]).result(duration + 60)
     received = sub.result(90)
     return {"rate": received["rate"], "publish_rate": pub["rate"], "sent": pub["sent"],
+            "received": received["received"],
             "latency_p50": received["latency_us"] and received["latency_us"]["p50"],
             "check": delivery_check(pub["sent"], received, qos > 0),
             "tool_cpu_per_million": _tool_cpu(pub, received)}
