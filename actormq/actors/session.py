@@ -62,6 +62,7 @@ class Session(InboundPublishes, Subscriptions):
         self._deferred_acks = 0
         self.drain_due = False      # acks made room in the window: drain once the read is handled
         self._valve = None                          # publishers held back by us (flow.Valve)
+        self.deliveries_held = None     # deliveries waiting behind an asynchronous deliver hook
 
     @property
     def persistent(self) -> bool:
@@ -240,12 +241,19 @@ class Session(InboundPublishes, Subscriptions):
         congested and holds the publisher back."""
         chain = self.hooks.message_deliver
         if chain is not None:
+            if self.deliveries_held is not None:
+                self.deliveries_held.append((message, qos, retain, sub_ids))
+                return None
             folded = chain.fold(self.client_id, message)
             if folded is not message:   # changed (or dropped): not the shared encoded bytes
                 if type(folded) is not Message:
-                    hooked.not_delivered(self, message, folded)
-                    return None
+                    return hooked.not_delivered(self, message, folded, (qos, retain, sub_ids))
                 message, encoded = folded, {}
+        return self.deliver_folded(message, qos, retain, sub_ids, encoded)
+
+    def deliver_folded(self, message: Message, qos: int, retain: bool, sub_ids: tuple,
+                       encoded: dict) -> Routed | None:
+        """Deliver what the ``message.deliver`` hooks made of a message (see `deliver`)."""
         conn = self.conn
         if conn is not None and not self.queue and conn.writable:
             if qos == 0:
