@@ -36,7 +36,8 @@ Frame kinds (header is orjson; payloads are raw frames):
                             shard of c is down: see registry)
   HELD  {w, r, held}        the ones this worker holds (or is claiming)
   REG   {w, r, c}           worker w now holds client id c (sent to its shard); reply REGD
-  REGD  {w, r, h}           the worker that held it before (null: nobody): claim it there
+  REGD  {w, r, h, o}        the worker that held it before (null: nobody): claim it there;
+                            o: [worker, pid] when that was a worker now dead
   UNREG {w, c}              the session of c ended on worker w
   TAKE  {w, r, c}           may worker w restore these orphans? reply TAKEN
   TAKEN {w, r, granted}     the ones nobody live holds; w holds them now
@@ -191,7 +192,7 @@ class PeerLink:
             request.answered_by(peer)
         self.acks.peer_gone(peer)
         self.takeover.peer_gone(peer)
-        self.registry.peer_gone(peer)
+        self.registry.peer_gone(peer, pid)
         self.flow.peer_gone(peer)
         self.orphans.peer_died(peer)
         self._spawn(self.orphans.take_over(peer, pid, sorted(self.live | {self.worker_id})))
