@@ -14,6 +14,7 @@ of the death yet adopts the session into its take-over, see orphans), UNREG (a
 session ended), TAKE (may a survivor restore these orphans? reply TAKEN; it
 names the dead worker, so a shard that has not heard of the death yet takes
 it as said instead of granting nothing).
+REG, REGD and UNREG travel batched per loop turn (bus.send_soon).
 A restarted shard rebuilds its entries from its peers' SNAP frames (`held`)
 before it answers. When the shard of an id is down, claims fall back to
 asking every worker (BROADCAST).
@@ -89,10 +90,19 @@ class Registry:
             return self._set(client_id, self.worker_id)
         if shard not in self.link.live:
             return BROADCAST, None
-        replies = await self.link.ask(b"REG", {"c": client_id}, peers=(shard,))
+        replies = await self.link.ask(b"REG", {"c": client_id}, peers=(shard,), soon=True)
         if not replies:
             return BROADCAST, None
         return replies[0][0]["h"], replies[0][0].get("o")
+
+    def register_here(self, client_id: str) -> bool:
+        """Register client_id at once when this worker is its shard, ready, and
+        nobody else holds it; False: `register` must find out."""
+        if self.shard(client_id) != self.worker_id or not self._ready.is_set() or \
+                self.holders.get(client_id, self.worker_id) != self.worker_id:
+            return False
+        self.holders[client_id] = self.worker_id
+        return True
 
     def _set(self, client_id: str, worker: int) -> tuple[int | None, list | None]:
         previous = self.holders.get(client_id)
@@ -116,8 +126,8 @@ class Registry:
         if not self._ready.is_set():
             self._queued.append((handler, header))
             return
-        self.link.bus.send(header["w"], kind, {"w": self.worker_id, "r": header["r"],
-                                               **decide(header["c"], header["w"])})
+        self.link.bus.send_soon(header["w"], kind, {"w": self.worker_id, "r": header["r"],
+                                                    **decide(header["c"], header["w"])})
 
     def released(self, client_id: str) -> None:
         """The session of client_id ended here."""
@@ -125,7 +135,7 @@ class Registry:
         if shard == self.worker_id:
             self.on_unregister({"c": client_id, "w": self.worker_id}, ())
         elif shard in self.link.live:
-            self.link.bus.send(shard, b"UNREG", {"c": client_id, "w": self.worker_id})
+            self.link.bus.send_soon(shard, b"UNREG", {"c": client_id, "w": self.worker_id})
 
     def on_unregister(self, header, _payloads) -> None:
         if self.holders.get(header["c"]) == header["w"]:

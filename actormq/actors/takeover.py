@@ -76,6 +76,17 @@ class Takeover:
 
     # -- claims ----------------------------------------------------------------------
 
+    def claim_at_once(self, client_id: str, clean_start: bool) -> bool:
+        """Claim without a round trip when the answer is known here (this worker
+        is the registry shard of the client id and no other worker holds it, no
+        take-over is under way): half the CONNECTs at -w 2. False: `claim`."""
+        if self.link.orphans.taking or client_id in self._claiming or \
+                not self.registry.register_here(client_id):
+            return False
+        self._restoring.discard(client_id)
+        self._adopt(client_id, clean_start, [], None)
+        return True
+
     async def claim(self, client_id: str, clean_start: bool) -> None:
         """Take the client id from whichever peer has it and adopt its state, or
         resume it from the store when nobody holds it; clean_start discards it.
