@@ -58,6 +58,7 @@ class Orphans:
         self._no_claims = asyncio.Event()
         self._no_claims.set()
         self._taken: dict[int, set[str]] = {}    # dead peer -> client ids taken over from it
+        self._held_claims: dict[int, list] = {}  # dead peer -> peers' CLAIMs of those, held
         self._early: dict[int, list] = {}        # dead peer -> peers' limbo items before ours
         self._waiting: dict[int, set[int]] = {}  # dead peer -> survivors not done taking over
         self._done: dict[int, asyncio.Event] = {}
@@ -116,7 +117,7 @@ class Orphans:
             self._restored(peer, taken)
             await self._claims_resolved()
             self._adoptable.discard(peer)
-            since = self._since.pop(peer, {})
+            since = self._since.get(peer, {})
             sessions = self.broker.sessions
             filters = [route_filter for client_id in since if client_id in sessions
                        for route_filter in sessions[client_id].subscriptions]
@@ -134,6 +135,9 @@ class Orphans:
             self._deliver_limbo(peer, since, self._took_at.pop(peer, {}))
             for message in self._early.pop(peer, ()):
                 router.route_to_clients(message, taken)
+            self._since.pop(peer, None)
+            for header in self._held_claims.pop(peer, ()):
+                self.link.takeover.on_claim(header, ())
             taking = self.taking.pop(peer, None)
             if taking is not None:
                 taking.set()
@@ -168,6 +172,15 @@ class Orphans:
             for survivor, took in survivors:
                 if at < took:
                     self.link.send_message(survivor, message, None, [peer])
+
+    def hold_claim(self, client_id: str, header) -> bool:
+        """A peer claims a session taken over here whose limbo is not delivered
+        yet: answer once it is (handed on before, the session would miss it)."""
+        for peer, since in self._since.items():
+            if client_id in since:
+                self._held_claims.setdefault(peer, []).append(header)
+                return True
+        return False
 
     # -- claims under way when a peer died ---------------------------------------------
 

@@ -175,9 +175,12 @@ class Takeover:
         (claim_done), then hands that session over; the higher worker answers
         at once and claims again once its own round is over, since the lower
         one may have heard nothing yet when it answered. Exactly one session
-        remains."""
+        remains. A session taken over from a dead worker is handed on once
+        the take-over delivered its limbo (orphans.hold_claim)."""
         broker = self.broker
         client_id = header["c"]
+        if self.link.orphans.hold_claim(client_id, header):
+            return
         if client_id in self._claiming:
             if header.get("d") or self.worker_id < header["w"]:
                 self._deferred.setdefault(client_id, []).append(header)
