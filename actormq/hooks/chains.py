@@ -119,11 +119,14 @@ class Provider:
         self.breaker.failed(self.stats, self.point.dotted, error, timed_out)
 
     async def settle(self, pending: Pending) -> Any:
-        """Await a pending answer within the timeout: the answer, or FAILED."""
+        """Await a pending answer within the timeout: the answer, or FAILED. Awaited in a
+        task of its own (the chain's resumption, a plugin's notify task), which the
+        timeout bounds: the hook's coroutine runs in it, no task more per answer."""
         started = _perf()
         try:
-            answer = await asyncio.wait_for(pending.awaitable, self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):
+                answer = await pending.awaitable
+        except TimeoutError:
             self.failed(f"no answer within {self.timeout:g}s", timed_out=True)
             return FAILED
         except Exception as exc:
