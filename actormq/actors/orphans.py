@@ -171,7 +171,7 @@ class Orphans:
             router.route_to_clients(message, receivers)
             for survivor, took in survivors:
                 if at < took:
-                    self.link.send_message(survivor, message, None, [peer])
+                    self.link.forwarding.send_message(survivor, message, None, [peer])
 
     def hold_claim(self, client_id: str, header) -> bool:
         """A peer claims a session taken over here whose limbo is not delivered

@@ -2,7 +2,7 @@
 the configured modes by composition: ram = RamStore, disc = CachedStore(LmdbStore),
 disc_only = LmdbStore. The disc modes share one LmdbStore (one LMDB environment,
 one writer actor); a ram-only configuration never touches the data dir.
-`hold_back_publishers` wires the writer's backlog to the broker's backpressure.
+`writer_backlogs` are the writers' backlogs for the broker's backpressure.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ class Stores:
     session: Store
     owned: tuple[Store, ...]
 
-    def hold_back_publishers(self, loop, congested: list) -> None:
-        """While the LMDB writer is behind, a publish that writes holds its
-        publisher back (see WriterBacklog); call from the loop's thread."""
-        for store in self.owned:
-            if isinstance(store, LmdbStore):
-                WriterBacklog(store, loop, congested)
+    def writer_backlogs(self, loop) -> tuple[WriterBacklog, ...]:
+        """One WriterBacklog per LMDB writer: while it is behind, a publish that
+        writes holds its publisher back."""
+        return tuple(WriterBacklog(store, loop) for store in self.owned
+                     if isinstance(store, LmdbStore))
 
     def flush(self) -> None:
         """Block until every pending write of every store is committed."""
