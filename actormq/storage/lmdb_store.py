@@ -161,7 +161,10 @@ class LmdbStore:
             window = [row for row in pending
                       if (after is None or row[0] > after) and (start is None or row[0] >= start)
                       and (upper is None or row[0] <= upper)]
-            yield from _merge(committed, window)
+            if window:
+                yield from _merge(committed, window)
+            else:
+                yield from committed
             if not more:
                 return
             after = upper

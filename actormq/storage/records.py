@@ -128,7 +128,8 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
 
 def decode_message_header(data: bytes) -> tuple[dict, int]:
     """The header dict and the offset where its raw bytes start."""
-    _version(data, MESSAGE_VERSION, "message")
+    if not data or data[0] != MESSAGE_VERSION:
+        _version(data, MESSAGE_VERSION, "message")
     try:
         (size,) = _HEADER_LEN.unpack_from(data, 1)
         header = orjson.loads(memoryview(data)[5:5 + size])
@@ -142,9 +143,11 @@ def decode_message(data: bytes) -> tuple[Message, int | None]:
     props = header["p"]
     if props and "user_property" in props:
         props["user_property"] = [tuple(pair) for pair in props["user_property"]]
-    for name, size in header["b"]:
-        props[name] = data[offset:offset + size]
-        offset += size
+    blobs = header["b"]
+    if blobs:
+        for name, size in blobs:
+            props[name] = data[offset:offset + size]
+            offset += size
     msg = Message(header["t"], data[offset:], header["q"], header["r"], props, header["e"],
                   header["ts"], header["o"])
     return msg, header["i"]
