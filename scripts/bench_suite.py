@@ -78,6 +78,7 @@ class Broker:
     name: str
     port: int
     workdir: Path
+    own_ports: int = 0      # workers that listen on a port of their own too
     proc: subprocess.Popen | None = None
 
     def start(self, command: list[str]) -> None:
@@ -111,9 +112,10 @@ class Broker:
     def cpu(self) -> float:
         return sum(_safe(lambda p=p: sum(p.cpu_times()[:2])) for p in self.processes())
 
-    def log_tail(self) -> str:
+    def log_tail(self, limit: int | None = 400) -> str:
         with contextlib.suppress(OSError):
-            return (self.workdir / "broker.log").read_text(errors="replace")[-400:].strip()
+            text = (self.workdir / "broker.log").read_text(errors="replace")
+            return (text[-limit:] if limit else text).strip()
         return ""
 
 
@@ -213,6 +215,7 @@ class BrokerSpec:
     command: object
     client_args: tuple = ()
     takes_settings: bool = False
+    workers: int = 1
 
 
 def find_amqtt(given: str | None) -> str | None:
@@ -227,7 +230,8 @@ def broker_commands(names: list[str], amqtt_bin: str | None) -> dict:
     commands: dict = {}
     for name in names:
         if match := re.fullmatch(r"actormq-w(\d+)", name):
-            commands[name] = BrokerSpec(actormq_command(int(match.group(1))), takes_settings=True)
+            commands[name] = BrokerSpec(actormq_command(int(match.group(1))), takes_settings=True,
+                                        workers=int(match.group(1)))
         elif name == "mosquitto":
             commands[name] = BrokerSpec(mosquitto_command) if os.path.exists(MOSQUITTO) \
                 else "not installed"
@@ -326,17 +330,45 @@ def fan_out(target: tuple, workdir: Path, duration: float, rate: float) -> dict:
             "tool_cpu_per_million": _tool_cpu(pub, received)}
 
 
-def latency(target: tuple, workdir: Path, duration: float) -> dict:
-    """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber."""
-    sub = start_subscriber(workdir, *target, "-t", "latency/1", "-q", 1,
+def latency(target: tuple, workdir: Path, duration: float, broker: Broker) -> dict:
+    """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber. A broker with
+    several workers and a port of each (`listener.tcp.worker_ports`) gets the
+    subscriber on its first worker and the publisher on its second, so every
+    message crosses the bus; the shared port would leave that to the kernel."""
+    sub_target, pub_target = target, target
+    ports = worker_ports(broker)
+    if len(ports) > 1:
+        sub_target, pub_target = (_with_port(target, port) for port in ports[:2])
+    sub = start_subscriber(workdir, *sub_target, "-t", "latency/1", "-q", 1,
                            "-d", duration + DRAIN_GRACE, "--idle", 2)
-    pub = Run(["pub", *target, "-t", "latency/%i", "-q", 1, "-r", 2000,
+    pub = Run(["pub", *pub_target, "-t", "latency/%i", "-q", 1, "-r", 2000,
                "-d", duration]).result(duration + 60)
     received = sub.result(90)
     lat = received["latency_us"] or {}
     return {"latency_p50": lat.get("p50"), "latency_p90": lat.get("p90"),
-            "latency_p99": lat.get("p99"), "rate": received["rate"],
+            "latency_p99": lat.get("p99"), "latency_p999": lat.get("p99.9"),
+            "latency_max": lat.get("max"), "rate": received["rate"],
+            "across_workers": len(ports) > 1,
             "check": delivery_check(pub["sent"], received, True)}
+
+
+def worker_ports(broker: Broker) -> list[int]:
+    """The port of each worker, in worker order, read from the banner of a
+    broker started with `listener.tcp.worker_ports` (none for other brokers)."""
+    if not broker.own_ports:
+        return []
+    line = re.compile(r"worker (\d+) listening on \S+:(\d+)")
+    deadline = time.monotonic() + START_TIMEOUT
+    while len(found := line.findall(broker.log_tail(limit=None))) < broker.own_ports:
+        if time.monotonic() > deadline:
+            raise SuiteError(f"{broker.name}: no port of each worker in its banner")
+        time.sleep(0.05)
+    return [int(port) for _, port in sorted(found, key=lambda pair: int(pair[0]))]
+
+
+def _with_port(target: tuple, port: int) -> tuple:
+    at = target.index("-p") + 1
+    return (*target[:at], port, *target[at + 1:])
 
 
 def connections(target: tuple, workdir: Path, broker: Broker) -> dict:
@@ -408,7 +440,7 @@ SCENARIOS = {
     "qos0_fanin_tls": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 0),
     "qos1_fanin": lambda target, wd, args, broker: fan_in(target, wd, args.duration, 1),
     "fanout": lambda target, wd, args, broker: fan_out(target, wd, args.duration, args.fanout_rate),
-    "qos1_latency": lambda target, wd, args, broker: latency(target, wd, args.duration),
+    "qos1_latency": lambda target, wd, args, broker: latency(target, wd, args.duration, broker),
     "connections": lambda target, wd, args, broker: connections(target, wd, broker),
     "offline_drain": lambda target, wd, args, broker: offline_drain(target, wd),
     "offline_drain_disc_only": lambda target, wd, args, broker: offline_drain(target, wd),
@@ -422,10 +454,11 @@ _OFFLINE_MODES = {"disc_sync": {"queue.storage": "disc", "storage.sync": "on"},
                   "disc_nosync": {"queue.storage": "disc", "storage.sync": "off"},
                   "ram": {"queue.storage": "ram"}}
 SETTINGS = {
+    "qos1_latency": {"listener.tcp.worker_ports": "true"},   # publisher, subscriber: two workers
     "offline_drain_disc_only": {"queue.storage": "disc_only"},
     **{f"offline_pub{n}_{mode}": settings for n in (1, 4) for mode, settings in _OFFLINE_MODES.items()},
 }
-NEEDS_SETTINGS = {name for name in SETTINGS if not name.endswith("_ram")}
+NEEDS_SETTINGS = {name for name in SETTINGS if not name.endswith("_ram") and name != "qos1_latency"}
 
 
 TLS_SCENARIOS = {"qos0_fanin_tls"}
@@ -444,8 +477,10 @@ def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> d
             tls = None
             if name in TLS_SCENARIOS:
                 tls = TlsListener(free_port(), *make_certificates(workdir))
-            broker.start(spec.command(broker.port, workdir,
-                                      SETTINGS.get(name, {}) if spec.takes_settings else {}, tls))
+            settings = SETTINGS.get(name, {}) if spec.takes_settings else {}
+            if settings.get("listener.tcp.worker_ports") == "true":
+                broker.own_ports = spec.workers
+            broker.start(spec.command(broker.port, workdir, settings, tls))
             cpu = broker.cpu()
             started = time.monotonic()
             target = ("-p", broker.port, *spec.client_args)
@@ -473,6 +508,8 @@ ROWS = [
     ("fanout", "rate", "fan-out 1→100, QoS 0 (msg/s received)", "{:,.0f}"),
     ("qos1_latency", "latency_p50", "QoS 1 latency at 2,000 msg/s, p50 (µs)", "{:,.0f}"),
     ("qos1_latency", "latency_p99", "QoS 1 latency at 2,000 msg/s, p99 (µs)", "{:,.0f}"),
+    ("qos1_latency", "latency_p999", "QoS 1 latency at 2,000 msg/s, p99.9 (µs)", "{:,.0f}"),
+    ("qos1_latency", "latency_max", "QoS 1 latency at 2,000 msg/s, max (µs)", "{:,.0f}"),
     ("connections", "conn_rate", "2,000 connections, 50 at a time (conn/s)", "{:,.0f}"),
     ("connections", "kib_per_conn", "broker memory per connection (KiB)", "{:,.1f}"),
     ("offline_drain", "drain_s", f"offline drain of 20,000 QoS 1, median of {DRAIN_ROUNDS} (s)", "{:.3f}"),
@@ -518,7 +555,8 @@ def markdown(results: dict, scenarios: list[str], args) -> str:
     lines = ["# Benchmark results", "",
              f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
              f"{args.duration:g} s per throughput scenario, fan-out publish rate "
-             f"{args.fanout_rate:,.0f}/s.", "",
+             f"{args.fanout_rate:,.0f}/s; latency with several workers: subscriber on "
+             "worker 0, publisher on worker 1.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     add_tls_ratios(results)
     for scenario, metric, label, fmt in ROWS:

@@ -45,6 +45,7 @@ class Session(InboundPublishes, Subscriptions):
         self.expiry_interval = expiry_interval      # None = never expires
         self.subscriptions: dict[str, SubOptions] = {}
         self.conn = None
+        self.mountpoint = ""                        # its last connection's, kept while offline
         self.online = False
         self.will = None
         self.disconnected_at: float | None = None
@@ -75,6 +76,7 @@ class Session(InboundPublishes, Subscriptions):
         """A connection takes this session over: resend what is in flight, then drain."""
         self._cancel_timers()
         self.conn = conn
+        self.mountpoint = conn.mountpoint
         self.online = True
         self.queue.online = True
         self.disconnected_at = None

@@ -20,10 +20,10 @@ def cpu_seconds() -> float:
 
 
 def latency_summary(histogram: LatencyHistogram, unit_ns: int = 1000) -> dict | None:
-    """p50/p90/p99/max/mean of a nanosecond histogram, in `unit_ns` units."""
+    """p50/p90/p99/p99.9/max/mean of a nanosecond histogram, in `unit_ns` units."""
     if not histogram.total:
         return None
-    values = {f"p{q}": histogram.percentile(q) for q in (50, 90, 99)}
+    values = {f"p{q:g}": histogram.percentile(q) for q in (50, 90, 99, 99.9)}
     values["max"] = histogram.max()
     values["mean"] = histogram.mean()
     return {k: round(v / unit_ns, 1) for k, v in values.items()}

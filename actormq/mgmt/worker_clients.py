@@ -123,7 +123,7 @@ def list_sessions(broker, args: dict) -> list[dict]:
     for session, row in _sessions(broker, args):
         rows.append({
             "client_id": row["clientid"], "is_online": row["connected"],
-            "mountpoint": getattr(session.conn, "mountpoint", "") or "",
+            "mountpoint": session.mountpoint,
             "peer_host": row["ip_address"], "peer_port": row["port"], "user": row["username"],
             "protocol": row["proto_ver"], "queue_size": row["mqueue_len"],
             "offline_messages": 0 if session.online else row["mqueue_len"],

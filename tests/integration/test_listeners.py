@@ -7,6 +7,7 @@ transport closes that connection only, with one log line."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -362,6 +363,24 @@ def test_mountpoint_prefixes_and_strips_topics(node):
         outside.publish(f"tenant1/{topic}", b"mounted", qos=1)
         assert [m.payload for m in inside.expect(1)] == [b"mounted"]
         inside.expect_none(0.3)
+
+
+def test_an_offline_session_keeps_its_listeners_mountpoint(node):
+    client_id = unique("mounted-")
+    with connect(port_of(node, "listener.tcp.mounted"), client_id, clean_start=False,
+                 properties={"session_expiry_interval": 60}):
+        pass
+    deadline = time.monotonic() + 5
+    while True:
+        shown = run_cli("session", "show", f"--client_id={client_id}", "--format", "json",
+                        "--data-dir", str(node.data_dir))
+        assert shown.returncode == 0, shown.stderr
+        rows = json.loads(shown.stdout)
+        if rows and not rows[0]["is_online"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [(row["client_id"], row["is_online"], row["mountpoint"]) for row in rows] == [
+        (client_id, False, "tenant1/")]
 
 
 def test_allowed_protocol_versions(node):

@@ -66,6 +66,17 @@ def test_percentile_of_a_single_outlier_and_of_nothing():
     assert histogram.percentile(100) == pytest.approx(5_000_000, rel=0.01)
 
 
+def test_summary_names_the_tail_p99_9_and_max_in_microseconds():
+    histogram = LatencyHistogram()
+    for value in range(1, 10_001):      # 1 µs .. 10 ms
+        histogram.record(value * 1000)
+    summary = latency_summary(histogram, unit_ns=1000)
+    assert list(summary) == ["p50", "p90", "p99", "p99.9", "max", "mean"]
+    assert summary["p99"] == pytest.approx(9_900, rel=0.01)
+    assert summary["p99.9"] == pytest.approx(9_990, rel=0.01)
+    assert summary["max"] == pytest.approx(10_000, rel=0.01)
+
+
 def test_negative_latency_counts_as_zero():
     tracker = SequenceTracker(LatencyHistogram())
     tracker.observe(HEADER.pack(1, 0, 2_000), [0], 1_000)
