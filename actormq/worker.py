@@ -110,7 +110,8 @@ class Worker:
         broker.hooks = await start_hooks(self.config, plan.worker_id)
         watch_auth_reloads(broker)
         if stores is not None:
-            stores.hold_back_publishers(self.loop, broker.congested)
+            stores.commit_on(self.loop)
+            broker.hold_back_for(stores.writer_backlogs(self.loop))
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
             self.peers = PeerLink(broker, plan.run_dir)

@@ -312,7 +312,7 @@ def fan_in(target: tuple, workdir: Path, duration: float, qos: int) -> dict:
     pub = Run(["pub", *target, "-c", 4, "-t", "fanin/%i", "-q", qos, "-s", 64,
                "--window", 100, "-d", duration]).result(duration + 60)
     received = sub.result(90)
-    return {"rate": received["rate"], "publish_rate": pub["rate"],
+    return {"rate": received["rate"], "publish_rate": pub["rate"], "received": received["received"],
             "latency_p50": received["latency_us"] and received["latency_us"]["p50"],
             "check": delivery_check(pub["sent"], received, qos > 0),
             "tool_cpu_per_million": _tool_cpu(pub, received)}

@@ -5,7 +5,9 @@ It loads the hooks given to it, denies the login of username "bad", rewrites
 messages published to "t/rewrite" to "t/rewritten", drops "t/drop" (header
 allow_publish = "false"), denies publishing to "acl/denied", and records
 every request as one JSON line {"rpc": name, "request": ...} in a file the test reads.
-Run as `python -m tests.exhook_provider PORT HOOKS_JSON LOG_FILE`; `ProviderServer` does that.
+Run as `python -m tests.exhook_provider PORT HOOKS_JSON LOG_FILE [TLS_JSON]`; `ProviderServer`
+does that. TLS_JSON ([certfile, keyfile, client CA file or ""]) serves TLS, requiring a client
+certificate signed by that CA when one is given.
 """
 
 from __future__ import annotations
@@ -79,10 +81,18 @@ for _name in ("OnClientConnect", "OnClientConnack", "OnClientConnected", "OnClie
     setattr(Provider, _name, _notification(_name))
 
 
-async def serve(port: int, hooks: dict[str, list[str]], log_file: str) -> None:
+async def serve(port: int, hooks: dict[str, list[str]], log_file: str, tls: list[str] | None = None) -> None:
     server = grpc.aio.server()
     pb_grpc.add_HookProviderServicer_to_server(Provider(hooks, log_file), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if tls:
+        certfile, keyfile, client_ca = tls
+        credentials = grpc.ssl_server_credentials(
+            [(Path(keyfile).read_bytes(), Path(certfile).read_bytes())],
+            root_certificates=Path(client_ca).read_bytes() if client_ca else None,
+            require_client_auth=bool(client_ca))
+        server.add_secure_port(f"127.0.0.1:{port}", credentials)
+    else:
+        server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print("serving", flush=True)
     await server.wait_for_termination()
@@ -91,20 +101,23 @@ async def serve(port: int, hooks: dict[str, list[str]], log_file: str) -> None:
 class ProviderServer:
     """The provider in a child process on a loopback port (the same port again after a kill)."""
 
-    def __init__(self, hooks: dict[str, list[str]], log_file: Path, port: int = 0) -> None:
+    def __init__(self, hooks: dict[str, list[str]], log_file: Path, port: int = 0,
+                 tls: tuple[str, str, str] | None = None) -> None:
         self.hooks = hooks
         self.log_file = Path(log_file)
         self.port = port or _free_port()
+        self.tls = tls
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> "ProviderServer":
         root = Path(__file__).resolve().parent.parent
+        tls = [json.dumps([str(part) for part in self.tls])] if self.tls else []
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.exhook_provider", str(self.port),
-                                      json.dumps(self.hooks), str(self.log_file)],
+                                      json.dumps(self.hooks), str(self.log_file), *tls],
                                      cwd=root, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "serving"
         return self
@@ -137,4 +150,5 @@ def _free_port() -> int:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]))
+    asyncio.run(serve(int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3],
+                      json.loads(sys.argv[4]) if len(sys.argv) > 4 else None))

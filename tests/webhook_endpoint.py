@@ -28,6 +28,15 @@ class Scripted:
     raw: bytes | None = None
 
 
+def running_endpoint(respond):
+    """A started Endpoint answering with `respond(hook, body)` (a pytest fixture's body:
+    yields it, stops it after)."""
+    server = Endpoint().start()
+    server.respond = respond
+    yield server
+    server.stop()
+
+
 class Endpoint:
     def __init__(self) -> None:
         self.requests: list[tuple[dict, object]] = []

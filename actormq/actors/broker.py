@@ -20,6 +20,7 @@ from actormq.actors.messages import Message, SubOptions
 from actormq.actors.packet_counts import PacketCounts
 from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
 from actormq.actors.retain import RetainedStore
+from actormq.actors.routed import Routed, congestion, join
 from actormq.actors.router import Router
 from actormq.actors.session import Session
 from actormq.actors.settings import BrokerSettings
@@ -60,11 +61,9 @@ class Broker(StoredSessions, Upkeep):
         self.peer_stats: dict[int, dict] = {}
         self.drops = Drops(self)
         self.banned = None                   # mgmt.banned.BanList while any ban is in force
-        self.wrote_durable = False
-        self.quota_exceeded = False
-        self.congested: list = []            # valves of congested subscribers a publish reached
+        self.writer_backlogs: tuple = ()     # storage.backlog.WriterBacklog of each disc store
         self.router = Router(worker_id, self.sessions, self._send_to_worker, self._route_changed,
-                             self.forwarders, self.congested)
+                             self.forwarders)
         self.retained = self._make_retained_store()
         self._dirty: list = []
         self._tasks: list = []
@@ -214,19 +213,29 @@ class Broker(StoredSessions, Upkeep):
 
     # -- messages ------------------------------------------------------------------------
 
-    def publish(self, message: Message) -> int:
-        """Route a message (and keep it when retained); returns local deliveries."""
+    def hold_back_for(self, writer_backlogs: tuple) -> None:
+        """A publish that writes to a store whose writer is behind holds its
+        publisher back (see storage.backlog)."""
+        self.writer_backlogs = writer_backlogs
+
+    def publish(self, message: Message) -> Routed:
+        """Route a message (and keep it when retained); returns what routing did."""
         if message.retain:
             if self.retained.retain(message) and self.peers is not None:
                 self.peers.retained_changed(message)
-        return self.router.route(message)
+        routed = self.router.route(message)
+        if routed.durable and self.writer_backlogs:
+            behind = tuple(backlog for backlog in self.writer_backlogs if backlog.behind)
+            if behind:
+                routed = join(routed, congestion(behind))
+        return routed
 
-    def when_durable(self, callback, on_error=None) -> None:
-        """Run callback on this worker's loop once what the current publish wrote
-        is committed (by this worker's store and, with peers, by every worker it
-        went to)."""
+    def when_durable(self, routed: Routed, callback, on_error=None) -> None:
+        """Run callback on this worker's loop once what a publish wrote (its
+        outcome: `routed`) is committed, by this worker's store and by every
+        worker it went to. Callbacks run in the order of the calls."""
         if self.peers is not None:
-            self.peers.when_durable(callback, on_error)
+            self.peers.acks.when_durable(routed.acks, callback, on_error)
         elif self.stores is not None:
             self.stores.queue.when_durable(callback, on_error, self.loop)
         else:
@@ -271,9 +280,11 @@ class Broker(StoredSessions, Upkeep):
         for message in self.retained.match(real_filter):
             session.deliver(message, min(opts.qos, message.qos), True, sub_ids, {})
 
-    def _send_to_worker(self, worker_id: int, message: Message, target) -> None:
+    def _send_to_worker(self, worker_id: int, message: Message, target) -> int | None:
+        """The ack id the peer will answer (see durability), or None."""
         if self.peers is not None:
-            self.peers.send_message(worker_id, message, target)
+            return self.peers.forwarding.send_message(worker_id, message, target)
+        return None
 
     def _route_changed(self, route_filter: str, delta: int) -> None:
         if self.peers is not None:

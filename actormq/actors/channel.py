@@ -1,13 +1,20 @@
 """The protocol rules of one client, with no I/O (EMQX's channel, VerneMQ's
-fsm): packets and settings in, decisions out as values. The Connection
-carries them out; nothing here touches a socket, a loop, a clock or a log.
+fsm): packets and events in, effects out as values (`effects`). The
+Connection carries them out; nothing here touches a socket, a loop, a clock
+or a log.
+
+`Channel` is the per-client core: `handle(packet)` takes each decoded packet
+and returns one effect; `on_keepalive_expired`, `on_taken_over` and
+`on_protocol_error` take the events; `accept_session` grants a CONNECT's
+keepalive, session expiry and CONNACK properties. It keeps the client's
+protocol state: version, limits, topic aliases, keepalive, session expiry.
 
 Owns: CONNECT validation (`check_connect`: every refusal of 3.1.1 and 5.0
 that needs no broker state), what the client's CONNECT asks of us
 (`client_limits`), CONNACK negotiation (`negotiated_keepalive`,
 `session_expiry`, `connack_properties`), topic aliases in both directions
 (`InboundAliases`, `OutboundAliases`), the DISCONNECT rule (`on_disconnect`:
-session expiry and the will) and reason strings bounded or left out
+session expiry and the will), the will delay (`will_delay`) and reason strings bounded or left out
 (`encode_with_reason`).
 """
 
@@ -16,8 +23,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
+from actormq.actors import effects
 from actormq.errors import ProtocolError
-from actormq.transport.codec import Connack, Connect, Disconnect, ReasonCode, encode
+from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Puback, Pubcomp,
+                                     Publish, Pubrec, Pubrel, ReasonCode, Subscribe, Unsubscribe,
+                                     encode)
 from actormq.transport.topics import validate_topic_name
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
@@ -220,6 +230,13 @@ def on_disconnect(packet: Disconnect, connect_expiry: int | None, settings) -> D
     return Disconnected(changed, expiry, False, "normal disconnect")
 
 
+def will_delay(will, version: int, expiry: int | None) -> int:
+    """Seconds after the connection is lost that the will is published: its will
+    delay (5.0), never past the session's end [MQTT-3.1.3-9]; 0 = at once."""
+    delay = will.properties.get("will_delay_interval", 0) if version == 5 else 0
+    return delay if expiry is None else min(delay, expiry)
+
+
 # -- reason strings --------------------------------------------------------------------------
 
 def encode_with_reason(packet, version: int, problem_information: bool, maximum_packet_size: int) -> bytes:
@@ -249,3 +266,141 @@ def without_diagnostics(packet):
 def reason(text: str, problem_information: bool) -> dict:
     """The properties carrying a reason string, when the client wants one."""
     return {"reason_string": text} if text and problem_information else {}
+
+
+# -- the per-client core ---------------------------------------------------------------------
+
+KEEPALIVE_TIMEOUT = effects.Close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
+TAKEN_OVER = effects.Close(ReasonCode.SESSION_TAKEN_OVER, "another connection took over the session")
+_FOR_SESSION = frozenset((Puback, Pubrec, Pubrel, Pubcomp, Subscribe, Unsubscribe))
+
+
+class Channel:
+    """The protocol state and rules of one client (a base class of Connection;
+    on its own it is the core unit tests drive). `session` is only asked
+    whether it is there (a CONNECT was accepted)."""
+
+    def __init__(self, settings, listener, hooks) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.hooks = hooks
+        self.session = None
+        self.version = 4
+        self.keepalive_deadline = settings.connect_timeout  # seconds of silence allowed; 0 = none
+        self.expiry: int | None = 0         # the session expiry granted; None = never
+        self.client_receive_maximum = 65535
+        self.max_packet_out = 0             # the client's maximum packet size; 0 = none
+        self.problem_info = True
+        self.alias_in: InboundAliases | None = None     # made at the first alias
+        self.alias_out: OutboundAliases | None = None   # when the client allows them
+        self.auth_exchange = None           # (connect, assigned, AuthExchange) during enhanced auth
+
+    def handle(self, packet):
+        """The effect of one packet from the client (see effects); a broken rule
+        raises ProtocolError (its effect: `on_protocol_error`)."""
+        kind = type(packet)
+        if self.session is not None:
+            if kind is Publish:     # the hot path: checked here, no call, no copy
+                props = packet.properties
+                if props:
+                    return self._publish_with_properties(packet, props)
+                settings = self.settings
+                if packet.qos > settings.max_qos or (packet.retain and not settings.retain_available):
+                    self._check_flags(packet)
+                return packet
+            if kind in _FOR_SESSION:
+                return packet
+            if kind is Pingreq:
+                return effects.PINGRESP
+            if kind is Disconnect:
+                return self._disconnect(packet)
+            if kind is Auth:
+                return effects.AskHooks(packet)
+        elif kind is Auth and self.auth_exchange is not None:
+            return effects.AskHooks(packet)
+        elif kind is not Connect:
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "first packet must be CONNECT")
+        if kind is Connect:
+            return self._connect(packet)
+        raise ProtocolError(ReasonCode.PROTOCOL_ERROR,
+                            f"{kind.__name__.upper()} is sent by servers only")
+
+    def _connect(self, packet: Connect):
+        if self.session is not None:
+            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
+        self.version = packet.protocol_level
+        if packet.protocol_level == 5:
+            self._take_client_limits(client_limits(packet.properties))
+        verdict = check_connect(packet, self.settings, self.listener.allowed_protocol_versions,
+                                self.hooks.client_enhanced_auth is not None)
+        if verdict.refusal:
+            return effects.Refuse(Connack(False, verdict.refusal), packet.client_id)
+        return effects.Accept(packet, verdict.assigned)
+
+    def _take_client_limits(self, limits: ClientLimits) -> None:
+        self.client_receive_maximum = limits.receive_maximum
+        self.max_packet_out = limits.maximum_packet_size
+        self.problem_info = limits.problem_information
+        if limits.topic_alias_maximum:
+            self.alias_out = OutboundAliases(limits.topic_alias_maximum)
+
+    def accept_session(self, packet: Connect, assigned: str | None) -> dict:
+        """The session opens: the keepalive and session expiry granted (kept here),
+        and the 5.0 CONNACK properties that say so."""
+        settings = self.settings
+        self.expiry = session_expiry(packet, settings)
+        self.keepalive_deadline = negotiated_keepalive(packet.keepalive, settings) * \
+            settings.keepalive_multiplier
+        return connack_properties(packet, assigned, self.expiry, settings)
+
+    def _publish_with_properties(self, packet: Publish, props: dict) -> Publish:
+        """The PUBLISH to route, its topic alias resolved [MQTT-3.3.2-*]."""
+        if "topic_alias" in props:
+            aliases = self.alias_in
+            if aliases is None:
+                aliases = self.alias_in = InboundAliases(self.settings.topic_alias_maximum)
+            packet = Publish(aliases.resolve(packet.topic_name, props["topic_alias"]), packet.payload,
+                             packet.qos, packet.retain, packet.dup, packet.packet_id, props)
+        self._check_flags(packet)
+        if props.get("payload_format_indicator") == 1:
+            try:
+                packet.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError(ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8") from None
+        return packet
+
+    def _check_flags(self, packet: Publish) -> None:
+        """A QoS or retain flag the server does not support is a protocol error."""
+        settings = self.settings
+        if packet.qos > settings.max_qos:
+            raise ProtocolError(ReasonCode.QOS_NOT_SUPPORTED, f"QoS {packet.qos} not supported")
+        if packet.retain and not settings.retain_available:
+            raise ProtocolError(ReasonCode.RETAIN_NOT_SUPPORTED, "retain not supported")
+
+    def _disconnect(self, packet: Disconnect) -> Disconnected:
+        decision = on_disconnect(packet, self.expiry, self.settings)
+        self.expiry = decision.expiry
+        return decision
+
+    # -- events --------------------------------------------------------------------------
+
+    def on_keepalive_expired(self) -> effects.Close:
+        """Silence past the deadline: without a CONNECT yet, close without a word."""
+        return effects.CLOSE_SILENTLY if self.session is None else KEEPALIVE_TIMEOUT
+
+    def on_taken_over(self) -> effects.Close:
+        """Another connection took this client id (5.0: reason 0x8E)."""
+        return TAKEN_OVER
+
+    def on_protocol_error(self, exc: ProtocolError, decoded_version: int | None):
+        """A broken rule: before the session, a refusing CONNACK (3.1.1: only for
+        its protocol version; `decoded_version`: the CONNECT's, as far as
+        decoded); after, DISCONNECT with its reason code (5.0) and close."""
+        if self.session is not None:
+            return effects.Close(exc.reason_code, exc.detail)
+        if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
+            return effects.V311_UNACCEPTABLE_PROTOCOL
+        if decoded_version == 5:
+            self.version = 5
+            return effects.Refuse(Connack(False, exc.reason_code, reason(exc.detail, self.problem_info)))
+        return effects.Close(0, exc.detail)

@@ -1,11 +1,13 @@
 """The Connection: one per socket. Owns the byte stream and its decoder, the
-keepalive deadline, the outbound buffer, the holding of a client's packets
-while a decision for it is pending, and carries out what the protocol rules
-of `channel.py` (pure) decide: topic aliases, the client's limits, the
-DISCONNECT rule, reason strings. Its CONNECT handshake is `handshake.py`.
+outbound buffer, the holding of a client's packets while a decision for it
+is pending, and carries out the effects (`effects.py`) its protocol core
+returns (`channel.Channel`, a base class: pure; it keeps the client's
+version, limits, topic aliases, keepalive and session expiry). Its CONNECT
+handshake is `handshake.py`.
 
 Takes: bytes from the socket, packets and encoded PUBLISH bytes to send (from
-its Session). Sends: decoded packets to its Session, CONNECT to the Broker.
+its Session). Sends: decoded packets to its Channel, their effects to its
+Session (route a PUBLISH, acks, subscriptions), CONNECT to the Broker.
 A protocol error closes the connection (3.1.1) or answers DISCONNECT with the
 error's reason code first (5.0); it never affects another connection. After a
 server DISCONNECT (or a refusing CONNACK) the socket is half-closed and what
@@ -33,20 +35,19 @@ import asyncio
 import logging
 import time
 
-from actormq.actors import channel, hooked
+from actormq.actors import channel, effects, hooked
+from actormq.actors.channel import Channel
 from actormq.actors.handshake import ConnectHandshake
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
-from actormq.transport.codec import (Auth, Connack, Connect, Disconnect, Pingreq, Pingresp,
-                                     Puback, Pubcomp, Publish, Pubrec, Pubrel, ReasonCode,
-                                     StreamDecoder, Suback, Subscribe, Unsuback, Unsubscribe,
-                                     encode, encode_publish)
+from actormq.transport.codec import (Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec, Pubrel,
+                                     ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
+                                     encode_publish)
 from actormq.transport.listeners import DEFAULT_LISTENER
 from actormq.transport.peer import PeerInfo
 
 log = logging.getLogger("actormq.connection")
 
-V311_CONNACK_UNACCEPTABLE_PROTOCOL = b"\x20\x02\x00\x01"
 MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
@@ -64,47 +65,37 @@ class _DiscardInput:
         return ()
 
 
-class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
-    """The protocol shell of one client socket (its CONNECT handshake is in the base class)."""
+class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
+    """The protocol shell of one client socket (its protocol core and its CONNECT
+    handshake are in the base classes)."""
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slots=None) -> None:
+        Channel.__init__(self, broker.settings, listener, broker.hooks)
         self.broker = broker
-        self.listener = listener
         self.peer_address = peer_address    # None: the socket's peer
         self.slots = slots                  # the listener's ConnectionSlots when it has a limit
-        self.settings = broker.settings
         packets = broker.packets
         self.decoder = StreamDecoder(self.settings.max_packet_size,
                                      self.settings.max_connect_packet_size,
                                      packets.received, packets.received_bytes)
         self._sent, self._sent_bytes = packets.sent, packets.sent_bytes
         self.transport = None
-        self.session = None
         self.client_id = ""
         self._peer: str | None = None
-        self.version = 4
-        self.keepalive_deadline = 0.0       # seconds of silence allowed; 0 = none
         self.accepted_at = self.last_seen = time.monotonic()
         self.writable = True
         self.closed = False
-        self.client_receive_maximum = 65535
-        self.max_packet_out = 0             # the client's maximum packet size; 0 = none
-        self.problem_info = True
-        self.alias_in: channel.InboundAliases | None = None    # made at the first alias
-        self.alias_out: channel.OutboundAliases | None = None  # when the client allows them
         self._out: list[bytes] = []
         self._clean_disconnect = False
         self._taken_over = False
         self._close_reason = ""
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
-        self.hooks = broker.hooks
         self._pending = None                # the hook chain answer this client waits for
         self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
         self.mountpoint = ""
         self.limits = None                  # session limits a plugin set at CONNECT
-        self.auth_exchange = None           # (connect, assigned, AuthExchange) during enhanced auth
         self.auth_props = None              # authentication method / data of the CONNACK
         self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
         self.connected_at = 0.0
@@ -122,7 +113,6 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
     def connection_made(self, transport) -> None:
         # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
-        self.keepalive_deadline = self.settings.connect_timeout
         if self.slots is not None:
             self.slots.taken()
         self.broker.connection_opened(self)
@@ -142,15 +132,16 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
             if self._held is not None:
                 self._hold(packets[index:])
                 return
-            kind = type(packet)
-            if self.session is None and kind is not Connect and \
-                    (kind is not Auth or self.auth_exchange is None):
-                raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "first packet must be CONNECT")
-            handler = _CONNECTION_HANDLERS.get(kind)
-            if handler is not None:
-                handler(self, packet)
+            effect = self.handle(packet)
+            kind = type(effect)     # what execute does, without the call (hot path)
+            if kind is Publish:
+                self._route(effect)
             else:
-                _SESSION_HANDLERS[kind](self.session, packet)
+                handler = _SESSION_HANDLERS.get(kind)
+                if handler is not None:
+                    handler(self.session, effect)
+                else:
+                    _EXECUTE[kind](self, effect)
         session = self.session
         if session is not None and session.drain_due and not self.closed:
             session.drain()   # once for all the acks of this read
@@ -288,55 +279,62 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
             # else the disconnect line of the connection log says it
             log.info("client %s (%s): protocol error 0x%02X %s, closing", self.client_id or "-",
                      self.peer, exc.reason_code, exc.detail)
-        if self.session is None:
-            if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
-                self.send_bytes(V311_CONNACK_UNACCEPTABLE_PROTOCOL)
-            elif self.decoder.version == 5:
-                self.version = 5
-                self.send_packet(Connack(False, exc.reason_code,
-                                         channel.reason(exc.detail, self.problem_info)))
-            self.close(linger=bool(self._out))
-            return
-        self._close_reason = f"protocol error 0x{exc.reason_code:02X} {exc.detail}"
-        self.disconnect(exc.reason_code, exc.detail)
+        if self.session is not None:
+            self._close_reason = f"protocol error 0x{exc.reason_code:02X} {exc.detail}"
+        self.execute(self.on_protocol_error(exc, self.decoder.version))
 
     def taken_over(self) -> None:
         """Another connection took this client id: close this one (5.0: reason 0x8E)."""
         self._taken_over = True
         self._close_reason = "taken over"
-        self.disconnect(ReasonCode.SESSION_TAKEN_OVER, "another connection took over the session")
+        self.execute(self.on_taken_over())
 
     def keepalive_expired(self) -> None:
         if self.session is None:
             log.info("peer %s sent no CONNECT in time, closing", self.peer)
-            self.close()
-            return
-        if not self.settings.log_connections:
+        elif not self.settings.log_connections:
             log.info("client %s (%s): keepalive timeout, closing", self.client_id, self.peer)
-        self._close_reason = "keepalive timeout"
-        self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, "keepalive timeout")
+        self.execute(self.on_keepalive_expired())
 
-    # -- inbound packets -------------------------------------------------------------------
+    # -- carrying out effects ------------------------------------------------------------
 
-    def _on_publish(self, packet) -> None:
+    def execute(self, effect) -> None:
+        """Carry out one effect of the Channel (see effects)."""
+        kind = type(effect)
+        if kind is Publish:
+            self._route(effect)
+        elif kind in _SESSION_HANDLERS:
+            _SESSION_HANDLERS[kind](self.session, effect)
+        else:
+            _EXECUTE[kind](self, effect)
+
+    def _send(self, effect: effects.Send) -> None:
+        self.send_packet(effect.packet)
+
+    def _send_bytes(self, effect: effects.SendBytes) -> None:
+        self.send_bytes(effect.data)
+
+    def _close(self, effect: effects.Close) -> None:
+        if effect.reason_code:
+            self.disconnect(effect.reason_code, effect.reason)
+        else:
+            self.close(linger=bool(self._out))
+
+    def _refuse(self, effect: effects.Refuse) -> None:
+        reply = effect.reply
+        if effect.client_id is not None:
+            log.info("peer %s client %r refused: 0x%02X", self.peer, effect.client_id, reply.reason_code)
+        if type(reply) is bytes:
+            self.send_bytes(reply)
+        else:
+            self.send_packet(reply)
+        self.close(linger=True)
+
+    def _route(self, packet: Publish) -> None:
+        """A client's PUBLISH, checked by the Channel: authorize, make the Message, route it."""
         self.received += 1
         self.broker.stats.messages_received += 1
-        settings = self.settings
-        props = packet.properties
         topic = packet.topic_name
-        if props and "topic_alias" in props:
-            aliases = self.alias_in
-            if aliases is None:
-                aliases = self.alias_in = channel.InboundAliases(self.settings.topic_alias_maximum)
-            topic = aliases.resolve(topic, props["topic_alias"])
-            packet = Publish(topic, packet.payload, packet.qos, packet.retain, packet.dup,
-                             packet.packet_id, props)
-        if packet.qos > settings.max_qos:
-            raise ProtocolError(ReasonCode.QOS_NOT_SUPPORTED, f"QoS {packet.qos} not supported")
-        if packet.retain and not settings.retain_available:
-            raise ProtocolError(ReasonCode.RETAIN_NOT_SUPPORTED, "retain not supported")
-        if props and props.get("payload_format_indicator") == 1:
-            _check_utf8_payload(packet.payload)
         if not self.broker.authorize_publish(self.session, topic):
             self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
             return
@@ -347,12 +345,10 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.route_publish(packet, message)
 
     def route_publish(self, packet, message) -> None:
-        broker = self.broker
-        self.session.handle_publish(packet, message)
-        if broker.congested:
-            for session in broker.congested:
-                session.block(self)
-            broker.congested.clear()
+        congested = self.session.handle_publish(packet, message).congested
+        if congested:
+            for party in congested:
+                party.block(self)
 
     def throttle(self) -> None:
         """Stop taking packets from this client until unthrottle (waiting)."""
@@ -376,7 +372,7 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
             return
         for packet in packets:
             if type(packet) is Pingreq:
-                self.send_bytes(b"\xd0\x00")
+                self.send_bytes(effects.PINGRESP.data)
             else:
                 held.append(packet)
         if len(held) >= MAX_HELD:
@@ -430,41 +426,26 @@ class Connection(ConnectHandshake, PeerInfo, asyncio.Protocol):
         elif packet.qos == 2:
             self.send_packet(Pubrec(packet.packet_id, reason_code if self.version == 5 else 0))
 
-    def _on_pingreq(self, _packet) -> None:
-        self.send_bytes(b"\xd0\x00")
-
-    def _on_auth(self, packet) -> None:
-        if not hooked.auth_packet(self, packet):
+    def _ask_hooks(self, effect: effects.AskHooks) -> None:
+        if not hooked.auth_packet(self, effect.packet):
             raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
 
-    def _on_server_packet(self, packet) -> None:
-        raise ProtocolError(ReasonCode.PROTOCOL_ERROR,
-                            f"{type(packet).__name__.upper()} is sent by servers only")
-
-    def _on_disconnect(self, packet) -> None:
-        session = self.session
-        decision = channel.on_disconnect(packet, session.expiry_interval, self.settings)
-        session.client_disconnected(decision)
+    def _client_disconnected(self, decision: channel.Disconnected) -> None:
+        self.session.client_disconnected(decision)
         self._clean_disconnect = not decision.keep_will
         self._close_reason = decision.close_reason
         self.close()
 
-# packet type -> handler, shared by every connection (no per-connection bound methods)
-_CONNECTION_HANDLERS = {
-    Publish: Connection._on_publish, Pingreq: Connection._on_pingreq,
-    Disconnect: Connection._on_disconnect, Connect: Connection._on_connect, Auth: Connection._on_auth,
-    Connack: Connection._on_server_packet, Suback: Connection._on_server_packet,
-    Unsuback: Connection._on_server_packet, Pingresp: Connection._on_server_packet,
+
+# effect type -> how a connection carries it out, shared by every connection
+_EXECUTE = {
+    effects.Send: Connection._send, effects.SendBytes: Connection._send_bytes,
+    effects.Close: Connection._close, effects.Refuse: Connection._refuse,
+    effects.Accept: Connection._accepted, effects.AskHooks: Connection._ask_hooks,
+    channel.Disconnected: Connection._client_disconnected,
 }
 _SESSION_HANDLERS = {
     Puback: Session.handle_puback, Pubrec: Session.handle_pubrec, Pubrel: Session.handle_pubrel,
     Pubcomp: Session.handle_pubcomp, Subscribe: Session.handle_subscribe,
     Unsubscribe: Session.handle_unsubscribe,
 }
-
-
-def _check_utf8_payload(payload: bytes) -> None:
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProtocolError(ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8") from None

@@ -2,11 +2,12 @@
 everywhere it went, so the publisher's PUBACK/PUBREC can go out.
 
 A QoS 1/2 message routed (or forwarded) to a peer in a disc mode carries an
-ack id; the peer answers it in a DUR frame once what the message wrote there
-is committed (or refused). `when_durable` (what the publisher's session waits
-on) runs once this worker's store and every such peer committed, in the order
-it was called, so acknowledgements stay in order. A peer that dies before it
-answered fails the wait.
+ack id (`ack_for`; routing returns them in its outcome, `routed.Routed.acks`);
+the peer answers it in a DUR frame once what the message wrote there is
+committed (or refused). `when_durable(acks, ...)` (what the publisher's
+session waits on) runs once this worker's store and every such peer
+committed, in the order it was called, so acknowledgements stay in order. A
+peer that dies before it answered fails the wait.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import logging
 from collections import deque
 from functools import partial
 
+from actormq.actors.routed import Routed
 from actormq.errors import StorageError
 
 log = logging.getLogger("actormq.peers")
-
-MAX_UNCLAIMED = 1000
 
 
 class _Durable:
@@ -52,36 +52,27 @@ class DurableAcks:
         self.wanted = broker.stores is not None and \
             broker.config.get("queue.storage", "ram") != "ram"
         self._waits: dict[int, list] = {}           # ack id -> [peer, _Durable or None]
-        self._unclaimed: list[int] = []             # ack ids of the current publish
         self._order: deque[_Durable] = deque()
         self._confirms: dict[int, tuple[list, list]] = {}   # peer -> (ack ids ok, refused)
 
     def ack_for(self, worker_id: int) -> int:
-        """A DUR the publisher's acknowledgement waits for (see when_durable)."""
-        broker = self.broker
-        if not broker.wrote_durable or len(self._unclaimed) > MAX_UNCLAIMED:
-            self._unclaimed.clear()     # left over from a publish nobody acknowledges (a will)
-        broker.wrote_durable = True
+        """A DUR worker_id will answer; the publisher's acknowledgement waits for
+        it when the publish is acknowledged (see when_durable). An ack id nobody
+        waits for (a will) is forgotten when its answer comes."""
         ack_id = next(self._ids)
         self._waits[ack_id] = [worker_id, None]
-        self._unclaimed.append(ack_id)
         return ack_id
 
-    def new_publish(self) -> None:
-        """A message from a peer is routed next: its ack ids start afresh."""
-        self._unclaimed.clear()
-
-    def when_durable(self, callback, on_error=None) -> None:
-        """Run callback once what the current publish wrote is committed, here and on
-        every worker it went to; on_error(StorageError) instead when a part failed.
-        Callbacks run in the order of the calls."""
+    def when_durable(self, acks: tuple, callback, on_error=None) -> None:
+        """Run callback once what a publish wrote is committed, here and on every
+        worker it went to (its ack ids: `acks`); on_error(StorageError) instead
+        when a part failed. Callbacks run in the order of the calls."""
         entry = _Durable(callback, on_error)
-        for ack_id in self._unclaimed:
+        for ack_id in acks:
             wait = self._waits.get(ack_id)
             if wait is not None and wait[1] is None:
                 wait[1] = entry
                 entry.waiting += 1
-        self._unclaimed.clear()
         self._order.append(entry)
         stores = self.broker.stores
         if stores is None:
@@ -92,19 +83,19 @@ class DurableAcks:
 
     # -- answers owed to peers ---------------------------------------------------------
 
-    def confirm(self, peer: int, ack_id: int) -> None:
+    def confirm(self, peer: int, ack_id: int, routed: Routed) -> None:
         """Tell the publisher's worker once what this message wrote here (and on
-        any worker it was forwarded to) is committed."""
+        any worker it was forwarded to: `routed.acks`) is committed."""
         broker = self.broker
-        if broker.quota_exceeded:
+        if routed.quota_exceeded:
             self.queue_confirm(peer, ack_id, False)
             return
-        if self._unclaimed and broker.wrote_durable:     # forwarded on: wait for those too
+        if routed.acks:     # forwarded on: wait for those too
             queue_confirm = self.queue_confirm
-            self.when_durable(lambda: queue_confirm(peer, ack_id, True),
+            self.when_durable(routed.acks, lambda: queue_confirm(peer, ack_id, True),
                               lambda _error: queue_confirm(peer, ack_id, False))
             return
-        if not broker.wrote_durable or broker.stores is None:
+        if not routed.durable or broker.stores is None:
             self.queue_confirm(peer, ack_id, True)
             return
         queue_confirm = self.queue_confirm

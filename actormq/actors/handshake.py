@@ -1,9 +1,11 @@
-"""The CONNECT handshake of a Connection: the protocol's checks (see
-channel), bans and authentication, the hook chain when plugins listen, the
-claim of the client id from the other workers (takeover / hand-over), then
-the session opened and the CONNACK sent. A base class of Connection.
+"""The CONNECT handshake of a Connection, once its Channel accepted the
+CONNECT (`effects.Accept`: the protocol's checks passed): bans and
+authentication, the hook chain when plugins listen, the claim of the client
+id from the other workers (takeover / hand-over), then the session opened
+and the CONNACK (its properties: `Channel.accept_session`) sent. A base class
+of Connection.
 
-Takes: the client's CONNECT. Sends: a refusing CONNACK and close, or CONNACK
+Takes: the Channel's Accept. Sends: a refusing CONNACK and close, or CONNACK
 after the Broker opened (or took over) the session; the connection log line.
 """
 
@@ -13,8 +15,8 @@ import logging
 import time
 from dataclasses import replace
 
-from actormq.actors import channel, hooked
-from actormq.errors import ProtocolError
+from actormq.actors import hooked
+from actormq.actors.effects import Accept
 from actormq.transport import mountpoint as mounts
 from actormq.transport.codec import Connack, Connect, ReasonCode
 
@@ -27,16 +29,12 @@ class ConnectHandshake:
     """The handshake half of a Connection (uses its broker, settings, listener,
     hooks, decoder and the sending methods)."""
 
-    def _on_connect(self, packet: Connect) -> None:
-        if self.session is not None:
-            raise ProtocolError(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
-        self.version = packet.protocol_level
+    def _accepted(self, accept: Accept) -> None:
+        packet, assigned = accept.connect, accept.assigned
         self.decoder.version = packet.protocol_level
-        if packet.protocol_level == 5:
-            self._take_client_limits(channel.client_limits(packet.properties))
         if self.listener.use_identity_as_username:
             packet = replace(packet, username=self.cn)
-        refusal, assigned = self._check_connect(packet)
+        refusal = self._refusal(packet)
         if refusal:
             log.info("peer %s client %r refused: 0x%02X", self.peer, packet.client_id, refusal)
             self.send_packet(Connack(False, refusal))
@@ -72,15 +70,11 @@ class ConnectHandshake:
         self.unthrottle()       # take the packets held while waiting
 
     def _open_session(self, packet: Connect, assigned: str | None) -> None:
-        settings = self.settings
-        expiry = channel.session_expiry(packet, settings)
-        self.keepalive_deadline = channel.negotiated_keepalive(packet.keepalive, settings) * \
-            settings.keepalive_multiplier
+        props = self.accept_session(packet, assigned)
         self.connect_packet = packet
         self.connected_at = time.time()
-        session, present = self.broker.open_session(self, packet, self.client_id, expiry)
+        session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
-        props = channel.connack_properties(packet, assigned, expiry, settings)
         if self.client_info is not None:
             hooked.session_opened(self, session, present, props)
         self.send_packet(Connack(present, 0, props))
@@ -100,21 +94,9 @@ class ConnectHandshake:
         if batch.add(line):
             self.broker.loop.call_later(CONNECTION_LOG_DELAY, batch.flush)
 
-    def _take_client_limits(self, limits: channel.ClientLimits) -> None:
-        self.client_receive_maximum = limits.receive_maximum
-        self.max_packet_out = limits.maximum_packet_size
-        self.problem_info = limits.problem_information
-        if limits.topic_alias_maximum:
-            self.alias_out = channel.OutboundAliases(limits.topic_alias_maximum)
-
-    def _check_connect(self, packet: Connect) -> tuple[int, str | None]:
-        """(refusal reason or 0, assigned client id or None): the protocol's rules
-        (channel.check_connect), then bans and authentication."""
-        verdict = channel.check_connect(packet, self.settings, self.listener.allowed_protocol_versions,
-                                        self.hooks.client_enhanced_auth is not None)
-        if verdict.refusal:
-            return verdict.refusal, None
+    def _refusal(self, packet: Connect) -> int:
+        """The refusal reason (0: none) of bans and authentication."""
         banned = self.broker.banned
         if banned is not None and banned.refuses(packet.client_id, packet.username, self.peer):
-            return ReasonCode.BANNED, None
-        return self.broker.authenticate(packet, self.peer), verdict.assigned
+            return ReasonCode.BANNED
+        return self.broker.authenticate(packet, self.peer)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import replace
 from functools import partial
 
@@ -357,14 +358,32 @@ def modify_message(message: Message, modifiers) -> Message:
     return replace(message, **changes)
 
 
-def not_delivered(session, message: Message, folded) -> None:
-    """A ``message.deliver`` fold did not give a message: DROP (or, from a hook that
-    returned an awaitable although delivery cannot wait, a Future: dropped too)."""
-    if isinstance(folded, asyncio.Future):
+def not_delivered(session, message: Message, folded, delivery: tuple):
+    """A ``message.deliver`` fold did not give a message at once: DROP, or a Future (a hook
+    that waits, such as VerneMQ's on_deliver webhook). Then this delivery and every later
+    one to the session wait, in order, until it is done; nobody else waits. A session with
+    no connection does not wait: what it is sent must be stored before the publisher is
+    acknowledged, so it gets the message as published. Returns what `Session.deliver` does."""
+    if not isinstance(folded, asyncio.Future):
+        dropped(session.hooks, session.client_id, message, DropReason.BY_PLUGIN)
+        return None
+    if session.conn is None:
         folded.cancel()
-        log.error("a message.deliver hook answered asynchronously; message to %s dropped",
-                  session.client_id)
-    dropped(session.hooks, session.client_id, message, DropReason.BY_PLUGIN)
+        return session.deliver_folded(message, *delivery, {})
+    session.deliveries_held = deque()
+    folded.add_done_callback(lambda done: _deliver_held(session, message, done, delivery))
+    return None
+
+
+def _deliver_held(session, message: Message, done: asyncio.Future, delivery: tuple) -> None:
+    held, session.deliveries_held = session.deliveries_held, None
+    folded = DROP if done.cancelled() or done.exception() is not None else done.result()
+    if type(folded) is Message:
+        session.deliver_folded(folded, *delivery, {})
+    else:
+        dropped(session.hooks, session.client_id, message, DropReason.BY_PLUGIN)
+    for waiting in held:            # a later one that waits again holds the rest behind it
+        session.deliver(*waiting, {})
 
 
 def dropped(hooks, client_id: str, message, reason: DropReason) -> None:

@@ -4,7 +4,9 @@ store committed it, the client's QoS 2 packet ids, and the server's receive
 maximum. A base class of Session.
 
 Takes: PUBLISH (already validated by the Connection) and PUBREL. Sends:
-the message to the Broker for routing, the acknowledgements to the Connection.
+the message to the Broker for routing, the acknowledgements to the Connection;
+returns what routing did (`routed.Routed`: the Connection holds its client
+back for the congested parties it names).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from functools import partial
 
 from actormq.actors import hooked
 from actormq.actors.messages import Message
+from actormq.actors.routed import NOT_DELIVERED, Routed
 from actormq.errors import ProtocolError
 from actormq.hooks import DropReason
 from actormq.transport.codec import Puback, Pubcomp, Pubrec, ReasonCode
@@ -25,27 +28,24 @@ class InboundPublishes:
     """The inbound half of a Session (uses its broker, hooks, conn, version,
     _qos2_in and _deferred_acks)."""
 
-    def handle_publish(self, packet, message: Message) -> None:
+    def handle_publish(self, packet, message: Message) -> Routed:
         """Route a client's message and acknowledge it (after durability when needed)."""
         qos = packet.qos
         if qos == 2:
             if packet.packet_id in self._qos2_in:
                 self._ack(Pubrec(packet.packet_id))
-                return
+                return NOT_DELIVERED
             self._check_receive_maximum()
         elif qos == 1 and self._deferred_acks:
             self._check_receive_maximum()
-        broker = self.broker
-        broker.wrote_durable = False
-        broker.quota_exceeded = False
-        broker.congested.clear()
-        delivered = broker.publish(message)
+        routed = self.broker.publish(message)
+        delivered = routed.delivered
         if not delivered and self.hooks.message_dropped is not None:
             hooked.dropped(self.hooks, self.client_id, message, DropReason.NO_SUBSCRIBERS)
         if qos == 0:
-            return
+            return routed
         reason = 0
-        if broker.quota_exceeded:
+        if routed.quota_exceeded:
             if self.version != 5:   # no reason codes: only an unacknowledged message says "not saved"
                 raise ProtocolError(ReasonCode.QUOTA_EXCEEDED, "the store is full")
             reason = ReasonCode.QUOTA_EXCEEDED
@@ -53,14 +53,15 @@ class InboundPublishes:
             reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
         if qos == 2 and reason < 0x80:
             self._qos2_in.add(packet.packet_id)
-        if broker.wrote_durable or self._deferred_acks:
-            self._defer_ack(Puback(packet.packet_id, reason) if qos == 1
+        if routed.pending or self._deferred_acks:
+            self._defer_ack(routed, Puback(packet.packet_id, reason) if qos == 1
                             else Pubrec(packet.packet_id, reason))
         elif reason == 0 and self.conn is not None:
             # a 4-byte PUBACK/PUBREC is valid in every version when the reason is 0
             self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
         else:
             self._ack(Puback(packet.packet_id, reason) if qos == 1 else Pubrec(packet.packet_id, reason))
+        return routed
 
     def accept_unrouted(self, packet) -> None:
         """Acknowledge a PUBLISH a plugin dropped, as if it had been routed."""
@@ -78,13 +79,13 @@ class InboundPublishes:
         if self.conn is not None:
             self.conn.send_packet(packet)
 
-    def _defer_ack(self, packet) -> None:
+    def _defer_ack(self, routed: Routed, packet) -> None:
         """Send the ack once the store has committed what this message wrote;
         acks stay in order because when_durable callbacks run in order. When
         the commit failed, the ack says so (see _refuse_deferred)."""
         self._deferred_acks += 1
         conn = self.conn
-        self.broker.when_durable(partial(self._send_deferred, conn, packet),
+        self.broker.when_durable(routed, partial(self._send_deferred, conn, packet),
                                  lambda _error: self._refuse_deferred(conn, packet))
 
     def _refuse_deferred(self, conn, packet) -> None:

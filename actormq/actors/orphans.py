@@ -103,7 +103,7 @@ class Orphans:
             for message in limbo:
                 router.route_to_clients(message, taken)
                 for survivor in self.link.live:
-                    self.link.send_message(survivor, message, None, [peer])
+                    self.link.forwarding.send_message(survivor, message, None, [peer])
             for message in self._early.pop(peer, ()):
                 router.route_to_clients(message, taken)
             taking = self.taking.pop(peer, None)

@@ -1,12 +1,13 @@
 """The PeerLink: a worker's link to the other workers of its node over the bus.
 
-Owns what crosses processes: route deltas and snapshots (every worker knows
-which filters every other worker has subscribers for), messages routed to a
-peer (one item per message and destination worker, batched per loop turn:
-fan-out happens at the destination), node-wide retained changes, counter
-reports for $SYS, and what happens when a peer dies. Session takeover and
-moves are in `takeover`, durable acknowledgements in `durability`, flow
-control across workers in `flow`.
+Owns the peers coming and going (HELLO, SNAP, and what happens when a peer
+dies), questions to every live peer and their replies, route deltas and
+snapshots (every worker knows which filters every other worker has
+subscribers for), node-wide retained changes and counter reports for $SYS.
+Messages to and from peers (PUB frames: one item per message and
+destination worker, batched per loop turn, fan-out at the destination) are
+in `forwarding`, session takeover and moves in `takeover`, durable
+acknowledgements in `durability`, flow control across workers in `flow`.
 
 Frame kinds (header is orjson; payloads are raw frames):
   HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
@@ -65,15 +66,14 @@ import os
 
 from actormq.actors.durability import DurableAcks
 from actormq.actors.flow import RemoteFlow
+from actormq.actors.forwarding import Forwarding
 from actormq.actors.messages import Message
 from actormq.actors.orphans import Orphans
 from actormq.actors.takeover import Takeover
-from actormq.actors.wire import message_from_header, message_header, props_from_json
+from actormq.actors.wire import message_from_header, message_header
 
 log = logging.getLogger("actormq.peers")
 
-MAX_BATCH = 512
-ACK = 9         # where a PUB item has its ack id: message_header + [share, ack, size, to]
 CLAIM_TIMEOUT = 3.0
 STATS_SECONDS = 0.25     # how stale a peer's counters in $SYS may be
 
@@ -109,17 +109,16 @@ class PeerLink:
         # unique across restarts of this worker: a late reply never meets a new request
         self.ids = itertools.count(os.getpid() << 24)
         self._tasks: set[asyncio.Task] = set()
-        self._outgoing: dict[int, tuple[list, list]] = {}
-        self._flush_scheduled = False
         self.orphans = Orphans(self)
         self.acks = DurableAcks(broker, self.bus, self.ids)
+        self.forwarding = forwarding = Forwarding(self)
         self.takeover = Takeover(self)
         self.flow = RemoteFlow(self)
         takeover = self.takeover
         self.registry = registry = takeover.registry
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
-            b"PUB": self._on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
+            b"PUB": forwarding.on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
             b"CLAIM": takeover.on_claim, b"HAND": self._on_reply, b"HOLDS": takeover.on_holds,
             b"HELD": self._on_reply, b"DUR": self.acks.on_durable, b"MOVE": takeover.on_move,
             b"MOVED": takeover.on_moved, b"REG": registry.on_register, b"REGD": self._on_reply,
@@ -157,8 +156,7 @@ class PeerLink:
         """Send a frame to a peer (None: every live peer) behind every message this
         worker routed so far: the PUB batches of this loop turn go first, so the
         peer sees them before it (MOVE, MOVED, TOOK rely on it)."""
-        if self._outgoing:
-            self._flush_outgoing()
+        self.forwarding.flush()
         if peer is None:
             self.broadcast(kind, header)
         else:
@@ -185,7 +183,7 @@ class PeerLink:
         self.live.discard(peer)
         pid = self._pids.pop(peer, None)
         self.bus.reset(peer)
-        self._outgoing.pop(peer, None)
+        self.forwarding.peer_gone(peer)
         self.broker.peer_stats.pop(peer, None)
         for request in list(self._requests.values()):
             request.answered_by(peer)
@@ -259,94 +257,7 @@ class PeerLink:
         else:
             self.broker.router.remove_remote_route(header["w"], header["f"])
 
-    # -- messages ---------------------------------------------------------------------
-
-    def send_message(self, worker_id: int, message: Message, share_target, to=None) -> None:
-        """Queue a message for a peer; everything queued in one loop turn goes in
-        one PUB frame per peer (measured: -w 2 QoS 0 fan-in, see the README).
-        `to` names the session it is for when it is forwarded (see takeover)."""
-        broker = self.broker
-        if worker_id not in self.live:
-            if to is None:
-                self.orphans.keep(worker_id, message, share_target)
-            return
-        broker.stats.bus_publish_frames += 1
-        acks = self.acks
-        # a limbo message (`to` = [worker]) was acknowledged already: no ack
-        ack_id = acks.ack_for(worker_id) if message.qos and acks.wanted and \
-            (to is None or len(to) > 1) else None
-        item = message_header(message)
-        item += (share_target, ack_id, len(message.payload), to)
-        batch = self._outgoing.get(worker_id)
-        if batch is None:
-            batch = self._outgoing[worker_id] = ([], [])
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                broker.loop.call_soon(self._flush_outgoing)
-        batch[0].append(item)
-        batch[1].append(message.payload)
-        if len(batch[0]) >= MAX_BATCH:
-            del self._outgoing[worker_id]
-            self._send_batch(worker_id, *batch)
-
-    def _flush_outgoing(self) -> None:
-        self._flush_scheduled = False
-        outgoing, self._outgoing = self._outgoing, {}
-        for worker_id, (items, payloads) in outgoing.items():
-            self._send_batch(worker_id, items, payloads)
-
-    def _send_batch(self, worker_id: int, items: list, payloads: list) -> None:
-        """One frame: the items as one orjson list, the payloads as one blob."""
-        if not self.bus.send(worker_id, b"PUB", {"w": self.worker_id, "b": items},
-                             (b"".join(payloads),)):
-            for item in items:
-                if item[ACK] is not None:
-                    self.acks.settle_ack(item[ACK], False)
-
-    def _on_publish(self, batch, payloads) -> None:
-        blob = payloads[0]
-        at = 0
-        broker = self.broker
-        route = broker.router.route
-        acks = self.acks
-        peer = batch["w"]
-        for topic, qos, retain, props, expires_at, timestamp, origin, binary, share, ack_id, size, \
-                to in batch["b"]:
-            if props:
-                props_from_json(props, binary)
-            message = Message(topic, blob[at:at + size], qos, retain, props, expires_at, timestamp,
-                              origin)
-            at += size
-            if to is not None:
-                if len(to) == 1:
-                    self.orphans.deliver(to[0], message)
-                else:
-                    self.deliver_one(to, message, peer, ack_id)
-                continue
-            broker.wrote_durable = False
-            broker.quota_exceeded = False
-            acks.new_publish()
-            if not route(message, from_peer=True,
-                         share_target=tuple(share) if share is not None else None):
-                broker.drops.count(origin, message, "no_route")
-            if ack_id is not None:
-                acks.confirm(peer, ack_id)
-        congested = broker.congested
-        if congested:
-            self.flow.hold_peers(congested, peer)
-            congested.clear()
-
-    def deliver_one(self, target: list, message: Message, peer: int, ack_id) -> None:
-        """A message forwarded to one session (see takeover); confirmed once delivered."""
-        broker = self.broker
-        broker.wrote_durable = False
-        broker.quota_exceeded = False
-        self.acks.new_publish()
-        if self.takeover.deliver_to(target, message, peer, ack_id) and ack_id is not None:
-            self.acks.confirm(peer, ack_id)
-
-    def when_durable(self, callback, on_error=None) -> None:
-        self.acks.when_durable(callback, on_error)
+    # -- retained messages -------------------------------------------------------------
 
     def retained_changed(self, message: Message) -> None:
         self.broadcast(b"RET", {"m": message_header(message)}, (message.payload,))

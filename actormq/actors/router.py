@@ -5,7 +5,9 @@ the other workers (filter → worker ids) replicated from their route deltas.
 Takes: subscribe / unsubscribe from local sessions, route deltas and snapshots
 from peers, and messages to route. Sends: deliveries to local sessions (direct
 calls on the worker's loop) and exactly one bus frame per other worker that
-has a matching route — fan-out happens at the destination.
+has a matching route — fan-out happens at the destination. Routing returns
+its outcome (`routed.Routed`): the deliveries' notes (durable writes, a full
+queue, congestion) and the peers' ack ids joined; plain counts inside.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 
+from actormq.actors import routed
 from actormq.actors.messages import Message, SubOptions
+from actormq.actors.routed import COUNTS, Routed, join
 from actormq.transport.topics import TopicTrie, parse_shared
 
 
@@ -43,8 +47,7 @@ class Router:
     """Matches topic names to subscribers, here and on the other workers."""
 
     def __init__(self, worker_id: int, sessions: Mapping, send_to_worker: Callable | None = None,
-                 on_route_change: Callable | None = None, forwarders: Mapping | None = None,
-                 congested: list | None = None) -> None:
+                 on_route_change: Callable | None = None, forwarders: Mapping | None = None) -> None:
         self.worker_id = worker_id
         self._sessions = sessions
         self._forwarders = forwarders if forwarders is not None else {}
@@ -57,7 +60,6 @@ class Router:
         self._on_route_change = on_route_change
         self.subscription_count = 0
         self.remote_valves = None      # TopicTrie of held routes to congested peers (flow)
-        self._congested = congested if congested is not None else []
 
     # -- subscriptions of local sessions ------------------------------------
 
@@ -156,29 +158,37 @@ class Router:
 
     # -- routing --------------------------------------------------------------
 
-    def route(self, message: Message, from_peer: bool = False, share_target=None) -> int:
-        """Deliver a message to every matching subscriber; returns the number of
-        deliveries. A message from a peer is delivered here only: to the local
-        plain subscribers, or, with `share_target` (group, filter), to one local
+    def route(self, message: Message, from_peer: bool = False, share_target=None) -> Routed:
+        """Deliver a message to every matching subscriber; returns the outcome.
+        A message from a peer is delivered here only: to the local plain
+        subscribers, or, with `share_target` (group, filter), to one local
         member of that shared group (the sending worker chose this worker)."""
         if share_target is not None:
-            return self._deliver_to_group(message, *share_target)
-        delivered = self._deliver_local(message, from_peer)
-        if from_peer:
-            return delivered
-        if self._shared or self._remote_shared:
-            delivered += self._deliver_shared(message)
-        if self._remote:
-            workers = self.remote_workers_for(message.topic_name)
-            for worker_id in workers:
-                self._send_to_worker(worker_id, message, None)
-                delivered += 1
-            if self.remote_valves is not None and workers:
-                for _filter, valves in self.remote_valves.match(message.topic_name):
-                    self._congested.extend(valves.values())
-        return delivered
+            return routed.outcome(self._deliver_to_group(message, *share_target))
+        result = self._deliver_local(message, from_peer)
+        if not from_peer:
+            if self._shared or self._remote_shared:
+                result = join(result, self._deliver_shared(message))
+            if self._remote:
+                result = join(result, self._send_to_workers(message))
+        if type(result) is int and result < 256:    # the common case, without a call
+            return COUNTS[result]
+        return routed.outcome(result)
 
-    def _deliver_local(self, message: Message, from_peer: bool) -> int:
+    def _send_to_workers(self, message: Message):
+        """One frame per other worker with a matching plain route; a count, or a
+        Routed with the ack ids they will answer and the congested routes."""
+        workers = self.remote_workers_for(message.topic_name)
+        result = 0
+        for worker_id in workers:
+            ack_id = self._send_to_worker(worker_id, message, None)
+            result = join(result, 1 if ack_id is None else routed.awaiting(ack_id).counted(1))
+        if self.remote_valves is not None and workers:
+            for _filter, valves in self.remote_valves.match(message.topic_name):
+                result = join(result, routed.congestion(tuple(valves.values())))
+        return result
+
+    def _deliver_local(self, message: Message, from_peer: bool):
         matches = self._local.match(message.topic_name)
         if not matches:
             return 0
@@ -190,6 +200,7 @@ class Router:
         msg_retain = message.retain
         encoded: dict = {}
         count = 0
+        notes = None
         for client_id, opts in matches[0][1].items():
             if opts.no_local and client_id == origin:
                 continue
@@ -198,13 +209,15 @@ class Router:
                 session = self._forwarder(client_id, from_peer)
                 if session is None:
                     continue
-            session.deliver(message, opts.qos if opts.qos < msg_qos else msg_qos,
-                            msg_retain and opts.retain_as_published, opts.subscription_ids,
-                            encoded)
+            note = session.deliver(message, opts.qos if opts.qos < msg_qos else msg_qos,
+                                   msg_retain and opts.retain_as_published, opts.subscription_ids,
+                                   encoded)
+            if note is not None:
+                notes = note if notes is None else join(notes, note)
             count += 1
-        return count
+        return count if notes is None else notes.counted(count)
 
-    def route_to_clients(self, message: Message, client_ids: set[str]) -> int:
+    def route_to_clients(self, message: Message, client_ids: set[str]):
         """Deliver a message to the local subscribers among `client_ids` only."""
         if not client_ids:
             return 0
@@ -222,7 +235,7 @@ class Router:
         return None
 
     def _deliver_overlapping(self, message: Message, matches: list, encoded: dict,
-                             from_peer: bool) -> int:
+                             from_peer: bool):
         """One delivery per client with the highest granted QoS and every
         matching subscription identifier ([MQTT-3.3.5-1], 5.0 §3.3.4)."""
         best: dict[str, list] = {}
@@ -239,16 +252,16 @@ class Router:
                     entry[1] = entry[1] or opts.retain_as_published
                 if opts.subscription_identifier:
                     entry[2].append(opts.subscription_identifier)
-        count = 0
+        result = 0
         for client_id, (qos, rap, sub_ids) in best.items():
             session = self._sessions.get(client_id) or self._forwarder(client_id, from_peer)
             if session is not None:
-                session.deliver(message, min(qos, message.qos), message.retain and rap,
-                                tuple(sub_ids), encoded)
-                count += 1
-        return count
+                note = session.deliver(message, min(qos, message.qos), message.retain and rap,
+                                       tuple(sub_ids), encoded)
+                result = join(result, 1 if note is None else note.counted(1))
+        return result
 
-    def _deliver_shared(self, message: Message) -> int:
+    def _deliver_shared(self, message: Message):
         """Exactly one member of each matching shared group, wherever it is:
         a local member directly, a remote one by a frame to its worker."""
         groups: dict[tuple[str, str], list] = {}
@@ -258,17 +271,17 @@ class Router:
         for topic_filter, counts in self._remote_shared.match(message.topic_name):
             for name, worker_id in counts:
                 groups.setdefault((name, topic_filter), []).append(worker_id)
-        count = 0
+        result = 0
         for (name, topic_filter), places in groups.items():
             place = places[next(self._share_cursor) % len(places)] if len(places) > 1 else places[0]
             if isinstance(place, SharedGroup):
-                count += self._deliver_to_group(message, name, topic_filter)
+                result = join(result, self._deliver_to_group(message, name, topic_filter))
             elif self._send_to_worker is not None:
-                self._send_to_worker(place, message, (name, topic_filter))
-                count += 1
-        return count
+                ack_id = self._send_to_worker(place, message, (name, topic_filter))
+                result = join(result, 1 if ack_id is None else routed.awaiting(ack_id).counted(1))
+        return result
 
-    def _deliver_to_group(self, message: Message, name: str, topic_filter: str) -> int:
+    def _deliver_to_group(self, message: Message, name: str, topic_filter: str):
         group = self._shared.get(topic_filter).get(name)
         picked = group.pick(self._is_online) if group is not None else None
         if picked is None:
@@ -277,10 +290,9 @@ class Router:
         session = self._sessions.get(client_id) or self._forwarders.get(client_id)
         if session is None:
             return 0
-        sub_ids = opts.subscription_ids
-        session.deliver(message, min(opts.qos, message.qos),
-                        message.retain and opts.retain_as_published, sub_ids, {})
-        return 1
+        note = session.deliver(message, min(opts.qos, message.qos),
+                               message.retain and opts.retain_as_published, opts.subscription_ids, {})
+        return 1 if note is None else note.counted(1)
 
     def _is_online(self, client_id: str) -> bool:
         session = self._sessions.get(client_id)

@@ -15,10 +15,12 @@ import logging
 import time
 
 from actormq.actors import hooked
+from actormq.actors.channel import will_delay
 from actormq.actors.flow import Valve
 from actormq.actors.inbound import InboundPublishes
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
+from actormq.actors.routed import QUEUE_FULL, WROTE_DURABLE, Routed, congestion
 from actormq.actors.subscriptions import Subscriptions
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import Pubrel, ReasonCode, encode_publish
@@ -60,6 +62,7 @@ class Session(InboundPublishes, Subscriptions):
         self._deferred_acks = 0
         self.drain_due = False      # acks made room in the window: drain once the read is handled
         self._valve = None                          # publishers held back by us (flow.Valve)
+        self.deliveries_held = None     # deliveries waiting behind an asynchronous deliver hook
 
     @property
     def persistent(self) -> bool:
@@ -145,9 +148,7 @@ class Session(InboundPublishes, Subscriptions):
             self.broker.stores.session.delete("session", session_key(self.client_id))
 
     def _schedule_will(self, will) -> None:
-        delay = will.properties.get("will_delay_interval", 0) if self.version == 5 else 0
-        if self.expiry_interval is not None:
-            delay = min(delay, self.expiry_interval)
+        delay = will_delay(will, self.version, self.expiry_interval)
         if delay <= 0:
             self.broker.publish_will(self.client_id, will)
         else:
@@ -232,45 +233,60 @@ class Session(InboundPublishes, Subscriptions):
 
     # -- delivery to the client ----------------------------------------------------
 
-    def deliver(self, message: Message, qos: int, retain: bool, sub_ids: tuple, encoded: dict) -> None:
-        """Called by the Router for every message this session subscribed to."""
+    def deliver(self, message: Message, qos: int, retain: bool, sub_ids: tuple,
+                encoded: dict) -> Routed | None:
+        """Called by the Router for every message this session subscribed to.
+        Returns None, or a note for the publisher (see routed): the message
+        was written to a disc store, the queue was full, or this session is
+        congested and holds the publisher back."""
         chain = self.hooks.message_deliver
         if chain is not None:
+            if self.deliveries_held is not None:
+                self.deliveries_held.append((message, qos, retain, sub_ids))
+                return None
             folded = chain.fold(self.client_id, message)
             if folded is not message:   # changed (or dropped): not the shared encoded bytes
                 if type(folded) is not Message:
-                    hooked.not_delivered(self, message, folded)
-                    return
+                    return hooked.not_delivered(self, message, folded, (qos, retain, sub_ids))
                 message, encoded = folded, {}
+        return self.deliver_folded(message, qos, retain, sub_ids, encoded)
+
+    def deliver_folded(self, message: Message, qos: int, retain: bool, sub_ids: tuple,
+                       encoded: dict) -> Routed | None:
+        """Deliver what the ``message.deliver`` hooks made of a message (see `deliver`)."""
         conn = self.conn
         if conn is not None and not self.queue and conn.writable:
             if qos == 0:
                 self._send_qos0(conn, message, retain, sub_ids, encoded)
-                return
+                return None
             if not self.queue.persistent and \
                     len(self._inflight) + len(self._awaiting_pubcomp) < self._window:
                 self._send_tracked(conn, Delivery(message, qos, retain, sub_ids))
-                return
+                return None
         elif conn is None and not self.persistent:
-            return
-        delivery = Delivery(message, qos, retain, sub_ids)
+            return None
+        return self._enqueue(conn, Delivery(message, qos, retain, sub_ids))
+
+    def _enqueue(self, conn, delivery: Delivery) -> Routed | None:
         queue = self.queue
         dropped = queue.dropped
+        message = delivery.message
+        note = None
         try:
             if queue.enqueue_wrote_durable(delivery):
-                self.broker.wrote_durable = True
+                note = WROTE_DURABLE
             if queue.enqueue(delivery) and conn is None and self.hooks.message_offline is not None:
                 self.hooks.message_offline.notify(self.client_id, message)
         except QueueFull:
-            self.broker.quota_exceeded = True
             self.broker.drops.count(self.client_id, message, "queue_full")
-            return
+            return QUEUE_FULL
         if queue.dropped != dropped:
             self.broker.drops.count(self.client_id, message, self._full_reason)
         if conn is not None:
             self.drain()
             if len(queue) >= self.broker.settings.backpressure_high and not self.overrun:
-                self.broker.congested.append(self)
+                return congestion((self,)) if note is None else Routed(durable=True, congested=(self,))
+        return note
 
     def _send_qos0(self, conn, message: Message, retain: bool, sub_ids: tuple, encoded: dict) -> None:
         """QoS 0: encoded once per message for every subscriber that gets the same bytes."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from zlib import crc32
 
+from actormq.actors import routed
 from actormq.actors.messages import Delivery, SubOptions
 from actormq.actors.registry import BROADCAST, Registry
 from actormq.actors.wire import message_from_header, message_header
@@ -48,9 +49,11 @@ class Forwarder:
         self.moved = False          # the new owner's MOVE arrived: local publishers route there
         self.acked: set[int] = set()
 
-    def deliver(self, message, qos: int, retain: bool, sub_ids: tuple, _encoded: dict) -> None:
-        self.takeover.link.send_message(self.to, message, None, [self.client_id, qos, retain,
-                                                                  list(sub_ids)])
+    def deliver(self, message, qos: int, retain: bool, sub_ids: tuple, _encoded: dict):
+        """Send the delivery on; a note with the new owner's ack id (see routed)."""
+        ack_id = self.takeover.link.forwarding.send_message(self.to, message, None,
+                                                 [self.client_id, qos, retain, list(sub_ids)])
+        return None if ack_id is None else routed.awaiting(ack_id)
 
 
 class Takeover:
@@ -264,25 +267,26 @@ class Takeover:
 
     # -- messages for a session that moved --------------------------------------------
 
-    def deliver_to(self, target: list, message, peer: int, ack_id) -> bool:
-        """A message forwarded to the session `target` names; False when it waits
-        for the session's import (parked: confirmed once delivered)."""
+    def deliver_to(self, target: list, message, peer: int, ack_id):
+        """A message forwarded to the session `target` names: what delivering it
+        did (a Routed), or None when it waits for the session's import (parked:
+        confirmed once delivered)."""
         client_id, qos, retain, sub_ids = target
         broker = self.broker
         session = broker.sessions.get(client_id) or self.forwarders.get(client_id)
         if session is not None:
-            session.deliver(message, qos, retain, tuple(sub_ids), {})
-        elif client_id in self._claiming:
+            note = session.deliver(message, qos, retain, tuple(sub_ids), {})
+            return routed.delivered(1) if note is None else note.counted(1)
+        if client_id in self._claiming:
             self._parked.setdefault(client_id, []).append((target, message, peer, ack_id))
-            return False
-        else:
-            broker.drops.count(client_id, message, "no_route")
-        return True
+            return None
+        broker.drops.count(client_id, message, "no_route")
+        return routed.NOT_DELIVERED
 
     def _unpark(self, client_id: str) -> None:
         parked = self._parked.pop(client_id, ())
         for target, message, peer, ack_id in parked:
-            self.link.deliver_one(target, message, peer, ack_id)
+            self.link.forwarding.deliver_one(target, message, peer, ack_id)
 
     # -- peers dying, orphans -------------------------------------------------------------
 

@@ -49,7 +49,9 @@ class AclCache:
 
     def get(self, action: Action, topic: str) -> Any:
         """The cached result, or None when absent, expired or purged."""
-        self._drop_if_purged()
+        if self._seen_generation != self._generation.value:
+            self.clear()
+            return None
         entry = self._entries.get((action, topic))
         if entry is None:
             return None

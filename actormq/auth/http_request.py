@@ -15,15 +15,17 @@ ACL: 200 allows, 200 `ignore` passes on, anything else denies. Superuser:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote_plus, urlsplit
 
-from actormq.auth.placeholders import expand
+from actormq.auth.placeholders import compile_template
 from actormq.transport.codec.reason_codes import ReasonCode
 
 METHODS = ("get", "post", "put")
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+_FORM_SAFE = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch   # what urlencode leaves as it is
 
 
 class RequestSpecError(ValueError):
@@ -45,6 +47,17 @@ class RequestSpec:
     method: str = "post"
     headers: tuple[tuple[str, str], ...] = ()
     params: tuple[tuple[str, str], ...] = ()
+    # decided once, not per request: how each parameter is filled in, the headers sent
+    _fill: tuple = field(init=False, repr=False, compare=False)
+    _sent_headers: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fill", tuple((name, quote_plus(name), compile_template(template))
+                                                for name, template in self.params))
+        headers = dict(self.headers)
+        if self.method != "get" and self.content_type != JSON:
+            headers["content-type"] = FORM
+        object.__setattr__(self, "_sent_headers", headers)
 
     @classmethod
     def from_settings(cls, what: str, url: str, method: str, headers: dict[str, str], params: str) -> "RequestSpec":
@@ -64,17 +77,21 @@ class RequestSpec:
         return FORM
 
     def build(self, values: dict[str, str]) -> BuiltRequest:
-        """The request for one client: placeholders filled in, parameters where the method puts them."""
-        filled = {name: expand(template, values) for name, template in self.params}
-        headers = dict(self.headers)
+        """The request for one client: placeholders filled in, parameters where the method
+        puts them. (Its headers are the spec's own dict: read, never change them.)"""
         if self.method == "get":
-            return BuiltRequest("GET", self.url, headers, filled, None)
-        if self.content_type == JSON:
-            body = json.dumps(filled, separators=(",", ":")).encode()
+            return BuiltRequest("GET", self.url, self._sent_headers,
+                                {name: fill(values) for name, _quoted, fill in self._fill}, None)
+        if self._sent_headers.get("content-type") == FORM:
+            body = "&".join([f"{quoted}={_form_value(fill(values))}" for _name, quoted, fill in self._fill])
         else:
-            headers["content-type"] = FORM
-            body = urlencode(filled).encode()
-        return BuiltRequest(self.method.upper(), self.url, headers, None, body)
+            body = json.dumps({name: fill(values) for name, _quoted, fill in self._fill}, separators=(",", ":"))
+        return BuiltRequest(self.method.upper(), self.url, self._sent_headers, None, body.encode())
+
+
+def _form_value(value: str) -> str:
+    """A value as `urlencode` writes it in a form."""
+    return value if _FORM_SAFE(value) else quote_plus(value)
 
 
 def parse_params(text: str, what: str = "auth_req") -> tuple[tuple[str, str], ...]:

@@ -11,6 +11,7 @@ name / subject of the client's TLS certificate, `%A` access (1 subscribe,
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from actormq.auth.acl_rules import Action, ClientInfo
 
@@ -45,3 +46,13 @@ def expand(template: str, values: dict[str, str]) -> str:
     if "%" not in template:
         return template
     return _PLACEHOLDER.sub(lambda found: values.get(found.group(), found.group()), template)
+
+
+def compile_template(template: str) -> Callable[[dict[str, str]], str]:
+    """`expand` for one template, decided once: a template without placeholders is
+    itself, one that is a single placeholder (`%u`, the usual case) a lookup."""
+    if "%" not in template:
+        return lambda values: template
+    if _PLACEHOLDER.fullmatch(template):
+        return lambda values: values.get(template, template)
+    return lambda values: expand(template, values)

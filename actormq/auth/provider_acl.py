@@ -33,6 +33,7 @@ from actormq.transport.mountpoint import mount, unmount
 from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.auth")
+_PUBLISH = Action.PUBLISH
 
 
 class AclPlugin(Plugin):
@@ -98,6 +99,12 @@ class AclPlugin(Plugin):
     def on_client_authorize_publish(self, client, message):
         if client.superuser:
             return OK
+        if self.cache_enabled and not client.mountpoint:     # the per-message path: a cache hit
+            cache = self._caches.get(client.client_id)
+            if cache is not None:
+                cached = cache.get(_PUBLISH, message.topic_name)
+                if cached is not None and cached.plain:
+                    return OK
         verdict = self._verdict(client, Action.PUBLISH, unmounted(message.topic_name, client.mountpoint))
         if verdict.__class__ is not Verdict:
             return self._publish_later(verdict, client, message)

@@ -57,8 +57,12 @@ class HttpAuthPlugin(Plugin):
     async def stop(self) -> None:
         await self.http.close()
 
-    async def on_client_authenticate(self, client):
-        values = client_values(client, self.ports.get(client.listener, 0))
+    def on_client_authenticate(self, client):
+        # the coroutine is returned unstarted: the chain runs it in a task of its own, the
+        # one HttpClient.send bounds with its deadline
+        return self._authenticate(client_values(client, self.ports.get(client.listener, 0)))
+
+    async def _authenticate(self, values: dict[str, str]):
         try:
             status, body = await self.http.send(self.auth_req.build(values))
         except SourceUnavailable as problem:

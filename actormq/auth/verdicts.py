@@ -26,6 +26,12 @@ class Verdict:
     max_payload_size: int | None = None
     modifiers: Mapping[str, Any] = field(default_factory=lambda: _NONE)
     source: str = ""
+    # allowed with no limit and no modifier: every PUBLISH under it is a plain OK
+    plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain", self.allowed and self.max_qos is None and self.allowed_retain
+                           is None and self.max_payload_size is None and not self.modifiers)
 
 
 ALLOW = Verdict(True)

@@ -15,26 +15,33 @@ refuses (0x87; CONTINUE decides too: actormq's decide chains have no
 tentative answers — put exhook last in `plugins.order` to let other
 providers decide first). `message.publish` folds: a returned message
 rewrites topic, QoS and payload; header `allow_publish = "false"` drops it.
+That costs each message a round trip; a server with
+`exhook.server.<name>.message_publish = notify` (an actormq option) gets
+`message.publish` as a notification instead: nothing waits for it, its
+answer is ignored and the message goes on unchanged (audit, bridges).
 A server that cannot be asked within the timeout: `exhook.request_failed_action`
 (deny: 0x88 at CONNECT, 0x87 otherwise, the message dropped; ignore: next).
-Everything else is a notification sent in the background (bounded lanes,
-dropped and counted while the server is down); `message.delivered` too,
-since delivery never waits.
+Everything else is a notification, sent by the notification sender process
+(`actormq.exhook.sender`; bounded, dropped and counted when it falls behind
+or while the server is down); `message.delivered` too, since delivery never
+waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from actormq.exhook import configured, convert
 from actormq.exhook import exhook_pb2 as pb
+from actormq.exhook.sender import ExhookSender, LocalSender
 from actormq.exhook.server import ExhookServer, ServerDown, TlsFiles
 from actormq.hooks.info import ClientInfo
 from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
 from actormq.hooks.results import DROP, NEXT, OK, Error, modified
-from actormq.webhooks.lanes import Lanes
+from actormq.webhooks.sender import stop_notifiers, use_when_ready
 
 log = logging.getLogger("actormq.exhook")
 
@@ -77,9 +84,10 @@ def servers_of(config) -> list[ExhookServer]:
     for name in sorted({key.split(".", 1)[0] for key in section if key.endswith(".url")}):
         tls = TlsFiles(section.get(f"{name}.ssl.cacertfile", ""), section.get(f"{name}.ssl.certfile", ""),
                        section.get(f"{name}.ssl.keyfile", ""))
+        publish_waits = section.get(f"{name}.message_publish", "decide") == "decide"
         try:
             servers.append(ExhookServer(name, section[f"{name}.url"], float(config["exhook.request_timeout"]),
-                                        reconnect, tls, config["node.name"]))
+                                        reconnect, tls, config["node.name"], publish_waits))
         except ValueError as err:
             raise ConfigError(str(err), key=f"exhook.server.{name}.url") from None
     return servers
@@ -111,45 +119,47 @@ class ExhookPlugin(Plugin):
         config = self.context.config
         self.node = config["node.name"]
         self.deny_on_failure = config["exhook.request_failed_action"] == "deny"
-        self.lanes = Lanes(self._deliver, config["exhook.queue_size"])
+        self.queue_size = config["exhook.queue_size"]
+        self.notifier: ExhookSender | LocalSender = LocalSender(self.queue_size)
+        self._local_notifier = self.notifier
+        self._switch: asyncio.Task | None = None
         self.failures = 0
+        self.publish_deciders = [server for server in self.servers if server.publish_waits]
+        self.publish_notified = [server for server in self.servers if not server.publish_waits]
 
     async def start(self) -> None:
         for server in self.servers:
             await server.start()
+        self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size), self._use_sender)
+
+    def _use_sender(self, sender: ExhookSender) -> None:
+        self.notifier = sender
 
     async def stop(self) -> None:
-        await self.lanes.drain(1.0)
-        await self.lanes.close()
+        await stop_notifiers(self._switch, [self._local_notifier, self.notifier], "exhook server")
         for server in self.servers:
             await server.stop()
 
     # -- sending -------------------------------------------------------------------------
 
-    def _notify(self, hook: str, method: str, build, key: str, topic: str | None = None) -> None:
-        for server in self.servers:
+    def _notify(self, hook: str, method: str, build, key: str, topic: str | None = None,
+                servers=None) -> None:
+        notifier = self.notifier
+        for server in self.servers if servers is None else servers:
             if server.wants(hook, topic):
-                if server.up:
-                    self.lanes.put(server.name, (server, method, build), key)
+                if server.up and notifier.credit > 0:
+                    notifier.put(server, method, build, key)
                 else:
-                    self.lanes.drop(server.name)
+                    notifier.drop(server.name)
 
-    async def _deliver(self, target: str, item) -> bool:
-        server, method, build = item
-        try:
-            await server.call(method, build(server.meta()))
-        except ServerDown:
-            return False
-        return True
-
-    async def _valued(self, hook: str, method: str, build, topic: str | None = None):
+    async def _valued(self, hook: str, method: str, build, topic: str | None = None, servers=None):
         """(server, ValuedResponse) of each server that wants `hook`, in order; None for a server
         that could not be asked (its answer is then request_failed_action's)."""
-        for server in self.servers:
+        for server in self.servers if servers is None else servers:
             if not server.wants(hook, topic):
                 continue
             try:
-                yield await server.call(method, build(server.meta()))
+                yield await server.call(method, convert.request(method, build(), server.meta()))
             except ServerDown as down:
                 self.failures += 1
                 log.debug("%s", down)
@@ -166,49 +176,61 @@ class ExhookPlugin(Plugin):
             return OK if response.bool_result else Error(NOT_AUTHORIZED, "denied by exhook server")
         return NEXT
 
-    def _client(self, client: ClientInfo) -> pb.ClientInfo:
+    def _client(self, client: ClientInfo) -> convert.Fields:
         return convert.client_info(client, self.node)
 
 
 # ---- hook methods; `plugin_class` picks the ones the servers want ---------------------------
 
 async def on_client_authenticate(self, client: ClientInfo):
-    return await self._decide_bool("client.authenticate", "OnClientAuthenticate", lambda meta: pb.ClientAuthenticateRequest(
-        clientinfo=self._client(client), result=False, meta=meta), SERVER_UNAVAILABLE)
+    return await self._decide_bool("client.authenticate", "OnClientAuthenticate", lambda: dict(
+        clientinfo=self._client(client), result=False), SERVER_UNAVAILABLE)
 
 
 async def on_client_authorize_publish(self, client: ClientInfo, message):
-    return await self._decide_bool("client.check_acl", "OnClientCheckAcl", lambda meta: pb.ClientCheckAclRequest(
+    return await self._decide_bool("client.check_acl", "OnClientCheckAcl", lambda: dict(
         clientinfo=self._client(client), type=pb.ClientCheckAclRequest.PUBLISH, topic=message.topic_name,
-        result=True, meta=meta), NOT_AUTHORIZED)
+        result=True), NOT_AUTHORIZED)
 
 
 async def on_client_authorize_subscribe(self, client: ClientInfo, topic_filter: str, options):
-    self._notify("client.subscribe", "OnClientSubscribe", lambda meta: pb.ClientSubscribeRequest(
-        clientinfo=self._client(client), props=[], meta=meta,
-        topic_filters=[pb.TopicFilter(name=topic_filter, qos=getattr(options, "qos", 0))]),
-        client.client_id)
-    return await self._decide_bool("client.check_acl", "OnClientCheckAcl", lambda meta: pb.ClientCheckAclRequest(
+    self._notify("client.subscribe", "OnClientSubscribe", lambda: dict(
+        clientinfo=self._client(client), props=[],
+        topic_filters=[{"name": topic_filter, "qos": getattr(options, "qos", 0)}]), client.client_id)
+    return await self._decide_bool("client.check_acl", "OnClientCheckAcl", lambda: dict(
         clientinfo=self._client(client), type=pb.ClientCheckAclRequest.SUBSCRIBE, topic=topic_filter,
-        result=True, meta=meta), NOT_AUTHORIZED)
+        result=True), NOT_AUTHORIZED)
 
 
 def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
-    self._notify("client.unsubscribe", "OnClientUnsubscribe", lambda meta: pb.ClientUnsubscribeRequest(
-        clientinfo=self._client(client), props=[], topic_filters=[pb.TopicFilter(name=topic_filter)],
-        meta=meta), client.client_id)
+    self._notify("client.unsubscribe", "OnClientUnsubscribe", lambda: dict(
+        clientinfo=self._client(client), props=[], topic_filters=[{"name": topic_filter}]), client.client_id)
     return NEXT
 
 
-async def on_message_publish(self, client: ClientInfo, message):
+def on_message_publish(self, client: ClientInfo, message):
+    """Notify the servers that take message.publish as a notification; the message waits only
+    for the others (a coroutine the chain awaits)."""
     if message.topic_name.startswith("$SYS/"):
         return None
+    if self.publish_notified:
+        self._notify("message.publish", "OnMessagePublish", lambda: {
+            "message": convert.message(message, self.node, client)}, client.client_id,
+            message.topic_name, self.publish_notified)
+    if self.publish_deciders and any(server.wants("message.publish", message.topic_name)
+                                     for server in self.publish_deciders):
+        return _publish_decided(self, client, message)
+    return None
+
+
+async def _publish_decided(self, client: ClientInfo, message):
     result = message
 
-    def build(meta):
-        return pb.MessagePublishRequest(message=convert.message(result, self.node, client), meta=meta)
+    def build():
+        return {"message": convert.message(result, self.node, client)}
 
-    async for response in self._valued("message.publish", "OnMessagePublish", build, message.topic_name):
+    async for response in self._valued("message.publish", "OnMessagePublish", build, message.topic_name,
+                                       self.publish_deciders):
         if response is None:
             if self.deny_on_failure:
                 return DROP
@@ -225,50 +247,50 @@ async def on_message_publish(self, client: ClientInfo, message):
     return result
 
 
-def _client_notification(hook: str, method: str, request_type):
+def _client_notification(hook: str, method: str):
     def notify(self, client: ClientInfo | str, *rest):
         if isinstance(client, ClientInfo):
             info, client_id = self._client(client), client.client_id
         else:
             info, client_id = convert.session_client(client, self.node), client
-        self._notify(hook, method, lambda meta: request_type(clientinfo=info, meta=meta), client_id)
+        self._notify(hook, method, lambda: {"clientinfo": info}, client_id)
     return notify
 
 
 def on_client_connect(self, client: ClientInfo):
-    self._notify("client.connect", "OnClientConnect", lambda meta: pb.ClientConnectRequest(
-        conninfo=convert.conn_info(client, self.node), props=convert.properties(client.properties),
-        meta=meta), client.client_id)
+    self._notify("client.connect", "OnClientConnect", lambda: dict(
+        conninfo=convert.conn_info(client, self.node), props=convert.properties(client.properties)),
+        client.client_id)
 
 
 def on_client_connack(self, client: ClientInfo, reason_code: int):
     result = "success" if reason_code == 0 else f"0x{reason_code:02X}"
-    self._notify("client.connack", "OnClientConnack", lambda meta: pb.ClientConnackRequest(
-        conninfo=convert.conn_info(client, self.node), result_code=result, meta=meta), client.client_id)
+    self._notify("client.connack", "OnClientConnack", lambda: dict(
+        conninfo=convert.conn_info(client, self.node), result_code=result), client.client_id)
 
 
 def on_client_disconnected(self, client: ClientInfo, reason):
-    self._notify("client.disconnected", "OnClientDisconnected", lambda meta: pb.ClientDisconnectedRequest(
-        clientinfo=self._client(client), reason=str(getattr(reason, "value", reason) or "normal"),
-        meta=meta), client.client_id)
+    self._notify("client.disconnected", "OnClientDisconnected", lambda: dict(
+        clientinfo=self._client(client), reason=str(getattr(reason, "value", reason) or "normal")),
+        client.client_id)
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):
-    opts = pb.SubOpts(qos=getattr(options, "qos", 0), share=getattr(options, "share_group", None) or "",
-                      rh=getattr(options, "retain_handling", 0), rap=int(getattr(options, "retain_as_published", 0)),
-                      nl=int(getattr(options, "no_local", 0)))
-    self._notify("session.subscribed", "OnSessionSubscribed", lambda meta: pb.SessionSubscribedRequest(
-        clientinfo=self._client(client), topic=topic_filter, subopts=opts, meta=meta), client.client_id)
+    opts = dict(qos=getattr(options, "qos", 0), share=getattr(options, "share_group", None) or "",
+                rh=getattr(options, "retain_handling", 0), rap=int(getattr(options, "retain_as_published", 0)),
+                nl=int(getattr(options, "no_local", 0)))
+    self._notify("session.subscribed", "OnSessionSubscribed", lambda: dict(
+        clientinfo=self._client(client), topic=topic_filter, subopts=opts), client.client_id)
 
 
 def on_session_unsubscribed(self, client: ClientInfo, topic_filter: str):
-    self._notify("session.unsubscribed", "OnSessionUnsubscribed", lambda meta: pb.SessionUnsubscribedRequest(
-        clientinfo=self._client(client), topic=topic_filter, meta=meta), client.client_id)
+    self._notify("session.unsubscribed", "OnSessionUnsubscribed", lambda: dict(
+        clientinfo=self._client(client), topic=topic_filter), client.client_id)
 
 
 def on_session_terminated(self, client_id: str, reason):
-    self._notify("session.terminated", "OnSessionTerminated", lambda meta: pb.SessionTerminatedRequest(
-        clientinfo=convert.session_client(client_id, self.node), meta=meta,
+    self._notify("session.terminated", "OnSessionTerminated", lambda: dict(
+        clientinfo=convert.session_client(client_id, self.node),
         reason=str(getattr(reason, "value", reason) or "normal")), client_id)
 
 
@@ -277,15 +299,13 @@ def _message_notification(hook: str, method: str):
         if message.topic_name.startswith("$SYS/"):
             return None
         if hook == "message.dropped":
-            def build(meta):
-                return pb.MessageDroppedRequest(message=convert.message(message, self.node), meta=meta,
-                                                reason=str(getattr(reason, "value", reason)))
+            def build():
+                return {"message": convert.message(message, self.node),
+                        "reason": str(getattr(reason, "value", reason))}
         else:
-            request_type = pb.MessageDeliveredRequest if hook == "message.delivered" else pb.MessageAckedRequest
-
-            def build(meta):
-                return request_type(clientinfo=convert.session_client(client_id, self.node),
-                                    message=convert.message(message, self.node), meta=meta)
+            def build():
+                return {"clientinfo": convert.session_client(client_id, self.node),
+                        "message": convert.message(message, self.node)}
         self._notify(hook, method, build, client_id or "", message.topic_name)
         return None
     return notify
@@ -293,19 +313,16 @@ def _message_notification(hook: str, method: str):
 
 _METHODS = {
     "on_client_connect": on_client_connect, "on_client_connack": on_client_connack,
-    "on_client_connected": _client_notification("client.connected", "OnClientConnected",
-                                                pb.ClientConnectedRequest),
+    "on_client_connected": _client_notification("client.connected", "OnClientConnected"),
     "on_client_disconnected": on_client_disconnected, "on_client_authenticate": on_client_authenticate,
     "on_client_authorize_publish": on_client_authorize_publish,
     "on_client_authorize_subscribe": on_client_authorize_subscribe,
     "on_client_unsubscribe": on_client_unsubscribe,
-    "on_session_created": _client_notification("session.created", "OnSessionCreated", pb.SessionCreatedRequest),
+    "on_session_created": _client_notification("session.created", "OnSessionCreated"),
     "on_session_subscribed": on_session_subscribed, "on_session_unsubscribed": on_session_unsubscribed,
-    "on_session_resumed": _client_notification("session.resumed", "OnSessionResumed", pb.SessionResumedRequest),
-    "on_session_discarded": _client_notification("session.discarded", "OnSessionDiscarded",
-                                                 pb.SessionDiscardedRequest),
-    "on_session_taken_over": _client_notification("session.takeovered", "OnSessionTakeovered",
-                                                  pb.SessionTakeoveredRequest),
+    "on_session_resumed": _client_notification("session.resumed", "OnSessionResumed"),
+    "on_session_discarded": _client_notification("session.discarded", "OnSessionDiscarded"),
+    "on_session_taken_over": _client_notification("session.takeovered", "OnSessionTakeovered"),
     "on_session_terminated": on_session_terminated, "on_message_publish": on_message_publish,
     "on_message_deliver": _message_notification("message.delivered", "OnMessageDelivered"),
     "on_message_acked": _message_notification("message.acked", "OnMessageAcked"),

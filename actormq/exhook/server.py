@@ -50,6 +50,12 @@ def _read(path: str) -> bytes | None:
         return file.read()
 
 
+def channel_credentials(cacertfile: str = "", certfile: str = "", keyfile: str = "") -> grpc.ChannelCredentials:
+    """TLS to a server: verified with `cacertfile` (else the system's CAs), a client certificate
+    when `certfile` is given."""
+    return grpc.ssl_channel_credentials(_read(cacertfile), _read(keyfile), _read(certfile))
+
+
 def broker_info() -> pb.BrokerInfo:
     now = datetime.datetime.now(datetime.timezone.utc)
     return pb.BrokerInfo(version=__version__, sysdescr="actormq",
@@ -61,7 +67,7 @@ class ExhookServer:
     """A HookProvider server and what it asked for."""
 
     def __init__(self, name: str, url: str, timeout_s: float, reconnect_s: float | None,
-                 tls: TlsFiles = TlsFiles(), node: str = "", ) -> None:
+                 tls: TlsFiles = TlsFiles(), node: str = "", publish_waits: bool = True) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected http://host:port or https://host:port, got {url!r}")
@@ -73,6 +79,8 @@ class ExhookServer:
         self.timeout_s = timeout_s
         self.reconnect_s = reconnect_s
         self.node = node
+        self.publish_waits = publish_waits      # message.publish a decision (EMQX) or a notification
+        self._meta: pb.RequestMeta | None = None
         self.hooks: dict[str, tuple[str, ...]] = {}   # hook name -> topic filters ("" = all)
         self.up = False
         self._channel: grpc.aio.Channel | None = None
@@ -80,15 +88,16 @@ class ExhookServer:
         self._task: asyncio.Task | None = None
 
     def _credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(_read(self.tls.cacertfile), _read(self.tls.keyfile),
-                                            _read(self.tls.certfile))
+        return channel_credentials(self.tls.cacertfile, self.tls.certfile, self.tls.keyfile)
 
     def _loaded_request(self) -> pb.ProviderLoadedRequest:
         return pb.ProviderLoadedRequest(broker=broker_info(), meta=self.meta())
 
     def meta(self) -> pb.RequestMeta:
-        return pb.RequestMeta(node=self.node, version=__version__, sysdescr="actormq",
-                              cluster_name="actormq")
+        if self._meta is None:
+            self._meta = pb.RequestMeta(node=self.node, version=__version__, sysdescr="actormq",
+                                        cluster_name="actormq")
+        return self._meta
 
     def _loaded(self, response: pb.LoadedResponse) -> None:
         self.hooks = {spec.name: tuple(spec.topics) for spec in response.hooks}

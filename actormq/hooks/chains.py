@@ -14,7 +14,9 @@ with most control). The core calls exactly one runner per point:
   provider may return a new value (None = unchanged, `DROP` = drop, the
   chain ends). Returns the final value (the same object when nobody
   changed it: the core keeps its encoded bytes) or `DROP`; a Future when a
-  provider is async (not allowed at ``message.deliver``).
+  provider is async (at ``message.deliver`` only a built-in that must wait, such as
+  VerneMQ's on_deliver webhook, returns an awaitable: that subscriber's deliveries then
+  wait in order, see `actormq.actors.hooked.not_delivered`).
 - `Chain.notify(*args)` (`Mode.NOTIFY`): puts the event on each provider's
   bounded queue and returns at once; the plugin's own task calls it later
   (see `actormq.hooks.notify`). A full queue drops the event and counts it.
@@ -119,11 +121,14 @@ class Provider:
         self.breaker.failed(self.stats, self.point.dotted, error, timed_out)
 
     async def settle(self, pending: Pending) -> Any:
-        """Await a pending answer within the timeout: the answer, or FAILED."""
+        """Await a pending answer within the timeout: the answer, or FAILED. Awaited in a
+        task of its own (the chain's resumption, a plugin's notify task), which the
+        timeout bounds: the hook's coroutine runs in it, no task more per answer."""
         started = _perf()
         try:
-            answer = await asyncio.wait_for(pending.awaitable, self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):
+                answer = await pending.awaitable
+        except TimeoutError:
             self.failed(f"no answer within {self.timeout:g}s", timed_out=True)
             return FAILED
         except Exception as exc:

@@ -27,5 +27,5 @@ def publish(broker, args: dict) -> list[dict]:
     now = time.time()
     for topic in args.get("topics", []):
         message = Message(topic, payload, qos, retain, {}, None, now, origin)
-        rows.append({"topic": topic, "deliveries": broker.publish(message)})
+        rows.append({"topic": topic, "deliveries": broker.publish(message).delivered})
     return rows

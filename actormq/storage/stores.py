@@ -3,8 +3,8 @@ the configured modes by composition: ram = RamStore, disc = CachedStore(LmdbStor
 (retained messages cached, queue rows read from LMDB: the Queue holds them),
 disc_only = LmdbStore. The disc modes share one LmdbStore (one LMDB environment,
 one writer actor); a ram-only configuration never touches the data dir.
-`hold_back_publishers` wires the stores to the worker's loop (its commits, the
-writer's backlog and the broker's backpressure).
+`commit_on` lets the worker's loop commit (storage.sync = off); `writer_backlogs`
+are the writers' backlogs for the broker's backpressure.
 """
 
 from __future__ import annotations
@@ -27,14 +27,18 @@ class Stores:
     session: Store
     owned: tuple[Store, ...]
 
-    def hold_back_publishers(self, loop, congested: list) -> None:
-        """Wire the stores to the worker's loop, from the loop's thread: with sync
-        off the loop commits (LmdbStore.commit_on); while the LMDB writer is
-        behind, a publish that writes holds its publisher back (see WriterBacklog)."""
+    def commit_on(self, loop) -> None:
+        """With storage.sync = off, `loop` commits the writes it issues (see
+        LmdbStore.commit_on); call from the loop's thread."""
         for store in self.owned:
             if isinstance(store, LmdbStore):
                 store.commit_on(loop)
-                WriterBacklog(store, loop, congested)
+
+    def writer_backlogs(self, loop) -> tuple[WriterBacklog, ...]:
+        """One WriterBacklog per LMDB writer: while it is behind, a publish that
+        writes holds its publisher back."""
+        return tuple(WriterBacklog(store, loop) for store in self.owned
+                     if isinstance(store, LmdbStore))
 
     def flush(self) -> None:
         """Block until every pending write of every store is committed."""

@@ -1,8 +1,9 @@
 """The auth cache: `ok` answers of auth_on_* webhooks kept for their `Cache-Control: max-age`.
 
 Owns the entries, their expiry and the hit/miss counters. The key is the
-endpoint, the hook and the request body without `payload` and `peer_port`
-(VerneMQ's key). An entry past its age is a miss when looked up and is
+endpoint, the hook and the request without `payload` and `peer_port`
+(VerneMQ's key) — the fields of the event the body is made from, so that a
+hit costs no body. An entry past its age is a miss when looked up and is
 removed by `sweep`, which the provider runs periodically; the cache holds at
 most `max_entries`, evicting the least recently used. The cached answer
 keeps its modifiers except a rewritten payload (as VerneMQ).
@@ -19,13 +20,22 @@ import orjson
 
 from actormq.webhooks.vmq_answers import Answer
 
-_NOT_IN_KEY = ("payload", "peer_port")
+_NOT_IN_KEY = frozenset({"payload", "peer_port"})
 STATS = ("hits", "misses", "entries")
 
 
-def cache_key(endpoint: str, hook: str, body: Mapping[str, Any]) -> tuple[str, str, bytes]:
-    rest = {name: value for name, value in body.items() if name not in _NOT_IN_KEY}
-    return endpoint, hook, orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
+def cache_key(endpoint: str, hook: str, request: Mapping[str, Any]) -> tuple[str, str, bytes]:
+    rest = {name: value for name, value in request.items() if name not in _NOT_IN_KEY}
+    return endpoint, hook, orjson.dumps(rest, default=_plain, option=orjson.OPT_SORT_KEYS)
+
+
+def _plain(value: Any) -> Any:
+    """What orjson cannot write itself: bytes (as hex) and read-only mappings."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"not part of a request: {value!r}")
 
 
 class AuthCache:

@@ -17,7 +17,7 @@ import json
 
 import click
 
-from actormq.mgmt.cli_support import api_command, format_option, warn_failed
+from actormq.mgmt.cli_support import api_command, format_option, parse_pairs, warn_failed
 
 SHOW_COLUMNS = ("hook", "endpoint", "base64payload", "response_timeout")
 CACHE_COLUMNS = ("stat", "endpoint", "hook", "value")
@@ -52,12 +52,8 @@ def _print(rows: list[dict], columns: tuple[str, ...], output_format: str) -> No
 
 
 def _key_values(items: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
-    values = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        if not equals or key not in names:
-            raise click.UsageError(f"expected {' '.join(n + '=...' for n in names)}, got {item!r}")
-        values[key] = value
+    """vmq-admin's `key=value` arguments, every one of `names` required."""
+    values = parse_pairs(items, names)
     missing = [name for name in names if name not in values]
     if missing:
         raise click.UsageError(f"missing {', '.join(n + '=...' for n in missing)}")

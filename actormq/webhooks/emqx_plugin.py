@@ -10,6 +10,7 @@ its rules (`plugin_class`). The two 4.x events that sit on decide points
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -22,7 +23,7 @@ from actormq.hooks.results import NEXT
 from actormq.webhooks import events
 from actormq.webhooks.emqx_webhook import WebHookConfig
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
-from actormq.webhooks.sender import SenderProcess
+from actormq.webhooks.sender import SenderProcess, stop_notifiers, use_when_ready
 
 POINT_OF_EVENT: dict[str, HookPoint] = {
     "client.connect": HookPoint.CLIENT_CONNECT,
@@ -71,18 +72,19 @@ class EmqxWebHookPlugin(Plugin):
                     config["web.hook.ssl.keyfile"], config["web.hook.ssl.verify"])
         self.pool = HttpPool(config["web.hook.pool_size"], 60.0, client_ssl_context(*self.tls))
         self.notifier = Notifier(self.pool, config["webhooks.queue_size"], self.web_hook.timeout_s)
+        self._local_notifier = self.notifier
+        self._switch: asyncio.Task | None = None
 
     async def start(self) -> None:
-        sender = SenderProcess(self.notifier.queue_size, self.pool.max_connections, 60.0,
-                               self.web_hook.timeout_s, self.tls)
-        if await sender.ready():
-            self.notifier = sender
-        else:
-            await sender.close()
+        self._switch = use_when_ready(SenderProcess(self.notifier.queue_size, self.pool.max_connections,
+                                                    60.0, self.web_hook.timeout_s, self.tls),
+                                      self._use_sender)
+
+    def _use_sender(self, sender: SenderProcess) -> None:
+        self.notifier = sender
 
     async def stop(self) -> None:
-        await self.notifier.drain(1.0)
-        await self.notifier.close()
+        await stop_notifiers(self._switch, [self._local_notifier, self.notifier], "web hook")
         await self.pool.close()
 
     def _send(self, event: str, data, client_id: str, topic: str | None = None) -> None:

@@ -14,11 +14,13 @@ import asyncio
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import aiohttp
+import orjson
 
 from actormq.webhooks.lanes import Lanes
+from actormq.webhooks.vmq_bodies import build_body
 
 log = logging.getLogger("actormq.webhooks")
 
@@ -95,9 +97,16 @@ class Notifier(Lanes):
         self.pool = pool
         self.timeout_s = timeout_s
 
+    credit = 1      # never refuses ahead of time: a full lane drops
+
     def send(self, url: str, headers: Mapping[str, str], payload: Payload, key: str = "") -> bool:
         """Queue one POST of `payload()` (built when it is sent); False when dropped."""
         return self.put(url, (headers, payload), key)
+
+    def send_vmq(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
+                 event: Callable[[], Mapping[str, Any]], key: str = "") -> bool:
+        """A VerneMQ webhook notification: the body of `hook` for `event()`."""
+        return self.send(url, headers, lambda: orjson.dumps(build_body(hook, event(), base64_payload)), key)
 
     async def _post(self, url: str, item: tuple[Mapping[str, str], Payload]) -> bool:
         headers, payload = item

@@ -30,6 +30,7 @@ class Lanes:
         self.counters: Counter[tuple[str, str]] = Counter()  # (target, sent|failed|dropped)
         self._queues: dict[str, list[asyncio.Queue]] = {}
         self._tasks: list[asyncio.Task] = []
+        self._in_flight = 0
 
     def put(self, target: str, item: Any, key: str = "") -> bool:
         """Queue one item; False (and counted as dropped) when its lane is full."""
@@ -59,15 +60,18 @@ class Lanes:
     async def _sender(self, target: str, queue: asyncio.Queue) -> None:
         while True:
             item = await queue.get()
+            self._in_flight += 1
             try:
                 delivered = await self.deliver(target, item)
             except Exception as exc:     # a sender task must survive anything one item does
                 log.warning("%s: sending failed: %s", target, exc)
                 delivered = False
+            finally:
+                self._in_flight -= 1
             self.counters[target, "sent" if delivered else "failed"] += 1
 
     def pending(self) -> int:
-        return sum(queue.qsize() for lanes in self._queues.values() for queue in lanes)
+        return self._in_flight + sum(queue.qsize() for lanes in self._queues.values() for queue in lanes)
 
     async def drain(self, timeout_s: float = 1.0) -> None:
         """Give queued items up to `timeout_s` to go out (used at stop)."""

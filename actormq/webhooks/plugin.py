@@ -5,13 +5,14 @@ hook, a 5.0 client the `_m5` one. Decisions (auth_on_register/publish/
 subscribe, on_unsubscribe, on_auth_m5) ask the endpoints and answer the
 chain: ok (with the modifiers the point takes), next, or an error whose
 reason code is 0x87 Not authorized when the endpoint said error and 0x88
-Server unavailable when it could not be asked (fail closed). Everything
-else is a notification sent in the background. The plugin class is made
-per registration set (`plugin_class`) so that only the points with a
-webhook are hooked: a point without one costs nothing.
-
-Deviation from VerneMQ, by design: on_deliver(_m5) is sent as a notification
-(delivery to a subscriber never waits for HTTP); its answer is not applied.
+Server unavailable when it could not be asked (fail closed). on_deliver(_m5)
+is asked as VerneMQ asks it: that subscriber's deliveries wait (in order)
+for the answer, whose `topic`, `payload` (and, _m5, `properties`) modifiers
+the delivered message carries; an error or an endpoint that is down
+delivers it unchanged, as VerneMQ does. Everything else is a notification
+sent in the background. The plugin class is made per registration set
+(`plugin_class`) so that only the points with a webhook are hooked: a point
+without one costs nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from typing import Any
 from actormq.hooks.info import ClientInfo
 from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
-from actormq.hooks.results import NEXT, Continue, Error, Ok
+from actormq.hooks.results import NEXT, OK, Continue, Error, Ok, modified
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
-from actormq.webhooks.sender import SenderProcess
+from actormq.webhooks.sender import SenderProcess, stop_notifiers, use_when_ready
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
 from actormq.webhooks.vmq_answers import Answer
 from actormq.webhooks.vmq_bodies import HOOKS
@@ -73,6 +74,8 @@ def _refused(answer: Answer) -> Error:
 
 def _register_ok(modifiers: dict[str, Any], allowed: frozenset[str]) -> Ok:
     """The modifiers actormq carries out at CONNECT; VerneMQ's others are checked, then ignored."""
+    if not modifiers:
+        return OK
     return Ok(**{name: value for name, value in modifiers.items() if name in allowed})
 
 
@@ -110,6 +113,8 @@ class VmqWebhooksPlugin(Plugin):
         self.sweep_interval = config["webhooks.cache.sweep_interval"]
         self._store_mtime: float | None = None
         self._task: asyncio.Task | None = None
+        self._switch: asyncio.Task | None = None
+        self._local_notifier = self.calls.notifier
         self.reload_registrations()
 
     # -- registrations ---------------------------------------------------------------------
@@ -131,21 +136,20 @@ class VmqWebhooksPlugin(Plugin):
                             "skips the auth providers after it; an observer must answer "
                             "{\"result\": \"next\"}", webhook.endpoint, webhook.hook)
             if webhook.hook.startswith("on_deliver"):
-                log.warning("webhook %s on %s is sent as a notification: delivery never waits for "
-                            "HTTP, so its modifiers are not applied", webhook.endpoint, webhook.hook)
+                log.warning("webhook %s on %s: every delivery to a subscriber waits for its answer "
+                            "(as in VerneMQ)", webhook.endpoint, webhook.hook)
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
         if any(not HOOKS[webhook.hook].decides for webhook in self.registrations()):
-            sender = SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls)
-            if await sender.ready():
-                self.calls.notifier = sender
-            else:
-                await sender.close()
+            self._switch = use_when_ready(SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls),
+                                          self._use_sender)
+
+    def _use_sender(self, sender: SenderProcess) -> None:
+        self.calls.use_notifier(sender)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        await self.calls.notifier.drain(1.0)
-        await self.calls.notifier.close()
+        await stop_notifiers(self._switch, [self._local_notifier, self.calls.notifier], "webhook")
         await self.calls.pool.close()
 
     async def _housekeeping(self) -> None:
@@ -273,8 +277,8 @@ def on_client_connected(self, client: ClientInfo):
 
 
 def on_message_publish(self, client: ClientInfo, message):
-    self._notify(_hook("on_publish", client), lambda: events.vmq_message(events.vmq_client(client), message),
-                 client.client_id)
+    self.calls.notify("on_publish_m5" if client.protocol_level == 5 else "on_publish",
+                      lambda: events.vmq_message(events.vmq_client(client), message), client.client_id)
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):
@@ -285,9 +289,22 @@ def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):
 
 
 def on_message_deliver(self, client_id: str, message):
-    hook = "on_deliver_m5" if message.properties and "on_deliver_m5" in self.calls.hooks() else "on_deliver"
-    for name in (hook,) if hook in self.calls.hooks() else ("on_deliver", "on_deliver_m5"):
-        self._notify(name, lambda: events.vmq_message(events.vmq_session(client_id), message), client_id)
+    """VerneMQ's on_deliver (on_deliver_m5 for a message with MQTT 5 properties when one is
+    registered; the hook arguments do not say the subscriber's protocol version)."""
+    hooks = self.calls.hooks()
+    hook = ("on_deliver_m5" if "on_deliver_m5" in hooks and (message.properties or "on_deliver" not in hooks)
+            else "on_deliver")
+
+    def conclude(answer: Answer):
+        if not answer.ok or not answer.modifiers:
+            return None             # unchanged; an error too (VerneMQ delivers it as it is)
+        changes = dict(answer.modifiers)
+        if "topic" in changes:
+            changes["topic_name"] = changes.pop("topic")
+        if "properties" in changes:
+            changes["properties"] = dict(message.properties, **changes["properties"])
+        return modified(message, **changes)
+    return self._decide(hook, events.vmq_message(events.vmq_session(client_id), message), conclude)
 
 
 def on_message_offline(self, client_id: str, message):

@@ -1,74 +1,83 @@
-"""The notification sender: a process of its own that POSTs a worker's webhook notifications.
+"""The notification sender: a process of its own that sends a worker's notifications.
 
-HTTP costs far more CPU than routing a message, so a worker does not send
-notifications itself: `SenderProcess` (in the worker) starts
-``python -m actormq.webhooks.sender`` and pushes each notification to it over
-a ZeroMQ PAIR socket (one frame: url and headers as JSON, key, body) without ever
-waiting. Flow control is by credit: the worker may hand over `queue_size`
+HTTP and gRPC cost far more CPU than routing a message, so a worker does not
+send notifications itself: `NotificationProcess` (in the worker) starts
+``python -m actormq.webhooks.sender`` and hands it each notification over a
+ZeroMQ PAIR socket without ever waiting (a process of ours, started by the
+worker, on a socket in a directory only it can reach: records may be
+pickles). The notifications of one loop turn
+go out together, as one ZeroMQ message of records (sizes, target, key,
+body): at a high event rate the worker pays one send per turn, not one per
+event. Flow control is by credit: the worker may hand over `queue_size`
 notifications the sender has not finished; the sender returns credit for
-what it sent every 50 ms; without credit an event is dropped and counted
+what it finished every 50 ms; without credit an event is dropped and counted
 before its body is built, so a sender that cannot keep up costs the worker
 next to nothing.
-The sender sends them with the keep-alive pool and the per-client lanes of
-`actormq.webhooks.http.Notifier` and reports its counters back once a
-second. It runs at a lower priority (nice 10): the broker's clients come
-first, and what the sender cannot keep up with is dropped and counted. It
-exits when its worker is gone (parent changed) or says stop.
+
+What the sender does with a record is its *kind*: ``http`` POSTs it with the
+keep-alive pool and per-client lanes of `actormq.webhooks.http.Notifier`
+(`HttpSender`, for the VerneMQ webhooks and the EMQX web hook); ``grpc``
+makes a unary call to an ExHook server (`actormq.exhook.sender`). The
+sender reports its counters back once a second, runs at a lower priority
+(nice 10: the broker's clients come first; what it cannot keep up with is
+dropped and counted), and exits when its worker is gone or says stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
+import pickle
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import orjson
 import zmq
 import zmq.asyncio
 
-from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
-
 log = logging.getLogger("actormq.webhooks")
 
 STOP = b"stop"
-_FRAME_HEAD = struct.Struct("!IH")     # one frame: sizes, then [url, headers] JSON, key, body
+_PICKLE = 5
+_PICKLED = b"\x80"         # how a pickle starts; a JSON body starts with "{"
+_RECORD = struct.Struct("!HHI")     # one record: sizes of target, key, body; then the three
 REPORT_INTERVAL = 1.0
 CREDIT_INTERVAL = 0.05
+SINKS = {"http": "actormq.webhooks.sender:HttpSink", "grpc": "actormq.exhook.sender:GrpcSink"}
 
 
-class SenderProcess:
+class NotificationProcess:
     """The worker's side: starts the sender process and hands it notifications."""
 
-    def __init__(self, queue_size: int, max_connections: int, keepalive_s: float,
-                 timeout_s: float = 5.0, tls: tuple[str, str, str, bool] = ("", "", "", True)) -> None:
-        self._dir = tempfile.mkdtemp(prefix="actormq-webhooks-")
+    def __init__(self, kind: str, queue_size: int, settings: Any) -> None:
+        self._dir = tempfile.mkdtemp(prefix="actormq-notify-")
         address = f"ipc://{self._dir}/sender"
         self._context = zmq.Context.instance()
         self._socket = self._context.socket(zmq.PAIR)
-        self._socket.setsockopt(zmq.SNDHWM, queue_size)
+        self._socket.setsockopt(zmq.SNDHWM, 1000)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.bind(address)
-        self.counters: Counter[tuple[str, str]] = Counter()   # (endpoint, sent|failed|dropped)
+        self.counters: Counter[tuple[str, str]] = Counter()   # (target name, sent|failed|dropped)
         self._reported: Counter[tuple[str, str]] = Counter()
-        self._dropped_here: Counter[tuple[str, str]] = Counter()
-        self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
-        self._credit = queue_size    # notifications the sender can still take (it returns credit)
-        self._next_refresh = 0.0
+        self._dropped_here: dict[str, int] = {}
+        self.credit = queue_size    # notifications the sender can still take (it returns credit)
+        self._refreshing = False
+        self._batch: list[bytes] = []
+        self._batch_names: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         command = [sys.executable, "-m", "actormq.webhooks.sender", address, str(os.getpid()),
-                   str(queue_size), str(max_connections), str(keepalive_s), str(timeout_s),
-                   orjson.dumps(list(tls)).decode()]
+                   str(queue_size), kind, orjson.dumps(settings).decode()]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
     async def ready(self, timeout_s: float = 10.0) -> bool:
         """Wait for the sender's first report (it is connected); False if it never came."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             if self._socket.poll(0):
@@ -77,55 +86,77 @@ class SenderProcess:
             if self._process.poll() is not None:
                 break
             await asyncio.sleep(0.02)
-        log.error("the webhook notification sender did not start; notifications are sent by the worker")
+        log.error("the notification sender did not start; notifications are sent by the worker")
         return False
 
-    def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], bytes], key: str = "") -> bool:
-        """Hand one POST to the sender; False (counted) when it is that far behind.
+    def offer(self, target: bytes, name: str, key: str, payload: Callable[[], bytes]) -> bool:
+        """Hand one notification for `target` (counted under `name`) to the sender, with the
+        next ones of this loop turn; False (counted) when the sender is that far behind.
 
-        Past the credit the sender gave, the event is dropped before its body is even built:
-        a sender that cannot keep up costs the worker next to nothing."""
-        if self._credit <= 0:
-            now = time.monotonic()
-            if now >= self._next_refresh:
-                self._next_refresh = now + CREDIT_INTERVAL / 5
-                self.refresh()
-            if self._credit <= 0:
-                self._dropped_here[url, "dropped"] += 1
-                return False
-        self._credit -= 1
-        target = self._targets.get((url, id(headers)))
-        if target is None:
-            target = self._targets[url, id(headers)] = orjson.dumps([url, headers])
-        key_bytes = key.encode()
-        try:
-            self._socket.send(_FRAME_HEAD.pack(len(target), len(key_bytes)) + target + key_bytes + payload(),
-                              zmq.NOBLOCK)
-        except zmq.Again:
-            self._dropped_here[url, "dropped"] += 1
+        Past the credit the sender gave, the event is dropped before its body is even built."""
+        if self.credit <= 0:
+            self.drop(name)
             return False
+        self.credit -= 1
+        key_bytes = key.encode()
+        body = payload()
+        batch = self._batch
+        if not batch:
+            self._loop.call_soon(self._flush)
+        batch.append(_RECORD.pack(len(target), len(key_bytes), len(body)) + target + key_bytes + body)
+        self._batch_names.append(name)
         return True
+
+    def drop(self, name: str) -> None:
+        """Count a notification for `name` dropped: no credit (callers that see `credit` <= 0
+        call this before making anything), or its target is known to be down."""
+        self._dropped_here[name] = self._dropped_here.get(name, 0) + 1
+        if self.credit <= 0 and not self._refreshing:
+            self._refreshing = True
+            self._loop.call_later(CREDIT_INTERVAL / 5, self._wait_for_credit)
+
+    def _flush(self) -> None:
+        batch, names = self._batch, self._batch_names
+        if not batch:
+            return
+        self._batch, self._batch_names = [], []
+        try:
+            self._socket.send(b"".join(batch), zmq.NOBLOCK)
+        except zmq.Again:
+            for name in names:
+                self._dropped_here[name] = self._dropped_here.get(name, 0) + 1
+
+    def _wait_for_credit(self) -> None:
+        self.refresh()
+        if self.credit > 0:
+            self._refreshing = False
+        else:
+            self._loop.call_later(CREDIT_INTERVAL / 5, self._wait_for_credit)
 
     def refresh(self) -> None:
         """Take the sender's reports: credit returned, its counters (sent, failed, its drops)."""
-        while True:
+        while not self._socket.closed:
             try:
                 report = orjson.loads(self._socket.recv(zmq.NOBLOCK))
             except zmq.Again:
                 break
-            self._credit += report.get("credit", 0)
+            self.credit += report.get("credit", 0)
             if "counters" in report:
                 self._reported = Counter({tuple(key.split(" ", 1)): value
                                           for key, value in report["counters"].items()})
-        self.counters = self._reported + self._dropped_here
+        self.counters = self._reported + Counter({(name, "dropped"): count
+                                                  for name, count in self._dropped_here.items()})
 
     def pending(self) -> int:
         return 0
 
     async def drain(self, timeout_s: float = 1.0) -> None:
         """The sender drains what it has when it is told to stop."""
+        self._flush()
 
     async def close(self) -> None:
+        self._flush()
+        self.refresh()
         try:
             self._socket.send(STOP, zmq.NOBLOCK)
         except zmq.Again:
@@ -134,6 +165,7 @@ class SenderProcess:
             await asyncio.get_running_loop().run_in_executor(None, self._process.wait, 2.0)
         except subprocess.TimeoutExpired:
             self._process.kill()
+        self.refresh()
         self._socket.close()
         try:
             for name in os.listdir(self._dir):
@@ -143,39 +175,139 @@ class SenderProcess:
             pass
 
 
-async def _serve(address: str, parent: int, queue_size: int, max_connections: int,
-                 keepalive_s: float, timeout_s: float, tls: list) -> None:
-    context = client_ssl_context(*tls) if any(tls[:3]) or not tls[3] else None
-    pool = HttpPool(max_connections, keepalive_s, context)
-    notifier = Notifier(pool, queue_size, timeout_s)
+def use_when_ready(sender: NotificationProcess, use: Callable[[NotificationProcess], None]) -> asyncio.Task:
+    """Wait for `sender` in the background (the worker does not wait for it to start
+    serving), then `use` it; meanwhile the plugin's in-process notifier sends."""
+    async def wait() -> None:
+        try:
+            ready = await sender.ready()
+        except asyncio.CancelledError:
+            await sender.close()
+            raise
+        if ready:
+            use(sender)
+        else:
+            await sender.close()
+    return asyncio.get_running_loop().create_task(wait())
+
+
+async def stop_notifiers(switch: asyncio.Task | None, notifiers: list, what: str) -> None:
+    """Stop the sender switch and every notifier a plugin used; log what each dropped."""
+    if switch is not None and not switch.done():
+        switch.cancel()
+        await asyncio.gather(switch, return_exceptions=True)
+    for notifier in dict.fromkeys(notifiers):
+        await notifier.drain(1.0)
+        await notifier.close()
+        log_dropped(notifier.counters, what)
+
+
+def log_dropped(counters: Counter, what: str) -> None:
+    """One line per target that lost notifications (at stop): how many were dropped."""
+    for (name, kind), count in sorted(counters.items()):
+        if kind == "dropped" and count:
+            log.warning("%s %s: %d notifications dropped (the sender fell behind or the target was down)",
+                        what, name, count)
+
+
+class SenderProcess(NotificationProcess):
+    """HTTP POSTs in the sender process, with `Notifier`'s methods."""
+
+    def __init__(self, queue_size: int, max_connections: int, keepalive_s: float,
+                 timeout_s: float = 5.0, tls: tuple[str, str, str, bool] = ("", "", "", True)) -> None:
+        super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)])
+        self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
+
+    def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], bytes], key: str = "") -> bool:
+        target = self._targets.get((url, id(headers)))
+        if target is None:
+            target = self._targets[url, id(headers)] = orjson.dumps([url, headers])
+        return self.offer(target, url, key, payload)
+
+    def send_vmq(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
+                 event: Callable[[], Mapping[str, Any]], key: str = "") -> bool:
+        """A VerneMQ webhook notification; its body is made by the sender from the event."""
+        return self.send(url, headers, lambda: pickle.dumps((hook, base64_payload, event()), _PICKLE), key)
+
+
+class HttpSink:
+    """In the sender process: each record POSTed through the keep-alive pool."""
+
+    def __init__(self, queue_size: int, settings: list) -> None:
+        from actormq.webhooks.http import LANES_PER_ENDPOINT, HttpPool, Notifier, client_ssl_context
+        max_connections, keepalive_s, timeout_s, tls = settings
+        context = client_ssl_context(*tls) if any(tls[:3]) or not tls[3] else None
+        self.pool = HttpPool(max_connections, keepalive_s, context)
+        # the worker's credit bounds what waits here; a lane that fills up would drop what the
+        # worker paid to build, so each lane could hold it all
+        self.notifier = Notifier(self.pool, queue_size * LANES_PER_ENDPOINT, timeout_s)
+        self.counters = self.notifier.counters
+        self._targets: dict[bytes, list] = {}
+
+    def put(self, target: bytes, key: str, body: bytes) -> None:
+        url_headers = self._targets.get(target)
+        if url_headers is None:
+            url_headers = self._targets[target] = orjson.loads(target)
+        self.notifier.send(url_headers[0], url_headers[1], _body_maker(body), key)
+
+    async def drain(self, timeout_s: float) -> None:
+        await self.notifier.drain(timeout_s)
+
+    async def close(self) -> None:
+        await self.notifier.close()
+        await self.pool.close()
+
+
+def _body_maker(record_body: bytes) -> Callable[[], bytes]:
+    """What makes the POST body of a record: the body itself, or (a pickled VerneMQ event from
+    `send_vmq`) the JSON body VerneMQ sends for it."""
+    if record_body[:1] != _PICKLED:
+        return lambda: record_body
+
+    def vmq_body() -> bytes:
+        from actormq.webhooks.vmq_bodies import build_body
+        hook, base64_payload, event = pickle.loads(record_body)
+        return orjson.dumps(build_body(hook, event, base64_payload))
+    return vmq_body
+
+
+def records(batch: bytes):
+    """(target, key, body) of each record of a batch."""
+    offset, end = 0, len(batch)
+    while offset < end:
+        target_size, key_size, body_size = _RECORD.unpack_from(batch, offset)
+        offset += _RECORD.size
+        target = batch[offset:offset + target_size]
+        offset += target_size
+        key = batch[offset:offset + key_size].decode()
+        offset += key_size
+        yield target, key, batch[offset:offset + body_size]
+        offset += body_size
+
+
+async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any) -> None:
+    module, _, name = SINKS[kind].partition(":")
+    sink = getattr(importlib.import_module(module), name)(queue_size, settings)
     socket = zmq.asyncio.Context.instance().socket(zmq.PAIR)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
-    targets: dict[bytes, list] = {}
     await socket.send(orjson.dumps({}))          # hello: the worker may send now
-    reporter = asyncio.get_running_loop().create_task(_report(socket, notifier, parent))
+    reporter = asyncio.get_running_loop().create_task(_report(socket, sink, parent))
     try:
         while True:
-            frame = await socket.recv()
-            if frame == STOP:
-                await notifier.drain(1.0)
+            batch = await socket.recv()
+            if batch == STOP:
+                await sink.drain(1.0)
+                await _send_report(socket, sink, 0)
                 return
-            target_size, key_size = _FRAME_HEAD.unpack_from(frame)
-            start = _FRAME_HEAD.size
-            target = frame[start:start + target_size]
-            if target not in targets:
-                targets[target] = orjson.loads(target)
-            url, headers = targets[target]
-            key = frame[start + target_size:start + target_size + key_size].decode()
-            body = frame[start + target_size + key_size:]
-            notifier.send(url, headers, lambda body=body: body, key)
+            for target, key, body in records(batch):
+                sink.put(target, key, body)
     finally:
         reporter.cancel()
-        await notifier.close()
-        await pool.close()
+        await sink.close()
 
 
-async def _report(socket, notifier: Notifier, parent: int) -> None:
+async def _report(socket, sink, parent: int) -> None:
     """Credit for what was sent (or failed, or dropped) to the worker every CREDIT_INTERVAL,
     the counters once a second; stop everything when the worker is gone."""
     finished = 0
@@ -183,26 +315,30 @@ async def _report(socket, notifier: Notifier, parent: int) -> None:
     while True:
         await asyncio.sleep(CREDIT_INTERVAL)
         ticks += 1
-        done = sum(notifier.counters.values())
-        report: dict = {"credit": done - finished}
+        done = sum(sink.counters.values())
+        with_counters = ticks % round(REPORT_INTERVAL / CREDIT_INTERVAL) == 0
+        if with_counters and os.getppid() != parent:
+            os._exit(0)
+        await _send_report(socket, sink, done - finished, with_counters)
         finished = done
-        if ticks % round(REPORT_INTERVAL / CREDIT_INTERVAL) == 0:
-            if os.getppid() != parent:
-                os._exit(0)
-            report["counters"] = {f"{endpoint} {what}": value
-                                  for (endpoint, what), value in notifier.counters.items()}
-        try:
-            await socket.send(orjson.dumps(report), zmq.NOBLOCK)
-        except zmq.Again:
-            pass
+
+
+async def _send_report(socket, sink, credit: int, with_counters: bool = True) -> None:
+    report: dict = {"credit": credit}
+    if with_counters:
+        report["counters"] = {f"{name} {what}": value for (name, what), value in sink.counters.items()}
+    try:
+        await socket.send(orjson.dumps(report), zmq.NOBLOCK)
+    except zmq.Again:
+        pass
 
 
 def main(argv: list[str]) -> None:
-    address, parent, queue_size, max_connections, keepalive_s, timeout_s, tls = argv
+    address, parent, queue_size, kind, settings = argv
     os.nice(10)     # the broker comes first: the sender uses the CPU it leaves
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s [webhooks sender] %(message)s")
-    asyncio.run(_serve(address, int(parent), int(queue_size), int(max_connections), float(keepalive_s),
-                       float(timeout_s), orjson.loads(tls)))
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s [notification sender] %(message)s")
+    asyncio.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings)))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class VmqWebhooks:
         self._by_hook: dict[str, list[Webhook]] = {}
         self._headers = {hook: _headers(hook) for hook in HOOKS}
         self._typo_warned: set[str] = set()
+        self._retired: list = []
 
     def set_webhooks(self, webhooks: Iterable[Webhook]) -> None:
         by_hook: dict[str, list[Webhook]] = defaultdict(list)
@@ -60,11 +61,18 @@ class VmqWebhooks:
                key: str = "") -> None:
         """Queue `hook` for every endpoint registered on it; never waits. `event` may be a
         function that makes it: it is then only made for a notification that is sent."""
-        for webhook in self._by_hook.get(hook, ()):
-            self.notifier.send(webhook.endpoint, self._headers[hook],
-                               lambda w=webhook: orjson.dumps(build_body(
-                                   hook, event() if callable(event) else event, w.base64_payload)),
-                               key)
+        webhooks = self._by_hook.get(hook)
+        if not webhooks:
+            return
+        notifier = self.notifier
+        if notifier.credit <= 0:        # the sender is that far behind: dropped, nothing made
+            for webhook in webhooks:
+                notifier.drop(webhook.endpoint)
+            return
+        make = event if callable(event) else lambda: event
+        headers = self._headers[hook]
+        for webhook in webhooks:
+            notifier.send_vmq(webhook.endpoint, headers, hook, webhook.base64_payload, make, key)
 
     def decide(self, hook: str, event: Mapping[str, Any]) -> Answer | Awaitable[Answer]:
         """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does.
@@ -73,24 +81,25 @@ class VmqWebhooks:
         return self._decide(tuple(self._by_hook.get(hook, ())), hook, event)
 
     def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer | Awaitable[Answer]:
+        cacheable = HOOKS[hook].cacheable
         for index, webhook in enumerate(webhooks):
-            body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
-            cached = self.cache.lookup(webhook.endpoint, hook, body) if HOOKS[hook].cacheable else None
+            cached = self.cache.lookup(webhook.endpoint, hook, event) if cacheable else None
             if cached is None:
-                return self._ask_then(webhooks[index:], hook, event, body)
+                return self._ask_then(webhooks[index:], hook, event)
             if cached.result != "next":
                 return cached
         return NEXT
 
-    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event, body: dict) -> Answer:
-        answer = await self._ask(webhooks[0], hook, body)
+    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer:
+        answer = await self._ask(webhooks[0], hook, event)
         if answer.result != "next":
             return answer
         rest = self._decide(webhooks[1:], hook, event)
         return await rest if inspect.isawaitable(rest) else rest
 
-    async def _ask(self, webhook: Webhook, hook: str, body: dict) -> Answer:
+    async def _ask(self, webhook: Webhook, hook: str, event: Mapping[str, Any]) -> Answer:
         cacheable = HOOKS[hook].cacheable
+        body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
         self.counters[webhook.endpoint, hook, "requests"] += 1
         try:
             reply = await self.pool.post(webhook.endpoint, self._headers[hook], orjson.dumps(body),
@@ -110,14 +119,14 @@ class VmqWebhooks:
         if answer.result == "error":
             self.counters[webhook.endpoint, hook, "errors"] += 1
         if cacheable and answer.ok:
-            self._maybe_cache(webhook, hook, body, reply.headers.get("Cache-Control"), answer)
+            self._maybe_cache(webhook, hook, event, reply.headers.get("Cache-Control"), answer)
         return answer
 
-    def _maybe_cache(self, webhook: Webhook, hook: str, body: dict, header: str | None,
+    def _maybe_cache(self, webhook: Webhook, hook: str, event: Mapping[str, Any], header: str | None,
                      answer: Answer) -> None:
         seconds = max_age(header)
         if seconds:
-            self.cache.insert(webhook.endpoint, hook, body, seconds, answer)
+            self.cache.insert(webhook.endpoint, hook, event, seconds, answer)
             return
         fix = colon_typo(header)
         if fix and webhook.endpoint not in self._typo_warned:
@@ -131,12 +140,21 @@ class VmqWebhooks:
         log.error("webhook %s %s failed: %s", hook, webhook.endpoint, reason)
         return unavailable(reason)
 
+    def use_notifier(self, notifier) -> None:
+        """Send notifications through `notifier` from now on (the sender process, once it is
+        up); what the one before counted still counts."""
+        self._retired.append(self.notifier)
+        self.notifier = notifier
+
     def stats(self) -> list[dict[str, Any]]:
-        refresh = getattr(self.notifier, "refresh", None)
-        if refresh is not None:
-            refresh()
+        notified: Counter[tuple[str, str]] = Counter()
+        for notifier in [*self._retired, self.notifier]:
+            refresh = getattr(notifier, "refresh", None)
+            if refresh is not None:
+                refresh()
+            notified.update(notifier.counters)
         rows = [{"endpoint": endpoint, "hook": hook, "stat": what, "value": value}
                 for (endpoint, hook, what), value in sorted(self.counters.items())]
         rows += [{"endpoint": endpoint, "hook": "", "stat": what, "value": value}
-                 for (endpoint, what), value in sorted(self.notifier.counters.items())]
+                 for (endpoint, what), value in sorted(notified.items())]
         return rows

@@ -15,7 +15,7 @@ import pytest
 from tests.integration.brokers import actormq_only, start_broker
 from tests.integration.clients import connect, unique
 from tests.integration.mgmtapi import cli
-from tests.webhook_endpoint import Endpoint, Scripted
+from tests.webhook_endpoint import Endpoint, Scripted, running_endpoint
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -46,10 +46,7 @@ def answer(hook: str, body: dict):
 @pytest.fixture(scope="module")
 def endpoint():
     actormq_only("webhooks are actormq's")
-    server = Endpoint().start()
-    server.respond = answer
-    yield server
-    server.stop()
+    yield from running_endpoint(answer)
 
 
 @pytest.fixture(scope="module")

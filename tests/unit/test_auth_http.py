@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actormq.auth.acl_rules import Action, ClientInfo
 from actormq.auth.http_client import HttpClient, RetryPolicy, SourceUnavailable
@@ -139,3 +141,20 @@ def test_slow_server_fails_within_the_timeout():
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(), min_size=3, max_size=3))
+def test_form_body_is_what_urlencode_writes(texts):
+    client = ClientInfo(client_id=texts[0], username=texts[1], password=texts[2].encode("utf-8", "replace"))
+    values = client_values(client)
+    spec = RequestSpec.from_settings("auth_req", "http://h/a", "post", {}, "clientid=%c,user name=%u,p=%P,r=%r x")
+    assert spec.build(values).body.decode() == urlencode(
+        {"clientid": values["%c"], "user name": values["%u"], "p": values["%P"], "r": "mqtt x"})
+
+
+def test_built_requests_share_no_state():
+    spec = RequestSpec.from_settings("auth_req", "http://h/a", "post", {"X_Token": "t"}, "u=%u")
+    first, second = spec.build({"%u": "a"}), spec.build({"%u": "b"})
+    assert (first.body, second.body) == (b"u=a", b"u=b")
+    assert first.headers == {"x-token": "t", "content-type": "application/x-www-form-urlencoded"}

@@ -95,7 +95,8 @@ def test_server_killed_mid_run_then_back(tmp_path, server):
         again = await decided(hooks.client_authenticate, GOOD)       # known down: answered at once
         hooks.client_connected.notify(GOOD)
         await asyncio.sleep(0.1)
-        dropped = plugin.lanes.counters["default", "dropped"]
+        plugin.notifier.refresh()
+        dropped = plugin.notifier.counters["default", "dropped"]
         server.start()
         for _ in range(50):
             await asyncio.sleep(0.1)

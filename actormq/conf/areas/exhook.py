@@ -23,6 +23,9 @@ KEYS: tuple[Key, ...] = (
 
 PATTERNS: tuple[Key, ...] = (
     Key("exhook.server.<name>.url", Kind.STR, "http://127.0.0.1:9000", "URL of a HookProvider gRPC server."),
+    Key("exhook.server.<name>.message_publish", Kind.ENUM, "decide",
+        "actormq: decide = message.publish waits for the server's answer (EMQX); notify = sent as a "
+        "notification nothing waits for, its answer ignored (audit, bridges).", choices=("decide", "notify")),
     Key("exhook.server.<name>.ssl.cacertfile", Kind.STR, "", "CA file that verifies the server (https URL)."),
     Key("exhook.server.<name>.ssl.certfile", Kind.STR, "", "Client certificate for the server."),
     Key("exhook.server.<name>.ssl.keyfile", Kind.STR, "", "Key of the client certificate."),

@@ -1,0 +1,122 @@
+"""Forwarding: the messages a worker routes to its peers and takes from them
+(PUB frames; see the frame table in `peers`).
+
+Owns the outgoing batches (one PUB frame per peer and loop turn, at most
+MAX_BATCH items: fan-out happens at the destination) and the routing of a
+peer's PUB items here: a plain one through the Router, one `to` a session
+that moved here through `takeover`, one for the sessions taken over from a
+dead worker through `orphans`. A QoS 1/2 item carries an ack id when the
+publisher waits for durability: `send_message` returns it, and the answer
+(a DUR frame) goes out once what the item wrote here is committed
+(`durability`). Congested sessions that a peer's messages reached hold that
+peer back (`flow`).
+"""
+
+from __future__ import annotations
+
+from actormq.actors.messages import Message
+from actormq.actors.wire import message_header, props_from_json
+
+MAX_BATCH = 512
+ACK = 9         # where a PUB item has its ack id: message_header + [share, ack, size, to]
+
+
+class Forwarding:
+    """The PUB frames of one worker, both ways."""
+
+    def __init__(self, link) -> None:
+        self.link = link
+        self.broker = link.broker
+        self.acks = link.acks
+        self._outgoing: dict[int, tuple[list, list]] = {}
+        self._flush_scheduled = False
+
+    def send_message(self, worker_id: int, message: Message, share_target, to=None) -> int | None:
+        """Queue a message for a peer; everything queued in one loop turn goes in
+        one PUB frame per peer (measured: -w 2 QoS 0 fan-in, see the README).
+        `to` names the session it is for when it is forwarded (see takeover).
+        Returns the ack id the peer will answer once what it wrote is
+        committed (None: nothing to wait for)."""
+        link = self.link
+        if worker_id not in link.live:
+            if to is None:
+                link.orphans.keep(worker_id, message, share_target)
+            return None
+        broker = self.broker
+        broker.stats.bus_publish_frames += 1
+        acks = self.acks
+        # a limbo message (`to` = [worker]) was acknowledged already: no ack
+        ack_id = acks.ack_for(worker_id) if message.qos and acks.wanted and \
+            (to is None or len(to) > 1) else None
+        item = message_header(message)
+        item += (share_target, ack_id, len(message.payload), to)
+        batch = self._outgoing.get(worker_id)
+        if batch is None:
+            batch = self._outgoing[worker_id] = ([], [])
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                broker.loop.call_soon(self.flush)
+        batch[0].append(item)
+        batch[1].append(message.payload)
+        if len(batch[0]) >= MAX_BATCH:
+            del self._outgoing[worker_id]
+            self._send_batch(worker_id, *batch)
+        return ack_id
+
+    def flush(self) -> None:
+        """Send every batch queued so far (the end of the loop turn, or before a
+        frame that must come after them)."""
+        self._flush_scheduled = False
+        outgoing, self._outgoing = self._outgoing, {}
+        for worker_id, (items, payloads) in outgoing.items():
+            self._send_batch(worker_id, items, payloads)
+
+    def peer_gone(self, peer: int) -> None:
+        self._outgoing.pop(peer, None)
+
+    def _send_batch(self, worker_id: int, items: list, payloads: list) -> None:
+        """One frame: the items as one orjson list, the payloads as one blob."""
+        if not self.link.bus.send(worker_id, b"PUB", {"w": self.link.worker_id, "b": items},
+                                  (b"".join(payloads),)):
+            for item in items:
+                if item[ACK] is not None:
+                    self.acks.settle_ack(item[ACK], False)
+
+    def on_publish(self, batch, payloads) -> None:
+        """A peer's PUB frame: route (or hand over) each of its messages here."""
+        blob = payloads[0]
+        at = 0
+        broker = self.broker
+        route = broker.router.route
+        acks = self.acks
+        peer = batch["w"]
+        congested = []
+        for topic, qos, retain, props, expires_at, timestamp, origin, binary, share, ack_id, size, \
+                to in batch["b"]:
+            if props:
+                props_from_json(props, binary)
+            message = Message(topic, blob[at:at + size], qos, retain, props, expires_at, timestamp,
+                              origin)
+            at += size
+            if to is not None:
+                if len(to) == 1:
+                    self.link.orphans.deliver(to[0], message)
+                else:
+                    self.deliver_one(to, message, peer, ack_id)
+                continue
+            routed = route(message, from_peer=True,
+                           share_target=tuple(share) if share is not None else None)
+            if not routed.delivered:
+                broker.drops.count(origin, message, "no_route")
+            if ack_id is not None:
+                acks.confirm(peer, ack_id, routed)
+            if routed.congested:
+                congested.extend(routed.congested)
+        if congested:
+            self.link.flow.hold_peers(congested, peer)
+
+    def deliver_one(self, target: list, message: Message, peer: int, ack_id) -> None:
+        """A message forwarded to one session (see takeover); confirmed once delivered."""
+        routed = self.link.takeover.deliver_to(target, message, peer, ack_id)
+        if routed is not None and ack_id is not None:
+            self.acks.confirm(peer, ack_id, routed)
