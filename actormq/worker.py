@@ -112,6 +112,7 @@ class Worker:
         watch_plugin_settings(broker, plan.worker_id)
         watch_auth_reloads(broker)
         if stores is not None:
+            stores.commit_on(self.loop)
             broker.hold_back_for(stores.writer_backlogs(self.loop))
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink
