@@ -115,11 +115,17 @@ def run(workers: int | None, config_file: str | None, settings: dict[str, str], 
              "storage.dir": data_dir, "log.level": log_level}
     overrides = settings | {key: str(value) for key, value in flags.items() if value is not None}
     with _user_errors():
-        config = load_config(config_file, overrides=overrides)
-        check_plugins(config, config_file)
+        config = _checked_config(config_file, overrides)
         from actormq.node import run_node
-        code = run_node(config, lambda: load_config(config_file, overrides=overrides))
+        code = run_node(config, lambda: _checked_config(config_file, overrides))
     sys.exit(code)
+
+
+def _checked_config(config_file: str | None, overrides: dict[str, str]):
+    """The config with its plugins and their settings checked (at the start and on SIGHUP)."""
+    config = load_config(config_file, overrides=overrides)
+    check_plugins(config, config_file)
+    return config
 
 
 @main.group()

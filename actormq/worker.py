@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from actormq import fdtable
 from actormq.errors import ActormqError
 from actormq.auth.admin import watch_reloads as watch_auth_reloads
+from actormq.hooks.reconfigure import watch_settings as watch_plugin_settings
 from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
 
@@ -108,8 +109,10 @@ class Worker:
                                       plan.worker_count)
         broker.reloader.on_reload(("log.level",), self._reload_log_level)
         broker.hooks = await start_hooks(self.config, plan.worker_id)
+        watch_plugin_settings(broker, plan.worker_id)
         watch_auth_reloads(broker)
         if stores is not None:
+            stores.commit_on(self.loop)
             broker.hold_back_for(stores.writer_backlogs(self.loop))
         if plan.worker_count > 1 and plan.run_dir:
             from actormq.actors.peers import PeerLink

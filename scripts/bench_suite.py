@@ -309,14 +309,16 @@ def delivery_check(expected: int, sub: dict, must_be_exact: bool) -> str:
 # -- scenarios -------------------------------------------------------------------------
 
 
-def fan_in(target: tuple, workdir: Path, duration: float, qos: int) -> dict:
-    """4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it."""
+def fan_in(target: tuple, workdir: Path, duration: float, qos: int, rate: float = 0) -> dict:
+    """4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it (or at `rate`
+    messages per second of the four together)."""
     sub = start_subscriber(workdir, *target, "-t", "fanin/#", "-q", qos,
                            "-d", duration + DRAIN_GRACE, "--idle", 2)
     pub = Run(["pub", *target, "-c", 4, "-t", "fanin/%i", "-q", qos, "-s", 64,
-               "--window", 100, "-d", duration]).result(duration + 60)
+               "--window", 100, "-d", duration, *(("-r", rate) if rate else ())]).result(duration + 60)
     received = sub.result(90)
-    return {"rate": received["rate"], "publish_rate": pub["rate"], "received": received["received"],
+    return {"rate": received["rate"], "publish_rate": pub["rate"], "sent": pub["sent"],
+            "received": received["received"],
             "latency_p50": received["latency_us"] and received["latency_us"]["p50"],
             "check": delivery_check(pub["sent"], received, qos > 0),
             "tool_cpu_per_million": _tool_cpu(pub, received)}

@@ -54,7 +54,7 @@ class ConnectHandshake:
     def connect_allowed(self, packet: Connect, assigned: str | None) -> None:
         """The CONNECT is accepted: claim the client id from the other workers, open the session."""
         peers = self.broker.peers
-        if peers is None:
+        if peers is None or peers.claim_at_once(self.client_id, packet.clean_start):
             self._open_session(packet, assigned)
             return
         self.throttle()

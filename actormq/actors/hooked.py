@@ -283,45 +283,30 @@ def session_limits(limits: dict, defaults: QueueLimits, max_inflight: int) -> tu
 
 # -- PUBLISH ------------------------------------------------------------------------------
 
-def publish(conn, packet, message: Message) -> None:
+def publish(conn, packet, message: Message, authorized: bool = False) -> None:
     """A client's PUBLISH (and the Message made of it, not shared yet) when a plugin hooks
-    its authorization or ``message.publish``, or the client has a mountpoint.
-    Synchronous answers are acted on inline (no callback)."""
-    if conn.mountpoint:
-        message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own fresh Message
-    chain = conn.hooks.client_authorize_publish
-    if chain is None:
-        _fold_publish(conn, packet, message)
-        return
-    decision = chain.decide(conn.client_info or info_of(conn), message)
-    if type(decision) is Decision:
-        _publish_decided(conn, packet, message, decision)
-    else:
-        conn.wait_then(decision, partial(_publish_decided, conn, packet, message))
-
-
-def _publish_decided(conn, packet, message: Message, decision: Decision) -> None:
-    if decision.allowed and decision.modifiers:
-        try:
-            message = modify_message(message, decision.modifiers)
-        except BadModifier as exc:
-            log.error("plugin %s: bad modifier on a PUBLISH of %s: %s", decision.decided_by,
-                      conn.client_id, exc)
-            decision = Decision(False, ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "bad modifier")
-    if not decision.allowed:
-        log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
-                  message.topic_name, decision.decided_by, decision.reason_code)
-        dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
-        if decision.disconnect:
-            conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
+    its authorization or ``message.publish``, or the client has a mountpoint: authorized
+    (unless `authorized` already), then folded and routed. Synchronous answers are acted
+    on inline (no callback, no call more than needed). A QoS 2 PUBLISH whose packet id
+    awaits its PUBREL is a duplicate, not a new message: the session answers it again
+    without asking the chains."""
+    hooks = conn.hooks
+    if not authorized:
+        if packet.qos == 2 and packet.packet_id in conn.session.qos2_in:
+            conn.route_publish(packet, message)
             return
-        conn.refuse_publish(packet, decision.reason_code)
-        return
-    _fold_publish(conn, packet, message)
-
-
-def _fold_publish(conn, packet, message: Message) -> None:
-    chain = conn.hooks.message_publish
+        if conn.mountpoint:
+            message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own Message
+        chain = hooks.client_authorize_publish
+        if chain is not None:
+            decision = chain.decide(conn.client_info or info_of(conn), message)
+            if type(decision) is not Decision:
+                conn.wait_then(decision, partial(_publish_decided, conn, packet, message))
+                return
+            message = _authorized(conn, packet, message, decision)
+            if message is None:
+                return
+    chain = hooks.message_publish
     if chain is None:
         conn.route_publish(packet, message)
         return
@@ -330,6 +315,35 @@ def _fold_publish(conn, packet, message: Message) -> None:
         conn.route_publish(packet, folded)
     else:
         _publish_folded(conn, packet, message, folded)
+
+
+def _publish_decided(conn, packet, message: Message, decision: Decision) -> None:
+    """An asynchronous authorization answered: go on as `publish` does with it."""
+    message = _authorized(conn, packet, message, decision)
+    if message is not None:
+        publish(conn, packet, message, authorized=True)
+
+
+def _authorized(conn, packet, message: Message, decision: Decision) -> Message | None:
+    """The message to go on with after an authorization (its modifiers applied), or None
+    when it was refused (the client has been answered)."""
+    if decision.allowed and decision.modifiers:
+        try:
+            message = modify_message(message, decision.modifiers)
+        except BadModifier as exc:
+            log.error("plugin %s: bad modifier on a PUBLISH of %s: %s", decision.decided_by,
+                      conn.client_id, exc)
+            decision = Decision(False, ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "bad modifier")
+    if decision.allowed:
+        return message
+    log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
+              message.topic_name, decision.decided_by, decision.reason_code)
+    dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
+    if decision.disconnect:
+        conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
+    else:
+        conn.refuse_publish(packet, decision.reason_code)
+    return None
 
 
 def _publish_folded(conn, packet, original: Message, folded) -> None:

@@ -105,7 +105,10 @@ class InboundPublishes:
     def _send_deferred(self, conn, packet) -> None:
         if conn is self.conn:
             self._deferred_acks -= 1
-            conn.send_packet(packet)
+            if packet.reason_code == 0:     # the 4-byte form, as handle_publish sends it
+                conn.send_bytes(_ACK.pack(0x40 if type(packet) is Puback else 0x50, 2, packet.packet_id))
+            else:
+                conn.send_packet(packet)
 
     def handle_pubrel(self, packet) -> None:
         if packet.packet_id in self._qos2_in:

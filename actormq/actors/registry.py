@@ -8,10 +8,13 @@ that worker is asked for the session (a directed CLAIM), not every worker.
 Claims for one id are ordered by the shard, so a worker that is claiming an
 id itself answers a later claimer once its own session is open.
 
-Takes: REG (register, reply REGD with the previous holder), UNREG (a
+Takes: REG (register, reply REGD with the previous holder; a previous holder
+that died is named with its process id, so that a claimer that has not heard
+of the death yet adopts the session into its take-over, see orphans), UNREG (a
 session ended), TAKE (may a survivor restore these orphans? reply TAKEN; it
 names the dead worker, so a shard that has not heard of the death yet takes
 it as said instead of granting nothing).
+REG, REGD and UNREG travel batched per loop turn (bus.send_soon).
 A restarted shard rebuilds its entries from its peers' SNAP frames (`held`)
 before it answers. When the shard of an id is down, claims fall back to
 asking every worker (BROADCAST).
@@ -37,6 +40,7 @@ class Registry:
         self._ready = asyncio.Event()
         self._snapped: set[int] = set()             # peers whose SNAP rebuilt our entries
         self._queued: list = []                     # REG/TAKE that came before we were ready
+        self._dead: dict[int, int | None] = {}      # dead worker -> its process id
 
     def shard(self, client_id: str) -> int:
         return crc32(client_id.encode()) % self.workers
@@ -75,39 +79,55 @@ class Registry:
 
     # -- a CONNECT registers its client id ---------------------------------------------
 
-    async def register(self, client_id: str) -> int | None:
-        """Make this worker the holder of client_id; the worker that held it
-        before (None: nobody, BROADCAST: the shard is down)."""
+    async def register(self, client_id: str) -> tuple[int | None, list | None]:
+        """Make this worker the holder of client_id: (the live worker that held it
+        before (None: nobody, BROADCAST: the shard is down), [the dead worker
+        that held it, its process id] or None)."""
         shard = self.shard(client_id)
         if shard == self.worker_id:
             if not self._ready.is_set():
                 await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT + 1)
             return self._set(client_id, self.worker_id)
         if shard not in self.link.live:
-            return BROADCAST
-        replies = await self.link.ask(b"REG", {"c": client_id}, peers=(shard,))
+            return BROADCAST, None
+        replies = await self.link.ask(b"REG", {"c": client_id}, peers=(shard,), soon=True)
         if not replies:
-            return BROADCAST
-        return replies[0][0]["h"]
+            return BROADCAST, None
+        return replies[0][0]["h"], replies[0][0].get("o")
 
-    def _set(self, client_id: str, worker: int) -> int | None:
+    def register_here(self, client_id: str) -> bool:
+        """Register client_id at once when this worker is its shard, ready, and
+        nobody else holds it; False: `register` must find out."""
+        if self.shard(client_id) != self.worker_id or not self._ready.is_set() or \
+                self.holders.get(client_id, self.worker_id) != self.worker_id:
+            return False
+        self.holders[client_id] = self.worker_id
+        return True
+
+    def _set(self, client_id: str, worker: int) -> tuple[int | None, list | None]:
         previous = self.holders.get(client_id)
         self.holders[client_id] = worker
-        if previous is None or previous == worker or \
-                (previous != self.worker_id and previous not in self.link.live):
-            return None
-        return previous
+        if previous is None or previous == worker:
+            return None, None
+        if previous != self.worker_id and previous not in self.link.live:
+            return None, [previous, self._dead.get(previous)]
+        return previous, None
 
     def on_register(self, header, _payloads) -> None:
-        self._answer(header, b"REGD", "h", self._set, self.on_register)
+        self._answer(header, b"REGD", self._registered, self.on_register)
 
-    def _answer(self, header, kind: bytes, name: str, decide, handler) -> None:
-        """Reply decide(client ids, asking worker) to a peer's request, once ready."""
+    def _registered(self, client_id: str, worker: int) -> dict:
+        holder, dead = self._set(client_id, worker)
+        return {"h": holder, "o": dead}
+
+    def _answer(self, header, kind: bytes, decide, handler) -> None:
+        """Reply decide(client ids, asking worker) (the reply's fields) to a peer's
+        request, once ready."""
         if not self._ready.is_set():
             self._queued.append((handler, header))
             return
-        self.link.bus.send(header["w"], kind, {"w": self.worker_id, "r": header["r"],
-                                               name: decide(header["c"], header["w"])})
+        self.link.bus.send_soon(header["w"], kind, {"w": self.worker_id, "r": header["r"],
+                                                    **decide(header["c"], header["w"])})
 
     def released(self, client_id: str) -> None:
         """The session of client_id ended here."""
@@ -115,7 +135,7 @@ class Registry:
         if shard == self.worker_id:
             self.on_unregister({"c": client_id, "w": self.worker_id}, ())
         elif shard in self.link.live:
-            self.link.bus.send(shard, b"UNREG", {"c": client_id, "w": self.worker_id})
+            self.link.bus.send_soon(shard, b"UNREG", {"c": client_id, "w": self.worker_id})
 
     def on_unregister(self, header, _payloads) -> None:
         if self.holders.get(header["c"]) == header["w"]:
@@ -158,10 +178,12 @@ class Registry:
         # The asker saw the dead worker die; a shard that has not heard of it yet
         # would still count that worker as the holder and grant nothing.
         self.link.peer_down(header["d"], header["p"])
-        self._answer(header, b"TAKEN", "granted", self._grant, self.on_take)
+        self._answer(header, b"TAKEN", lambda client_ids, worker: {
+            "granted": self._grant(client_ids, worker)}, self.on_take)
 
-    def peer_gone(self, peer: int) -> None:
+    def peer_gone(self, peer: int, pid: int | None) -> None:
         """The dead peer's entries stay until their sessions are taken (TAKE)
-        or claimed; a claim treats a dead holder as nobody."""
+        or claimed; a claim treats a dead holder as nobody (and names it)."""
+        self._dead[peer] = pid
         self._snapped.discard(peer)
         self._check_ready()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from actormq.hooks.loader import reload_class
 from actormq.hooks.plugin import PluginContext, default_settings
-from actormq.hooks.registry import call_maybe_async
 from actormq.errors import ConfigError
 from actormq.mgmt.commands import CommandError, admin_command
 
@@ -72,8 +71,6 @@ async def plugins_reload(broker, args: dict) -> dict:
     new = cls(settings, old.context if isinstance(old.context, PluginContext) else None)
     if not cls.name:
         new.name = old.name
-    await call_maybe_async(new.start)
-    broker.hooks.replace(old.name, new)
-    await call_maybe_async(old.stop)
+    await broker.hooks.swap(old.name, new)
     return {"name": new.name, "reloaded": True, "module": cls.__module__,
             "hooks": [point.dotted for point in cls.hooks()]}

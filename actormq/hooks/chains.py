@@ -10,7 +10,8 @@ with most control). The core calls exactly one runner per point:
   synchronously**, else an `asyncio.Future` that resolves to the
   `Decision` — the core then holds that client's packets until it is done
   (the waiting pipeline); nothing blocks the loop.
-- `Chain.fold(*args)` (`Mode.FOLD`): the value is the last argument; each
+- `Chain.fold(who, value)` (`Mode.FOLD`: every fold point hooks a message and
+  who sends or gets it, so two arguments, passed on without packing); each
   provider may return a new value (None = unchanged, `DROP` = drop, the
   chain ends). Returns the final value (the same object when nobody
   changed it: the core keeps its encoded bytes) or `DROP`; a Future when a
@@ -262,52 +263,49 @@ class Chain:
                             decided_by=provider.name)
         return None
 
-    # -- fold --------------------------------------------------------------------------
+    # -- fold ------------------------------------------------------------------------
 
-    def fold(self, *args: Any, _start_at: int = 0) -> Any:
+    def fold(self, who: Any, value: Any, _start_at: int = 0) -> Any:
         steps = self._steps[_start_at:] if _start_at else self._steps
         for provider, stats, is_async in steps:
             if stats.healthy and stats.calls & _SAMPLE_MASK != _SAMPLE_MASK:
                 stats.calls += 1
                 try:
-                    answer = provider.fn(*args)
+                    answer = provider.fn(who, value)
                     if is_async:
                         answer = _start(answer)
                 except Exception as exc:    # a plugin's error never reaches the core
                     provider.failed(exc)
                     answer = FAILED
-                if answer is None or answer is args[-1]:
+                if answer is None or answer is value:
                     continue
                 if not is_async:
                     answer = _pending_if_awaitable(answer)
             else:
-                answer = provider.call(args)
+                answer = provider.call((who, value))
                 if answer is None:
                     if provider.breaker.in_a_row:
                         provider.breaker.succeeded()
                     continue
             if type(answer) is Pending:
                 index = self.providers.index(provider)
-                return asyncio.ensure_future(self._fold_async(index, answer, args))
-            value = self._folded(provider, answer, args)
+                return asyncio.ensure_future(self._fold_async(index, answer, who, value))
+            value = self._folded(provider, answer, value)
             if value is DROP:
                 return DROP
-            if value is not args[-1]:
-                args = args[:-1] + (value,)
-        return args[-1]
+        return value
 
-    async def _fold_async(self, index: int, pending: Pending, args: tuple) -> Any:
+    async def _fold_async(self, index: int, pending: Pending, who: Any, value: Any) -> Any:
         provider = self.providers[index]
-        value = self._folded(provider, await provider.settle(pending), args)
+        value = self._folded(provider, await provider.settle(pending), value)
         if value is DROP:
             return DROP
-        rest = Chain.fold(self, *args[:-1], value, _start_at=index + 1)
+        rest = Chain.fold(self, who, value, _start_at=index + 1)
         return await rest if isinstance(rest, asyncio.Future) else rest
 
-    def _folded(self, provider: Provider, answer: Any, args: tuple) -> Any:
+    def _folded(self, provider: Provider, answer: Any, current: Any) -> Any:
         """The value a fold answer makes: None keeps it, DROP drops, a value of the same type
         replaces it; anything else is a failure of the provider."""
-        current = args[-1]
         if answer is FAILED:
             return DROP if provider.deny_on_failure else current
         if answer is None:
@@ -366,25 +364,25 @@ class SoleProviderChain(Chain):
         decision = self._interpret(provider, answer)
         return self.default if decision is None else decision
 
-    def fold(self, *args: Any) -> Any:
+    def fold(self, who: Any, value: Any) -> Any:
         stats = self._stats
         if not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
-            return Chain.fold(self, *args)
+            return Chain.fold(self, who, value)
         stats.calls += 1
         try:
-            answer = self._sole.fn(*args)
+            answer = self._sole.fn(who, value)
             if self._is_async:
                 answer = _start(answer)
         except Exception as exc:    # a plugin's error never reaches the core
             self._sole.failed(exc)
             answer = FAILED
-        if answer is None or answer is args[-1]:
-            return args[-1]
+        if answer is None or answer is value:
+            return value
         if not self._is_async:
             answer = _pending_if_awaitable(answer)
         if type(answer) is Pending:
-            return asyncio.ensure_future(self._fold_async(0, answer, args))
-        return self._folded(self._sole, answer, args)
+            return asyncio.ensure_future(self._fold_async(0, answer, who, value))
+        return self._folded(self._sole, answer, value)
 
 
 def chain_of(point: HookPoint, providers: tuple[Provider, ...], default: Decision,

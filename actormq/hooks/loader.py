@@ -71,7 +71,7 @@ def check_plugins(config, config_file: str | os.PathLike | None = None) -> list[
     for name, spec in BUILTINS.items():
         if name not in names and _builtin_wanted(name, spec, config):
             classes.append((name, _import_class(spec, name), f"built-in {spec}"))
-    specs = [PluginSpec(name, cls, _checked_settings(name, cls, config, where), origin)
+    specs = [PluginSpec(name, cls, checked_settings(name, cls, config, where), origin)
              for name, cls, origin in classes]
     _refuse_settings_of_unloaded(config, {spec.name for spec in specs}, where)
     return specs
@@ -186,7 +186,10 @@ def _paths(config) -> list[Path]:
             if part.strip()]
 
 
-def _checked_settings(name: str, cls: type[Plugin], config, where) -> dict:
+def checked_settings(name: str, cls: type[Plugin], config, where=None) -> dict:
+    """The typed settings of plugin `name` (its ``plugin.<name>.*`` keys on its schema's
+    defaults); ConfigError for a key the schema does not know or a bad value."""
+    where = where or _Where(config, None)
     schema = {key.name: key for key in cls.schema()}
     settings = {key.name: key.default for key in schema.values()}
     prefix = f"{_SETTING_PREFIX}{name}."

@@ -15,8 +15,8 @@ read and an ``is None`` test (`active`: some plugin hooks something;
 
 Built-ins and user plugins register the same way: `add` (in order),
 `remove`, `disable` / `enable` (the plugin stays loaded, its hooks leave or
-rejoin the chains in their place), `replace` (a reload: the new instance
-takes the old one's place and counters; clients stay connected). Every
+rejoin the chains in their place), `replace` / `swap` (a reload: the new
+instance takes the old one's place and counters; clients stay connected). Every
 change rebuilds the chains, so the core sees it at the next call.
 
 Decide chains end in a default when every provider says next:
@@ -151,7 +151,17 @@ class Hooks:
         old = loaded.plugin
         loaded.plugin = plugin
         loaded.points = type(plugin).hooks()
+        loaded.queue.limit = int(plugin.settings["notify_queue"])
         self._rebuild()
+        return old
+
+    async def swap(self, name: str, plugin: Plugin) -> Plugin:
+        """Start a new instance, `replace` the old one with it, stop the old one (a reload:
+        clients stay connected; a decision already running finishes on the old instance).
+        When the new one's `start` fails, the old one stays and the error is raised."""
+        await call_maybe_async(plugin.start)
+        old = self.replace(name, plugin)
+        await call_maybe_async(old.stop)
         return old
 
     # -- lifecycle -------------------------------------------------------------------------

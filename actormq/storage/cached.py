@@ -63,9 +63,11 @@ class CachedStore:
         return True
 
     def _is_loaded(self, table: str, key: bytes) -> bool:
+        if table in self._uncached:
+            return False
         if table in self._grouped:
             return (table, prefix_group(key)) in self._loaded
-        return table not in self._uncached and (table, _WHOLE) in self._loaded
+        return (table, _WHOLE) in self._loaded
 
     def get(self, table: str, key: bytes) -> bytes | None:
         if self._cached(table, key):
@@ -93,7 +95,8 @@ class CachedStore:
 
     def delete_many(self, table: str, keys: list[bytes]) -> None:
         self._inner.delete_many(table, keys)
-        self._memory.delete_many(table, keys)
+        if table not in self._uncached:
+            self._memory.delete_many(table, keys)
 
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         removed = self._inner.delete_prefix(table, prefix)

@@ -201,13 +201,26 @@ class LmdbEnv:
                 self._grow()
 
     def _apply(self, ops: Sequence[Op]) -> int:
+        """Puts go in runs (one putmulti per run of puts to one table), deletes one by one."""
         dbs = self._dbs
         with self._env.begin(write=True) as txn:
+            run: list = []
+            run_table = None
             for _, table, key, value in ops:
+                if value is not None and table == run_table:
+                    run.append((key, value))
+                    continue
+                if run:
+                    txn.cursor(db=dbs[run_table]).putmulti(run)
+                    run = []
                 if value is None:
+                    run_table = None
                     txn.delete(key, db=dbs[table])
                 else:
-                    txn.put(key, value, db=dbs[table])
+                    run_table = table
+                    run.append((key, value))
+            if run:
+                txn.cursor(db=dbs[run_table]).putmulti(run)
             return self._live_bytes(txn)
 
     def _live_bytes(self, txn) -> int:

@@ -32,9 +32,12 @@ import time
 from collections.abc import Callable, Iterator
 
 from actormq.errors import StorageError, StorageFullError
-from actormq.storage.base import QUEUE, RETAINED, Rows, check_key, check_keys, check_table
+from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, check_key, check_keys,
+                                  check_table)
 from actormq.storage.lmdb_env import LmdbEnv
-from actormq.storage.writer import ROW_OVERHEAD, CommitDue, ErrorCallback, PendingWrites, StorageWriter
+from actormq.storage.loop_commits import LoopCommits
+from actormq.storage.writer import (ROW_OVERHEAD, CommitDue, Committer, ErrorCallback, PendingWrites,
+                                   StorageWriter)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,10 @@ class LmdbStore:
                  commit_batch: int = 1000, commit_interval_ms: int = 0, sync: bool = True) -> None:
         self._env = LmdbEnv(data_dir, map_size, max_map_size, sync=sync)
         self._pending = PendingWrites(commit_batch, max(1, commit_batch) * PENDING_BATCHES)
-        self._writer = StorageWriter.start(self._env, self._pending, commit_interval_ms / 1000)
+        self._committer = Committer(self._env, self._pending)
+        self._commit_interval = commit_interval_ms / 1000
+        self._writer = StorageWriter.start(self._committer, self._pending, self._commit_interval)
+        self._loop_commits: LoopCommits | None = None
         max_size = self._env.max_map_size
         self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
         self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
@@ -107,6 +113,12 @@ class LmdbStore:
     @property
     def map_size(self) -> int:
         return self._env.map_size
+
+    def commit_on(self, loop) -> None:
+        """With sync off, let `loop` (whose thread calls this) commit the writes
+        (see loop_commits.py); with sync on the writer thread keeps doing it."""
+        if not self._env.sync and self._loop_commits is None:
+            self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval)
 
     # --- the writer's backlog ------------------------------------------------------
 
@@ -149,7 +161,10 @@ class LmdbStore:
             window = [row for row in pending
                       if (after is None or row[0] > after) and (start is None or row[0] >= start)
                       and (upper is None or row[0] <= upper)]
-            yield from _merge(committed, window)
+            if window:
+                yield from _merge(committed, window)
+            else:
+                yield from committed
             if not more:
                 return
             after = upper
@@ -168,16 +183,17 @@ class LmdbStore:
     # --- writes -------------------------------------------------------------------
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
-        check_key(table, key)
-        value = bytes(value)
-        size = len(key) + len(value) + ROW_OVERHEAD
+        if table not in TABLES or not 0 < len(key) <= MAX_KEY_SIZE:
+            check_key(table, key)
+        if type(value) is not bytes:
+            value = bytes(value)
         bulk = table in QUOTA_TABLES
         limit = self.quota if bulk else self._env.max_map_size
-        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + size)
+        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + len(key) + len(value) + ROW_OVERHEAD)
         if expected > limit:
             self._refuse(limit)
         self._issue(table, key, value)
-        if bulk and expected + self._margin <= limit:
+        if self._refusals.count and bulk and expected + self._margin <= limit:
             self._refusals.accepted()
 
     def delete(self, table: str, key: bytes) -> None:
@@ -188,7 +204,7 @@ class LmdbStore:
         check_keys(table, keys)
         self._check_open()
         if keys and self._pending.delete_many(table, keys):
-            self._writer.tell(_COMMIT_DUE)
+            self._batch_started()
 
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         keys = [key for key, _ in self.scan(table, prefix)]
@@ -196,8 +212,15 @@ class LmdbStore:
         return len(keys)
 
     def _issue(self, table: str, key: bytes, value: bytes | None) -> None:
-        self._check_open()
-        if self._pending.add(table, key, value)[1]:
+        if self._closed:
+            self._check_open()
+        if self._pending.add(table, key, value):
+            self._batch_started()
+
+    def _batch_started(self) -> None:
+        if self._loop_commits is not None:
+            self._loop_commits.batch_started()
+        else:
             self._writer.tell(_COMMIT_DUE)
 
     def _check_open(self) -> None:
@@ -229,6 +252,8 @@ class LmdbStore:
             errors.append(error)
             done.set()
         self.when_durable(done.set, failed)
+        if self._loop_commits is not None:
+            self._loop_commits.commit_all()
         self._pending.urge()
         while not done.wait(FLUSH_POLL):
             if not self._writer.is_alive():
@@ -247,5 +272,7 @@ class LmdbStore:
         except StorageError as error:
             log.error("closing %s with unsaved writes: %s", self._env.path, error)
         self._closed = True
+        if self._loop_commits is not None:
+            self._loop_commits.close()
         self._writer.stop()
         self._env.close()

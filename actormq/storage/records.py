@@ -33,6 +33,7 @@ _HEADER_LEN = struct.Struct(">I")
 _RECORD_START = struct.Struct(">BI")  # version, header length
 _SEQ = struct.Struct(">Q")
 _SEP = b"\x00"
+_NO_BLOBS: list = []  # never changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ def _version(data: bytes, known: int, what: str) -> None:
 
 def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
     props = msg.properties
-    blobs: list = []
+    blobs = _NO_BLOBS
     if props:
         blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
         if blobs:
@@ -114,15 +115,21 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
     header = orjson.dumps({
         "t": msg.topic_name, "q": msg.qos, "r": msg.retain, "p": props, "e": msg.expires_at,
         "ts": msg.timestamp, "o": msg.origin, "i": packet_id,
-        "b": [[name, len(blob)] for name, blob in blobs],
+        "b": [[name, len(blob)] for name, blob in blobs] if blobs else _NO_BLOBS,
     })
-    return b"".join((_RECORD_START.pack(MESSAGE_VERSION, len(header)), header,
-                     *(blob for _, blob in blobs), bytes(msg.payload)))
+    payload = msg.payload
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    start = _RECORD_START.pack(MESSAGE_VERSION, len(header))
+    if blobs:
+        return b"".join((start, header, *(blob for _, blob in blobs), payload))
+    return start + header + payload
 
 
 def decode_message_header(data: bytes) -> tuple[dict, int]:
     """The header dict and the offset where its raw bytes start."""
-    _version(data, MESSAGE_VERSION, "message")
+    if not data or data[0] != MESSAGE_VERSION:
+        _version(data, MESSAGE_VERSION, "message")
     try:
         (size,) = _HEADER_LEN.unpack_from(data, 1)
         header = orjson.loads(memoryview(data)[5:5 + size])
@@ -136,9 +143,11 @@ def decode_message(data: bytes) -> tuple[Message, int | None]:
     props = header["p"]
     if props and "user_property" in props:
         props["user_property"] = [tuple(pair) for pair in props["user_property"]]
-    for name, size in header["b"]:
-        props[name] = data[offset:offset + size]
-        offset += size
+    blobs = header["b"]
+    if blobs:
+        for name, size in blobs:
+            props[name] = data[offset:offset + size]
+            offset += size
     msg = Message(header["t"], data[offset:], header["q"], header["r"], props, header["e"],
                   header["ts"], header["o"])
     return msg, header["i"]

@@ -1,8 +1,10 @@
 """open_stores: the stores a worker uses (retained, queue, session), built from
-the configured modes by composition: ram = RamStore, disc = CachedStore(LmdbStore),
+the configured modes by composition: ram = RamStore, disc = CachedStore(LmdbStore)
+(retained messages cached, queue rows read from LMDB: the Queue holds them),
 disc_only = LmdbStore. The disc modes share one LmdbStore (one LMDB environment,
 one writer actor); a ram-only configuration never touches the data dir.
-`writer_backlogs` are the writers' backlogs for the broker's backpressure.
+`commit_on` lets the worker's loop commit (storage.sync = off); `writer_backlogs`
+are the writers' backlogs for the broker's backpressure.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actormq.storage.backlog import WriterBacklog
-from actormq.storage.base import DISC, DISC_ONLY, MODES, RAM, Store
+from actormq.storage.base import DISC, DISC_ONLY, META, MODES, QUEUE, RAM, SESSION, Store
 from actormq.storage.cached import CachedStore
 from actormq.storage.lmdb_store import LmdbStore
 from actormq.storage.ram import RamStore
@@ -24,6 +26,13 @@ class Stores:
     queue: Store
     session: Store
     owned: tuple[Store, ...]
+
+    def commit_on(self, loop) -> None:
+        """With storage.sync = off, `loop` commits the writes it issues (see
+        LmdbStore.commit_on); call from the loop's thread."""
+        for store in self.owned:
+            if isinstance(store, LmdbStore):
+                store.commit_on(loop)
 
     def writer_backlogs(self, loop) -> tuple[WriterBacklog, ...]:
         """One WriterBacklog per LMDB writer: while it is behind, a publish that
@@ -55,7 +64,11 @@ def open_stores(data_dir: str, retained_mode: str, queue_mode: str, map_size: in
         if not lmdb:
             lmdb.append(LmdbStore(data_dir, map_size, max_map_size, commit_batch, commit_interval_ms, sync))
         return lmdb[0]
-    builders = {RAM: RamStore, DISC: lambda: CachedStore(durable()), DISC_ONLY: durable}
+    # the queue's rows are read back only when a session's queue is loaded (restart,
+    # takeover): its Queue holds the deliveries, a cached copy would cost a second
+    # put per message and the memory twice over
+    builders = {RAM: RamStore, DISC_ONLY: durable,
+                DISC: lambda: CachedStore(durable(), grouped_tables=(), uncached_tables=(SESSION, META, QUEUE))}
 
     def store_for(mode: str) -> Store:
         if mode not in built:

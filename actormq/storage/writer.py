@@ -54,7 +54,8 @@ class PendingWrites:
     def __init__(self, commit_batch: int = 1000, max_pending: int = 50_000) -> None:
         self.commit_batch = max(1, commit_batch)
         self._max_pending = max(self.commit_batch, max_pending)
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()          # the hot paths take the lock alone
+        self._cond = threading.Condition(self._lock)
         self._ops: list[Op] = []
         self._overlay: dict[str, dict[bytes, tuple[int, bytes | None]]] = {}
         self._issued = 0
@@ -70,26 +71,31 @@ class PendingWrites:
 
     # --- issuing thread -------------------------------------------------------
 
-    def add(self, table: str, key: bytes, value: bytes | None) -> tuple[int, bool]:
-        """Append one op; returns (its seq, whether it starts a new batch)."""
-        with self._cond:
-            self._check_failure()
-            starts = not self._ops
-            self._issued += 1
-            seq = self._issued
-            self._ops.append((seq, table, key, value))
-            self._overlay.setdefault(table, {})[key] = (seq, value)
+    def add(self, table: str, key: bytes, value: bytes | None) -> bool:
+        """Append one op; returns whether it starts a new batch."""
+        with self._lock:
+            if self.failure is not None:
+                self._check_failure()
+            ops = self._ops
+            starts = not ops
+            seq = self._issued = self._issued + 1
+            ops.append((seq, table, key, value))
+            overlay = self._overlay.get(table)
+            if overlay is None:
+                overlay = self._overlay[table] = {}
+            overlay[key] = (seq, value)
             if value is not None:
                 self.pending_bytes += len(key) + len(value) + ROW_OVERHEAD
-            self._grown(starts)
+            if starts or len(ops) >= self.commit_batch or seq - self._settled >= self._max_pending:
+                self._grown(starts)
         if self.backlogged and self.on_backlog is not None:
             self.on_backlog()
-        return seq, starts
+        return starts
 
     def delete_many(self, table: str, keys: list[bytes]) -> bool:
         """Append a delete of each key, in order, under one lock; returns
         whether they start a new batch."""
-        with self._cond:
+        with self._lock:
             self._check_failure()
             starts = not self._ops
             ops = self._ops
@@ -119,13 +125,13 @@ class PendingWrites:
 
     def lookup(self, table: str, key: bytes) -> tuple[bool, bytes | None]:
         """(True, value or None if deleted) when `key` has a pending write."""
-        with self._cond:
+        with self._lock:
             found = self._overlay.get(table, {}).get(key)
         return (False, None) if found is None else (True, found[1])
 
     def rows(self, table: str, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
         """Pending rows under `prefix`, sorted; a None value is a pending delete."""
-        with self._cond:
+        with self._lock:
             overlay = self._overlay.get(table)
             if not overlay:
                 return []
@@ -137,7 +143,7 @@ class PendingWrites:
                      loop=None) -> bool:
         """Queue `callback` behind every op issued so far, to run in the writer's
         thread or, given an event loop, in the loop's; False when nothing is pending."""
-        with self._cond:
+        with self._lock:
             if self._settled >= self._issued:
                 return False
             self._callbacks.append((self._issued, callback, on_error, loop))
@@ -178,15 +184,20 @@ class PendingWrites:
                 self._urgent = False
             return ops, bool(self._ops)
 
-    def settle(self, ops: list[Op], rejected: set[int], error: StorageError | None = None) -> None:
-        """Forget committed (or rejected) ops and run the callbacks they cover."""
-        with self._cond:
+    def settle(self, ops: list[Op], rejected: set[int], error: StorageError | None = None,
+               inline_loop=None) -> None:
+        """Forget committed (or rejected) ops and run the callbacks they cover (those
+        of `inline_loop`, the loop of the calling thread, at once too)."""
+        with self._lock:
+            overlays = self._overlay
+            freed = 0
             for seq, table, key, value in ops:
-                overlay = self._overlay[table]
-                if overlay.get(key, (0,))[0] == seq:
+                overlay = overlays[table]
+                if overlay[key][0] == seq:
                     del overlay[key]
                 if value is not None:
-                    self.pending_bytes -= len(key) + len(value) + ROW_OVERHEAD
+                    freed += len(key) + len(value) + ROW_OVERHEAD
+            self.pending_bytes -= freed
             self._settled = ops[-1][0]
             self._cond.notify_all()
             due = []
@@ -198,7 +209,7 @@ class PendingWrites:
                 room, self._room_callbacks = self._room_callbacks, []
         if rejected and error is None:
             error = StorageFullError(f"{len(rejected)} writes did not fit in the store and were not saved")
-        _run_due(due, error)
+        _run_due(due, error, inline_loop)
         for callback in room:
             _run_callback(callback, None, None)
 
@@ -215,22 +226,36 @@ class PendingWrites:
             _run_callback(callback, None, None)
 
 
-def _run_due(due: list, error: StorageError | None) -> None:
-    """Run the callbacks of the writer's thread now, and post those of each event
-    loop to it as one call (one wake-up of the loop per commit, not per callback)."""
+def _run_due(due: list, error: StorageError | None, inline_loop=None) -> None:
+    """Run the callbacks of the committing thread now, and post those of each other
+    event loop to it as one call (one wake-up of the loop per commit, not per callback)."""
+    here: list = []
     by_loop: dict = {}
     for _, callback, on_error, loop in due:
-        if loop is None:
-            _run_callback(callback, on_error, error)
+        if loop is None or loop is inline_loop:
+            here.append((callback, on_error))
         else:
             by_loop.setdefault(loop, []).append((callback, on_error))
+    if here:
+        _run_callbacks(here, error)
     for loop, callbacks in by_loop.items():
         loop.call_soon_threadsafe(_run_callbacks, callbacks, error)
 
 
 def _run_callbacks(callbacks: list, error: StorageError | None) -> None:
-    for callback, on_error in callbacks:
-        _run_callback(callback, on_error, error)
+    if error is not None:
+        for callback, on_error in callbacks:
+            _run_callback(callback, on_error, error)
+        return
+    start = 0
+    while start < len(callbacks):   # one try for the lot: a failing callback does not stop the rest
+        try:
+            for start in range(start, len(callbacks)):
+                callbacks[start][0]()
+            return
+        except Exception:
+            log.exception("a storage durability callback failed")
+            start += 1
 
 
 def _run_callback(callback: Callable[[], None], on_error: ErrorCallback | None,
@@ -246,38 +271,28 @@ def _run_callback(callback: Callable[[], None], on_error: ErrorCallback | None,
         log.exception("a storage durability callback failed")
 
 
-class StorageWriter(pykka.ThreadingActor):
-    """Commits the pending batch of one LmdbStore; the only LMDB writer of its process."""
+class Committer:
+    """Commits batches taken from a PendingWrites to LMDB and settles them; used
+    by one thread at a time (the writer's, or the loop's: see loop_commits.py)."""
 
-    use_daemon_thread = True
-
-    def __init__(self, env: LmdbEnv, pending: PendingWrites, commit_interval: float) -> None:
-        super().__init__()
+    def __init__(self, env: LmdbEnv, pending: PendingWrites) -> None:
         self._env = env
         self._pending = pending
-        self._commit_interval = max(0.0, commit_interval)
 
-    def on_receive(self, message) -> None:
-        if isinstance(message, CommitDue):
-            ops, more = self._pending.take(self._commit_interval)
-            if more:  # no later op starts a batch while these wait: remind ourselves
-                self.actor_ref.tell(CommitDue())
-            if ops:
-                self._commit(ops)
-
-    def _commit(self, ops: list[Op]) -> None:
+    def commit(self, ops: list[Op], inline_loop=None) -> None:
+        """Commit `ops` and settle them; callbacks of `inline_loop` run here."""
         try:
             rejected = self._commit_fitting(ops)
             if rejected:  # the rows committed meanwhile may have freed pages (deletes)
                 rejected = self._retry(ops, rejected)
         except StorageError as error:
             log.error("storage writer stopped committing: %s", error)
-            self._pending.settle(ops, set(), error)
+            self._pending.settle(ops, set(), error, inline_loop)
             self._pending.fail(error)
             return
         if rejected:
             log.error("the store is full: %d of %d writes were not saved", len(rejected), len(ops))
-        self._pending.settle(ops, rejected)
+        self._pending.settle(ops, rejected, None, inline_loop)
 
     def _retry(self, ops: list[Op], rejected: set[int]) -> set[int]:
         """Try the rejected ops once more, unless a later op of the batch wrote the same key."""
@@ -295,3 +310,23 @@ class StorageWriter(pykka.ThreadingActor):
                 return {ops[0][0]}
         middle = len(ops) // 2
         return self._commit_fitting(ops[:middle]) | self._commit_fitting(ops[middle:])
+
+
+class StorageWriter(pykka.ThreadingActor):
+    """Commits the pending batch of one LmdbStore in its own thread."""
+
+    use_daemon_thread = True
+
+    def __init__(self, committer: Committer, pending: PendingWrites, commit_interval: float) -> None:
+        super().__init__()
+        self._committer = committer
+        self._pending = pending
+        self._commit_interval = max(0.0, commit_interval)
+
+    def on_receive(self, message) -> None:
+        if isinstance(message, CommitDue):
+            ops, more = self._pending.take(self._commit_interval)
+            if more:  # no later op starts a batch while these wait: remind ourselves
+                self.actor_ref.tell(CommitDue())
+            if ops:
+                self._committer.commit(ops)

@@ -9,6 +9,13 @@ are never base64-encoded). One message rather than a multipart one per part:
 pyzmq spends several microseconds per message part, ten times the cost of
 copying a small payload (measured: 3 parts 8.6 µs to send, one 0.8 µs).
 
+Small control frames that need no answer in the same loop turn (the
+client-id registry's REG, REGD, UNREG) can go `send_soon`: every such frame
+for one peer in a loop turn travels in one BAT frame (its payloads are the
+frames), which saves a ZeroMQ send and a wake-up of the peer per frame
+(measured: connections/s at -w 2). A frame sent at once to a peer first
+sends what waits for it, so the order between two workers is kept.
+
 Sending never blocks. A PUSH socket keeps frames for a peer that is not
 there (yet: it is starting, or it died and is being restarted) up to the
 high-water mark; past it the frame is dropped and counted. `reset` throws
@@ -33,6 +40,7 @@ POLL_SECONDS = 0.05
 DRAIN_FRAMES = 4        # frames per loop turn (a PUB frame carries up to a few hundred messages)
 _ENVELOPE = struct.Struct(">BI")    # kind length, header length
 _PART = struct.Struct(">I")         # payload length
+BATCH = b"BAT"
 
 
 def encode_frame(kind: bytes, header, payloads=()) -> bytes:
@@ -84,6 +92,7 @@ class Bus:
         self._on_frame = None
         self._closed = False
         self._drain_scheduled = False
+        self._soon: dict[int, list[bytes]] = {}     # peer -> frames for the end of this turn
         try:
             self._inbox = self._ctx.socket(zmq.PULL)
             self._inbox.setsockopt(zmq.RCVHWM, hwm)
@@ -140,7 +149,12 @@ class Bus:
                 return True
             taken += 1
             try:
-                on_frame(*decode_frame(frame))
+                kind, header, payloads = decode_frame(frame)
+                if kind == BATCH:
+                    for part in payloads:
+                        on_frame(*decode_frame(part))
+                else:
+                    on_frame(kind, header, payloads)
             except Exception:
                 log.exception("bad bus frame dropped: %r", frame[:40])
         return False
@@ -150,7 +164,37 @@ class Bus:
         out = self._outboxes.get(peer)
         if out is None or self._closed:
             return False
-        frame = encode_frame(kind, header, payloads)
+        if peer in self._soon:
+            self._send_soon_frames(peer)
+        return self._send(peer, out, encode_frame(kind, header, payloads))
+
+    def send_soon(self, peer: int, kind: bytes, header) -> bool:
+        """Send a frame at the end of this loop turn, with the others for that peer
+        (False: the peer is unknown or the bus closed)."""
+        if self._loop is None:
+            return self.send(peer, kind, header)
+        if peer not in self._outboxes or self._closed:
+            return False
+        frames = self._soon.get(peer)
+        if frames is None:
+            if not self._soon:
+                self._loop.call_soon(self._flush_soon)
+            frames = self._soon[peer] = []
+        frames.append(encode_frame(kind, header))
+        return True
+
+    def _flush_soon(self) -> None:
+        for peer in list(self._soon):
+            self._send_soon_frames(peer)
+
+    def _send_soon_frames(self, peer: int) -> None:
+        frames = self._soon.pop(peer)
+        out = self._outboxes.get(peer)
+        if out is not None and not self._closed:
+            self._send(peer, out, frames[0] if len(frames) == 1 else
+                       encode_frame(BATCH, 0, frames))
+
+    def _send(self, peer: int, out, frame: bytes) -> bool:
         try:
             out.send(frame, zmq.NOBLOCK, copy=True)
         except zmq.Again:
@@ -179,6 +223,7 @@ class Bus:
         old = self._outboxes.get(peer)
         if old is None or self._closed:
             return
+        self._soon.pop(peer, None)
         old.setsockopt(zmq.LINGER, 0)
         old.close()
         try:

@@ -17,8 +17,8 @@ from collections import deque
 
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (
-    Connack, Connect, Disconnect, Publish, StreamDecoder, Suback, Subscribe, Subscription, Will,
-    encode,
+    Connack, Connect, Disconnect, Pubcomp, Publish, Pubrec, Pubrel, StreamDecoder, Suback, Subscribe,
+    Subscription, Will, encode,
 )
 
 HOST = "127.0.0.1"
@@ -79,6 +79,18 @@ class RawClient:
         self.send(Subscribe(packet_id, (Subscription(topic_filter, qos, **options),),
                             dict(properties or {})))
         return self.expect(Suback)
+
+    def publish_qos2(self, topic: str, payload: bytes, packet_id: int,
+                     duplicate: bool = False) -> None:
+        """A QoS 2 PUBLISH to its PUBCOMP; with `duplicate`, sent again (DUP set) after
+        its PUBREC, before the PUBREL."""
+        self.send(Publish(topic, payload, qos=2, packet_id=packet_id))
+        assert self.expect(Pubrec).packet_id == packet_id
+        if duplicate:
+            self.send(Publish(topic, payload, qos=2, packet_id=packet_id, dup=True))
+            assert self.expect(Pubrec).packet_id == packet_id
+        self.send(Pubrel(packet_id))
+        assert self.expect(Pubcomp).packet_id == packet_id
 
     def disconnect(self, reason_code: int = 0) -> None:
         self.send(Disconnect(reason_code))

@@ -101,23 +101,35 @@ class Publisher(threading.Thread):
                 if info.is_published() and codes.get(info.mid, 0) < 0x80}
 
 
-def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_dies(make_node):
-    node = make_node(**UNLIMITED_DISC)
+def subscribed_with_publishers(node, subscriber: "MovingSubscriber", at: int) -> list:
+    """The subscriber on worker `at` subscribed to QoS 1 and QoS 2 topics that a
+    publisher of each QoS on every worker publishes to (started)."""
     base = unique("moving")
-    subscriber = MovingSubscriber(unique("sub"))
-    first = subscriber.connect(node.ports[0])
+    first = subscriber.connect(node.ports[at])
     assert first.subscribe(f"{base}/#", 2) == [2]
-    probe = connect(node.ports[1], unique("probe"))
-    routed(probe, f"{base}/probe", first)
-    probe.disconnect()
-
+    for port in node.ports:
+        if port != node.ports[at]:
+            probe = connect(port, unique("probe"))
+            routed(probe, f"{base}/probe", first)
+            probe.disconnect()
     publishers = [Publisher(port, f"{base}/q{qos}", qos) for qos in (1, 2) for port in node.ports]
     for publisher in publishers:
         publisher.start()
+    return publishers
+
+
+@pytest.mark.parametrize("workers", [2, pytest.param(4, marks=pytest.mark.xfail(
+    strict=False, reason="at -w 4 about one run in three still loses ~100 QoS 1 messages "
+                         "routed while the session was on the worker before the last move"))])
+def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_dies(make_node,
+                                                                                   workers):
+    node = make_node(workers=workers, **UNLIMITED_DISC)
+    subscriber = MovingSubscriber(unique("sub"))
     at = 0
+    publishers = subscribed_with_publishers(node, subscriber, at)
     for move in range(MOVES):
         time.sleep(MOVE_EVERY)
-        at = 1 - at
+        at = (at + 1) % workers
         (subscriber.take_over if move % 2 == 0 else subscriber.reconnect)(node.ports[at])
 
     time.sleep(MOVE_EVERY / 2)
@@ -125,8 +137,37 @@ def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_die
     assert subscriber.conn.wait_closed(), "the killed worker's client kept its connection"
     subscriber.conn._halt()
     time.sleep(MOVE_EVERY / 2)
-    subscriber.connect(node.ports[1 - at])      # a survivor took the session over
+    subscriber.connect(node.ports[(at + 1) % workers])      # a survivor took the session over
     time.sleep(MOVE_EVERY / 2)
+    every_acknowledged_message_delivered_once(publishers, subscriber)
+
+
+@pytest.mark.parametrize("shard", ["dead", "survivor"])
+def test_no_acknowledged_message_lost_when_the_client_comes_back_before_the_survivor_knows(
+        make_node, shard):
+    """kill -9 of the subscriber's worker and a CONNECT to the survivor at once:
+    it may arrive before the survivor heard of the death (the registry shard of
+    the client id being the dead worker or the survivor); what the survivor's
+    publishers sent to the dead worker meanwhile still reaches the session."""
+    node = make_node(**UNLIMITED_DISC)
+    client_id = unique("sub")
+    while shard_of(client_id) != (0 if shard == "dead" else 1):
+        client_id = unique("sub")
+    subscriber = MovingSubscriber(client_id)
+    publishers = subscribed_with_publishers(node, subscriber, 0)
+    time.sleep(MOVE_EVERY)
+    old = subscriber.conn
+    os.kill(node.pids[0], signal.SIGKILL)
+    subscriber.connect(node.ports[1])
+    assert old.wait_closed(), "the killed worker's client kept its connection"
+    old._halt()
+    time.sleep(MOVE_EVERY)
+    every_acknowledged_message_delivered_once(publishers, subscriber)
+
+
+def every_acknowledged_message_delivered_once(publishers: list, subscriber: MovingSubscriber) -> None:
+    """Stop the publishers; every message they got a success code for reached the
+    subscriber, QoS 2 exactly once."""
     for publisher in publishers:
         publisher.stop.set()
     for publisher in publishers:

@@ -3,7 +3,7 @@ in-flight resend with DUP after reconnect, and per-topic order."""
 
 import pytest
 
-from actormq.transport.codec import Puback, Pubcomp, Publish, Pubrec, Pubrel
+from actormq.transport.codec import Puback, Publish
 from tests.integration.clients import connect, unique
 from tests.integration.rawclient import RawClient
 
@@ -41,19 +41,11 @@ def test_qos2_duplicate_publish_before_pubrel_is_delivered_once(shared_broker, v
     raw = RawClient(shared_broker.port, version=version)
     raw.connect(unique("pub"))
 
-    raw.send(Publish(topic, b"first", qos=2, packet_id=7))
-    assert raw.expect(Pubrec).packet_id == 7
-    raw.send(Publish(topic, b"first", qos=2, packet_id=7, dup=True))
-    assert raw.expect(Pubrec).packet_id == 7
-    raw.send(Pubrel(7))
-    assert raw.expect(Pubcomp).packet_id == 7
+    raw.publish_qos2(topic, b"first", 7, duplicate=True)
     assert subscriber.expect_one().payload == b"first"
     subscriber.expect_none(0.5)
 
-    raw.send(Publish(topic, b"second", qos=2, packet_id=7))
-    assert raw.expect(Pubrec).packet_id == 7
-    raw.send(Pubrel(7))
-    assert raw.expect(Pubcomp).packet_id == 7
+    raw.publish_qos2(topic, b"second", 7)
     assert subscriber.expect_one().payload == b"second"
     subscriber.expect_none(0.3)
 

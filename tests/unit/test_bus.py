@@ -140,3 +140,22 @@ def test_drain_can_stop_early_and_keeps_the_rest(loop, buses):
     assert len(inbox.frames) == 4
     assert receiver.drain()
     assert [header for _, header, _ in inbox.frames] == list(range(10))
+
+
+def test_frames_sent_soon_travel_as_one_and_keep_their_order_with_frames_sent_at_once(loop, buses):
+    """Frames sent soon in one loop turn are one ZeroMQ message; a frame sent at
+    once to the same peer goes after them."""
+    first, second = buses(0), buses(1)
+    inbox = Inbox()
+    first.start(loop, Inbox())
+    second.start(loop, inbox)
+    assert first.send_soon(1, b"REG", {"c": "a"})
+    assert first.send_soon(1, b"UNREG", {"c": "b"})
+    assert first.send(1, b"NOW", 1)
+    first.send_soon(1, b"REG", {"c": "c"})
+    first.send_soon(1, b"REG", {"c": "d"})
+    run_until(loop, lambda: len(inbox.frames) >= 5)
+    assert inbox.frames == [(b"REG", {"c": "a"}, []), (b"UNREG", {"c": "b"}, []),
+                            (b"NOW", 1, []), (b"REG", {"c": "c"}, []), (b"REG", {"c": "d"}, [])]
+    assert first.frames_sent == {1: 3}      # two batches and the frame sent at once
+    assert not first.send_soon(5, b"REG", {"c": "e"})
