@@ -243,6 +243,8 @@ class Session(InboundPublishes, Subscriptions):
         chain = self.hooks.message_deliver
         if chain is not None:
             if self.deliveries_held is not None:
+                if self.queue.persistent:
+                    return hooked.hold_queued_next(self, message, qos, retain, sub_ids)
                 self.deliveries_held.append((message, qos, retain, sub_ids))
                 return None
             folded = chain.fold(self.client_id, message)
@@ -267,6 +269,10 @@ class Session(InboundPublishes, Subscriptions):
         elif conn is None and not self.persistent:
             return None
         return self._enqueue(conn, Delivery(message, qos, retain, sub_ids))
+
+    def enqueue_held(self, delivery: Delivery) -> Routed | None:
+        """Queue a delivery a deliver hook holds (stored as any; the drain waits for it)."""
+        return self._enqueue(self.conn, delivery)
 
     def _enqueue(self, conn, delivery: Delivery) -> Routed | None:
         queue = self.queue
@@ -321,7 +327,7 @@ class Session(InboundPublishes, Subscriptions):
         self.drain_due = False
         conn = self.conn
         queue = self.queue
-        if conn is None or not queue:
+        if conn is None or not queue or self.deliveries_held is not None:
             return
         room = self._window - len(self._inflight) - len(self._awaiting_pubcomp)
         now = time.time()
