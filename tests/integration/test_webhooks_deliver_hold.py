@@ -27,18 +27,15 @@ def answer(hook: str, body: dict):
 
 
 @pytest.fixture(scope="module")
-def endpoint():
+def served(tmp_path_factory):
+    """(broker, endpoint): a broker whose on_deliver webhook answers after HOLD_S."""
     actormq_only("webhooks are actormq's")
-    yield from running_endpoint(answer)
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory, endpoint):
-    config = tmp_path_factory.mktemp("deliver_hold") / "actormq.conf"
-    config.write_text(f"webhooks.d.hook = on_deliver\nwebhooks.d.endpoint = {endpoint.url}\n")
-    started = start_broker(config.parent, "-c", str(config))
-    yield started
-    started.stop()
+    for endpoint in running_endpoint(answer):       # stopped when this loop ends
+        workdir = tmp_path_factory.mktemp("deliver_hold")
+        (workdir / "actormq.conf").write_text(f"webhooks.d.hook = on_deliver\nwebhooks.d.endpoint = {endpoint.url}\n")
+        broker = start_broker(workdir, "-c", str(workdir / "actormq.conf"))
+        yield broker, endpoint
+        broker.stop()
 
 
 def held_messages(broker, endpoint, topic: str):
@@ -59,7 +56,8 @@ def names(received) -> list[bytes]:
     return [message.payload.split(b" ")[0] for message in received]
 
 
-def test_a_client_that_drops_mid_hold_gets_the_held_messages_on_its_return(broker, endpoint):
+def test_a_client_that_drops_mid_hold_gets_the_held_messages_on_its_return(served):
+    broker, endpoint = served
     client_id, subscriber = held_messages(broker, endpoint, "drop")
     subscriber.drop()
     back = connect(broker.port, client_id, version=4, clean_start=False)
@@ -68,7 +66,8 @@ def test_a_client_that_drops_mid_hold_gets_the_held_messages_on_its_return(broke
     back.close()
 
 
-def test_held_messages_survive_a_killed_broker(broker, endpoint):
+def test_held_messages_survive_a_killed_broker(served):
+    broker, endpoint = served
     client_id, subscriber = held_messages(broker, endpoint, "kill")
     broker.kill9()
     subscriber.drop()
