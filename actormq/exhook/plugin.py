@@ -6,7 +6,11 @@ At start each server is asked `OnProviderLoaded` (blocking, bounded by
 hooks only the points of the hooks the servers loaded — or every ExHook
 point when a server is down at start, so that its hooks work once it is
 back (`exhook.auto_reconnect`). Only the hooks a server loaded, and for
-message hooks only topics matching its filters, are sent to it.
+message hooks only topics matching its filters, are sent to it. Until a
+server down at start has loaded, it counts as wanting every hook: its
+decisions (client.authenticate, client.check_acl, message.publish) follow
+`exhook.request_failed_action` at once and its notifications are dropped
+and counted, as for a server that went down later.
 
 Decisions: `client.authenticate` and `client.check_acl` (publish and
 subscribe authorization) take the server's `ValuedResponse`: IGNORE is
