@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import subprocess
@@ -89,10 +90,15 @@ def serve_grpc(port: int, hook: str) -> None:
 
 
 def helper(*args: str) -> subprocess.Popen:
-    """An endpoint or ExHook server process, at the lowest priority: on a small machine it would
-    otherwise take the broker's CPU (in production it runs elsewhere)."""
+    """An endpoint or ExHook server process, at the lowest priority (and never real-time, when
+    the bench runs under `chrt`): on a small machine it would otherwise take the broker's CPU
+    (in production it runs elsewhere)."""
     return subprocess.Popen(["nice", "-n", "19", sys.executable, __file__, *args], cwd=suite.REPO_ROOT,
-                            env=suite._env())
+                            env=suite._env(), preexec_fn=_not_real_time)
+
+
+def _not_real_time() -> None:
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def broker(workdir: Path, settings: dict[str, str]) -> suite.Broker:
