@@ -450,7 +450,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self._pending = None
         if self.closed:
             return
-        if self.act_on(then, done.result()) and self._pending is None:
+        if self.act_on(lambda answer: then(answer.result()), done) and self._pending is None:
             self.unthrottle()
 
     def act_on(self, then, value) -> bool:
