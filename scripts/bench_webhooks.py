@@ -102,6 +102,18 @@ def helper(*args: str, lowest: bool = True) -> subprocess.Popen:
                             env=suite._env(), preexec_fn=_not_real_time)
 
 
+def wait_serving(ports: list[int], timeout_s: float = 30.0) -> None:
+    """Until every ExHook server answers OnProviderLoaded: a broker started before that would
+    refuse its clients (exhook.request_failed_action = deny) until it reconnects."""
+    import grpc
+    from actormq.exhook import exhook_pb2 as pb
+    from actormq.exhook import exhook_pb2_grpc as pb_grpc
+    for port in ports:
+        with grpc.insecure_channel(f"{suite.HOST}:{port}") as channel:
+            pb_grpc.HookProviderStub(channel).OnProviderLoaded(pb.ProviderLoadedRequest(), timeout=timeout_s,
+                                                               wait_for_ready=True)
+
+
 def _not_real_time() -> None:
     os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
@@ -239,7 +251,8 @@ def main() -> None:
                helper("--serve-grpc", str(grpc_ports["publish"]), "message.publish"),
                helper("--serve-grpc", str(grpc_ports["delivered"]), "message.delivered"),
                helper("--serve-grpc", str(grpc_ports["decide"]), "message.publish", lowest=False)]
-    time.sleep(2)
+    time.sleep(1)
+    wait_serving(list(grpc_ports.values()))
     chosen = {name: case for name, case in cases(http_port, grpc_ports).items()
               if args.only in name or name.endswith(", none")}
     results: dict[str, list[dict]] = {}

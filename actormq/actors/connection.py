@@ -76,8 +76,9 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     # a 1.5 KB dict). Channel's slots keep `__dict__` for what tracing patches in.
     __slots__ = ("broker", "peer_address", "slots", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
-                 "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending", "pipeline",
-                 "client_info", "mountpoint", "limits", "auth_props", "connect_packet", "connected_at")
+                 "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
+                 "pipeline", "client_info", "mountpoint", "limits", "auth_props", "connect_packet",
+                 "connected_at")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slots=None) -> None:

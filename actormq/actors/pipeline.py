@@ -18,6 +18,8 @@ import asyncio
 from collections import deque
 from typing import Any, Callable
 
+from actormq.hooks.results import DROP
+
 DEPTH = 32      # outcomes a client may have waiting before its packets are held
 
 
@@ -65,7 +67,6 @@ class Pipeline:
 def _value(done: asyncio.Future) -> Any:
     """A cancelled wait (the broker stopping) or a failed one drops the message, as a fold
     that failed does."""
-    from actormq.hooks.results import DROP
     if done.cancelled() or done.exception() is not None:
         return DROP
     return done.result()

@@ -219,7 +219,7 @@ def on_message_publish(self, client: ClientInfo, message):
         return None
     if self.publish_notified:
         self._notify("message.publish", "OnMessagePublish", lambda: {
-            "message": convert.message(message, self.node, client)}, client.client_id,
+            "message": convert.message_record(message, client)}, client.client_id,
             message.topic_name, self.publish_notified)
     if self.publish_deciders and any(server.wants("message.publish", message.topic_name)
                                      for server in self.publish_deciders):
@@ -304,12 +304,12 @@ def _message_notification(hook: str, method: str):
             return None
         if hook == "message.dropped":
             def build():
-                return {"message": convert.message(message, self.node),
+                return {"message": convert.message_record(message),
                         "reason": str(getattr(reason, "value", reason))}
         else:
             def build():
                 return {"clientinfo": convert.session_client(client_id, self.node),
-                        "message": convert.message(message, self.node)}
+                        "message": convert.message_record(message)}
         self._notify(hook, method, build, client_id or "", message.topic_name)
         return None
     return notify
