@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -245,6 +246,7 @@ def main() -> None:
     if args.serve_grpc:
         return serve_grpc(int(args.serve_grpc[0]), args.serve_grpc[1], *map(float, args.serve_grpc[2:]))
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))     # stopped (timeout): stop the helpers too
     http_port = suite.free_port()
     grpc_ports = {"publish": suite.free_port(), "delivered": suite.free_port(), "decide": suite.free_port()}
     helpers = [helper("--serve-http", str(http_port)),
