@@ -1,0 +1,113 @@
+"""A listener's `max_connections` counts a connection from its accept: TLS
+handshakes, PROXY headers and WebSocket upgrades that have not finished (or
+never will) hold their place, so a flood of half-open ones cannot take the
+listener past its limit; their places come back when they fail or close."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+import pytest
+
+from tests.integration.brokers import actormq_only, start_broker
+from tests.integration.test_listeners import (  # noqa: F401  (pki: a fixture)
+    BANNER_LINE, CONNACK_ACCEPTED, CONNECT_RAW_PROXY, HOST, closed_by_broker, pki, port_of, tls_settings,
+    wait_for_log, ws_upgrade,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+LIMITS = {"listener.ssl.limited": 2, "listener.tcp.proxied": 1, "listener.ws.limited": 1}
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, pki):
+    actormq_only("listener limits")
+    settings = {
+        **tls_settings("limited", pki, max_connections=str(LIMITS["listener.ssl.limited"])),
+        "listener.tcp.proxied": f"{HOST}:0", "listener.tcp.proxied.proxy_protocol": "on",
+        "listener.tcp.proxied.max_connections": str(LIMITS["listener.tcp.proxied"]),
+        "listener.ws.limited": f"{HOST}:0",
+        "listener.ws.limited.max_connections": str(LIMITS["listener.ws.limited"]),
+    }
+    broker = start_broker(tmp_path_factory.mktemp("limits"), settings=settings)
+    deadline = time.monotonic() + 5
+    while len(BANNER_LINE.findall(broker.stdout())) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    broker.listeners = {key: address for address, _kind, key in BANNER_LINE.findall(broker.stdout())}
+    yield broker
+    broker.stop()
+
+
+def silent_connections(port: int, count: int) -> list[socket.socket]:
+    """Connections that send nothing: a handshake begun and never finished."""
+    return [socket.create_connection((HOST, port), timeout=5) for _ in range(count)]
+
+
+def refused_while_full(node, key: str, port: int) -> None:
+    with socket.create_connection((HOST, port), timeout=5) as one_more:
+        assert closed_by_broker(one_more), f"{key}: one connection more than its limit was kept"
+    wait_for_log(node, rf"{key}: connection from 127.0.0.1:\d+ refused: "
+                       rf"max_connections \({LIMITS[key]}\)")
+
+
+def eventually(attempt, timeout: float = 5.0):
+    """attempt()'s result once it stops failing (the broker saw a close)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return attempt()
+        except (AssertionError, OSError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_half_open_tls_handshakes_count_against_the_limit(node, pki):
+    key = "listener.ssl.limited"
+    port = port_of(node, key)
+    half_open = silent_connections(port, LIMITS[key])
+    time.sleep(0.2)     # the broker accepted them
+    refused_while_full(node, key, port)
+    for sock in half_open:
+        sock.close()
+    context = ssl.create_default_context(cafile=str(pki["ca"].pem))
+
+    def tls_connect() -> None:
+        with socket.create_connection((HOST, port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(CONNECT_RAW_PROXY)
+            assert tls.recv(4) == CONNACK_ACCEPTED
+    eventually(tls_connect)
+
+
+def test_pending_proxy_headers_count_against_the_limit(node):
+    key = "listener.tcp.proxied"
+    port = port_of(node, key)
+    [waiting] = silent_connections(port, LIMITS[key])
+    time.sleep(0.2)
+    refused_while_full(node, key, port)
+    waiting.close()
+
+    def proxied_connect() -> None:
+        with socket.create_connection((HOST, port), timeout=5) as raw:
+            raw.sendall(b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 1883\r\n" + CONNECT_RAW_PROXY)
+            assert raw.recv(4) == CONNACK_ACCEPTED
+    eventually(proxied_connect)
+
+
+def test_pending_websocket_upgrades_count_against_the_limit(node):
+    key = "listener.ws.limited"
+    port = port_of(node, key)
+    [waiting] = silent_connections(port, LIMITS[key])
+    time.sleep(0.2)
+    refused_while_full(node, key, port)
+    waiting.close()
+
+    def upgraded() -> None:
+        sock, response = ws_upgrade(port)
+        sock.close()
+        assert response.startswith(b"HTTP/1.1 101"), response
+    eventually(upgraded)
