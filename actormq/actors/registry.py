@@ -29,7 +29,8 @@ no reply, the previous holder is kicked), UNREG (the sessions of these client
 ids ended on a worker, which holds none of them any more), TAKE (may a survivor restore these orphans? reply TAKEN; it
 names the dead worker, so a shard that has not heard of the death yet takes
 it as said instead of granting nothing).
-REG, REGD, UNREG and the kicks travel batched per loop turn (bus.send_soon);
+REG, REGD and the kicks travel batched per loop turn (bus.send_soon), a fresh
+REG and UNREG within a few milliseconds (bus.send_later);
 the end of a session is told once the loop turn is over, and not at all when
 the worker holds the client id again by then (a takeover on one worker ends
 the old session before it opens the new one).
@@ -147,8 +148,8 @@ class Registry:
         if shard not in self.link.live:
             return False
         self.mine[client_id] = token = next(self.link.ids)
-        self.link.bus.send_soon(shard, b"REG", {"w": self.worker_id, "c": client_id, "t": token,
-                                                "s": time.monotonic(), "k": True})
+        self.link.bus.send_later(shard, b"REG", {"w": self.worker_id, "c": client_id, "t": token,
+                                                 "s": time.monotonic(), "k": True})
         return True
 
     def _kick(self, client_id: str, claimer: int, holder: int | None, token: int | None) -> None:
@@ -230,7 +231,7 @@ class Registry:
             if shard == self.worker_id:
                 self.on_unregister({"c": client_ids, "w": self.worker_id}, ())
             elif shard in self.link.live:
-                self.link.bus.send_soon(shard, b"UNREG", {"c": client_ids, "w": self.worker_id})
+                self.link.bus.send_later(shard, b"UNREG", {"c": client_ids, "w": self.worker_id})
 
     def on_unregister(self, header, _payloads) -> None:
         holders, worker = self.holders, header["w"]
