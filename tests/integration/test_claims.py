@@ -109,6 +109,6 @@ def test_a_storm_of_clean_connects_for_one_client_id_leaves_one(make_node, versi
         winner = clients.index(live[0])
         for publisher in publishers:
             assert _puback(publisher, f"{client_id}/{winner}", next(packet_ids)) == 0
-            assert live[0].expect(Publish).topic == f"{client_id}/{winner}"
+            assert live[0].expect(Publish).topic_name == f"{client_id}/{winner}"
         for client in clients:
             client.close()
