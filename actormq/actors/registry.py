@@ -26,9 +26,10 @@ Takes: REG (register, reply REGD with the previous holder; a previous holder
 that died is named with its process id, so that a claimer that has not heard
 of the death yet adopts the session into its take-over, see orphans; with `k`
 no reply, the previous holder is kicked), UNREG (the sessions of these client
-ids ended on a worker, which holds none of them any more), TAKE (may a survivor restore these orphans? reply TAKEN; it
-names the dead worker, so a shard that has not heard of the death yet takes
-it as said instead of granting nothing).
+ids ended on a worker, which holds none of them any more), TAKE (may a
+survivor restore these orphans? reply TAKEN; it names the dead worker, so a
+shard that has not heard of the death yet takes it as said instead of
+granting nothing).
 REG, REGD and the kicks travel batched per loop turn (bus.send_soon), a fresh
 REG and UNREG within a few milliseconds (bus.send_later);
 the end of a session is told once the loop turn is over, and not at all when

@@ -5,12 +5,12 @@ its CONNACK; a CA that did not sign the broker's certificate connects nobody."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from tests.integration.brokers import actormq_only, run_cli, start_broker
-from tests.integration.test_listeners import BANNER_LINE, pki, port_of, tls_settings  # noqa: F401
+from tests.integration.brokers import actormq_only, run_cli
+from tests.integration.test_connection_limit import broker_with_listeners
+from tests.integration.test_listeners import pki, port_of, tls_settings  # noqa: F401  (pki: a fixture)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,11 +20,7 @@ CLIENTS = 40
 @pytest.fixture(scope="module")
 def node(tmp_path_factory, pki):
     actormq_only("bench conn over TLS")
-    broker = start_broker(tmp_path_factory.mktemp("bench-tls"), settings=tls_settings("bench", pki))
-    deadline = time.monotonic() + 5
-    while len(BANNER_LINE.findall(broker.stdout())) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    broker.listeners = {key: address for address, _kind, key in BANNER_LINE.findall(broker.stdout())}
+    broker = broker_with_listeners(tmp_path_factory.mktemp("bench-tls"), tls_settings("bench", pki), 2)
     yield broker
     broker.stop()
 

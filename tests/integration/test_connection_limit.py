@@ -32,13 +32,20 @@ def node(tmp_path_factory, pki):
         "listener.ws.limited": f"{HOST}:0",
         "listener.ws.limited.max_connections": str(LIMITS["listener.ws.limited"]),
     }
-    broker = start_broker(tmp_path_factory.mktemp("limits"), settings=settings)
-    deadline = time.monotonic() + 5
-    while len(BANNER_LINE.findall(broker.stdout())) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    broker.listeners = {key: address for address, _kind, key in BANNER_LINE.findall(broker.stdout())}
+    broker = broker_with_listeners(tmp_path_factory.mktemp("limits"), settings, 4)
     yield broker
     broker.stop()
+
+
+def broker_with_listeners(workdir, settings: dict, count: int):
+    """A broker started with these settings, once its banner named `count`
+    listeners (their addresses by key in `listeners`, for port_of)."""
+    broker = start_broker(workdir, settings=settings)
+    deadline = time.monotonic() + 5
+    while len(BANNER_LINE.findall(broker.stdout())) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    broker.listeners = {key: address for address, _kind, key in BANNER_LINE.findall(broker.stdout())}
+    return broker
 
 
 def silent_connections(port: int, count: int) -> list[socket.socket]:
