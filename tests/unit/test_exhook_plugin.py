@@ -41,6 +41,21 @@ def run(cfg, scenario):
     return asyncio.run(main())
 
 
+async def dropped_then_back(hooks, plugin, server) -> int:
+    """Notify client.connected while the server is down (the drops counted so far), then start
+    the server and wait for the plugin to see it back (auto_reconnect)."""
+    hooks.client_connected.notify(GOOD)
+    await asyncio.sleep(0.1)
+    plugin.notifier.refresh()
+    dropped = plugin.notifier.counters["default", "dropped"]
+    server.start()
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if plugin.servers[0].up:
+            break
+    return dropped
+
+
 @pytest.fixture
 def server(tmp_path):
     provider = ProviderServer(HOOKS, tmp_path / "provider.log").start()
@@ -93,15 +108,7 @@ def test_server_killed_mid_run_then_back(tmp_path, server):
         server.kill()
         down = await decided(hooks.client_authenticate, GOOD)
         again = await decided(hooks.client_authenticate, GOOD)       # known down: answered at once
-        hooks.client_connected.notify(GOOD)
-        await asyncio.sleep(0.1)
-        plugin.notifier.refresh()
-        dropped = plugin.notifier.counters["default", "dropped"]
-        server.start()
-        for _ in range(50):
-            await asyncio.sleep(0.1)
-            if plugin.servers[0].up:
-                break
+        dropped = await dropped_then_back(hooks, plugin, server)
         back = await decided(hooks.client_authenticate, BAD)
         return down, again, dropped, back
 
@@ -141,15 +148,7 @@ def test_down_at_start_decisions_fail_closed_until_the_server_loads(tmp_path):
                   await decided(hooks.client_authorize_subscribe, GOOD, "x/#", SubOptions(0)),
                   await folded(hooks.message_publish, GOOD, Message("other/x", b"p", 0, origin="c1")))
         waited = loop.time() - started
-        hooks.client_connected.notify(GOOD)
-        await asyncio.sleep(0.1)
-        plugin.notifier.refresh()
-        dropped = plugin.notifier.counters["default", "dropped"]
-        late.start()
-        for _ in range(50):
-            await asyncio.sleep(0.1)
-            if plugin.servers[0].up:
-                break
+        dropped = await dropped_then_back(hooks, plugin, late)
         other = Message("other/x", b"p", 0, origin="c1")
         after = (await decided(hooks.client_authenticate, BAD),
                  await decided(hooks.client_authorize_publish, GOOD, Message("acl/denied", b"x")),
