@@ -19,11 +19,11 @@ keep-alive pool and per-client lanes of `actormq.webhooks.http.Notifier`
 (`HttpSender`, for the VerneMQ webhooks and the EMQX web hook); ``grpc``
 makes a unary call to an ExHook server (`actormq.exhook.sender`). The
 sender reports its counters back once a second and exits when its worker
-is gone or says stop. It runs at a lower CPU priority than the broker
-(`lower_priority`: nice `SENDER_NICE` by default, and never real-time even
-when the broker is): notifications are best effort and must never take the
-CPU the message path needs; what it cannot keep up with is dropped and
-counted.
+is gone or says stop. Once it is up it runs at a lower CPU priority than
+the broker (`lower_priority`: nice `SENDER_NICE` unless configured, and
+never a real-time policy even when the broker has one): notifications are
+best effort and must never take the CPU the message path needs; what it
+cannot keep up with is dropped and counted.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ _PICKLED = b"\x80"         # how a pickle starts; a JSON body starts with "{"
 _RECORD = struct.Struct("!HHI")     # one record: sizes of target, key, body; then the three
 REPORT_INTERVAL = 1.0
 CREDIT_INTERVAL = 0.05
-SENDER_NICE = 10
+SENDER_NICE = 19
 SINKS = {"http": "actormq.webhooks.sender:HttpSink", "grpc": "actormq.exhook.sender:GrpcSink"}
 
 
@@ -350,14 +350,17 @@ async def _send_report(socket, sink, credit: int, with_counters: bool = True) ->
         pass
 
 
-def lower_priority(nice: int) -> None:
-    """Leave a real-time policy inherited from the broker and take nice `nice` (or keep a
-    nicer one): the sender only uses the CPU the broker leaves."""
-    if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if nice > current:
-        os.setpriority(os.PRIO_PROCESS, 0, min(nice, 19))
+def lower_priority(nice: int = SENDER_NICE) -> None:
+    """The broker comes first: the sender uses the CPU it leaves (nice `nice`, or a nicer one
+    it already has). A real-time policy inherited from the broker (`chrt`) is left too: under
+    it nice would count for nothing."""
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        if nice > os.getpriority(os.PRIO_PROCESS, 0):
+            os.setpriority(os.PRIO_PROCESS, 0, min(nice, 19))
+    except (AttributeError, OSError) as err:     # not Linux, or not allowed: stay as started
+        log.info("notification sender: priority not lowered (%s)", err)
 
 
 def main(argv: list[str]) -> None:
