@@ -230,12 +230,13 @@ class Broker(StoredSessions, Upkeep):
                 routed = join(routed, congestion(behind))
         return routed
 
-    def when_durable(self, routed: Routed, callback, on_error=None) -> None:
-        """Run callback on this worker's loop once what a publish wrote (its
-        outcome: `routed`) is committed, by this worker's store and by every
-        worker it went to. Callbacks run in the order of the calls."""
+    def when_durable(self, acks: tuple, callback, on_error=None) -> None:
+        """Run callback on this worker's loop once what publishes wrote is
+        committed, by this worker's store and by the workers whose answers
+        they await (`acks`: their `Routed.acks`). Callbacks run in the order
+        of the calls."""
         if self.peers is not None:
-            self.peers.acks.when_durable(routed.acks, callback, on_error)
+            self.peers.acks.when_durable(acks, callback, on_error)
         elif self.stores is not None:
             self.stores.queue.when_durable(callback, on_error, self.loop)
         else:
