@@ -4,7 +4,7 @@
 (`delivered`), whether a delivery wrote to this worker's disc store
 (`durable`) and which peers' durability answers it waits for (`acks`, see
 durability) — together `pending`: the publisher's PUBACK/PUBREC waits for
-`Broker.when_durable(routed, ...)` — whether a full queue refused it
+`Broker.when_durable(routed.acks, ...)` — whether a full queue refused it
 (`quota_exceeded`) and the congested parties it reached (`congested`: each
 has `block(publisher)`, see flow and storage.backlog).
 
