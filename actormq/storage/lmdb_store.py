@@ -201,7 +201,10 @@ class LmdbStore:
         expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + len(key) + len(value) + ROW_OVERHEAD)
         if expected > limit:
             self._refuse(limit)
-        self._issue(table, key, value)
+        if self._closed:
+            self._check_open()
+        if self._pending.add(table, key, value):
+            self._batch_started()
         if self._refusals.count and bulk and expected + self._margin <= limit:
             self._refusals.accepted()
 
