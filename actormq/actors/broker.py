@@ -225,9 +225,10 @@ class Broker(StoredSessions, Upkeep):
                 self.peers.retained_changed(message)
         routed = self.router.route(message)
         if routed.durable and self.writer_backlogs:
-            behind = tuple(backlog for backlog in self.writer_backlogs if backlog.behind)
-            if behind:
-                routed = join(routed, congestion(behind))
+            for backlog in self.writer_backlogs:
+                if backlog.behind:   # rare: make the tuple only then
+                    behind = tuple(backlog for backlog in self.writer_backlogs if backlog.behind)
+                    return join(routed, congestion(behind))
         return routed
 
     def when_durable(self, acks: tuple, callback, on_error=None) -> None:
