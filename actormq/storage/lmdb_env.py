@@ -10,11 +10,10 @@ transaction holds a shared lock and a resize takes it exclusively.
 With `sync` (the default) every commit is flushed to the disk (fsync) before it
 returns: it survives a power cut. Without it a commit reaches the operating
 system only (LMDB's MDB_NOSYNC): it survives a killed process, not a power cut
-or a crash of the OS; closing the environment flushes it. Without sync the map
-is also writable (MDB_WRITEMAP): a commit writes its pages into the shared
-mapping, the OS's page cache, instead of a pwrite per page (half the CPU of a
-small commit); every process of a data dir opens it with the same flags, as
-LMDB requires (the read-only tools ignore the flag).
+or a crash of the OS; closing the environment flushes it.
+The map is never writable (MDB_WRITEMAP): it would halve the CPU of a small
+commit, but a full disk would then kill the worker (SIGBUS on a page of the
+sparse file) instead of failing the commit with an error.
 
 This module is the boundary where lmdb.Error becomes StorageError.
 """
@@ -105,8 +104,7 @@ class LmdbEnv:
                 os.makedirs(self.path, exist_ok=True)
             self._env = lmdb.open(self.path, map_size=min(int(map_size), self.max_map_size),
                                   max_dbs=len(TABLES) + 1, max_readers=MAX_READERS, subdir=True,
-                                  readonly=readonly, create=not readonly, sync=sync,
-                                  writemap=not sync and not readonly)
+                                  readonly=readonly, create=not readonly, sync=sync)
         except (lmdb.Error, OSError) as error:
             raise _open_error(self.path, error) from None
         try:
