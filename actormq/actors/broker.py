@@ -225,17 +225,19 @@ class Broker(StoredSessions, Upkeep):
                 self.peers.retained_changed(message)
         routed = self.router.route(message)
         if routed.durable and self.writer_backlogs:
-            behind = tuple(backlog for backlog in self.writer_backlogs if backlog.behind)
-            if behind:
-                routed = join(routed, congestion(behind))
+            for backlog in self.writer_backlogs:
+                if backlog.behind:   # rare: make the tuple only then
+                    behind = tuple(backlog for backlog in self.writer_backlogs if backlog.behind)
+                    return join(routed, congestion(behind))
         return routed
 
-    def when_durable(self, routed: Routed, callback, on_error=None) -> None:
-        """Run callback on this worker's loop once what a publish wrote (its
-        outcome: `routed`) is committed, by this worker's store and by every
-        worker it went to. Callbacks run in the order of the calls."""
+    def when_durable(self, acks: tuple, callback, on_error=None) -> None:
+        """Run callback on this worker's loop once what publishes wrote is
+        committed, by this worker's store and by the workers whose answers
+        they await (`acks`: their `Routed.acks`). Callbacks run in the order
+        of the calls."""
         if self.peers is not None:
-            self.peers.acks.when_durable(routed.acks, callback, on_error)
+            self.peers.acks.when_durable(acks, callback, on_error)
         elif self.stores is not None:
             self.stores.queue.when_durable(callback, on_error, self.loop)
         else:

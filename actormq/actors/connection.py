@@ -152,8 +152,11 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
                 else:
                     _EXECUTE[kind](self, effect)
         session = self.session
-        if session is not None and session.drain_due and not self.closed:
-            session.drain()   # once for all the acks of this read
+        if session is not None and not self.closed:
+            if session.ack_batch is not None:
+                session.release_acks()  # one durability wait for the PUBLISHes of this read
+            if session.drain_due:
+                session.drain()   # once for all the acks of this read
 
     def connection_lost(self, exc) -> None:
         self.closed = True

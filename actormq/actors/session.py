@@ -61,6 +61,7 @@ class Session(InboundPublishes, Subscriptions):
         self._will_timer = None
         self._pending_will = None
         self._deferred_acks = 0
+        self.ack_batch = None       # deferred acks of the read being handled (inbound.AckBatch)
         self.drain_due = False      # acks made room in the window: drain once the read is handled
         self._valve = None                          # publishers held back by us (flow.Valve)
         self.deliveries_held = None     # deliveries waiting behind an asynchronous deliver hook
