@@ -68,6 +68,7 @@ class Broker(StoredSessions, Upkeep):
         self._dirty: list = []
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
+        self._schedule_queue_flush = self.schedule_flush     # one bound method for every queue
         self.reloader = Reloader()      # config reload: parts register what they take
         self.connection_log = LineBatch("actormq.connection")
         self.reloader.on_reload(RELOADABLE_KEYS, self.reload)
@@ -129,7 +130,7 @@ class Broker(StoredSessions, Upkeep):
             return Queue(client_id, self._queue_limits)
         return Queue(client_id, self._queue_limits, self.stores.queue, durable=True,
                      window=DISC_ONLY_WINDOW if mode == "disc_only" else None,
-                     schedule=self.schedule_flush)
+                     schedule=self._schedule_queue_flush)
 
     def open_session(self, conn, connect, client_id: str, expiry) -> tuple[Session, bool]:
         """Find or create the session for a CONNECT; take it over from an older connection."""

@@ -53,6 +53,7 @@ log = logging.getLogger("actormq.connection")
 MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
+NOTHING_TO_SEND = ()        # the outbound buffer between flushes: an idle client holds no list
 
 
 class _DiscardInput:
@@ -96,7 +97,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.accepted_at = self.last_seen = time.monotonic()
         self.writable = True
         self.closed = False
-        self._out: list[bytes] = []
+        self._out: list[bytes] | tuple = NOTHING_TO_SEND     # a list while a flush is due
         self._clean_disconnect = False
         self._taken_over = False
         self._close_reason = ""
@@ -188,9 +189,11 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         if self.closed:
             return
         out = self._out
-        if not out:
+        if out:
+            out.append(data)
+        else:
             self.broker.schedule_flush(self)
-        out.append(data)
+            self._out = out = [data]
         kind = data[0] >> 4     # one packet per call
         self._sent[kind] += 1
         self._sent_bytes[kind] += len(data)
@@ -204,11 +207,10 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
 
     def flush(self) -> None:
         out = self._out
+        self._out = NOTHING_TO_SEND
         if not out or self.closed:
-            out.clear()
             return
         data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
         self.broker.stats.bytes_sent += len(data)
         self.transport.write(data)
 

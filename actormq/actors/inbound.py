@@ -38,6 +38,8 @@ class InboundPublishes:
     """The inbound half of a Session (uses its broker, hooks, conn, version,
     _qos2_in, _deferred_acks and ack_batch)."""
 
+    __slots__ = ()
+
     def handle_publish(self, packet, message: Message) -> Routed:
         """Route a client's message and acknowledge it (after durability when needed)."""
         qos = packet.qos
@@ -62,7 +64,7 @@ class InboundPublishes:
         elif not delivered and self.version == 5:
             reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
         if qos == 2 and reason < 0x80:
-            self._qos2_in[packet.packet_id] = None
+            self.qos2_in_table()[packet.packet_id] = None
         if routed.pending or self._deferred_acks:
             self._defer_ack(routed, Puback(packet.packet_id, reason) if qos == 1
                             else Pubrec(packet.packet_id, reason))
@@ -78,7 +80,7 @@ class InboundPublishes:
         if packet.qos == 1:
             self._ack(Puback(packet.packet_id))
         elif packet.qos == 2:
-            self._qos2_in[packet.packet_id] = None
+            self.qos2_in_table()[packet.packet_id] = None
             self._ack(Pubrec(packet.packet_id))
 
     def _check_receive_maximum(self) -> None:
