@@ -186,6 +186,9 @@ class PeerLink:
     def _gone(self, peer: int) -> None:
         log.warning("worker %d is gone: taking over its sessions, then dropping its routes", peer)
         self.live.discard(peer)
+        # first: from here on a message routed to the peer waits in its limbo, and
+        # what follows may route some (a publisher it held back goes on: flow)
+        self.orphans.peer_died(peer)
         pid = self._pids.pop(peer, None)
         self.bus.reset(peer)
         self.forwarding.peer_gone(peer)
@@ -196,7 +199,6 @@ class PeerLink:
         self.takeover.peer_gone(peer)
         self.registry.peer_gone(peer, pid)
         self.flow.peer_gone(peer)
-        self.orphans.peer_died(peer)
         self._spawn(self.orphans.take_over(peer, pid, sorted(self.live | {self.worker_id})))
 
     # -- questions to every live peer ------------------------------------------------

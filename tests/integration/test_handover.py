@@ -226,3 +226,37 @@ def test_a_restarted_registry_shard_still_knows_who_holds_a_client_id(make_node)
     publisher.publish(topic, b"once", qos=1)
     assert new.expect_one().payload == b"once"
     new.expect_none(0.3)
+
+
+def test_a_publisher_held_back_by_the_dead_workers_subscriber_loses_nothing(make_node):
+    """A publisher on the survivor held back (flow control) by the full queue of a
+    subscriber on the worker that dies goes on the moment the survivor hears of
+    the death: what it sends then is still routed to the dead worker, so it waits
+    in that worker's limbo and reaches the session once taken over."""
+    node = make_node(**{**UNLIMITED_DISC, "queue.max_online_messages": "100",
+                        "queue.max_publisher_hold": "60s"})
+    client_id, topic = unique("stalled"), unique("held")
+    stalled = connect(node.ports[0], client_id, clean_start=False, manual_ack=True,
+                      properties={**PERSISTENT, "receive_maximum": 1})
+    stalled.subscribe(topic, 1)
+    publisher = connect(node.ports[1], unique("pub"))
+    routed(publisher, topic, stalled)
+    sent = [publisher.publish(topic, str(n).encode(), qos=1, wait=False) for n in range(300)]
+    published, deadline = -1, time.monotonic() + 10
+    while published != (published := sum(info.is_published() for info in sent)):
+        assert time.monotonic() < deadline, "the publisher was never held back"
+        time.sleep(0.5)
+    assert published < len(sent), "the publisher was not held back"
+
+    os.kill(node.pids[0], signal.SIGKILL)
+    assert stalled.wait_closed(), "the killed worker's client kept its connection"
+    for info in sent:
+        info.wait_for_publish(10)
+    acknowledged = {str(n).encode() for n, info in enumerate(sent)
+                    if info.is_published() and publisher.publish_codes.get(info.mid, 0) < 0x80}
+    assert len(acknowledged) > published, "nothing was published after the hold"
+    back = connect(node.ports[1], client_id, clean_start=False, properties=PERSISTENT)
+    got = {m.payload for m in stalled.drain(quiet=0.1) + back.drain(quiet=1.0)}
+    missing = acknowledged - got
+    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged messages lost, " \
+                        f"e.g. {sorted(missing, key=int)[:5]}"
