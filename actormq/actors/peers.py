@@ -31,8 +31,8 @@ Frame kinds (header is orjson; payloads are raw frames):
   HAND  {w, r, state}       the claimed session's state (payloads: its messages), or null;
                             state.mv names the move (the old owner forwards until MOVED)
   MOVE  {w, c, from, mv, f} session c moved from worker `from` to w with route filters f:
-                            move the route counts over, answer MOVED to `from`
-  MOVED {w, c, mv}          worker w routes session c to its new owner now
+                            move the route counts over, answer MOVED to `from` and w
+  MOVED {w, c, mv}          worker w routes session c to its new owner now (see peer_views)
   HOLDS {w, r, c}           which of the client ids c do you hold? reply HELD (the
                             shard of c is down: see registry)
   HELD  {w, r, held}        the ones this worker holds (or is claiming)
