@@ -118,9 +118,7 @@ def subscribed_with_publishers(node, subscriber: "MovingSubscriber", at: int) ->
     return publishers
 
 
-@pytest.mark.parametrize("workers", [2, pytest.param(4, marks=pytest.mark.xfail(
-    strict=False, reason="at -w 4 about one run in three still loses ~100 QoS 1 messages "
-                         "routed while the session was on the worker before the last move"))])
+@pytest.mark.parametrize("workers", [2, 4])
 def test_no_acknowledged_message_lost_while_the_session_moves_and_its_worker_dies(make_node,
                                                                                    workers):
     node = make_node(workers=workers, **UNLIMITED_DISC)
