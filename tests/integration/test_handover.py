@@ -44,12 +44,15 @@ class MovingSubscriber:
         self.client_id = client_id
         self.received: queue.Queue = queue.Queue()
         self.awaiting_pubrel: collections.OrderedDict = collections.OrderedDict()
+        self.awaiting_pubrel_lock = threading.Lock()
         self.conn: TestClient | None = None
 
     def connect(self, port: int) -> TestClient:
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=paho.MQTTv5, reconnect_on_failure=False)
         client._in_messages = self.awaiting_pubrel      # the client's persistent QoS 2 state
+        # and its lock: the old connection's thread may still use it during a takeover
+        client._in_message_mutex = self.awaiting_pubrel_lock
         conn = TestClient(client, self.client_id, 5)
         conn.messages = self.received
         from tests.integration.clients import to_paho
