@@ -34,10 +34,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 
 from actormq.actors import channel, effects, hooked
 from actormq.actors.channel import Channel
 from actormq.actors.handshake import ConnectHandshake
+from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec, Pubrel,
@@ -72,17 +74,18 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     # Slots: an idle client costs its attributes, not an instance dict (past 30
     # attributes the interpreter stops sharing the keys and each instance held
     # a 1.5 KB dict). Channel's slots keep `__dict__` for what tracing patches in.
-    __slots__ = ("broker", "peer_address", "slots", "decoder", "_sent", "_sent_bytes", "transport",
+    __slots__ = ("broker", "peer_address", "slot", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
-                 "client_info", "mountpoint", "limits", "auth_props", "connect_packet", "connected_at")
+                 "pipeline", "client_info", "mountpoint", "limits", "auth_props", "connect_packet",
+                 "connected_at")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
-                 slots=None) -> None:
+                 slot=None) -> None:
         Channel.__init__(self, broker.settings, listener, broker.hooks)
         self.broker = broker
         self.peer_address = peer_address    # None: the socket's peer
-        self.slots = slots                  # the listener's ConnectionSlots when it has a limit
+        self.slot = slot                    # its place in the listener's limit (serve.Slot)
         packets = broker.packets
         self.decoder = StreamDecoder(self.settings.max_packet_size,
                                      self.settings.max_connect_packet_size,
@@ -100,6 +103,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
         self._pending = None                # the hook chain answer this client waits for
+        self.pipeline: Pipeline | None = None  # PUBLISH outcomes waiting, in order (see pipeline)
         self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
         self.mountpoint = ""
         self.limits = None                  # session limits a plugin set at CONNECT
@@ -120,8 +124,6 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     def connection_made(self, transport) -> None:
         # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
-        if self.slots is not None:
-            self.slots.taken()
         self.broker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -155,8 +157,8 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        if self.slots is not None:
-            self.slots.released()
+        if self.slot is not None:
+            self.slot.release()
         self.broker.connection_closed(self)
         session = self.session
         if session is None or session.conn is not self:
@@ -343,7 +345,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.broker.stats.messages_received += 1
         topic = packet.topic_name
         if not self.broker.authorize_publish(self.session, topic):
-            self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
+            self.in_order(ReasonCode.NOT_AUTHORIZED, partial(self.refuse_publish, packet))
             return
         message = message_from_publish(packet, self.client_id, time.time())
         if self.hooks.publish_hooked or self.mountpoint:
@@ -366,6 +368,8 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     def hold_back(self) -> None:
         """Hold this client's packets until go_on (backpressure, see flow): it is
         still read, and its PINGREQs are answered (see _hold)."""
+        if self.pipeline is not None:
+            self.pipeline.held_back = True
         if self._held is None and not self.closed:
             self._held = []
 
@@ -377,9 +381,14 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         if self.session is None:
             held.extend(packets)
             return
+        inflight = self.pipeline
         for packet in packets:
-            if type(packet) is Pingreq:
+            kind = type(packet)
+            if kind is Pingreq:
                 self.send_bytes(effects.PINGRESP.data)
+            elif (kind is Publish and inflight is not None and not held and self._pending is None
+                  and inflight.open() and not self.closed):
+                self.execute(self.handle(packet))      # its outcome queues behind the waiting ones
             else:
                 held.append(packet)
         if len(held) >= MAX_HELD:
@@ -387,19 +396,44 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
 
     def go_on(self) -> None:
         """The end of a hold_back."""
+        if self.pipeline is not None:
+            self.pipeline.held_back = False
         self.unthrottle()
 
     def unthrottle(self) -> None:
-        """Take packets again, first the ones held back (not while a hook answer is due)."""
+        """Take packets again, first the ones held back (not while a hook answer is due);
+        while PUBLISH outcomes wait in order (`pipeline`), only PUBLISHes that may join them."""
         if self._held is None or self.closed or self.session is None or self._pending is not None:
             return
-        held, self._held = self._held, None
+        inflight = self.pipeline
+        if inflight is not None:
+            if not inflight.entries:
+                self.pipeline = None
+                if inflight.held_back:
+                    return      # go_on comes
+            elif not inflight.open():
+                return
+        held = self._held
+        self._held = None if self.pipeline is None else []
         self.last_seen = time.monotonic()
         self.transport.resume_reading()
         try:
-            self._handle(held)
+            (self._handle if self._held is None else self._hold)(held)
         except ProtocolError as exc:
             self.protocol_error(exc)
+
+    def in_order(self, answer, then) -> None:
+        """Act on the outcome of a PUBLISH (`then(value)`; a fold's answer may be a Future)
+        after those of the client's earlier PUBLISHes still waiting: at once if none is."""
+        if self.pipeline is None or not self.pipeline.entries:
+            if not isinstance(answer, asyncio.Future):
+                then(answer)
+                return
+            if self.pipeline is None:
+                self.pipeline = Pipeline(self)
+        if self._held is None:
+            self._held = []             # the client's next packets go through _hold
+        self.pipeline.add(answer, then)
 
     def wait_then(self, answer, then) -> None:
         """Act on a hook chain's answer: now when it is there, else once it is — meanwhile
@@ -415,17 +449,21 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self._pending = None
         if self.closed:
             return
+        if self.act_on(lambda answer: then(answer.result()), done) and self._pending is None:
+            self.unthrottle()
+
+    def act_on(self, then, value) -> bool:
+        """`then(value)`; False when that failed (the client is told and closed)."""
         try:
-            then(done.result())
+            then(value)
         except ProtocolError as exc:
             self.protocol_error(exc)
-            return
+            return False
         except Exception:       # a bug of ours, not the plugin's (chains catch those)
             log.exception("client %s: acting on a hook answer failed", self.client_id)
             self.disconnect(ReasonCode.UNSPECIFIED_ERROR, "internal error")
-            return
-        if self._pending is None:
-            self.unthrottle()
+            return False
+        return True
 
     def refuse_publish(self, packet, reason_code: int) -> None:
         if packet.qos == 1:

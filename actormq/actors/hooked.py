@@ -293,7 +293,7 @@ def publish(conn, packet, message: Message, authorized: bool = False) -> None:
     hooks = conn.hooks
     if not authorized:
         if packet.qos == 2 and packet.packet_id in conn.session.qos2_in:
-            conn.route_publish(packet, message)
+            conn.in_order(message, partial(conn.route_publish, packet))
             return
         if conn.mountpoint:
             message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own Message
@@ -308,13 +308,18 @@ def publish(conn, packet, message: Message, authorized: bool = False) -> None:
                 return
     chain = hooks.message_publish
     if chain is None:
-        conn.route_publish(packet, message)
+        if conn.pipeline is None:
+            conn.route_publish(packet, message)
+        else:
+            conn.in_order(message, partial(conn.route_publish, packet))
         return
     folded = chain.fold(conn.client_info or info_of(conn), message)
-    if type(folded) is Message:
+    if type(folded) is Message and conn.pipeline is None:
         conn.route_publish(packet, folded)
     else:
-        _publish_folded(conn, packet, message, folded)
+        # a fold that waits does not stop the client's next PUBLISHes: the outcomes are
+        # applied in order (`actors.pipeline`)
+        conn.in_order(folded, partial(_publish_folded, conn, packet, message))
 
 
 def _publish_decided(conn, packet, message: Message, decision: Decision) -> None:
@@ -339,17 +344,19 @@ def _authorized(conn, packet, message: Message, decision: Decision) -> Message |
     log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
               message.topic_name, decision.decided_by, decision.reason_code)
     dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
+    conn.in_order(decision, partial(_refused, conn, packet))
+    return None
+
+
+def _refused(conn, packet, decision: Decision) -> None:
     if decision.disconnect:
         conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
     else:
         conn.refuse_publish(packet, decision.reason_code)
-    return None
 
 
 def _publish_folded(conn, packet, original: Message, folded) -> None:
-    if isinstance(folded, asyncio.Future):
-        conn.wait_then(folded, partial(_publish_folded, conn, packet, original))
-    elif folded is DROP:
+    if folded is DROP:
         dropped(conn.hooks, conn.client_id, original, DropReason.BY_PLUGIN)
         conn.session.accept_unrouted(packet)
     else:

@@ -18,9 +18,10 @@ What the sender does with a record is its *kind*: ``http`` POSTs it with the
 keep-alive pool and per-client lanes of `actormq.webhooks.http.Notifier`
 (`HttpSender`, for the VerneMQ webhooks and the EMQX web hook); ``grpc``
 makes a unary call to an ExHook server (`actormq.exhook.sender`). The
-sender reports its counters back once a second, runs at a lower priority
-(nice 10: the broker's clients come first; what it cannot keep up with is
-dropped and counted), and exits when its worker is gone or says stop.
+sender reports its counters back once a second, runs at the lowest priority
+(nice 19, never a real-time policy: the broker's clients come first; what it
+cannot keep up with is dropped and counted), and exits when its worker is
+gone or says stop.
 """
 
 from __future__ import annotations
@@ -333,9 +334,20 @@ async def _send_report(socket, sink, credit: int, with_counters: bool = True) ->
         pass
 
 
+def lower_priority() -> None:
+    """The broker comes first: the sender uses the CPU it leaves (nice 19). A real-time policy
+    inherited from the broker (`chrt`) is left too: under it nice would count for nothing."""
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    except (AttributeError, OSError) as err:     # not Linux, or not allowed: stay as started
+        log.info("notification sender: priority not lowered (%s)", err)
+
+
 def main(argv: list[str]) -> None:
     address, parent, queue_size, kind, settings = argv
-    os.nice(10)     # the broker comes first: the sender uses the CPU it leaves
+    lower_priority()
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s [notification sender] %(message)s")
     asyncio.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings)))
