@@ -51,10 +51,13 @@ class BadModifier(ValueError):
 def client_info(conn, packet) -> ClientInfo:
     """The ClientInfo of a CONNECT, with the peer (PROXY aware), listener and
     certificate of its connection."""
+    address = conn._address()
+    host, port = address[:2] if isinstance(address, tuple) else ("local", 0)
+    cn, dn = conn.certificate_identity()
     return ClientInfo(conn.client_id, packet.username, packet.password,
-                      conn.peer_host, conn.peer_port or 0, packet.protocol_level,
+                      host, port or 0, packet.protocol_level,
                       packet.clean_start, packet.keepalive,
-                      conn.listener.name, conn.mountpoint, conn.cn, conn.dn,
+                      conn.listener.name, conn.mountpoint, cn, dn,
                       packet.properties)
 
 

@@ -43,12 +43,15 @@ class PeerInfo:
     @property
     def cn(self) -> str | None:
         """The common name of the client certificate (TLS listeners), else None."""
-        return certificate_identity(self._peercert())[0]
+        return self.certificate_identity()[0]
 
     @property
     def dn(self) -> str | None:
         """The subject of the client certificate as `CN=...,O=...`, else None."""
-        return certificate_identity(self._peercert())[1]
+        return self.certificate_identity()[1]
 
-    def _peercert(self):
-        return self.transport.get_extra_info("peercert") if self.transport is not None else None
+    def certificate_identity(self) -> tuple[str | None, str | None]:
+        """(CN, DN) of the client certificate; (None, None) without one."""
+        if self.transport is None:
+            return None, None
+        return certificate_identity(self.transport.get_extra_info("peercert"))

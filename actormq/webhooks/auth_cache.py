@@ -55,16 +55,26 @@ class AuthCache:
                key: tuple | None = None) -> Answer | None:
         """The cached answer for the request `body` (or the request whose fields without
         payload and peer port are `key`), None when there is none (a miss)."""
-        key = cache_key(endpoint, hook, body) if key is None else (endpoint, hook, key)
+        answer = self._get(cache_key(endpoint, hook, body) if key is None else (endpoint, hook, key))
+        self._counters["misses" if answer is None else "hits", endpoint, hook] += 1
+        return answer
+
+    def hit(self, endpoint: str, hook: str, key: tuple) -> Answer | None:
+        """The cached answer for the request whose fields are `key`, counted as a hit;
+        None, counted as nothing, when there is none (the caller's `lookup` counts the miss)."""
+        answer = self._get((endpoint, hook, key))
+        if answer is not None:
+            self._counters["hits", endpoint, hook] += 1
+        return answer
+
+    def _get(self, key: tuple) -> Answer | None:
         entry = self._entries.get(key)
-        if entry is not None and entry[0] <= self._clock():
-            self._remove(key)
-            entry = None
         if entry is None:
-            self._counters["misses", endpoint, hook] += 1
+            return None
+        if entry[0] <= self._clock():
+            self._remove(key)
             return None
         self._entries.move_to_end(key)
-        self._counters["hits", endpoint, hook] += 1
         return entry[1]
 
     def insert(self, endpoint: str, hook: str, body: Mapping[str, Any] | None, max_age: float,

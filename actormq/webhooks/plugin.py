@@ -211,13 +211,19 @@ def _refusal_or_next(answer: Answer):
     return NEXT if answer.result == "next" else _refused(answer)
 
 
+def _register_decision(answer: Answer):
+    if answer.ok:
+        return _register_ok(answer.modifiers, HookPoint.CLIENT_AUTHENTICATE.modifiers)
+    return _refusal_or_next(answer)
+
+
 def on_client_authenticate(self, client: ClientInfo):
-    def conclude(answer: Answer):
-        if answer.ok:
-            return _register_ok(answer.modifiers, HookPoint.CLIENT_AUTHENTICATE.modifiers)
-        return _refusal_or_next(answer)
-    return self._decide(_hook("auth_on_register", client), lambda: events.vmq_client(client), conclude,
-                        events.register_key(client))
+    hook = "auth_on_register_m5" if client.protocol_level == 5 else "auth_on_register"
+    key = events.register_key(client)
+    cached = self.calls.cached(hook, key)
+    if cached is not None:
+        return _register_decision(cached)
+    return self._decide(hook, lambda: events.vmq_client(client), _register_decision, key)
 
 
 def on_client_enhanced_auth(self, client: ClientInfo, exchange):

@@ -106,6 +106,15 @@ class VmqWebhooks:
             event = event()
         return self._decide(tuple(self._by_hook.get(hook, ())), hook, event, key)
 
+    def cached(self, hook: str, key: tuple) -> Answer | None:
+        """The auth cache's answer when `hook` has one endpoint and the cache has the
+        request whose fields are `key`: the CONNECT of a known client costs a lookup only.
+        None: ask by `decide`."""
+        webhooks = self._by_hook.get(hook)
+        if webhooks is None or len(webhooks) != 1:
+            return None
+        return self.cache.hit(webhooks[0].endpoint, hook, key)
+
     def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event, key) -> Answer | Awaitable[Answer]:
         cacheable = HOOKS[hook].cacheable
         lookup = self.cache.lookup

@@ -100,3 +100,19 @@ def test_clear_and_a_zero_bound():
     cache.insert("e", "auth_on_register", BODY, 60, OK)
     cache.clear()
     assert len(cache) == 0 and cache.stats() == []
+
+
+def test_hit_counts_hits_only_and_lookup_then_counts_the_miss():
+    clock = Clock()
+    cache = AuthCache(10, clock)
+    key = ("127.0.0.1", "", "c", "u", b"pw", True, None)
+    assert cache.hit("e", "auth_on_register", key) is None            # the caller goes on to lookup
+    assert cache.lookup("e", "auth_on_register", None, key) is None
+    cache.insert("e", "auth_on_register", None, 30, OK, key)
+    assert cache.hit("e", "auth_on_register", key).modifiers == {"max_inflight_messages": 5}
+    assert cache.hit("e", "other_hook", key) is None
+    clock.now += 31
+    assert cache.hit("e", "auth_on_register", key) is None            # expired: removed, no hit
+    assert len(cache) == 0
+    stats = {(row["stat"], row["hook"]): row["value"] for row in cache.stats()}
+    assert stats == {("hits", "auth_on_register"): 1, ("misses", "auth_on_register"): 1}
