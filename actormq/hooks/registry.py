@@ -178,8 +178,18 @@ class Hooks:
             loaded.queue.close()
             await call_maybe_async(loaded.plugin.stop)
 
+    def settle(self) -> None:
+        """Bring every plugin's call counts up to date (the chains count runs, see
+        `Chain.settle`)."""
+        for point in HookPoint:
+            chain = getattr(self, point.attribute)
+            if isinstance(chain, Chain):
+                chain.settle()
+
     def describe(self) -> list[dict]:
-        """What ``actormq plugin show`` prints: each plugin in order, its hooks and health."""
+        """What ``actormq plugin show`` prints: each plugin in order, its hooks and health
+        (latency sampled on one run of a chain in `SAMPLE_EVERY`)."""
+        self.settle()
         return [{"name": loaded.plugin.name, "enabled": loaded.enabled,
                  "module": type(loaded.plugin).__module__,
                  "hooks": [point.dotted for point in loaded.points],
@@ -188,6 +198,10 @@ class Hooks:
                 for loaded in self._loaded]
 
     def _rebuild(self) -> None:
+        if hasattr(self, "active"):
+            self.settle()
+        for loaded in self._loaded:
+            loaded.breaker.chains.clear()
         for point in HookPoint:
             providers = tuple(self._provider(loaded, point) for loaded in self._loaded
                               if loaded.enabled and point in loaded.points)
@@ -195,6 +209,10 @@ class Hooks:
                 point, providers, self._defaults.get(point, Decision(True)),
                 SERVER_UNAVAILABLE if point in _CONNECT_POINTS else NOT_AUTHORIZED)
                 if providers else None)
+        for point in HookPoint:
+            chain = getattr(self, point.attribute)
+            for provider in chain.providers if chain is not None else ():
+                provider.breaker.chains.append(chain)
         self.active = any(loaded.enabled and loaded.points for loaded in self._loaded)
         self.publish_hooked = self.client_authorize_publish is not None or \
             self.message_publish is not None
