@@ -75,7 +75,8 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     __slots__ = ("broker", "peer_address", "slots", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
-                 "client_info", "mountpoint", "limits", "auth_props", "connect_packet", "connected_at")
+                 "client_info", "mountpoint", "limits", "auth_props", "connect_packet", "connected_at",
+                 "publish_memo")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slots=None) -> None:
@@ -101,6 +102,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
         self._pending = None                # the hook chain answer this client waits for
         self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
+        self.publish_memo = None            # (chain, topics allowed until), see hooked.publish
         self.mountpoint = ""
         self.limits = None                  # session limits a plugin set at CONNECT
         self.auth_props = None              # authentication method / data of the CONNACK

@@ -7,7 +7,9 @@ point (``hooks.message_publish``, ``hooks.client_authenticate``, ...) that is
 **None when no plugin hooks it** or the `Chain` to run. That is the whole
 cost of the hooks on the hot path when nothing is loaded: one attribute
 read and an ``is None`` test (`active`: some plugin hooks something;
-`publish_hooked`: a PUBLISH has a decide or fold chain to run)::
+`publish_hooked`: a PUBLISH has a decide or fold chain to run; `allowed_publish`:
+the memo of allowed topics the first authorization provider offers, see
+`Plugin.allowed_publish`)::
 
     chain = hooks.message_publish
     if chain is not None:
@@ -88,7 +90,7 @@ class Hooks:
     """One worker's plugins in order and a chain (or None) per hook point."""
 
     __slots__ = tuple(point.attribute for point in HookPoint) + (
-        "active", "publish_hooked", "_loaded", "_defaults", "_breaker_settings")
+        "active", "publish_hooked", "allowed_publish", "_loaded", "_defaults", "_breaker_settings")
 
     def __init__(self, defaults: Mapping[HookPoint, str] | None = None,
                  breaker: BreakerSettings = BreakerSettings()) -> None:
@@ -214,6 +216,9 @@ class Hooks:
             for provider in chain.providers if chain is not None else ():
                 provider.breaker.chains.append(chain)
         self.active = any(loaded.enabled and loaded.points for loaded in self._loaded)
+        first = next((loaded.plugin for loaded in self._loaded if loaded.enabled
+                      and HookPoint.CLIENT_AUTHORIZE_PUBLISH in loaded.points), None)
+        self.allowed_publish = getattr(first, "allowed_publish", None)
         self.publish_hooked = self.client_authorize_publish is not None or \
             self.message_publish is not None
 
