@@ -263,6 +263,11 @@ class Chain:
         self._rearm()
         return self._decide_from(0, args, True)
 
+    def allowed_early(self, index: int) -> Decision:
+        """Provider `index`, not the last, said a plain OK on the fast path."""
+        self._unreached(index)
+        return self.providers[index].allowed
+
     def decide_answered(self, index: int, answer: Any, args: tuple) -> Decision | asyncio.Future:
         """The fast path met an answer other than next or a plain OK at provider `index`."""
         self._unreached(index)

@@ -6,7 +6,8 @@ closure, no loop, no per-call lookup of a provider's policy, breaker or
 stats. What it does per run: take one from the chain's countdown (`left`),
 call each hook, compare the answer with the answers that let the run go on
 (fold: None or the value itself; decide: None or NEXT, and OK ends it with
-the provider's ready-made `Decision`). Everything else — another answer, an
+the provider's ready-made `Decision`, through `Chain.allowed_early` when
+providers after it were counted). Everything else — another answer, an
 awaitable, an exception — is handed to the chain (`Chain.fold_answered`,
 `Chain.decide_answered`, `Chain.raised`), which goes on as the general
 runner does from that provider. When the countdown is out the run goes to
@@ -59,7 +60,8 @@ def _decide_source(kinds: list[bool], arity: int) -> str:
                   f"        return raised({index}, exc, ({params},))",
                   "    if answer is not None and answer is not NEXT:",
                   "        if answer is OK:",
-                  f"            return allowed{index}",
+                  f"            return allowed{index}" if index == len(kinds) - 1 else
+                  f"            return allowed_early({index})",
                   f"        return answered({index}, answer, ({params},))"]
     lines.append("    return default")
     return "\n".join(lines)
@@ -97,6 +99,7 @@ def compiled_fold(chain, start: Callable) -> Callable:
 def compiled_decide(chain, start: Callable, arity: int) -> Callable:
     """The fast path of a decide chain: ``decide(*args)`` with the point's `arity` arguments."""
     names = {"chain": chain, "sampled": chain.decide_sampled, "raised": chain.raised,
-             "answered": chain.decide_answered, "default": chain.default, **_hooks(chain, start),
+             "answered": chain.decide_answered, "allowed_early": chain.allowed_early,
+             "default": chain.default, **_hooks(chain, start),
              **{f"allowed{index}": provider.allowed for index, provider in enumerate(chain.providers)}}
     return _compile(_decide_source(_kinds(chain), arity), "decide", chain, names)
