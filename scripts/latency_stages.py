@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Where the QoS 1 latency of `bench_suite.py`'s `qos1_latency` scenario goes:
+the same run (2,000 msg/s, subscriber on worker 0, publisher on worker 1 when
+there are several), with a timestamp at each stage of every message inside
+the broker, and every garbage collection of every process.
+
+    chrt -f 20 python scripts/latency_stages.py -w 2
+
+The bench publisher writes its clock (CLOCK_MONOTONIC, the same in every
+process) into each payload; the broker's processes note when each message
+passes a stage, and the report gives the percentiles of each step:
+
+    sent -> read       publisher's write to the broker reading the PUBLISH
+    read -> bus out    (-w 2+) routing until the PUB frame goes to the other worker
+    bus out -> bus in  (-w 2+) the ZeroMQ hop: both I/O threads, the receiving loop
+    bus in -> write    (-w 2+) routing there until the socket write to the subscriber
+    read -> write      (-w 1) the whole way through the broker
+    sent -> write      everything but the subscriber's own read
+
+and the collections that ran while messages flowed (generation: count,
+longest). The stages are noted by wrappers that a `sitecustomize` module in a
+temporary directory puts around four methods in the broker's processes and
+the bench clients load too; the broker's code is not changed, and a broker
+started without this script runs without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_suite  # noqa: E402  (the suite's brokers and scenario)
+
+SITECUSTOMIZE = r'''
+import gc, os, struct, sys, time
+
+OUT = os.environ.get("LATENCY_STAGES_OUT")
+if OUT:
+    _rows, _gc = [], []
+    _stamp = struct.Struct(">Q")
+    _started = [0]
+
+    def _save(rows, kind):
+        with open(os.path.join(OUT, f"{kind}.{os.getpid()}"), "a") as out:
+            out.write("".join(" ".join(map(str, row)) + "\n" for row in rows))
+        rows.clear()
+
+    def mark(stage, payload):
+        if len(payload) >= 16:
+            _rows.append((stage, _stamp.unpack_from(payload, 8)[0], time.monotonic_ns()))
+            if len(_rows) >= 64:
+                _save(_rows, "stages")
+
+    def _on_gc(phase, info):
+        if phase == "start":
+            _started[0] = time.monotonic_ns()
+        else:
+            _gc.append((info["generation"], _started[0], time.monotonic_ns() - _started[0]))
+            _save(_gc, "gc")
+
+    gc.callbacks.append(_on_gc)
+    with open(os.path.join(OUT, f"argv.{os.getpid()}"), "w") as out:
+        out.write(" ".join(sys.argv))
+
+    def _wrap(cls, name, stage, payload_of):
+        original = getattr(cls, name)
+        def wrapper(self, *args):
+            payload = payload_of(self, *args)
+            if payload is not None:
+                mark(stage, payload)
+            return original(self, *args)
+        setattr(cls, name, wrapper)
+
+    def _published(self):
+        out = self._out
+        if out and not self.closed and out[-1][0] >> 4 == 3:
+            return out[-1][-int(os.environ["LATENCY_STAGES_SIZE"]):]
+        return None
+
+    try:
+        from actormq.actors.connection import Connection
+        from actormq.actors.forwarding import Forwarding
+    except ImportError:
+        pass
+    else:
+        _wrap(Connection, "_route", "read", lambda self, packet: packet.payload)
+        _wrap(Connection, "flush", "write", _published)
+        _wrap(Forwarding, "_send_batch", "bus_out", lambda self, peer, items, payloads: payloads[0])
+        _wrap(Forwarding, "on_publish", "bus_in", lambda self, batch, payloads: payloads[0])
+'''
+
+STEPS = [("sent", "read"), ("read", "bus_out"), ("bus_out", "bus_in"), ("bus_in", "write"),
+         ("read", "write"), ("sent", "write")]
+
+
+def percentile(ordered: list, q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
+
+
+def read_rows(out: Path, kind: str) -> dict[int, list[list[int | str]]]:
+    rows = {}
+    for path in out.glob(f"{kind}.*"):
+        pid = int(path.suffix[1:])
+        rows[pid] = [[int(x) if x.isdigit() else x for x in line.split()]
+                     for line in path.read_text().splitlines()]
+    return rows
+
+
+def report(out: Path, result: dict) -> str:
+    messages = collections.defaultdict(dict)      # sent stamp -> stage -> first time seen
+    for rows in read_rows(out, "stages").values():
+        for stage, sent, at in rows:
+            messages[sent].setdefault(stage, at)
+    lines = [f"bench: p50 {result.get('latency_p50')} µs, p99 {result.get('latency_p99')}, "
+             f"p99.9 {result.get('latency_p999')}, max {result.get('latency_max')} "
+             f"({result.get('check')})",
+             f"{len(messages):,} bursts timed (a burst: the messages of one write of the publisher)"]
+    for first, last in STEPS:
+        spans = sorted((stages[last] - (sent if first == "sent" else stages[first])) / 1000
+                       for sent, stages in messages.items()
+                       if last in stages and (first == "sent" or first in stages))
+        if spans:
+            lines.append(f"  {first:>7} -> {last:<7}  p50 {percentile(spans, 50):7.0f}  "
+                         f"p90 {percentile(spans, 90):7.0f}  p99 {percentile(spans, 99):7.0f}  "
+                         f"max {spans[-1]:7.0f} µs")
+    if messages:
+        lines.append(gc_report(out, min(messages), max(messages)))
+    return "\n".join(lines)
+
+
+def gc_report(out: Path, first: int, last: int) -> str:
+    lines = ["collections while messages flowed (generation: count, longest µs):"]
+    for pid, rows in sorted(read_rows(out, "gc").items()):
+        argv = (out / f"argv.{pid}").read_text() if (out / f"argv.{pid}").exists() else "?"
+        who = ("broker worker" if "multiprocessing" in argv else "broker node" if " run " in argv
+               else "bench " + argv.split(" bench ")[1].split()[0] if " bench " in argv else None)
+        if who is None:
+            continue
+        during = collections.defaultdict(list)
+        for generation, started, took in rows:
+            if first <= started <= last:
+                during[generation].append(took // 1000)
+        summary = ", ".join(f"gen {g}: {len(t)}, {max(t)}" for g, t in sorted(during.items()))
+        lines.append(f"  {who} (pid {pid}): {summary or 'none'}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-w", "--workers", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--keep", action="store_true", help="keep the raw timestamps (path printed)")
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="latency-stages-"))
+    site = out / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    os.environ["LATENCY_STAGES_OUT"] = str(out)
+    os.environ["LATENCY_STAGES_SIZE"] = "64"    # the scenario's payload size
+    name = f"actormq-w{args.workers}"
+    spec = bench_suite.broker_commands([name], None)[name]
+    result = bench_suite.run_scenario("qos1_latency", name, spec, argparse.Namespace(
+        duration=args.duration, fanout_rate=0, amqtt_bin=None))
+    if "error" in result:
+        print(f"{name}: {result['error']}", file=sys.stderr)
+        return 1
+    print(f"{name}, subscriber and publisher on "
+          f"{'different workers' if result.get('across_workers') else 'the same worker'}")
+    print(report(out, result))
+    if args.keep:
+        print(f"raw timestamps in {out}")
+    else:
+        for path in sorted(out.rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
+        out.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
