@@ -29,26 +29,12 @@ from typing import Callable
 from actormq.hooks.results import NEXT, OK
 
 
-def _fold_source(kinds: list[bool]) -> str:
-    lines = ["def fold(who, value):",
-             "    left = chain.left",
-             "    if not left:",
-             "        return sampled(who, value)",
-             "    chain.left = left - 1"]
-    for index, is_async in enumerate(kinds):
-        lines += ["    try:",
-                  f"        answer = {_call(index, 'who, value', is_async)}",
-                  "    except Exception as exc:",
-                  f"        return raised({index}, exc, (who, value))",
-                  "    if answer is not None and answer is not value:",
-                  f"        return answered({index}, answer, who, value)"]
-    lines.append("    return value")
-    return "\n".join(lines)
-
-
-def _decide_source(kinds: list[bool], arity: int) -> str:
-    params = ", ".join(f"a{index}" for index in range(arity))
-    lines = [f"def decide({params}):",
+def _source(name: str, params: str, kinds: list[bool], goes_on: str, other: Callable,
+            result: str) -> str:
+    """A runner `name(params)`: each provider called in turn; an answer that `goes_on`
+    (an expression of `answer`) moves to the next, `other(index)` gives the lines for
+    any other answer; `result` when every provider let the run go on."""
+    lines = [f"def {name}({params}):",
              "    left = chain.left",
              "    if not left:",
              f"        return sampled({params})",
@@ -58,13 +44,27 @@ def _decide_source(kinds: list[bool], arity: int) -> str:
                   f"        answer = {_call(index, params, is_async)}",
                   "    except Exception as exc:",
                   f"        return raised({index}, exc, ({params},))",
-                  "    if answer is not None and answer is not NEXT:",
-                  "        if answer is OK:",
-                  f"            return allowed{index}" if index == len(kinds) - 1 else
-                  f"            return allowed_early({index})",
-                  f"        return answered({index}, answer, ({params},))"]
-    lines.append("    return default")
+                  f"    if not ({goes_on}):",
+                  *other(index)]
+    lines.append(f"    return {result}")
     return "\n".join(lines)
+
+
+def _fold_source(kinds: list[bool]) -> str:
+    return _source("fold", "who, value", kinds, "answer is None or answer is value",
+                   lambda index: [f"        return answered({index}, answer, who, value)"], "value")
+
+
+def _decide_source(kinds: list[bool], arity: int) -> str:
+    params = ", ".join(f"a{index}" for index in range(arity))
+    last = len(kinds) - 1
+
+    def other(index: int) -> list[str]:
+        ok = f"allowed{index}" if index == last else f"allowed_early({index})"
+        return ["        if answer is OK:",
+                f"            return {ok}",
+                f"        return answered({index}, answer, ({params},))"]
+    return _source("decide", params, kinds, "answer is None or answer is NEXT", other, "default")
 
 
 def _call(index: int, args: str, is_async: bool) -> str:
