@@ -6,6 +6,8 @@ as the general runner's for any mix of answers."""
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given, settings, strategies as st
 
 from actormq.actors.messages import Message
@@ -161,3 +163,16 @@ def test_fast_path_answers_and_counts_as_the_general_runner(answers, runs):
                 len(answers) - 1)
     assert [row["calls"] for row in hooks.describe()] == \
         [runs + 1 if index <= ends else 0 for index in range(len(answers))]
+
+
+def test_notify_calls_are_counted_each_and_sampled_one_in_sample_every():
+    seen = []
+    hooks = hooks_of(plugin("watch", on_client_connected=lambda self, client: seen.append(client)))
+
+    async def run() -> None:
+        for _ in range(SAMPLE_EVERY * 2):
+            hooks.client_connected.notify(CLIENT)
+        await hooks.stop()
+    asyncio.run(run())
+    (connected,) = hooks.get("watch").point_stats.values()
+    assert len(seen) == connected.calls == SAMPLE_EVERY * 2 and len(connected._latencies) == 2
