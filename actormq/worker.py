@@ -163,8 +163,8 @@ class Worker:
                 slots = ConnectionSlots(plan.connection_counts, plan.worker_id, plan.worker_count, index,
                                         listener.max_connections)
 
-            def make_connection(address=None, listener=listener, slots=slots):
-                return Connection(broker, listener, address, slots)
+            def make_connection(address=None, slot=None, listener=listener):
+                return Connection(broker, listener, address, slot)
             servers.append(await serve_listener(self.loop, listener, make_connection, slots, backlog,
                                                 unix_sockets.get(listener.key)))
         if plan.private_port is None:

@@ -72,18 +72,18 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     # Slots: an idle client costs its attributes, not an instance dict (past 30
     # attributes the interpreter stops sharing the keys and each instance held
     # a 1.5 KB dict). Channel's slots keep `__dict__` for what tracing patches in.
-    __slots__ = ("broker", "peer_address", "slots", "decoder", "_sent", "_sent_bytes", "transport",
+    __slots__ = ("broker", "peer_address", "slot", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
                  "client_info", "mountpoint", "limits", "auth_props", "connect_packet", "connected_at",
                  "publish_memo")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
-                 slots=None) -> None:
+                 slot=None) -> None:
         Channel.__init__(self, broker.settings, listener, broker.hooks)
         self.broker = broker
         self.peer_address = peer_address    # None: the socket's peer
-        self.slots = slots                  # the listener's ConnectionSlots when it has a limit
+        self.slot = slot                    # its place in the listener's limit (serve.Slot)
         packets = broker.packets
         self.decoder = StreamDecoder(self.settings.max_packet_size,
                                      self.settings.max_connect_packet_size,
@@ -122,8 +122,6 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     def connection_made(self, transport) -> None:
         # both uvloop and asyncio set TCP_NODELAY on accepted sockets
         self.transport = transport
-        if self.slots is not None:
-            self.slots.taken()
         self.broker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -157,8 +155,8 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        if self.slots is not None:
-            self.slots.released()
+        if self.slot is not None:
+            self.slot.release()
         self.broker.connection_closed(self)
         session = self.session
         if session is None or session.conn is not self:

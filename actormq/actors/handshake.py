@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 
 from actormq.actors import hooked
+from actormq.actors.channel import session_expiry
 from actormq.actors.effects import Accept
 from actormq.transport import mountpoint as mounts
 from actormq.transport.codec import Connack, Connect, ReasonCode
@@ -54,7 +55,9 @@ class ConnectHandshake:
     def connect_allowed(self, packet: Connect, assigned: str | None) -> None:
         """The CONNECT is accepted: claim the client id from the other workers, open the session."""
         peers = self.broker.peers
-        if peers is None or peers.claim_at_once(self.client_id, packet.clean_start):
+        if peers is None or peers.claim_at_once(
+                self.client_id, packet.clean_start,
+                packet.clean_start and session_expiry(packet, self.settings) == 0):
             self._open_session(packet, assigned)
             return
         self.throttle()

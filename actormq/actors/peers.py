@@ -36,10 +36,13 @@ Frame kinds (header is orjson; payloads are raw frames):
   HOLDS {w, r, c}           which of the client ids c do you hold? reply HELD (the
                             shard of c is down: see registry)
   HELD  {w, r, held}        the ones this worker holds (or is claiming)
-  REG   {w, r, c}           worker w now holds client id c (sent to its shard); reply REGD
+  REG   {w, r, c, t, k}     worker w now holds client id c (sent to its shard), its
+                            registration token t; reply REGD (k: no reply, the shard
+                            kicks the previous holder with a CLAIM {w, r, c, clean, d, k}
+                            that nobody answers; see registry)
   REGD  {w, r, h, o}        the worker that held it before (null: nobody): claim it there;
                             o: [worker, pid] when that was a worker now dead
-  UNREG {w, c}              the session of c ended on worker w
+  UNREG {w, c: [client id]} the sessions of these client ids ended on worker w
   TAKE  {w, r, c}           may worker w restore these orphans? reply TAKEN
   TAKEN {w, r, granted}     the ones nobody live holds; w holds them now
   TOOK  {w, d, f}           worker w took over its share of dead worker d's sessions, with
@@ -290,8 +293,8 @@ class PeerLink:
 
     # -- session takeover -------------------------------------------------------------------
 
-    def claim_at_once(self, client_id: str, clean_start: bool) -> bool:
-        return self.takeover.claim_at_once(client_id, clean_start)
+    def claim_at_once(self, client_id: str, clean_start: bool, fresh: bool) -> bool:
+        return self.takeover.claim_at_once(client_id, clean_start, fresh)
 
     async def claim(self, client_id: str, clean_start: bool) -> None:
         await self.takeover.claim(client_id, clean_start)

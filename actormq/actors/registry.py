@@ -8,13 +8,33 @@ that worker is asked for the session (a directed CLAIM), not every worker.
 Claims for one id are ordered by the shard, so a worker that is claiming an
 id itself answers a later claimer once its own session is open.
 
+A CONNECT that can find no state to take over (clean start, and a session
+that ends with its connection) does not wait for the shard: it opens its
+session at once and registers without an answer (REG with `k`); the shard
+then kicks the previous holder itself (a CLAIM with `k`, answered by nobody),
+exactly as a takeover would. Such a REG may still be on its way when a later
+CONNECT for the id registers, so every registration carries the time of its
+CONNECT (`s`, the monotonic clock every process of the machine shares) and
+the shard keeps the later CONNECT: a late REG of an older one gets itself
+kicked. Every registration carries a token (`t`) too, which the shard keeps
+with the entry and puts in a kick: a holder that registered the id again
+since keeps its newer session (that registration reaches the shard after the
+kicker's and is ordered there). So same-id CONNECTs racing on several
+workers leave one connection (of clean ones, the one that connected last).
+
 Takes: REG (register, reply REGD with the previous holder; a previous holder
 that died is named with its process id, so that a claimer that has not heard
-of the death yet adopts the session into its take-over, see orphans), UNREG (a
-session ended), TAKE (may a survivor restore these orphans? reply TAKEN; it
-names the dead worker, so a shard that has not heard of the death yet takes
-it as said instead of granting nothing).
-REG, REGD and UNREG travel batched per loop turn (bus.send_soon).
+of the death yet adopts the session into its take-over, see orphans; with `k`
+no reply, the previous holder is kicked), UNREG (the sessions of these client
+ids ended on a worker, which holds none of them any more), TAKE (may a
+survivor restore these orphans? reply TAKEN; it names the dead worker, so a
+shard that has not heard of the death yet takes it as said instead of
+granting nothing).
+REG, REGD and the kicks travel batched per loop turn (bus.send_soon), a fresh
+REG and UNREG within a few milliseconds (bus.send_later);
+the end of a session is told once the loop turn is over, and not at all when
+the worker holds the client id again by then (a takeover on one worker ends
+the old session before it opens the new one).
 A restarted shard rebuilds its entries from its peers' SNAP frames (`held`)
 before it answers. When the shard of an id is down, claims fall back to
 asking every worker (BROADCAST).
@@ -23,10 +43,12 @@ asking every worker (BROADCAST).
 from __future__ import annotations
 
 import asyncio
+import time
 from zlib import crc32
 
 BROADCAST = -1          # the shard is down: ask every worker
 READY_TIMEOUT = 3.0
+_UNKNOWN = (None, 0.0)  # the claim of an entry learnt from a SNAP or a TAKE
 
 
 class Registry:
@@ -37,6 +59,9 @@ class Registry:
         self.worker_id = link.worker_id
         self.workers = link.broker.worker_count
         self.holders: dict[str, int] = {}           # client id of this shard -> holding worker
+        self.claims: dict[str, tuple] = {}          # ... -> (its registration's token, its time)
+        self.mine: dict[str, int] = {}              # client id held here -> token of our registration
+        self._releasing: set[str] = set()           # sessions that ended here this loop turn
         self._ready = asyncio.Event()
         self._snapped: set[int] = set()             # peers whose SNAP rebuilt our entries
         self._queued: list = []                     # REG/TAKE that came before we were ready
@@ -62,6 +87,7 @@ class Registry:
     def on_snapshot(self, peer: int, held: list) -> None:
         for client_id in held:
             self.holders[client_id] = peer
+            self.claims.pop(client_id, None)
         self._snapped.add(peer)
         self._check_ready()
 
@@ -87,10 +113,12 @@ class Registry:
         if shard == self.worker_id:
             if not self._ready.is_set():
                 await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT + 1)
-            return self._set(client_id, self.worker_id)
+            return self._set(client_id, self.worker_id, None, time.monotonic())
         if shard not in self.link.live:
             return BROADCAST, None
-        replies = await self.link.ask(b"REG", {"c": client_id}, peers=(shard,), soon=True)
+        self.mine[client_id] = token = next(self.link.ids)
+        replies = await self.link.ask(b"REG", {"c": client_id, "t": token, "s": time.monotonic()},
+                                      peers=(shard,), soon=True)
         if not replies:
             return BROADCAST, None
         return replies[0][0]["h"], replies[0][0].get("o")
@@ -102,11 +130,49 @@ class Registry:
                 self.holders.get(client_id, self.worker_id) != self.worker_id:
             return False
         self.holders[client_id] = self.worker_id
+        self.claims[client_id] = (None, time.monotonic())
         return True
 
-    def _set(self, client_id: str, worker: int) -> tuple[int | None, list | None]:
+    def register_fresh(self, client_id: str) -> bool:
+        """Register client_id for a session that takes nothing over (clean start,
+        not persistent) without waiting: the shard kicks whichever connection
+        is the older one. False when the shard is down or not ready yet:
+        `register` must find out."""
+        shard = self.shard(client_id)
+        if shard == self.worker_id:
+            if not self._ready.is_set():
+                return False
+            token, _since = self.claims.get(client_id, _UNKNOWN)
+            holder, _dead = self._set(client_id, self.worker_id, None, time.monotonic())
+            self._kick(client_id, self.worker_id, holder, token)
+            return True
+        if shard not in self.link.live:
+            return False
+        self.mine[client_id] = token = next(self.link.ids)
+        self.link.bus.send_later(shard, b"REG", {"w": self.worker_id, "c": client_id, "t": token,
+                                                 "s": time.monotonic(), "k": True})
+        return True
+
+    def _kick(self, client_id: str, claimer: int, holder: int | None, token: int | None) -> None:
+        """End the session of `holder` (the registration `token`) for `claimer`."""
+        if holder is None or holder == claimer:
+            return
+        header = {"w": claimer, "r": 0, "c": client_id, "clean": True, "d": True, "k": token}
+        if holder == self.worker_id:
+            self.link.takeover.on_claim(header, ())
+        else:
+            self.link.bus.send_soon(holder, b"CLAIM", header)
+
+    def kicks(self, client_id: str, token: int | None) -> bool:
+        """Does a kick for the registration `token` end the session held here?
+        Not when this worker registered client_id again since."""
+        return token is None or self.mine.get(client_id, token) == token
+
+    def _set(self, client_id: str, worker: int, token: int | None, since: float
+             ) -> tuple[int | None, list | None]:
         previous = self.holders.get(client_id)
         self.holders[client_id] = worker
+        self.claims[client_id] = (token, since)
         if previous is None or previous == worker:
             return None, None
         if previous != self.worker_id and previous not in self.link.live:
@@ -114,32 +180,66 @@ class Registry:
         return previous, None
 
     def on_register(self, header, _payloads) -> None:
-        self._answer(header, b"REGD", self._registered, self.on_register)
+        if not header.get("k"):
+            self._answer(header, b"REGD", self._registered, self.on_register)
+        elif not self._ready.is_set():
+            self._queued.append((self.on_register, header))
+        else:
+            self._registered_fresh(header)
 
-    def _registered(self, client_id: str, worker: int) -> dict:
-        holder, dead = self._set(client_id, worker)
+    def _registered(self, header) -> dict:
+        holder, dead = self._set(header["c"], header["w"], header["t"], header["s"])
         return {"h": holder, "o": dead}
 
+    def _registered_fresh(self, header) -> None:
+        """A registration that waits for no answer: the later CONNECT keeps the
+        client id, the other connection is kicked (its REG may have been on
+        its way while the later CONNECT registered)."""
+        client_id, claimer = header["c"], header["w"]
+        holder = self.holders.get(client_id)
+        token, since = self.claims.get(client_id, _UNKNOWN)
+        if holder is not None and holder != claimer and since > header["s"] and \
+                (holder == self.worker_id or holder in self.link.live):
+            self._kick(client_id, holder, claimer, header["t"])
+            return
+        holder, _dead = self._set(client_id, claimer, header["t"], header["s"])
+        self._kick(client_id, claimer, holder, token)
+
     def _answer(self, header, kind: bytes, decide, handler) -> None:
-        """Reply decide(client ids, asking worker) (the reply's fields) to a peer's
-        request, once ready."""
+        """Reply decide(header) (the reply's fields) to a peer's request, once ready."""
         if not self._ready.is_set():
             self._queued.append((handler, header))
             return
         self.link.bus.send_soon(header["w"], kind, {"w": self.worker_id, "r": header["r"],
-                                                    **decide(header["c"], header["w"])})
+                                                    **decide(header)})
 
     def released(self, client_id: str) -> None:
-        """The session of client_id ended here."""
-        shard = self.shard(client_id)
-        if shard == self.worker_id:
-            self.on_unregister({"c": client_id, "w": self.worker_id}, ())
-        elif shard in self.link.live:
-            self.link.bus.send_soon(shard, b"UNREG", {"c": client_id, "w": self.worker_id})
+        """The session of client_id ended here: tell its shard once this loop
+        turn is over, unless this worker holds client_id again by then."""
+        if not self._releasing:
+            self.link.broker.loop.call_soon(self._release)
+        self._releasing.add(client_id)
+
+    def _release(self) -> None:
+        released, self._releasing = self._releasing, set()
+        by_shard: dict[int, list[str]] = {}
+        is_held = self.link.takeover.is_held
+        for client_id in released:
+            if not is_held(client_id):
+                self.mine.pop(client_id, None)
+                by_shard.setdefault(self.shard(client_id), []).append(client_id)
+        for shard, client_ids in by_shard.items():
+            if shard == self.worker_id:
+                self.on_unregister({"c": client_ids, "w": self.worker_id}, ())
+            elif shard in self.link.live:
+                self.link.bus.send_later(shard, b"UNREG", {"c": client_ids, "w": self.worker_id})
 
     def on_unregister(self, header, _payloads) -> None:
-        if self.holders.get(header["c"]) == header["w"]:
-            del self.holders[header["c"]]
+        holders, worker = self.holders, header["w"]
+        for client_id in header["c"]:
+            if holders.get(client_id) == worker:
+                del holders[client_id]
+                self.claims.pop(client_id, None)
 
     # -- orphans of a dead worker ------------------------------------------------------
 
@@ -171,6 +271,7 @@ class Registry:
             holder = self.holders.get(client_id)
             if holder is None or (holder != self.worker_id and holder not in self.link.live):
                 self.holders[client_id] = worker
+                self.claims.pop(client_id, None)
                 granted.append(client_id)
         return granted
 
@@ -178,8 +279,8 @@ class Registry:
         # The asker saw the dead worker die; a shard that has not heard of it yet
         # would still count that worker as the holder and grant nothing.
         self.link.peer_down(header["d"], header["p"])
-        self._answer(header, b"TAKEN", lambda client_ids, worker: {
-            "granted": self._grant(client_ids, worker)}, self.on_take)
+        self._answer(header, b"TAKEN", lambda request: {
+            "granted": self._grant(request["c"], request["w"])}, self.on_take)
 
     def peer_gone(self, peer: int, pid: int | None) -> None:
         """The dead peer's entries stay until their sessions are taken (TAKE)

@@ -79,12 +79,16 @@ class Takeover:
 
     # -- claims ----------------------------------------------------------------------
 
-    def claim_at_once(self, client_id: str, clean_start: bool) -> bool:
+    def claim_at_once(self, client_id: str, clean_start: bool, fresh: bool) -> bool:
         """Claim without a round trip when the answer is known here (this worker
         is the registry shard of the client id and no other worker holds it, no
-        take-over is under way): half the CONNECTs at -w 2. False: `claim`."""
-        if self.link.orphans.taking or client_id in self._claiming or \
-                not self.registry.register_here(client_id):
+        take-over is under way: half the CONNECTs at -w 2), or when nothing can
+        be taken over (`fresh`: clean start, a session that is not persistent;
+        the registry kicks the previous holder, see registry). False: `claim`."""
+        if self.link.orphans.taking or client_id in self._claiming:
+            return False
+        registry = self.registry
+        if not registry.register_here(client_id) and not (fresh and registry.register_fresh(client_id)):
             return False
         self._restoring.discard(client_id)
         self._adopt(client_id, clean_start, [], None)
@@ -190,14 +194,15 @@ class Takeover:
                 return
             self._yielded.add(client_id)
         self._restoring.discard(client_id)
-        session = broker.sessions.get(client_id)
+        if "k" in header:   # the registry's kick: a later registration won, nobody waits
+            if self.registry.kicks(client_id, header["k"]):
+                session = self._taken_over(client_id, header["w"])
+                if session is not None:
+                    broker.end_session(session, "discarded")
+            return
+        session = self._taken_over(client_id, header["w"])
         reply = {"w": self.worker_id, "r": header["r"], "state": None}
         payloads: list = []
-        if session is not None and session.conn is not None:
-            log.info("client %s: taken over by worker %d", client_id, header["w"])
-            session.conn.taken_over()
-            session.detach(publish_will=True)
-            session = broker.sessions.get(client_id)
         if session is None and header["clean"]:
             # nothing to hand, and a clean start never reads the store: no commit to wait for
             self.link.bus.send(header["w"], b"HAND", reply)
@@ -209,6 +214,18 @@ class Takeover:
                 reply["state"], payloads = export_session(session)
                 self._forward(session, header["w"], reply["state"])
         self._reply_when_durable(header["w"], b"HAND", reply, tuple(payloads))
+
+    def _taken_over(self, client_id: str, claimer: int):
+        """Close the connection of client_id's session here (worker `claimer`
+        takes it over): the session, offline now (None once it ended)."""
+        broker = self.broker
+        session = broker.sessions.get(client_id)
+        if session is not None and session.conn is not None:
+            log.info("client %s: taken over by worker %d", client_id, claimer)
+            session.conn.taken_over()
+            session.detach(publish_will=True)
+            session = broker.sessions.get(client_id)
+        return session
 
     def _reply_when_durable(self, peer: int, kind: bytes, header: dict, payloads: tuple) -> None:
         """Reply once what this worker wrote is committed: the claimer reads the store next."""
@@ -227,6 +244,7 @@ class Takeover:
         forward what they bring until every worker routes to `to`."""
         client_id = session.client_id
         state["mv"] = move_id = next(self.link.ids)
+        self.registry.mine.pop(client_id, None)
         self.broker.release_session(session)
         self._drop_forwarder(client_id)
         self.forwarders[client_id] = Forwarder(self, client_id, to, move_id, list(state["subs"]))

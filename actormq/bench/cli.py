@@ -34,7 +34,7 @@ def _common(command):
         click.option("-u", "--username", default=None),
         click.option("-P", "--password", default=None),
         click.option("--cafile", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Connect over TLS, trusting the CAs in this PEM file (pub and sub)."),
+                     help="Connect over TLS, trusting the CAs in this PEM file."),
         click.option("-k", "--keepalive", default=60, show_default=True, type=int),
         click.option("--clean/--no-clean", default=True, show_default=True,
                      help="Clean start / clean session."),
@@ -126,7 +126,7 @@ def _run(runner, command: str, options: dict, source: str | None = None, **workl
                         keepalive=options.pop("keepalive"), clean_start=options.pop("clean"),
                         session_expiry=options.pop("session_expiry"),
                         username=options.pop("username"), password=_bytes(options.pop("password")),
-                        tls=_tls_context(options.pop("cafile"), command), source=source)
+                        tls=_tls_context(options.pop("cafile")), source=source)
     prefix = options.pop("prefix") or f"bench-{command}-{os.getpid()}-"
     work = Workload(prefix=prefix, progress=not options.pop("quiet"), **options, **workload)
     fdtable.reserve(work.clients + 64)
@@ -136,11 +136,9 @@ def _run(runner, command: str, options: dict, source: str | None = None, **workl
         raise SystemExit(1)
 
 
-def _tls_context(cafile: str | None, command: str):
+def _tls_context(cafile: str | None):
     if cafile is None:
         return None
-    if command == "conn":
-        raise click.UsageError("--cafile: bench conn opens plain TCP connections only")
     import ssl
     return ssl.create_default_context(cafile=cafile)
 

@@ -24,6 +24,7 @@ import asyncio
 import errno
 import select
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -363,10 +364,13 @@ class _Pending:
     connect: bytes
     started_ns: int
     received: bytes = b""
+    handshaking: bool = False       # TLS: the handshake comes before the CONNECT
 
 
 class RawConnector:
-    """Opens connections `concurrency` at a time until each got its CONNACK.
+    """Opens connections `concurrency` at a time until each got its CONNACK
+    (over TLS when the endpoint has a context: the handshake is part of the
+    connection's time).
 
     Blocking: run it in a thread. `opened` (connected sockets) grows as it goes;
     `errors` says what failed; `connect_ns` holds CONNECT-to-CONNACK times.
@@ -420,6 +424,10 @@ class RawConnector:
             return self._start_next()
         fd = sock.fileno()
         pending = self._pending[fd] = _Pending(sock, connect, started)
+        if self.endpoint.tls is not None:
+            pending.handshaking = True
+            self._poll.register(fd, select.EPOLLOUT)
+            return
         # on loopback the handshake is usually done already: write the CONNECT
         # now and wait for the CONNACK, one wake-up per connection
         try:
@@ -432,12 +440,17 @@ class RawConnector:
     def _handle(self, fd: int, event: int) -> None:
         pending = self._pending[fd]
         try:
+            if pending.handshaking and not self._handshake(fd, pending):
+                return
             if pending.connect:
                 pending.sock.send(pending.connect)
                 pending.connect = b""
                 self._poll.modify(fd, select.EPOLLIN)
                 return
-            chunk = pending.sock.recv(512)
+            try:
+                chunk = pending.sock.recv(512)
+            except ssl.SSLWantReadError:
+                return
             if not chunk:
                 raise ConnectionError("closed before CONNACK")
             pending.received += chunk
@@ -457,6 +470,22 @@ class RawConnector:
         self.connect_ns.record(self.last_connack_ns - pending.started_ns)
         self.opened.append(pending.sock)
         self._start_next()
+
+    def _handshake(self, fd: int, pending: _Pending) -> bool:
+        """Go on with the TLS handshake of a connected socket; True once done."""
+        if not isinstance(pending.sock, ssl.SSLSocket):    # the TCP connection is up
+            pending.sock = self.endpoint.tls.wrap_socket(
+                pending.sock, server_hostname=self.endpoint.host, do_handshake_on_connect=False)
+        try:
+            pending.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._poll.modify(fd, select.EPOLLIN)
+            return False
+        except ssl.SSLWantWriteError:
+            self._poll.modify(fd, select.EPOLLOUT)
+            return False
+        pending.handshaking = False
+        return True
 
     def _fail(self, fd: int, why: str) -> None:
         self._poll.unregister(fd)

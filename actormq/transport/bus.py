@@ -13,7 +13,11 @@ Small control frames that need no answer in the same loop turn (the
 client-id registry's REG, REGD, UNREG) can go `send_soon`: every such frame
 for one peer in a loop turn travels in one BAT frame (its payloads are the
 frames), which saves a ZeroMQ send and a wake-up of the peer per frame
-(measured: connections/s at -w 2). A frame sent at once to a peer first
+(measured: connections/s at -w 2). Frames that nobody waits for (a fresh
+registration of a client id, the end of sessions) can go `send_later`:
+within LATER_SECONDS, in the same batch, so a storm of connections costs a
+few bus frames rather than one per loop turn (each ZeroMQ send wakes the I/O
+threads of both workers: a dozen system calls). A frame sent to a peer first
 sends what waits for it, so the order between two workers is kept.
 
 Sending never blocks. A PUSH socket keeps frames for a peer that is not
@@ -38,6 +42,7 @@ log = logging.getLogger("actormq.bus")
 
 POLL_SECONDS = 0.05
 DRAIN_FRAMES = 4        # frames per loop turn (a PUB frame carries up to a few hundred messages)
+LATER_SECONDS = 0.005   # how long a send_later frame may wait for others
 _ENVELOPE = struct.Struct(">BI")    # kind length, header length
 _PART = struct.Struct(">I")         # payload length
 BATCH = b"BAT"
@@ -94,6 +99,8 @@ class Bus:
         self._closed = False
         self._drain_scheduled = False
         self._soon: dict[int, list[bytes]] = {}     # peer -> frames for the end of this turn
+        self._later: dict[int, list[bytes]] = {}    # peer -> frames for within LATER_SECONDS
+        self._later_timer = None
         try:
             self._inbox = self._ctx.socket(zmq.PULL)
             self._inbox.setsockopt(zmq.RCVHWM, hwm)
@@ -169,7 +176,7 @@ class Bus:
         out = self._outboxes.get(peer)
         if out is None or self._closed:
             return False
-        if peer in self._soon:
+        if peer in self._soon or peer in self._later:
             self._send_soon_frames(peer)
         return self._send(peer, out, encode_frame(kind, header, payloads))
 
@@ -185,6 +192,24 @@ class Bus:
             if not self._soon:
                 self._loop.call_soon(self._flush_soon)
             frames = self._soon[peer] = []
+        later = self._later.pop(peer, None)
+        if later:
+            frames += later
+        frames.append(encode_frame(kind, header))
+        return True
+
+    def send_later(self, peer: int, kind: bytes, header) -> bool:
+        """Send a frame within LATER_SECONDS with the others for that peer, or
+        with the next frame sent to it (False: the peer is unknown or the bus closed)."""
+        if self._loop is None:
+            return self.send(peer, kind, header)
+        if peer not in self._outboxes or self._closed:
+            return False
+        frames = self._later.get(peer)
+        if frames is None:
+            if self._later_timer is None:
+                self._later_timer = self._loop.call_later(LATER_SECONDS, self._flush_later)
+            frames = self._later[peer] = []
         frames.append(encode_frame(kind, header))
         return True
 
@@ -192,8 +217,17 @@ class Bus:
         for peer in list(self._soon):
             self._send_soon_frames(peer)
 
+    def _flush_later(self) -> None:
+        self._later_timer = None
+        for peer in list(self._later):
+            self._send_soon_frames(peer)
+
     def _send_soon_frames(self, peer: int) -> None:
-        frames = self._soon.pop(peer)
+        """Send what waits for the peer: its send_soon frames, then its send_later ones."""
+        frames = self._soon.pop(peer, [])
+        later = self._later.pop(peer, None)
+        if later:
+            frames += later
         out = self._outboxes.get(peer)
         if out is not None and not self._closed:
             self._send(peer, out, frames[0] if len(frames) == 1 else
@@ -229,6 +263,7 @@ class Bus:
         if old is None or self._closed:
             return
         self._soon.pop(peer, None)
+        self._later.pop(peer, None)
         old.setsockopt(zmq.LINGER, 0)
         old.close()
         try:
@@ -241,6 +276,8 @@ class Bus:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._later_timer is not None:
+            self._later_timer.cancel()
         if self._loop is not None:
             self._loop.remove_reader(self._inbox.getsockopt(zmq.FD))
         for out in self._outboxes.values():

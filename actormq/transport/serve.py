@@ -1,8 +1,9 @@
 """Serving the listeners in a worker: for each listener, the layers an
 accepted connection goes through to its Connection (PROXY header and TLS in
 `transport.acceptor`, then WebSocket), the asyncio server or acceptor on its
-socket, the connection limit checked at accept, and the TLS contexts
-reloaded on SIGHUP.
+socket, the connection limit (a connection holds its `Slot` from the accept,
+through its PROXY header, TLS handshake and WebSocket upgrade, until it
+closes), and the TLS contexts reloaded on SIGHUP.
 
 A plain TCP or Unix listener without a limit or PROXY header is served by the
 loop's own server straight into Connection: no layer costs anything there.
@@ -47,7 +48,7 @@ class ConnectionSlots:
 
     Each worker counts its own in its row of an array shared by the node's
     workers (one writer per cell, so no lock); a restarted worker starts its
-    row at zero. Checked at accept: a connection over the limit is closed.
+    row at zero. Taken at accept (`take`): a connection over the limit is closed.
     """
 
     def __init__(self, counts, worker_id: int, worker_count: int, index: int, limit: int) -> None:
@@ -57,15 +58,35 @@ class ConnectionSlots:
         self.limit = limit
         counts[self.mine] = 0
 
-    def full(self) -> bool:
+    def take(self) -> "Slot | None":
+        """A place for one more connection (None: the listener is full)."""
         counts = self.counts
-        return sum(counts[cell] for cell in self.cells) >= self.limit
-
-    def taken(self) -> None:
-        self.counts[self.mine] += 1
+        if sum(counts[cell] for cell in self.cells) >= self.limit:
+            return None
+        return Slot(self)
 
     def released(self) -> None:
         self.counts[self.mine] -= 1
+
+
+class Slot:
+    """One connection's place in its listener's count, from its accept until it
+    closes (`release`, which counts once however many layers call it)."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self, slots: ConnectionSlots | None) -> None:
+        self.slots = slots
+        if slots is not None:
+            slots.counts[slots.mine] += 1
+
+    def release(self) -> None:
+        if self.slots is not None:
+            self.slots.released()
+            self.slots = None
+
+
+UNCOUNTED = Slot(None)      # the slot of every connection on a listener without a limit
 
 
 def shared_counts(listeners: tuple[Listener, ...], worker_count: int, ctx=multiprocessing):
@@ -87,13 +108,13 @@ class Refuse(asyncio.Protocol):
 
 
 def layers(listener: Listener, make_connection):
-    """`then(address)`: the protocol a new connection on this listener starts with."""
+    """`then(address, slot)`: the protocol a new connection on this listener starts with."""
     if listener.type not in WS_TYPES:
         return make_connection
     from actormq.transport.websocket import WebSocketProtocol
 
-    def then(address=None):
-        return WebSocketProtocol(listener, make_connection, address)
+    def then(address=None, slot=None):
+        return WebSocketProtocol(listener, make_connection, address, slot)
     return then
 
 
@@ -130,7 +151,8 @@ async def serve_listener(loop, listener: Listener, make_connection, slots=None, 
         factory = then
     else:
         def factory():
-            return Refuse(listener) if slots.full() else then()
+            slot = slots.take()
+            return Refuse(listener) if slot is None else then(None, slot)
     if listener.type == "unix":
         server = await loop.create_unix_server(factory, sock=sock, backlog=backlog)
     else:
@@ -139,11 +161,14 @@ async def serve_listener(loop, listener: Listener, make_connection, slots=None, 
 
 
 def _admit(listener: Listener, slots):
-    def admit(peer) -> bool:
-        if slots is None or not slots.full():
-            return True
-        _log_refused(listener, peer)
-        return False
+    """admit(peer): the accepted connection's Slot, or None (refused, logged)."""
+    def admit(peer) -> Slot | None:
+        if slots is None:
+            return UNCOUNTED
+        slot = slots.take()
+        if slot is None:
+            _log_refused(listener, peer)
+        return slot
     return admit
 
 

@@ -32,9 +32,10 @@ BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: clo
 class WebSocketProtocol(asyncio.Protocol):
     """asyncio Protocol towards the socket, transport towards the Connection."""
 
-    def __init__(self, listener, make_connection, address=None) -> None:
+    def __init__(self, listener, make_connection, address=None, slot=None) -> None:
         self.listener = listener
         self.make_connection = make_connection
+        self.slot = slot                # the connection's place in the listener's limit
         self.address = address          # from a PROXY header; None = the socket's peer
         self.ws = WSConnection(ConnectionType.SERVER)
         self.transport = None
@@ -66,6 +67,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.closing = True
         if self.conn is not None:
             self.conn.connection_lost(exc)
+        elif self.slot is not None:
+            self.slot.release()
 
     def pause_writing(self) -> None:
         if self.conn is not None:
@@ -115,7 +118,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if header:
             self.address = _forwarded_address(request.extra_headers, header, self.peername())
         self.transport.write(self.ws.send(AcceptConnection(subprotocol=chosen)))
-        self.conn = self.make_connection(self.address)
+        self.conn = self.make_connection(self.address, self.slot)
         self.conn.connection_made(self)
 
     def _reject(self, status: int, reason: str) -> None:

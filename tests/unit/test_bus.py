@@ -159,3 +159,27 @@ def test_frames_sent_soon_travel_as_one_and_keep_their_order_with_frames_sent_at
                             (b"NOW", 1, []), (b"REG", {"c": "c"}, []), (b"REG", {"c": "d"}, [])]
     assert first.frames_sent == {1: 3}      # two batches and the frame sent at once
     assert not first.send_soon(5, b"REG", {"c": "e"})
+
+
+def test_frames_sent_later_wait_for_each_other_and_keep_their_order(loop, buses):
+    """Frames sent later in several loop turns travel as one ZeroMQ message
+    within LATER_SECONDS; a frame sent soon or at once to the same peer takes
+    them along first."""
+    first, second = buses(0), buses(1)
+    inbox = Inbox()
+    first.start(loop, Inbox())
+    second.start(loop, inbox)
+    assert first.send_later(1, b"REG", {"c": "a"})
+    loop.run_until_complete(asyncio.sleep(0))
+    assert first.send_later(1, b"UNREG", {"c": ["b"]})
+    run_until(loop, lambda: len(inbox.frames) >= 2)
+    assert inbox.frames == [(b"REG", {"c": "a"}, []), (b"UNREG", {"c": ["b"]}, [])]
+    assert first.frames_sent == {1: 1}
+    first.send_later(1, b"REG", {"c": "c"})
+    first.send_soon(1, b"REGD", {"c": "d"})
+    first.send_later(1, b"REG", {"c": "e"})
+    first.send(1, b"NOW", 1)
+    run_until(loop, lambda: len(inbox.frames) >= 6)
+    assert [kind for kind, _, _ in inbox.frames[2:]] == [b"REG", b"REGD", b"REG", b"NOW"]
+    assert first.frames_sent == {1: 3}      # the batch went with the frame sent at once
+    assert not first.send_later(5, b"REG", {"c": "f"})
