@@ -10,7 +10,8 @@
   the first round only, and not with `--rate`);
 - CONNECT rate (2,000 connections, 50 at a time) with no hook and with an
   `auth_on_register` webhook answering `Cache-Control: max-age=300` (a first
-  round fills the cache, the measured round reconnects the same clients).
+  round fills the cache, the measured round reconnects the same clients; the case
+  without a hook runs the same two rounds).
 
     python scripts/bench_webhooks.py                 # about 3 minutes on a quiet machine
     python scripts/bench_webhooks.py --rate 20000    # broker CPU per message at a fixed rate
@@ -27,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,7 +63,7 @@ def serve_http(port: int) -> None:
     web.run_app(app, host=suite.HOST, port=port, print=None, access_log=None)
 
 
-def serve_grpc(port: int, hook: str) -> None:
+def serve_grpc(port: int, hook: str, delay_ms: float = 0.0) -> None:
     import grpc
     from actormq.exhook import exhook_pb2 as pb
     from actormq.exhook import exhook_pb2_grpc as pb_grpc
@@ -76,6 +79,8 @@ def serve_grpc(port: int, hook: str) -> None:
             return pb.EmptySuccess()
 
         async def OnMessagePublish(self, request, context):
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000)
             return pb.ValuedResponse(type=pb.ValuedResponse.IGNORE)
 
     async def main():
@@ -88,11 +93,31 @@ def serve_grpc(port: int, hook: str) -> None:
     asyncio.run(main())
 
 
-def helper(*args: str) -> subprocess.Popen:
-    """An endpoint or ExHook server process, at the lowest priority: on a small machine it would
-    otherwise take the broker's CPU (in production it runs elsewhere)."""
+def helper(*args: str, lowest: bool = True) -> subprocess.Popen:
+    """An endpoint or ExHook server process, at the lowest priority (and never real-time, when
+    the bench runs under `chrt`): on a small machine it would otherwise take the broker's CPU
+    (in production it runs elsewhere). Not `lowest`: at the bench's own priority, for a
+    server every message waits for."""
+    if not lowest:
+        return subprocess.Popen([sys.executable, __file__, *args], cwd=suite.REPO_ROOT, env=suite._env())
     return subprocess.Popen(["nice", "-n", "19", sys.executable, __file__, *args], cwd=suite.REPO_ROOT,
-                            env=suite._env())
+                            env=suite._env(), preexec_fn=_not_real_time)
+
+
+def wait_serving(ports: list[int], timeout_s: float = 30.0) -> None:
+    """Until every ExHook server answers OnProviderLoaded: a broker started before that would
+    refuse its clients (exhook.request_failed_action = deny) until it reconnects."""
+    import grpc
+    from actormq.exhook import exhook_pb2 as pb
+    from actormq.exhook import exhook_pb2_grpc as pb_grpc
+    for port in ports:
+        with grpc.insecure_channel(f"{suite.HOST}:{port}") as channel:
+            pb_grpc.HookProviderStub(channel).OnProviderLoaded(pb.ProviderLoadedRequest(), timeout=timeout_s,
+                                                               wait_for_ready=True)
+
+
+def _not_real_time() -> None:
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def broker(workdir: Path, settings: dict[str, str]) -> suite.Broker:
@@ -149,13 +174,14 @@ def dropped_notifications(workdir: Path) -> int:
     return sum(int(count) for count in re.findall(r"(\d+) notifications dropped", text))
 
 
-def conn_rate(settings: dict[str, str], warm: bool) -> dict:
+def conn_rate(settings: dict[str, str]) -> dict:
+    """A first round of the same clients (it fills the auth cache), then the measured one:
+    with a webhook and without one alike."""
     with tempfile.TemporaryDirectory() as tmp:
         running = broker(Path(tmp), settings)
         try:
             target = ("-p", running.port, "--prefix", "conn-")     # the same client ids each round
-            if warm:
-                suite.connections(target, Path(tmp), running)
+            suite.connections(target, Path(tmp), running)
             own, _ = cpu_split(running)
             result = suite.connections(target, Path(tmp), running)
             own_after, _ = cpu_split(running)
@@ -182,7 +208,7 @@ def cases(http_port: int, grpc_ports: dict[str, int]) -> dict[str, tuple]:
         "QoS 0 fan-in, ExHook message.publish as notification": (
             "fan_in", exhook("publish", message_publish="notify")),
         "QoS 0 fan-in, ExHook message.delivered": ("fan_in", exhook("delivered")),
-        "QoS 0 fan-in, ExHook message.publish as decision (EMQX)": ("fan_in", exhook("publish")),
+        "QoS 0 fan-in, ExHook message.publish as decision (EMQX)": ("fan_in", exhook("decide")),
         "CONNECT rate, none": ("conn", {}),
         "CONNECT rate, auth_on_register webhook, cached": ("conn", {"webhooks.a.hook": "auth_on_register",
                                                                     "webhooks.a.endpoint": url}),
@@ -215,19 +241,22 @@ def main() -> None:
                         help="offer this many msg/s (all publishers) and compare CPU per message")
     parser.add_argument("--only", default="", help="run only the scenarios whose name contains this")
     parser.add_argument("--serve-http", type=int)
-    parser.add_argument("--serve-grpc", nargs=2)
+    parser.add_argument("--serve-grpc", nargs="+", metavar="PORT HOOK [DELAY_MS]")
     args = parser.parse_args()
     if args.serve_http:
         return serve_http(args.serve_http)
     if args.serve_grpc:
-        return serve_grpc(int(args.serve_grpc[0]), args.serve_grpc[1])
+        return serve_grpc(int(args.serve_grpc[0]), args.serve_grpc[1], *map(float, args.serve_grpc[2:]))
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))     # stopped (timeout): stop the helpers too
     http_port = suite.free_port()
-    grpc_ports = {"publish": suite.free_port(), "delivered": suite.free_port()}
+    grpc_ports = {"publish": suite.free_port(), "delivered": suite.free_port(), "decide": suite.free_port()}
     helpers = [helper("--serve-http", str(http_port)),
                helper("--serve-grpc", str(grpc_ports["publish"]), "message.publish"),
-               helper("--serve-grpc", str(grpc_ports["delivered"]), "message.delivered")]
-    time.sleep(2)
+               helper("--serve-grpc", str(grpc_ports["delivered"]), "message.delivered"),
+               helper("--serve-grpc", str(grpc_ports["decide"]), "message.publish", lowest=False)]
+    time.sleep(1)
+    wait_serving(list(grpc_ports.values()))
     chosen = {name: case for name, case in cases(http_port, grpc_ports).items()
               if args.only in name or name.endswith(", none")}
     results: dict[str, list[dict]] = {}
@@ -240,7 +269,7 @@ def main() -> None:
                 if kind == "fan_in":
                     result = fan_in(settings, args.duration, args.rate)
                 else:
-                    result = conn_rate(settings, warm=bool(settings))
+                    result = conn_rate(settings)
                 results.setdefault(name, []).append(result)
     finally:
         for process in helpers:

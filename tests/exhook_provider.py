@@ -3,8 +3,10 @@ against the service in actormq/exhook/exhook.proto as a user's server would be.
 
 It loads the hooks given to it, denies the login of username "bad", rewrites
 messages published to "t/rewrite" to "t/rewritten", drops "t/drop" (header
-allow_publish = "false"), denies publishing to "acl/denied", and records
-every request as one JSON line {"rpc": name, "request": ...} in a file the test reads.
+allow_publish = "false"), denies publishing to "acl/denied", answers a message
+to "slow/..." with payload "<ms>:..." after that many milliseconds, and records
+every request as one JSON line {"rpc": name, "request": ..., "in_flight": calls
+of that rpc being answered} in a file the test reads.
 Run as `python -m tests.exhook_provider PORT HOOKS_JSON LOG_FILE [TLS_JSON]`; `ProviderServer`
 does that. TLS_JSON ([certfile, keyfile, client CA file or ""]) serves TLS, requiring a client
 certificate signed by that CA when one is given.
@@ -34,9 +36,11 @@ class Provider(pb_grpc.HookProviderServicer):
     def __init__(self, hooks: dict[str, list[str]], log_file: str) -> None:
         self.hooks = hooks
         self.log = open(log_file, "a", buffering=1)
+        self.publishing = 0
 
-    def _seen(self, name, request):
-        self.log.write(json.dumps({"rpc": name, "request": MessageToDict(request)}) + "\n")
+    def _seen(self, name, request, in_flight: int = 1):
+        self.log.write(json.dumps({"rpc": name, "request": MessageToDict(request), "in_flight": in_flight})
+                       + "\n")
 
     async def OnProviderLoaded(self, request, context):
         self._seen("OnProviderLoaded", request)
@@ -57,7 +61,16 @@ class Provider(pb_grpc.HookProviderServicer):
         return pb.ValuedResponse(type=IGNORE)
 
     async def OnMessagePublish(self, request, context):
-        self._seen("OnMessagePublish", request)
+        self.publishing += 1
+        try:
+            self._seen("OnMessagePublish", request, self.publishing)
+            if request.message.topic.startswith("slow/"):
+                await asyncio.sleep(int(request.message.payload.split(b":")[0]) / 1000)
+            return self._published(request)
+        finally:
+            self.publishing -= 1
+
+    def _published(self, request):
         message = pb.Message()
         message.CopyFrom(request.message)
         if message.topic == "t/rewrite":
@@ -128,10 +141,17 @@ class ProviderServer:
             self.proc.wait()
 
     def requests(self, name: str) -> list[dict]:
+        return [line["request"] for line in self._lines(name)]
+
+    def most_in_flight(self, name: str) -> int:
+        """The most calls of `name` the server was answering at once."""
+        return max((line["in_flight"] for line in self._lines(name)), default=0)
+
+    def _lines(self, name: str) -> list[dict]:
         if not self.log_file.exists():
             return []
         lines = [json.loads(line) for line in self.log_file.read_text().splitlines() if line]
-        return [line["request"] for line in lines if line["rpc"] == name]
+        return [line for line in lines if line["rpc"] == name]
 
     def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
         deadline = time.monotonic() + timeout

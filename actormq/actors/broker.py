@@ -68,6 +68,7 @@ class Broker(StoredSessions, Upkeep):
         self._dirty: list = []
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
+        self._schedule_queue_flush = self.schedule_flush     # one bound method for every queue
         self.reloader = Reloader()      # config reload: parts register what they take
         self.connection_log = LineBatch("actormq.connection")
         self.reloader.on_reload(RELOADABLE_KEYS, self.reload)
@@ -129,7 +130,7 @@ class Broker(StoredSessions, Upkeep):
             return Queue(client_id, self._queue_limits)
         return Queue(client_id, self._queue_limits, self.stores.queue, durable=True,
                      window=DISC_ONLY_WINDOW if mode == "disc_only" else None,
-                     schedule=self.schedule_flush)
+                     schedule=self._schedule_queue_flush)
 
     def open_session(self, conn, connect, client_id: str, expiry) -> tuple[Session, bool]:
         """Find or create the session for a CONNECT; take it over from an older connection."""
@@ -225,17 +226,19 @@ class Broker(StoredSessions, Upkeep):
                 self.peers.retained_changed(message)
         routed = self.router.route(message)
         if routed.durable and self.writer_backlogs:
-            behind = tuple(backlog for backlog in self.writer_backlogs if backlog.behind)
-            if behind:
-                routed = join(routed, congestion(behind))
+            for backlog in self.writer_backlogs:
+                if backlog.behind:   # rare: make the tuple only then
+                    behind = tuple(backlog for backlog in self.writer_backlogs if backlog.behind)
+                    return join(routed, congestion(behind))
         return routed
 
-    def when_durable(self, routed: Routed, callback, on_error=None) -> None:
-        """Run callback on this worker's loop once what a publish wrote (its
-        outcome: `routed`) is committed, by this worker's store and by every
-        worker it went to. Callbacks run in the order of the calls."""
+    def when_durable(self, acks: tuple, callback, on_error=None) -> None:
+        """Run callback on this worker's loop once what publishes wrote is
+        committed, by this worker's store and by the workers whose answers
+        they await (`acks`: their `Routed.acks`). Callbacks run in the order
+        of the calls."""
         if self.peers is not None:
-            self.peers.acks.when_durable(routed.acks, callback, on_error)
+            self.peers.acks.when_durable(acks, callback, on_error)
         elif self.stores is not None:
             self.stores.queue.when_durable(callback, on_error, self.loop)
         else:

@@ -34,10 +34,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 
 from actormq.actors import channel, effects, hooked
 from actormq.actors.channel import Channel
 from actormq.actors.handshake import ConnectHandshake
+from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec, Pubrel,
@@ -51,6 +53,7 @@ log = logging.getLogger("actormq.connection")
 MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
+NOTHING_TO_SEND = ()        # the outbound buffer between flushes: an idle client holds no list
 
 
 class _DiscardInput:
@@ -75,8 +78,8 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     __slots__ = ("broker", "peer_address", "slot", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
-                 "client_info", "mountpoint", "limits", "auth_props", "connect_packet", "connected_at",
-                 "publish_memo")
+                 "pipeline", "client_info", "mountpoint", "limits", "auth_props", "connect_packet",
+                 "connected_at", "publish_memo")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slot=None) -> None:
@@ -94,13 +97,14 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.accepted_at = self.last_seen = time.monotonic()
         self.writable = True
         self.closed = False
-        self._out: list[bytes] = []
+        self._out: list[bytes] | tuple = NOTHING_TO_SEND     # a list while a flush is due
         self._clean_disconnect = False
         self._taken_over = False
         self._close_reason = ""
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
         self._pending = None                # the hook chain answer this client waits for
+        self.pipeline: Pipeline | None = None  # PUBLISH outcomes waiting, in order (see pipeline)
         self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
         self.publish_memo = None            # (chain, topics allowed until), see hooked.publish
         self.mountpoint = ""
@@ -150,8 +154,11 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
                 else:
                     _EXECUTE[kind](self, effect)
         session = self.session
-        if session is not None and session.drain_due and not self.closed:
-            session.drain()   # once for all the acks of this read
+        if session is not None and not self.closed:
+            if session.ack_batch is not None:
+                session.release_acks()  # one durability wait for the PUBLISHes of this read
+            if session.drain_due:
+                session.drain()   # once for all the acks of this read
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -183,9 +190,11 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         if self.closed:
             return
         out = self._out
-        if not out:
+        if out:
+            out.append(data)
+        else:
             self.broker.schedule_flush(self)
-        out.append(data)
+            self._out = out = [data]
         kind = data[0] >> 4     # one packet per call
         self._sent[kind] += 1
         self._sent_bytes[kind] += len(data)
@@ -199,11 +208,10 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
 
     def flush(self) -> None:
         out = self._out
+        self._out = NOTHING_TO_SEND
         if not out or self.closed:
-            out.clear()
             return
         data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
         self.broker.stats.bytes_sent += len(data)
         self.transport.write(data)
 
@@ -343,7 +351,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.broker.stats.messages_received += 1
         topic = packet.topic_name
         if not self.broker.authorize_publish(self.session, topic):
-            self.refuse_publish(packet, ReasonCode.NOT_AUTHORIZED)
+            self.in_order(ReasonCode.NOT_AUTHORIZED, partial(self.refuse_publish, packet))
             return
         message = message_from_publish(packet, self.client_id, time.time())
         if self.hooks.publish_hooked or self.mountpoint:
@@ -366,6 +374,8 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     def hold_back(self) -> None:
         """Hold this client's packets until go_on (backpressure, see flow): it is
         still read, and its PINGREQs are answered (see _hold)."""
+        if self.pipeline is not None:
+            self.pipeline.held_back = True
         if self._held is None and not self.closed:
             self._held = []
 
@@ -377,9 +387,14 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         if self.session is None:
             held.extend(packets)
             return
+        inflight = self.pipeline
         for packet in packets:
-            if type(packet) is Pingreq:
+            kind = type(packet)
+            if kind is Pingreq:
                 self.send_bytes(effects.PINGRESP.data)
+            elif (kind is Publish and inflight is not None and not held and self._pending is None
+                  and inflight.open() and not self.closed):
+                self.execute(self.handle(packet))      # its outcome queues behind the waiting ones
             else:
                 held.append(packet)
         if len(held) >= MAX_HELD:
@@ -387,19 +402,44 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
 
     def go_on(self) -> None:
         """The end of a hold_back."""
+        if self.pipeline is not None:
+            self.pipeline.held_back = False
         self.unthrottle()
 
     def unthrottle(self) -> None:
-        """Take packets again, first the ones held back (not while a hook answer is due)."""
+        """Take packets again, first the ones held back (not while a hook answer is due);
+        while PUBLISH outcomes wait in order (`pipeline`), only PUBLISHes that may join them."""
         if self._held is None or self.closed or self.session is None or self._pending is not None:
             return
-        held, self._held = self._held, None
+        inflight = self.pipeline
+        if inflight is not None:
+            if not inflight.entries:
+                self.pipeline = None
+                if inflight.held_back:
+                    return      # go_on comes
+            elif not inflight.open():
+                return
+        held = self._held
+        self._held = None if self.pipeline is None else []
         self.last_seen = time.monotonic()
         self.transport.resume_reading()
         try:
-            self._handle(held)
+            (self._handle if self._held is None else self._hold)(held)
         except ProtocolError as exc:
             self.protocol_error(exc)
+
+    def in_order(self, answer, then) -> None:
+        """Act on the outcome of a PUBLISH (`then(value)`; a fold's answer may be a Future)
+        after those of the client's earlier PUBLISHes still waiting: at once if none is."""
+        if self.pipeline is None or not self.pipeline.entries:
+            if not isinstance(answer, asyncio.Future):
+                then(answer)
+                return
+            if self.pipeline is None:
+                self.pipeline = Pipeline(self)
+        if self._held is None:
+            self._held = []             # the client's next packets go through _hold
+        self.pipeline.add(answer, then)
 
     def wait_then(self, answer, then) -> None:
         """Act on a hook chain's answer: now when it is there, else once it is — meanwhile
@@ -415,17 +455,21 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self._pending = None
         if self.closed:
             return
+        if self.act_on(lambda answer: then(answer.result()), done) and self._pending is None:
+            self.unthrottle()
+
+    def act_on(self, then, value) -> bool:
+        """`then(value)`; False when that failed (the client is told and closed)."""
         try:
-            then(done.result())
+            then(value)
         except ProtocolError as exc:
             self.protocol_error(exc)
-            return
+            return False
         except Exception:       # a bug of ours, not the plugin's (chains catch those)
             log.exception("client %s: acting on a hook answer failed", self.client_id)
             self.disconnect(ReasonCode.UNSPECIFIED_ERROR, "internal error")
-            return
-        if self._pending is None:
-            self.unthrottle()
+            return False
+        return True
 
     def refuse_publish(self, packet, reason_code: int) -> None:
         if packet.qos == 1:

@@ -14,6 +14,8 @@ peer back (`flow`).
 
 from __future__ import annotations
 
+from functools import partial
+
 from actormq.actors.messages import Message
 from actormq.actors.wire import message_header, props_from_json
 
@@ -87,9 +89,11 @@ class Forwarding:
         blob = payloads[0]
         at = 0
         broker = self.broker
-        route = broker.router.route
         acks = self.acks
         peer = batch["w"]
+        skipped = self.link.takeover.views.skipping.get(peer)
+        route = broker.router.route if skipped is None else \
+            partial(broker.router.route_skipping, skipped)
         congested = []
         for topic, qos, retain, props, expires_at, timestamp, origin, binary, share, ack_id, size, \
                 to in batch["b"]:

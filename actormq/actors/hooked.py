@@ -29,7 +29,7 @@ from functools import partial
 from time import monotonic as _monotonic
 from types import MappingProxyType
 
-from actormq.actors.messages import Message
+from actormq.actors.messages import Delivery, Message
 from actormq.actors.queue import QueueLimits
 from actormq.hooks import DROP, AuthExchange, ClientInfo, Decision, DropReason
 from actormq.transport.codec import Auth, Connack, ReasonCode
@@ -300,13 +300,18 @@ def publish(conn, packet, message: Message, authorized: bool = False) -> None:
             return
     chain = hooks.message_publish
     if chain is None:
-        conn.route_publish(packet, message)
+        if conn.pipeline is None:
+            conn.route_publish(packet, message)
+        else:
+            conn.in_order(message, partial(conn.route_publish, packet))
         return
     folded = chain.fold(conn.client_info or info_of(conn), message)
-    if type(folded) is Message:
+    if type(folded) is Message and conn.pipeline is None:
         conn.route_publish(packet, folded)
     else:
-        _publish_folded(conn, packet, message, folded)
+        # a fold that waits does not stop the client's next PUBLISHes: the outcomes are
+        # applied in order (`actors.pipeline`)
+        conn.in_order(folded, partial(_publish_folded, conn, packet, message))
 
 
 def _authorize(conn, packet, message: Message) -> Message | None:
@@ -322,7 +327,7 @@ def _authorize(conn, packet, message: Message) -> Message | None:
     A changed chain, a sampled or failing run (`Chain.left` is 0) or a topic not in it
     runs the chain, and an allowed answer fetches the memo again."""
     if packet.qos == 2 and packet.packet_id in conn.session.qos2_in:
-        conn.route_publish(packet, message)
+        conn.in_order(message, partial(conn.route_publish, packet))
         return None
     if conn.mountpoint:
         message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own Message
@@ -380,17 +385,19 @@ def _authorized(conn, packet, message: Message, decision: Decision) -> Message |
     log.debug("client %s: PUBLISH to %s refused by %s: 0x%02X", conn.client_id,
               message.topic_name, decision.decided_by, decision.reason_code)
     dropped(conn.hooks, conn.client_id, message, DropReason.NOT_AUTHORIZED)
+    conn.in_order(decision, partial(_refused, conn, packet))
+    return None
+
+
+def _refused(conn, packet, decision: Decision) -> None:
     if decision.disconnect:
         conn.disconnect(decision.reason_code, decision.reason or "publish not authorized")
     else:
         conn.refuse_publish(packet, decision.reason_code)
-    return None
 
 
 def _publish_folded(conn, packet, original: Message, folded) -> None:
-    if isinstance(folded, asyncio.Future):
-        conn.wait_then(folded, partial(_publish_folded, conn, packet, original))
-    elif folded is DROP:
+    if folded is DROP:
         dropped(conn.hooks, conn.client_id, original, DropReason.BY_PLUGIN)
         conn.session.accept_unrouted(packet)
     else:
@@ -418,13 +425,16 @@ def not_delivered(session, message: Message, folded, delivery: tuple):
     that waits, such as VerneMQ's on_deliver webhook). Then this delivery and every later
     one to the session wait, in order, until it is done; nobody else waits. A session with
     no connection does not wait: what it is sent must be stored before the publisher is
-    acknowledged, so it gets the message as published. Returns what `Session.deliver` does."""
+    acknowledged, so it gets the message as published. A session whose queue is stored
+    holds its deliveries in that queue (`_hold_queued`). Returns what `Session.deliver` does."""
     if not isinstance(folded, asyncio.Future):
         dropped(session.hooks, session.client_id, message, DropReason.BY_PLUGIN)
         return None
     if session.conn is None:
         folded.cancel()
         return session.deliver_folded(message, *delivery, {})
+    if session.queue.persistent:
+        return _hold_queued(session, Delivery(message, *delivery), folded)
     session.deliveries_held = deque()
     folded.add_done_callback(lambda done: _deliver_held(session, message, done, delivery))
     return None
@@ -432,13 +442,69 @@ def not_delivered(session, message: Message, folded, delivery: tuple):
 
 def _deliver_held(session, message: Message, done: asyncio.Future, delivery: tuple) -> None:
     held, session.deliveries_held = session.deliveries_held, None
-    folded = DROP if done.cancelled() or done.exception() is not None else done.result()
+    folded = _folded_or_drop(done)
     if type(folded) is Message:
         session.deliver_folded(folded, *delivery, {})
     else:
         dropped(session.hooks, session.client_id, message, DropReason.BY_PLUGIN)
     for waiting in held:            # a later one that waits again holds the rest behind it
         session.deliver(*waiting, {})
+
+
+def _folded_or_drop(done: asyncio.Future):
+    return DROP if done.cancelled() or done.exception() is not None else done.result()
+
+
+# A stored queue holds what waits for a deliver hook: each held delivery is queued (written
+# to the store, the publisher acknowledged after it, as without a hook) while the session's
+# drain waits; a hook's answer changes the queued delivery in place (or takes it out). So a
+# client that goes away, or a worker that dies, mid-hold finds the messages in the queue,
+# as published when the hook had not answered yet.
+
+def _hold_queued(session, delivery: Delivery, pending: asyncio.Future):
+    session.deliveries_held = deque([delivery])
+    note = session.enqueue_held(delivery)
+    pending.add_done_callback(partial(_queued_answered, session, delivery))
+    return note
+
+
+def hold_queued_next(session, message: Message, qos: int, retain: bool, sub_ids: tuple):
+    """A delivery to a session holding its queue: queued behind the held ones, asked later."""
+    delivery = Delivery(message, qos, retain, sub_ids)
+    session.deliveries_held.append(delivery)
+    return session.enqueue_held(delivery)
+
+
+def _queued_answered(session, delivery: Delivery, done: asyncio.Future) -> None:
+    held = session.deliveries_held
+    if not held or held[0] is not delivery:
+        return                      # the session ended meanwhile
+    held.popleft()
+    _apply_to_queued(session, delivery, _folded_or_drop(done))
+    chain = session.hooks.message_deliver
+    while held:
+        waiting = held[0]
+        folded = waiting.message if chain is None else chain.fold(session.client_id, waiting.message)
+        if isinstance(folded, asyncio.Future):
+            if session.conn is not None:
+                folded.add_done_callback(partial(_queued_answered, session, waiting))
+                return
+            folded.cancel()         # offline: as published, as `not_delivered` does
+            folded = waiting.message
+        held.popleft()
+        _apply_to_queued(session, waiting, folded)
+    session.deliveries_held = None
+    session.drain()
+
+
+def _apply_to_queued(session, delivery: Delivery, folded) -> None:
+    if type(folded) is Message:
+        delivery.message = folded
+        return
+    queue = session.queue
+    for taken in queue.extract({delivery.seq}):
+        queue.discard(taken)
+    dropped(session.hooks, session.client_id, delivery.message, DropReason.BY_PLUGIN)
 
 
 def dropped(hooks, client_id: str, message, reason: DropReason) -> None:

@@ -24,9 +24,21 @@ from actormq.transport.codec import Puback, Pubcomp, Pubrec, ReasonCode
 _ACK = struct.Struct("!BBH")
 
 
+class AckBatch:
+    """The deferred acks of one read of a connection, in order."""
+
+    __slots__ = ("conn", "packets")
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.packets: list = []
+
+
 class InboundPublishes:
     """The inbound half of a Session (uses its broker, hooks, conn, version,
-    _qos2_in and _deferred_acks)."""
+    _qos2_in, _deferred_acks and ack_batch)."""
+
+    __slots__ = ()
 
     def handle_publish(self, packet, message: Message) -> Routed:
         """Route a client's message and acknowledge it (after durability when needed)."""
@@ -52,7 +64,7 @@ class InboundPublishes:
         elif not delivered and self.version == 5:
             reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
         if qos == 2 and reason < 0x80:
-            self._qos2_in[packet.packet_id] = None
+            self.qos2_in_table()[packet.packet_id] = None
         if routed.pending or self._deferred_acks:
             self._defer_ack(routed, Puback(packet.packet_id, reason) if qos == 1
                             else Pubrec(packet.packet_id, reason))
@@ -68,7 +80,7 @@ class InboundPublishes:
         if packet.qos == 1:
             self._ack(Puback(packet.packet_id))
         elif packet.qos == 2:
-            self._qos2_in[packet.packet_id] = None
+            self.qos2_in_table()[packet.packet_id] = None
             self._ack(Pubrec(packet.packet_id))
 
     def _check_receive_maximum(self) -> None:
@@ -80,31 +92,59 @@ class InboundPublishes:
             self.conn.send_packet(packet)
 
     def _defer_ack(self, routed: Routed, packet) -> None:
-        """Send the ack once the store has committed what this message wrote;
-        acks stay in order because when_durable callbacks run in order. When
-        the commit failed, the ack says so (see _refuse_deferred)."""
+        """Send the ack once the store has committed what this message wrote.
+        The acks of one read wait together (see AckBatch): one durability wait
+        and one callback per read, not per message. Acks stay in order because
+        durability callbacks run in the order they were asked for, and a
+        message that waits for other workers too (`routed.acks`) first closes
+        the batch before it. When the commit failed, the acks say so (see
+        _refuse_deferred)."""
         self._deferred_acks += 1
-        conn = self.conn
-        self.broker.when_durable(routed, partial(self._send_deferred, conn, packet),
-                                 lambda _error: self._refuse_deferred(conn, packet))
+        batch = self.ack_batch
+        if routed.acks:
+            if batch is not None:
+                self.release_acks()
+            self._wait_durable(self.conn, [packet], routed.acks)
+            return
+        if batch is None:
+            batch = self.ack_batch = AckBatch(self.conn)
+            # the end of the read releases it; this covers a publish routed
+            # outside a read (an asynchronous hook's answer)
+            self.broker.loop.call_soon(self.release_acks)
+        batch.packets.append(packet)
 
-    def _refuse_deferred(self, conn, packet) -> None:
-        """The store could not save what the message wrote: MQTT 5 gets the ack
+    def release_acks(self) -> None:
+        """Wait for the commit of what the batch's messages wrote, then ack them."""
+        batch = self.ack_batch
+        if batch is not None:
+            self.ack_batch = None
+            self._wait_durable(batch.conn, batch.packets, ())
+
+    def _wait_durable(self, conn, packets: list, acks: tuple) -> None:
+        self.broker.when_durable(acks, partial(self._send_deferred, conn, packets),
+                                 partial(self._refuse_deferred, conn, packets))
+
+    def _refuse_deferred(self, conn, packets: list, _error) -> None:
+        """The store could not save what the messages wrote: MQTT 5 gets the acks
         with QUOTA_EXCEEDED; 3.1.1 has no reason codes, so the connection is
-        closed without an ack and the client sends the message again."""
+        closed without an ack and the client sends the messages again."""
         if conn is not self.conn:
             return
-        self._deferred_acks -= 1
-        if isinstance(packet, Pubrec):
-            self._qos2_in.pop(packet.packet_id, None)
+        self._deferred_acks -= len(packets)
+        for packet in packets:
+            if isinstance(packet, Pubrec):
+                self._qos2_in.pop(packet.packet_id, None)
         if self.version == 5:
-            conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
+            for packet in packets:
+                conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
         else:
             conn.disconnect(ReasonCode.QUOTA_EXCEEDED, "the store could not save a message")
 
-    def _send_deferred(self, conn, packet) -> None:
-        if conn is self.conn:
-            self._deferred_acks -= 1
+    def _send_deferred(self, conn, packets: list) -> None:
+        if conn is not self.conn:
+            return
+        self._deferred_acks -= len(packets)
+        for packet in packets:
             if packet.reason_code == 0:     # the 4-byte form, as handle_publish sends it
                 conn.send_bytes(_ACK.pack(0x40 if type(packet) is Puback else 0x50, 2, packet.packet_id))
             else:

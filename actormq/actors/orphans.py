@@ -61,6 +61,7 @@ class Orphans:
         self._held_claims: dict[int, list] = {}  # dead peer -> peers' CLAIMs of those, held
         self._early: dict[int, list] = {}        # dead peer -> peers' limbo items before ours
         self._waiting: dict[int, set[int]] = {}  # dead peer -> survivors not done taking over
+        self._survivors: dict[int, set[int]] = {}  # dead peer -> the peers live at its death
         self._done: dict[int, asyncio.Event] = {}
         self._took_early: dict[int, set[int]] = {}   # dead peer -> TOOK before we knew
         self.taking: dict[int, asyncio.Event] = {}   # dead peer -> set once its take-over is over
@@ -73,6 +74,7 @@ class Orphans:
         self._adoptable.add(peer)
         early = self._took_early.pop(peer, set())
         self._took_at[peer] = dict.fromkeys(early, 0)
+        self._survivors[peer] = set(self.link.live)
         self._waiting[peer] = set(self.link.live) - early
         self._done[peer] = asyncio.Event()
         for dead, waiting in self._waiting.items():
@@ -91,7 +93,7 @@ class Orphans:
             self._took_at[dead][survivor] = len(self._limbo.get(dead, ()))
             self._answered(dead, survivor)
         else:
-            self._took_early.setdefault(dead, set()).add(survivor)
+            self._keep_early(self._took_early, dead, set()).add(survivor)
 
     def _answered(self, dead: int, survivor: int) -> None:
         waiting = self._waiting.get(dead)
@@ -132,7 +134,8 @@ class Orphans:
             router.drop_worker_routes(peer)
             self._taken[peer] = taken = set(since)
             self.broker.loop.call_later(ORPHANS_KEPT, self._taken.pop, peer, None)
-            self._deliver_limbo(peer, since, self._took_at.pop(peer, {}))
+            self._deliver_limbo(peer, since, self._took_at.pop(peer, {}),
+                                self._survivors.pop(peer, set()))
             for message in self._early.pop(peer, ()):
                 router.route_to_clients(message, taken)
             self._since.pop(peer, None)
@@ -154,13 +157,15 @@ class Orphans:
                 for route_filter in sessions[client_id].subscriptions:
                     router.remove_remote_route(peer, route_filter)
 
-    def _deliver_limbo(self, peer: int, since: dict[str, int], took_at: dict[int, int]) -> None:
+    def _deliver_limbo(self, peer: int, since: dict[str, int], took_at: dict[int, int],
+                       survivors: set[int]) -> None:
         """Each limbo message to the sessions restored here after it was kept, and
-        to the survivors whose TOOK came after it."""
+        to the survivors whose TOOK came after it. A worker (re)started since the
+        death took nothing over: it gets none (it would keep them, see deliver)."""
         limbo = self._limbo.pop(peer, ())
         router = self.broker.router
         survivors = [(survivor, took_at.get(survivor, len(limbo)))
-                     for survivor in self.link.live if survivor != peer]
+                     for survivor in self.link.live & survivors if survivor != peer]
         restored = sorted(since.items(), key=lambda item: item[1])
         receivers = set(since)
         next_restored = 0
@@ -224,6 +229,19 @@ class Orphans:
         """Another survivor's limbo message: for the sessions taken over here."""
         taken = self._taken.get(peer)
         if taken is None:
-            self._early.setdefault(peer, []).append(message)
+            self._keep_early(self._early, peer, []).append(message)
         elif taken:
             self.broker.router.route_to_clients(message, taken)
+
+    def _keep_early(self, kept: dict, peer: int, empty):
+        """What came for the take-over of `peer` before this worker heard of the
+        death; forgotten after ORPHANS_KEPT if it never does."""
+        if peer not in kept:
+            kept[peer] = empty
+            self.broker.loop.call_later(ORPHANS_KEPT, self._forget_early, kept, peer, empty)
+        return kept[peer]
+
+    @staticmethod
+    def _forget_early(kept: dict, peer: int, entry) -> None:
+        if kept.get(peer) is entry:
+            del kept[peer]

@@ -31,8 +31,8 @@ Frame kinds (header is orjson; payloads are raw frames):
   HAND  {w, r, state}       the claimed session's state (payloads: its messages), or null;
                             state.mv names the move (the old owner forwards until MOVED)
   MOVE  {w, c, from, mv, f} session c moved from worker `from` to w with route filters f:
-                            move the route counts over, answer MOVED to `from`
-  MOVED {w, c, mv}          worker w routes session c to its new owner now
+                            move the route counts over, answer MOVED to `from` and w
+  MOVED {w, c, mv}          worker w routes session c to its new owner now (see peer_views)
   HOLDS {w, r, c}           which of the client ids c do you hold? reply HELD (the
                             shard of c is down: see registry)
   HELD  {w, r, held}        the ones this worker holds (or is claiming)
@@ -58,7 +58,9 @@ holds any more (disc modes, split by crc32 of the client id between the
 survivors), and only then drops the dead peer's routes: what its publishers
 routed to the dead peer meanwhile goes to the sessions taken over (see
 orphans). A CONNECT whose claim finds nobody resumes the session from the store, so a
-client can come back on any worker.
+client can come back on any worker. A dead peer restarted meanwhile is heard
+(HELLO and what follows) once that take-over is over: until then its previous
+incarnation's routes stand and what is routed to it waits in limbo.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class PeerLink:
         self.live = set(self.bus.peers)             # peers not known to be dead
         self._pids: dict[int, int] = {}             # the pid each peer said HELLO with
         self._requests: dict[int, _Request] = {}
+        self._held_frames: dict[int, list] = {}     # restarted peer -> its frames, held (_on_hello)
         # unique across restarts of this worker: a late reply never meets a new request
         self.ids = itertools.count(os.getpid() << 24)
         self._tasks: set[asyncio.Task] = set()
@@ -155,6 +158,9 @@ class PeerLink:
         task.add_done_callback(self._tasks.discard)
 
     def _on_frame(self, kind: bytes, header, payloads: list) -> None:
+        if self._held_frames and type(header) is dict and header.get("w") in self._held_frames:
+            self._held_frames[header["w"]].append((kind, header, payloads))
+            return
         self._handlers[kind](header, payloads)
 
     def broadcast(self, kind: bytes, header, payloads: tuple = ()) -> None:
@@ -189,6 +195,9 @@ class PeerLink:
     def _gone(self, peer: int) -> None:
         log.warning("worker %d is gone: taking over its sessions, then dropping its routes", peer)
         self.live.discard(peer)
+        # first: from here on a message routed to the peer waits in its limbo, and
+        # what follows may route some (a publisher it held back goes on: flow)
+        self.orphans.peer_died(peer)
         pid = self._pids.pop(peer, None)
         self.bus.reset(peer)
         self.forwarding.peer_gone(peer)
@@ -199,7 +208,6 @@ class PeerLink:
         self.takeover.peer_gone(peer)
         self.registry.peer_gone(peer, pid)
         self.flow.peer_gone(peer)
-        self.orphans.peer_died(peer)
         self._spawn(self.orphans.take_over(peer, pid, sorted(self.live | {self.worker_id})))
 
     # -- questions to every live peer ------------------------------------------------
@@ -242,8 +250,18 @@ class PeerLink:
     def route_changed(self, route_filter: str, delta: int) -> None:
         self.broadcast(b"ROUTE", {"w": self.worker_id, "f": route_filter, "d": delta})
 
-    def _on_hello(self, header, _payloads) -> None:
+    def _on_hello(self, header, payloads) -> None:
         peer = header["w"]
+        known = self._pids.get(peer)
+        if known is not None and known != header["p"]:
+            self._gone(peer)        # restarted before we heard that it died
+        taking = self.orphans.taking.get(peer)
+        if taking is not None:
+            # its previous incarnation's sessions are being taken over: until that is
+            # over, its routes lead to them and what is routed to it waits in limbo
+            self._held_frames[peer] = [(b"HELLO", header, payloads)]
+            self._spawn(self._hear_restarted(peer, taking))
+            return
         self._came_up(peer, header["p"])
         router = self.broker.router
         router.drop_worker_routes(peer)
@@ -255,6 +273,13 @@ class PeerLink:
         if self.worker_id == min((self.live - {peer}) | {self.worker_id}):
             for message in self.broker.retained.snapshot():
                 self.bus.send(peer, b"RET", {"m": message_header(message)}, (message.payload,))
+
+    async def _hear_restarted(self, peer: int, taking: asyncio.Event) -> None:
+        """Take the frames of a restarted peer, in order, once the take-over of its
+        previous incarnation is over."""
+        await taking.wait()
+        for kind, header, payloads in self._held_frames.pop(peer, ()):
+            self._handlers[kind](header, payloads)
 
     def _on_snapshot(self, header, _payloads) -> None:
         peer = header["w"]

@@ -59,7 +59,7 @@ class QueueLimits:
 
 
 NOTHING_HELD = ()   # the memory of a queue that never held a message: an empty deque costs 600 bytes
-NOTHING_RELEASED = MappingProxyType({})     # the released rows of a queue without a store
+NOTHING_RELEASED = MappingProxyType({})     # the released rows of a queue that released none
 
 
 class QueueFull(Exception):
@@ -70,14 +70,14 @@ class QueueFull(Exception):
 class Queue:
     """Messages waiting for one session, in delivery order."""
 
-    __slots__ = ("client_id", "limits", "online", "dropped", "prefix", "_mem", "_store", "_durable",
+    __slots__ = ("client_id", "limits", "online", "dropped", "_mem", "_store", "_durable",
                  "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule",
-                 "released")
+                 "released", "_prefix")
 
     def __init__(self, client_id: str, limits: QueueLimits, store=None, durable: bool = False,
                  window: int | None = None, schedule: Callable[[Queue], None] | None = None) -> None:
         self.client_id = client_id
-        self.prefix = queue_prefix(client_id)
+        self._prefix = queue_prefix(client_id) if store is not None else b""    # of its rows
         self.limits = limits
         self.online = False
         self.dropped = 0
@@ -88,10 +88,11 @@ class Queue:
         self._backlog = 0            # persisted entries not held in memory (window mode)
         self._window = window if store is not None and not limits.lifo else None
         self._last_loaded = 0        # highest seq that went into memory (window mode)
-        # without a store nothing is ever discarded from it nor released: shared empties
-        self._discarded: list[bytes] | tuple = [] if store is not None else ()    # rows to delete at the next flush
+        # shared empties until the first row is discarded or released (an idle
+        # client's queue holds no list or dict of its own)
+        self._discarded: list[bytes] | tuple = ()   # rows to delete at the next flush
         self._schedule = schedule
-        self.released = {} if store is not None else NOTHING_RELEASED  # packet id -> seq of a QoS 2 row awaiting PUBCOMP
+        self.released = NOTHING_RELEASED    # packet id -> seq of a QoS 2 row awaiting PUBCOMP
 
     def __len__(self) -> int:
         return len(self._mem) + self._backlog
@@ -100,17 +101,22 @@ class Queue:
     def persistent(self) -> bool:
         return self._store is not None
 
+    @property
+    def prefix(self) -> bytes:
+        """The key prefix of this client's rows in the queue store."""
+        return self._prefix or queue_prefix(self.client_id)
+
     def load(self) -> int:
         """Read this session's persisted queue back (after restart or takeover)."""
         if self._store is None:
             return 0
         self.flush()
         self._backlog = self._last_loaded = 0
-        self.released.clear()
+        self.released = NOTHING_RELEASED
         count = seq = 0
         memory = deque()
         window = self._window
-        for key, value in self._store.scan("queue", self.prefix):   # in seq order
+        for key, value in self._store.scan("queue", self._prefix):   # in seq order
             seq = queue_seq(key)
             count += 1
             if window is not None and len(memory) >= window:
@@ -175,9 +181,11 @@ class Queue:
     def discard(self, delivery: Delivery) -> None:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
         if delivery.seq and self._writes(delivery):
-            discarded = self._discarded
-            discarded.append(self.prefix + seq_suffix(delivery.seq))
-            if len(discarded) == 1:
+            key = self._prefix + seq_suffix(delivery.seq)
+            if self._discarded:
+                self._discarded.append(key)
+            else:
+                self._discarded = [key]
                 if self._schedule is None:
                     self.flush()
                 else:
@@ -194,7 +202,7 @@ class Queue:
         except QueueFull:       # the store is full: a restart would resend the message
             self.discard(delivery)
             return False
-        self.released[packet_id] = delivery.seq
+        self._released_rows()[packet_id] = delivery.seq
         return self._durable
 
     def complete(self, packet_id: int) -> None:
@@ -206,7 +214,7 @@ class Queue:
     def flush(self) -> None:
         """Delete the rows of every delivery discarded since the last flush."""
         if self._discarded:
-            keys, self._discarded = self._discarded, []
+            keys, self._discarded = self._discarded, ()
             self._store.delete_many("queue", keys)
 
     def clear(self) -> None:
@@ -216,9 +224,9 @@ class Queue:
         if self.released:
             self.released.clear()
         if self._discarded:
-            self._discarded = []  # the prefix delete covers them
+            self._discarded = ()  # the prefix delete covers them
         if self._store is not None:
-            self._store.delete_prefix("queue", self.prefix)
+            self._store.delete_prefix("queue", self._prefix)
 
     def extract(self, seqs: set[int]) -> list[Delivery]:
         """Take the deliveries with these sequence numbers out of the queue."""
@@ -235,7 +243,7 @@ class Queue:
         if self.released:
             self.released.clear()
         if self._store is not None:
-            self._store.invalidate("queue", self.prefix)
+            self._store.invalidate("queue", self._prefix)
 
     def snapshot(self) -> list[Delivery]:
         """Every delivery held in memory, in order (for takeover hand-over)."""
@@ -265,7 +273,7 @@ class Queue:
                 props["subscription_identifier"] = list(delivery.subscription_ids)
             message = replace(message, qos=delivery.qos, retain=delivery.retain, properties=props)
         try:
-            self._store.put("queue", self.prefix + seq_suffix(delivery.seq),
+            self._store.put("queue", self._prefix + seq_suffix(delivery.seq),
                             encode_message(message, packet_id))
         except StorageFullError as exc:  # the store logs the episode; this is per message
             log.debug("refused a message for %s: %s", self.client_id, exc)
@@ -273,9 +281,9 @@ class Queue:
 
     def _refill(self) -> None:
         """Read the next window of the backlog, from the row after the last one read."""
-        start = self.prefix + seq_suffix(self._last_loaded + 1)
+        start = self._prefix + seq_suffix(self._last_loaded + 1)
         memory = self._memory()
-        for key, value in self._store.scan("queue", self.prefix, start=start):
+        for key, value in self._store.scan("queue", self._prefix, start=start):
             seq = queue_seq(key)
             delivery = self._decode(seq, value)
             if delivery is not None:
@@ -288,11 +296,17 @@ class Queue:
             self._backlog = 0
         self._backlog = max(self._backlog, 0)
 
+    def _released_rows(self) -> dict[int, int]:
+        """`released`, to add to."""
+        if self.released is NOTHING_RELEASED:
+            self.released = {}
+        return self.released
+
     def _decode(self, seq: int, value: bytes) -> Delivery | None:
         """The delivery of a stored row; None for a released QoS 2 row (noted in released)."""
         message, packet_id = decode_message(value)
         if packet_id is not None:
-            self.released[packet_id] = seq
+            self._released_rows()[packet_id] = seq
             return None
         sub_ids = ()
         if "subscription_identifier" in message.properties:

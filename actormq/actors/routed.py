@@ -4,12 +4,13 @@
 (`delivered`), whether a delivery wrote to this worker's disc store
 (`durable`) and which peers' durability answers it waits for (`acks`, see
 durability) — together `pending`: the publisher's PUBACK/PUBREC waits for
-`Broker.when_durable(routed, ...)` — whether a full queue refused it
+`Broker.when_durable(routed.acks, ...)` — whether a full queue refused it
 (`quota_exceeded`) and the congested parties it reached (`congested`: each
 has `block(publisher)`, see flow and storage.backlog).
 
 The common outcome — delivered, nothing pending — allocates nothing: a
-plain count comes back as a shared `Routed` from a table (`delivered(n)`).
+plain count comes back as a shared `Routed` from a table (`delivered(n)`),
+and so does a count of deliveries that wrote to a disc store.
 A delivery that has something to say returns a note (a `Routed` of its
 own, usually a shared constant such as `WROTE_DURABLE`), and the router
 joins the notes of one message (`join`). A `Routed` is never changed.
@@ -36,6 +37,8 @@ class Routed:
         """This note with `deliveries` more deliveries."""
         if not deliveries:
             return self
+        if self is WROTE_DURABLE and deliveries < len(DURABLE_COUNTS):
+            return DURABLE_COUNTS[deliveries]
         return Routed(self.delivered + deliveries, self.durable, self.acks, self.quota_exceeded,
                       self.congested)
 
@@ -47,6 +50,7 @@ class Routed:
 COUNTS = tuple(Routed(n) for n in range(256))    # COUNTS[n]: n plain deliveries
 NOT_DELIVERED = COUNTS[0]
 WROTE_DURABLE = Routed(durable=True)
+DURABLE_COUNTS = tuple(Routed(n, durable=True) for n in range(256))  # WROTE_DURABLE.counted(n)
 QUEUE_FULL = Routed(quota_exceeded=True)
 
 

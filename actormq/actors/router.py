@@ -175,6 +175,17 @@ class Router:
             return COUNTS[result]
         return routed.outcome(result)
 
+    def route_skipping(self, skipped: set, message: Message, from_peer: bool = True,
+                       share_target=None) -> Routed:
+        """`route` of a peer's message that skips the sessions in `skipped`: the
+        peer routed them elsewhere still, and they get it from there (see
+        peer_views)."""
+        if share_target is not None:
+            return self.route(message, from_peer, share_target)
+        matches = [(topic_filter, {c: o for c, o in subscribers.items() if c not in skipped})
+                   for topic_filter, subscribers in self._local.match(message.topic_name)]
+        return routed.outcome(self._deliver_overlapping(message, matches, {}, True))
+
     def _send_to_workers(self, message: Message):
         """One frame per other worker with a matching plain route; a count, or a
         Routed with the ack ids they will answer and the congested routes."""

@@ -31,10 +31,24 @@ log = logging.getLogger("actormq.session")
 FORWARDED_PROPERTIES = ("payload_format_indicator", "content_type", "response_topic",
                         "correlation_data", "user_property")
 
+# The table every session holds until it first adds to it (subscriptions,
+# packet ids in flight): an idle client costs no dicts of its own. It is read,
+# popped from and cleared like the session's own; a session adds to a table
+# only after `owned` gave it one.
+NONE_YET: dict = {}
+
 
 class Session(InboundPublishes, Subscriptions):
     """State of one client id, whether or not a connection is attached (its
     inbound PUBLISH flow and its subscriptions are in the two base classes)."""
+
+    # Slots: a connected client costs its attributes, not an instance dict
+    # (`__dict__` stays for what a plugin or tracing adds).
+    __slots__ = ("broker", "hooks", "client_id", "version", "max_inflight", "queue", "expiry_interval",
+                 "subscriptions", "conn", "mountpoint", "online", "will", "disconnected_at",
+                 "receive_maximum", "_inflight", "_awaiting_pubcomp", "_qos2_in", "_next_packet_id",
+                 "_expiry_timer", "_will_timer", "_pending_will", "_deferred_acks", "drain_due", "_valve",
+                 "deliveries_held", "__dict__", "__weakref__")
 
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
@@ -45,22 +59,24 @@ class Session(InboundPublishes, Subscriptions):
         self.max_inflight = broker.settings.max_inflight
         self.queue = queue
         self.expiry_interval = expiry_interval      # None = never expires
-        self.subscriptions: dict[str, SubOptions] = {}
+        self.subscriptions: dict[str, SubOptions] = NONE_YET    # its own from the first one on
         self.conn = None
         self.mountpoint = ""                        # its last connection's, kept while offline
         self.online = False
         self.will = None
         self.disconnected_at: float | None = None
         self.receive_maximum = 65535                # the client's, for our sends
-        self._inflight: dict[int, Delivery] = {}    # sent QoS1/2 awaiting PUBACK/PUBREC
+        # sent QoS1/2 awaiting PUBACK/PUBREC; NONE_YET until the first
+        self._inflight: dict[int, Delivery] = NONE_YET
         # packet id sets as dicts (keys only): an empty dict is a quarter of an empty set
-        self._awaiting_pubcomp: dict[int, None] = {}    # QoS2 after PUBREC
-        self._qos2_in: dict[int, None] = {}             # received QoS2 awaiting PUBREL
+        self._awaiting_pubcomp: dict[int, None] = NONE_YET  # QoS2 after PUBREC
+        self._qos2_in: dict[int, None] = NONE_YET           # received QoS2 awaiting PUBREL
         self._next_packet_id = 1
         self._expiry_timer = None
         self._will_timer = None
         self._pending_will = None
         self._deferred_acks = 0
+        self.ack_batch = None       # deferred acks of the read being handled (inbound.AckBatch)
         self.drain_due = False      # acks made room in the window: drain once the read is handled
         self._valve = None                          # publishers held back by us (flow.Valve)
         self.deliveries_held = None     # deliveries waiting behind an asynchronous deliver hook
@@ -207,7 +223,7 @@ class Session(InboundPublishes, Subscriptions):
             self.drain()
             return
         packet_id = packet.packet_id
-        self._awaiting_pubcomp[packet_id] = None
+        self.awaiting_pubcomp_table()[packet_id] = None
         if not self.queue.release(delivery, packet_id):
             self._ack(Pubrel(packet_id))
             return
@@ -227,7 +243,8 @@ class Session(InboundPublishes, Subscriptions):
 
     def take_released(self) -> None:
         """After the queue was loaded: its released QoS 2 rows await PUBCOMP."""
-        self._awaiting_pubcomp.update(dict.fromkeys(self.queue.released))
+        if self.queue.released:
+            self.awaiting_pubcomp_table().update(dict.fromkeys(self.queue.released))
 
     def inflight_count(self) -> int:
         return len(self._inflight) + len(self._awaiting_pubcomp)
@@ -243,6 +260,8 @@ class Session(InboundPublishes, Subscriptions):
         chain = self.hooks.message_deliver
         if chain is not None:
             if self.deliveries_held is not None:
+                if self.queue.persistent:
+                    return hooked.hold_queued_next(self, message, qos, retain, sub_ids)
                 self.deliveries_held.append((message, qos, retain, sub_ids))
                 return None
             folded = chain.fold(self.client_id, message)
@@ -267,6 +286,10 @@ class Session(InboundPublishes, Subscriptions):
         elif conn is None and not self.persistent:
             return None
         return self._enqueue(conn, Delivery(message, qos, retain, sub_ids))
+
+    def enqueue_held(self, delivery: Delivery) -> Routed | None:
+        """Queue a delivery a deliver hook holds (stored as any; the drain waits for it)."""
+        return self._enqueue(self.conn, delivery)
 
     def _enqueue(self, conn, delivery: Delivery) -> Routed | None:
         queue = self.queue
@@ -321,7 +344,7 @@ class Session(InboundPublishes, Subscriptions):
         self.drain_due = False
         conn = self.conn
         queue = self.queue
-        if conn is None or not queue:
+        if conn is None or not queue or self.deliveries_held is not None:
             return
         room = self._window - len(self._inflight) - len(self._awaiting_pubcomp)
         now = time.time()
@@ -371,6 +394,8 @@ class Session(InboundPublishes, Subscriptions):
         if packet_id is None:
             return False
         inflight = self._inflight
+        if inflight is NONE_YET:
+            self._inflight = inflight = {}
         inflight[packet_id] = delivery
         if not conn.send_publish(delivery.message, delivery.qos, delivery.retain,
                                  packet_id, False, delivery.subscription_ids):
@@ -413,6 +438,24 @@ class Session(InboundPublishes, Subscriptions):
     @property
     def awaiting_pubcomp(self):
         return self._awaiting_pubcomp.keys()
+
+    def awaiting_pubcomp_table(self) -> dict[int, None]:
+        """The QoS 2 packet ids after PUBREC, to add to."""
+        if self._awaiting_pubcomp is NONE_YET:
+            self._awaiting_pubcomp = {}
+        return self._awaiting_pubcomp
+
+    def qos2_in_table(self) -> dict[int, None]:
+        """The received QoS 2 packet ids awaiting PUBREL, to add to."""
+        if self._qos2_in is NONE_YET:
+            self._qos2_in = {}
+        return self._qos2_in
+
+    def subscriptions_table(self) -> dict[str, SubOptions]:
+        """The subscriptions, to add to."""
+        if self.subscriptions is NONE_YET:
+            self.subscriptions = {}
+        return self.subscriptions
 
     def restore_inflight(self, inflight: dict[int, Delivery], next_packet_id: int,
                          qos2_in, awaiting_pubcomp) -> None:

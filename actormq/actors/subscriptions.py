@@ -21,6 +21,8 @@ log = logging.getLogger("actormq.session")
 class Subscriptions:
     """What a Session does with subscriptions (a part of Session)."""
 
+    __slots__ = ()
+
     def handle_subscribe(self, packet) -> None:
         settings = self.broker.settings
         sub_id = packet.properties.get("subscription_identifier")
@@ -89,7 +91,7 @@ class Subscriptions:
         opts = SubOptions(qos, sub.no_local, sub.retain_as_published, sub.retain_handling,
                           sub_id, group)
         new = self.broker.router.subscribe(self.client_id, real_filter, opts)
-        self.subscriptions[topic_filter] = opts
+        self.subscriptions_table()[topic_filter] = opts
         chain = self.hooks.session_subscribed
         if chain is not None:
             chain.notify(hooked.info_of(self.conn), topic_filter, opts)
@@ -157,7 +159,7 @@ class Subscriptions:
         for topic_filter, opts in subscriptions.items():
             _group, real_filter = parse_shared(topic_filter)
             self.broker.router.subscribe(self.client_id, real_filter, opts, announce)
-            self.subscriptions[topic_filter] = opts
+            self.subscriptions_table()[topic_filter] = opts
 
 
 _REFUSALS = {

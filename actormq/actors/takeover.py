@@ -12,10 +12,12 @@ turns it into a Forwarder, which sends every message for it on to the new
 owner (one targeted PUB item). The new owner takes what arrives before its
 import is done aside (parked) and delivers it right after. Once imported, it
 tells every worker with MOVE that the session's routes are now its own; each
-moves the route counts over in one step and answers the old owner MOVED
-(after it, nothing it sent on the old route can still be on its way, the
-bus being FIFO between two workers). When every live worker answered, the
-old owner drops the Forwarder and its routes. So routes for a persistent
+moves the route counts over in one step and answers the old and the new
+owner MOVED (after it, nothing it sent on the old route can still be on its
+way, the bus being FIFO between two workers). When every live worker
+answered, the old owner drops the Forwarder and its routes. Until a worker
+answered, its plain messages for other subscribers on the new owner skip the
+session there: the old owner forwards them (peer_views). So routes for a persistent
 session exist from its first SUBSCRIBE until it ends, wherever it is held.
 """
 
@@ -26,6 +28,7 @@ from zlib import crc32
 
 from actormq.actors import routed
 from actormq.actors.messages import Delivery, SubOptions
+from actormq.actors.peer_views import PeerViews
 from actormq.actors.registry import BROADCAST, Registry
 from actormq.actors.wire import message_from_header, message_header
 from actormq.transport.topics import parse_shared
@@ -70,6 +73,7 @@ class Takeover:
         self._restoring: set[str] = set()           # orphans this worker is about to restore
         self._parked: dict[str, list] = {}          # client id -> messages that came before it
         self.registry = Registry(link)
+        self.views = PeerViews()
 
     def is_held(self, client_id: str) -> bool:
         return client_id in self.broker.sessions or client_id in self._claiming
@@ -248,6 +252,7 @@ class Takeover:
         self.broker.release_session(session)
         self._drop_forwarder(client_id)
         self.forwarders[client_id] = Forwarder(self, client_id, to, move_id, list(state["subs"]))
+        self.views.moved(self.link.live - {to}, client_id, move_id, skip=False)
 
     def _import(self, source: int, state: dict, payloads: list) -> None:
         """Recreate a handed-over session here and take its routes over from `source`."""
@@ -255,6 +260,7 @@ class Takeover:
         filters = list(state["subs"])
         self._drop_forwarder(client_id, keep=set(filters))
         import_session(self.broker, state, payloads)
+        self.views.moved(self.link.live, client_id, state["mv"], skip=True)
         router = self.broker.router
         for route_filter in filters:
             router.remove_remote_route(source, route_filter)
@@ -270,16 +276,21 @@ class Takeover:
             if source != self.worker_id:
                 router.remove_remote_route(source, route_filter)
             router.add_remote_route(owner, route_filter)
+        moved = {"w": self.worker_id, "c": header["c"], "mv": header["mv"]}
+        self.link.send_after_messages(owner, b"MOVED", moved)
         if source != self.worker_id:
-            self.link.send_after_messages(source, b"MOVED", {"w": self.worker_id,
-                                                             "c": header["c"], "mv": header["mv"]})
+            self.link.send_after_messages(source, b"MOVED", moved)
             return
         forwarder = self.forwarders.get(header["c"])
         if forwarder is not None and forwarder.move_id == header["mv"]:
             forwarder.moved = True
+            # what the new owner routes from now on, plain for its other
+            # subscribers, reached the session there: not to forward back
+            self.views.moved((owner,), header["c"], header["mv"], skip=True)
             self._answered(forwarder, owner)
 
     def on_moved(self, header, _payloads) -> None:
+        self.views.answered(header["w"], header["c"], header["mv"])
         forwarder = self.forwarders.get(header["c"])
         if forwarder is not None and forwarder.move_id == header["mv"]:
             self._answered(forwarder, header["w"])
@@ -308,6 +319,7 @@ class Takeover:
         forwarder = self.forwarders.pop(client_id, None)
         if forwarder is None:
             return
+        self.views.answered(forwarder.to, client_id, forwarder.move_id)
         router = self.broker.router
         for topic_filter in forwarder.filters:
             if topic_filter not in keep:
@@ -340,6 +352,7 @@ class Takeover:
     # -- peers dying, orphans -------------------------------------------------------------
 
     def peer_gone(self, peer: int) -> None:
+        self.views.peer_gone(peer)
         for client_id, held in list(self._deferred.items()):
             held[:] = [header for header in held if header["w"] != peer]
             if not held:

@@ -6,7 +6,11 @@ At start each server is asked `OnProviderLoaded` (blocking, bounded by
 hooks only the points of the hooks the servers loaded — or every ExHook
 point when a server is down at start, so that its hooks work once it is
 back (`exhook.auto_reconnect`). Only the hooks a server loaded, and for
-message hooks only topics matching its filters, are sent to it.
+message hooks only topics matching its filters, are sent to it. Until a
+server down at start has loaded, it counts as wanting every hook: its
+decisions (client.authenticate, client.check_acl, message.publish) follow
+`exhook.request_failed_action` at once and its notifications are dropped
+and counted, as for a server that went down later.
 
 Decisions: `client.authenticate` and `client.check_acl` (publish and
 subscribe authorization) take the server's `ValuedResponse`: IGNORE is
@@ -215,7 +219,7 @@ def on_message_publish(self, client: ClientInfo, message):
         return None
     if self.publish_notified:
         self._notify("message.publish", "OnMessagePublish", lambda: {
-            "message": convert.message(message, self.node, client)}, client.client_id,
+            "message": convert.message_record(message, client)}, client.client_id,
             message.topic_name, self.publish_notified)
     if self.publish_deciders and any(server.wants("message.publish", message.topic_name)
                                      for server in self.publish_deciders):
@@ -300,12 +304,12 @@ def _message_notification(hook: str, method: str):
             return None
         if hook == "message.dropped":
             def build():
-                return {"message": convert.message(message, self.node),
+                return {"message": convert.message_record(message),
                         "reason": str(getattr(reason, "value", reason))}
         else:
             def build():
                 return {"clientinfo": convert.session_client(client_id, self.node),
-                        "message": convert.message(message, self.node)}
+                        "message": convert.message_record(message)}
         self._notify(hook, method, build, client_id or "", message.topic_name)
         return None
     return notify

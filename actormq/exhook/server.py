@@ -82,6 +82,7 @@ class ExhookServer:
         self.publish_waits = publish_waits      # message.publish a decision (EMQX) or a notification
         self._meta: pb.RequestMeta | None = None
         self.hooks: dict[str, tuple[str, ...]] = {}   # hook name -> topic filters ("" = all)
+        self.loaded = False     # answered OnProviderLoaded once: until then it may want any hook
         self.up = False
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.HookProviderStub | None = None
@@ -101,7 +102,7 @@ class ExhookServer:
 
     def _loaded(self, response: pb.LoadedResponse) -> None:
         self.hooks = {spec.name: tuple(spec.topics) for spec in response.hooks}
-        self.up = True
+        self.loaded = self.up = True
         log.info("exhook server %s (%s) loaded: %s", self.name, self.url,
                  ", ".join(f"{name}{list(topics) if topics else ''}" for name, topics in self.hooks.items())
                  or "no hooks")
@@ -156,7 +157,11 @@ class ExhookServer:
             log.info("exhook server %s (%s) is back", self.name, self.url)
 
     def wants(self, hook: str, topic: str | None = None) -> bool:
-        """Whether the server loaded `hook` (and, for message hooks, a filter matches `topic`)."""
+        """Whether the server loaded `hook` (and, for message hooks, a filter matches `topic`).
+        A server that never answered OnProviderLoaded wants every hook: its decisions follow
+        request_failed_action and its notifications are dropped and counted until it loads."""
+        if not self.loaded:
+            return True
         topics = self.hooks.get(hook)
         if topics is None:
             return False

@@ -86,7 +86,7 @@ class CachedStore:
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         self._inner.put(table, key, value)  # checks the table and the key first
-        if self._is_loaded(table, key):
+        if table not in self._uncached and self._is_loaded(table, key):
             self._memory.put(table, key, value)
 
     def delete(self, table: str, key: bytes) -> None:

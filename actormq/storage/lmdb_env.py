@@ -11,6 +11,9 @@ With `sync` (the default) every commit is flushed to the disk (fsync) before it
 returns: it survives a power cut. Without it a commit reaches the operating
 system only (LMDB's MDB_NOSYNC): it survives a killed process, not a power cut
 or a crash of the OS; closing the environment flushes it.
+The map is never writable (MDB_WRITEMAP): it would halve the CPU of a small
+commit, but a full disk would then kill the worker (SIGBUS on a page of the
+sparse file) instead of failing the commit with an error.
 
 This module is the boundary where lmdb.Error becomes StorageError.
 """

@@ -27,6 +27,7 @@ below the limit again.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ QUOTA_TABLES = frozenset({QUEUE, RETAINED})
 RESERVE_SHARE = 8            # the reserve is 1/8 of max_map_size ...
 MAX_RESERVE = 64 << 20       # ... but no more than this
 REFUSAL_LOG_SECONDS = 60.0
+WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
 _COMMIT_DUE = CommitDue()
 
 
@@ -116,9 +118,16 @@ class LmdbStore:
 
     def commit_on(self, loop) -> None:
         """With sync off, let `loop` (whose thread calls this) commit the writes
-        (see loop_commits.py); with sync on the writer thread keeps doing it."""
-        if not self._env.sync and self._loop_commits is None:
-            self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval)
+        (see loop_commits.py); with sync on the writer thread keeps doing it,
+        and takes the GIL back from the busy loop soon after each fsync."""
+        if not self._env.sync:
+            if self._loop_commits is None:
+                self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval)
+        elif sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
+            # a thread back from a blocking call waits for the GIL up to the
+            # switch interval (5 ms by default) while the loop runs Python: the
+            # time of every commit, and of the PUBACKs behind it, would be that
+            sys.setswitchinterval(WRITER_SWITCH_INTERVAL)
 
     # --- the writer's backlog ------------------------------------------------------
 
@@ -192,7 +201,10 @@ class LmdbStore:
         expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + len(key) + len(value) + ROW_OVERHEAD)
         if expected > limit:
             self._refuse(limit)
-        self._issue(table, key, value)
+        if self._closed:
+            self._check_open()
+        if self._pending.add(table, key, value):
+            self._batch_started()
         if self._refusals.count and bulk and expected + self._margin <= limit:
             self._refusals.accepted()
 

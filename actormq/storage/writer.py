@@ -189,15 +189,21 @@ class PendingWrites:
         """Forget committed (or rejected) ops and run the callbacks they cover (those
         of `inline_loop`, the loop of the calling thread, at once too)."""
         with self._lock:
-            overlays = self._overlay
-            freed = 0
-            for seq, table, key, value in ops:
-                overlay = overlays[table]
-                if overlay[key][0] == seq:
-                    del overlay[key]
-                if value is not None:
-                    freed += len(key) + len(value) + ROW_OVERHEAD
-            self.pending_bytes -= freed
+            if ops[0][0] == self._settled + 1 and ops[-1][0] == self._issued:
+                # these are all the unsettled ops: forget them at once
+                for overlay in self._overlay.values():
+                    overlay.clear()
+                self.pending_bytes = 0
+            else:
+                overlays = self._overlay
+                freed = 0
+                for seq, table, key, value in ops:
+                    overlay = overlays[table]
+                    if overlay[key][0] == seq:
+                        del overlay[key]
+                    if value is not None:
+                        freed += len(key) + len(value) + ROW_OVERHEAD
+                self.pending_bytes -= freed
             self._settled = ops[-1][0]
             self._cond.notify_all()
             due = []

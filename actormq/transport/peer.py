@@ -5,6 +5,8 @@ X-Forwarded-For named), and the subject of its TLS client certificate.
 
 from __future__ import annotations
 
+import sys
+
 from actormq.transport.listeners import peer_text
 from actormq.transport.tls import certificate_identity
 
@@ -32,7 +34,10 @@ class PeerInfo:
 
     def _address(self):
         if self.peer_address is None and self.transport is not None:
-            self.peer_address = self.transport.get_extra_info("peername")
+            address = self.transport.get_extra_info("peername")
+            if isinstance(address, tuple):  # clients of one host share its text
+                address = (sys.intern(address[0]), *address[1:])
+            self.peer_address = address
         return self.peer_address
 
     @property

@@ -3,7 +3,8 @@
 Owns the entries, their expiry and the hit/miss counters. The key is the
 endpoint, the hook and the request without `payload` and `peer_port`
 (VerneMQ's key) — the fields of the event the body is made from, so that a
-hit costs no body. An entry past its age is a miss when looked up and is
+hit costs no body; a caller that has those fields as a tuple (`key`) gives
+that instead, and then not even the event is made. An entry past its age is a miss when looked up and is
 removed by `sweep`, which the provider runs periodically; the cache holds at
 most `max_entries`, evicting the least recently used. The cached answer
 keeps its modifiers except a rewritten payload (as VerneMQ).
@@ -50,8 +51,11 @@ class AuthCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, endpoint: str, hook: str, body: Mapping[str, Any]) -> Answer | None:
-        key = cache_key(endpoint, hook, body)
+    def lookup(self, endpoint: str, hook: str, body: Mapping[str, Any] | None,
+               key: tuple | None = None) -> Answer | None:
+        """The cached answer for the request `body` (or the request whose fields without
+        payload and peer port are `key`), None when there is none (a miss)."""
+        key = cache_key(endpoint, hook, body) if key is None else (endpoint, hook, key)
         entry = self._entries.get(key)
         if entry is not None and entry[0] <= self._clock():
             self._remove(key)
@@ -63,11 +67,11 @@ class AuthCache:
         self._counters["hits", endpoint, hook] += 1
         return entry[1]
 
-    def insert(self, endpoint: str, hook: str, body: Mapping[str, Any], max_age: float,
-               answer: Answer) -> None:
+    def insert(self, endpoint: str, hook: str, body: Mapping[str, Any] | None, max_age: float,
+               answer: Answer, key: tuple | None = None) -> None:
         if self.max_entries <= 0 or max_age <= 0:
             return
-        key = cache_key(endpoint, hook, body)
+        key = cache_key(endpoint, hook, body) if key is None else (endpoint, hook, key)
         if key in self._entries:
             self._remove(key)
         modifiers = {name: value for name, value in answer.modifiers.items() if name != "payload"}

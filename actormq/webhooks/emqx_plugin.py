@@ -75,10 +75,12 @@ class EmqxWebHookPlugin(Plugin):
         self.notifier = Notifier(self.pool, config["webhooks.queue_size"], self.web_hook.timeout_s)
         self._local_notifier = self.notifier
         self._switch: asyncio.Task | None = None
+        self.sender_nice = config["webhooks.sender_nice"]
 
     async def start(self) -> None:
         self._switch = use_when_ready(SenderProcess(self.notifier.queue_size, self.pool.max_connections,
-                                                    60.0, self.web_hook.timeout_s, self.tls),
+                                                    60.0, self.web_hook.timeout_s, self.tls,
+                                                    self.sender_nice),
                                       self._use_sender)
 
     def _use_sender(self, sender: SenderProcess) -> None:

@@ -108,6 +108,11 @@ class Notifier(Lanes):
         """A VerneMQ webhook notification: the body of `hook` for `event()`."""
         return self.send(url, headers, lambda: orjson.dumps(build_body(hook, event(), base64_payload)), key)
 
+    def send_fields(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
+                    make: Callable[[tuple], Mapping[str, Any]], fields: tuple, key: str = "") -> bool:
+        """A VerneMQ webhook notification of an event captured as `fields` (`make` makes it)."""
+        return self.send_vmq(url, headers, hook, base64_payload, lambda: make(fields), key)
+
     async def _post(self, url: str, item: tuple[Mapping[str, str], Payload]) -> bool:
         headers, payload = item
         try:

@@ -18,7 +18,6 @@ without one costs nothing.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import Any
 
@@ -108,6 +107,7 @@ class VmqWebhooksPlugin(Plugin):
                               _pool_setting(config, "pool_timeout") / 1000)
         self.tls = _tls(config)
         self.queue_size = config["webhooks.queue_size"]
+        self.sender_nice = config["webhooks.sender_nice"]
         pool = HttpPool(*self.pool_settings, client_ssl_context(*self.tls))
         self.calls = VmqWebhooks(pool, Notifier(pool, self.queue_size),
                                  AuthCache(config["webhooks.cache.max_entries"]))
@@ -141,7 +141,8 @@ class VmqWebhooksPlugin(Plugin):
                             "(as in VerneMQ)", webhook.endpoint, webhook.hook)
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
         if any(not HOOKS[webhook.hook].decides for webhook in self.registrations()):
-            self._switch = use_when_ready(SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls),
+            self._switch = use_when_ready(SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls,
+                                                        nice=self.sender_nice),
                                           self._use_sender)
 
     def _use_sender(self, sender: SenderProcess) -> None:
@@ -171,11 +172,12 @@ class VmqWebhooksPlugin(Plugin):
 
     # -- what the hook methods share ---------------------------------------------------------
 
-    def _decide(self, hook: str, event: dict, conclude):
+    def _decide(self, hook: str, event, conclude, key: tuple | None = None):
         """`conclude(answer)` of the endpoints' answer: at once when the auth cache answers,
-        else a coroutine the chain awaits (the client waits, nobody else does)."""
-        answer = self.calls.decide(hook, event)
-        if not inspect.isawaitable(answer):
+        else a coroutine the chain awaits (the client waits, nobody else does). With `key`
+        (see `VmqWebhooks.decide`) `event` may be a function that makes it on a miss."""
+        answer = self.calls.decide(hook, event, key)
+        if type(answer) is Answer:
             return conclude(answer)
         return _concluded(answer, conclude)
 
@@ -214,7 +216,8 @@ def on_client_authenticate(self, client: ClientInfo):
         if answer.ok:
             return _register_ok(answer.modifiers, HookPoint.CLIENT_AUTHENTICATE.modifiers)
         return _refusal_or_next(answer)
-    return self._decide(_hook("auth_on_register", client), events.vmq_client(client), conclude)
+    return self._decide(_hook("auth_on_register", client), lambda: events.vmq_client(client), conclude,
+                        events.register_key(client))
 
 
 def on_client_enhanced_auth(self, client: ClientInfo, exchange):
@@ -278,8 +281,11 @@ def on_client_connected(self, client: ClientInfo):
 
 
 def on_message_publish(self, client: ClientInfo, message):
-    self.calls.notify("on_publish_m5" if client.protocol_level == 5 else "on_publish",
-                      lambda: events.vmq_message(events.vmq_client(client), message), client.client_id)
+    hook = "on_publish_m5" if client.protocol_level == 5 else "on_publish"
+    calls = self.calls
+    if calls.notifier.credit > 0 or calls.has_credit(hook):
+        calls.notify_fields(hook, events.message_event, events.message_fields(client, message),
+                            client.client_id)
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):

@@ -18,9 +18,12 @@ What the sender does with a record is its *kind*: ``http`` POSTs it with the
 keep-alive pool and per-client lanes of `actormq.webhooks.http.Notifier`
 (`HttpSender`, for the VerneMQ webhooks and the EMQX web hook); ``grpc``
 makes a unary call to an ExHook server (`actormq.exhook.sender`). The
-sender reports its counters back once a second, runs at a lower priority
-(nice 10: the broker's clients come first; what it cannot keep up with is
-dropped and counted), and exits when its worker is gone or says stop.
+sender reports its counters back once a second and exits when its worker
+is gone or says stop. Once it is up it runs at a lower CPU priority than
+the broker (`lower_priority`: nice `SENDER_NICE` unless configured, and
+never a real-time policy even when the broker has one): notifications are
+best effort and must never take the CPU the message path needs; what it
+cannot keep up with is dropped and counted.
 """
 
 from __future__ import annotations
@@ -49,13 +52,14 @@ _PICKLED = b"\x80"         # how a pickle starts; a JSON body starts with "{"
 _RECORD = struct.Struct("!HHI")     # one record: sizes of target, key, body; then the three
 REPORT_INTERVAL = 1.0
 CREDIT_INTERVAL = 0.05
+SENDER_NICE = 19
 SINKS = {"http": "actormq.webhooks.sender:HttpSink", "grpc": "actormq.exhook.sender:GrpcSink"}
 
 
 class NotificationProcess:
     """The worker's side: starts the sender process and hands it notifications."""
 
-    def __init__(self, kind: str, queue_size: int, settings: Any) -> None:
+    def __init__(self, kind: str, queue_size: int, settings: Any, nice: int = SENDER_NICE) -> None:
         self._dir = tempfile.mkdtemp(prefix="actormq-notify-")
         address = f"ipc://{self._dir}/sender"
         self._context = zmq.Context.instance()
@@ -72,7 +76,7 @@ class NotificationProcess:
         self._batch_names: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         command = [sys.executable, "-m", "actormq.webhooks.sender", address, str(os.getpid()),
-                   str(queue_size), kind, orjson.dumps(settings).decode()]
+                   str(queue_size), kind, orjson.dumps(settings).decode(), str(nice)]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
     async def ready(self, timeout_s: float = 10.0) -> bool:
@@ -214,8 +218,9 @@ class SenderProcess(NotificationProcess):
     """HTTP POSTs in the sender process, with `Notifier`'s methods."""
 
     def __init__(self, queue_size: int, max_connections: int, keepalive_s: float,
-                 timeout_s: float = 5.0, tls: tuple[str, str, str, bool] = ("", "", "", True)) -> None:
-        super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)])
+                 timeout_s: float = 5.0, tls: tuple[str, str, str, bool] = ("", "", "", True),
+                 nice: int = SENDER_NICE) -> None:
+        super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)], nice)
         self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
 
     def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], bytes], key: str = "") -> bool:
@@ -228,6 +233,14 @@ class SenderProcess(NotificationProcess):
                  event: Callable[[], Mapping[str, Any]], key: str = "") -> bool:
         """A VerneMQ webhook notification; its body is made by the sender from the event."""
         return self.send(url, headers, lambda: pickle.dumps((hook, base64_payload, event()), _PICKLE), key)
+
+    def send_fields(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
+                    make: Callable[[tuple], Mapping[str, Any]], fields: tuple, key: str = "") -> bool:
+        """A VerneMQ webhook notification of an event captured as `fields`: the tuple goes over
+        as it is, and the sender makes the event with `make` (a function of
+        `actormq.webhooks.events`, named in the record) and the body from it."""
+        return self.send(url, headers, lambda: pickle.dumps((hook, base64_payload, fields, make.__name__), _PICKLE),
+                         key)
 
 
 class HttpSink:
@@ -265,8 +278,11 @@ def _body_maker(record_body: bytes) -> Callable[[], bytes]:
         return lambda: record_body
 
     def vmq_body() -> bytes:
+        from actormq.webhooks import events
         from actormq.webhooks.vmq_bodies import build_body
-        hook, base64_payload, event = pickle.loads(record_body)
+        hook, base64_payload, event, *maker = pickle.loads(record_body)
+        if maker:       # captured fields (`send_fields`)
+            event = getattr(events, maker[0])(event)
         return orjson.dumps(build_body(hook, event, base64_payload))
     return vmq_body
 
@@ -285,13 +301,14 @@ def records(batch: bytes):
         offset += body_size
 
 
-async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any) -> None:
+async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any, nice: int) -> None:
     module, _, name = SINKS[kind].partition(":")
     sink = getattr(importlib.import_module(module), name)(queue_size, settings)
     socket = zmq.asyncio.Context.instance().socket(zmq.PAIR)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
     await socket.send(orjson.dumps({}))          # hello: the worker may send now
+    lower_priority(nice)        # only now: started at the broker's priority, it is ready at once
     reporter = asyncio.get_running_loop().create_task(_report(socket, sink, parent))
     try:
         while True:
@@ -333,12 +350,24 @@ async def _send_report(socket, sink, credit: int, with_counters: bool = True) ->
         pass
 
 
+def lower_priority(nice: int = SENDER_NICE) -> None:
+    """The broker comes first: the sender uses the CPU it leaves (nice `nice`, or a nicer one
+    it already has). A real-time policy inherited from the broker (`chrt`) is left too: under
+    it nice would count for nothing."""
+    try:
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        if nice > os.getpriority(os.PRIO_PROCESS, 0):
+            os.setpriority(os.PRIO_PROCESS, 0, min(nice, 19))
+    except (AttributeError, OSError) as err:     # not Linux, or not allowed: stay as started
+        log.info("notification sender: priority not lowered (%s)", err)
+
+
 def main(argv: list[str]) -> None:
-    address, parent, queue_size, kind, settings = argv
-    os.nice(10)     # the broker comes first: the sender uses the CPU it leaves
+    address, parent, queue_size, kind, settings, nice = argv
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s [notification sender] %(message)s")
-    asyncio.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings)))
+    asyncio.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings), int(nice)))
 
 
 if __name__ == "__main__":

@@ -74,30 +74,57 @@ class VmqWebhooks:
         for webhook in webhooks:
             notifier.send_vmq(webhook.endpoint, headers, hook, webhook.base64_payload, make, key)
 
-    def decide(self, hook: str, event: Mapping[str, Any]) -> Answer | Awaitable[Answer]:
+    def notify_fields(self, hook: str, make: Callable[[tuple], Mapping[str, Any]], fields: tuple,
+                      key: str = "") -> None:
+        """`notify` for an event captured as a tuple of its fields, which `make` (a function of
+        `actormq.webhooks.events`) turns into the event where the body is made: the sender
+        process, for one that is up. The caller checked `notifier.credit` (see
+        `has_credit`) before capturing anything."""
+        headers = self._headers[hook]
+        notifier = self.notifier
+        for webhook in self._by_hook.get(hook, ()):
+            notifier.send_fields(webhook.endpoint, headers, hook, webhook.base64_payload, make, fields, key)
+
+    def has_credit(self, hook: str) -> bool:
+        """Whether a notification of `hook` can be handed over now; when not, it is counted as
+        dropped for every endpoint of `hook` (the caller then makes nothing)."""
+        notifier = self.notifier
+        if notifier.credit > 0:
+            return True
+        for webhook in self._by_hook.get(hook, ()):
+            notifier.drop(webhook.endpoint)
+        return False
+
+    def decide(self, hook: str, event: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+               key: tuple | None = None) -> Answer | Awaitable[Answer]:
         """Ask the endpoints of `hook` in order until one answers ok or error; NEXT if none does.
 
-        The Answer itself when the auth cache answers (no waiting at all), else an awaitable."""
-        return self._decide(tuple(self._by_hook.get(hook, ())), hook, event)
+        The Answer itself when the auth cache answers (no waiting at all), else an awaitable.
+        With `key` (the request's fields without payload and peer port, as a tuple) the cache is
+        asked with it, and `event` may be a function that makes the event on a miss only."""
+        if key is None and callable(event):
+            event = event()
+        return self._decide(tuple(self._by_hook.get(hook, ())), hook, event, key)
 
-    def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer | Awaitable[Answer]:
+    def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event, key) -> Answer | Awaitable[Answer]:
         cacheable = HOOKS[hook].cacheable
+        lookup = self.cache.lookup
         for index, webhook in enumerate(webhooks):
-            cached = self.cache.lookup(webhook.endpoint, hook, event) if cacheable else None
+            cached = lookup(webhook.endpoint, hook, event, key) if cacheable else None
             if cached is None:
-                return self._ask_then(webhooks[index:], hook, event)
+                return self._ask_then(webhooks[index:], hook, event() if callable(event) else event, key)
             if cached.result != "next":
                 return cached
         return NEXT
 
-    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event) -> Answer:
-        answer = await self._ask(webhooks[0], hook, event)
+    async def _ask_then(self, webhooks: tuple[Webhook, ...], hook: str, event, key) -> Answer:
+        answer = await self._ask(webhooks[0], hook, event, key)
         if answer.result != "next":
             return answer
-        rest = self._decide(webhooks[1:], hook, event)
+        rest = self._decide(webhooks[1:], hook, event, key)
         return await rest if inspect.isawaitable(rest) else rest
 
-    async def _ask(self, webhook: Webhook, hook: str, event: Mapping[str, Any]) -> Answer:
+    async def _ask(self, webhook: Webhook, hook: str, event: Mapping[str, Any], key: tuple | None = None) -> Answer:
         cacheable = HOOKS[hook].cacheable
         body = build_body(hook, event, webhook.base64_payload, webhook.no_payload)
         self.counters[webhook.endpoint, hook, "requests"] += 1
@@ -119,14 +146,14 @@ class VmqWebhooks:
         if answer.result == "error":
             self.counters[webhook.endpoint, hook, "errors"] += 1
         if cacheable and answer.ok:
-            self._maybe_cache(webhook, hook, event, reply.headers.get("Cache-Control"), answer)
+            self._maybe_cache(webhook, hook, event, reply.headers.get("Cache-Control"), answer, key)
         return answer
 
     def _maybe_cache(self, webhook: Webhook, hook: str, event: Mapping[str, Any], header: str | None,
-                     answer: Answer) -> None:
+                     answer: Answer, key: tuple | None) -> None:
         seconds = max_age(header)
         if seconds:
-            self.cache.insert(webhook.endpoint, hook, event, seconds, answer)
+            self.cache.insert(webhook.endpoint, hook, event, seconds, answer, key)
             return
         fix = colon_typo(header)
         if fix and webhook.endpoint not in self._typo_warned:

@@ -1,7 +1,7 @@
 """EMQX 4 web hook and ExHook on a real broker with real MQTT clients: web hook rules with
 topic filters and 4.x bodies; an ExHook HookProvider (a real grpc.aio server process written
-from our exhook.proto) that denies a login, rewrites a topic, only sees the topics it asked
-for, and is killed mid-run."""
+from our exhook.proto) started after the broker (logins refused until it loads), that denies
+a login, rewrites a topic, only sees the topics it asked for, and is killed mid-run."""
 
 from __future__ import annotations
 
@@ -67,15 +67,31 @@ web.hook.rule.message.publish.2 = {{"action": "on_message_publish", "topic": "fo
 @pytest.fixture
 def provider(tmp_path, _actormq):
     server = ProviderServer({"client.authenticate": [], "message.publish": ["t/#"], "client.connected": []},
-                            tmp_path / "provider.log").start()
+                            tmp_path / "provider.log")
     yield server
     server.kill()
 
 
-def test_exhook_denies_rewrites_filters_and_fails_closed(tmp_path, provider):
+def _connected_once_back(port: int):
+    for _ in range(40):
+        client = connect(port, unique(), version=5, username="good", password="x", check=False)
+        if client.connack.reason_code == 0:
+            return client
+        client.close()
+        time.sleep(0.25)
+    return client
+
+
+def test_exhook_started_late_denies_rewrites_filters_and_fails_closed(tmp_path, provider):
     broker = start_broker(tmp_path, settings={"exhook.server.default.url": provider.url,
                                               "exhook.request_timeout": "2s", "exhook.auto_reconnect": "1s"})
     try:
+        started = time.monotonic()      # not loaded yet: request_failed_action (deny), without waiting
+        assert connect(broker.port, unique(), version=5, username="good", password="x", check=False).connack.reason_code == 0x88
+        assert connect(broker.port, unique(), version=4, username="good", password="x", check=False).connack.reason_code == 3
+        assert time.monotonic() - started < 2.0
+        provider.start()
+        assert _connected_once_back(broker.port).connack.reason_code == 0
         assert connect(broker.port, unique(), version=5, username="bad", password="x", check=False).connack.reason_code == 0x87
         assert connect(broker.port, unique(), version=4, username="bad", password="x", check=False).connack.reason_code == 5
         subscriber = connect(broker.port, unique("sub"), username="good", password="x")
@@ -97,12 +113,6 @@ def test_exhook_denies_rewrites_filters_and_fails_closed(tmp_path, provider):
         refused = connect(broker.port, unique(), version=5, username="good", password="x", check=False)
         assert refused.connack.reason_code == 0x88
         provider.start()
-        for _ in range(40):
-            client = connect(broker.port, unique(), version=5, username="good", password="x", check=False)
-            if client.connack.reason_code == 0:
-                break
-            client.close()
-            time.sleep(0.25)
-        assert client.connack.reason_code == 0
+        assert _connected_once_back(broker.port).connack.reason_code == 0
     finally:
         broker.stop()

@@ -41,6 +41,21 @@ def run(cfg, scenario):
     return asyncio.run(main())
 
 
+async def dropped_then_back(hooks, plugin, server) -> int:
+    """Notify client.connected while the server is down (the drops counted so far), then start
+    the server and wait for the plugin to see it back (auto_reconnect)."""
+    hooks.client_connected.notify(GOOD)
+    await asyncio.sleep(0.1)
+    plugin.notifier.refresh()
+    dropped = plugin.notifier.counters["default", "dropped"]
+    server.start()
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if plugin.servers[0].up:
+            break
+    return dropped
+
+
 @pytest.fixture
 def server(tmp_path):
     provider = ProviderServer(HOOKS, tmp_path / "provider.log").start()
@@ -93,15 +108,7 @@ def test_server_killed_mid_run_then_back(tmp_path, server):
         server.kill()
         down = await decided(hooks.client_authenticate, GOOD)
         again = await decided(hooks.client_authenticate, GOOD)       # known down: answered at once
-        hooks.client_connected.notify(GOOD)
-        await asyncio.sleep(0.1)
-        plugin.notifier.refresh()
-        dropped = plugin.notifier.counters["default", "dropped"]
-        server.start()
-        for _ in range(50):
-            await asyncio.sleep(0.1)
-            if plugin.servers[0].up:
-                break
+        dropped = await dropped_then_back(hooks, plugin, server)
         back = await decided(hooks.client_authenticate, BAD)
         return down, again, dropped, back
 
@@ -126,6 +133,46 @@ def test_ignore_policy_when_the_server_is_down_at_start(tmp_path):
     decision, kept = run(config(tmp_path, url, "exhook.request_failed_action = ignore\n"), scenario)
     assert decision.decided_by == "default"         # exhook said next; the chain's default decided
     assert kept
+
+
+def test_down_at_start_decisions_fail_closed_until_the_server_loads(tmp_path):
+    """A server started late: until it answers OnProviderLoaded every decision it could take
+    follows request_failed_action (deny) at once; then only what it loaded is asked."""
+    late = ProviderServer({"client.authenticate": [], "message.publish": ["t/#"]}, tmp_path / "late.log")
+
+    async def scenario(hooks, plugin):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        before = (await decided(hooks.client_authenticate, GOOD),
+                  await decided(hooks.client_authorize_publish, GOOD, Message("acl/ok", b"x")),
+                  await decided(hooks.client_authorize_subscribe, GOOD, "x/#", SubOptions(0)),
+                  await folded(hooks.message_publish, GOOD, Message("other/x", b"p", 0, origin="c1")))
+        waited = loop.time() - started
+        dropped = await dropped_then_back(hooks, plugin, late)
+        other = Message("other/x", b"p", 0, origin="c1")
+        after = (await decided(hooks.client_authenticate, BAD),
+                 await decided(hooks.client_authorize_publish, GOOD, Message("acl/denied", b"x")),
+                 await folded(hooks.message_publish, GOOD, other) is other,
+                 await folded(hooks.message_publish, GOOD, Message("t/rewrite", b"p", 0, origin="c1")))
+        return before, waited, dropped, after
+
+    try:
+        before, waited, dropped, after = run(config(tmp_path, late.url, "exhook.auto_reconnect = 1s\n"),
+                                             scenario)
+    finally:
+        late.kill()
+    authenticate, publish_acl, subscribe_acl, message = before
+    assert (authenticate.allowed, authenticate.reason_code) == (False, 0x88)
+    assert (publish_acl.allowed, publish_acl.reason_code) == (False, 0x87)
+    assert (subscribe_acl.allowed, subscribe_acl.reason_code) == (False, 0x87)
+    assert message is DROP
+    assert waited < 1.0                             # answered at once, well within the 2 s timeout
+    assert dropped == 2                             # client.subscribe and client.connected: counted
+    bad, acl, unfiltered, rewritten = after
+    assert (bad.allowed, bad.reason_code) == (False, 0x87)
+    assert acl.allowed and acl.decided_by == "default"     # client.check_acl not loaded: not asked
+    assert unfiltered and rewritten.topic_name == "t/rewritten"
+    assert not late.requests("OnClientCheckAcl") and not late.requests("OnClientConnected")
 
 
 def test_auto_reconnect_values_and_bad_urls(tmp_path):

@@ -64,8 +64,8 @@ def test_a_server_the_ca_does_not_vouch_for_is_not_used(tmp_path, pki, tls_serve
         return await decided(hooks.client_authenticate, GOOD), plugin.servers[0].up
 
     decision, up = run(config(tmp_path, tls_server.url, tls_lines(pki, pki["stranger"].pem)), scenario)
-    assert not up               # not loaded: as in EMQX its hooks are not mounted, the default decides
-    assert (decision.allowed, decision.decided_by) == (False, "default")
+    assert not up               # never loaded: its decisions follow request_failed_action (deny)
+    assert (decision.allowed, decision.reason_code, decision.decided_by) == (False, 0x88, "exhook")
     assert tls_server.requests("OnClientAuthenticate") == []
 
 

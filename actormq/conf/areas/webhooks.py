@@ -53,6 +53,9 @@ KEYS: tuple[Key, ...] = (
     Key("webhooks.queue_size", Kind.INT, "10000",
         "Notifications waiting per endpoint; when full, new ones are dropped and counted.",
         **_POSITIVE),
+    Key("webhooks.sender_nice", Kind.INT, "19",
+        "Nice value of the process that sends notifications (it leaves a real-time policy "
+        "too): best effort, it only uses the CPU the broker leaves.", minimum=0, maximum=19),
     Key("webhooks.cache.max_entries", Kind.INT, "100000",
         "Most cached auth_on_* answers (least recently used evicted first).", minimum=0),
     Key("webhooks.cache.sweep_interval", Kind.DURATION, "30s",

@@ -60,12 +60,15 @@ def _zero_packet_id() -> ProtocolError:
     return malformed("packet identifier 0 [MQTT-2.2.1-3]")
 
 
+NO_PROPERTIES: dict = {}    # of every packet without properties (read only): a CONNECT kept holds no dict
+
+
 def _properties(data: bytes, pos: int, end: int, packet_type: int,
                 version: int) -> tuple[dict, int]:
     if version != 5:
-        return {}, pos
+        return NO_PROPERTIES, pos
     if pos < end and data[pos] == 0:
-        return {}, pos + 1
+        return NO_PROPERTIES, pos + 1
     return decode_properties(data, pos, packet_type, end)
 
 

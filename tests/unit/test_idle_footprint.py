@@ -1,0 +1,101 @@
+"""What an idle connected client holds (`core_harness`: the broker core
+in-process): no table, list or instance dict of its own until it uses one,
+the shared empties it holds instead stay empty however busy the clients
+beside it are, and the Python heap of an idle client (its Connection,
+Session, Queue, decoder, CONNECT and address; the socket's transport is the
+event loop's and not counted here) stays within a budget."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import pytest
+
+from actormq.actors import connection, queue, session
+from actormq.transport.codec import (Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe,
+                                     Subscription)
+from actormq.transport.codec.decode import NO_PROPERTIES
+from tests.unit.core_harness import Core
+
+IDLE_CLIENT_BUDGET = 1_700     # bytes: 1,609 measured with the test's Client and Wire, 1,996 before
+
+
+@pytest.fixture
+def core():
+    started = Core()
+    yield started
+    started.close()
+
+
+def _shared_empties_are_empty() -> None:
+    assert session.NONE_YET == {}
+    assert connection.NOTHING_TO_SEND == ()
+    assert dict(queue.NOTHING_RELEASED) == {}
+    assert NO_PROPERTIES == {}
+
+
+def test_an_idle_client_holds_shared_empties(core):
+    client = core.client(4)
+    client.connect("idle", clean_start=False)
+    conn = client.conn
+    held = conn.session
+    assert held._inflight is session.NONE_YET
+    assert held._awaiting_pubcomp is session.NONE_YET and held._qos2_in is session.NONE_YET
+    assert held.subscriptions is session.NONE_YET
+    assert held.queue.released is queue.NOTHING_RELEASED
+    assert conn._out is connection.NOTHING_TO_SEND         # the CONNACK went out
+    assert conn.connect_packet.properties is NO_PROPERTIES
+    assert "__dict__" not in dir(held) or not vars(held)     # no instance dict was made
+
+
+def test_busy_clients_get_tables_of_their_own_and_leave_the_shared_ones_empty(core):
+    idle = core.client(5)
+    idle.connect("idle")
+    subscriber = core.client(5)
+    subscriber.connect("sub")
+    subscriber.send(Subscribe(1, (Subscription("t/#", 2),)))
+    assert subscriber.received() == [Suback(1, (2,))]
+    publisher = core.client(5)
+    publisher.connect("pub")
+    publisher.send(Publish("t/2", b"two", 2, packet_id=7), Publish("t/1", b"one", 1, packet_id=8))
+    assert publisher.received() == [Pubrec(7), Puback(8)]
+    assert publisher.conn.session._qos2_in is not session.NONE_YET     # 7 awaits PUBREL
+    _shared_empties_are_empty()
+    publisher.send(Pubrel(7))
+    assert publisher.received() == [Pubcomp(7)]
+
+    delivered = subscriber.received()
+    assert [(p.topic_name, p.qos) for p in delivered] == [("t/2", 2), ("t/1", 1)]
+    assert subscriber.conn.session.subscriptions == {"t/#": subscriber.conn.session.subscriptions["t/#"]}
+    assert len(subscriber.conn.session._inflight) == 2
+    _shared_empties_are_empty()
+    two, one = (p.packet_id for p in delivered)
+    subscriber.send(Pubrec(two), Puback(one))
+    assert subscriber.received() == [Pubrel(two)]
+    assert subscriber.conn.session._awaiting_pubcomp == {two: None}
+    _shared_empties_are_empty()
+    subscriber.send(Pubcomp(two))
+    assert subscriber.conn.session.inflight_count() == 0
+    _shared_empties_are_empty()
+    assert idle.conn.session.subscriptions is session.NONE_YET
+    assert idle.received() == []
+
+
+def test_the_python_heap_of_an_idle_client_stays_within_its_budget(core):
+    count = 300
+    warm = core.client(4)
+    warm.connect("warm-up")    # what the first client loads is not per client
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        clients = [core.client(4) for _ in range(count)]
+        for number, client in enumerate(clients):
+            client.connect(f"idle-client-{number:05d}", clean_start=False)
+            client.decoder = client.wire.written = None     # the test's side, not the broker's
+        gc.collect()
+        per_client = (tracemalloc.get_traced_memory()[0] - before) / count
+    finally:
+        tracemalloc.stop()
+    assert per_client <= IDLE_CLIENT_BUDGET, f"{per_client:,.0f} bytes per idle client"
