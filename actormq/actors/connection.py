@@ -79,7 +79,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
                  "pipeline", "client_info", "mountpoint", "limits", "auth_props", "connect_packet",
-                 "connected_at")
+                 "connected_at", "publish_memo")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slot=None) -> None:
@@ -106,6 +106,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self._pending = None                # the hook chain answer this client waits for
         self.pipeline: Pipeline | None = None  # PUBLISH outcomes waiting, in order (see pipeline)
         self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
+        self.publish_memo = None            # (chain, topics allowed until), see hooked.publish
         self.mountpoint = ""
         self.limits = None                  # session limits a plugin set at CONNECT
         self.auth_props = None              # authentication method / data of the CONNACK

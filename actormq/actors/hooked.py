@@ -26,6 +26,8 @@ import logging
 from collections import deque
 from dataclasses import replace
 from functools import partial
+from time import monotonic as _monotonic
+from types import MappingProxyType
 
 from actormq.actors.messages import Delivery, Message
 from actormq.actors.queue import QueueLimits
@@ -33,6 +35,8 @@ from actormq.hooks import DROP, AuthExchange, ClientInfo, Decision, DropReason
 from actormq.transport.codec import Auth, Connack, ReasonCode
 from actormq.transport.mountpoint import mount, mount_will
 from actormq.transport.topics import validate_topic_name
+
+_NO_MEMO = MappingProxyType({})     # the first provider offers no memo to this client
 
 log = logging.getLogger("actormq.hooks")
 
@@ -289,26 +293,14 @@ def session_limits(limits: dict, defaults: QueueLimits, max_inflight: int) -> tu
 def publish(conn, packet, message: Message, authorized: bool = False) -> None:
     """A client's PUBLISH (and the Message made of it, not shared yet) when a plugin hooks
     its authorization or ``message.publish``, or the client has a mountpoint: authorized
-    (unless `authorized` already), then folded and routed. Synchronous answers are acted
-    on inline (no callback, no call more than needed). A QoS 2 PUBLISH whose packet id
-    awaits its PUBREL is a duplicate, not a new message: the session answers it again
-    without asking the chains."""
+    (unless `authorized` already, see `_authorize`), then folded and routed. Synchronous
+    answers are acted on inline (no callback, no call more than needed)."""
     hooks = conn.hooks
-    if not authorized:
-        if packet.qos == 2 and packet.packet_id in conn.session.qos2_in:
-            conn.in_order(message, partial(conn.route_publish, packet))
+    if not authorized and (hooks.client_authorize_publish is not None or conn.mountpoint
+                           or packet.qos == 2):
+        message = _authorize(conn, packet, message)
+        if message is None:
             return
-        if conn.mountpoint:
-            message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own Message
-        chain = hooks.client_authorize_publish
-        if chain is not None:
-            decision = chain.decide(conn.client_info or info_of(conn), message)
-            if type(decision) is not Decision:
-                conn.wait_then(decision, partial(_publish_decided, conn, packet, message))
-                return
-            message = _authorized(conn, packet, message, decision)
-            if message is None:
-                return
     chain = hooks.message_publish
     if chain is None:
         if conn.pipeline is None:
@@ -325,8 +317,57 @@ def publish(conn, packet, message: Message, authorized: bool = False) -> None:
         conn.in_order(folded, partial(_publish_folded, conn, packet, message))
 
 
+def _authorize(conn, packet, message: Message) -> Message | None:
+    """The message to go on with, mounted and authorized, or None when it has been dealt
+    with here: a QoS 2 PUBLISH whose packet id awaits its PUBREL is a duplicate, not a new
+    message (the session answers it again without asking the chains); a refusal; a
+    decision still due.
+
+    The memo: when the first provider of ``client.authorize_publish`` offers one
+    (`Plugin.allowed_publish`, the ACL's cache), the connection keeps it with the chain it
+    belongs to, and a topic in it whose time has not run out is allowed without running
+    the chain (the first provider would have said a plain OK, which ends the chain).
+    A changed chain, a sampled or failing run (`Chain.left` is 0) or a topic not in it
+    runs the chain, and an allowed answer fetches the memo again."""
+    if packet.qos == 2 and packet.packet_id in conn.session.qos2_in:
+        conn.in_order(message, partial(conn.route_publish, packet))
+        return None
+    if conn.mountpoint:
+        message.topic_name = mount(conn.mountpoint, message.topic_name)   # our own Message
+    chain = conn.hooks.client_authorize_publish
+    if chain is None:
+        return message
+    memo = conn.publish_memo
+    if memo is not None and memo[0] is chain and chain.left and \
+            memo[1].get(message.topic_name, 0.0) > _monotonic():
+        return message
+    info = conn.client_info or info_of(conn)
+    decision = chain.decide(info, message)
+    if type(decision) is not Decision:
+        conn.wait_then(decision, partial(_publish_decided, conn, packet, message))
+        return None
+    if decision.allowed:
+        if conn.hooks.allowed_publish is not None:
+            _remember_allowed(conn, chain, memo, info)
+        if not decision.modifiers:
+            return message
+    return _authorized(conn, packet, message, decision)
+
+
+def _remember_allowed(conn, chain, memo, info: ClientInfo) -> None:
+    """Fetch the memo of the chain's first provider again (it may be a new one, or a new
+    mapping), unless it has none for this client."""
+    allowed_publish = conn.hooks.allowed_publish
+    if allowed_publish is not None and (memo is None or memo[0] is not chain
+                                        or memo[1] is not _NO_MEMO):
+        conn.publish_memo = (chain, allowed_publish(info) or _NO_MEMO)
+
+
 def _publish_decided(conn, packet, message: Message, decision: Decision) -> None:
     """An asynchronous authorization answered: go on as `publish` does with it."""
+    if decision.allowed:
+        _remember_allowed(conn, conn.hooks.client_authorize_publish, conn.publish_memo,
+                          conn.client_info or info_of(conn))
     message = _authorized(conn, packet, message, decision)
     if message is not None:
         publish(conn, packet, message, authorized=True)

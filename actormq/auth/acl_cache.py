@@ -5,6 +5,16 @@ anything with a truth value meaning allowed), the oldest dropped
 first; a result older than `ttl` seconds is not used. `AclGeneration` is
 shared by a worker's caches: bumping it (`actormq acl reload`, SIGHUP)
 empties every cache at its next use; `clear()` empties one (management API).
+
+`allowed_until` is the part of the cache the core reads itself, before it
+runs the authorization chain at all (see `Plugin.allowed_publish`): the
+publish topics whose cached verdict is a plain allow, each with the
+monotonic time its entry expires. Only a plain allow goes in, never a
+deny nor an allow with limits; an entry leaves it whenever its cache entry
+leaves (expired, evicted, replaced, purged), and `clear()` empties it in
+place, so what the core holds is never staler than the cache. A retired
+cache (its client went, or another connection took it over) takes no more
+entries there.
 """
 
 from __future__ import annotations
@@ -38,11 +48,15 @@ class CachedResult:
 
 
 class AclCache:
-    __slots__ = ("max_size", "ttl", "_entries", "_generation", "_seen_generation", "_clock")
+    __slots__ = ("max_size", "ttl", "allowed_until", "owner", "retired", "_entries", "_generation",
+                 "_seen_generation", "_clock")
 
     def __init__(self, max_size: int = 32, ttl: float = 60.0, generation: AclGeneration | None = None,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, owner: Any = None) -> None:
         self.max_size, self.ttl, self._clock = max_size, ttl, clock
+        self.allowed_until: dict[str, float] = {}
+        self.owner = owner          # the ClientInfo of the connection it was made for
+        self.retired = False
         self._entries: dict[tuple[Action, str], CachedResult] = {}
         self._generation = generation or AclGeneration()
         self._seen_generation = self._generation.value
@@ -57,6 +71,8 @@ class AclCache:
             return None
         if self._clock() - entry.stored_at >= self.ttl:
             del self._entries[(action, topic)]
+            if action == Action.PUBLISH:
+                self.allowed_until.pop(topic, None)
             return None
         return entry.value
 
@@ -65,10 +81,19 @@ class AclCache:
             return
         self._drop_if_purged()
         key = (action, topic)
-        self._entries.pop(key, None)
-        while len(self._entries) >= self.max_size:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = CachedResult(value, self._clock(), time.time())
+        entries, allowed = self._entries, self.allowed_until
+        entries.pop(key, None)
+        if action == Action.PUBLISH:
+            allowed.pop(topic, None)
+        while len(entries) >= self.max_size:
+            evicted = next(iter(entries))
+            del entries[evicted]
+            if evicted[0] == Action.PUBLISH:
+                allowed.pop(evicted[1], None)
+        stored_at = self._clock()
+        entries[key] = CachedResult(value, stored_at, time.time())
+        if action == Action.PUBLISH and getattr(value, "plain", False) is True and not self.retired:
+            allowed[topic] = stored_at + self.ttl
 
     def _drop_if_purged(self) -> None:
         if self._seen_generation != self._generation.value:
@@ -76,7 +101,13 @@ class AclCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.allowed_until.clear()
         self._seen_generation = self._generation.value
+
+    def retire(self) -> None:
+        """Empty it for good: its connection is gone."""
+        self.retired = True
+        self.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

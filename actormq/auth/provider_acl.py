@@ -8,7 +8,10 @@ or ignore; ignore asks the next; when all ignore, `acl.nomatch` decides.
 A superuser (decided at connect) skips all of it. The final verdict is
 cached per client (`acl.cache.*`); `reload()` (SIGHUP, `actormq acl
 reload`) re-reads the file and empties every cache; `cache_of(client_id)`
-/ `clear_cache(client_id)` serve the management API.
+/ `clear_cache(client_id)` serve the management API. The topics a client's
+cache holds a plain allow for are handed to the core (`allowed_publish`),
+which then lets a PUBLISH to them through without running the chain, until
+the cache entry expires or is purged (see `actormq.auth.acl_cache`).
 
 Rules are written in the client's own namespace: the core hands over topics
 inside the client's mountpoint, so the mountpoint is taken off before any
@@ -79,11 +82,14 @@ class AclPlugin(Plugin):
     # -- reload and the management API ------------------------------------------------
 
     def reload(self, config=None) -> None:
-        """Re-read the ACL file and empty every client's cache."""
+        """Re-read the ACL file and empty every client's cache (at once: the core reads
+        their allowed topics without asking the cache)."""
         for source in self.sources:
             if isinstance(source, FileAclSource):
                 source.reload()
         self.generation.bump()
+        for cache in self._caches.values():
+            cache.clear()
 
     def cache_of(self, client_id: str) -> list[dict] | None:
         cache = self._caches.get(client_id)
@@ -95,6 +101,14 @@ class AclPlugin(Plugin):
             cache.clear()
         return cache is not None
 
+    def allowed_publish(self, client):
+        """The topics the client may publish to without asking (see `Plugin.allowed_publish`):
+        its cache's plain allows. None for a superuser (answered at once anyway), a client
+        in a mountpoint (the cache holds its topics unmounted) or with the cache off."""
+        if client.superuser or client.mountpoint or not self.cache_enabled:
+            return None
+        return self._cache_of(client).allowed_until
+
     # -- hooks -------------------------------------------------------------------------
 
     def on_client_authorize_publish(self, client, message):
@@ -102,7 +116,7 @@ class AclPlugin(Plugin):
             return OK
         if self.cache_enabled and not client.mountpoint:     # the per-message path: a cache hit
             cache = self._caches.get(client.client_id)
-            if cache is not None:
+            if cache is not None and cache.owner is client:
                 cached = cache.get(_PUBLISH, message.topic_name)
                 if cached is not None and cached.plain:
                     return OK
@@ -126,7 +140,10 @@ class AclPlugin(Plugin):
         return subscribe_answer(await pending, topic_filter, options)
 
     def on_client_disconnected(self, client, reason) -> None:
-        self._caches.pop(client.client_id, None)
+        cache = self._caches.get(client.client_id)
+        if cache is not None and _owns(client, cache):     # not a later connection's cache
+            del self._caches[client.client_id]
+            cache.retire()
         for source in self.sources:
             forget = getattr(source, "forget", None)
             if forget is not None:
@@ -137,9 +154,7 @@ class AclPlugin(Plugin):
     def _verdict(self, client: ClientInfo, action: Action, topic: str):
         cache = None
         if self.cache_enabled:
-            cache = self._caches.get(client.client_id)
-            if cache is None:
-                cache = self._caches[client.client_id] = AclCache(self.cache_size, self.cache_ttl, self.generation)
+            cache = self._cache_of(client)
             cached = cache.get(action, topic)
             if cached is not None:
                 return cached
@@ -149,6 +164,16 @@ class AclPlugin(Plugin):
         if cache is not None:
             cache.put(action, topic, verdict)
         return verdict
+
+    def _cache_of(self, client: ClientInfo) -> AclCache:
+        """The client's cache; a connection that took over a client id starts a new one."""
+        cache = self._caches.get(client.client_id)
+        if cache is None or not _owns(client, cache):
+            if cache is not None:
+                cache.retire()
+            cache = self._caches[client.client_id] = AclCache(
+                self.cache_size, self.cache_ttl, self.generation, owner=client)
+        return cache
 
     async def _remember_later(self, pending, cache: AclCache | None, action: Action, topic: str) -> Verdict:
         verdict = await pending
@@ -171,6 +196,12 @@ class AclPlugin(Plugin):
             return answer
         verdict = self._ask(client, action, topic, rest)
         return await verdict if inspect.isawaitable(verdict) else verdict
+
+
+def _owns(client: ClientInfo, cache: AclCache) -> bool:
+    """Whether the cache was made for this connection (a client id taken over by another
+    connection, perhaps of another user, starts anew)."""
+    return cache.owner is client or cache.owner == client
 
 
 def unmounted(topic: str, mountpoint: str) -> str:

@@ -30,14 +30,16 @@ is dropped); ``ignore``: as if it said next (fold: value unchanged). While
 its breaker is open it is not called and its policy decides the same way.
 No exception from a plugin ever reaches the core or the client.
 
-Cost. An ``async def`` hook is started at once and runs until its first
-real suspension: one that answers without waiting (from a cache) is as
-cheap as a sync one and never holds the client. Latency is sampled on one
-call in `SAMPLE_EVERY`; calls and failures are all counted. A healthy
-provider's unsampled call is made inline by the runner (no `Provider.call`,
-no wrapper object); a point with a single provider gets a `SoleProviderChain`
-(`chain_of`), which calls the hook method without a loop, and a fold whose
-hook returns None or the value it was given allocates nothing.
+Cost. Each chain runs through a function made for its exact providers when
+it is built (`actormq.hooks.compiled`): one plain call per provider, no loop,
+no per-call look at a provider's policy, breaker or stats; a fold whose hooks
+return None or the value they were given allocates nothing. An ``async def``
+hook is started at once and runs until its first real suspension: one that
+answers without waiting (from a cache) is as cheap as a sync one and never
+holds the client. Calls are counted once per run of the chain (credited to
+the providers by `Chain.settle`, which ``plugin show`` runs first); latency
+is sampled on one run in `SAMPLE_EVERY`, which goes through the general
+runner below, as does every run while a provider of the chain is failing.
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ import inspect
 import time
 from typing import Any, Callable
 
+from actormq.hooks.compiled import compiled_decide, compiled_fold
 from actormq.hooks.health import Breaker, PluginStats
-from actormq.hooks.points import HookPoint
+from actormq.hooks.points import HookPoint, Mode
 from actormq.hooks.results import ALLOWED, DROP, NEXT, OK, Decision, decision_from
 
 _perf = time.perf_counter
-SAMPLE_EVERY = 16                   # calls per latency sample (a power of two)
-_SAMPLE_MASK = SAMPLE_EVERY - 1
+SAMPLE_EVERY = 64                   # runs of a chain per latency sample
 
 
 class Pending:
@@ -76,14 +78,15 @@ class Provider:
     """One plugin's hook method at one point, with that plugin's policy and breaker and its
     stats at that point."""
 
-    __slots__ = ("name", "point", "fn", "is_async", "sync", "timeout", "deny_on_failure", "stats",
-                 "breaker", "queue", "allowed")
+    __slots__ = ("name", "point", "_fn", "is_async", "sync", "timeout", "deny_on_failure", "stats",
+                 "breaker", "queue", "allowed", "chain")
 
     def __init__(self, name: str, point: HookPoint, fn: Callable, timeout: float,
                  failure_policy: str, stats: PluginStats, breaker: Breaker, queue=None) -> None:
         self.name = name
         self.point = point
-        self.fn = fn
+        self._fn = fn
+        self.chain = None           # the chain it is in, which calls `fn` from its fast path
         self.is_async = inspect.iscoroutinefunction(fn)
         self.sync = not self.is_async
         self.timeout = timeout
@@ -93,26 +96,36 @@ class Provider:
         self.queue = queue          # the plugin's NotifyQueue, for notify points
         self.allowed = Decision(True, decided_by=name)     # its plain OK, made once
 
-    def call(self, args: tuple) -> Any:
-        """The provider's answer: a value, `Pending` while it runs, or `FAILED`.
-        (The chains call a healthy synchronous provider's `fn` themselves: the same
-        without the breaker and sampling checks, on 15 calls in 16.)"""
+    @property
+    def fn(self) -> Callable:
+        """The hook method (a trace swaps a wrapper in and out: the chain is made anew)."""
+        return self._fn
+
+    @fn.setter
+    def fn(self, fn: Callable) -> None:
+        self._fn = fn
+        if self.chain is not None:
+            self.chain.compile()
+
+    def call(self, args: tuple, timed: bool = False) -> Any:
+        """The provider's answer: a value, `Pending` while it runs, or `FAILED`; its latency
+        sampled when `timed` and on one call in `SAMPLE_EVERY` (the notify queues' calls).
+        (The chains' fast path calls `fn` itself.)"""
         breaker = self.breaker
         if breaker.open_until and not breaker.closed(self.stats):
             return FAILED
-        stats = self.stats
-        stats.calls += 1
+        self.stats.calls += 1
         try:
-            if stats.calls & _SAMPLE_MASK:
-                answer = self.fn(*args)
-                if self.is_async:
-                    answer = _start(answer)
-            else:
+            if timed or not self.stats.calls % SAMPLE_EVERY:
                 started = _perf()
-                answer = self.fn(*args)
+                answer = self._fn(*args)
                 if self.is_async:
                     answer = _start(answer)
-                stats.sample(_perf() - started)
+                self.stats.sample(_perf() - started)
+            else:
+                answer = self._fn(*args)
+                if self.is_async:
+                    answer = _start(answer)
         except Exception as exc:    # a plugin's error never reaches the core
             self.failed(exc)
             return FAILED
@@ -188,9 +201,11 @@ class _Resumed:
 
 
 class Chain:
-    """The providers of one hook point, in plugin order, and how to run them."""
+    """The providers of one hook point, in plugin order, and how to run them: `fold` /
+    `decide` are the fast path made for these providers (`actormq.hooks.compiled`)."""
 
-    __slots__ = ("point", "providers", "default", "failure_code", "_modifiers", "_steps")
+    __slots__ = ("point", "providers", "default", "failure_code", "_modifiers", "fold", "decide",
+                 "left", "_armed")
 
     def __init__(self, point: HookPoint, providers: tuple[Provider, ...],
                  default: Decision = ALLOWED, failure_code: int = 0x87) -> None:
@@ -199,30 +214,91 @@ class Chain:
         self.default = default
         self.failure_code = failure_code
         self._modifiers = point.modifiers
-        # what the fast path reads of each provider, fetched once here instead of per call
-        # (not `fn`: a trace swaps it in and out at run time)
-        self._steps = tuple((provider, provider.stats, provider.is_async) for provider in providers)
+        self.left = self._armed = 0     # fast runs to go before a sampled one; at the last count
+        for provider in providers:
+            provider.chain = self
+        self.compile()
 
     def __repr__(self) -> str:
         return f"<chain {self.point.dotted}: {', '.join(p.name for p in self.providers)}>"
 
+    def compile(self) -> None:
+        """Make the fast path for the providers' hook functions as they are now."""
+        self.settle()
+        self.fold, self.decide = self.fold_sampled, self.decide_sampled
+        if self.providers and self.point.mode is Mode.FOLD:
+            self.fold = compiled_fold(self, _start)
+        elif self.providers and self.point.mode is Mode.DECIDE:
+            self.decide = compiled_decide(self, _start, len(self.point.args.split(",")))
+        self._rearm()
+
+    # -- counting ------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Credit the fast runs since the last count to every provider's calls."""
+        done = self._armed - self.left
+        if done:
+            for provider in self.providers:
+                provider.stats.calls += done
+            self._armed = self.left
+
+    def _rearm(self) -> None:
+        self.settle()
+        healthy = all(provider.stats.healthy for provider in self.providers)
+        self.left = self._armed = SAMPLE_EVERY - 1 if healthy else 0
+
+    def slow_down(self) -> None:
+        """A provider failed: every run takes the general runner (and its breaker) until a
+        sampled run finds them all healthy again."""
+        self.settle()
+        self.left = self._armed = 0
+
+    def _unreached(self, index: int) -> None:
+        """A fast run ended at provider `index`: the ones after it were not called."""
+        for provider in self.providers[index + 1:]:
+            provider.stats.calls -= 1
+
     # -- decide ------------------------------------------------------------------------
 
-    def decide(self, *args: Any, _start_at: int = 0) -> Decision | asyncio.Future:
-        steps = self._steps[_start_at:] if _start_at else self._steps
-        for provider, stats, is_async in steps:
-            if stats.healthy and stats.calls & _SAMPLE_MASK != _SAMPLE_MASK:
-                stats.calls += 1
-                try:
-                    answer = provider.fn(*args)
-                    answer = _start(answer) if is_async else _pending_if_awaitable(answer)
-                except Exception as exc:    # a plugin's error never reaches the core
-                    provider.failed(exc)
-                    answer = FAILED
-            else:
-                answer = provider.call(args)
+    def decide_sampled(self, *args: Any) -> Decision | asyncio.Future:
+        self._rearm()
+        return self._decide_from(0, args, True)
+
+    def allowed_early(self, index: int) -> Decision:
+        """Provider `index`, not the last, said a plain OK on the fast path."""
+        self._unreached(index)
+        return self.providers[index].allowed
+
+    def decide_answered(self, index: int, answer: Any, args: tuple) -> Decision | asyncio.Future:
+        """The fast path met an answer other than next or a plain OK at provider `index`."""
+        self._unreached(index)
+        provider = self.providers[index]
+        if provider.sync:
+            answer = _pending_if_awaitable(answer)
+        if type(answer) is Pending:
+            return asyncio.ensure_future(self._decide_async(index, answer, args))
+        decision = self._interpret(provider, answer)
+        return self._decide_from(index + 1, args, False) if decision is None else decision
+
+    def raised(self, index: int, exc: Exception, args: tuple) -> Any:
+        """Provider `index` raised on the fast path: its failure policy decides, and the
+        chain goes on from there."""
+        self._unreached(index)
+        provider = self.providers[index]
+        provider.failed(exc)
+        if self.point.mode is Mode.FOLD:
+            who, value = args
+            value = self._folded(provider, FAILED, value)
+            return DROP if value is DROP else self._fold_from(index + 1, who, value, False)
+        decision = self._failure(provider)
+        return self._decide_from(index + 1, args, False) if decision is None else decision
+
+    def _decide_from(self, start: int, args: tuple, timed: bool) -> Decision | asyncio.Future:
+        providers = self.providers
+        for index in range(start, len(providers)):
+            provider = providers[index]
+            answer = provider.call(args, timed)
             if type(answer) is Pending:
-                index = self.providers.index(provider)
                 return asyncio.ensure_future(self._decide_async(index, answer, args))
             decision = self._interpret(provider, answer)
             if decision is not None:
@@ -234,7 +310,7 @@ class Chain:
         decision = self._interpret(provider, await provider.settle(pending))
         if decision is not None:
             return decision
-        rest = Chain.decide(self, *args, _start_at=index + 1)
+        rest = self._decide_from(index + 1, args, False)
         return rest if isinstance(rest, Decision) else await rest
 
     def _interpret(self, provider: Provider, answer: Any) -> Decision | None:
@@ -265,30 +341,31 @@ class Chain:
 
     # -- fold ------------------------------------------------------------------------
 
-    def fold(self, who: Any, value: Any, _start_at: int = 0) -> Any:
-        steps = self._steps[_start_at:] if _start_at else self._steps
-        for provider, stats, is_async in steps:
-            if stats.healthy and stats.calls & _SAMPLE_MASK != _SAMPLE_MASK:
-                stats.calls += 1
-                try:
-                    answer = provider.fn(who, value)
-                    if is_async:
-                        answer = _start(answer)
-                except Exception as exc:    # a plugin's error never reaches the core
-                    provider.failed(exc)
-                    answer = FAILED
-                if answer is None or answer is value:
-                    continue
-                if not is_async:
-                    answer = _pending_if_awaitable(answer)
-            else:
-                answer = provider.call((who, value))
-                if answer is None:
-                    if provider.breaker.in_a_row:
-                        provider.breaker.succeeded()
-                    continue
+    def fold_sampled(self, who: Any, value: Any) -> Any:
+        self._rearm()
+        return self._fold_from(0, who, value, True)
+
+    def fold_answered(self, index: int, answer: Any, who: Any, value: Any) -> Any:
+        """The fast path met a new value, DROP or an awaitable at provider `index`."""
+        self._unreached(index)
+        provider = self.providers[index]
+        if provider.sync:
+            answer = _pending_if_awaitable(answer)
+        if type(answer) is Pending:
+            return asyncio.ensure_future(self._fold_async(index, answer, who, value))
+        value = self._folded(provider, answer, value)
+        return DROP if value is DROP else self._fold_from(index + 1, who, value, False)
+
+    def _fold_from(self, start: int, who: Any, value: Any, timed: bool) -> Any:
+        providers = self.providers
+        for index in range(start, len(providers)):
+            provider = providers[index]
+            answer = provider.call((who, value), timed)
+            if answer is None:
+                if provider.breaker.in_a_row:
+                    provider.breaker.succeeded()
+                continue
             if type(answer) is Pending:
-                index = self.providers.index(provider)
                 return asyncio.ensure_future(self._fold_async(index, answer, who, value))
             value = self._folded(provider, answer, value)
             if value is DROP:
@@ -300,7 +377,7 @@ class Chain:
         value = self._folded(provider, await provider.settle(pending), value)
         if value is DROP:
             return DROP
-        rest = Chain.fold(self, who, value, _start_at=index + 1)
+        rest = self._fold_from(index + 1, who, value, False)
         return await rest if isinstance(rest, asyncio.Future) else rest
 
     def _folded(self, provider: Provider, answer: Any, current: Any) -> Any:
@@ -327,67 +404,7 @@ class Chain:
             provider.queue.put(provider, args)
 
 
-class SoleProviderChain(Chain):
-    """A chain of one provider (the common case): its healthy, unsampled calls go
-    straight to the hook method, without the loop of the general chain."""
-
-    __slots__ = ("_sole", "_stats", "_is_async")
-
-    def __init__(self, point: HookPoint, providers: tuple[Provider, ...],
-                 default: Decision = ALLOWED, failure_code: int = 0x87) -> None:
-        super().__init__(point, providers, default, failure_code)
-        (self._sole,) = providers
-        self._stats = self._sole.stats
-        self._is_async = self._sole.is_async
-
-    def decide(self, *args: Any) -> Decision | asyncio.Future:
-        stats = self._stats
-        if not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
-            return Chain.decide(self, *args)
-        stats.calls += 1
-        provider = self._sole
-        try:
-            answer = self._sole.fn(*args)
-            if self._is_async:
-                answer = _start(answer)
-        except Exception as exc:    # a plugin's error never reaches the core
-            provider.failed(exc)
-            answer = FAILED
-        if answer is OK:
-            return provider.allowed
-        if answer is None or answer is NEXT:
-            return self.default
-        if not self._is_async:
-            answer = _pending_if_awaitable(answer)
-        if type(answer) is Pending:
-            return asyncio.ensure_future(self._decide_async(0, answer, args))
-        decision = self._interpret(provider, answer)
-        return self.default if decision is None else decision
-
-    def fold(self, who: Any, value: Any) -> Any:
-        stats = self._stats
-        if not stats.healthy or stats.calls & _SAMPLE_MASK == _SAMPLE_MASK:
-            return Chain.fold(self, who, value)
-        stats.calls += 1
-        try:
-            answer = self._sole.fn(who, value)
-            if self._is_async:
-                answer = _start(answer)
-        except Exception as exc:    # a plugin's error never reaches the core
-            self._sole.failed(exc)
-            answer = FAILED
-        if answer is None or answer is value:
-            return value
-        if not self._is_async:
-            answer = _pending_if_awaitable(answer)
-        if type(answer) is Pending:
-            return asyncio.ensure_future(self._fold_async(0, answer, who, value))
-        return self._folded(self._sole, answer, value)
-
-
 def chain_of(point: HookPoint, providers: tuple[Provider, ...], default: Decision,
              failure_code: int) -> Chain:
-    """The chain to run the providers of a point with: the one-provider fast path when there
-    is a single provider."""
-    kind = SoleProviderChain if len(providers) == 1 else Chain
-    return kind(point, providers, default, failure_code)
+    """The chain to run the providers of a point with."""
+    return Chain(point, providers, default, failure_code)

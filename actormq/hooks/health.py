@@ -90,12 +90,13 @@ class PluginStats:
 class Breaker:
     """The circuit breaker of one plugin (see the module docstring)."""
 
-    __slots__ = ("name", "settings", "points", "in_a_row", "open_until")
+    __slots__ = ("name", "settings", "points", "chains", "in_a_row", "open_until")
 
     def __init__(self, name: str, settings: BreakerSettings, points: dict) -> None:
         self.name = name
         self.settings = settings
         self.points = points        # hook point -> PluginStats of the plugin there
+        self.chains: list = []      # the chains the plugin is in: a failure slows them down
         self.in_a_row = 0
         self.open_until = 0.0
 
@@ -123,6 +124,8 @@ class Breaker:
         stats.failures += 1
         for part in self.points.values():
             part.healthy = False
+        for chain in self.chains:
+            chain.slow_down()
         if timed_out:
             stats.timeouts += 1
         self.in_a_row += 1

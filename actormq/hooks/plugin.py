@@ -83,6 +83,14 @@ class Plugin:
     timeout: ClassVar[float] = 5.0
     failure_policy: ClassVar[str] = "deny"
     notify_queue: ClassVar[int] = 10000
+    # Optional, for a plugin that hooks ``client.authorize_publish`` and remembers its answers
+    # (an ACL cache): ``allowed_publish(client)`` returns a mapping of the topics the client
+    # may publish to, each with the `time.monotonic()` time its allow expires, or None. When
+    # the plugin is the first provider there, the core lets a PUBLISH to such a topic through
+    # without running the chain (these are not counted as calls). The plugin keeps the
+    # mapping current in place: only plain allows (what its hook would answer with a bare
+    # OK), and an entry removed or the mapping emptied as soon as that may change.
+    allowed_publish: ClassVar[Any] = None
 
     def __init__(self, settings: Mapping[str, Any] | None = None,
                  context: PluginContext | None = None) -> None:

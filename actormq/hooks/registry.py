@@ -7,7 +7,9 @@ point (``hooks.message_publish``, ``hooks.client_authenticate``, ...) that is
 **None when no plugin hooks it** or the `Chain` to run. That is the whole
 cost of the hooks on the hot path when nothing is loaded: one attribute
 read and an ``is None`` test (`active`: some plugin hooks something;
-`publish_hooked`: a PUBLISH has a decide or fold chain to run)::
+`publish_hooked`: a PUBLISH has a decide or fold chain to run; `allowed_publish`:
+the memo of allowed topics the first authorization provider offers, see
+`Plugin.allowed_publish`)::
 
     chain = hooks.message_publish
     if chain is not None:
@@ -88,7 +90,7 @@ class Hooks:
     """One worker's plugins in order and a chain (or None) per hook point."""
 
     __slots__ = tuple(point.attribute for point in HookPoint) + (
-        "active", "publish_hooked", "_loaded", "_defaults", "_breaker_settings")
+        "active", "publish_hooked", "allowed_publish", "_loaded", "_defaults", "_breaker_settings")
 
     def __init__(self, defaults: Mapping[HookPoint, str] | None = None,
                  breaker: BreakerSettings = BreakerSettings()) -> None:
@@ -178,8 +180,18 @@ class Hooks:
             loaded.queue.close()
             await call_maybe_async(loaded.plugin.stop)
 
+    def settle(self) -> None:
+        """Bring every plugin's call counts up to date (the chains count runs, see
+        `Chain.settle`)."""
+        for point in HookPoint:
+            chain = getattr(self, point.attribute)
+            if isinstance(chain, Chain):
+                chain.settle()
+
     def describe(self) -> list[dict]:
-        """What ``actormq plugin show`` prints: each plugin in order, its hooks and health."""
+        """What ``actormq plugin show`` prints: each plugin in order, its hooks and health
+        (latency sampled on one run of a chain in `SAMPLE_EVERY`)."""
+        self.settle()
         return [{"name": loaded.plugin.name, "enabled": loaded.enabled,
                  "module": type(loaded.plugin).__module__,
                  "hooks": [point.dotted for point in loaded.points],
@@ -188,6 +200,10 @@ class Hooks:
                 for loaded in self._loaded]
 
     def _rebuild(self) -> None:
+        if hasattr(self, "active"):
+            self.settle()
+        for loaded in self._loaded:
+            loaded.breaker.chains.clear()
         for point in HookPoint:
             providers = tuple(self._provider(loaded, point) for loaded in self._loaded
                               if loaded.enabled and point in loaded.points)
@@ -195,7 +211,14 @@ class Hooks:
                 point, providers, self._defaults.get(point, Decision(True)),
                 SERVER_UNAVAILABLE if point in _CONNECT_POINTS else NOT_AUTHORIZED)
                 if providers else None)
+        for point in HookPoint:
+            chain = getattr(self, point.attribute)
+            for provider in chain.providers if chain is not None else ():
+                provider.breaker.chains.append(chain)
         self.active = any(loaded.enabled and loaded.points for loaded in self._loaded)
+        first = next((loaded.plugin for loaded in self._loaded if loaded.enabled
+                      and HookPoint.CLIENT_AUTHORIZE_PUBLISH in loaded.points), None)
+        self.allowed_publish = getattr(first, "allowed_publish", None)
         self.publish_hooked = self.client_authorize_publish is not None or \
             self.message_publish is not None
 
