@@ -48,7 +48,7 @@ class Session(InboundPublishes, Subscriptions):
                  "subscriptions", "conn", "mountpoint", "online", "will", "disconnected_at",
                  "receive_maximum", "_inflight", "_awaiting_pubcomp", "_qos2_in", "_next_packet_id",
                  "_expiry_timer", "_will_timer", "_pending_will", "_deferred_acks", "drain_due", "_valve",
-                 "deliveries_held", "__dict__", "__weakref__")
+                 "deliveries_held", "ack_batch", "__dict__", "__weakref__")
 
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
