@@ -89,8 +89,7 @@ class Node:
         self.in_process = self.count == 1 and not config["node.supervised"]
         self.in_process_worker = None   # the Worker running on this thread (in_process)
         self.ctx = multiprocessing.get_context("spawn")
-        if not self.in_process:
-            without_resource_tracker()
+        without_resource_tracker()
         private = 0 if config["listener.tcp.worker_ports"] else None
         self.workers = [WorkerHandle(i, private) for i in range(self.count)]
         self.run_dir: str | None = None
