@@ -79,7 +79,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
                  "pipeline", "client_info", "mountpoint", "limits", "auth_props", "connect_packet",
-                 "connected_at", "publish_memo")
+                 "publish_memo")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slot=None) -> None:
@@ -110,8 +110,15 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.mountpoint = ""
         self.limits = None                  # session limits a plugin set at CONNECT
         self.auth_props = None              # authentication method / data of the CONNACK
-        self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
-        self.connected_at = 0.0
+        self.connect_packet: Connect | None = None  # handshake.kept_connect: client info for operators
+
+    @property
+    def connected_at(self) -> float:
+        """The wall time of the accepted CONNECT (0.0 before): the time it arrived, kept
+        on the monotonic clock as `accepted_at`, so a connection holds one time."""
+        if self.session is None:
+            return 0.0
+        return time.time() - (time.monotonic() - self.accepted_at)
 
     @property
     def clean_disconnect(self) -> bool:

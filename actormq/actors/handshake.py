@@ -12,7 +12,6 @@ after the Broker opened (or took over) the session; the connection log line.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 
 from actormq.actors import hooked
@@ -24,6 +23,26 @@ from actormq.transport.codec import Connack, Connect, ReasonCode
 log = logging.getLogger("actormq.connection")
 
 CONNECTION_LOG_DELAY = 0.1  # seconds: connection log lines are written in batches
+
+_KEPT: dict[tuple, Connect] = {}    # the kept CONNECTs that clients share
+_KEPT_MAX = 1024
+
+
+def kept_connect(packet: Connect) -> Connect:
+    """What the connection keeps of its accepted CONNECT for operators and hooks
+    (username, password, version, clean start, keepalive, properties; the client
+    id is the connection's, the will the session's): clients whose CONNECT says
+    the same share one copy (a device fleet connects alike), unless it carries a
+    password or properties."""
+    if packet.password is not None or packet.properties:
+        return replace(packet, client_id="", will=None)
+    key = (packet.protocol_level, packet.protocol_name, packet.clean_start, packet.keepalive, packet.username)
+    kept = _KEPT.get(key)
+    if kept is None:
+        kept = replace(packet, client_id="", will=None)
+        if len(_KEPT) < _KEPT_MAX:
+            _KEPT[key] = kept
+    return kept
 
 
 class ConnectHandshake:
@@ -76,9 +95,8 @@ class ConnectHandshake:
 
     def _open_session(self, packet: Connect, assigned: str | None) -> None:
         props = self.accept_session(packet, assigned)
-        self.connect_packet = packet
-        self.connected_at = time.time()
-        self.accepted_at = self.last_seen   # read no more once the session is open: one float, not two
+        self.connect_packet = kept_connect(packet)
+        self.accepted_at = self.last_seen   # the time of the CONNECT now: one float, not two
         session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
         if self.client_info is not None:

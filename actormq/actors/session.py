@@ -88,7 +88,7 @@ class Session(InboundPublishes, Subscriptions):
     def use_limits(self, queue_limits, max_inflight: int) -> None:
         """Limits a plugin set for this client at CONNECT (VerneMQ's register modifiers)."""
         self.max_inflight = max_inflight
-        self.queue.limits = queue_limits
+        self.own_queue().limits = queue_limits
 
     # -- attach / detach -------------------------------------------------------
 
@@ -98,7 +98,7 @@ class Session(InboundPublishes, Subscriptions):
         self.conn = conn
         self.mountpoint = conn.mountpoint
         self.online = True
-        self.queue.online = True
+        self.queue.online = True        # the idle queue's is read by nobody
         self.disconnected_at = None
         self.version = conn.version
         self.receive_maximum = conn.client_receive_maximum
@@ -112,7 +112,7 @@ class Session(InboundPublishes, Subscriptions):
         """The connection went away: keep the session (and its will) per expiry."""
         self.conn = None
         self.online = False
-        self.queue.online = False
+        self.queue.online = False        # the idle queue's is read by nobody
         if self._valve is not None:
             self._valve.drained()
         self.disconnected_at = time.time()
@@ -145,6 +145,12 @@ class Session(InboundPublishes, Subscriptions):
             self._expiry_timer.cancel()
         self._expiry_timer = self.broker.loop.call_later(seconds, self.broker.end_session, self,
                                                          "expired")
+
+    def own_queue(self) -> Queue:
+        """The session's queue, its own from now on (until its first message: the broker's idle one)."""
+        if self.queue is self.broker.idle_queue:
+            self.queue = self.broker.own_queue(self.client_id, self.online)
+        return self.queue
 
     def replace_queue(self, queue: Queue) -> Queue:
         """Keep messages in queue from now on (a session that became persistent);
@@ -292,7 +298,7 @@ class Session(InboundPublishes, Subscriptions):
         return self._enqueue(self.conn, delivery)
 
     def _enqueue(self, conn, delivery: Delivery) -> Routed | None:
-        queue = self.queue
+        queue = self.queue if self.queue is not self.broker.idle_queue else self.own_queue()
         dropped = queue.dropped
         message = delivery.message
         note = None
