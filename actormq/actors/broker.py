@@ -69,6 +69,7 @@ class Broker(StoredSessions, Upkeep):
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
         self.idle_queue = Queue("", self._queue_limits)  # what every memory queue is until it holds one
+        self._decoders: dict[tuple, object] = {}   # (version, max packet size) -> shared decoder
         self._schedule_queue_flush = self.schedule_flush     # one bound method for every queue
         self.reloader = Reloader()      # config reload: parts register what they take
         self.connection_log = LineBatch("actormq.connection")
@@ -132,6 +133,19 @@ class Broker(StoredSessions, Upkeep):
         return Queue(client_id, self._queue_limits, self.stores.queue, durable=True,
                      window=DISC_ONLY_WINDOW if mode == "disc_only" else None,
                      schedule=self._schedule_queue_flush)
+
+    def shared_decoder(self, decoder):
+        """The decoder that connected clients of this version and packet size limit
+        share between packets (`StreamDecoder.shared`); `decoder` itself while it
+        holds part of a packet."""
+        if decoder.holds_partial:
+            return decoder
+        key = (decoder.version, decoder.max_packet_size)
+        shared = self._decoders.get(key)
+        if shared is None:
+            shared = self._decoders[key] = decoder
+            decoder.shared = True
+        return shared
 
     def own_queue(self, client_id: str, online: bool) -> Queue:
         """A memory queue of the client's own, for a session that held the idle one."""

@@ -62,6 +62,7 @@ class _DiscardInput:
     __slots__ = ()
     bytes_in = 0
     version = None
+    shared = False
 
     @staticmethod
     def feed(_data: bytes) -> tuple:
@@ -113,14 +114,6 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.connect_packet: Connect | None = None  # handshake.kept_connect: client info for operators
 
     @property
-    def connected_at(self) -> float:
-        """The wall time of the accepted CONNECT (0.0 before): the time it arrived, kept
-        on the monotonic clock as `accepted_at`, so a connection holds one time."""
-        if self.session is None:
-            return 0.0
-        return time.time() - (time.monotonic() - self.accepted_at)
-
-    @property
     def clean_disconnect(self) -> bool:
         return self._clean_disconnect
 
@@ -138,8 +131,12 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_seen = time.monotonic()
         self.broker.stats.bytes_received += len(data)
+        decoder = self.decoder
         try:
-            self._handle(self.decoder.feed(data))
+            packets = decoder.feed(data)
+            if decoder.shared:
+                self.decoder = decoder.own_tail()
+            self._handle(packets)
         except ProtocolError as exc:
             self.protocol_error(exc)
 

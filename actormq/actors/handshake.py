@@ -12,6 +12,7 @@ after the Broker opened (or took over) the session; the connection log line.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 
 from actormq.actors import hooked
@@ -50,6 +51,14 @@ class ConnectHandshake:
     hooks, decoder and the sending methods)."""
 
     __slots__ = ()
+
+    @property
+    def connected_at(self) -> float:
+        """The wall time of the accepted CONNECT (0.0 before): the time it arrived, kept
+        on the monotonic clock as `accepted_at`, so a connection holds one time."""
+        if self.session is None:
+            return 0.0
+        return time.time() - (time.monotonic() - self.accepted_at)
 
     def _accepted(self, accept: Accept) -> None:
         packet, assigned = accept.connect, accept.assigned
@@ -97,6 +106,7 @@ class ConnectHandshake:
         props = self.accept_session(packet, assigned)
         self.connect_packet = kept_connect(packet)
         self.accepted_at = self.last_seen   # the time of the CONNECT now: one float, not two
+        self.decoder = self.broker.shared_decoder(self.decoder)
         session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
         if self.client_info is not None:
