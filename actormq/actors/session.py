@@ -42,13 +42,13 @@ class Session(InboundPublishes, Subscriptions):
     """State of one client id, whether or not a connection is attached (its
     inbound PUBLISH flow and its subscriptions are in the two base classes)."""
 
-    # Slots: a connected client costs its attributes, not an instance dict
-    # (`__dict__` stays for what a plugin or tracing adds).
+    # Slots: a connected client costs its attributes, and no instance dict or
+    # weak reference slot (a `__dict__` slot costs 24 bytes per instance even unused).
     __slots__ = ("broker", "hooks", "client_id", "version", "max_inflight", "queue", "expiry_interval",
                  "subscriptions", "conn", "mountpoint", "online", "will", "disconnected_at",
                  "receive_maximum", "_inflight", "_awaiting_pubcomp", "_qos2_in", "_next_packet_id",
                  "_expiry_timer", "_will_timer", "_pending_will", "_deferred_acks", "drain_due", "_valve",
-                 "deliveries_held", "ack_batch", "__dict__", "__weakref__")
+                 "deliveries_held", "ack_batch")
 
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
