@@ -22,6 +22,10 @@ since keeps its newer session (that registration reaches the shard after the
 kicker's and is ordered there). So same-id CONNECTs racing on several
 workers leave one connection (of clean ones, the one that connected last).
 
+A fresh REG that replaced another holder is answered STALE: the claimer did
+not read the store (it needs to only when an earlier holder may have left a
+session there, one that died before anyone heard).
+
 Takes: REG (register, reply REGD with the previous holder; a previous holder
 that died is named with its process id, so that a claimer that has not heard
 of the death yet adopts the session into its take-over, see orphans; with `k`
@@ -202,8 +206,11 @@ class Registry:
                 (holder == self.worker_id or holder in self.link.live):
             self._kick(client_id, holder, claimer, header["t"])
             return
-        holder, _dead = self._set(client_id, claimer, header["t"], header["s"])
+        holder, dead = self._set(client_id, claimer, header["t"], header["s"])
         self._kick(client_id, claimer, holder, token)
+        if (holder is not None and holder != claimer) or dead is not None:
+            # the claimer read nothing from the store: the holder may have left a session there
+            self.link.bus.send_soon(claimer, b"STALE", {"c": client_id, "s": header["s"]})
 
     def _answer(self, header, kind: bytes, decide, handler) -> None:
         """Reply decide(header) (the reply's fields) to a peer's request, once ready."""

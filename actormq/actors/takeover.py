@@ -24,6 +24,7 @@ session exist from its first SUBSCRIBE until it ends, wherever it is held.
 from __future__ import annotations
 
 import logging
+import time
 from zlib import crc32
 
 from actormq.actors import routed
@@ -92,10 +93,14 @@ class Takeover:
         if self.link.orphans.taking or client_id in self._claiming:
             return False
         registry = self.registry
+        # Nobody held the id (the shard is here and has no entry, or it is
+        # elsewhere and says STALE when it had one): a clean start finds no
+        # stored session nobody holds, and need not read the store for one.
+        unheld = client_id not in registry.holders
         if not registry.register_here(client_id) and not (fresh and registry.register_fresh(client_id)):
             return False
         self._restoring.discard(client_id)
-        self._adopt(client_id, clean_start, [], None)
+        self._adopt(client_id, clean_start, [], None, unheld)
         return True
 
     async def claim(self, client_id: str, clean_start: bool) -> None:
@@ -156,9 +161,10 @@ class Takeover:
             self.on_claim(header, ())
 
     def _adopt(self, client_id: str, clean_start: bool, handed: list,
-               holder: int | None) -> None:
+               holder: int | None, unheld: bool = False) -> None:
         """Open the claimed session here: handed over, or resumed from the store —
-        as part of the take-over of `holder` when that worker died meanwhile."""
+        as part of the take-over of `holder` when that worker died meanwhile.
+        `unheld`: the registry knows nobody held the id (nothing to discard)."""
         broker = self.broker
         if client_id in broker.sessions:
             return
@@ -166,13 +172,24 @@ class Takeover:
             if not clean_start:
                 self._import(*handed[0])
         elif clean_start:
-            broker.discard_stored_session(client_id)
+            if not unheld:
+                broker.discard_stored_session(client_id)
         else:
             record = broker.stored_session(client_id)
             if record is None or self.link.orphans.adopt(record, holder):
                 return
             if broker.restore_session(record) is not None:
                 log.info("client %s: session resumed from the store", client_id)
+
+    def on_stale(self, header, _payloads) -> None:
+        """The shard of client id `c` had it held elsewhere when a clean CONNECT
+        here took it without reading the store (claim_at_once): a session its
+        holder left in the store (a worker that died unnoticed) goes, unless it
+        was written after that CONNECT (at `s`, the shared monotonic clock)."""
+        broker = self.broker
+        record = broker.stored_session(header["c"])
+        if record is not None and record.updated_at < time.time() - (time.monotonic() - header["s"]):
+            broker.discard_stored_session(header["c"])
 
     def on_claim(self, header, _payloads) -> None:
         """A peer's CONNECT claims the client id: hand over or end the session here.
