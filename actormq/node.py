@@ -29,6 +29,7 @@ and restores no sessions unless no other worker survived.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -114,9 +115,15 @@ class Node:
             self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")  # bus and control endpoints
             self.control = start_control_plane(self)
             for handle in self.workers:
-                self._spawn(handle)
+                self._spawn(handle, serve_when_told=self.count > 1)
+            if self.count > 1:
+                for handle in self.workers:
+                    self._await_report(handle, "started")
+                for handle in self.workers:
+                    with contextlib.suppress(OSError):    # it died: its "ready" says so
+                        handle.control.send(("serve",))
             for handle in self.workers:
-                self._await_ready(handle)
+                self._await_report(handle, "ready")
             if not self.stopping:
                 self._print_banner()
                 self._supervise()
@@ -151,12 +158,13 @@ class Node:
         if stores is not None:
             stores.close()
 
-    def _spawn(self, handle: WorkerHandle) -> None:
+    def _spawn(self, handle: WorkerHandle, serve_when_told: bool = False) -> None:
         parent, child = self.ctx.Pipe()
         plan = WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
                           handle.private_port, handle.restore, self.listeners, self.unix_sockets,
                           self.connection_counts,
-                          self.control.endpoint if self.control is not None else None)
+                          self.control.endpoint if self.control is not None else None,
+                          serve_when_told)
         handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
                                           name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
@@ -165,7 +173,8 @@ class Node:
         handle.respawn_at = None
         handle.ready = False
 
-    def _await_ready(self, handle: WorkerHandle) -> None:
+    def _await_report(self, handle: WorkerHandle, kind: str) -> None:
+        """Wait for the worker's report `kind` ("started", "ready"); its error raises."""
         deadline = time.monotonic() + READY_TIMEOUT
         while not handle.control.poll(SUPERVISE_POLL):
             if self.stopping:
@@ -178,7 +187,8 @@ class Node:
         except EOFError:
             raise ActormqError(f"worker {handle.worker_id} exited during start "
                                f"(exit code {handle.process.exitcode})") from None
-        self._take_report(handle, message)
+        if message[0] != "started" or kind != "started":
+            self._take_report(handle, message)
 
     def _take_report(self, handle: WorkerHandle, message: tuple) -> None:
         if message[0] != "ready":

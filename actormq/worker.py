@@ -2,7 +2,9 @@
 Broker with the actors, its listeners and its link to the other workers.
 
 The node starts `worker_main` with multiprocessing (spawn) and a `WorkerPlan`.
-The control pipe carries, worker → node: ("ready", host, port, private_port)
+The control pipe carries, worker → node: ("started") when the node's first
+start holds its listeners until every worker started (answered ("serve"));
+("ready", host, port, private_port)
 once the worker serves (private_port is None unless
 `listener.tcp.worker_ports`) or ("error", text), and ("reloaded", generation,
 applied keys, keys that need a restart) after a reload; node → worker:
@@ -49,6 +51,7 @@ class WorkerPlan:
     unix_sockets: dict | None = None    # listener key -> the node's listening Unix socket
     connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
     control: str | None = None      # the node's control channel (admin requests), a ZeroMQ endpoint
+    serve_when_told: bool = False   # listen once the node says every worker has started
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -89,6 +92,8 @@ class Worker:
         self.node_gone = False
         self.admin = None       # the control link to the node (admin commands)
         self.listening: list = []
+        self._serve = self.loop.create_future()     # set by the node's "serve" (serve_when_told)
+        self._watching = False
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -123,6 +128,8 @@ class Worker:
             from actormq.mgmt.worker_link import WorkerLink
             self.admin = WorkerLink(broker, plan.control)
             await self.admin.start()
+        if plan.serve_when_told:
+            await self._told_to_serve()
         servers, private_port = await self._listen(broker)
         self.listening = servers
         broker.reloader.on_reload((), self.reload_certificates, always=True)
@@ -185,8 +192,20 @@ class Worker:
     # -- the control pipe ----------------------------------------------------------
 
     def _watch_control(self) -> None:
-        if self.control is not None:
+        if self.control is not None and not self._watching:
+            self._watching = True
             self.loop.add_reader(self.control.fileno(), self._on_control)
+
+    async def _told_to_serve(self) -> None:
+        """Say "started", then wait for the node's "serve": it comes once every
+        worker has started, so the port opens on a whole node (the kernel
+        spreads connections over all its workers, whose registry shards know
+        each other) rather than on the first worker ready."""
+        self._report("started")
+        self._watch_control()
+        stopping = self.loop.create_task(self.stopping.wait())
+        await asyncio.wait((self._serve, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
 
     def _on_control(self) -> None:
         try:
@@ -196,6 +215,8 @@ class Worker:
                     self.peers.peer_down(message[1], message[2])
                 elif message[0] == "reload":
                     self._reload(message[1], message[2])
+                elif message[0] == "serve" and not self._serve.done():
+                    self._serve.set_result(None)
         except (EOFError, OSError):
             log.warning("the node is gone: stopping")
             self.node_gone = True
