@@ -135,7 +135,7 @@ class PeerLink:
             b"MOVED": takeover.on_moved, b"REG": registry.on_register, b"REGD": self._on_reply,
             b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,
             b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
-            b"TOOK": self.orphans.on_took, b"STALE": takeover.on_stale,
+            b"TOOK": self.orphans.on_took, b"STALE": registry.on_stale,
         }
 
     async def start(self) -> None:

@@ -212,6 +212,13 @@ class Registry:
             # the claimer read nothing from the store: the holder may have left a session there
             self.link.bus.send_soon(claimer, b"STALE", {"c": client_id, "s": header["s"]})
 
+    def on_stale(self, header, _payloads) -> None:
+        """A clean CONNECT here took client id `c` without reading the store
+        (claim_at_once) while the shard had it held elsewhere: drop a session
+        its holder left in the store, unless written after that CONNECT."""
+        connected_at = time.time() - (time.monotonic() - header["s"])
+        self.link.broker.discard_stored_session(header["c"], written_before=connected_at)
+
     def _answer(self, header, kind: bytes, decide, handler) -> None:
         """Reply decide(header) (the reply's fields) to a peer's request, once ready."""
         if not self._ready.is_set():

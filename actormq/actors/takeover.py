@@ -17,14 +17,15 @@ owner MOVED (after it, nothing it sent on the old route can still be on its
 way, the bus being FIFO between two workers). When every live worker
 answered, the old owner drops the Forwarder and its routes. Until a worker
 answered, its plain messages for other subscribers on the new owner skip the
-session there: the old owner forwards them (peer_views). So routes for a persistent
+session there: the old owner forwards them (peer_views). The session moves on
+only once every live worker answered its last move: a third worker would get
+the two MOVEs from two workers, in either order. So routes for a persistent
 session exist from its first SUBSCRIBE until it ends, wherever it is held.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from zlib import crc32
 
 from actormq.actors import routed
@@ -73,6 +74,7 @@ class Takeover:
         self._yielded: set[str] = set()             # claiming, and answered a lower peer's CLAIM
         self._restoring: set[str] = set()           # orphans this worker is about to restore
         self._parked: dict[str, list] = {}          # client id -> messages that came before it
+        self._next_move: dict[str, list] = {}       # client id -> CLAIMs waiting for its MOVEDs
         self.registry = Registry(link)
         self.views = PeerViews()
 
@@ -181,16 +183,6 @@ class Takeover:
             if broker.restore_session(record) is not None:
                 log.info("client %s: session resumed from the store", client_id)
 
-    def on_stale(self, header, _payloads) -> None:
-        """The shard of client id `c` had it held elsewhere when a clean CONNECT
-        here took it without reading the store (claim_at_once): a session its
-        holder left in the store (a worker that died unnoticed) goes, unless it
-        was written after that CONNECT (at `s`, the shared monotonic clock)."""
-        broker = self.broker
-        record = broker.stored_session(header["c"])
-        if record is not None and record.updated_at < time.time() - (time.monotonic() - header["s"]):
-            broker.discard_stored_session(header["c"])
-
     def on_claim(self, header, _payloads) -> None:
         """A peer's CONNECT claims the client id: hand over or end the session here.
 
@@ -220,6 +212,13 @@ class Takeover:
                 session = self._taken_over(client_id, header["w"])
                 if session is not None:
                     broker.end_session(session, "discarded")
+            return
+        if not header["clean"] and client_id in broker.sessions and self.views.unanswered(client_id):
+            # a worker that has not taken the session's last move yet could hear
+            # of the next one first (its MOVE comes from another worker) and
+            # route to the owner before: hand over once every worker answered
+            self._next_move.setdefault(client_id, []).append(header)
+            log.debug("client %s: hand-over waits for the answers to its last move", client_id)
             return
         session = self._taken_over(client_id, header["w"])
         reply = {"w": self.worker_id, "r": header["r"], "state": None}
@@ -311,6 +310,14 @@ class Takeover:
         forwarder = self.forwarders.get(header["c"])
         if forwarder is not None and forwarder.move_id == header["mv"]:
             self._answered(forwarder, header["w"])
+        if header["c"] in self._next_move:
+            self._hand_over_when_answered(header["c"])
+
+    def _hand_over_when_answered(self, client_id: str) -> None:
+        """Answer the CLAIMs held until every worker took the session's last move."""
+        if not self.views.unanswered(client_id):
+            for header in self._next_move.pop(client_id, ()):
+                self.on_claim(header, ())
 
     def _answered(self, forwarder: Forwarder, peer: int) -> None:
         forwarder.acked.add(peer)
@@ -370,6 +377,11 @@ class Takeover:
 
     def peer_gone(self, peer: int) -> None:
         self.views.peer_gone(peer)
+        for client_id, held in list(self._next_move.items()):
+            held[:] = [header for header in held if header["w"] != peer]
+            self._hand_over_when_answered(client_id)
+            if not held:
+                self._next_move.pop(client_id, None)
         for client_id, held in list(self._deferred.items()):
             held[:] = [header for header in held if header["w"] != peer]
             if not held:
