@@ -7,7 +7,9 @@ sockets, bound here and handed to every worker) and the data dir lock. It
 claims the ports (so that only its own workers share it: a second broker on
 the port stops with "cannot listen on H:P: address already in use"), locks
 the data dir ("data dir D is in use by pid N"), checks that the stores open,
-spawns the workers (multiprocessing, spawn), prints the banner with every
+spawns the workers (multiprocessing, spawn; at the first start of several,
+each listens only once every worker has started: "started", then "serve"),
+prints the banner with every
 listener once every worker serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0. The
 run dir, the claim and the lock go on every exit (the kernel drops the claim
 and the lock on kill -9; the workers remove the run dir when the node is gone).
