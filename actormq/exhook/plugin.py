@@ -149,12 +149,23 @@ class ExhookPlugin(Plugin):
     def _notify(self, hook: str, method: str, build, key: str, topic: str | None = None,
                 servers=None) -> None:
         notifier = self.notifier
+        if notifier.credit <= 0:
+            self._unsent(hook, topic, servers)
+            return
         for server in self.servers if servers is None else servers:
             if server.wants(hook, topic):
                 if server.up and notifier.credit > 0:
                     notifier.put(server, method, build, key)
                 else:
                     notifier.drop(server.name)
+
+    def _unsent(self, hook: str, topic: str | None, servers=None) -> None:
+        """The sender is behind: the event counts as dropped for every server that wants it,
+        and nothing is made of it."""
+        notifier = self.notifier
+        for server in self.servers if servers is None else servers:
+            if server.wants(hook, topic):
+                notifier.drop(server.name)
 
     async def _valued(self, hook: str, method: str, build, topic: str | None = None, servers=None):
         """(server, ValuedResponse) of each server that wants `hook`, in order; None for a server
@@ -218,9 +229,12 @@ def on_message_publish(self, client: ClientInfo, message):
     if message.topic_name.startswith("$SYS/"):
         return None
     if self.publish_notified:
-        self._notify("message.publish", "OnMessagePublish", lambda: {
-            "message": convert.message_record(message, client)}, client.client_id,
-            message.topic_name, self.publish_notified)
+        if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
+            self._unsent("message.publish", message.topic_name, self.publish_notified)
+        else:
+            self._notify("message.publish", "OnMessagePublish", lambda: {
+                "message": convert.message_record(message, client)}, client.client_id,
+                message.topic_name, self.publish_notified)
     if self.publish_deciders and any(server.wants("message.publish", message.topic_name)
                                      for server in self.publish_deciders):
         return _publish_decided(self, client, message)
@@ -301,6 +315,9 @@ def on_session_terminated(self, client_id: str, reason):
 def _message_notification(hook: str, method: str):
     def notify(self, client_id: str, message, reason=None):
         if message.topic_name.startswith("$SYS/"):
+            return None
+        if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
+            self._unsent(hook, message.topic_name)
             return None
         if hook == "message.dropped":
             def build():

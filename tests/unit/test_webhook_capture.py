@@ -3,6 +3,7 @@ into the same event in the sender), the auth_on_register cache key, and the send
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from actormq.actors.messages import Message
 from actormq.hooks import ClientInfo
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
-from actormq.webhooks.sender import _body_maker
+from actormq.webhooks.sender import _body_maker, records
 from actormq.webhooks.vmq_answers import Answer
 from actormq.webhooks.vmq_bodies import build_body
 
@@ -34,19 +35,52 @@ def test_captured_fields_make_the_same_event_and_body(client, message):
         build_body("on_publish", event)
 
 
-def test_the_sender_makes_the_body_of_a_captured_record():
+class _Socket:
+    """What the worker's side of the sender sends (a ZeroMQ socket's `send`)."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, flags: int = 0) -> None:
+        self.sent.append(data)
+
+
+def _worker_side(credit: int):
+    """The worker's side of a sender, without its process: what it hands over is batched per
+    loop turn and sent on `_Socket`."""
     from actormq.webhooks.sender import SenderProcess
+    sender = SenderProcess.__new__(SenderProcess)
+    sender._targets, sender._batch, sender._batch_names, sender._dropped_here = {}, [], [], {}
+    sender.credit, sender._refreshing, sender._socket = credit, False, _Socket()
+    sender._loop = SimpleNamespace(call_soon=lambda fn: None, call_later=lambda delay, fn: None)
+    return sender
+
+
+def test_the_sender_makes_the_body_of_a_captured_record():
     client = ClientInfo("c1", "joe", b"pw", "10.0.0.1", 1234)
     message = Message("a/b", b"hi", 1, False)
-    made = []
-    sender = SenderProcess.__new__(SenderProcess)
-    sender._targets = {}
-    sender.offer = lambda target, name, key, payload: made.append(payload()) or True
-    sender.send_fields("http://e/", {}, "on_publish", True, events.message_event,
-                       events.message_fields(client, message), "c1")
-    body = _body_maker(made[0])()
-    assert body == b'{"username":"joe","mountpoint":"","client_id":"c1","qos":1,"topic":"a/b",' \
-                   b'"payload":"aGk=","retain":false}'
+    sender = _worker_side(credit=10)
+    assert sender.send_fields("http://e/", {}, "on_publish", True, events.message_event,
+                              events.message_fields(client, message), "c1")
+    assert sender.send("http://e/", {}, lambda: b'{"already":"made"}', "c2")
+    sender._flush()
+    assert len(sender._socket.sent) == 1 and sender.credit == 8      # one send for the loop turn
+    (target, key, captured), (_, other_key, made) = records(sender._socket.sent[0])
+    assert (target, key, other_key) == (b'["http://e/",{}]', "c1", "c2")
+    assert _body_maker(captured)() == b'{"username":"joe","mountpoint":"","client_id":"c1","qos":1,' \
+                                      b'"topic":"a/b","payload":"aGk=","retain":false}'
+    assert _body_maker(made)() == b'{"already":"made"}'
+
+
+def test_without_credit_nothing_is_handed_over_and_the_drop_is_counted():
+    client = ClientInfo("c1", "joe", b"pw", "10.0.0.1", 1234)
+    sender = _worker_side(credit=1)
+    fields = events.message_fields(client, Message("a/b", b"hi", 0, False))
+    sent = [sender.send_fields("http://e/", {}, "on_publish", True, events.message_event, fields, "c1")
+            for _ in range(3)]
+    assert sent == [True, False, False] and sender._refreshing      # asks for credit from the last one on
+    sender.dropped("http://e/", 5)
+    assert sender._dropped_here == {"http://e/": 7} and len(sender._batch) == 1
 
 
 def test_register_key_ignores_the_peer_port_and_tells_the_rest_apart():
