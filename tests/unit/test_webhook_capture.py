@@ -1,8 +1,10 @@
 """What a worker captures of an event instead of the event: the on_publish field tuple (made
-into the same event in the sender), the auth_on_register cache key, and the sender's priority."""
+into the same event in the sender, batched per loop turn), the drops counted when the sender
+gives no credit, the auth_on_register cache key, and the sender's priority."""
 
 import subprocess
 import sys
+from collections import Counter
 from types import SimpleNamespace
 
 from hypothesis import given, settings
@@ -38,6 +40,8 @@ def test_captured_fields_make_the_same_event_and_body(client, message):
 class _Socket:
     """What the worker's side of the sender sends (a ZeroMQ socket's `send`)."""
 
+    closed = True       # nothing to receive: no report of the sender's own counters
+
     def __init__(self) -> None:
         self.sent: list[bytes] = []
 
@@ -52,6 +56,7 @@ def _worker_side(credit: int):
     sender = SenderProcess.__new__(SenderProcess)
     sender._targets, sender._batch, sender._batch_names, sender._dropped_here = {}, [], [], {}
     sender.credit, sender._refreshing, sender._socket = credit, False, _Socket()
+    sender._reported = Counter()
     sender._loop = SimpleNamespace(call_soon=lambda fn: None, call_later=lambda delay, fn: None)
     return sender
 
@@ -81,6 +86,30 @@ def test_without_credit_nothing_is_handed_over_and_the_drop_is_counted():
     assert sent == [True, False, False] and sender._refreshing      # asks for credit from the last one on
     sender.dropped("http://e/", 5)
     assert sender._dropped_here == {"http://e/": 7} and len(sender._batch) == 1
+
+
+def test_on_publish_without_credit_counts_a_drop_for_every_endpoint_of_its_hook():
+    from actormq.webhooks.http import HttpPool
+    from actormq.webhooks.plugin import on_message_publish
+    from actormq.webhooks.specs import Webhook
+    from actormq.webhooks.vmq_calls import VmqWebhooks
+    sender = _worker_side(credit=0)
+    calls = VmqWebhooks(HttpPool(1), sender, AuthCache(10))
+    calls.set_webhooks([Webhook("on_publish", "http://a/"), Webhook("on_publish", "http://b/"),
+                        Webhook("on_publish_m5", "http://c/")])
+    plugin = SimpleNamespace(calls=calls)
+    message = Message("a/b", b"hi", 0, False)
+    for level, times in ((4, 3), (5, 2), (3, 1)):
+        for _ in range(times):
+            on_message_publish(plugin, ClientInfo("c1", protocol_level=level), message)
+    assert sender._batch == []          # nothing made
+    dropped = {row["endpoint"]: row["value"] for row in calls.stats() if row["stat"] == "dropped"}
+    assert dropped == {"http://a/": 4, "http://b/": 4, "http://c/": 2}
+    sender.credit = 1
+    on_message_publish(plugin, ClientInfo("c1", protocol_level=5), message)
+    assert [record[0] for record in sender._batch] == [b'["http://c/",{"Content-Type":"application/json",'
+                                                       b'"vernemq-hook":"on_publish_m5"}]']
+    assert {row["endpoint"]: row["value"] for row in calls.stats() if row["stat"] == "dropped"} == dropped
 
 
 def test_register_key_ignores_the_peer_port_and_tells_the_rest_apart():
