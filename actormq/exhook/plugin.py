@@ -137,9 +137,11 @@ class ExhookPlugin(Plugin):
         self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size), self._use_sender)
 
     def _use_sender(self, sender: ExhookSender) -> None:
+        self.count_unsent()
         self.notifier = sender
 
     async def stop(self) -> None:
+        self.count_unsent()
         await stop_notifiers(self._switch, [self._local_notifier, self.notifier], "exhook server")
         for server in self.servers:
             await server.stop()
@@ -160,12 +162,18 @@ class ExhookPlugin(Plugin):
                     notifier.drop(server.name)
 
     def _unsent(self, hook: str, topic: str | None, servers=None) -> None:
-        """The sender is behind: the event counts as dropped for every server that wants it,
-        and nothing is made of it."""
-        notifier = self.notifier
+        """The sender is behind: the event counts as dropped for every server that wants it
+        (in one step here, `count_unsent` tells the notifier), and nothing is made of it."""
         for server in self.servers if servers is None else servers:
             if server.wants(hook, topic):
-                notifier.drop(server.name)
+                server.unsent += 1
+
+    def count_unsent(self) -> None:
+        """Count the notifications `_unsent` dropped in the notifier's counters."""
+        for server in self.servers:
+            if server.unsent:
+                self.notifier.dropped(server.name, server.unsent)
+                server.unsent = 0
 
     async def _valued(self, hook: str, method: str, build, topic: str | None = None, servers=None):
         """(server, ValuedResponse) of each server that wants `hook`, in order; None for a server

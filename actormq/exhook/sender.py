@@ -83,6 +83,9 @@ class LocalSender(_InLanes):
     def drop(self, name: str) -> None:
         self.lanes.drop(name)
 
+    def dropped(self, name: str, count: int) -> None:
+        self.lanes.dropped(name, count)
+
     def refresh(self) -> None:
         """Counters are always current here."""
 
