@@ -45,7 +45,8 @@ def test_without_credit_drops_count_per_server_that_wants_the_event():
     async def with_credit():
         plugin.notifier.credit = 1
         plugin.on_message_deliver("c1", Message("a/3", b"p", 0, False))
-        queued = {name: sum(queue.qsize() for queue in lanes) for name, lanes in plugin.notifier.lanes._queues.items()}
+        queued = {name: sum(queue.qsize() for queue in lanes)
+                  for name, lanes in plugin.notifier.lanes._queues.items()}
         await plugin.notifier.close()
         return queued
     assert asyncio.run(with_credit()) == {"filtered": 1, "everything": 1}

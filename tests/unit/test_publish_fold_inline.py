@@ -92,7 +92,8 @@ def test_qos2_a_mountpoint_and_an_authorization_chain_take_the_general_path():
     assert _publishes(subscriber) == [("change/1", b"A"), ("keep/1", b"c")]
     core.broker.hooks.remove("authorizes")
     assert core.broker.hooks.publish_folds is core.broker.hooks.message_publish
-    publisher.send(Publish("change/2", b"d", 2, packet_id=7), Publish("change/2", b"d", 2, packet_id=7, dup=True))
+    publisher.send(Publish("change/2", b"d", 2, packet_id=7),
+                   Publish("change/2", b"d", 2, packet_id=7, dup=True))
     publisher.send(Pubrel(7))
     assert _publishes(subscriber) == [("change/2", b"D")]          # the duplicate is not a new message
     assert plugin.seen.count("change/2") == 1
