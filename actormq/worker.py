@@ -41,6 +41,8 @@ from actormq.proctitle import set_process_title
 
 log = logging.getLogger("actormq.worker")
 
+MEET_TIMEOUT = 10.0     # how long a first start waits for the other workers' HELLO
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerPlan:
@@ -208,7 +210,11 @@ class Worker:
         """Say "started", then wait for the node's "serve": it comes once every
         worker has started, so the port opens on a whole node (the kernel
         spreads connections over all its workers, whose registry shards know
-        each other) rather than on the first worker ready."""
+        each other) rather than on the first worker ready. "started" waits
+        until this worker met every other one (at most MEET_TIMEOUT): a
+        subscription made at once reaches them all."""
+        if self.peers is not None:
+            await self.peers.met_every_peer(MEET_TIMEOUT)
         self._report("started")
         self._watch_control()
         stopping = self.loop.create_task(self.stopping.wait())

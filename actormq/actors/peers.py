@@ -147,6 +147,15 @@ class PeerLink:
         if self.broker.settings.sys_interval:
             self._spawn(self._report_stats())
 
+    async def met_every_peer(self, timeout: float) -> None:
+        """Wait until every other worker said HELLO and sent its SNAP (this worker's
+        routes reach it, its routes and held client ids are known here), or `timeout`."""
+        loop = self.broker.loop
+        deadline = loop.time() + timeout
+        everyone = set(self.bus.peers)
+        while not (everyone <= self.live and self.registry.ready) and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -84,6 +84,10 @@ class Registry:
         self.link.broker.loop.call_later(READY_TIMEOUT, self._become_ready)
         self._check_ready()
 
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
     def held_for(self, peer: int, held) -> list[str]:
         """The client ids held here whose shard is `peer` (for its SNAP)."""
         return [client_id for client_id in held if self.shard(client_id) == peer]
