@@ -23,7 +23,6 @@ handed over in a call, and SIGHUP asks the node to reload.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import shutil
@@ -32,6 +31,7 @@ import sys
 from dataclasses import dataclass
 
 from actormq import fdtable
+from actormq.gctune import tune_gc
 from actormq.errors import ActormqError
 from actormq.auth.admin import watch_reloads as watch_auth_reloads
 from actormq.hooks.reconfigure import watch_settings as watch_plugin_settings
@@ -259,24 +259,6 @@ async def start_hooks(config, worker_id: int):
     hooks = build_hooks(config, check_plugins(config), worker_id)
     await hooks.start()
     return hooks
-
-
-GC_THRESHOLD = (20_000, 20, 20)
-
-
-def tune_gc() -> None:
-    """Leave what start-up loaded out of the cycle collector, and collect the
-    young generation every 20,000 allocations instead of 700.
-
-    Every connection and message allocates containers that die young, and at the
-    default threshold the collector ran over them about once per hundred
-    messages: 25 % of the CPU a CONNECT costs (65 -> 50 µs user time per
-    connection, measured with `actormq bench conn`). A young generation of
-    20,000 objects is scanned in well under a millisecond.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
 
 
 def worker_main(config, plan: WorkerPlan, control) -> None:

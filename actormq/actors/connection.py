@@ -364,6 +364,10 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
             if folded is not message:
                 hooked.publish_folded(self, packet, message, folded)
                 return
+        elif self.pipeline is not None:
+            # the chain was switched off while earlier PUBLISHes of this client still wait
+            self.in_order(message, partial(self.route_publish, packet))
+            return
         self.route_publish(packet, message)
 
     def route_publish(self, packet, message) -> None:
