@@ -75,3 +75,28 @@ def test_with_sync_on_the_writer_thread_commits_while_the_loop_is_busy(tmp_path,
         assert store.usage()["writes"] == 1
     finally:
         store.close()
+
+
+def test_with_sync_on_a_running_loop_hands_its_turns_writes_to_the_writer_at_the_end_of_the_turn(tmp_path, loop):
+    store = LmdbStore(str(tmp_path), sync=True)
+    store.commit_on(loop)
+    seen: list = []
+
+    async def turn() -> None:
+        for seq in range(1, 4):
+            store.put(QUEUE, queue_key("c", seq), b"m%d" % seq)
+            store.when_durable(lambda seq=seq: seen.append((seq, threading.get_ident())), None, loop)
+        threading.Event().wait(0.05)     # the writer thread could run meanwhile: it was not told yet
+        assert store.usage()["commits"] == 0 and seen == []
+        for _ in range(200):
+            if len(seen) == 3:
+                return
+            await asyncio.sleep(0.01)
+
+    try:
+        loop.run_until_complete(turn())
+        loop_thread = threading.get_ident()
+        assert seen == [(1, loop_thread), (2, loop_thread), (3, loop_thread)]
+        assert store.usage()["commits"] == 1, "one commit (one fsync) for the turn's three writes"
+    finally:
+        store.close()
