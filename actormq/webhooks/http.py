@@ -19,16 +19,13 @@ from typing import Any, Callable, Mapping
 import aiohttp
 import orjson
 
+from actormq.webhooks.failure import HttpFailure
 from actormq.webhooks.lanes import Lanes
 from actormq.webhooks.vmq_bodies import build_body
 
 log = logging.getLogger("actormq.webhooks")
 
 LANES_PER_ENDPOINT = 4
-
-
-class HttpFailure(Exception):
-    """A request that got no answer: refused, reset, timed out."""
 
 
 @dataclass(frozen=True, slots=True)

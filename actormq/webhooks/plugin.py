@@ -28,7 +28,6 @@ from actormq.hooks.results import NEXT, OK, Continue, Error, Ok, modified
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.configured import vmq_webhooks
-from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
 from actormq.webhooks.sender import SenderProcess, stop_notifiers, use_when_ready
 from actormq.webhooks.specs import RegistrationStore, Webhook, from_config
 from actormq.webhooks.vmq_answers import Answer
@@ -108,6 +107,10 @@ class VmqWebhooksPlugin(Plugin):
         self.tls = _tls(config)
         self.queue_size = config["webhooks.queue_size"]
         self.sender_nice = config["webhooks.sender_nice"]
+        # aiohttp is imported by a worker that runs webhooks, not by one that only
+        # answers admin requests (`actormq webhooks show`)
+        from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
+
         pool = HttpPool(*self.pool_settings, client_ssl_context(*self.tls))
         self.calls = VmqWebhooks(pool, Notifier(pool, self.queue_size),
                                  AuthCache(config["webhooks.cache.max_entries"]))

@@ -13,16 +13,19 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 import inspect
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 
 import orjson
 
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.cache_control import colon_typo, max_age
-from actormq.webhooks.http import HttpFailure, HttpPool, Notifier
+from actormq.webhooks.failure import HttpFailure
 from actormq.webhooks.specs import Webhook
 from actormq.webhooks.vmq_answers import NEXT, Answer, InvalidAnswer, parse_answer, unavailable
 from actormq.webhooks.vmq_bodies import HOOKS, build_body
+
+if TYPE_CHECKING:
+    from actormq.webhooks.http import HttpPool, Notifier
 
 log = logging.getLogger("actormq.webhooks")
 
