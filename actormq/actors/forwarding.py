@@ -47,9 +47,14 @@ class Forwarding:
         broker = self.broker
         broker.stats.bus_publish_frames += 1
         acks = self.acks
-        # a limbo message (`to` = [worker]) was acknowledged already: no ack
-        ack_id = acks.ack_for(worker_id) if message.qos and acks.wanted and \
-            (to is None or len(to) > 1) else None
+        # a limbo message (`to` = [worker]) was acknowledged already: no ack; a plain
+        # one only to a peer that holds disc sessions (see durability)
+        if message.qos and acks.wanted and \
+                (worker_id in acks.asking if to is None else len(to) > 1):
+            ack_id = acks.ack_for(worker_id)
+            broker.stats.bus_durable_asks += 1
+        else:
+            ack_id = None
         item = message_header(message)
         item += (share_target, ack_id, len(message.payload), to)
         batch = self._outgoing.get(worker_id)

@@ -84,13 +84,16 @@ class Outbound:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
-                self.broken(exc)
-                sent = 0
+                self.broken(exc)    # a restarted peer listens again: the next connection
+                return self.send(data) if self.connect() else self._wait(data)
             if sent == len(data):
                 return True
             if sent:
                 data = data[sent:]
                 self.partial = True
+        return self._wait(data)
+
+    def _wait(self, data: bytes) -> bool:
         self.waiting.append(data)
         return False
 
