@@ -15,12 +15,14 @@ peer back (`flow`).
 from __future__ import annotations
 
 from functools import partial
+from time import monotonic
 
 from actormq.actors.messages import Message
 from actormq.actors.wire import message_header, props_from_json
 
 MAX_BATCH = 512
 ACK = 9         # where a PUB item has its ack id: message_header + [share, ack, size, to]
+IDLE_SECONDS = 0.0003   # a peer sent nothing for this long gets a message at once, unbatched
 
 
 class Forwarding:
@@ -32,6 +34,7 @@ class Forwarding:
         self.acks = link.acks
         self._outgoing: dict[int, tuple[list, list]] = {}
         self._flush_scheduled = False
+        self._sent_at: dict[int, float] = {}      # peer -> when its last PUB frame went
 
     def send_message(self, worker_id: int, message: Message, share_target, to=None) -> int | None:
         """Queue a message for a peer; everything queued in one loop turn goes in
@@ -59,6 +62,12 @@ class Forwarding:
         item += (share_target, ack_id, len(message.payload), to)
         batch = self._outgoing.get(worker_id)
         if batch is None:
+            now = monotonic()
+            if now - self._sent_at.get(worker_id, 0.0) > IDLE_SECONDS:
+                # nothing went to the peer for a while: no batch is forming, send now
+                self._sent_at[worker_id] = now
+                self._send_batch(worker_id, [item], [message.payload])
+                return ack_id
             batch = self._outgoing[worker_id] = ([], [])
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -75,8 +84,11 @@ class Forwarding:
         frame that must come after them)."""
         self._flush_scheduled = False
         outgoing, self._outgoing = self._outgoing, {}
-        for worker_id, (items, payloads) in outgoing.items():
-            self._send_batch(worker_id, items, payloads)
+        if outgoing:
+            now = monotonic()
+            for worker_id, (items, payloads) in outgoing.items():
+                self._sent_at[worker_id] = now
+                self._send_batch(worker_id, items, payloads)
 
     def peer_gone(self, peer: int) -> None:
         self._outgoing.pop(peer, None)
