@@ -320,6 +320,8 @@ class Bus:
 
     def close(self) -> None:
         """Stop; what still waits for a peer gets up to CLOSE_SECONDS to go out."""
+        if self._closed:
+            return
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()

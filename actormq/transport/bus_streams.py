@@ -57,7 +57,7 @@ class Outbound:
     def __init__(self, path: str) -> None:
         self.path = path
         self.sock: socket.socket | None = None
-        self.waiting: deque[bytes] = deque()    # stream frames not yet in the socket
+        self.waiting: deque = deque()           # stream frames (or their rest) not yet in the socket
         self.partial = False                    # waiting[0] is the rest of a frame begun
         self.writing = False                    # a loop writer is waiting for room
 
@@ -89,7 +89,7 @@ class Outbound:
             if sent == len(data):
                 return True
             if sent:
-                data = data[sent:]
+                data = memoryview(data)[sent:]
                 self.partial = True
         return self._wait(data)
 
@@ -112,7 +112,7 @@ class Outbound:
                 self.broken(exc)
                 continue
             if sent < len(data):
-                waiting[0] = data[sent:]
+                waiting[0] = memoryview(data)[sent:]
                 self.partial = True
                 return False
             waiting.popleft()
@@ -161,8 +161,8 @@ class Inbound:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
-        self.buffer = b""
-        self.at = 0
+        self.buffer = bytearray()
+        self.at = 0             # where the frames not delivered yet begin in buffer
         self.ended = False
 
     def next_frame(self) -> bytes | None:
@@ -180,9 +180,11 @@ class Inbound:
         if not data:
             self.ended = True
             return None
-        rest = self.buffer[self.at:]
-        self.buffer = rest + data if rest else data
-        self.at = 0
+        buffer = self.buffer
+        if self.at:
+            del buffer[:self.at]
+            self.at = 0
+        buffer += data
         return self._cut()
 
     def _cut(self) -> bytes | None:
@@ -194,4 +196,4 @@ class Inbound:
         if end > len(buffer):
             return None
         self.at = end
-        return buffer[at + 4:end]
+        return bytes(memoryview(buffer)[at + 4:end])

@@ -34,64 +34,67 @@ def durable_asks(watcher: TestClient, at_least: int = 0) -> int:
     return value
 
 
-def test_only_workers_holding_persistent_sessions_are_asked_for_durability(tmp_path):
-    node = start_node(tmp_path, **{"queue.storage": "disc", "sys_interval": 1})
-    try:
-        subscriber_side, publisher_side = node.ports
-        topic = unique("asks")
-        watcher = connect(subscriber_side, unique("sys"))
-        watcher.subscribe("$SYS/broker/bus/publish/durable", 0)
-        clean = connect(subscriber_side, unique("clean"))
-        clean.subscribe(topic, 1)
-        publisher = connect(publisher_side, unique("pub"))
-        routed(publisher, topic, clean)
-
-        publish_numbers(publisher, topic, range(10))
-        assert numbers(clean) == list(range(10))
-        baseline = durable_asks(watcher)
-        assert baseline == 0, "a clean subscriber's worker was asked for durability"
-
-        away_id = unique("away")
-        away = connect(subscriber_side, away_id, clean_start=False, properties=PERSISTENT)
-        away.subscribe(topic, 1)
-        away.disconnect()
-        publish_numbers(publisher, topic, range(10, 20))
-        assert numbers(clean) == list(range(10, 20))
-        assert durable_asks(watcher, at_least=10) == 10
-
-        node.broker.kill9()
-        node.broker.restart()
-        back = connect(node.broker.port, away_id, clean_start=False, properties=PERSISTENT)
-        assert back.connack.session_present
-        assert [int(m.payload) for m in back.expect(10, timeout=10)] == list(range(10, 20))
-    finally:
-        node.broker.stop()
+@pytest.fixture
+def node(tmp_path):
+    started = start_node(tmp_path, **{"queue.storage": "disc", "sys_interval": 1})
+    yield started
+    started.broker.stop()
 
 
-def test_the_answers_stop_once_the_last_persistent_session_ended(tmp_path):
-    node = start_node(tmp_path, **{"queue.storage": "disc", "sys_interval": 1})
-    try:
-        subscriber_side, publisher_side = node.ports
-        topic = unique("quiet")
-        watcher = connect(subscriber_side, unique("sys"))
-        watcher.subscribe("$SYS/broker/bus/publish/durable", 0)
-        away_id = unique("away")
-        away = connect(subscriber_side, away_id, clean_start=False, properties=PERSISTENT)
-        away.subscribe(topic, 1)
-        publisher = connect(publisher_side, unique("pub"))
-        routed(publisher, topic, away)
-        publish_numbers(publisher, topic, range(5))
-        assert numbers(away) == list(range(5))
-        asked = durable_asks(watcher, at_least=5)
+def watch_asks(node) -> TestClient:
+    watcher = connect(node.ports[0], unique("sys"))
+    watcher.subscribe("$SYS/broker/bus/publish/durable", 0)
+    return watcher
 
-        away.disconnect()
-        connect(subscriber_side, away_id, clean_start=True).disconnect()    # session discarded
-        clean = connect(subscriber_side, unique("clean"))
-        clean.subscribe(topic, 1)
-        routed(publisher, topic, clean)
-        time.sleep(QUIET_SECONDS + 0.5)
-        publish_numbers(publisher, topic, range(5, 10))
-        assert numbers(clean) == list(range(5, 10))
-        assert durable_asks(watcher) == asked, "asked for durability after the last disc session"
-    finally:
-        node.broker.stop()
+
+def test_only_workers_holding_persistent_sessions_are_asked_for_durability(node):
+    subscriber_side, publisher_side = node.ports
+    topic = unique("asks")
+    watcher = watch_asks(node)
+    clean = connect(subscriber_side, unique("clean"))
+    clean.subscribe(topic, 1)
+    publisher = connect(publisher_side, unique("pub"))
+    routed(publisher, topic, clean)
+
+    publish_numbers(publisher, topic, range(10))
+    assert numbers(clean) == list(range(10))
+    baseline = durable_asks(watcher)
+    assert baseline == 0, "a clean subscriber's worker was asked for durability"
+
+    away_id = unique("away")
+    away = connect(subscriber_side, away_id, clean_start=False, properties=PERSISTENT)
+    away.subscribe(topic, 1)
+    away.disconnect()
+    publish_numbers(publisher, topic, range(10, 20))
+    assert numbers(clean) == list(range(10, 20))
+    assert durable_asks(watcher, at_least=10) == 10
+
+    node.broker.kill9()
+    node.broker.restart()
+    back = connect(node.broker.port, away_id, clean_start=False, properties=PERSISTENT)
+    assert back.connack.session_present
+    assert [int(m.payload) for m in back.expect(10, timeout=10)] == list(range(10, 20))
+
+
+def test_the_answers_stop_once_the_last_persistent_session_ended(node):
+    subscriber_side, publisher_side = node.ports
+    topic = unique("quiet")
+    watcher = watch_asks(node)
+    away_id = unique("away")
+    away = connect(subscriber_side, away_id, clean_start=False, properties=PERSISTENT)
+    away.subscribe(topic, 1)
+    publisher = connect(publisher_side, unique("pub"))
+    routed(publisher, topic, away)
+    publish_numbers(publisher, topic, range(5))
+    assert numbers(away) == list(range(5))
+    asked = durable_asks(watcher, at_least=5)
+
+    away.disconnect()
+    connect(subscriber_side, away_id, clean_start=True).disconnect()    # session discarded
+    clean = connect(subscriber_side, unique("clean"))
+    clean.subscribe(topic, 1)
+    routed(publisher, topic, clean)
+    time.sleep(QUIET_SECONDS + 0.5)
+    publish_numbers(publisher, topic, range(5, 10))
+    assert numbers(clean) == list(range(5, 10))
+    assert durable_asks(watcher) == asked, "asked for durability after the last disc session"
