@@ -118,8 +118,12 @@ class ControlPlane:
                                       [h.worker_id for h in self.node.workers],
                                       self._worker_alive, self.timeout)
         self.channel.on_hello = self._worker_connected
+        try:
+            http = await self._serve_http()
+        except BaseException:
+            self.channel.close()
+            raise
         self.channel.start()
-        http = await self._serve_http()
         self._ready.set()
         try:
             await self._stop.wait()

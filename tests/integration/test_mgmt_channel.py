@@ -114,6 +114,7 @@ def test_api_port_in_use_stops_the_start_with_one_line(tmp_path):
     assert result.returncode == 2
     assert f"management API cannot listen on 127.0.0.1:{port} (management.listener.http)" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Task was destroyed" not in result.stderr
 
 
 def test_api_off_and_the_cli_says_so(make_broker):
