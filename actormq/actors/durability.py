@@ -10,11 +10,13 @@ committed, in the order it was called, so acknowledgements stay in order. A
 peer that dies before it answered fails the wait.
 
 Only a peer that holds a session with a disc queue can write what it is
-sent, so only such peers are asked (`asking`): a worker says DURS {w, on}
-when it gets its first such session and when, a while after its last one
-went, nothing it forwards for a moved session is under way any more (and in
-its SNAP). A clean subscriber on another worker costs no DUR frame and no
-wait. The DURS of a new session goes out before any route of its
+sent, so only such peers are asked for every message (`asking`); the others
+for one in `forwarding.ASK_EVERY`, which paces the publishers (see
+`Forwarding._pace`). A worker says DURS {w, on} when it gets its first such
+session and when, a while after its last one went, nothing it forwards for
+a moved session is under way any more (and in its SNAP). A clean subscriber
+on another worker costs one DUR frame in ASK_EVERY messages rather than one
+per loop turn. The DURS of a new session goes out before any route of its
 subscriptions (the bus is FIFO between two workers), so a peer asks for
 answers no later than it routes to that session.
 """

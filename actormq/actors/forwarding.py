@@ -23,6 +23,7 @@ from actormq.actors.wire import message_header, props_from_json
 MAX_BATCH = 512
 ACK = 9         # where a PUB item has its ack id: message_header + [share, ack, size, to]
 IDLE_SECONDS = 0.0003   # a peer sent nothing for this long gets a message at once, unbatched
+ASK_EVERY = 16          # to a peer without disc sessions, one QoS 1/2 message in this many asks
 
 
 class Forwarding:
@@ -35,6 +36,7 @@ class Forwarding:
         self._outgoing: dict[int, tuple[list, list]] = {}
         self._flush_scheduled = False
         self._sent_at: dict[int, float] = {}      # peer -> when its last PUB frame went
+        self._unasked: dict[int, int] = {}        # peer -> QoS 1/2 messages since the last ask
 
     def send_message(self, worker_id: int, message: Message, share_target, to=None) -> int | None:
         """Queue a message for a peer; everything queued in one loop turn goes in
@@ -50,10 +52,9 @@ class Forwarding:
         broker = self.broker
         broker.stats.bus_publish_frames += 1
         acks = self.acks
-        # a limbo message (`to` = [worker]) was acknowledged already: no ack; a plain
-        # one only to a peer that holds disc sessions (see durability)
-        if message.qos and acks.wanted and \
-                (worker_id in acks.asking if to is None else len(to) > 1):
+        # a limbo message (`to` = [worker]) was acknowledged already: no ack
+        if message.qos and acks.wanted and (to is None or len(to) > 1) and \
+                (to is not None or worker_id in acks.asking or self._pace(worker_id)):
             ack_id = acks.ack_for(worker_id)
             broker.stats.bus_durable_asks += 1
         else:
@@ -78,6 +79,19 @@ class Forwarding:
             del self._outgoing[worker_id]
             self._send_batch(worker_id, *batch)
         return ack_id
+
+    def _pace(self, worker_id: int) -> bool:
+        """Whether a QoS 1/2 message to a peer without disc sessions asks for its
+        answer anyway. Nothing is written there, but the answer paces the
+        publishers: while one is awaited the sessions that asked hold their
+        later acknowledgements, so their clients' windows bound what is on
+        the way to the peer before its FULL (flow) can come back."""
+        unasked = self._unasked.get(worker_id, 0) + 1
+        if unasked < ASK_EVERY:
+            self._unasked[worker_id] = unasked
+            return False
+        self._unasked[worker_id] = 0
+        return True
 
     def flush(self) -> None:
         """Send every batch queued so far (the end of the loop turn, or before a

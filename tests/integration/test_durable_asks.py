@@ -2,9 +2,10 @@
 (`actormq run -w 2`, `queue.storage = disc`, clients pinned with
 `listener.tcp.worker_ports`): a QoS 1 message to a clean subscriber on the
 other worker does not wait for that worker's answer
-(`$SYS/broker/bus/publish/durable` stays), one to a worker holding a
-persistent session does, and what was acknowledged survives kill -9; once
-the persistent session is gone the answers stop again."""
+(`$SYS/broker/bus/publish/durable` stays; only one in ASK_EVERY would, to
+pace the publishers), one to a worker holding a persistent session does, and
+what was acknowledged survives kill -9; once the persistent session is gone
+the answers stop again."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+from actormq.actors.forwarding import ASK_EVERY
 from tests.integration.clients import TestClient, connect, unique
 from tests.integration.test_workers import numbers, publish_numbers, routed
 from tests.integration.test_workers_core import start_node
@@ -56,6 +58,7 @@ def test_only_workers_holding_persistent_sessions_are_asked_for_durability(node)
     publisher = connect(publisher_side, unique("pub"))
     routed(publisher, topic, clean)
 
+    assert 10 < ASK_EVERY
     publish_numbers(publisher, topic, range(10))
     assert numbers(clean) == list(range(10))
     baseline = durable_asks(watcher)
