@@ -25,6 +25,9 @@ that, every other worker hears ("peer_down", worker_id, pid) on its control
 pipe: it drops the dead worker's routes and takes over its persisted
 sessions. A restarted worker keeps its own port (`listener.tcp.worker_ports`)
 and restores no sessions unless no other worker survived.
+
+At `-w 1` the worker runs in the node's own process unless `node.supervised`
+is on (`actormq.inprocess`): no worker to restart, no run dir.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ import tempfile
 import time
 from multiprocessing.connection import wait
 
-from actormq import __version__
+from actormq import __version__, fdtable
 from actormq.auth.warnings import anonymous_warning
 from actormq.errors import ActormqError
 from actormq.datadir import DataDirLock
+from actormq.inprocess import run_in_process
 from actormq.logsetup import setup_logging
 from actormq.mgmt.plane import start_control_plane
 from actormq.proctitle import set_process_title
@@ -82,6 +86,8 @@ class Node:
         self.config = config
         self.reload_config = reload_config      # () -> Config, for SIGHUP
         self.count = config["node.workers"] or os.cpu_count() or 1
+        self.in_process = self.count == 1 and not config["node.supervised"]
+        self.in_process_worker = None   # the Worker running on this thread (in_process)
         self.ctx = multiprocessing.get_context("spawn")
         without_resource_tracker()
         private = 0 if config["listener.tcp.worker_ports"] else None
@@ -99,6 +105,8 @@ class Node:
         self.reload_pending = None          # the Config sent to the workers, until one answers
 
     def run(self) -> int:
+        if self.in_process:
+            fdtable.reserve(fdtable.MAX_RESERVED)     # while this process has one thread
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
@@ -111,15 +119,13 @@ class Node:
             self._bind_unix()
             lock = DataDirLock(self.config["storage.dir"])
             self._check_storage()
-            self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")  # bus and control endpoints
-            self.control = start_control_plane(self)
-            for handle in self.workers:
-                self._spawn(handle)
-            for handle in self.workers:
-                self._await_ready(handle)
-            if not self.stopping:
-                self._print_banner()
-                self._supervise()
+            if self.in_process:
+                self.control = start_control_plane(self)
+                run_in_process(self)
+            else:
+                self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")  # bus and control endpoints
+                self.control = start_control_plane(self)
+                self._run_workers()
         finally:
             self._stop_all()
             if self.run_dir is not None:
@@ -131,6 +137,15 @@ class Node:
             self._remove_unix_sockets()
         log.info("stopped")
         return 0
+
+    def _run_workers(self) -> None:
+        for handle in self.workers:
+            self._spawn(handle)
+        for handle in self.workers:
+            self._await_ready(handle)
+        if not self.stopping:
+            self._print_banner()
+            self._supervise()
 
     def _bind_unix(self) -> None:
         for listener in self.listeners:
@@ -151,12 +166,15 @@ class Node:
         if stores is not None:
             stores.close()
 
-    def _spawn(self, handle: WorkerHandle) -> None:
-        parent, child = self.ctx.Pipe()
-        plan = WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
+    def worker_plan(self, handle: WorkerHandle) -> WorkerPlan:
+        return WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
                           handle.private_port, handle.restore, self.listeners, self.unix_sockets,
                           self.connection_counts,
                           self.control.endpoint if self.control is not None else None)
+
+    def _spawn(self, handle: WorkerHandle) -> None:
+        parent, child = self.ctx.Pipe()
+        plan = self.worker_plan(handle)
         handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
                                           name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
@@ -194,8 +212,9 @@ class Node:
                   for listener in self.listeners]
         lines += [f"worker {h.worker_id} listening on {self.host}:{h.private_port} "
                   f"(pid {h.process.pid})" for h in self.workers if h.private_port is not None]
+        where = ", in the node's own process" if self.in_process else ""
         lines += [
-            f"workers: {self.count} (pids {', '.join(str(h.process.pid) for h in self.workers)})",
+            f"workers: {self.count} (pids {', '.join(str(h.process.pid) for h in self.workers)}{where})",
             f"data dir: {os.path.abspath(config['storage.dir'])}",
             f"storage: retained={config['retained.storage']} queue={config['queue.storage']}",
         ]
@@ -206,6 +225,8 @@ class Node:
 
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
+        if self.in_process_worker is not None:
+            self.in_process_worker.stopping.set()      # before its loop took the signals over
 
     def _on_reload_signal(self, signum, _frame) -> None:
         self.reload_requested = True

@@ -12,6 +12,10 @@ worker stops cleanly on SIGTERM/SIGINT, or when the node is gone (the pipe
 closes): DISCONNECT to its clients, storage flushed, the run dir removed,
 exit code 0. It ignores SIGHUP (the node reloads), and `ps` shows it as
 `actormq: worker N`.
+
+At `-w 1` without `node.supervised` the worker runs in the node's own process
+(`actormq.inprocess`): its control pipe is then a `NodeEnd`, the same messages
+handed over in a call, and SIGHUP asks the node to reload.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from actormq import fdtable
 from actormq.errors import ActormqError
 from actormq.auth.admin import watch_reloads as watch_auth_reloads
 from actormq.hooks.reconfigure import watch_settings as watch_plugin_settings
+from actormq.inprocess import NodeEnd
 from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
 
@@ -84,7 +89,6 @@ class Worker:
         self.loop = new_event_loop()
         self.stopping = asyncio.Event()
         self.peers = None
-        self.admin = None       # the control link to the node (admin commands)
         self.broker = None
         self.node_gone = False
         self.admin = None       # the control link to the node (admin commands)
@@ -103,7 +107,10 @@ class Worker:
         plan = self.plan
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stopping.set)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if isinstance(self.control, NodeEnd):
+            self.loop.add_signal_handler(signal.SIGHUP, self.control.reload)
+        else:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         stores = open_worker_stores(self.config)
         broker = self.broker = Broker(self.config, self.loop, stores, plan.worker_id,
                                       plan.worker_count)
@@ -185,29 +192,32 @@ class Worker:
     # -- the control pipe ----------------------------------------------------------
 
     def _watch_control(self) -> None:
-        if self.control is not None:
+        if self.control is not None and not isinstance(self.control, NodeEnd):
             self.loop.add_reader(self.control.fileno(), self._on_control)
 
     def _on_control(self) -> None:
         try:
             while self.control.poll():
-                message = self.control.recv()
-                if message[0] == "peer_down" and self.peers is not None:
-                    self.peers.peer_down(message[1], message[2])
-                elif message[0] == "reload":
-                    self._reload(message[1], message[2])
+                self.handle_control(self.control.recv())
         except (EOFError, OSError):
             log.warning("the node is gone: stopping")
             self.node_gone = True
             self.loop.remove_reader(self.control.fileno())
             self.stopping.set()
 
+    def handle_control(self, message: tuple) -> None:
+        if message[0] == "peer_down" and self.peers is not None:
+            self.peers.peer_down(message[1], message[2])
+        elif message[0] == "reload":
+            self._reload(message[1], message[2])
+
     def _reload(self, generation: int, new_config) -> None:
         self.config, result = self.broker.reloader.apply(self.config, new_config)
         self._report("reloaded", generation, result.applied, result.needs_restart)
 
     def _reload_log_level(self, config) -> None:
-        setup_logging(config["log.level"], f"worker-{self.plan.worker_id}")
+        in_node = isinstance(self.control, NodeEnd)
+        setup_logging(config["log.level"], "node" if in_node else f"worker-{self.plan.worker_id}")
 
     def _report(self, *message) -> None:
         if self.control is not None:

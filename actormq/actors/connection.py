@@ -355,7 +355,18 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
             return
         message = message_from_publish(packet, self.client_id, time.time())
         if self.hooks.publish_hooked or self.mountpoint:
-            hooked.publish(self, packet, message)
+            chain = self.hooks.publish_folds
+            if chain is None or self.mountpoint or packet.qos == 2 or self.pipeline is not None:
+                hooked.publish(self, packet, message)
+                return
+            # the common shape, inline: ``message.publish`` alone, and it kept the message
+            folded = chain.fold(self.client_info or hooked.info_of(self), message)
+            if folded is not message:
+                hooked.publish_folded(self, packet, message, folded)
+                return
+        elif self.pipeline is not None:
+            # the chain was switched off while earlier PUBLISHes of this client still wait
+            self.in_order(message, partial(self.route_publish, packet))
             return
         self.route_publish(packet, message)
 

@@ -78,6 +78,7 @@ class ConnectHandshake:
         props = self.accept_session(packet, assigned)
         self.connect_packet = packet
         self.connected_at = time.time()
+        self.accepted_at = self.last_seen   # read no more once the session is open: one float, not two
         session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
         if self.client_info is not None:

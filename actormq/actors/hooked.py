@@ -294,7 +294,10 @@ def publish(conn, packet, message: Message, authorized: bool = False) -> None:
     """A client's PUBLISH (and the Message made of it, not shared yet) when a plugin hooks
     its authorization or ``message.publish``, or the client has a mountpoint: authorized
     (unless `authorized` already, see `_authorize`), then folded and routed. Synchronous
-    answers are acted on inline (no callback, no call more than needed)."""
+    answers are acted on inline (no callback, no call more than needed). The commonest
+    shape — ``message.publish`` alone, QoS 0 or 1, no mountpoint, nothing waiting — the
+    Connection runs itself (`Connection._route`) and comes here only with a changed
+    message (`publish_folded`)."""
     hooks = conn.hooks
     if not authorized and (hooks.client_authorize_publish is not None or conn.mountpoint
                            or packet.qos == 2):
@@ -308,7 +311,11 @@ def publish(conn, packet, message: Message, authorized: bool = False) -> None:
         else:
             conn.in_order(message, partial(conn.route_publish, packet))
         return
-    folded = chain.fold(conn.client_info or info_of(conn), message)
+    publish_folded(conn, packet, message, chain.fold(conn.client_info or info_of(conn), message))
+
+
+def publish_folded(conn, packet, message: Message, folded) -> None:
+    """Go on with what ``message.publish`` made of a client's message."""
     if type(folded) is Message and conn.pipeline is None:
         conn.route_publish(packet, folded)
     else:

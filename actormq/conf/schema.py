@@ -34,6 +34,9 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("node.name", Kind.STR, "actormq@127.0.0.1", "Name of this node in a cluster."),
     Key("node.workers", Kind.INT, "0", "Number of worker processes (0 = one per CPU core).",
         minimum=0, maximum=1024),
+    Key("node.supervised", Kind.BOOL, "false",
+        "At -w 1, run the worker in a process of its own that the node restarts when it dies "
+        "(off: one process, restarted by the service manager; -w 2 and more always supervise)."),
     Key("log.level", Kind.ENUM, "info", "Lowest level of the log lines written to stderr.",
         choices=("debug", "info", "warning", "error")),
     Key("log.connections", Kind.BOOL, "on",

@@ -137,9 +137,11 @@ class ExhookPlugin(Plugin):
         self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size), self._use_sender)
 
     def _use_sender(self, sender: ExhookSender) -> None:
+        self.count_unsent()
         self.notifier = sender
 
     async def stop(self) -> None:
+        self.count_unsent()
         await stop_notifiers(self._switch, [self._local_notifier, self.notifier], "exhook server")
         for server in self.servers:
             await server.stop()
@@ -149,12 +151,29 @@ class ExhookPlugin(Plugin):
     def _notify(self, hook: str, method: str, build, key: str, topic: str | None = None,
                 servers=None) -> None:
         notifier = self.notifier
+        if notifier.credit <= 0:
+            self._unsent(hook, topic, servers)
+            return
         for server in self.servers if servers is None else servers:
             if server.wants(hook, topic):
                 if server.up and notifier.credit > 0:
                     notifier.put(server, method, build, key)
                 else:
                     notifier.drop(server.name)
+
+    def _unsent(self, hook: str, topic: str | None, servers=None) -> None:
+        """The sender is behind: the event counts as dropped for every server that wants it
+        (in one step here, `count_unsent` tells the notifier), and nothing is made of it."""
+        for server in self.servers if servers is None else servers:
+            if server.wants(hook, topic):
+                server.unsent += 1
+
+    def count_unsent(self) -> None:
+        """Count the notifications `_unsent` dropped in the notifier's counters."""
+        for server in self.servers:
+            if server.unsent:
+                self.notifier.dropped(server.name, server.unsent)
+                server.unsent = 0
 
     async def _valued(self, hook: str, method: str, build, topic: str | None = None, servers=None):
         """(server, ValuedResponse) of each server that wants `hook`, in order; None for a server
@@ -218,9 +237,12 @@ def on_message_publish(self, client: ClientInfo, message):
     if message.topic_name.startswith("$SYS/"):
         return None
     if self.publish_notified:
-        self._notify("message.publish", "OnMessagePublish", lambda: {
-            "message": convert.message_record(message, client)}, client.client_id,
-            message.topic_name, self.publish_notified)
+        if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
+            self._unsent("message.publish", message.topic_name, self.publish_notified)
+        else:
+            self._notify("message.publish", "OnMessagePublish", lambda: {
+                "message": convert.message_record(message, client)}, client.client_id,
+                message.topic_name, self.publish_notified)
     if self.publish_deciders and any(server.wants("message.publish", message.topic_name)
                                      for server in self.publish_deciders):
         return _publish_decided(self, client, message)
@@ -301,6 +323,9 @@ def on_session_terminated(self, client_id: str, reason):
 def _message_notification(hook: str, method: str):
     def notify(self, client_id: str, message, reason=None):
         if message.topic_name.startswith("$SYS/"):
+            return None
+        if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
+            self._unsent(hook, message.topic_name)
             return None
         if hook == "message.dropped":
             def build():

@@ -14,7 +14,6 @@ per server. Answers are not read: these are notifications.
 from __future__ import annotations
 
 import logging
-import pickle
 from typing import Callable
 
 import grpc
@@ -53,7 +52,7 @@ class ExhookSender(NotificationProcess):
         target = self._targets.get((server.name, method))
         if target is None:
             target = self._targets[server.name, method] = f"{server.name} {method}".encode()
-        return self.offer(target, server.name, key, lambda: pickle.dumps(build(), pickle.HIGHEST_PROTOCOL))
+        return self.offer(target, server.name, key, build)
 
 
 class _InLanes:
@@ -84,6 +83,9 @@ class LocalSender(_InLanes):
     def drop(self, name: str) -> None:
         self.lanes.drop(name)
 
+    def dropped(self, name: str, count: int) -> None:
+        self.lanes.dropped(name, count)
+
     def refresh(self) -> None:
         """Counters are always current here."""
 
@@ -112,7 +114,7 @@ class GrpcSink(_InLanes):
         self._calls: dict[bytes, tuple[str, Callable]] = {}
         self._failures = 0
 
-    def put(self, target: bytes, key: str, body: bytes) -> None:
+    def put(self, target: bytes, key: str, body: convert.Fields) -> None:
         call = self._calls.get(target)
         if call is None:
             name, method = target.decode().split(" ", 1)
@@ -135,7 +137,7 @@ class GrpcSink(_InLanes):
     async def _deliver(self, name: str, item) -> bool:
         method, call, body = item
         try:
-            request = convert.request(method, pickle.loads(body), self.metas[name])
+            request = convert.request(method, body, self.metas[name])
             await call(request, timeout=self.servers[name][3])
         except grpc.aio.AioRpcError as err:
             self._failures += 1

@@ -84,6 +84,8 @@ class ExhookServer:
         self.hooks: dict[str, tuple[str, ...]] = {}   # hook name -> topic filters ("" = all)
         self.loaded = False     # answered OnProviderLoaded once: until then it may want any hook
         self.up = False
+        self.unsent = 0         # notifications dropped for want of the sender's credit, not yet
+        #                         counted by the notifier (`ExhookPlugin.count_unsent`)
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.HookProviderStub | None = None
         self._task: asyncio.Task | None = None

@@ -7,7 +7,9 @@ point (``hooks.message_publish``, ``hooks.client_authenticate``, ...) that is
 **None when no plugin hooks it** or the `Chain` to run. That is the whole
 cost of the hooks on the hot path when nothing is loaded: one attribute
 read and an ``is None`` test (`active`: some plugin hooks something;
-`publish_hooked`: a PUBLISH has a decide or fold chain to run; `allowed_publish`:
+`publish_hooked`: a PUBLISH has a decide or fold chain to run; `publish_folds`: the
+``message.publish`` chain when it is the only one (the common shape, which the
+Connection runs inline); `allowed_publish`:
 the memo of allowed topics the first authorization provider offers, see
 `Plugin.allowed_publish`)::
 
@@ -90,7 +92,8 @@ class Hooks:
     """One worker's plugins in order and a chain (or None) per hook point."""
 
     __slots__ = tuple(point.attribute for point in HookPoint) + (
-        "active", "publish_hooked", "allowed_publish", "_loaded", "_defaults", "_breaker_settings")
+        "active", "publish_hooked", "publish_folds", "allowed_publish", "_loaded", "_defaults",
+        "_breaker_settings")
 
     def __init__(self, defaults: Mapping[HookPoint, str] | None = None,
                  breaker: BreakerSettings = BreakerSettings()) -> None:
@@ -221,6 +224,7 @@ class Hooks:
         self.allowed_publish = getattr(first, "allowed_publish", None)
         self.publish_hooked = self.client_authorize_publish is not None or \
             self.message_publish is not None
+        self.publish_folds = self.message_publish if self.client_authorize_publish is None else None
 
     @staticmethod
     def _provider(loaded: Loaded, point: HookPoint) -> Provider:

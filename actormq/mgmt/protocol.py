@@ -25,7 +25,10 @@ import os
 HELLO, ASK, ANSWER, OPEN, EVENT, CLOSE = b"hello", b"ask", b"answer", b"open", b"event", b"close"
 
 
-def control_endpoint(run_dir: str) -> str:
+def control_endpoint(run_dir: str | None) -> str:
+    """In the run dir; without one (the worker in the node's process) an inproc endpoint."""
+    if run_dir is None:
+        return "inproc://actormq-control"
     return f"ipc://{os.path.join(run_dir, 'control')}"
 
 

@@ -49,6 +49,10 @@ class Lanes:
         """Count an item that was not even queued (its target is known to be down)."""
         self.counters[target, "dropped"] += 1
 
+    def dropped(self, target: str, count: int) -> None:
+        """Count `count` items that were not even queued."""
+        self.counters[target, "dropped"] += count
+
     def _start(self, target: str) -> list[asyncio.Queue]:
         size = max(1, self.queue_size // self.lanes)
         lanes: list[asyncio.Queue] = [asyncio.Queue(size) for _ in range(self.lanes)]

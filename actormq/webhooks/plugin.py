@@ -151,6 +151,7 @@ class VmqWebhooksPlugin(Plugin):
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self.calls.count_unsent()
         await stop_notifiers(self._switch, [self._local_notifier, self.calls.notifier], "webhook")
         await self.calls.pool.close()
 
@@ -287,11 +288,12 @@ def on_client_connected(self, client: ClientInfo):
 
 
 def on_message_publish(self, client: ClientInfo, message):
-    hook = "on_publish_m5" if client.protocol_level == 5 else "on_publish"
     calls = self.calls
-    if calls.notifier.credit > 0 or calls.has_credit(hook):
-        calls.notify_fields(hook, events.message_event, events.message_fields(client, message),
-                            client.client_id)
+    if calls.notifier.credit <= 0:      # the sender is behind: counted, nothing made
+        calls.unsent[client.protocol_level] += 1
+        return
+    calls.notify_fields("on_publish_m5" if client.protocol_level == 5 else "on_publish",
+                        events.message_event, events.message_fields(client, message), client.client_id)
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):

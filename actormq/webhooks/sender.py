@@ -4,11 +4,12 @@ HTTP and gRPC cost far more CPU than routing a message, so a worker does not
 send notifications itself: `NotificationProcess` (in the worker) starts
 ``python -m actormq.webhooks.sender`` and hands it each notification over a
 ZeroMQ PAIR socket without ever waiting (a process of ours, started by the
-worker, on a socket in a directory only it can reach: records may be
-pickles). The notifications of one loop turn
-go out together, as one ZeroMQ message of records (sizes, target, key,
-body): at a high event rate the worker pays one send per turn, not one per
-event. Flow control is by credit: the worker may hand over `queue_size`
+worker, on a socket in a directory only it can reach: batches are
+pickles). The notifications of one loop turn go out together, as one
+ZeroMQ message: the pickled list of their records (target, key, body; the
+body is bytes, or what the sender makes the body of, such as a VerneMQ
+event's captured fields): at a high event rate the worker pays one send and
+one pickling per turn, not one per event. Flow control is by credit: the worker may hand over `queue_size`
 notifications the sender has not finished; the sender returns credit for
 what it finished every 50 ms; without credit an event is dropped and counted
 before its body is built, so a sender that cannot keep up costs the worker
@@ -33,7 +34,6 @@ import importlib
 import logging
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import tempfile
@@ -48,8 +48,6 @@ log = logging.getLogger("actormq.webhooks")
 
 STOP = b"stop"
 _PICKLE = 5
-_PICKLED = b"\x80"         # how a pickle starts; a JSON body starts with "{"
-_RECORD = struct.Struct("!HHI")     # one record: sizes of target, key, body; then the three
 REPORT_INTERVAL = 1.0
 CREDIT_INTERVAL = 0.05
 SENDER_NICE = 19
@@ -93,22 +91,32 @@ class NotificationProcess:
         log.error("the notification sender did not start; notifications are sent by the worker")
         return False
 
-    def offer(self, target: bytes, name: str, key: str, payload: Callable[[], bytes]) -> bool:
+    def offer(self, target: bytes, name: str, key: str, payload: Callable[[], Any]) -> bool:
         """Hand one notification for `target` (counted under `name`) to the sender, with the
         next ones of this loop turn; False (counted) when the sender is that far behind.
+        `payload()` makes the record's body (bytes, or what the sink makes the body of).
 
         Past the credit the sender gave, the event is dropped before its body is even built."""
         if self.credit <= 0:
             self.drop(name)
             return False
-        self.credit -= 1
-        key_bytes = key.encode()
-        body = payload()
+        return self.hand_over(target, name, key, payload())
+
+    def hand_over(self, target: bytes, name: str, key: str, body: Any) -> bool:
+        """`offer` of a body that is made already (a tuple of captured fields costs nothing
+        to make): it is pickled with the rest of the loop turn's batch."""
+        credit = self.credit
+        if credit <= 0:
+            self.drop(name)
+            return False
+        self.credit = credit - 1
         batch = self._batch
         if not batch:
             self._loop.call_soon(self._flush)
-        batch.append(_RECORD.pack(len(target), len(key_bytes), len(body)) + target + key_bytes + body)
+        batch.append((target, key, body))
         self._batch_names.append(name)
+        if credit == 1:
+            self._wait_for_credit_later()      # the last credit: ask for more from now on
         return True
 
     def drop(self, name: str) -> None:
@@ -116,6 +124,15 @@ class NotificationProcess:
         call this before making anything), or its target is known to be down."""
         self._dropped_here[name] = self._dropped_here.get(name, 0) + 1
         if self.credit <= 0 and not self._refreshing:
+            self._wait_for_credit_later()
+
+    def dropped(self, name: str, count: int) -> None:
+        """Count `count` notifications for `name` dropped for want of credit (callers that
+        counted them themselves, see `VmqWebhooks.unsent`)."""
+        self._dropped_here[name] = self._dropped_here.get(name, 0) + count
+
+    def _wait_for_credit_later(self) -> None:
+        if not self._refreshing:
             self._refreshing = True
             self._loop.call_later(CREDIT_INTERVAL / 5, self._wait_for_credit)
 
@@ -125,7 +142,7 @@ class NotificationProcess:
             return
         self._batch, self._batch_names = [], []
         try:
-            self._socket.send(b"".join(batch), zmq.NOBLOCK)
+            self._socket.send(pickle.dumps(batch, _PICKLE), zmq.NOBLOCK)
         except zmq.Again:
             for name in names:
                 self._dropped_here[name] = self._dropped_here.get(name, 0) + 1
@@ -223,24 +240,27 @@ class SenderProcess(NotificationProcess):
         super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)], nice)
         self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
 
-    def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], bytes], key: str = "") -> bool:
+    def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], Any], key: str = "") -> bool:
+        return self.offer(self._target(url, headers), url, key, payload)
+
+    def _target(self, url: str, headers: Mapping[str, str]) -> bytes:
         target = self._targets.get((url, id(headers)))
         if target is None:
             target = self._targets[url, id(headers)] = orjson.dumps([url, headers])
-        return self.offer(target, url, key, payload)
+        return target
 
     def send_vmq(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
                  event: Callable[[], Mapping[str, Any]], key: str = "") -> bool:
         """A VerneMQ webhook notification; its body is made by the sender from the event."""
-        return self.send(url, headers, lambda: pickle.dumps((hook, base64_payload, event()), _PICKLE), key)
+        return self.send(url, headers, lambda: (hook, base64_payload, event()), key)
 
     def send_fields(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
                     make: Callable[[tuple], Mapping[str, Any]], fields: tuple, key: str = "") -> bool:
         """A VerneMQ webhook notification of an event captured as `fields`: the tuple goes over
         as it is, and the sender makes the event with `make` (a function of
         `actormq.webhooks.events`, named in the record) and the body from it."""
-        return self.send(url, headers, lambda: pickle.dumps((hook, base64_payload, fields, make.__name__), _PICKLE),
-                         key)
+        return self.hand_over(self._target(url, headers), url, key,
+                              (hook, base64_payload, fields, make.__name__))
 
 
 class HttpSink:
@@ -257,7 +277,7 @@ class HttpSink:
         self.counters = self.notifier.counters
         self._targets: dict[bytes, list] = {}
 
-    def put(self, target: bytes, key: str, body: bytes) -> None:
+    def put(self, target: bytes, key: str, body: Any) -> None:
         url_headers = self._targets.get(target)
         if url_headers is None:
             url_headers = self._targets[target] = orjson.loads(target)
@@ -271,34 +291,25 @@ class HttpSink:
         await self.pool.close()
 
 
-def _body_maker(record_body: bytes) -> Callable[[], bytes]:
-    """What makes the POST body of a record: the body itself, or (a pickled VerneMQ event from
-    `send_vmq`) the JSON body VerneMQ sends for it."""
-    if record_body[:1] != _PICKLED:
+def _body_maker(record_body: Any) -> Callable[[], bytes]:
+    """What makes the POST body of a record: the body itself, or (a VerneMQ event from
+    `send_vmq`, or its captured fields from `send_fields`) the JSON body VerneMQ sends for it."""
+    if type(record_body) is bytes:
         return lambda: record_body
 
     def vmq_body() -> bytes:
         from actormq.webhooks import events
         from actormq.webhooks.vmq_bodies import build_body
-        hook, base64_payload, event, *maker = pickle.loads(record_body)
+        hook, base64_payload, event, *maker = record_body
         if maker:       # captured fields (`send_fields`)
             event = getattr(events, maker[0])(event)
         return orjson.dumps(build_body(hook, event, base64_payload))
     return vmq_body
 
 
-def records(batch: bytes):
+def records(batch: bytes) -> list[tuple[bytes, str, Any]]:
     """(target, key, body) of each record of a batch."""
-    offset, end = 0, len(batch)
-    while offset < end:
-        target_size, key_size, body_size = _RECORD.unpack_from(batch, offset)
-        offset += _RECORD.size
-        target = batch[offset:offset + target_size]
-        offset += target_size
-        key = batch[offset:offset + key_size].decode()
-        offset += key_size
-        yield target, key, batch[offset:offset + body_size]
-        offset += body_size
+    return pickle.loads(batch)
 
 
 async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any, nice: int) -> None:

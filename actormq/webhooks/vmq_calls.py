@@ -43,8 +43,12 @@ class VmqWebhooks:
         self._headers = {hook: _headers(hook) for hook in HOOKS}
         self._typo_warned: set[str] = set()
         self._retired: list = []
+        # on_publish events dropped for want of credit, by the publisher's protocol level: the
+        # hot path counts them here in one step, `count_unsent` adds them to the notifier's drops
+        self.unsent = [0] * 6
 
     def set_webhooks(self, webhooks: Iterable[Webhook]) -> None:
+        self.count_unsent()
         by_hook: dict[str, list[Webhook]] = defaultdict(list)
         for webhook in webhooks:
             by_hook[webhook.hook].append(webhook)
@@ -78,22 +82,21 @@ class VmqWebhooks:
                       key: str = "") -> None:
         """`notify` for an event captured as a tuple of its fields, which `make` (a function of
         `actormq.webhooks.events`) turns into the event where the body is made: the sender
-        process, for one that is up. The caller checked `notifier.credit` (see
-        `has_credit`) before capturing anything."""
+        process, for one that is up. The caller checked `notifier.credit` (and counted the
+        event in `unsent` when there was none) before capturing anything."""
         headers = self._headers[hook]
         notifier = self.notifier
         for webhook in self._by_hook.get(hook, ()):
             notifier.send_fields(webhook.endpoint, headers, hook, webhook.base64_payload, make, fields, key)
 
-    def has_credit(self, hook: str) -> bool:
-        """Whether a notification of `hook` can be handed over now; when not, it is counted as
-        dropped for every endpoint of `hook` (the caller then makes nothing)."""
-        notifier = self.notifier
-        if notifier.credit > 0:
-            return True
-        for webhook in self._by_hook.get(hook, ()):
-            notifier.drop(webhook.endpoint)
-        return False
+    def count_unsent(self) -> None:
+        """Count the `unsent` on_publish events as dropped for every endpoint of their hook."""
+        unsent = self.unsent
+        for level, count in enumerate(unsent):
+            if count:
+                unsent[level] = 0
+                for webhook in self._by_hook.get("on_publish_m5" if level == 5 else "on_publish", ()):
+                    self.notifier.dropped(webhook.endpoint, count)
 
     def decide(self, hook: str, event: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
                key: tuple | None = None) -> Answer | Awaitable[Answer]:
@@ -179,10 +182,12 @@ class VmqWebhooks:
     def use_notifier(self, notifier) -> None:
         """Send notifications through `notifier` from now on (the sender process, once it is
         up); what the one before counted still counts."""
+        self.count_unsent()
         self._retired.append(self.notifier)
         self.notifier = notifier
 
     def stats(self) -> list[dict[str, Any]]:
+        self.count_unsent()
         notified: Counter[tuple[str, str]] = Counter()
         for notifier in [*self._retired, self.notifier]:
             refresh = getattr(notifier, "refresh", None)

@@ -1,7 +1,8 @@
-"""What an idle broker runs: at -w 1 the node and one worker (no resource
-tracker), a worker without the libraries of features that are not configured,
-the management API's aiohttp loaded by the node at the API's first request;
-and `actormq bench conn --source-address`."""
+"""What an idle broker runs: at -w 1 one process (the worker in the node's
+process), with --supervised the node and one worker (no resource tracker); a
+worker without the libraries of features that are not configured, the
+management API's aiohttp loaded by the node at the API's first request; and
+`actormq bench conn --source-address`."""
 
 from __future__ import annotations
 
@@ -34,18 +35,39 @@ def idle_broker(make_broker):
     return make_broker()
 
 
-def test_an_idle_broker_is_its_node_and_one_worker(idle_broker):
+@pytest.fixture
+def supervised_broker(make_broker):
+    actormq_only("the processes and imports of actormq itself")
+    return make_broker("--supervised")
+
+
+def test_an_idle_broker_at_w1_is_one_process(idle_broker):
     node = psutil.Process(idle_broker.proc.pid)
+    assert node.children(recursive=True) == []
+    assert " ".join(node.cmdline()).strip() == "actormq: node"
+    assert f"workers: 1 (pids {node.pid}, in the node's own process)" in idle_broker.stdout()
+
+
+def test_a_supervised_idle_broker_at_w1_is_its_node_and_one_worker(supervised_broker):
+    node = psutil.Process(supervised_broker.proc.pid)
     children = node.children(recursive=True)
     assert [" ".join(child.cmdline()).strip() for child in children] == ["actormq: worker 0"]
+    assert f"workers: 1 (pids {children[0].pid})" in supervised_broker.stdout()
 
 
-def test_the_worker_loads_no_http_library_and_the_node_loads_it_at_the_first_api_request(idle_broker):
-    worker = psutil.Process(idle_broker.proc.pid).children()[0]
-    assert _loaded(worker.pid, HTTP_LIBRARIES) == set()
+def test_the_one_process_loads_the_http_library_at_the_first_api_request(idle_broker):
     assert _loaded(idle_broker.proc.pid, HTTP_LIBRARIES) == set()
     assert get(idle_broker, "/api/v4/brokers")["data"][0]["node_status"] == "Running"
     assert "aiohttp" in _loaded(idle_broker.proc.pid, HTTP_LIBRARIES)
+
+
+def test_the_worker_loads_no_http_library_and_the_node_loads_it_at_the_first_api_request(
+        supervised_broker):
+    worker = psutil.Process(supervised_broker.proc.pid).children()[0]
+    assert _loaded(worker.pid, HTTP_LIBRARIES) == set()
+    assert _loaded(supervised_broker.proc.pid, HTTP_LIBRARIES) == set()
+    assert get(supervised_broker, "/api/v4/brokers")["data"][0]["node_status"] == "Running"
+    assert "aiohttp" in _loaded(supervised_broker.proc.pid, HTTP_LIBRARIES)
     assert _loaded(worker.pid, HTTP_LIBRARIES) == set()
 
 

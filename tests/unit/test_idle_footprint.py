@@ -3,7 +3,8 @@ in-process): no table, list or instance dict of its own until it uses one,
 the shared empties it holds instead stay empty however busy the clients
 beside it are, and the Python heap of an idle client (its Connection,
 Session, Queue, decoder, CONNECT and address; the socket's transport is the
-event loop's and not counted here) stays within a budget."""
+event loop's and not counted here) stays within a budget; clients of one
+keepalive share its deadline value and keep one time of their own."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from actormq.transport.codec import (Puback, Pubcomp, Publish, Pubrec, Pubrel, S
 from actormq.transport.codec.decode import NO_PROPERTIES
 from tests.unit.core_harness import Core
 
-IDLE_CLIENT_BUDGET = 1_700     # bytes: 1,609 measured with the test's Client and Wire, 1,996 before
+IDLE_CLIENT_BUDGET = 1_650     # bytes: 1,596 measured with the test's Client and Wire (1,609 before the shared keepalive deadline)
 
 
 @pytest.fixture
@@ -99,3 +100,12 @@ def test_the_python_heap_of_an_idle_client_stays_within_its_budget(core):
     finally:
         tracemalloc.stop()
     assert per_client <= IDLE_CLIENT_BUDGET, f"{per_client:,.0f} bytes per idle client"
+
+
+def test_clients_of_one_keepalive_share_its_deadline_and_keep_one_time(core):
+    first, second = core.client(4), core.client(5)
+    first.connect("first")
+    second.connect("second")
+    assert first.conn.keepalive_deadline == 60 * 1.5
+    assert first.conn.keepalive_deadline is second.conn.keepalive_deadline
+    assert first.conn.accepted_at is first.conn.last_seen     # the accept time goes once the session is open

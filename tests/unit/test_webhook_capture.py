@@ -1,8 +1,11 @@
 """What a worker captures of an event instead of the event: the on_publish field tuple (made
-into the same event in the sender), the auth_on_register cache key, and the sender's priority."""
+into the same event in the sender, batched per loop turn), the drops counted when the sender
+gives no credit, the auth_on_register cache key, and the sender's priority."""
 
 import subprocess
 import sys
+from collections import Counter
+from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +14,7 @@ from actormq.actors.messages import Message
 from actormq.hooks import ClientInfo
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
-from actormq.webhooks.sender import _body_maker
+from actormq.webhooks.sender import _body_maker, records
 from actormq.webhooks.vmq_answers import Answer
 from actormq.webhooks.vmq_bodies import build_body
 
@@ -34,19 +37,79 @@ def test_captured_fields_make_the_same_event_and_body(client, message):
         build_body("on_publish", event)
 
 
-def test_the_sender_makes_the_body_of_a_captured_record():
+class _Socket:
+    """What the worker's side of the sender sends (a ZeroMQ socket's `send`)."""
+
+    closed = True       # nothing to receive: no report of the sender's own counters
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes, flags: int = 0) -> None:
+        self.sent.append(data)
+
+
+def _worker_side(credit: int):
+    """The worker's side of a sender, without its process: what it hands over is batched per
+    loop turn and sent on `_Socket`."""
     from actormq.webhooks.sender import SenderProcess
+    sender = SenderProcess.__new__(SenderProcess)
+    sender._targets, sender._batch, sender._batch_names, sender._dropped_here = {}, [], [], {}
+    sender.credit, sender._refreshing, sender._socket = credit, False, _Socket()
+    sender._reported = Counter()
+    sender._loop = SimpleNamespace(call_soon=lambda fn: None, call_later=lambda delay, fn: None)
+    return sender
+
+
+def test_the_sender_makes_the_body_of_a_captured_record():
     client = ClientInfo("c1", "joe", b"pw", "10.0.0.1", 1234)
     message = Message("a/b", b"hi", 1, False)
-    made = []
-    sender = SenderProcess.__new__(SenderProcess)
-    sender._targets = {}
-    sender.offer = lambda target, name, key, payload: made.append(payload()) or True
-    sender.send_fields("http://e/", {}, "on_publish", True, events.message_event,
-                       events.message_fields(client, message), "c1")
-    body = _body_maker(made[0])()
-    assert body == b'{"username":"joe","mountpoint":"","client_id":"c1","qos":1,"topic":"a/b",' \
-                   b'"payload":"aGk=","retain":false}'
+    sender = _worker_side(credit=10)
+    assert sender.send_fields("http://e/", {}, "on_publish", True, events.message_event,
+                              events.message_fields(client, message), "c1")
+    assert sender.send("http://e/", {}, lambda: b'{"already":"made"}', "c2")
+    sender._flush()
+    assert len(sender._socket.sent) == 1 and sender.credit == 8      # one send for the loop turn
+    (target, key, captured), (_, other_key, made) = records(sender._socket.sent[0])
+    assert (target, key, other_key) == (b'["http://e/",{}]', "c1", "c2")
+    assert _body_maker(captured)() == b'{"username":"joe","mountpoint":"","client_id":"c1","qos":1,' \
+                                      b'"topic":"a/b","payload":"aGk=","retain":false}'
+    assert _body_maker(made)() == b'{"already":"made"}'
+
+
+def test_without_credit_nothing_is_handed_over_and_the_drop_is_counted():
+    client = ClientInfo("c1", "joe", b"pw", "10.0.0.1", 1234)
+    sender = _worker_side(credit=1)
+    fields = events.message_fields(client, Message("a/b", b"hi", 0, False))
+    sent = [sender.send_fields("http://e/", {}, "on_publish", True, events.message_event, fields, "c1")
+            for _ in range(3)]
+    assert sent == [True, False, False] and sender._refreshing      # asks for credit from the last one on
+    sender.dropped("http://e/", 5)
+    assert sender._dropped_here == {"http://e/": 7} and len(sender._batch) == 1
+
+
+def test_on_publish_without_credit_counts_a_drop_for_every_endpoint_of_its_hook():
+    from actormq.webhooks.http import HttpPool
+    from actormq.webhooks.plugin import on_message_publish
+    from actormq.webhooks.specs import Webhook
+    from actormq.webhooks.vmq_calls import VmqWebhooks
+    sender = _worker_side(credit=0)
+    calls = VmqWebhooks(HttpPool(1), sender, AuthCache(10))
+    calls.set_webhooks([Webhook("on_publish", "http://a/"), Webhook("on_publish", "http://b/"),
+                        Webhook("on_publish_m5", "http://c/")])
+    plugin = SimpleNamespace(calls=calls)
+    message = Message("a/b", b"hi", 0, False)
+    for level, times in ((4, 3), (5, 2), (3, 1)):
+        for _ in range(times):
+            on_message_publish(plugin, ClientInfo("c1", protocol_level=level), message)
+    assert sender._batch == []          # nothing made
+    dropped = {row["endpoint"]: row["value"] for row in calls.stats() if row["stat"] == "dropped"}
+    assert dropped == {"http://a/": 4, "http://b/": 4, "http://c/": 2}
+    sender.credit = 1
+    on_message_publish(plugin, ClientInfo("c1", protocol_level=5), message)
+    assert [record[0] for record in sender._batch] == [b'["http://c/",{"Content-Type":"application/json",'
+                                                       b'"vernemq-hook":"on_publish_m5"}]']
+    assert {row["endpoint"]: row["value"] for row in calls.stats() if row["stat"] == "dropped"} == dropped
 
 
 def test_register_key_ignores_the_peer_port_and_tells_the_rest_apart():
