@@ -7,7 +7,9 @@ sockets, bound here and handed to every worker) and the data dir lock. It
 claims the ports (so that only its own workers share it: a second broker on
 the port stops with "cannot listen on H:P: address already in use"), locks
 the data dir ("data dir D is in use by pid N"), checks that the stores open,
-spawns the workers (multiprocessing, spawn), prints the banner with every
+spawns the workers (multiprocessing, spawn; at the first start of several,
+each listens only once every worker has started: "started", then "serve"),
+prints the banner with every
 listener once every worker serves, and on SIGTERM/SIGINT stops them all cleanly and exits 0. The
 run dir, the claim and the lock go on every exit (the kernel drops the claim
 and the lock on kill -9; the workers remove the run dir when the node is gone).
@@ -32,6 +34,7 @@ is on (`actormq.inprocess`): no worker to restart, no run dir.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -140,9 +143,15 @@ class Node:
 
     def _run_workers(self) -> None:
         for handle in self.workers:
-            self._spawn(handle)
+            self._spawn(handle, serve_when_told=self.count > 1)
+        if self.count > 1:
+            for handle in self.workers:
+                self._await_report(handle, "started")
+            for handle in self.workers:
+                with contextlib.suppress(OSError):    # it died: its "ready" says so
+                    handle.control.send(("serve",))
         for handle in self.workers:
-            self._await_ready(handle)
+            self._await_report(handle, "ready")
         if not self.stopping:
             self._print_banner()
             self._supervise()
@@ -166,15 +175,16 @@ class Node:
         if stores is not None:
             stores.close()
 
-    def worker_plan(self, handle: WorkerHandle) -> WorkerPlan:
+    def worker_plan(self, handle: WorkerHandle, serve_when_told: bool = False) -> WorkerPlan:
         return WorkerPlan(handle.worker_id, self.count, self.port, self.run_dir,
                           handle.private_port, handle.restore, self.listeners, self.unix_sockets,
                           self.connection_counts,
-                          self.control.endpoint if self.control is not None else None)
+                          self.control.endpoint if self.control is not None else None,
+                          serve_when_told)
 
-    def _spawn(self, handle: WorkerHandle) -> None:
+    def _spawn(self, handle: WorkerHandle, serve_when_told: bool = False) -> None:
         parent, child = self.ctx.Pipe()
-        plan = self.worker_plan(handle)
+        plan = self.worker_plan(handle, serve_when_told)
         handle.process = self.ctx.Process(target=worker_main, args=(self.config, plan, child),
                                           name=f"actormq-worker-{handle.worker_id}")
         handle.process.start()
@@ -183,7 +193,8 @@ class Node:
         handle.respawn_at = None
         handle.ready = False
 
-    def _await_ready(self, handle: WorkerHandle) -> None:
+    def _await_report(self, handle: WorkerHandle, kind: str) -> None:
+        """Wait for the worker's report `kind` ("started", "ready"); its error raises."""
         deadline = time.monotonic() + READY_TIMEOUT
         while not handle.control.poll(SUPERVISE_POLL):
             if self.stopping:
@@ -196,7 +207,8 @@ class Node:
         except EOFError:
             raise ActormqError(f"worker {handle.worker_id} exited during start "
                                f"(exit code {handle.process.exitcode})") from None
-        self._take_report(handle, message)
+        if message[0] != "started" or kind != "started":
+            self._take_report(handle, message)
 
     def _take_report(self, handle: WorkerHandle, message: tuple) -> None:
         if message[0] != "ready":

@@ -2,7 +2,9 @@
 Broker with the actors, its listeners and its link to the other workers.
 
 The node starts `worker_main` with multiprocessing (spawn) and a `WorkerPlan`.
-The control pipe carries, worker → node: ("ready", host, port, private_port)
+The control pipe carries, worker → node: ("started") when the node's first
+start holds its listeners until every worker started (answered ("serve"));
+("ready", host, port, private_port)
 once the worker serves (private_port is None unless
 `listener.tcp.worker_ports`) or ("error", text), and ("reloaded", generation,
 applied keys, keys that need a restart) after a reload; node → worker:
@@ -21,7 +23,6 @@ handed over in a call, and SIGHUP asks the node to reload.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ import sys
 from dataclasses import dataclass
 
 from actormq import fdtable
+from actormq.gctune import tune_gc
 from actormq.errors import ActormqError
 from actormq.auth.admin import watch_reloads as watch_auth_reloads
 from actormq.hooks.reconfigure import watch_settings as watch_plugin_settings
@@ -38,6 +40,8 @@ from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
 
 log = logging.getLogger("actormq.worker")
+
+MEET_TIMEOUT = 10.0     # how long a first start waits for the other workers' HELLO
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,7 @@ class WorkerPlan:
     unix_sockets: dict | None = None    # listener key -> the node's listening Unix socket
     connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
     control: str | None = None      # the node's control channel (admin requests), a ZeroMQ endpoint
+    serve_when_told: bool = False   # listen once the node says every worker has started
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -93,6 +98,8 @@ class Worker:
         self.node_gone = False
         self.admin = None       # the control link to the node (admin commands)
         self.listening: list = []
+        self._serve = self.loop.create_future()     # set by the node's "serve" (serve_when_told)
+        self._watching = False
 
     def run(self) -> int:
         asyncio.set_event_loop(self.loop)
@@ -130,6 +137,8 @@ class Worker:
             from actormq.mgmt.worker_link import WorkerLink
             self.admin = WorkerLink(broker, plan.control)
             await self.admin.start()
+        if plan.serve_when_told:
+            await self._told_to_serve()
         servers, private_port = await self._listen(broker)
         self.listening = servers
         broker.reloader.on_reload((), self.reload_certificates, always=True)
@@ -192,8 +201,25 @@ class Worker:
     # -- the control pipe ----------------------------------------------------------
 
     def _watch_control(self) -> None:
-        if self.control is not None and not isinstance(self.control, NodeEnd):
+        if self.control is not None and not isinstance(self.control, NodeEnd) and \
+                not self._watching:
+            self._watching = True
             self.loop.add_reader(self.control.fileno(), self._on_control)
+
+    async def _told_to_serve(self) -> None:
+        """Say "started", then wait for the node's "serve": it comes once every
+        worker has started, so the port opens on a whole node (the kernel
+        spreads connections over all its workers, whose registry shards know
+        each other) rather than on the first worker ready. "started" waits
+        until this worker met every other one (at most MEET_TIMEOUT): a
+        subscription made at once reaches them all."""
+        if self.peers is not None:
+            await self.peers.met_every_peer(MEET_TIMEOUT)
+        self._report("started")
+        self._watch_control()
+        stopping = self.loop.create_task(self.stopping.wait())
+        await asyncio.wait((self._serve, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
 
     def _on_control(self) -> None:
         try:
@@ -210,6 +236,8 @@ class Worker:
             self.peers.peer_down(message[1], message[2])
         elif message[0] == "reload":
             self._reload(message[1], message[2])
+        elif message[0] == "serve" and not self._serve.done():
+            self._serve.set_result(None)
 
     def _reload(self, generation: int, new_config) -> None:
         self.config, result = self.broker.reloader.apply(self.config, new_config)
@@ -231,24 +259,6 @@ async def start_hooks(config, worker_id: int):
     hooks = build_hooks(config, check_plugins(config), worker_id)
     await hooks.start()
     return hooks
-
-
-GC_THRESHOLD = (20_000, 20, 20)
-
-
-def tune_gc() -> None:
-    """Leave what start-up loaded out of the cycle collector, and collect the
-    young generation every 20,000 allocations instead of 700.
-
-    Every connection and message allocates containers that die young, and at the
-    default threshold the collector ran over them about once per hundred
-    messages: 25 % of the CPU a CONNECT costs (65 -> 50 µs user time per
-    connection, measured with `actormq bench conn`). A young generation of
-    20,000 objects is scanned in well under a millisecond.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
 
 
 def worker_main(config, plan: WorkerPlan, control) -> None:

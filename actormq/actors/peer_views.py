@@ -60,6 +60,10 @@ class PeerViews:
             if not skipped:
                 del self.skipping[peer]
 
+    def unanswered(self, client_id: str) -> bool:
+        """Whether some peer has not answered a move of the session yet."""
+        return any(client_id in sessions for sessions in self._pending.values())
+
     def peer_gone(self, peer: int) -> None:
         self._pending.pop(peer, None)
         self.skipping.pop(peer, None)

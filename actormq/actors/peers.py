@@ -138,7 +138,8 @@ class PeerLink:
             b"MOVED": takeover.on_moved, b"REG": registry.on_register, b"REGD": self._on_reply,
             b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,
             b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
-            b"TOOK": self.orphans.on_took, b"DURS": self.acks.on_holding,
+            b"TOOK": self.orphans.on_took, b"STALE": registry.on_stale,
+            b"DURS": self.acks.on_holding,
         }
 
     async def start(self) -> None:
@@ -149,6 +150,15 @@ class PeerLink:
         self.broker.loop.call_soon(self.registry.start, self.broker.sessions)
         if self.broker.settings.sys_interval:
             self._spawn(self._report_stats())
+
+    async def met_every_peer(self, timeout: float) -> None:
+        """Wait until every other worker said HELLO and sent its SNAP (this worker's
+        routes reach it, its routes and held client ids are known here), or `timeout`."""
+        loop = self.broker.loop
+        deadline = loop.time() + timeout
+        everyone = set(self.bus.peers)
+        while not (everyone <= self.live and self.registry.ready) and loop.time() < deadline:
+            await asyncio.sleep(0.005)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

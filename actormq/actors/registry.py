@@ -22,6 +22,10 @@ since keeps its newer session (that registration reaches the shard after the
 kicker's and is ordered there). So same-id CONNECTs racing on several
 workers leave one connection (of clean ones, the one that connected last).
 
+A fresh REG that replaced another holder is answered STALE: the claimer did
+not read the store (it needs to only when an earlier holder may have left a
+session there, one that died before anyone heard).
+
 Takes: REG (register, reply REGD with the previous holder; a previous holder
 that died is named with its process id, so that a claimer that has not heard
 of the death yet adopts the session into its take-over, see orphans; with `k`
@@ -79,6 +83,10 @@ class Registry:
                 self.holders[client_id] = self.worker_id
         self.link.broker.loop.call_later(READY_TIMEOUT, self._become_ready)
         self._check_ready()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
 
     def held_for(self, peer: int, held) -> list[str]:
         """The client ids held here whose shard is `peer` (for its SNAP)."""
@@ -202,8 +210,18 @@ class Registry:
                 (holder == self.worker_id or holder in self.link.live):
             self._kick(client_id, holder, claimer, header["t"])
             return
-        holder, _dead = self._set(client_id, claimer, header["t"], header["s"])
+        holder, dead = self._set(client_id, claimer, header["t"], header["s"])
         self._kick(client_id, claimer, holder, token)
+        if (holder is not None and holder != claimer) or dead is not None:
+            # the claimer read nothing from the store: the holder may have left a session there
+            self.link.bus.send_soon(claimer, b"STALE", {"c": client_id, "s": header["s"]})
+
+    def on_stale(self, header, _payloads) -> None:
+        """A clean CONNECT here took client id `c` without reading the store
+        (claim_at_once) while the shard had it held elsewhere: drop a session
+        its holder left in the store, unless written after that CONNECT."""
+        connected_at = time.time() - (time.monotonic() - header["s"])
+        self.link.broker.discard_stored_session(header["c"], written_before=connected_at)
 
     def _answer(self, header, kind: bytes, decide, handler) -> None:
         """Reply decide(header) (the reply's fields) to a peer's request, once ready."""

@@ -50,12 +50,16 @@ class StoredSessions:
         value = self.stores.session.get("session", session_key(client_id))
         return decode_session(value) if value is not None else None
 
-    def discard_stored_session(self, client_id: str) -> None:
-        """Delete a persisted session nobody holds (a clean start for it)."""
+    def discard_stored_session(self, client_id: str, written_before: float | None = None) -> None:
+        """Delete a persisted session nobody holds (a clean start for it); with
+        `written_before`, only one stored before that time (time.time())."""
         if self._stores_sessions():
             key = session_key(client_id)
-            if self.stores.session.get("session", key) is None:
+            value = self.stores.session.get("session", key)
+            if value is None:
                 return      # the usual case: a clean start with nothing stored writes nothing
+            if written_before is not None and decode_session(value).updated_at >= written_before:
+                return
             self.stores.session.delete("session", key)
             self.stores.queue.delete_prefix("queue", queue_prefix(client_id))
 

@@ -17,7 +17,9 @@ owner MOVED (after it, nothing it sent on the old route can still be on its
 way, the bus being FIFO between two workers). When every live worker
 answered, the old owner drops the Forwarder and its routes. Until a worker
 answered, its plain messages for other subscribers on the new owner skip the
-session there: the old owner forwards them (peer_views). So routes for a persistent
+session there: the old owner forwards them (peer_views). The session moves on
+only once every live worker answered its last move: a third worker would get
+the two MOVEs from two workers, in either order. So routes for a persistent
 session exist from its first SUBSCRIBE until it ends, wherever it is held.
 """
 
@@ -72,6 +74,7 @@ class Takeover:
         self._yielded: set[str] = set()             # claiming, and answered a lower peer's CLAIM
         self._restoring: set[str] = set()           # orphans this worker is about to restore
         self._parked: dict[str, list] = {}          # client id -> messages that came before it
+        self._next_move: dict[str, list] = {}       # client id -> CLAIMs waiting for its MOVEDs
         self.registry = Registry(link)
         self.views = PeerViews()
 
@@ -92,10 +95,14 @@ class Takeover:
         if self.link.orphans.taking or client_id in self._claiming:
             return False
         registry = self.registry
+        # Nobody held the id (the shard is here and has no entry, or it is
+        # elsewhere and says STALE when it had one): a clean start finds no
+        # stored session nobody holds, and need not read the store for one.
+        unheld = client_id not in registry.holders
         if not registry.register_here(client_id) and not (fresh and registry.register_fresh(client_id)):
             return False
         self._restoring.discard(client_id)
-        self._adopt(client_id, clean_start, [], None)
+        self._adopt(client_id, clean_start, [], None, unheld)
         return True
 
     async def claim(self, client_id: str, clean_start: bool) -> None:
@@ -156,9 +163,10 @@ class Takeover:
             self.on_claim(header, ())
 
     def _adopt(self, client_id: str, clean_start: bool, handed: list,
-               holder: int | None) -> None:
+               holder: int | None, unheld: bool = False) -> None:
         """Open the claimed session here: handed over, or resumed from the store —
-        as part of the take-over of `holder` when that worker died meanwhile."""
+        as part of the take-over of `holder` when that worker died meanwhile.
+        `unheld`: the registry knows nobody held the id (nothing to discard)."""
         broker = self.broker
         if client_id in broker.sessions:
             return
@@ -166,7 +174,8 @@ class Takeover:
             if not clean_start:
                 self._import(*handed[0])
         elif clean_start:
-            broker.discard_stored_session(client_id)
+            if not unheld:
+                broker.discard_stored_session(client_id)
         else:
             record = broker.stored_session(client_id)
             if record is None or self.link.orphans.adopt(record, holder):
@@ -203,6 +212,13 @@ class Takeover:
                 session = self._taken_over(client_id, header["w"])
                 if session is not None:
                     broker.end_session(session, "discarded")
+            return
+        if not header["clean"] and client_id in broker.sessions and self.views.unanswered(client_id):
+            # a worker that has not taken the session's last move yet could hear
+            # of the next one first (its MOVE comes from another worker) and
+            # route to the owner before: hand over once every worker answered
+            self._next_move.setdefault(client_id, []).append(header)
+            log.debug("client %s: hand-over waits for the answers to its last move", client_id)
             return
         session = self._taken_over(client_id, header["w"])
         reply = {"w": self.worker_id, "r": header["r"], "state": None}
@@ -294,6 +310,14 @@ class Takeover:
         forwarder = self.forwarders.get(header["c"])
         if forwarder is not None and forwarder.move_id == header["mv"]:
             self._answered(forwarder, header["w"])
+        if header["c"] in self._next_move:
+            self._hand_over_when_answered(header["c"])
+
+    def _hand_over_when_answered(self, client_id: str) -> None:
+        """Answer the CLAIMs held until every worker took the session's last move."""
+        if not self.views.unanswered(client_id):
+            for header in self._next_move.pop(client_id, ()):
+                self.on_claim(header, ())
 
     def _answered(self, forwarder: Forwarder, peer: int) -> None:
         forwarder.acked.add(peer)
@@ -353,6 +377,11 @@ class Takeover:
 
     def peer_gone(self, peer: int) -> None:
         self.views.peer_gone(peer)
+        for client_id, held in list(self._next_move.items()):
+            held[:] = [header for header in held if header["w"] != peer]
+            self._hand_over_when_answered(client_id)
+            if not held:
+                self._next_move.pop(client_id, None)
         for client_id, held in list(self._deferred.items()):
             held[:] = [header for header in held if header["w"] != peer]
             if not held:

@@ -44,6 +44,8 @@ import orjson
 import zmq
 import zmq.asyncio
 
+from actormq.gctune import tune_gc
+
 log = logging.getLogger("actormq.webhooks")
 
 STOP = b"stop"
@@ -315,6 +317,7 @@ def records(batch: bytes) -> list[tuple[bytes, str, Any]]:
 async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any, nice: int) -> None:
     module, _, name = SINKS[kind].partition(":")
     sink = getattr(importlib.import_module(module), name)(queue_size, settings)
+    tune_gc()
     socket = zmq.asyncio.Context.instance().socket(zmq.PAIR)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)

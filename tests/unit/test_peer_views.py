@@ -78,3 +78,21 @@ def test_route_skipping_leaves_out_the_skipped_sessions_only():
     outcome = router.route_skipping({"moved"}, message)
     assert outcome.delivered == 1
     assert sessions["other"].got == [b"m"] and sessions["moved"].got == []
+
+
+def test_a_move_is_unanswered_until_every_peer_answered_it_whatever_it_skips():
+    """What holds a session's next hand-over (takeover): every peer's answer to
+    each of its moves, here or away, skipping or not."""
+    views = PeerViews()
+    assert not views.unanswered("c")
+    views.moved({1, 2}, "c", 7, skip=True)
+    views.moved({3}, "c", 8, skip=False)
+    views.moved({1}, "other", 9, skip=True)
+    views.answered(1, "c", 7)
+    views.answered(2, "c", 7)
+    assert views.unanswered("c")
+    views.answered(3, "c", 8)
+    assert not views.unanswered("c")
+    assert views.unanswered("other")
+    views.peer_gone(1)
+    assert not views.unanswered("other")
