@@ -129,9 +129,7 @@ class Bus:
 
     def _poll(self) -> None:
         """Send what waits for peers that were not listening yet."""
-        for peer, out in self._outboxes.items():
-            if out.waiting and not out.writing:
-                self._write_waiting(peer)
+        self._poll_waiting()
         self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
 
     def _accept(self) -> None:
@@ -146,6 +144,12 @@ class Bus:
             self._inbound[sock.fileno()] = Inbound(sock)
             if self._loop is not None:
                 self._loop.add_reader(sock.fileno(), self._take_turn)
+                self._poll_waiting()    # a peer that connects listens: no need to wait for _poll
+
+    def _poll_waiting(self) -> None:
+        for peer, out in self._outboxes.items():
+            if out.waiting and not out.writing:
+                self._write_waiting(peer)
 
     def _take_turn(self) -> None:
         """Deliver up to DRAIN_FRAMES frames, then let the loop serve the sockets
