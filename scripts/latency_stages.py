@@ -12,7 +12,7 @@ passes a stage, and the report gives the percentiles of each step:
 
     sent -> read       publisher's write to the broker reading the PUBLISH
     read -> bus out    (-w 2+) routing until the PUB frame goes to the other worker
-    bus out -> bus in  (-w 2+) the ZeroMQ hop: both I/O threads, the receiving loop
+    bus out -> bus in  (-w 2+) the hop between the workers until the receiving loop has the frame
     bus in -> write    (-w 2+) routing there until the socket write to the subscriber
     read -> write      (-w 1) the whole way through the broker
     sent -> write      everything but the subscriber's own read

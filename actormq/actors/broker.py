@@ -56,6 +56,7 @@ class Broker(StoredSessions, Upkeep):
         self.hooks = Hooks()                 # the worker's plugins (none until it loads them)
         self.sessions: dict[str, Session] = {}
         self.forwarders: dict = {}           # client id -> Forwarder of a session that moved away
+        self.durable_sessions = 0            # sessions whose queue is written to disc (see durability)
         self.connections: set = set()
         self.peers = None                    # PeerLink when the node has other workers
         self.peer_stats: dict[int, dict] = {}
@@ -123,7 +124,12 @@ class Broker(StoredSessions, Upkeep):
     def new_session(self, client_id: str, protocol_level: int, expiry: int | None) -> Session:
         persistent = expiry is None or expiry > 0
         session = Session(self, client_id, protocol_level, self._new_queue(client_id, persistent), expiry)
+        replaced = self.sessions.get(client_id)
+        if replaced is not None and replaced.queue.persistent:
+            self._count_durable(-1)
         self.sessions[client_id] = session
+        if session.queue.persistent:
+            self._count_durable(+1)
         return session
 
     def _new_queue(self, client_id: str, persistent: bool) -> Queue:
@@ -181,13 +187,25 @@ class Broker(StoredSessions, Upkeep):
         if not queue.persistent:  # queue.storage = ram: nothing would change
             return
         old = session.replace_queue(queue)
+        if self.sessions.get(session.client_id) is session:
+            self._count_durable(+1)
         for delivery in old.snapshot():
             queue.enqueue(delivery)
+
+    def _count_durable(self, delta: int) -> None:
+        """A session with a disc queue came or went: the other workers ask this
+        one for durability answers only while it has some (see durability)."""
+        self.durable_sessions += delta
+        holding = self.durable_sessions > 0
+        if self.peers is not None and holding != (self.durable_sessions - delta > 0):
+            self.peers.acks.holding_changed(holding)
 
     def release_session(self, session: Session) -> None:
         """The session moved to another worker: forget it here."""
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            if session.queue.persistent:
+                self._count_durable(-1)
         session.release()
 
     def end_session(self, session: Session, reason: str = "normal") -> None:
@@ -195,6 +213,8 @@ class Broker(StoredSessions, Upkeep):
         persistent), "discarded" (a clean start replaced it) or "expired"."""
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            if session.queue.persistent:
+                self._count_durable(-1)
             if self.peers is not None:
                 self.peers.session_ended(session.client_id)
         session.end()

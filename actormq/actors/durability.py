@@ -8,6 +8,17 @@ committed (or refused). `when_durable(acks, ...)` (what the publisher's
 session waits on) runs once this worker's store and every such peer
 committed, in the order it was called, so acknowledgements stay in order. A
 peer that dies before it answered fails the wait.
+
+Only a peer that holds a session with a disc queue can write what it is
+sent, so only such peers are asked for every message (`asking`); the others
+for one in `forwarding.ASK_EVERY`, which paces the publishers (see
+`Forwarding._pace`). A worker says DURS {w, on} when it gets its first such
+session and when, a while after its last one went, nothing it forwards for
+a moved session is under way any more (and in its SNAP). A clean subscriber
+on another worker costs one DUR frame in ASK_EVERY messages rather than one
+per loop turn. The DURS of a new session goes out before any route of its
+subscriptions (the bus is FIFO between two workers), so a peer asks for
+answers no later than it routes to that session.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from actormq.actors.routed import Routed
 from actormq.errors import StorageError
 
 log = logging.getLogger("actormq.peers")
+
+QUIET_SECONDS = 1.0     # how long after its last disc session a worker tells peers to stop asking
 
 
 class _Durable:
@@ -54,6 +67,45 @@ class DurableAcks:
         self._waits: dict[int, list] = {}           # ack id -> [peer, _Durable or None]
         self._order: deque[_Durable] = deque()
         self._confirms: dict[int, tuple[list, list]] = {}   # peer -> (ack ids ok, refused)
+        self.asking: set[int] = set()       # peers holding disc sessions: QoS 1/2 to them is answered
+        self.holding = False                # what this worker last told its peers about its own
+        self._quiet_timer = None
+
+    # -- which peers are asked ---------------------------------------------------------
+
+    def holding_changed(self, holding: bool) -> None:
+        """This worker got its first session with a disc queue, or lost its last."""
+        if not self.wanted:
+            return
+        if holding:
+            if self._quiet_timer is not None:
+                self._quiet_timer.cancel()
+                self._quiet_timer = None
+            if not self.holding:
+                self.holding = True
+                self.bus.broadcast(b"DURS", {"w": self.broker.worker_id, "on": True})
+        elif self.holding and self._quiet_timer is None:
+            self._quiet_timer = self.broker.loop.call_later(QUIET_SECONDS, self._quiet)
+
+    def _quiet(self) -> None:
+        """No disc session left: stop being asked, once no session that moved
+        away is forwarded from here any more (its messages may still be written
+        where it went)."""
+        self._quiet_timer = None
+        if self.broker.durable_sessions:
+            return
+        if self.broker.forwarders:
+            self._quiet_timer = self.broker.loop.call_later(QUIET_SECONDS, self._quiet)
+            return
+        self.holding = False
+        self.bus.broadcast(b"DURS", {"w": self.broker.worker_id, "on": False})
+
+    def on_holding(self, header, _payloads) -> None:
+        """A peer's DURS."""
+        if header["on"]:
+            self.asking.add(header["w"])
+        else:
+            self.asking.discard(header["w"])
 
     def ack_for(self, worker_id: int) -> int:
         """A DUR worker_id will answer; the publisher's acknowledgement waits for
@@ -130,6 +182,7 @@ class DurableAcks:
 
     def peer_gone(self, peer: int) -> None:
         """A peer died: what it never answered failed."""
+        self.asking.discard(peer)
         for ack_id, (owner, _entry) in list(self._waits.items()):
             if owner == peer:
                 self.settle_ack(ack_id, False)

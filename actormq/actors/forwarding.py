@@ -15,12 +15,15 @@ peer back (`flow`).
 from __future__ import annotations
 
 from functools import partial
+from time import monotonic
 
 from actormq.actors.messages import Message
 from actormq.actors.wire import message_header, props_from_json
 
 MAX_BATCH = 512
 ACK = 9         # where a PUB item has its ack id: message_header + [share, ack, size, to]
+IDLE_SECONDS = 0.0003   # a peer sent nothing for this long gets a message at once, unbatched
+ASK_EVERY = 16          # to a peer without disc sessions, one QoS 1/2 message in this many asks
 
 
 class Forwarding:
@@ -32,6 +35,8 @@ class Forwarding:
         self.acks = link.acks
         self._outgoing: dict[int, tuple[list, list]] = {}
         self._flush_scheduled = False
+        self._sent_at: dict[int, float] = {}      # peer -> when its last PUB frame went
+        self._unasked: dict[int, int] = {}        # peer -> QoS 1/2 messages since the last ask
 
     def send_message(self, worker_id: int, message: Message, share_target, to=None) -> int | None:
         """Queue a message for a peer; everything queued in one loop turn goes in
@@ -48,12 +53,22 @@ class Forwarding:
         broker.stats.bus_publish_frames += 1
         acks = self.acks
         # a limbo message (`to` = [worker]) was acknowledged already: no ack
-        ack_id = acks.ack_for(worker_id) if message.qos and acks.wanted and \
-            (to is None or len(to) > 1) else None
+        if message.qos and acks.wanted and (to is None or len(to) > 1) and \
+                (to is not None or worker_id in acks.asking or self._pace(worker_id)):
+            ack_id = acks.ack_for(worker_id)
+            broker.stats.bus_durable_asks += 1
+        else:
+            ack_id = None
         item = message_header(message)
         item += (share_target, ack_id, len(message.payload), to)
         batch = self._outgoing.get(worker_id)
         if batch is None:
+            now = monotonic()
+            if now - self._sent_at.get(worker_id, 0.0) > IDLE_SECONDS:
+                # nothing went to the peer for a while: no batch is forming, send now
+                self._sent_at[worker_id] = now
+                self._send_batch(worker_id, [item], [message.payload])
+                return ack_id
             batch = self._outgoing[worker_id] = ([], [])
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -65,13 +80,29 @@ class Forwarding:
             self._send_batch(worker_id, *batch)
         return ack_id
 
+    def _pace(self, worker_id: int) -> bool:
+        """Whether a QoS 1/2 message to a peer without disc sessions asks for its
+        answer anyway. Nothing is written there, but the answer paces the
+        publishers: while one is awaited the sessions that asked hold their
+        later acknowledgements, so their clients' windows bound what is on
+        the way to the peer before its FULL (flow) can come back."""
+        unasked = self._unasked.get(worker_id, 0) + 1
+        if unasked < ASK_EVERY:
+            self._unasked[worker_id] = unasked
+            return False
+        self._unasked[worker_id] = 0
+        return True
+
     def flush(self) -> None:
         """Send every batch queued so far (the end of the loop turn, or before a
         frame that must come after them)."""
         self._flush_scheduled = False
         outgoing, self._outgoing = self._outgoing, {}
-        for worker_id, (items, payloads) in outgoing.items():
-            self._send_batch(worker_id, items, payloads)
+        if outgoing:
+            now = monotonic()
+            for worker_id, (items, payloads) in outgoing.items():
+                self._sent_at[worker_id] = now
+                self._send_batch(worker_id, items, payloads)
 
     def peer_gone(self, peer: int) -> None:
         self._outgoing.pop(peer, None)

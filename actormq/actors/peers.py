@@ -11,9 +11,10 @@ acknowledgements in `durability`, flow control across workers in `flow`.
 
 Frame kinds (header is orjson; payloads are raw frames):
   HELLO {w, p}              worker w (pid p) started: drop its old routes, send it ours
-  SNAP  {w, p, routes, held}
-                            every route filter of worker w with its count, and the
-                            client ids w holds whose registry shard is the receiver
+  SNAP  {w, p, routes, held, dur}
+                            every route filter of worker w with its count, the
+                            client ids w holds whose registry shard is the receiver,
+                            and whether w holds sessions with disc queues (see DURS)
   ROUTE {w, f, d}           route filter f of worker w changed by d (+1 / -1)
   PUB   {w, b: [item]}      messages to route here; an item is message_header + [share,
                             ack, payload size, to], the payloads follow as one blob (payload
@@ -24,6 +25,8 @@ Frame kinds (header is orjson; payloads are raw frames):
                             (see orphans)
   DUR   {ok, no}            what the PUBs with these acks wrote here is committed (ok),
                             or was refused (no); one frame per peer and loop turn
+  DURS  {w, on}             worker w holds sessions with disc queues (on) or none any
+                            more: PUB items to it carry ack ids only while on
   RET   {m}                 a retained message changed (payload frame 0)
   STATS {w, s}              worker w's counters
   CLAIM {w, r, c, clean, d} worker w takes client id c; reply HAND to request r (d: sent
@@ -136,6 +139,7 @@ class PeerLink:
             b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,
             b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
             b"TOOK": self.orphans.on_took, b"STALE": registry.on_stale,
+            b"DURS": self.acks.on_holding,
         }
 
     async def start(self) -> None:
@@ -274,11 +278,12 @@ class PeerLink:
         self._came_up(peer, header["p"])
         router = self.broker.router
         router.drop_worker_routes(peer)
+        self.acks.asking.discard(peer)      # a new incarnation says DURS when it holds some
         self.broker.peer_stats.pop(peer, None)
         held = self.registry.held_for(peer, self.takeover.held())
         self.bus.send(peer, b"SNAP", {"w": self.worker_id, "p": os.getpid(),
                                       "routes": self.takeover.own_routes(router.local_filters(), peer),
-                                      "held": held})
+                                      "held": held, "dur": self.acks.holding})
         if self.worker_id == min((self.live - {peer}) | {self.worker_id}):
             for message in self.broker.retained.snapshot():
                 self.bus.send(peer, b"RET", {"m": message_header(message)}, (message.payload,))
@@ -295,6 +300,7 @@ class PeerLink:
         self._came_up(peer, header["p"])
         router = self.broker.router
         router.drop_worker_routes(peer)
+        self.acks.on_holding({"w": peer, "on": header.get("dur", True)}, ())
         for route_filter, count in header["routes"].items():
             for _ in range(count):
                 router.add_remote_route(peer, route_filter)

@@ -37,6 +37,7 @@ class Stats:
     subscriptions: int = 0
     retained: int = 0
     bus_publish_frames: int = 0
+    bus_durable_asks: int = 0          # messages to other workers that wait for a DUR answer
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -72,6 +73,7 @@ def sys_messages(totals: dict, started: float) -> list[tuple[str, bytes]]:
         "$SYS/broker/subscriptions/count": totals["subscriptions"],
         "$SYS/broker/retained messages/count": totals["retained"],
         "$SYS/broker/bus/publish/frames": totals["bus_publish_frames"],
+        "$SYS/broker/bus/publish/durable": totals.get("bus_durable_asks", 0),
         **{f"$SYS/broker/packets/{direction}/{kind}": totals.get(f"packets_{direction}_{kind}", 0)
            for direction in DIRECTIONS for kind in PACKET_TYPES[1:]},
         **{f"$SYS/broker/bytes/{direction}/{kind}": totals.get(f"bytes_{direction}_{kind}", 0)

@@ -109,7 +109,7 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("mqtt.persistent_client_expiration", Kind.DURATION, "0",
         "Drop MQTT 3.1.1 clean_session=0 sessions unused this long (0 = never).", minimum=0),
     Key("sys_interval", Kind.DURATION, "10", "Interval of the $SYS topic updates (0 = off).", minimum=0),
-    Key("bus.hwm", Kind.INT, "100000", "ZeroMQ high-water mark of the bus sockets (0 = no limit).",
+    Key("bus.hwm", Kind.INT, "100000", "Frames that may wait for one other worker of the node (0 = no limit).",
         minimum=0),
 )
 

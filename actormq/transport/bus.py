@@ -1,30 +1,33 @@
-"""The ZeroMQ bus between the worker processes of a node: the only module that
-knows ZeroMQ.
+"""The bus between the worker processes of a node, and the frame format it
+shares with the node's ZeroMQ control channel (`mgmt`).
 
-Each worker binds one inbox (a PULL socket at `ipc://{run_dir}/worker-{id}`)
-and connects one PUSH socket to every other worker's inbox. A frame is one
-ZeroMQ message: a small envelope (lengths), the kind (a short bytes tag), an
-orjson header, and any number of raw length-prefixed payloads (payload bytes
-are never base64-encoded). One message rather than a multipart one per part:
-pyzmq spends several microseconds per message part, ten times the cost of
-copying a small payload (measured: 3 parts 8.6 µs to send, one 0.8 µs).
+Each worker listens on one inbox (a Unix stream socket at
+`{run_dir}/worker-{id}`) and connects to every other worker's inbox; the
+event loops write and read these sockets themselves (see `bus_streams`: a
+ZeroMQ hop woke an I/O thread in both processes besides the receiving loop,
+which more than doubled a message's way across workers and its CPU cost). A
+frame is a small envelope (lengths), the kind (a short bytes tag), an orjson
+header, and any number of raw length-prefixed payloads (payload bytes are
+never base64-encoded). One blob rather than a ZeroMQ multipart message where
+frames travel over ZeroMQ: pyzmq spends several microseconds per message
+part, ten times the cost of copying a small payload (measured: 3 parts
+8.6 µs to send, one 0.8 µs).
 
 Small control frames that need no answer in the same loop turn (the
 client-id registry's REG, REGD, UNREG) can go `send_soon`: every such frame
 for one peer in a loop turn travels in one BAT frame (its payloads are the
-frames), which saves a ZeroMQ send and a wake-up of the peer per frame
+frames), which saves a send and a wake-up of the peer per frame
 (measured: connections/s at -w 2). Frames that nobody waits for (a fresh
 registration of a client id, the end of sessions) can go `send_later`:
 within LATER_SECONDS, in the same batch, so a storm of connections costs a
-few bus frames rather than one per loop turn (each ZeroMQ send wakes the I/O
-threads of both workers: a dozen system calls). A frame sent to a peer first
+few bus frames rather than one per loop turn. A frame sent to a peer first
 sends what waits for it, so the order between two workers is kept.
 
-Sending never blocks. A PUSH socket keeps frames for a peer that is not
-there (yet: it is starting, or it died and is being restarted) up to the
-high-water mark; past it the frame is dropped and counted. `reset` throws
-away what was queued for a dead peer, so its next incarnation starts from a
-clean pipe.
+Sending never blocks. Frames for a peer that is not there (yet: it is
+starting, or it died and is being restarted) or that does not read fast
+enough wait, up to the high-water mark (`bus.hwm` frames); past it the frame
+is dropped and counted. `reset` throws away what waited for a dead peer, so
+its next incarnation starts from a clean pipe.
 """
 
 from __future__ import annotations
@@ -34,19 +37,19 @@ import os
 import struct
 
 import orjson
-import zmq
 
 from actormq.errors import TransportError
+from actormq.transport.bus_streams import Inbound, Outbound, listen, stream_frame
 
 log = logging.getLogger("actormq.bus")
 
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.05     # how often a peer not listening yet is tried again
 DRAIN_FRAMES = 4        # frames per loop turn (a PUB frame carries up to a few hundred messages)
 LATER_SECONDS = 0.005   # how long a send_later frame may wait for others
+CLOSE_SECONDS = 0.5     # how long a closing bus tries to send what still waits
 _ENVELOPE = struct.Struct(">BI")    # kind length, header length
 _PART = struct.Struct(">I")         # payload length
 BATCH = b"BAT"
-_EVENTS, _POLLIN = zmq.EVENTS, zmq.POLLIN
 
 
 def encode_frame(kind: bytes, header, payloads=()) -> bytes:
@@ -78,7 +81,7 @@ def decode_frame(frame: bytes) -> tuple[bytes, object, list[bytes]]:
 
 
 def inbox_path(run_dir: str, worker_id: int) -> str:
-    return f"ipc://{os.path.join(run_dir, f'worker-{worker_id}')}"
+    return os.path.join(run_dir, f"worker-{worker_id}")
 
 
 class Bus:
@@ -89,10 +92,8 @@ class Bus:
         self.worker_count = worker_count
         self.frames_sent: dict[int, int] = {}
         self.frames_dropped = 0
-        self._run_dir = run_dir
         self._hwm = hwm
         self._full: set[int] = set()        # peers whose last frame was dropped (warned once)
-        self._ctx = zmq.Context.instance()
         self._loop = None
         self._timer = None
         self._on_frame = None
@@ -101,22 +102,16 @@ class Bus:
         self._soon: dict[int, list[bytes]] = {}     # peer -> frames for the end of this turn
         self._later: dict[int, list[bytes]] = {}    # peer -> frames for within LATER_SECONDS
         self._later_timer = None
+        self._inbound: dict[int, Inbound] = {}      # fd -> a connection a peer opened
         try:
-            self._inbox = self._ctx.socket(zmq.PULL)
-            self._inbox.setsockopt(zmq.RCVHWM, hwm)
-            self._inbox.setsockopt(zmq.LINGER, 0)
-            self._inbox.bind(inbox_path(run_dir, worker_id))
-            self._outboxes: dict[int, zmq.Socket] = {
-                peer: self._outbox(peer) for peer in range(worker_count) if peer != worker_id}
-        except zmq.ZMQError as exc:
+            self._inbox = listen(inbox_path(run_dir, worker_id))
+        except OSError as exc:
             raise TransportError(f"bus of worker {worker_id}: {exc}") from exc
-
-    def _outbox(self, peer: int) -> zmq.Socket:
-        out = self._ctx.socket(zmq.PUSH)
-        out.setsockopt(zmq.SNDHWM, self._hwm)
-        out.setsockopt(zmq.LINGER, 500)
-        out.connect(inbox_path(self._run_dir, peer))
-        return out
+        self._outboxes: dict[int, Outbound] = {
+            peer: Outbound(inbox_path(run_dir, peer)) for peer in range(worker_count)
+            if peer != worker_id}
+        for out in self._outboxes.values():
+            out.connect()
 
     @property
     def peers(self) -> list[int]:
@@ -126,17 +121,41 @@ class Bus:
         """Deliver every incoming frame as on_frame(kind, header, payloads) on the loop."""
         self._loop = loop
         self._on_frame = on_frame
-        loop.add_reader(self._inbox.getsockopt(zmq.FD), self._take_turn)
+        loop.add_reader(self._inbox.fileno(), self._accept)
+        for fd in self._inbound:
+            loop.add_reader(fd, self._take_turn)
         self._timer = loop.call_later(POLL_SECONDS, self._poll)
+        self._accept()
 
     def _poll(self) -> None:
-        self._take_turn()
+        """Send what waits for peers that were not listening yet."""
+        self._poll_waiting()
         self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._inbox.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("bus of worker %d: accept failed: %s", self.worker_id, exc)
+                return
+            self._inbound[sock.fileno()] = Inbound(sock)
+            if self._loop is not None:
+                self._loop.add_reader(sock.fileno(), self._take_turn)
+                self._poll_waiting()    # a peer that connects listens: no need to wait for _poll
+
+    def _poll_waiting(self) -> None:
+        for peer, out in self._outboxes.items():
+            if out.waiting and not out.writing:
+                self._write_waiting(peer)
 
     def _take_turn(self) -> None:
         """Deliver up to DRAIN_FRAMES frames, then let the loop serve the sockets
         before the next ones: a busy peer must not starve this worker's clients.
-        ZMQ_FD is edge-triggered, so a turn that stopped early schedules the next."""
+        Frames read already are not seen by the loop's poll, so a turn that
+        stopped early schedules the next."""
         self._drain_scheduled = False
         if not self.drain(DRAIN_FRAMES) and not self._drain_scheduled:
             self._drain_scheduled = True
@@ -147,29 +166,37 @@ class Bus:
         True when the inbox is empty."""
         if self._closed:
             return True
-        inbox = self._inbox
+        if self._loop is None:
+            self._accept()
         on_frame = self._on_frame
         taken = 0
-        while not at_most or taken < at_most:
-            # ZMQ_EVENTS rather than a recv that raises Again: the empty check
-            # ends every drain, and pyzmq's exception costs twice the option read
-            if not inbox.getsockopt(_EVENTS) & _POLLIN:
-                return True
-            try:
-                frame = inbox.recv(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
-                return True
-            taken += 1
-            try:
-                kind, header, payloads = decode_frame(frame)
-                if kind == BATCH:
-                    for part in payloads:
-                        on_frame(*decode_frame(part))
-                else:
-                    on_frame(kind, header, payloads)
-            except Exception:
-                log.exception("bad bus frame dropped: %r", frame[:40])
-        return False
+        for fd, conn in list(self._inbound.items()):
+            while True:
+                if at_most and taken >= at_most:
+                    return False
+                frame = conn.next_frame()
+                if frame is None:
+                    if conn.ended:
+                        self._drop_inbound(fd, conn)
+                    break
+                taken += 1
+                try:
+                    kind, header, payloads = decode_frame(frame)
+                    if kind == BATCH:
+                        for part in payloads:
+                            on_frame(*decode_frame(part))
+                    else:
+                        on_frame(kind, header, payloads)
+                except Exception:
+                    log.exception("bad bus frame dropped: %r", frame[:40])
+        return True
+
+    def _drop_inbound(self, fd: int, conn: Inbound) -> None:
+        """The peer closed its connection (it stopped or died)."""
+        del self._inbound[fd]
+        if self._loop is not None:
+            self._loop.remove_reader(fd)
+        conn.sock.close()
 
     def send(self, peer: int, kind: bytes, header, payloads: tuple = ()) -> bool:
         """Send one frame to one peer; False when it was dropped (the peer's queue is full)."""
@@ -233,24 +260,44 @@ class Bus:
             self._send(peer, out, frames[0] if len(frames) == 1 else
                        encode_frame(BATCH, 0, frames))
 
-    def _send(self, peer: int, out, frame: bytes) -> bool:
-        try:
-            out.send(frame, zmq.NOBLOCK, copy=True)
-        except zmq.Again:
+    def _send(self, peer: int, out: Outbound, frame: bytes) -> bool:
+        if len(out.waiting) >= self._hwm > 0:
             self.frames_dropped += 1
             if peer not in self._full:
                 self._full.add(peer)
                 log.warning("bus to worker %d full: dropping frames until it drains", peer)
             return False
-        except zmq.ZMQError as exc:
+        try:
+            if not out.send(stream_frame(frame)) and not out.writing and out.sock is not None \
+                    and self._loop is not None:
+                self._wait_for_room(peer, out)
+        except OSError as exc:
             raise TransportError(f"bus send to worker {peer}: {exc}") from exc
         self._full.discard(peer)
         self.frames_sent[peer] = self.frames_sent.get(peer, 0) + 1
-        # Sending may consume the inbox's edge; look again on the next turn.
-        if not self._drain_scheduled and self._loop is not None:
-            self._drain_scheduled = True
-            self._loop.call_soon(self._take_turn)
         return True
+
+    def _wait_for_room(self, peer: int, out: Outbound) -> None:
+        out.writing = True
+        self._loop.add_writer(out.sock.fileno(), self._write_waiting, peer)
+
+    def _write_waiting(self, peer: int) -> None:
+        """The socket to a peer has room, or the peer may listen now: send what
+        waits (a peer not listening yet is tried again by _poll)."""
+        out = self._outboxes.get(peer)
+        if out is None or self._closed:
+            return
+        if out.writing:
+            out.writing = False
+            if out.sock is not None:
+                self._loop.remove_writer(out.sock.fileno())
+        try:
+            done = out.write_waiting()
+        except OSError as exc:
+            log.warning("bus to worker %d: %s", peer, exc)
+            return
+        if not done and out.sock is not None:
+            self._wait_for_room(peer, out)
 
     def broadcast(self, kind: bytes, header, payloads: tuple = (), peers=None) -> None:
         """Send one frame to each of `peers` (default: every other worker)."""
@@ -258,28 +305,40 @@ class Bus:
             self.send(peer, kind, header, payloads)
 
     def reset(self, peer: int) -> None:
-        """The peer died: drop the frames still queued for it and reconnect."""
-        old = self._outboxes.get(peer)
-        if old is None or self._closed:
+        """The peer died: drop the frames still waiting for it and connect again."""
+        out = self._outboxes.get(peer)
+        if out is None or self._closed:
             return
         self._soon.pop(peer, None)
         self._later.pop(peer, None)
-        old.setsockopt(zmq.LINGER, 0)
-        old.close()
-        try:
-            self._outboxes[peer] = self._outbox(peer)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"bus to worker {peer}: {exc}") from exc
+        self._stop_writing(out)
+        out.forget()
+        out.connect()
         self._full.discard(peer)
 
+    def _stop_writing(self, out: Outbound) -> None:
+        if out.writing:
+            out.writing = False
+            if out.sock is not None and self._loop is not None:
+                self._loop.remove_writer(out.sock.fileno())
+
     def close(self) -> None:
+        """Stop; what still waits for a peer gets up to CLOSE_SECONDS to go out."""
+        if self._closed:
+            return
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
         if self._later_timer is not None:
             self._later_timer.cancel()
         if self._loop is not None:
-            self._loop.remove_reader(self._inbox.getsockopt(zmq.FD))
+            self._loop.remove_reader(self._inbox.fileno())
+            for fd in self._inbound:
+                self._loop.remove_reader(fd)
         for out in self._outboxes.values():
-            out.close()
+            self._stop_writing(out)
+            out.finish(CLOSE_SECONDS)
+        for conn in self._inbound.values():
+            conn.sock.close()
+        self._inbound.clear()
         self._inbox.close()

@@ -1,8 +1,10 @@
-"""The ZeroMQ bus between workers, two Bus objects in one process: frames with
-an orjson header and raw payloads arrive intact and in order, a full outbox
-drops and counts instead of blocking, a drain can stop early and keep the
-rest, `reset` forgets what was queued for a dead peer, and ZeroMQ or
-encoding errors come out as TransportError."""
+"""The bus between workers, two Bus objects in one process: frames with an
+orjson header and raw payloads arrive intact and in order (also frames larger
+than a socket's buffer, and frames sent before the peer listened), a full
+outbox drops and counts instead of blocking, a drain can stop early and keep
+the rest, `reset` forgets what was queued for a dead peer, a restarted peer
+gets what is sent after it came back, and socket or encoding errors come out
+as TransportError."""
 
 from __future__ import annotations
 
@@ -183,3 +185,44 @@ def test_frames_sent_later_wait_for_each_other_and_keep_their_order(loop, buses)
     assert [kind for kind, _, _ in inbox.frames[2:]] == [b"REG", b"REGD", b"REG", b"NOW"]
     assert first.frames_sent == {1: 3}      # the batch went with the frame sent at once
     assert not first.send_later(5, b"REG", {"c": "f"})
+
+
+def test_a_frame_larger_than_the_socket_buffer_arrives_whole_and_in_order(loop, buses):
+    first, second = buses(0), buses(1)
+    inbox = Inbox()
+    first.start(loop, Inbox())
+    second.start(loop, inbox)
+    big = bytes(range(256)) * 16384         # 4 MiB: many partial writes
+    assert first.send(1, b"BIG", {"n": 0}, (big,))
+    assert first.send(1, b"AFTER", {"n": 1})
+    run_until(loop, lambda: len(inbox.frames) >= 2, timeout=10)
+    assert inbox.frames == [(b"BIG", {"n": 0}, [big]), (b"AFTER", {"n": 1}, [])]
+
+
+def test_frames_sent_before_the_peer_listens_arrive_once_it_does(loop, buses):
+    sender = buses(0)
+    sender.start(loop, Inbox())
+    for number in range(5):
+        assert sender.send(1, b"EARLY", number)
+    inbox = Inbox()
+    buses(1).start(loop, inbox)
+    run_until(loop, lambda: len(inbox.frames) >= 5)
+    assert [header for _, header, _ in inbox.frames] == list(range(5))
+
+
+def test_a_restarted_peer_gets_what_is_sent_after_it_came_back(loop, buses, tmp_path):
+    sender, old = buses(0), buses(1)
+    sender.start(loop, Inbox())
+    old_inbox = Inbox()
+    old.start(loop, old_inbox)
+    sender.send(1, b"N", 0)
+    run_until(loop, lambda: old_inbox.frames)
+    old.close()                             # the peer died
+    sender.send(1, b"LOST", 1)              # to the dead peer's connection, or waiting
+    sender.reset(1)
+    new_inbox = Inbox()
+    buses(1).start(loop, new_inbox)
+    for number in range(2, 5):
+        sender.send(1, b"N", number)
+    run_until(loop, lambda: len(new_inbox.frames) >= 3)
+    assert [header for _, header, _ in new_inbox.frames] == [2, 3, 4]

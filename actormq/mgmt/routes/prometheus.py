@@ -31,6 +31,8 @@ COUNTERS = (
     ("messages_received", "actormq_messages_received", "PUBLISH messages received from clients."),
     ("messages_sent", "actormq_messages_sent", "PUBLISH messages sent to clients."),
     ("bus_publish_frames", "actormq_bus_publish_frames", "PUBLISH batches sent to other workers."),
+    ("bus_durable_asks", "actormq_bus_publish_durable",
+     "QoS 1/2 messages sent to other workers whose acknowledgement waited for their commit."),
 )
 GAUGES = (
     ("clients_connected", "actormq_connections_current", "Connected clients."),
