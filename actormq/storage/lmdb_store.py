@@ -26,11 +26,14 @@ below the limit again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+
+import pykka
 
 from actormq.errors import StorageError, StorageFullError
 from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, check_key, check_keys,
@@ -106,6 +109,8 @@ class LmdbStore:
         self._commit_interval = commit_interval_ms / 1000
         self._writer = StorageWriter.start(self._committer, self._pending, self._commit_interval)
         self._loop_commits: LoopCommits | None = None
+        self._writer_loop = None
+        self._writer_thread = None
         max_size = self._env.max_map_size
         self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
         self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
@@ -119,11 +124,20 @@ class LmdbStore:
     def commit_on(self, loop) -> None:
         """With sync off, let `loop` (whose thread calls this) commit the writes
         (see loop_commits.py); with sync on the writer thread keeps doing it,
-        and takes the GIL back from the busy loop soon after each fsync."""
+        and takes the GIL back from the busy loop soon after each fsync.
+
+        With sync on, a batch that `loop` starts goes to the writer at the end
+        of the loop's turn, not at its first write: the writer, woken at the
+        first write of a read of a hundred publishes, would fight the loop for
+        the GIL to commit a few of them and make the rest wait a whole fsync
+        more; at the end of the turn it commits them all in one."""
         if not self._env.sync:
             if self._loop_commits is None:
                 self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval)
-        elif sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
+            return
+        self._writer_loop = loop
+        self._writer_thread = threading.get_ident()
+        if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
             # a thread back from a blocking call waits for the GIL up to the
             # switch interval (5 ms by default) while the loop runs Python: the
             # time of every commit, and of the PUBACKs behind it, would be that
@@ -232,6 +246,9 @@ class LmdbStore:
     def _batch_started(self) -> None:
         if self._loop_commits is not None:
             self._loop_commits.batch_started()
+        elif (self._writer_loop is not None and threading.get_ident() == self._writer_thread
+              and self._writer_loop.is_running()):
+            self._writer_loop.call_soon(self._writer.tell, _COMMIT_DUE)
         else:
             self._writer.tell(_COMMIT_DUE)
 
@@ -267,6 +284,8 @@ class LmdbStore:
         if self._loop_commits is not None:
             self._loop_commits.commit_all()
         self._pending.urge()
+        with contextlib.suppress(pykka.ActorDeadError):   # a stopped writer: the wait says so
+            self._writer.tell(_COMMIT_DUE)  # a batch the loop would hand over at the end of its turn
         while not done.wait(FLUSH_POLL):
             if not self._writer.is_alive():
                 raise StorageError(f"the storage writer of {self._env.path} is not running")

@@ -2,8 +2,11 @@
 
 `PendingWrites` holds every put/delete issued but not yet committed, in order,
 plus an overlay (table -> key -> latest pending value) so that reads see their
-own writes before the commit. The issuing thread adds to it; the writer takes
-a batch from it and settles the batch once LMDB has committed it.
+own writes before the commit. The overlay is built on the first read that
+needs it and kept up to date only until everything pending is committed: a
+stream of writes that nobody reads back (a queue of an offline session) costs
+one list append each. The issuing thread adds to it; the writer takes a batch
+from it and settles the batch once LMDB has committed it.
 
 `StorageWriter` is a pykka ThreadingActor taking one message, CommitDue, sent
 when a batch starts. Group commit as databases do it: an idle writer commits
@@ -57,7 +60,9 @@ class PendingWrites:
         self._lock = threading.Lock()          # the hot paths take the lock alone
         self._cond = threading.Condition(self._lock)
         self._ops: list[Op] = []
-        self._overlay: dict[str, dict[bytes, tuple[int, bytes | None]]] = {}
+        self._taken: list[list[Op]] = []       # batches being committed, oldest first
+        # table -> key -> (seq, latest pending value); None while no read needs it
+        self._overlay: dict[str, dict[bytes, tuple[int, bytes | None]]] | None = None
         self._issued = 0
         self._settled = 0
         self._callbacks: deque[tuple[int, Callable[[], None], ErrorCallback | None, object]] = deque()
@@ -80,10 +85,8 @@ class PendingWrites:
             starts = not ops
             seq = self._issued = self._issued + 1
             ops.append((seq, table, key, value))
-            overlay = self._overlay.get(table)
-            if overlay is None:
-                overlay = self._overlay[table] = {}
-            overlay[key] = (seq, value)
+            if self._overlay is not None:
+                self._overlay.setdefault(table, {})[key] = (seq, value)
             if value is not None:
                 self.pending_bytes += len(key) + len(value) + ROW_OVERHEAD
             if starts or len(ops) >= self.commit_batch or seq - self._settled >= self._max_pending:
@@ -99,13 +102,13 @@ class PendingWrites:
             self._check_failure()
             starts = not self._ops
             ops = self._ops
-            overlay = self._overlay.setdefault(table, {})
             seq = self._issued
-            for key in keys:
-                seq += 1
-                ops.append((seq, table, key, None))
-                overlay[key] = (seq, None)
-            self._issued = seq
+            ops.extend((seq + n, table, key, None) for n, key in enumerate(keys, 1))
+            self._issued = seq + len(keys)
+            if self._overlay is not None:
+                overlay = self._overlay.setdefault(table, {})
+                for op in ops[-len(keys):]:
+                    overlay[op[2]] = (op[0], None)
             self._grown(starts)
         if self.backlogged and self.on_backlog is not None:
             self.on_backlog()
@@ -123,16 +126,31 @@ class PendingWrites:
         if self._issued - self._settled >= self._max_pending:
             self.backlogged = True
 
+    def _overlay_now(self) -> dict[str, dict[bytes, tuple[int, bytes | None]]]:
+        """The overlay, built from the unsettled ops if nobody has read since the
+        last time everything was settled; the lock is held."""
+        overlay = self._overlay
+        if overlay is None:
+            overlay = self._overlay = {}
+            for batch in (*self._taken, self._ops):
+                for seq, table, key, value in batch:
+                    overlay.setdefault(table, {})[key] = (seq, value)
+        return overlay
+
     def lookup(self, table: str, key: bytes) -> tuple[bool, bytes | None]:
         """(True, value or None if deleted) when `key` has a pending write."""
         with self._lock:
-            found = self._overlay.get(table, {}).get(key)
+            if self._settled >= self._issued:
+                return False, None
+            found = self._overlay_now().get(table, {}).get(key)
         return (False, None) if found is None else (True, found[1])
 
     def rows(self, table: str, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
         """Pending rows under `prefix`, sorted; a None value is a pending delete."""
         with self._lock:
-            overlay = self._overlay.get(table)
+            if self._settled >= self._issued:
+                return []
+            overlay = self._overlay_now().get(table)
             if not overlay:
                 return []
             found = [(key, entry[1]) for key, entry in overlay.items() if key.startswith(prefix)]
@@ -182,6 +200,8 @@ class PendingWrites:
             else:
                 self._ops = []
                 self._urgent = False
+            if ops:
+                self._taken.append(ops)
             return ops, bool(self._ops)
 
     def settle(self, ops: list[Op], rejected: set[int], error: StorageError | None = None,
@@ -189,18 +209,21 @@ class PendingWrites:
         """Forget committed (or rejected) ops and run the callbacks they cover (those
         of `inline_loop`, the loop of the calling thread, at once too)."""
         with self._lock:
+            taken = self._taken
+            if taken and taken[0] is ops:
+                del taken[0]
             if ops[0][0] == self._settled + 1 and ops[-1][0] == self._issued:
                 # these are all the unsettled ops: forget them at once
-                for overlay in self._overlay.values():
-                    overlay.clear()
+                self._overlay = None
                 self.pending_bytes = 0
             else:
                 overlays = self._overlay
                 freed = 0
                 for seq, table, key, value in ops:
-                    overlay = overlays[table]
-                    if overlay[key][0] == seq:
-                        del overlay[key]
+                    if overlays is not None:
+                        overlay = overlays[table]
+                        if overlay[key][0] == seq:
+                            del overlay[key]
                     if value is not None:
                         freed += len(key) + len(value) + ROW_OVERHEAD
                 self.pending_bytes -= freed

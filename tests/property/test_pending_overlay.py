@@ -1,0 +1,71 @@
+"""PendingWrites' read overlay against a model: whenever a read comes (before,
+between or after batches are taken and settled), `lookup` and `rows` show the
+latest write of each key that is not settled yet, and nothing once everything
+is settled. The overlay is built on the first read and dropped when all is
+settled, so reads at any point of that cycle are covered."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actormq.storage.writer import PendingWrites
+
+KEYS = [b"q/a", b"q/b", b"q/c", b"r/a"]
+
+write = st.tuples(st.just("write"), st.sampled_from(["queue", "retained"]), st.sampled_from(KEYS),
+                  st.one_of(st.none(), st.binary(min_size=1, max_size=3)))
+step = st.one_of(write, st.just(("take",)), st.just(("settle",)), st.just(("read",)))
+
+
+def expected(unsettled: list) -> dict:
+    """(table, key) -> latest unsettled value (None: a pending delete)."""
+    latest: dict = {}
+    for _, table, key, value in unsettled:
+        latest[(table, key)] = value
+    return latest
+
+
+def check_reads(pending: PendingWrites, unsettled: list) -> None:
+    latest = expected(unsettled)
+    for table in ("queue", "retained"):
+        for key in KEYS:
+            found, value = pending.lookup(table, key)
+            assert (found, value) == (((table, key) in latest), latest.get((table, key)))
+        for prefix in (b"", b"q/"):
+            want = sorted((key, value) for (t, key), value in latest.items()
+                          if t == table and key.startswith(prefix))
+            assert pending.rows(table, prefix) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step, max_size=40), st.integers(min_value=1, max_value=4))
+def test_reads_see_the_latest_unsettled_write_of_each_key(steps, commit_batch):
+    pending = PendingWrites(commit_batch=commit_batch, max_pending=1000)
+    issued: list = []      # every op added, in order
+    taken: list = []       # batches taken, not settled, oldest first
+    settled = 0            # ops settled so far (a prefix of issued)
+    for action in steps:
+        if action[0] == "write":
+            _, table, key, value = action
+            pending.add(table, key, value)
+            issued.append((len(issued) + 1, table, key, value))
+        elif action[0] == "take":
+            ops, _ = pending.take(0)
+            if ops:
+                taken.append(ops)
+        elif action[0] == "settle" and taken:
+            ops = taken.pop(0)
+            pending.settle(ops, set())
+            settled = ops[-1][0]
+        elif action[0] == "read":
+            check_reads(pending, issued[settled:])
+    for ops in taken:
+        pending.settle(ops, set())
+    while True:
+        rest, _ = pending.take(0)
+        if not rest:
+            break
+        pending.settle(rest, set())
+    check_reads(pending, [])
+    assert pending.pending_bytes == 0
