@@ -9,11 +9,13 @@ the store, perhaps before the discard was written, perhaps after the clean
 session ended and nobody held the id any more. So the shard remembers the
 clean starts that replaced a holder, and every worker the fresh REGs it sent
 (their shard may have died unheard), each with the time of its CONNECT, for
-CLEAN_CLAIMS_KEPT to twice that: a take-over then discards a stored session
-older than a clean start of its client id instead of restoring it.
+CLEAN_CLAIMS_KEPT at least: a take-over then discards a stored session older
+than a clean start of its client id instead of restoring it. (A clean start
+kept longer does no harm: a session stored before it must go anyway.)
 
 Two generations of a dict, swapped when the older one is due: one dict store
-per clean start, nothing to expire one by one.
+per clean start, nothing to expire one by one; what an add finds is at most
+three times CLEAN_CLAIMS_KEPT old.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class CleanClaims:
 
     def add(self, client_id: str, connected_at: float) -> None:
         if connected_at >= self._swap_at:
-            self._older, self._current = self._current, {}
+            recent = connected_at < self._swap_at + CLEAN_CLAIMS_KEPT
+            self._older, self._current = self._current if recent else {}, {}
             self._swap_at = connected_at + CLEAN_CLAIMS_KEPT
         self._current[client_id] = connected_at
 
