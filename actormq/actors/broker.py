@@ -68,6 +68,8 @@ class Broker(StoredSessions, Upkeep):
         self._dirty: list = []
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
+        self.idle_queue = Queue("", self._queue_limits)  # what every memory queue is until it holds one
+        self._decoders: dict[tuple, object] = {}   # (version, max packet size) -> shared decoder
         self._schedule_queue_flush = self.schedule_flush     # one bound method for every queue
         self.reloader = Reloader()      # config reload: parts register what they take
         self.connection_log = LineBatch("actormq.connection")
@@ -81,7 +83,7 @@ class Broker(StoredSessions, Upkeep):
     def reload(self, config) -> None:
         """New MQTT and queue limits: connections and sessions made from now on use them."""
         self.settings = BrokerSettings.from_config(config)
-        self._queue_limits = self._make_queue_limits()
+        self._queue_limits = self.idle_queue.limits = self._make_queue_limits()
 
     def _make_retained_store(self) -> RetainedStore:
         mode = self.config.get("retained.storage", "ram")
@@ -127,10 +129,29 @@ class Broker(StoredSessions, Upkeep):
     def _new_queue(self, client_id: str, persistent: bool) -> Queue:
         mode = self.config.get("queue.storage", "ram")
         if not persistent or self.stores is None or mode == "ram":
-            return Queue(client_id, self._queue_limits)
+            return self.idle_queue      # the session makes its own at its first queued message
         return Queue(client_id, self._queue_limits, self.stores.queue, durable=True,
                      window=DISC_ONLY_WINDOW if mode == "disc_only" else None,
                      schedule=self._schedule_queue_flush)
+
+    def shared_decoder(self, decoder):
+        """The decoder that connected clients of this version and packet size limit
+        share between packets (`StreamDecoder.shared`); `decoder` itself while it
+        holds part of a packet."""
+        if decoder.holds_partial:
+            return decoder
+        key = (decoder.version, decoder.max_packet_size)
+        shared = self._decoders.get(key)
+        if shared is None:
+            shared = self._decoders[key] = decoder
+            decoder.shared = True
+        return shared
+
+    def own_queue(self, client_id: str, online: bool) -> Queue:
+        """A memory queue of the client's own, for a session that held the idle one."""
+        queue = Queue(client_id, self._queue_limits)
+        queue.online = online
+        return queue
 
     def open_session(self, conn, connect, client_id: str, expiry) -> tuple[Session, bool]:
         """Find or create the session for a CONNECT; take it over from an older connection."""

@@ -62,6 +62,7 @@ class _DiscardInput:
     __slots__ = ()
     bytes_in = 0
     version = None
+    shared = False
 
     @staticmethod
     def feed(_data: bytes) -> tuple:
@@ -79,7 +80,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
                  "pipeline", "client_info", "mountpoint", "limits", "auth_props", "connect_packet",
-                 "connected_at", "publish_memo")
+                 "publish_memo")
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slot=None) -> None:
@@ -110,8 +111,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.mountpoint = ""
         self.limits = None                  # session limits a plugin set at CONNECT
         self.auth_props = None              # authentication method / data of the CONNACK
-        self.connect_packet: Connect | None = None  # the accepted CONNECT (client info for operators)
-        self.connected_at = 0.0
+        self.connect_packet: Connect | None = None  # handshake.kept_connect: client info for operators
 
     @property
     def clean_disconnect(self) -> bool:
@@ -131,8 +131,12 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_seen = time.monotonic()
         self.broker.stats.bytes_received += len(data)
+        decoder = self.decoder
         try:
-            self._handle(self.decoder.feed(data))
+            packets = decoder.feed(data)
+            if decoder.shared:
+                self.decoder = decoder.own_tail()
+            self._handle(packets)
         except ProtocolError as exc:
             self.protocol_error(exc)
 

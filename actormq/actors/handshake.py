@@ -25,12 +25,40 @@ log = logging.getLogger("actormq.connection")
 
 CONNECTION_LOG_DELAY = 0.1  # seconds: connection log lines are written in batches
 
+_KEPT: dict[tuple, Connect] = {}    # the kept CONNECTs that clients share
+_KEPT_MAX = 1024
+
+
+def kept_connect(packet: Connect) -> Connect:
+    """What the connection keeps of its accepted CONNECT for operators and hooks
+    (username, password, version, clean start, keepalive, properties; the client
+    id is the connection's, the will the session's): clients whose CONNECT says
+    the same share one copy (a device fleet connects alike), unless it carries a
+    password or properties."""
+    if packet.password is not None or packet.properties:
+        return replace(packet, client_id="", will=None)
+    key = (packet.protocol_level, packet.protocol_name, packet.clean_start, packet.keepalive, packet.username)
+    kept = _KEPT.get(key)
+    if kept is None:
+        kept = replace(packet, client_id="", will=None)
+        if len(_KEPT) < _KEPT_MAX:
+            _KEPT[key] = kept
+    return kept
+
 
 class ConnectHandshake:
     """The handshake half of a Connection (uses its broker, settings, listener,
     hooks, decoder and the sending methods)."""
 
     __slots__ = ()
+
+    @property
+    def connected_at(self) -> float:
+        """The wall time of the accepted CONNECT (0.0 before): the time it arrived, kept
+        on the monotonic clock as `accepted_at`, so a connection holds one time."""
+        if self.session is None:
+            return 0.0
+        return time.time() - (time.monotonic() - self.accepted_at)
 
     def _accepted(self, accept: Accept) -> None:
         packet, assigned = accept.connect, accept.assigned
@@ -76,9 +104,9 @@ class ConnectHandshake:
 
     def _open_session(self, packet: Connect, assigned: str | None) -> None:
         props = self.accept_session(packet, assigned)
-        self.connect_packet = packet
-        self.connected_at = time.time()
-        self.accepted_at = self.last_seen   # read no more once the session is open: one float, not two
+        self.connect_packet = kept_connect(packet)
+        self.accepted_at = self.last_seen   # the time of the CONNECT now: one float, not two
+        self.decoder = self.broker.shared_decoder(self.decoder)
         session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
         if self.client_info is not None:

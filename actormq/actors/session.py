@@ -42,13 +42,13 @@ class Session(InboundPublishes, Subscriptions):
     """State of one client id, whether or not a connection is attached (its
     inbound PUBLISH flow and its subscriptions are in the two base classes)."""
 
-    # Slots: a connected client costs its attributes, not an instance dict
-    # (`__dict__` stays for what a plugin or tracing adds).
+    # Slots: a connected client costs its attributes, and no instance dict or
+    # weak reference slot (a `__dict__` slot costs 24 bytes per instance even unused).
     __slots__ = ("broker", "hooks", "client_id", "version", "max_inflight", "queue", "expiry_interval",
                  "subscriptions", "conn", "mountpoint", "online", "will", "disconnected_at",
                  "receive_maximum", "_inflight", "_awaiting_pubcomp", "_qos2_in", "_next_packet_id",
                  "_expiry_timer", "_will_timer", "_pending_will", "_deferred_acks", "drain_due", "_valve",
-                 "deliveries_held", "ack_batch", "__dict__", "__weakref__")
+                 "deliveries_held", "ack_batch")
 
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
@@ -88,7 +88,7 @@ class Session(InboundPublishes, Subscriptions):
     def use_limits(self, queue_limits, max_inflight: int) -> None:
         """Limits a plugin set for this client at CONNECT (VerneMQ's register modifiers)."""
         self.max_inflight = max_inflight
-        self.queue.limits = queue_limits
+        self.own_queue().limits = queue_limits
 
     # -- attach / detach -------------------------------------------------------
 
@@ -98,7 +98,7 @@ class Session(InboundPublishes, Subscriptions):
         self.conn = conn
         self.mountpoint = conn.mountpoint
         self.online = True
-        self.queue.online = True
+        self.queue.online = True        # the idle queue's is read by nobody
         self.disconnected_at = None
         self.version = conn.version
         self.receive_maximum = conn.client_receive_maximum
@@ -112,7 +112,7 @@ class Session(InboundPublishes, Subscriptions):
         """The connection went away: keep the session (and its will) per expiry."""
         self.conn = None
         self.online = False
-        self.queue.online = False
+        self.queue.online = False        # the idle queue's is read by nobody
         if self._valve is not None:
             self._valve.drained()
         self.disconnected_at = time.time()
@@ -145,6 +145,12 @@ class Session(InboundPublishes, Subscriptions):
             self._expiry_timer.cancel()
         self._expiry_timer = self.broker.loop.call_later(seconds, self.broker.end_session, self,
                                                          "expired")
+
+    def own_queue(self) -> Queue:
+        """The session's queue, its own from now on (until its first message: the broker's idle one)."""
+        if self.queue is self.broker.idle_queue:
+            self.queue = self.broker.own_queue(self.client_id, self.online)
+        return self.queue
 
     def replace_queue(self, queue: Queue) -> Queue:
         """Keep messages in queue from now on (a session that became persistent);
@@ -292,7 +298,7 @@ class Session(InboundPublishes, Subscriptions):
         return self._enqueue(self.conn, delivery)
 
     def _enqueue(self, conn, delivery: Delivery) -> Routed | None:
-        queue = self.queue
+        queue = self.queue if self.queue is not self.broker.idle_queue else self.own_queue()
         dropped = queue.dropped
         message = delivery.message
         note = None

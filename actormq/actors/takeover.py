@@ -485,7 +485,7 @@ def import_session(broker, state: dict, payloads: list) -> None:
         for d in session.queue.extract(set(stored_inflight)):
             inflight[stored_inflight[d.seq]] = d
     for entry in state["queued"]:
-        session.queue.enqueue(next_delivery(entry))
+        session.own_queue().enqueue(next_delivery(entry))
     session.restore_inflight(inflight, state["next_pid"], state["qos2_in"], state["pubcomp"])
     session.take_released()
     session.disconnected_at = None

@@ -5,6 +5,7 @@ X-Forwarded-For named), and the subject of its TLS client certificate.
 
 from __future__ import annotations
 
+import socket
 import sys
 
 from actormq.transport.listeners import peer_text
@@ -13,7 +14,8 @@ from actormq.transport.tls import certificate_identity
 
 class PeerInfo:
     """Mixin of the Connection: needs `transport` and `peer_address` (the address
-    is kept once looked up: the socket may be gone when the last log line asks)."""
+    is kept once looked up: the socket may be gone when the last log line asks;
+    an IPv4 peer is kept packed in one int, `pack_ipv4`)."""
 
     __slots__ = ()
 
@@ -33,12 +35,17 @@ class PeerInfo:
         return address[1] if isinstance(address, tuple) else None
 
     def _address(self):
-        if self.peer_address is None and self.transport is not None:
+        address = self.peer_address
+        if type(address) is int:
+            return unpack_ipv4(address)
+        if address is None and self.transport is not None:
             address = self.transport.get_extra_info("peername")
             if isinstance(address, tuple):  # clients of one host share its text
                 address = (sys.intern(address[0]), *address[1:])
-            self.peer_address = address
-        return self.peer_address
+                self.peer_address = pack_ipv4(address)
+            else:
+                self.peer_address = address
+        return address
 
     @property
     def cn(self) -> str | None:
@@ -55,3 +62,18 @@ class PeerInfo:
         if self.transport is None:
             return None, None
         return certificate_identity(self.transport.get_extra_info("peercert"))
+
+
+def pack_ipv4(address: tuple):
+    """An IPv4 (host, port) as one int (32 bytes where the tuple and its port
+    took 88); any other address as it is."""
+    if len(address) != 2:
+        return address
+    try:
+        return int.from_bytes(socket.inet_aton(address[0]), "big") << 16 | address[1]
+    except OSError:
+        return address
+
+
+def unpack_ipv4(packed: int) -> tuple[str, int]:
+    return sys.intern(socket.inet_ntoa((packed >> 16).to_bytes(4, "big"))), packed & 0xFFFF

@@ -1,10 +1,11 @@
 """What an idle connected client holds (`core_harness`: the broker core
 in-process): no table, list or instance dict of its own until it uses one,
 the shared empties it holds instead stay empty however busy the clients
-beside it are, and the Python heap of an idle client (its Connection,
-Session, Queue, decoder, CONNECT and address; the socket's transport is the
-event loop's and not counted here) stays within a budget; clients of one
-keepalive share its deadline value and keep one time of their own."""
+beside it are (a memory queue and the decoder between packets are shared
+too), and the Python heap of an idle client (its Connection, Session and
+address; the socket's transport is the event loop's and not counted here)
+stays within a budget; clients of one keepalive share its deadline value and
+keep one time of their own."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import tracemalloc
 import pytest
 
 from actormq.actors import connection, queue, session
-from actormq.transport.codec import (Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe,
-                                     Subscription)
+from actormq.transport.codec import (Connect, Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe,
+                                     Subscription, encode)
 from actormq.transport.codec.decode import NO_PROPERTIES
 from tests.unit.core_harness import Core
 
-IDLE_CLIENT_BUDGET = 1_650     # bytes: 1,596 measured with the test's Client and Wire (1,609 before the shared keepalive deadline)
+# bytes: 1,129 measured with the test's Client and Wire (1,596 before the idle queue,
+# the shared decoder and kept CONNECT, the packed address, a Session without `__dict__`)
+IDLE_CLIENT_BUDGET = 1_200
 
 
 @pytest.fixture
@@ -44,7 +47,9 @@ def test_an_idle_client_holds_shared_empties(core):
     assert held._inflight is session.NONE_YET
     assert held._awaiting_pubcomp is session.NONE_YET and held._qos2_in is session.NONE_YET
     assert held.subscriptions is session.NONE_YET
+    assert held.queue is core.broker.idle_queue     # no queue of its own
     assert held.queue.released is queue.NOTHING_RELEASED
+    assert conn.decoder.shared                      # nor a decoder
     assert conn._out is connection.NOTHING_TO_SEND         # the CONNACK went out
     assert conn.connect_packet.properties is NO_PROPERTIES
     assert "__dict__" not in dir(held) or not vars(held)     # no instance dict was made
@@ -109,3 +114,41 @@ def test_clients_of_one_keepalive_share_its_deadline_and_keep_one_time(core):
     assert first.conn.keepalive_deadline == 60 * 1.5
     assert first.conn.keepalive_deadline is second.conn.keepalive_deadline
     assert first.conn.accepted_at is first.conn.last_seen     # the accept time goes once the session is open
+
+
+def test_idle_clients_share_a_decoder_until_a_packet_arrives_in_parts(core):
+    first, second = core.client(5), core.client(5)
+    first.connect("first")
+    second.connect("second")
+    shared = first.conn.decoder
+    assert shared.shared and second.conn.decoder is shared
+    first.send(Subscribe(1, (Subscription("t/#", 1),)))
+    assert first.received() == [Suback(1, (1,))]
+    packet = encode(Publish("t/1", b"x" * 100, 1, packet_id=5), 5)
+    second.send_bytes(packet[:40])          # a partial packet takes a decoder of its own
+    assert second.conn.decoder is not shared and not shared.holds_partial
+    assert second.received() == [] and first.received() == []
+    second.send_bytes(packet[40:])
+    assert second.received() == [Puback(5)]
+    assert [(p.topic_name, p.payload) for p in first.received()] == [("t/1", b"x" * 100)]
+    assert first.conn.decoder is shared      # the other kept the shared one
+
+
+def test_a_memory_queue_is_the_idle_one_until_a_message_waits(core):
+    subscriber = core.client(4)
+    subscriber.connect("offline-sub", clean_start=False)
+    subscriber.send(Subscribe(1, (Subscription("q/#", 1),)))
+    assert subscriber.received() == [Suback(1, (1,))]
+    held = subscriber.conn.session
+    assert held.queue is core.broker.idle_queue
+    subscriber.drop()
+    publisher = core.client(4)
+    publisher.connect("pub")
+    publisher.send(Publish("q/1", b"kept", 1, packet_id=1))
+    assert publisher.received() == [Puback(1)]
+    assert held.queue is not core.broker.idle_queue and len(held.queue) == 1
+    assert len(core.broker.idle_queue) == 0
+    back = core.client(4)
+    back.send(Connect("offline-sub", protocol_level=4, clean_start=False))
+    connack, delivered = back.received()
+    assert connack.session_present and (delivered.topic_name, delivered.payload) == ("q/1", b"kept")

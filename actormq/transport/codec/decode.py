@@ -357,11 +357,13 @@ class StreamDecoder:
     `version` from the bytes at hand). After a ProtocolError the stream is
     unusable: close the connection. `counts` and `sizes` (16 slots, one per
     packet type number; a worker's connections share theirs) count the packets
-    framed and their bytes.
+    framed and their bytes. A `shared` decoder serves many connections between
+    packets (they hold no decoder of their own while idle); the connection takes
+    `own_tail()` after each feed, a decoder of its own once a partial packet waits.
     """
 
     __slots__ = ("version", "max_packet_size", "max_connect_packet_size", "bytes_in", "_chunks",
-                 "_buffered", "_needed", "counts", "sizes")
+                 "_buffered", "_needed", "counts", "sizes", "shared")
 
     def __init__(self, max_packet_size: int = MAX_PACKET_SIZE,
                  max_connect_packet_size: int = MAX_PACKET_SIZE,
@@ -375,6 +377,22 @@ class StreamDecoder:
         self._chunks: list[bytes] | tuple = ()     # the incomplete tail, when there is one
         self._buffered = 0
         self._needed = 0
+        self.shared = False
+
+    @property
+    def holds_partial(self) -> bool:
+        return bool(self._chunks)
+
+    def own_tail(self) -> "StreamDecoder":
+        """Of a shared decoder after a feed: itself, or when a partial packet is left,
+        a decoder of the connection's own holding it (this one is empty again)."""
+        if not self._chunks:
+            return self
+        owned = StreamDecoder(self.max_packet_size, self.max_connect_packet_size, self.counts, self.sizes)
+        owned.version = self.version
+        owned._chunks, owned._buffered, owned._needed = self._chunks, self._buffered, self._needed
+        self._chunks = ()
+        return owned
 
     def feed(self, data: bytes) -> list:
         """Every packet completed by `data`; an incomplete tail is kept for the next call."""
