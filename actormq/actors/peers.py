@@ -36,9 +36,10 @@ Frame kinds (header is orjson; payloads are raw frames):
   MOVE  {w, c, from, mv, f} session c moved from worker `from` to w with route filters f:
                             move the route counts over, answer MOVED to `from` and w
   MOVED {w, c, mv}          worker w routes session c to its new owner now (see peer_views)
-  HOLDS {w, r, c}           which of the client ids c do you hold? reply HELD (the
-                            shard of c is down: see registry)
-  HELD  {w, r, held}        the ones this worker holds (or is claiming)
+  HOLDS {w, r, c, d, p}     which of the client ids c do you hold? reply HELD (the
+                            shard of c, worker d of process p, is down: see registry)
+  HELD  {w, r, held, clean} the ones this worker holds (or is claiming); clean: the
+                            times of the fresh REGs it sent for the others (clean_claims)
   REG   {w, r, c, t, k}     worker w now holds client id c (sent to its shard), its
                             registration token t; reply REGD (k: no reply, the shard
                             kicks the previous holder with a CLAIM {w, r, c, clean, d, k}
@@ -47,7 +48,8 @@ Frame kinds (header is orjson; payloads are raw frames):
                             o: [worker, pid] when that was a worker now dead
   UNREG {w, c: [client id]} the sessions of these client ids ended on worker w
   TAKE  {w, r, c}           may worker w restore these orphans? reply TAKEN
-  TAKEN {w, r, granted}     the ones nobody live holds; w holds them now
+  TAKEN {w, r, granted, clean} the ones nobody live holds; w holds them now; clean: the
+                            times of the clean starts that took any of c (clean_claims)
   TOOK  {w, d, f}           worker w took over its share of dead worker d's sessions, with
                             route filters f: move them from d to w; drop d's other routes
                             once every survivor said TOOK (see orphans)
@@ -133,7 +135,7 @@ class PeerLink:
         self._handlers = {
             b"HELLO": self._on_hello, b"SNAP": self._on_snapshot, b"ROUTE": self._on_route,
             b"PUB": forwarding.on_publish, b"RET": self._on_retained, b"STATS": self._on_stats,
-            b"CLAIM": takeover.on_claim, b"HAND": self._on_reply, b"HOLDS": takeover.on_holds,
+            b"CLAIM": takeover.on_claim, b"HAND": self._on_reply, b"HOLDS": registry.on_holds,
             b"HELD": self._on_reply, b"DUR": self.acks.on_durable, b"MOVE": takeover.on_move,
             b"MOVED": takeover.on_moved, b"REG": registry.on_register, b"REGD": self._on_reply,
             b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,

@@ -24,7 +24,9 @@ workers leave one connection (of clean ones, the one that connected last).
 
 A fresh REG that replaced another holder is answered STALE: the claimer did
 not read the store (it needs to only when an earlier holder may have left a
-session there, one that died before anyone heard).
+session there, one that died before anyone heard). The shard remembers such
+clean starts, and every worker the fresh REGs it sent, a while (clean_claims):
+a take-over of a dead worker's sessions drops the ones a clean start replaced.
 
 Takes: REG (register, reply REGD with the previous holder; a previous holder
 that died is named with its process id, so that a claimer that has not heard
@@ -50,6 +52,8 @@ import asyncio
 import time
 from zlib import crc32
 
+from actormq.actors.clean_claims import CleanClaims, wall_time
+
 BROADCAST = -1          # the shard is down: ask every worker
 READY_TIMEOUT = 3.0
 _UNKNOWN = (None, 0.0)  # the claim of an entry learnt from a SNAP or a TAKE
@@ -70,6 +74,9 @@ class Registry:
         self._snapped: set[int] = set()             # peers whose SNAP rebuilt our entries
         self._queued: list = []                     # REG/TAKE that came before we were ready
         self._dead: dict[int, int | None] = {}      # dead worker -> its process id
+        self.cleaned = CleanClaims()                # ids of this shard a clean start took
+                                                    # from a holder
+        self.sent_fresh = CleanClaims()             # ids of other shards registered fresh here
 
     def shard(self, client_id: str) -> int:
         return crc32(client_id.encode()) % self.workers
@@ -151,14 +158,19 @@ class Registry:
             if not self._ready.is_set():
                 return False
             token, _since = self.claims.get(client_id, _UNKNOWN)
-            holder, _dead = self._set(client_id, self.worker_id, None, time.monotonic())
+            now = time.monotonic()
+            holder, dead = self._set(client_id, self.worker_id, None, now)
             self._kick(client_id, self.worker_id, holder, token)
+            if holder is not None or dead is not None:
+                self.cleaned.add(client_id, now)
             return True
         if shard not in self.link.live:
             return False
         self.mine[client_id] = token = next(self.link.ids)
+        now = time.monotonic()
         self.link.bus.send_later(shard, b"REG", {"w": self.worker_id, "c": client_id, "t": token,
-                                                 "s": time.monotonic(), "k": True})
+                                                 "s": now, "k": True})
+        self.sent_fresh.add(client_id, now)     # lost if the shard died unheard
         return True
 
     def _kick(self, client_id: str, claimer: int, holder: int | None, token: int | None) -> None:
@@ -215,13 +227,13 @@ class Registry:
         if (holder is not None and holder != claimer) or dead is not None:
             # the claimer read nothing from the store: the holder may have left a session there
             self.link.bus.send_soon(claimer, b"STALE", {"c": client_id, "s": header["s"]})
+            self.cleaned.add(client_id, header["s"])
 
     def on_stale(self, header, _payloads) -> None:
         """A clean CONNECT here took client id `c` without reading the store
         (claim_at_once) while the shard had it held elsewhere: drop a session
         its holder left in the store, unless written after that CONNECT."""
-        connected_at = time.time() - (time.monotonic() - header["s"])
-        self.link.broker.discard_stored_session(header["c"], written_before=connected_at)
+        self.link.broker.discard_stored_session(header["c"], written_before=wall_time(header["s"]))
 
     def _answer(self, header, kind: bytes, decide, handler) -> None:
         """Reply decide(header) (the reply's fields) to a peer's request, once ready."""
@@ -261,19 +273,22 @@ class Registry:
 
     # -- orphans of a dead worker ------------------------------------------------------
 
-    async def take(self, client_ids: list[str],
-                   dead: tuple[int, int | None]) -> tuple[set[str], list[str]]:
+    async def take(self, client_ids: list[str], dead: tuple[int, int | None]
+                   ) -> tuple[set[str], dict[str, float]]:
         """Become the holder of the orphans nobody holds since worker `dead`
-        (worker id, process id) died: (the ones granted, the ones whose shard is
-        down and must be asked of every worker)."""
+        (worker id, process id) died: (the ones granted, the times of the clean
+        starts that took any of them, as far as known). Those whose shard is
+        down are granted when no worker holds them (HOLDS)."""
         by_shard: dict[int, list[str]] = {}
         for client_id in client_ids:
             by_shard.setdefault(self.shard(client_id), []).append(client_id)
         granted: set[str] = set()
         unknown: list[str] = []
+        cleaned: dict[str, float] = {}
         for shard, ids in by_shard.items():
             if shard == self.worker_id:
                 granted.update(self._grant(ids, self.worker_id))
+                cleaned.update(self.cleaned.of(ids))
             elif shard not in self.link.live:
                 unknown += ids
             else:
@@ -281,7 +296,24 @@ class Registry:
                                              peers=(shard,))
                 if replies:
                     granted.update(replies[0][0]["granted"])
-        return granted, unknown
+                    cleaned.update(replies[0][0].get("clean", {}))
+        if unknown:
+            replies = await self.link.ask(b"HOLDS", {"c": unknown, "d": dead[0], "p": dead[1]})
+            held = {client_id for header, _ in replies for client_id in header["held"]}
+            granted.update(c for c in unknown if c not in held)
+            cleaned.update(self.sent_fresh.of(unknown))
+            for header, _ in replies:
+                cleaned.update(header["clean"])
+        return granted, cleaned
+
+    def on_holds(self, header, _payloads) -> None:
+        # a worker that has not heard of the death yet would register fresh
+        # CONNECTs with the dead shard, and the answer here would miss them
+        self.link.peer_down(header["d"], header["p"])
+        is_held = self.link.takeover.is_held
+        self.link.bus.send(header["w"], b"HELD", {
+            "w": self.worker_id, "r": header["r"], "held": [c for c in header["c"] if is_held(c)],
+            "clean": self.sent_fresh.of(header["c"])})
 
     def _grant(self, client_ids: list[str], worker: int) -> list[str]:
         granted = []
@@ -298,7 +330,8 @@ class Registry:
         # would still count that worker as the holder and grant nothing.
         self.link.peer_down(header["d"], header["p"])
         self._answer(header, b"TAKEN", lambda request: {
-            "granted": self._grant(request["c"], request["w"])}, self.on_take)
+            "granted": self._grant(request["c"], request["w"]),
+            "clean": self.cleaned.of(request["c"])}, self.on_take)
 
     def peer_gone(self, peer: int, pid: int | None) -> None:
         """The dead peer's entries stay until their sessions are taken (TAKE)
@@ -306,3 +339,9 @@ class Registry:
         self._dead[peer] = pid
         self._snapped.discard(peer)
         self._check_ready()
+        # the fresh REGs sent to the dead shard lately may never have arrived:
+        # the sessions their clean starts replaced go here
+        discard = self.link.broker.discard_stored_session
+        for client_id, connected_at in self.sent_fresh.items().items():
+            if self.shard(client_id) == peer:
+                discard(client_id, written_before=wall_time(connected_at))

@@ -29,6 +29,7 @@ import logging
 from zlib import crc32
 
 from actormq.actors import routed
+from actormq.actors.clean_claims import discarded
 from actormq.actors.messages import Delivery, SubOptions
 from actormq.actors.peer_views import PeerViews
 from actormq.actors.registry import BROADCAST, Registry
@@ -410,11 +411,7 @@ class Takeover:
         rank = owners.index(self.worker_id)
         candidates = [c for c in candidates if crc32(c.encode()) % len(owners) == rank]
         self._restoring.update(candidates)
-        granted, unknown = await self.registry.take(candidates, dead)
-        if unknown:     # their shard is down: ask every worker
-            replies = await self.link.ask(b"HOLDS", {"c": unknown})
-            held = {client_id for header, _ in replies for client_id in header["held"]}
-            granted.update(c for c in unknown if c not in held)
+        granted, cleaned = await self.registry.take(candidates, dead)
         restored: set[str] = set()
         for client_id in candidates:
             if client_id not in self._restoring:
@@ -423,6 +420,9 @@ class Takeover:
             if client_id not in granted or client_id in broker.sessions:
                 continue
             record = broker.stored_session(client_id)
+            if record is not None and discarded(self.broker, record, cleaned.get(client_id)):
+                self.registry.released(client_id)       # the id is left to nobody
+                continue
             if record is not None:
                 self._drop_forwarder(client_id)
                 if broker.restore_session(record, announce=False) is not None:
@@ -430,11 +430,6 @@ class Takeover:
         if restored:
             log.info("took over %d persistent sessions of a dead worker", len(restored))
         return restored
-
-    def on_holds(self, header, _payloads) -> None:
-        held = [c for c in header["c"] if self.is_held(c)]
-        self.link.bus.send(header["w"], b"HELD", {"w": self.worker_id, "r": header["r"],
-                                                  "held": held})
 
 
 def export_session(session) -> tuple[dict, list]:
