@@ -42,7 +42,7 @@ from actormq.actors.handshake import ConnectHandshake
 from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
-from actormq.transport.codec import (Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec, Pubrel,
+from actormq.transport.codec import (Connect, Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec, Pubrel,
                                      ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
                                      encode_publish)
 from actormq.transport.listeners import DEFAULT_LISTENER

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
-from actormq.actors import hooked
+from actormq.actors import hooked_deliver
 from actormq.actors.channel import will_delay
 from actormq.actors.flow import Valve
 from actormq.actors.inbound import InboundPublishes
@@ -267,13 +267,13 @@ class Session(InboundPublishes, Subscriptions):
         if chain is not None:
             if self.deliveries_held is not None:
                 if self.queue.persistent:
-                    return hooked.hold_queued_next(self, message, qos, retain, sub_ids)
+                    return hooked_deliver.hold_queued_next(self, message, qos, retain, sub_ids)
                 self.deliveries_held.append((message, qos, retain, sub_ids))
                 return None
             folded = chain.fold(self.client_id, message)
             if folded is not message:   # changed (or dropped): not the shared encoded bytes
                 if type(folded) is not Message:
-                    return hooked.not_delivered(self, message, folded, (qos, retain, sub_ids))
+                    return hooked_deliver.not_delivered(self, message, folded, (qos, retain, sub_ids))
                 message, encoded = folded, {}
         return self.deliver_folded(message, qos, retain, sub_ids, encoded)
 

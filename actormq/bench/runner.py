@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 
 from actormq.bench.client import (
-    TIMER_TICK, Endpoint, MqttClient, PublishTemplate, RawConnector, open_client, receive_maximum,
-    subscribe,
+    TIMER_TICK, Endpoint, MqttClient, PublishTemplate, open_client, receive_maximum, subscribe,
 )
+from actormq.bench.connector import RawConnector
 from actormq.bench.report import Progress, Summary, cpu_seconds, latency_summary
 from actormq.bench.stats import DeliveryCounts, LatencyHistogram, SequenceTracker
 

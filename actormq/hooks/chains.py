@@ -17,7 +17,7 @@ with most control). The core calls exactly one runner per point:
   changed it: the core keeps its encoded bytes) or `DROP`; a Future when a
   provider is async (at ``message.deliver`` only a built-in that must wait, such as
   VerneMQ's on_deliver webhook, returns an awaitable: that subscriber's deliveries then
-  wait in order, see `actormq.actors.hooked.not_delivered`).
+  wait in order, see `actormq.actors.hooked_deliver.not_delivered`).
 - `Chain.notify(*args)` (`Mode.NOTIFY`): puts the event on each provider's
   bounded queue and returns at once; the plugin's own task calls it later
   (see `actormq.hooks.notify`). A full queue drops the event and counts it.

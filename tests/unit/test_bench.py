@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from actormq.bench.client import Endpoint, MqttClient, PublishTemplate, RawConnector
+from actormq.bench.client import Endpoint, MqttClient, PublishTemplate
+from actormq.bench.connector import RawConnector
 from actormq.bench.report import Summary, latency_summary
 from actormq.bench.stats import (
     BUCKETS, HEADER, LatencyHistogram, SequenceTracker, bucket_high, bucket_index, bucket_low,
