@@ -42,8 +42,8 @@ from actormq.actors.handshake import ConnectHandshake
 from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
-from actormq.transport.codec import (Connect, Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec, Pubrel,
-                                     ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
+from actormq.transport.codec import (Connect, Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec,
+                                     Pubrel, ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
                                      encode_publish)
 from actormq.transport.listeners import DEFAULT_LISTENER
 from actormq.transport.peer import PeerInfo
