@@ -36,8 +36,8 @@ ids ended on a worker, which holds none of them any more), TAKE (may a
 survivor restore these orphans? reply TAKEN; it names the dead worker, so a
 shard that has not heard of the death yet takes it as said instead of
 granting nothing).
-REG, REGD and the kicks travel batched per loop turn (bus.send_soon), a fresh
-REG and UNREG within a few milliseconds (bus.send_later);
+REG (a fresh one too), REGD and the kicks travel batched per loop turn
+(bus.send_soon), UNREG within a few milliseconds (bus.send_later);
 the end of a session is told once the loop turn is over, and not at all when
 the worker holds the client id again by then (a takeover on one worker ends
 the old session before it opens the new one).
@@ -168,8 +168,10 @@ class Registry:
             return False
         self.mine[client_id] = token = next(self.link.ids)
         now = time.monotonic()
-        self.link.bus.send_later(shard, b"REG", {"w": self.worker_id, "c": client_id, "t": token,
-                                                 "s": now, "k": True})
+        # at the end of this loop turn, not within send_later's few milliseconds: until the
+        # shard has it, a persistent CONNECT on the old holder's worker still resumes there
+        self.link.bus.send_soon(shard, b"REG", {"w": self.worker_id, "c": client_id, "t": token,
+                                                "s": now, "k": True})
         self.sent_fresh.add(client_id, now)     # lost if the shard died unheard
         return True
 
