@@ -149,6 +149,7 @@ class InboundPublishes:
                 conn.send_bytes(_ACK.pack(0x40 if type(packet) is Puback else 0x50, 2, packet.packet_id))
             else:
                 conn.send_packet(packet)
+        conn.flush()
 
     def handle_pubrel(self, packet) -> None:
         if packet.packet_id in self._qos2_in:
