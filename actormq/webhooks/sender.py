@@ -275,13 +275,15 @@ class HttpSink:
     """In the sender process: each record POSTed through the keep-alive pool."""
 
     def __init__(self, queue_size: int, settings: list) -> None:
-        from actormq.webhooks.http import LANES_PER_ENDPOINT, HttpPool, Notifier, client_ssl_context
+        from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
         max_connections, keepalive_s, timeout_s, tls = settings
         context = client_ssl_context(*tls) if any(tls[:3]) or not tls[3] else None
         self.pool = HttpPool(max_connections, keepalive_s, context)
-        # the worker's credit bounds what waits here; a lane that fills up would drop what the
-        # worker paid to build, so each lane could hold it all
-        self.notifier = Notifier(self.pool, queue_size * LANES_PER_ENDPOINT, timeout_s)
+        # a lane per connection of the pool: as many POSTs in flight as the endpoint takes (a
+        # client's events stay in order on its lane). The worker's credit bounds what waits
+        # here; a lane that filled up would drop what the worker paid to hand over, so each
+        # lane could hold it all
+        self.notifier = Notifier(self.pool, queue_size * max_connections, timeout_s, max_connections)
         self.counters = self.notifier.counters
         self._targets: dict[bytes, list] = {}
 
