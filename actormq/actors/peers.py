@@ -138,7 +138,7 @@ class PeerLink:
             b"CLAIM": takeover.on_claim, b"HAND": self._on_reply, b"HOLDS": registry.on_holds,
             b"HELD": self._on_reply, b"DUR": self.acks.on_durable, b"MOVE": takeover.on_move,
             b"MOVED": takeover.on_moved, b"REG": registry.on_register, b"REGD": self._on_reply,
-            b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,
+            b"REGS": registry.on_fresh_registrations, b"UNREG": registry.on_unregister, b"TAKE": registry.on_take, b"TAKEN": self._on_reply,
             b"FULL": self.flow.on_full, b"ROOM": self.flow.on_room,
             b"TOOK": self.orphans.on_took, b"STALE": registry.on_stale,
             b"DURS": self.acks.on_holding,

@@ -10,9 +10,9 @@ id itself answers a later claimer once its own session is open.
 
 A CONNECT that can find no state to take over (clean start, and a session
 that ends with its connection) does not wait for the shard: it opens its
-session at once and registers without an answer (REG with `k`); the shard
+session at once and registers without an answer (REGS); the shard
 then kicks the previous holder itself (a CLAIM with `k`, answered by nobody),
-exactly as a takeover would. Such a REG may still be on its way when a later
+exactly as a takeover would. Such a REGS may still be on its way when a later
 CONNECT for the id registers, so every registration carries the time of its
 CONNECT (`s`, the monotonic clock every process of the machine shares) and
 the shard keeps the later CONNECT: a late REG of an older one gets itself
@@ -30,14 +30,17 @@ a take-over of a dead worker's sessions drops the ones a clean start replaced.
 
 Takes: REG (register, reply REGD with the previous holder; a previous holder
 that died is named with its process id, so that a claimer that has not heard
-of the death yet adopts the session into its take-over, see orphans; with `k`
-no reply, the previous holder is kicked), UNREG (the sessions of these client
+of the death yet adopts the session into its take-over, see orphans), REGS
+(fresh registrations, [client id, token, time] each: no reply, the previous
+holder is kicked), UNREG (the sessions of these client
 ids ended on a worker, which holds none of them any more), TAKE (may a
 survivor restore these orphans? reply TAKEN; it names the dead worker, so a
 shard that has not heard of the death yet takes it as said instead of
 granting nothing).
-REG (a fresh one too), REGD and the kicks travel batched per loop turn
-(bus.send_soon), UNREG within a few milliseconds (bus.send_later);
+REG, REGD and the kicks travel batched per loop turn (bus.send_soon), the
+fresh registrations of a loop turn for one shard as one REGS frame
+(bus.send_soon_item: one header for all of them, however many CONNECTs the
+turn took), UNREG within a few milliseconds (bus.send_later);
 the end of a session is told once the loop turn is over, and not at all when
 the worker holds the client id again by then (a takeover on one worker ends
 the old session before it opens the new one).
@@ -138,24 +141,22 @@ class Registry:
             return BROADCAST, None
         return replies[0][0]["h"], replies[0][0].get("o")
 
-    def register_here(self, client_id: str) -> bool:
-        """Register client_id at once when this worker is its shard, ready, and
-        nobody else holds it; False: `register` must find out."""
-        if self.shard(client_id) != self.worker_id or not self._ready.is_set() or \
-                self.holders.get(client_id, self.worker_id) != self.worker_id:
-            return False
-        self.holders[client_id] = self.worker_id
-        self.claims[client_id] = (None, time.monotonic())
-        return True
-
-    def register_fresh(self, client_id: str) -> bool:
-        """Register client_id for a session that takes nothing over (clean start,
-        not persistent) without waiting: the shard kicks whichever connection
-        is the older one. False when the shard is down or not ready yet:
-        `register` must find out."""
+    def register_at_once(self, client_id: str, fresh: bool) -> bool:
+        """Register client_id without waiting when the answer is known here:
+        this worker is its shard, ready, and nobody else holds it; or the
+        session takes nothing over (`fresh`: clean start, not persistent), and
+        the shard kicks whichever connection is the older one. False when
+        `register` must find out (the shard is down or not ready yet)."""
         shard = self.shard(client_id)
         if shard == self.worker_id:
             if not self._ready.is_set():
+                return False
+            holder = self.holders.get(client_id)
+            if holder is None or holder == self.worker_id:
+                self.holders[client_id] = self.worker_id
+                self.claims[client_id] = (None, time.monotonic())
+                return True
+            if not fresh:
                 return False
             token, _since = self.claims.get(client_id, _UNKNOWN)
             now = time.monotonic()
@@ -164,14 +165,13 @@ class Registry:
             if holder is not None or dead is not None:
                 self.cleaned.add(client_id, now)
             return True
-        if shard not in self.link.live:
+        if not fresh or shard not in self.link.live:
             return False
         self.mine[client_id] = token = next(self.link.ids)
         now = time.monotonic()
         # at the end of this loop turn, not within send_later's few milliseconds: until the
         # shard has it, a persistent CONNECT on the old holder's worker still resumes there
-        self.link.bus.send_soon(shard, b"REG", {"w": self.worker_id, "c": client_id, "t": token,
-                                                "s": now, "k": True})
+        self.link.bus.send_soon_item(shard, b"REGS", [client_id, token, now])
         self.sent_fresh.add(client_id, now)     # lost if the shard died unheard
         return True
 
@@ -202,34 +202,38 @@ class Registry:
         return previous, None
 
     def on_register(self, header, _payloads) -> None:
-        if not header.get("k"):
-            self._answer(header, b"REGD", self._registered, self.on_register)
-        elif not self._ready.is_set():
-            self._queued.append((self.on_register, header))
-        else:
-            self._registered_fresh(header)
+        self._answer(header, b"REGD", self._registered, self.on_register)
+
+    def on_fresh_registrations(self, header, _payloads) -> None:
+        """REGS: registrations that wait for no answer, [client id, token, time] each."""
+        if not self._ready.is_set():
+            self._queued.append((self.on_fresh_registrations, header))
+            return
+        claimer = header["w"]
+        for client_id, token, since in header["i"]:
+            self._registered_fresh(client_id, claimer, token, since)
 
     def _registered(self, header) -> dict:
         holder, dead = self._set(header["c"], header["w"], header["t"], header["s"])
         return {"h": holder, "o": dead}
 
-    def _registered_fresh(self, header) -> None:
+    def _registered_fresh(self, client_id: str, claimer: int, claim_token: int,
+                          connected_at: float) -> None:
         """A registration that waits for no answer: the later CONNECT keeps the
         client id, the other connection is kicked (its REG may have been on
         its way while the later CONNECT registered)."""
-        client_id, claimer = header["c"], header["w"]
         holder = self.holders.get(client_id)
         token, since = self.claims.get(client_id, _UNKNOWN)
-        if holder is not None and holder != claimer and since > header["s"] and \
+        if holder is not None and holder != claimer and since > connected_at and \
                 (holder == self.worker_id or holder in self.link.live):
-            self._kick(client_id, holder, claimer, header["t"])
+            self._kick(client_id, holder, claimer, claim_token)
             return
-        holder, dead = self._set(client_id, claimer, header["t"], header["s"])
+        holder, dead = self._set(client_id, claimer, claim_token, connected_at)
         self._kick(client_id, claimer, holder, token)
         if (holder is not None and holder != claimer) or dead is not None:
             # the claimer read nothing from the store: the holder may have left a session there
-            self.link.bus.send_soon(claimer, b"STALE", {"c": client_id, "s": header["s"]})
-            self.cleaned.add(client_id, header["s"])
+            self.link.bus.send_soon(claimer, b"STALE", {"c": client_id, "s": connected_at})
+            self.cleaned.add(client_id, connected_at)
 
     def on_stale(self, header, _payloads) -> None:
         """A clean CONNECT here took client id `c` without reading the store

@@ -100,7 +100,7 @@ class Takeover:
         # elsewhere and says STALE when it had one): a clean start finds no
         # stored session nobody holds, and need not read the store for one.
         unheld = client_id not in registry.holders
-        if not registry.register_here(client_id) and not (fresh and registry.register_fresh(client_id)):
+        if not registry.register_at_once(client_id, fresh):
             return False
         self._restoring.discard(client_id)
         self._adopt(client_id, clean_start, [], None, unheld)

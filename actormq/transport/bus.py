@@ -17,8 +17,12 @@ Small control frames that need no answer in the same loop turn (the
 client-id registry's REG, REGD, UNREG) can go `send_soon`: every such frame
 for one peer in a loop turn travels in one BAT frame (its payloads are the
 frames), which saves a send and a wake-up of the peer per frame
-(measured: connections/s at -w 2). Frames that nobody waits for (a fresh
-registration of a client id, the end of sessions) can go `send_later`:
+(measured: connections/s at -w 2). Many small items of one kind in a loop
+turn (the fresh registrations of client ids) can go `send_soon_item`: the
+items sent one after another to a peer travel as one frame of that kind
+(header {"w": sender, "i": [items]}), one header to encode and decode for
+all of them. Frames that nobody waits for (the end of sessions) can go
+`send_later`:
 within LATER_SECONDS, in the same batch, so a storm of connections costs a
 few bus frames rather than one per loop turn. A frame sent to a peer first
 sends what waits for it, so the order between two workers is kept.
@@ -50,6 +54,16 @@ CLOSE_SECONDS = 0.5     # how long a closing bus tries to send what still waits
 _ENVELOPE = struct.Struct(">BI")    # kind length, header length
 _PART = struct.Struct(">I")         # payload length
 BATCH = b"BAT"
+
+
+class _Items:
+    """Items for one frame of `kind` (send_soon_item), encoded when it is sent."""
+
+    __slots__ = ("kind", "items")
+
+    def __init__(self, kind: bytes, item) -> None:
+        self.kind = kind
+        self.items = [item]
 
 
 def encode_frame(kind: bytes, header, payloads=()) -> bytes:
@@ -212,8 +226,33 @@ class Bus:
         (False: the peer is unknown or the bus closed)."""
         if self._loop is None:
             return self.send(peer, kind, header)
-        if peer not in self._outboxes or self._closed:
+        frames = self._soon_frames(peer)
+        if frames is None:
             return False
+        frames.append(encode_frame(kind, header))
+        return True
+
+    def send_soon_item(self, peer: int, kind: bytes, item) -> bool:
+        """Send `item` at the end of this loop turn in one frame of `kind` with
+        the items of that kind sent to that peer right before it (False: the
+        peer is unknown or the bus closed)."""
+        if self._loop is None:
+            return self.send(peer, kind, {"w": self.worker_id, "i": [item]})
+        frames = self._soon_frames(peer)
+        if frames is None:
+            return False
+        last = frames[-1] if frames else None
+        if type(last) is _Items and last.kind == kind:
+            last.items.append(item)
+        else:
+            frames.append(_Items(kind, item))
+        return True
+
+    def _soon_frames(self, peer: int) -> list | None:
+        """The frames for `peer` at the end of this loop turn (None: the peer is
+        unknown or the bus closed); its send_later frames join them first."""
+        if peer not in self._outboxes or self._closed:
+            return None
         frames = self._soon.get(peer)
         if frames is None:
             if not self._soon:
@@ -222,8 +261,7 @@ class Bus:
         later = self._later.pop(peer, None)
         if later:
             frames += later
-        frames.append(encode_frame(kind, header))
-        return True
+        return frames
 
     def send_later(self, peer: int, kind: bytes, header) -> bool:
         """Send a frame within LATER_SECONDS with the others for that peer, or
@@ -256,9 +294,11 @@ class Bus:
         if later:
             frames += later
         out = self._outboxes.get(peer)
-        if out is not None and not self._closed:
-            self._send(peer, out, frames[0] if len(frames) == 1 else
-                       encode_frame(BATCH, 0, frames))
+        if out is None or self._closed:
+            return
+        frames = [encode_frame(frame.kind, {"w": self.worker_id, "i": frame.items})
+                  if type(frame) is _Items else frame for frame in frames]
+        self._send(peer, out, frames[0] if len(frames) == 1 else encode_frame(BATCH, 0, frames))
 
     def _send(self, peer: int, out: Outbound, frame: bytes) -> bool:
         if len(out.waiting) >= self._hwm > 0:

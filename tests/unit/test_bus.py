@@ -163,6 +163,30 @@ def test_frames_sent_soon_travel_as_one_and_keep_their_order_with_frames_sent_at
     assert not first.send_soon(5, b"REG", {"c": "e"})
 
 
+def test_items_sent_soon_one_after_another_travel_in_one_frame_in_their_order(loop, buses):
+    """Items of one kind sent soon to a peer one after another are one frame
+    (header: the sender and the items); a frame between them starts a new one."""
+    first, second = buses(0), buses(1)
+    inbox = Inbox()
+    first.start(loop, Inbox())
+    second.start(loop, inbox)
+    assert first.send_soon_item(1, b"REGS", ["a", 1, 0.5])
+    assert first.send_soon_item(1, b"REGS", ["b", 2, 0.75])
+    first.send_soon(1, b"REGD", {"c": "c"})
+    first.send_soon_item(1, b"REGS", ["d", 3, 1.0])
+    first.send_soon_item(1, b"OTHER", 4)
+    run_until(loop, lambda: len(inbox.frames) >= 4)
+    assert inbox.frames == [(b"REGS", {"w": 0, "i": [["a", 1, 0.5], ["b", 2, 0.75]]}, []),
+                            (b"REGD", {"c": "c"}, []), (b"REGS", {"w": 0, "i": [["d", 3, 1.0]]}, []),
+                            (b"OTHER", {"w": 0, "i": [4]}, [])]
+    assert first.frames_sent == {1: 1}      # one batch
+    first.send_soon_item(1, b"REGS", ["e", 5, 1.5])
+    assert first.send(1, b"NOW", 1)         # takes the item along first
+    run_until(loop, lambda: len(inbox.frames) >= 6)
+    assert inbox.frames[4:] == [(b"REGS", {"w": 0, "i": [["e", 5, 1.5]]}, []), (b"NOW", 1, [])]
+    assert not first.send_soon_item(5, b"REGS", ["f", 6, 2.0])
+
+
 def test_frames_sent_later_wait_for_each_other_and_keep_their_order(loop, buses):
     """Frames sent later in several loop turns travel as one ZeroMQ message
     within LATER_SECONDS; a frame sent soon or at once to the same peer takes
