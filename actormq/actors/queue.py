@@ -39,9 +39,10 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import islice
 from types import MappingProxyType
 
-from actormq.actors.messages import Delivery
+from actormq.actors.messages import Delivery, Message
 from actormq.errors import StorageFullError
 from actormq.storage.records import decode_message, encode_message, queue_prefix, queue_seq, seq_suffix
 
@@ -280,21 +281,28 @@ class Queue:
             raise QueueFull(str(exc)) from exc
 
     def _refill(self) -> None:
-        """Read the next window of the backlog, from the row after the last one read."""
-        start = self._prefix + seq_suffix(self._last_loaded + 1)
+        """Read the next window of the backlog, from the row after the last one read:
+        a page of the store, decoded in one loop (and the next page while every
+        row of one was a released QoS 2 row, which stays out of memory)."""
         memory = self._memory()
-        for key, value in self._store.scan("queue", self._prefix, start=start):
-            seq = queue_seq(key)
-            delivery = self._decode(seq, value)
-            if delivery is not None:
-                memory.append(delivery)
-            self._last_loaded = seq
-            self._backlog -= 1
-            if len(memory) >= self._window or self._backlog <= 0:
-                break
-        else:  # the store holds no more rows: nothing is left behind
-            self._backlog = 0
-        self._backlog = max(self._backlog, 0)
+        append = memory.append
+        while self._backlog > 0 and not memory:
+            wanted = min(self._window, self._backlog)
+            start = self._prefix + seq_suffix(self._last_loaded + 1)
+            rows = list(islice(self._store.scan("queue", self._prefix, start=start), wanted))
+            for key, value in rows:
+                message, packet_id = decode_message(value)
+                seq = queue_seq(key)
+                if packet_id is None and not message.properties:    # the common case, inline
+                    append(Delivery(message, message.qos, message.retain, (), seq))
+                else:
+                    delivery = self._delivery(seq, message, packet_id)
+                    if delivery is not None:
+                        append(delivery)
+            if rows:
+                self._last_loaded = queue_seq(rows[-1][0])
+            # fewer rows than wanted: the store holds no more, nothing is left behind
+            self._backlog = self._backlog - len(rows) if len(rows) == wanted else 0
 
     def _released_rows(self) -> dict[int, int]:
         """`released`, to add to."""
@@ -304,7 +312,10 @@ class Queue:
 
     def _decode(self, seq: int, value: bytes) -> Delivery | None:
         """The delivery of a stored row; None for a released QoS 2 row (noted in released)."""
-        message, packet_id = decode_message(value)
+        return self._delivery(seq, *decode_message(value))
+
+    def _delivery(self, seq: int, message: Message, packet_id: int | None) -> Delivery | None:
+        """The delivery of a decoded row; None for a released QoS 2 row (noted in released)."""
         if packet_id is not None:
             self._released_rows()[packet_id] = seq
             return None
