@@ -44,7 +44,8 @@ from types import MappingProxyType
 
 from actormq.actors.messages import Delivery, Message
 from actormq.errors import StorageFullError
-from actormq.storage.records import decode_message, encode_message, queue_prefix, queue_seq, seq_suffix
+from actormq.storage.records import (decode_message, decode_messages, encode_message, queue_prefix, queue_seq,
+                                     seq_suffix)
 
 log = logging.getLogger("actormq.queue")
 
@@ -290,8 +291,7 @@ class Queue:
             wanted = min(self._window, self._backlog)
             start = self._prefix + seq_suffix(self._last_loaded + 1)
             rows = list(islice(self._store.scan("queue", self._prefix, start=start), wanted))
-            for key, value in rows:
-                message, packet_id = decode_message(value)
+            for (key, _), (message, packet_id) in zip(rows, decode_messages(rows)):
                 seq = queue_seq(key)
                 if packet_id is None and not message.properties:    # the common case, inline
                     append(Delivery(message, message.qos, message.retain, (), seq))

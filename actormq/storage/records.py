@@ -42,6 +42,7 @@ _RECORD_START = struct.Struct(">BI")  # version, header length
 _SEQ = struct.Struct(">Q")
 _COMPACT = struct.Struct(">BBddHHH")  # version, flags, timestamp, expires_at, packet id, topic and origin lengths
 _COMPACT_SIZE = _COMPACT.size
+_TEXT_LENGTHS = _COMPACT_SIZE - 4   # where the topic's and the origin's lengths start
 _unpack_compact = _COMPACT.unpack_from
 _RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
 _SEP = b"\x00"
@@ -205,6 +206,35 @@ def decode_message(data: bytes) -> tuple[Message, int | None]:
     msg = Message(header["t"], data[offset:], header["q"], header["r"], props, header["e"],
                   header["ts"], header["o"])
     return msg, header["i"]
+
+
+def decode_messages(rows: list[tuple[bytes, bytes]]) -> list[tuple[Message, int | None]]:
+    """decode_message of the value of each (key, value) row, for a page of a
+    queue: the compact form is decoded inline, and the topic and origin of
+    rows that share them (most rows of one queue) are decoded once."""
+    decoded = []
+    append = decoded.append
+    texts: dict[bytes, tuple[str, str]] = {}
+    for _, data in rows:
+        if not data or data[0] != COMPACT_VERSION:
+            append(decode_message(data))
+            continue
+        try:
+            _, flags, timestamp, expires_at, packet_id, topic_size, origin_size = _unpack_compact(data)
+            middle = _COMPACT_SIZE + topic_size
+            end = middle + origin_size
+            if end > len(data):
+                raise StorageError("corrupt message record: shorter than its header says")
+            raw = data[_TEXT_LENGTHS:end]   # both lengths, the topic and the origin
+            names = texts.get(raw)
+            if names is None:
+                names = texts[raw] = (data[_COMPACT_SIZE:middle].decode(), data[middle:end].decode())
+        except (struct.error, UnicodeDecodeError) as error:
+            raise StorageError(f"corrupt message record: {error}") from None
+        append((Message(names[0], data[end:], flags & 3, flags & _RETAIN != 0, EMPTY_PROPS,
+                        expires_at if flags & _EXPIRES else None, timestamp, names[1]),
+                packet_id if flags & _HAS_ID else None))
+    return decoded
 
 
 def payload_size(header: dict, offset: int, data: bytes) -> int:
