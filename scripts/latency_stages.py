@@ -10,16 +10,21 @@ The bench publisher writes its clock (CLOCK_MONOTONIC, the same in every
 process) into each payload; the broker's processes note when each message
 passes a stage, and the report gives the percentiles of each step:
 
-    sent -> read       publisher's write to the broker reading the PUBLISH
-    read -> bus out    (-w 2+) routing until the PUB frame goes to the other worker
-    bus out -> bus in  (-w 2+) the hop between the workers until the receiving loop has the frame
-    bus in -> write    (-w 2+) routing there until the socket write to the subscriber
-    read -> write      (-w 1) the whole way through the broker
+    sent -> woke       publisher's write until the broker's loop hands the read to the connection
+    woke -> read       decoding it until the PUBLISH is routed
+    read -> bus_out    (-w 2+) routing until the PUB frame goes to the other worker
+    bus_out -> bus_woke  (-w 2+) the hop: until the receiving loop reads the bus
+    bus_woke -> bus_in (-w 2+) reading and decoding the frame until its messages are routed
+    bus_in -> deliver  (-w 2+) routing there until the PUBLISH is encoded for the subscriber
+    read -> deliver    the whole way to the subscriber's connection
+    deliver -> write   until the socket write to the subscriber
+    read -> write      the whole way through the broker
     sent -> write      everything but the subscriber's own read
+    sent -> last_write the same for the last message of the publisher's write
 
 and the collections that ran while messages flowed (generation: count,
 longest). The stages are noted by wrappers that a `sitecustomize` module in a
-temporary directory puts around four methods in the broker's processes and
+temporary directory puts around a few methods in the broker's processes and
 the bench clients load too; the broker's code is not changed, and a broker
 started without this script runs without them.
 """
@@ -50,11 +55,20 @@ if OUT:
             out.write("".join(" ".join(map(str, row)) + "\n" for row in rows))
         rows.clear()
 
-    def mark(stage, payload):
+    def mark(stage, payload, at=None):
         if len(payload) >= 16:
-            _rows.append((stage, _stamp.unpack_from(payload, 8)[0], time.monotonic_ns()))
-            if len(_rows) >= 64:
-                _save(_rows, "stages")
+            _rows.append((stage, _stamp.unpack_from(payload, 8)[0], at or time.monotonic_ns()))
+            if len(_rows) >= 512:     # a file write now and then, not in every tail (the last
+                _save(_rows, "stages")    # rows of a worker, which exits without atexit, are lost)
+
+    _woke = {}      # wake-up stage -> when the loop callback that leads to the next mark began
+
+    def _wrap_woke(cls, name, stage):
+        original = getattr(cls, name)
+        def wrapper(self, *args):
+            _woke[stage] = time.monotonic_ns()
+            return original(self, *args)
+        setattr(cls, name, wrapper)
 
     def _on_gc(phase, info):
         if phase == "start":
@@ -67,11 +81,13 @@ if OUT:
     with open(os.path.join(OUT, f"argv.{os.getpid()}"), "w") as out:
         out.write(" ".join(sys.argv))
 
-    def _wrap(cls, name, stage, payload_of):
+    def _wrap(cls, name, stage, payload_of, woke=None):
         original = getattr(cls, name)
         def wrapper(self, *args):
             payload = payload_of(self, *args)
             if payload is not None:
+                if woke in _woke:
+                    mark(woke, payload, _woke[woke])
                 mark(stage, payload)
             return original(self, *args)
         setattr(cls, name, wrapper)
@@ -85,17 +101,23 @@ if OUT:
     try:
         from actormq.actors.connection import Connection
         from actormq.actors.forwarding import Forwarding
+        from actormq.transport.bus import Bus
     except ImportError:
         pass
     else:
-        _wrap(Connection, "_route", "read", lambda self, packet: packet.payload)
+        _wrap_woke(Connection, "data_received", "woke")
+        _wrap_woke(Bus, "_take_turn", "bus_woke")
+        _wrap(Connection, "_route", "read", lambda self, packet: packet.payload, "woke")
+        _wrap(Connection, "send_publish", "deliver", lambda self, message, *rest: message.payload)
         _wrap(Connection, "flush", "write", _published)
         _wrap(Forwarding, "_send_batch", "bus_out", lambda self, peer, items, payloads: payloads[0])
-        _wrap(Forwarding, "on_publish", "bus_in", lambda self, batch, payloads: payloads[0])
+        _wrap(Forwarding, "on_publish", "bus_in", lambda self, batch, payloads: payloads[0],
+              "bus_woke")
 '''
 
-STEPS = [("sent", "read"), ("read", "bus_out"), ("bus_out", "bus_in"), ("bus_in", "write"),
-         ("read", "write"), ("sent", "write")]
+STEPS = [("sent", "woke"), ("woke", "read"), ("read", "bus_out"), ("bus_out", "bus_woke"),
+         ("bus_woke", "bus_in"), ("bus_in", "deliver"), ("read", "deliver"), ("deliver", "write"),
+         ("read", "write"), ("sent", "write"), ("sent", "last_write")]
 
 
 def percentile(ordered: list, q: float) -> float:
@@ -115,7 +137,9 @@ def report(out: Path, result: dict) -> str:
     messages = collections.defaultdict(dict)      # sent stamp -> stage -> first time seen
     for rows in read_rows(out, "stages").values():
         for stage, sent, at in rows:
-            messages[sent].setdefault(stage, at)
+            stages = messages[sent]
+            stages.setdefault(stage, at)
+            stages[f"last_{stage}"] = at
     lines = [f"bench: p50 {result.get('latency_p50')} µs, p99 {result.get('latency_p99')}, "
              f"p99.9 {result.get('latency_p999')}, max {result.get('latency_max')} "
              f"({result.get('check')})",
@@ -125,7 +149,7 @@ def report(out: Path, result: dict) -> str:
                        for sent, stages in messages.items()
                        if last in stages and (first == "sent" or first in stages))
         if spans:
-            lines.append(f"  {first:>7} -> {last:<7}  p50 {percentile(spans, 50):7.0f}  "
+            lines.append(f"  {first:>8} -> {last:<12}  p50 {percentile(spans, 50):7.0f}  "
                          f"p90 {percentile(spans, 90):7.0f}  p99 {percentile(spans, 99):7.0f}  "
                          f"max {spans[-1]:7.0f} µs")
     if messages:

@@ -37,6 +37,15 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "slow: an integration test that takes more than 5 seconds")
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """A test here runs real processes on a shared machine: one that fails is
+    run once more (pytest-rerunfailures); it fails only if it fails twice, and
+    every rerun is listed as RERUN in the summary."""
+    for item in items:
+        if "integration" in item.path.parts and item.get_closest_marker("flaky") is None:
+            item.add_marker(pytest.mark.flaky(reruns=1))
+
+
 def pytest_report_header(config) -> str:
     return f"integration broker: {reference_broker() or 'actormq (python -m actormq run)'}"
 
