@@ -176,24 +176,12 @@ def decode_message_header(data: bytes) -> tuple[dict, int]:
 
 
 def decode_message(data: bytes) -> tuple[Message, int | None]:
-    """The message of a record and the packet id stored with it (None: none).
-    The compact form is decoded here, without a call more: a drain of a
-    disc_only queue decodes every row it sends."""
-    if data and data[0] == COMPACT_VERSION:
-        try:
-            _, flags, timestamp, expires_at, packet_id, topic_size, origin_size = _unpack_compact(data)
-            middle = _COMPACT_SIZE + topic_size
-            end = middle + origin_size
-            if end > len(data):
-                raise StorageError("corrupt message record: shorter than its header says")
-            topic = data[_COMPACT_SIZE:middle].decode()
-            origin = data[middle:end].decode()
-        except (struct.error, UnicodeDecodeError) as error:
-            raise StorageError(f"corrupt message record: {error}") from None
-        # EMPTY_PROPS: a message without properties shares the one empty dict, as a routed one does
-        return (Message(topic, data[end:], flags & 3, flags & _RETAIN != 0, EMPTY_PROPS,
-                        expires_at if flags & _EXPIRES else None, timestamp, origin),
-                packet_id if flags & _HAS_ID else None)
+    """The message of a record and the packet id stored with it (None: none)."""
+    return decode_messages(((b"", data),))[0]
+
+
+def _decode_with_header(data: bytes) -> tuple[Message, int | None]:
+    """decode_message of a record in the orjson header form (version 1)."""
     header, offset = decode_message_header(data)
     props = header["p"]
     if props and "user_property" in props:
@@ -210,14 +198,15 @@ def decode_message(data: bytes) -> tuple[Message, int | None]:
 
 def decode_messages(rows: list[tuple[bytes, bytes]]) -> list[tuple[Message, int | None]]:
     """decode_message of the value of each (key, value) row, for a page of a
-    queue: the compact form is decoded inline, and the topic and origin of
-    rows that share them (most rows of one queue) are decoded once."""
+    queue: the compact form is decoded inline (a drain of a disc_only queue
+    decodes every row it sends), and the topic and origin of rows that share
+    them (most rows of one queue) are decoded once."""
     decoded = []
     append = decoded.append
     texts: dict[bytes, tuple[str, str]] = {}
     for _, data in rows:
         if not data or data[0] != COMPACT_VERSION:
-            append(decode_message(data))
+            append(_decode_with_header(data))
             continue
         try:
             _, flags, timestamp, expires_at, packet_id, topic_size, origin_size = _unpack_compact(data)
