@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from bisect import bisect_right
-from operator import itemgetter
 import sys
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 
 import pykka
 
