@@ -23,8 +23,10 @@ Prints a markdown table: per scenario the median over the rounds and its ratio
 to the same measure without a hook. As fast as the broker goes, the measure is
 msg/s (conn/s); with `--rate` every publisher set offers that many msg/s and
 the measure is the worker's CPU µs per message received (steady on a busy
-machine), with the notification sender's CPU beside it. The notifications the
-sender dropped (it sends what it can and counts the rest) are in the last column.
+machine). Beside it, per message received: the CPU of the notification sender and of
+the endpoint (or ExHook server) the hook calls, the share of the messages whose
+notification the endpoint received (it counts them) and the share the broker dropped
+(it sends what it can and counts the rest).
 """
 
 from __future__ import annotations
@@ -51,11 +53,32 @@ import bench_suite as suite  # noqa: E402
 SENDER_MODULE = "actormq.webhooks.sender"
 
 
-def serve_http(port: int) -> None:
+class Received:
+    """The number of requests a helper received, in a file the bench reads (a shared mapping:
+    counting costs the helper next to nothing)."""
+
+    def __init__(self, path: str) -> None:
+        import mmap
+        with open(path, "r+b") as file:
+            self._map = mmap.mmap(file.fileno(), 8)
+        self.count = 0
+
+    def add(self) -> None:
+        self.count += 1
+        self._map[:8] = self.count.to_bytes(8, "little")
+
+
+def received_count(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[:8], "little")
+
+
+def serve_http(port: int, counter: str) -> None:
     from aiohttp import web
+    received = Received(counter)
 
     async def hook(request: web.Request) -> web.Response:
         await request.read()
+        received.add()
         name = request.headers.get("vernemq-hook", "")
         if name.startswith("auth_on_"):
             return web.json_response({"result": "ok"}, headers={"Cache-Control": "max-age=300"})
@@ -66,10 +89,11 @@ def serve_http(port: int) -> None:
     web.run_app(app, host=suite.HOST, port=port, print=None, access_log=None)
 
 
-def serve_grpc(port: int, hook: str, delay_ms: float = 0.0) -> None:
+def serve_grpc(port: int, hook: str, counter: str, delay_ms: float = 0.0) -> None:
     import grpc
     from actormq.exhook import exhook_pb2 as pb
     from actormq.exhook import exhook_pb2_grpc as pb_grpc
+    received = Received(counter)
 
     class Provider(pb_grpc.HookProviderServicer):
         async def OnProviderLoaded(self, request, context):
@@ -79,9 +103,11 @@ def serve_grpc(port: int, hook: str, delay_ms: float = 0.0) -> None:
             return pb.EmptySuccess()
 
         async def OnMessageDelivered(self, request, context):
+            received.add()
             return pb.EmptySuccess()
 
         async def OnMessagePublish(self, request, context):
+            received.add()
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
             return pb.ValuedResponse(type=pb.ValuedResponse.IGNORE)
@@ -96,15 +122,34 @@ def serve_grpc(port: int, hook: str, delay_ms: float = 0.0) -> None:
     asyncio.run(main())
 
 
-def helper(*args: str, lowest: bool = True) -> subprocess.Popen:
-    """An endpoint or ExHook server process, at the lowest priority (and never real-time, when
-    the bench runs under `chrt`): on a small machine it would otherwise take the broker's CPU
-    (in production it runs elsewhere). Not `lowest`: at the bench's own priority, for a
-    server every message waits for."""
-    if not lowest:
-        return subprocess.Popen([sys.executable, __file__, *args], cwd=suite.REPO_ROOT, env=suite._env())
-    return subprocess.Popen(["nice", "-n", "19", sys.executable, __file__, *args], cwd=suite.REPO_ROOT,
-                            env=suite._env(), preexec_fn=_not_real_time)
+class Helper:
+    """An endpoint or ExHook server process on a free port, and the count of what it received.
+
+    At the lowest priority (and never real-time, when the bench runs under `chrt`): on a small
+    machine it would otherwise take the broker's CPU (in production it runs elsewhere). Not
+    `lowest`: at the bench's own priority, for a server every message waits for."""
+
+    def __init__(self, workdir: Path, serve: str, *args: str, lowest: bool = True) -> None:
+        self.port = suite.free_port()
+        self.counter = workdir / f"received-{self.port}"
+        self.counter.write_bytes(bytes(8))
+        command = [sys.executable, __file__, serve, str(self.port), *args[:1], str(self.counter), *args[1:]]
+        if lowest:
+            self.process = subprocess.Popen(["nice", "-n", "19", *command], cwd=suite.REPO_ROOT,
+                                            env=suite._env(), preexec_fn=_not_real_time)
+        else:
+            self.process = subprocess.Popen(command, cwd=suite.REPO_ROOT, env=suite._env())
+
+    def received(self) -> int:
+        return received_count(self.counter)
+
+    def cpu(self) -> float:
+        """CPU seconds so far of the helper (under `nice`, the Python process it runs)."""
+        try:
+            root = psutil.Process(self.process.pid)
+            return sum(sum(process.cpu_times()[:2]) for process in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            return 0.0
 
 
 def wait_serving(ports: list[int], timeout_s: float = 30.0) -> None:
@@ -164,7 +209,9 @@ def senders_ready(running: suite.Broker, timeout_s: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def fan_in(settings: dict[str, str], duration: float, rate: float | None) -> dict:
+def fan_in(settings: dict[str, str], duration: float, rate: float | None, endpoint: Helper | None) -> dict:
+    """One fan-in run; with `endpoint` (the helper the hook calls) what it received and its CPU
+    from the first message until the broker stopped (it drains its sender for up to 1 s)."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         running = broker(workdir, settings)
@@ -175,6 +222,7 @@ def fan_in(settings: dict[str, str], duration: float, rate: float | None) -> dic
             sub = suite.start_subscriber(workdir, *target, "-t", "fanin/#", "-q", 0,
                                          "-d", duration + suite.DRAIN_GRACE, "--idle", 1)
             own, senders = cpu_split(running)
+            delivered, endpoint_cpu = (endpoint.received(), endpoint.cpu()) if endpoint else (0, 0.0)
             pace = ("-r", rate) if rate else ()
             suite.Run(["pub", *target, "-c", 4, "-t", "fanin/%i", "-q", 0, "-s", 64, "--window", 100,
                        "-d", duration, *pace]).result(duration + 60)
@@ -182,10 +230,14 @@ def fan_in(settings: dict[str, str], duration: float, rate: float | None) -> dic
             own_after, senders_after = cpu_split(running)
         finally:
             running.stop()
+        if endpoint:
+            delivered, endpoint_cpu = endpoint.received() - delivered, endpoint.cpu() - endpoint_cpu
         count = max(1, received["received"])
-        return {"rate": received["rate"], "cpu_us": (own_after - own) / count * 1e6,
-                "sender_us": (senders_after - senders) / count * 1e6,
-                "dropped": dropped_notifications(workdir) / count}
+        result = {"rate": received["rate"], "cpu_us": (own_after - own) / count * 1e6}
+        if endpoint:
+            result |= {"sender_us": (senders_after - senders) / count * 1e6, "endpoint_us": endpoint_cpu / count * 1e6,
+                       "dropped": dropped_notifications(workdir) / count, "delivered": delivered / count}
+        return result
 
 
 def dropped_notifications(workdir: Path) -> int:
@@ -206,8 +258,7 @@ def conn_rate(settings: dict[str, str]) -> dict:
             own, _ = cpu_split(running)
             result = suite.connections(target, Path(tmp), running)
             own_after, _ = cpu_split(running)
-            return {"rate": result["conn_rate"], "cpu_us": (own_after - own) / suite.CONNECTIONS * 1e6,
-                    "sender_us": 0.0, "dropped": 0.0}
+            return {"rate": result["conn_rate"], "cpu_us": (own_after - own) / suite.CONNECTIONS * 1e6}
         finally:
             running.stop()
 
@@ -215,43 +266,54 @@ def conn_rate(settings: dict[str, str]) -> dict:
 DECISION_CASE = "as decision (EMQX)"
 
 
-def cases(http_port: int, grpc_ports: dict[str, int]) -> dict[str, tuple]:
-    url = f"http://{suite.HOST}:{http_port}/hook"
+def cases(helpers: dict[str, Helper]) -> dict[str, tuple]:
+    """Per scenario: its kind, the broker's settings and the helper its hook calls."""
+    url = f"http://{suite.HOST}:{helpers['http'].port}/hook"
 
-    def exhook(name: str, **extra: str) -> dict[str, str]:
-        settings = {f"exhook.server.{name}.url": f"http://{suite.HOST}:{grpc_ports[name]}"}
-        return settings | {f"exhook.server.{name}.{key}": value for key, value in extra.items()}
+    def exhook(name: str, **extra: str) -> tuple[dict[str, str], Helper]:
+        settings = {f"exhook.server.{name}.url": f"http://{suite.HOST}:{helpers[name].port}"}
+        return settings | {f"exhook.server.{name}.{key}": value for key, value in extra.items()}, helpers[name]
 
     return {
-        "QoS 0 fan-in, none": ("fan_in", {}),
+        "QoS 0 fan-in, none": ("fan_in", {}, None),
         "QoS 0 fan-in, on_publish webhook": ("fan_in", {"webhooks.p.hook": "on_publish",
-                                                        "webhooks.p.endpoint": url}),
+                                                        "webhooks.p.endpoint": url}, helpers["http"]),
         "QoS 0 fan-in, ExHook message.publish as notification": (
-            "fan_in", exhook("publish", message_publish="notify")),
-        "QoS 0 fan-in, ExHook message.delivered": ("fan_in", exhook("delivered")),
-        "QoS 0 fan-in, ExHook message.publish as decision (EMQX)": ("fan_in", exhook("decide")),
-        "CONNECT rate, none": ("conn", {}),
+            "fan_in", *exhook("publish", message_publish="notify")),
+        "QoS 0 fan-in, ExHook message.delivered": ("fan_in", *exhook("delivered")),
+        "QoS 0 fan-in, ExHook message.publish as decision (EMQX)": ("fan_in", *exhook("decide")),
+        "CONNECT rate, none": ("conn", {}, None),
         "CONNECT rate, auth_on_register webhook, cached": ("conn", {"webhooks.a.hook": "auth_on_register",
-                                                                    "webhooks.a.endpoint": url}),
+                                                                    "webhooks.a.endpoint": url}, None),
     }
 
 
 def table(results: dict[str, list[dict]], rate: float | None) -> str:
     measure = "worker CPU µs/msg" if rate else "msg/s (conn/s)"
     key = "cpu_us" if rate else "rate"
-    lines = [f"| scenario | {measure}, median | ratio to none | rounds | sender CPU µs/msg | notifications dropped |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| scenario | {measure}, median | ratio to none | rounds | sender CPU µs/msg "
+             "| endpoint CPU µs/msg | notifications delivered | dropped |",
+             "|---|---|---|---|---|---|---|---|"]
     baselines = {"QoS": results.get("QoS 0 fan-in, none"), "CONNECT": results.get("CONNECT rate, none")}
     for name, rounds in results.items():
         value = statistics.median(r[key] for r in rounds)
         base = baselines[name.split()[0]]
         base_value = statistics.median(r[key] for r in base) if base else None
         ratio = (value / base_value if not rate else base_value / value) if base_value else float("nan")
-        sender = statistics.median(r["sender_us"] for r in rounds)
-        dropped = statistics.median(r["dropped"] for r in rounds)
-        lines.append(f"| {name} | {value:,.1f} | {ratio:.2f}× | {', '.join(f'{r[key]:,.1f}' for r in rounds)} "
-                     f"| {sender:,.1f} | {dropped:.0%} |")
+        notified = [_median(rounds, what) for what in ("sender_us", "endpoint_us", "delivered", "dropped")]
+        lines.append(f"| {name} | {value:,.1f} | {ratio:.2f}× | {', '.join(f'{r[key]:,.1f}' for r in rounds)} | "
+                     + " | ".join(_cell(figure, form) for figure, form in zip(notified, (",.1f", ",.1f", ".1%", ".1%")))
+                     + " |")
     return "\n".join(lines)
+
+
+def _median(rounds: list[dict], what: str) -> float | None:
+    figures = [r[what] for r in rounds if r.get(what) is not None]
+    return statistics.median(figures) if figures else None
+
+
+def _cell(figure: float | None, form: str) -> str:
+    return "" if figure is None else format(figure, form)
 
 
 def main() -> None:
@@ -261,40 +323,44 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None,
                         help="offer this many msg/s (all publishers) and compare CPU per message")
     parser.add_argument("--only", default="", help="run only the scenarios whose name contains this")
-    parser.add_argument("--serve-http", type=int)
-    parser.add_argument("--serve-grpc", nargs="+", metavar="PORT HOOK [DELAY_MS]")
+    parser.add_argument("--serve-http", nargs=2, metavar="PORT COUNTER")
+    parser.add_argument("--serve-grpc", nargs="+", metavar="PORT HOOK COUNTER [DELAY_MS]")
     args = parser.parse_args()
     if args.serve_http:
-        return serve_http(args.serve_http)
+        return serve_http(int(args.serve_http[0]), args.serve_http[1])
     if args.serve_grpc:
-        return serve_grpc(int(args.serve_grpc[0]), args.serve_grpc[1], *map(float, args.serve_grpc[2:]))
+        port, hook, counter, *delay = args.serve_grpc
+        return serve_grpc(int(port), hook, counter, *map(float, delay))
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))     # stopped (timeout): stop the helpers too
-    http_port = suite.free_port()
-    grpc_ports = {"publish": suite.free_port(), "delivered": suite.free_port(), "decide": suite.free_port()}
-    helpers = [helper("--serve-http", str(http_port)),
-               helper("--serve-grpc", str(grpc_ports["publish"]), "message.publish"),
-               helper("--serve-grpc", str(grpc_ports["delivered"]), "message.delivered"),
-               helper("--serve-grpc", str(grpc_ports["decide"]), "message.publish", lowest=False)]
+    counters = tempfile.TemporaryDirectory()
+    workdir = Path(counters.name)
+    helpers = {"http": Helper(workdir, "--serve-http"),
+               "publish": Helper(workdir, "--serve-grpc", "message.publish"),
+               "delivered": Helper(workdir, "--serve-grpc", "message.delivered"),
+               "decide": Helper(workdir, "--serve-grpc", "message.publish", lowest=False)}
     time.sleep(1)
-    wait_serving(list(grpc_ports.values()))
-    chosen = {name: case for name, case in cases(http_port, grpc_ports).items()
+    wait_serving([helpers[name].port for name in ("publish", "delivered", "decide")])
+    chosen = {name: case for name, case in cases(helpers).items()
               if args.only in name or name.endswith(", none")}
     results: dict[str, list[dict]] = {}
     started = time.monotonic()
     try:
         for round_number in range(args.rounds):
-            for name, (kind, settings) in chosen.items():
+            for name, (kind, settings, endpoint) in chosen.items():
                 if name.endswith(DECISION_CASE) and (round_number or args.rate):
                     continue        # known to be one round trip per message: one round tells it
                 if kind == "fan_in":
-                    result = fan_in(settings, args.duration, args.rate)
+                    result = fan_in(settings, args.duration, args.rate, endpoint)
                 else:
                     result = conn_rate(settings)
                 results.setdefault(name, []).append(result)
     finally:
-        for process in helpers:
-            process.terminate()
+        for running in helpers.values():
+            running.process.terminate()
+        for running in helpers.values():
+            running.process.wait(10)
+        counters.cleanup()
     print(table(results, args.rate))
     print(f"\n{args.rounds} interleaved rounds, {args.duration:g} s each, in {time.monotonic() - started:.0f} s")
 

@@ -297,8 +297,13 @@ class Channel:
     whether it is there (a CONNECT was accepted)."""
 
     __slots__ = ("settings", "listener", "hooks", "session", "version", "keepalive_deadline", "expiry",
-                 "client_receive_maximum", "max_packet_out", "problem_info", "alias_in", "alias_out",
-                 "auth_exchange", "__dict__", "__weakref__")
+                 "client_receive_maximum", "max_packet_out", "alias_out", "__dict__")
+
+    # What few clients set is a class default until they do (then it is in their
+    # instance dict): a slot costs every connection 8 bytes, set or not.
+    problem_info = True     # the client asked for reason strings (5.0)
+    alias_in: InboundAliases | None = None      # made at the first alias
+    auth_exchange = None    # (connect, assigned, AuthExchange) during enhanced auth
 
     def __init__(self, settings, listener, hooks) -> None:
         self.settings = settings
@@ -310,10 +315,7 @@ class Channel:
         self.expiry: int | None = 0         # the session expiry granted; None = never
         self.client_receive_maximum = 65535
         self.max_packet_out = 0             # the client's maximum packet size; 0 = none
-        self.problem_info = True
-        self.alias_in: InboundAliases | None = None     # made at the first alias
         self.alias_out: OutboundAliases | None = None   # when the client allows them
-        self.auth_exchange = None           # (connect, assigned, AuthExchange) during enhanced auth
 
     def handle(self, packet):
         """The effect of one packet from the client (see effects); a broken rule
@@ -360,7 +362,8 @@ class Channel:
     def _take_client_limits(self, limits: ClientLimits) -> None:
         self.client_receive_maximum = limits.receive_maximum
         self.max_packet_out = limits.maximum_packet_size
-        self.problem_info = limits.problem_information
+        if not limits.problem_information:
+            self.problem_info = False
         if limits.topic_alias_maximum:
             self.alias_out = OutboundAliases(limits.topic_alias_maximum)
 

@@ -76,18 +76,26 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
     # Slots: an idle client costs its attributes, not an instance dict (past 30
     # attributes the interpreter stops sharing the keys and each instance held
     # a 1.5 KB dict). Channel's slots keep `__dict__` for what tracing patches in.
-    __slots__ = ("broker", "peer_address", "slot", "decoder", "_sent", "_sent_bytes", "transport",
+    __slots__ = ("broker", "peer_address", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
-                 "_clean_disconnect", "_taken_over", "_close_reason", "received", "_held", "_pending",
-                 "pipeline", "client_info", "mountpoint", "limits", "auth_props", "connect_packet",
-                 "publish_memo")
+                 "_clean_disconnect", "_close_reason", "received", "_held", "_pending",
+                 "pipeline", "mountpoint", "connect_packet")
+
+    # Set for few clients (see Channel): class defaults until then.
+    slot = None             # its place in the listener's limit (serve.Slot), when it has one
+    _taken_over = False
+    client_info = None      # the hooks' ClientInfo, made when a hook needs it
+    publish_memo = None     # (chain, topics allowed until), see hooked.publish
+    limits = None           # session limits a plugin set at CONNECT
+    auth_props = None       # authentication method / data of the CONNACK
 
     def __init__(self, broker, listener=DEFAULT_LISTENER, peer_address: tuple | None = None,
                  slot=None) -> None:
         Channel.__init__(self, broker.settings, listener, broker.hooks)
         self.broker = broker
         self.peer_address = peer_address    # None: the socket's peer
-        self.slot = slot                    # its place in the listener's limit (serve.Slot)
+        if slot is not None:
+            self.slot = slot
         packets = broker.packets
         self.decoder = StreamDecoder(self.settings.max_packet_size,
                                      self.settings.max_connect_packet_size,
@@ -100,17 +108,12 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         self.closed = False
         self._out: list[bytes] | tuple = NOTHING_TO_SEND     # a list while a flush is due
         self._clean_disconnect = False
-        self._taken_over = False
         self._close_reason = ""
         self.received = 0
         self._held: list | None = None      # packets that arrived while a CONNECT waits on peers
         self._pending = None                # the hook chain answer this client waits for
         self.pipeline: Pipeline | None = None  # PUBLISH outcomes waiting, in order (see pipeline)
-        self.client_info = None             # the hooks' ClientInfo, made when a hook needs it
-        self.publish_memo = None            # (chain, topics allowed until), see hooked.publish
         self.mountpoint = ""
-        self.limits = None                  # session limits a plugin set at CONNECT
-        self.auth_props = None              # authentication method / data of the CONNACK
         self.connect_packet: Connect | None = None  # handshake.kept_connect: client info for operators
 
     @property

@@ -97,6 +97,30 @@ def servers_of(config) -> list[ExhookServer]:
     return servers
 
 
+class UnsentPlan:
+    """Who a notification of `hook` dropped for want of credit counts for: the servers that
+    want it whatever its topic are counted in one step per event (`dropped`, handed to each
+    of them by `settle`); only servers with topic filters are asked per event."""
+
+    __slots__ = ("hook", "everywhere", "filtered", "dropped")
+
+    def __init__(self, hook: str, servers) -> None:
+        self.hook = hook
+        self.everywhere = [server for server in servers if not server.loaded or server.hooks.get(hook) == ()]
+        self.filtered = [server for server in servers if server.loaded and server.hooks.get(hook)]
+        self.dropped = 0
+
+    def count_filtered(self, topic: str | None) -> None:
+        for server in self.filtered:
+            if server.wants(self.hook, topic):
+                server.unsent += 1
+
+    def settle(self) -> None:
+        for server in self.everywhere:
+            server.unsent += self.dropped
+        self.dropped = 0
+
+
 class ExhookPlugin(Plugin):
     """ExHook. Making one loads the servers and makes an instance of the subclass that hooks
     the points they want (`plugin_class`)."""
@@ -124,17 +148,20 @@ class ExhookPlugin(Plugin):
         self.node = config["node.name"]
         self.deny_on_failure = config["exhook.request_failed_action"] == "deny"
         self.queue_size = config["exhook.queue_size"]
+        self.sender_idle = config["exhook.sender_idle"]
         self.notifier: ExhookSender | LocalSender = LocalSender(self.queue_size)
         self._local_notifier = self.notifier
         self._switch: asyncio.Task | None = None
         self.failures = 0
         self.publish_deciders = [server for server in self.servers if server.publish_waits]
         self.publish_notified = [server for server in self.servers if not server.publish_waits]
+        self.track_unsent()
 
     async def start(self) -> None:
         for server in self.servers:
             await server.start()
-        self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size), self._use_sender)
+        self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size, self.sender_idle),
+                                      self._use_sender)
 
     def _use_sender(self, sender: ExhookSender) -> None:
         self.count_unsent()
@@ -164,12 +191,27 @@ class ExhookPlugin(Plugin):
     def _unsent(self, hook: str, topic: str | None, servers=None) -> None:
         """The sender is behind: the event counts as dropped for every server that wants it
         (in one step here, `count_unsent` tells the notifier), and nothing is made of it."""
-        for server in self.servers if servers is None else servers:
-            if server.wants(hook, topic):
-                server.unsent += 1
+        plan = self.unsent_plans.get(hook) or self._plan(hook, servers)
+        plan.dropped += 1
+        if plan.filtered:
+            plan.count_filtered(topic)
+
+    def track_unsent(self) -> None:
+        """Start counting drops by plan; a server that loads again settles them first."""
+        self.unsent_plans: dict[str, UnsentPlan] = {}
+        for server in self.servers:
+            server.on_loaded.append(self.count_unsent)
+
+    def _plan(self, hook: str, servers=None) -> UnsentPlan:
+        plan = self.unsent_plans[hook] = UnsentPlan(hook, self.servers if servers is None else servers)
+        return plan
 
     def count_unsent(self) -> None:
-        """Count the notifications `_unsent` dropped in the notifier's counters."""
+        """Count the notifications `_unsent` dropped in the notifier's counters (and start new
+        plans: a server that loads again may want other hooks and topics)."""
+        plans, self.unsent_plans = self.unsent_plans, {}
+        for plan in plans.values():
+            plan.settle()
         for server in self.servers:
             if server.unsent:
                 self.notifier.dropped(server.name, server.unsent)
@@ -238,7 +280,10 @@ def on_message_publish(self, client: ClientInfo, message):
         return None
     if self.publish_notified:
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
-            self._unsent("message.publish", message.topic_name, self.publish_notified)
+            plan = self.unsent_plans.get("message.publish") or self._plan("message.publish", self.publish_notified)
+            plan.dropped += 1
+            if plan.filtered:
+                plan.count_filtered(message.topic_name)
         else:
             self._notify("message.publish", "OnMessagePublish", lambda: {
                 "message": convert.message_record(message, client)}, client.client_id,
@@ -325,7 +370,10 @@ def _message_notification(hook: str, method: str):
         if message.topic_name.startswith("$SYS/"):
             return None
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
-            self._unsent(hook, message.topic_name)
+            plan = self.unsent_plans.get(hook) or self._plan(hook)
+            plan.dropped += 1
+            if plan.filtered:
+                plan.count_filtered(message.topic_name)
             return None
         if hook == "message.dropped":
             def build():

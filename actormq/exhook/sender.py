@@ -41,10 +41,10 @@ def _serialized(request) -> bytes:
 class ExhookSender(NotificationProcess):
     """The worker's side: notifications to ExHook servers, sent by the sender process."""
 
-    def __init__(self, servers, queue_size: int) -> None:
+    def __init__(self, servers, queue_size: int, idle: bool = True) -> None:
         super().__init__("grpc", queue_size, [
             [server.name, server.target, server.secure, server.tls.cacertfile, server.tls.certfile,
-             server.tls.keyfile, server.timeout_s, server.node] for server in servers])
+             server.tls.keyfile, server.timeout_s, server.node] for server in servers], idle=idle)
         self._targets: dict[tuple[str, str], bytes] = {}
 
     def put(self, server, method: str, build: Callable[[], convert.Fields], key: str) -> bool:

@@ -86,6 +86,7 @@ class ExhookServer:
         self.up = False
         self.unsent = 0         # notifications dropped for want of the sender's credit, not yet
         #                         counted by the notifier (`ExhookPlugin.count_unsent`)
+        self.on_loaded: list = []   # called (no arguments) when what it wants may have changed
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.HookProviderStub | None = None
         self._task: asyncio.Task | None = None
@@ -103,6 +104,8 @@ class ExhookServer:
         return self._meta
 
     def _loaded(self, response: pb.LoadedResponse) -> None:
+        for changing in self.on_loaded:
+            changing()
         self.hooks = {spec.name: tuple(spec.topics) for spec in response.hooks}
         self.loaded = self.up = True
         log.info("exhook server %s (%s) loaded: %s", self.name, self.url,

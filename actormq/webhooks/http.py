@@ -25,7 +25,7 @@ from actormq.webhooks.vmq_bodies import build_body
 
 log = logging.getLogger("actormq.webhooks")
 
-LANES_PER_ENDPOINT = 4
+LANES_PER_ENDPOINT = 4      # in the worker (before its sender is up); the sender has one per connection
 
 
 @dataclass(frozen=True, slots=True)

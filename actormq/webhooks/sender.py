@@ -20,11 +20,16 @@ keep-alive pool and per-client lanes of `actormq.webhooks.http.Notifier`
 (`HttpSender`, for the VerneMQ webhooks and the EMQX web hook); ``grpc``
 makes a unary call to an ExHook server (`actormq.exhook.sender`). The
 sender reports its counters back once a second and exits when its worker
-is gone or says stop. Once it is up it runs at a lower CPU priority than
-the broker (`lower_priority`: nice `SENDER_NICE` unless configured, and
-never a real-time policy even when the broker has one): notifications are
-best effort and must never take the CPU the message path needs; what it
-cannot keep up with is dropped and counted.
+is gone or says stop. Once it is up it runs below the broker
+(`lower_priority`): at Linux's SCHED_IDLE policy, which runs it only on a
+CPU that has nothing else to run and lets any other task that wakes take
+that CPU at once (nice alone does not: a nice 19 task keeps the CPU for its
+time slice, and with autogroups nice only counts against the processes of
+its own session); and at nice `SENDER_NICE` unless configured, which is
+what remains where SCHED_IDLE is refused. Never a real-time policy, even
+when the broker has one: notifications are best effort and must never take
+the CPU the message path needs; what the sender cannot keep up with is
+dropped and counted.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ SINKS = {"http": "actormq.webhooks.sender:HttpSink", "grpc": "actormq.exhook.sen
 class NotificationProcess:
     """The worker's side: starts the sender process and hands it notifications."""
 
-    def __init__(self, kind: str, queue_size: int, settings: Any, nice: int = SENDER_NICE) -> None:
+    def __init__(self, kind: str, queue_size: int, settings: Any, nice: int = SENDER_NICE,
+                 idle: bool = True) -> None:
         self._dir = tempfile.mkdtemp(prefix="actormq-notify-")
         address = f"ipc://{self._dir}/sender"
         self._context = zmq.Context.instance()
@@ -76,7 +82,7 @@ class NotificationProcess:
         self._batch_names: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         command = [sys.executable, "-m", "actormq.webhooks.sender", address, str(os.getpid()),
-                   str(queue_size), kind, orjson.dumps(settings).decode(), str(nice)]
+                   str(queue_size), kind, orjson.dumps(settings).decode(), str(nice), "idle" if idle else "nice"]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
     async def ready(self, timeout_s: float = 10.0) -> bool:
@@ -238,8 +244,8 @@ class SenderProcess(NotificationProcess):
 
     def __init__(self, queue_size: int, max_connections: int, keepalive_s: float,
                  timeout_s: float = 5.0, tls: tuple[str, str, str, bool] = ("", "", "", True),
-                 nice: int = SENDER_NICE) -> None:
-        super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)], nice)
+                 nice: int = SENDER_NICE, idle: bool = True) -> None:
+        super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)], nice, idle)
         self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
 
     def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], Any], key: str = "") -> bool:
@@ -269,13 +275,15 @@ class HttpSink:
     """In the sender process: each record POSTed through the keep-alive pool."""
 
     def __init__(self, queue_size: int, settings: list) -> None:
-        from actormq.webhooks.http import LANES_PER_ENDPOINT, HttpPool, Notifier, client_ssl_context
+        from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
         max_connections, keepalive_s, timeout_s, tls = settings
         context = client_ssl_context(*tls) if any(tls[:3]) or not tls[3] else None
         self.pool = HttpPool(max_connections, keepalive_s, context)
-        # the worker's credit bounds what waits here; a lane that fills up would drop what the
-        # worker paid to build, so each lane could hold it all
-        self.notifier = Notifier(self.pool, queue_size * LANES_PER_ENDPOINT, timeout_s)
+        # a lane per connection of the pool: as many POSTs in flight as the endpoint takes (a
+        # client's events stay in order on its lane). The worker's credit bounds what waits
+        # here; a lane that filled up would drop what the worker paid to hand over, so each
+        # lane could hold it all
+        self.notifier = Notifier(self.pool, queue_size * max_connections, timeout_s, max_connections)
         self.counters = self.notifier.counters
         self._targets: dict[bytes, list] = {}
 
@@ -314,7 +322,8 @@ def records(batch: bytes) -> list[tuple[bytes, str, Any]]:
     return pickle.loads(batch)
 
 
-async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any, nice: int) -> None:
+async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any, nice: int,
+                 idle: bool) -> None:
     module, _, name = SINKS[kind].partition(":")
     sink = getattr(importlib.import_module(module), name)(queue_size, settings)
     tune_gc()
@@ -322,7 +331,7 @@ async def _serve(address: str, parent: int, queue_size: int, kind: str, settings
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
     await socket.send(orjson.dumps({}))          # hello: the worker may send now
-    lower_priority(nice)        # only now: started at the broker's priority, it is ready at once
+    lower_priority(nice, idle)      # only now: started at the broker's priority, it is ready at once
     reporter = asyncio.get_running_loop().create_task(_report(socket, sink, parent))
     try:
         while True:
@@ -364,24 +373,33 @@ async def _send_report(socket, sink, credit: int, with_counters: bool = True) ->
         pass
 
 
-def lower_priority(nice: int = SENDER_NICE) -> None:
-    """The broker comes first: the sender uses the CPU it leaves (nice `nice`, or a nicer one
-    it already has). A real-time policy inherited from the broker (`chrt`) is left too: under
-    it nice would count for nothing."""
+def lower_priority(nice: int = SENDER_NICE, idle: bool = True) -> None:
+    """The broker comes first: the sender uses the CPU it leaves. With `idle`, SCHED_IDLE
+    (where the system allows it); else, or where it is refused, SCHED_OTHER (a real-time
+    policy inherited from the broker, `chrt`, is left: under it nice would count for nothing).
+    Nice `nice` either way, or a nicer one it already has."""
     try:
-        if os.sched_getscheduler(0) != os.SCHED_OTHER:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         if nice > os.getpriority(os.PRIO_PROCESS, 0):
             os.setpriority(os.PRIO_PROCESS, 0, min(nice, 19))
-    except (AttributeError, OSError) as err:     # not Linux, or not allowed: stay as started
-        log.info("notification sender: priority not lowered (%s)", err)
+    except OSError as err:
+        log.info("notification sender: nice not raised (%s)", err)
+    policies = [os.SCHED_IDLE, os.SCHED_OTHER] if idle and hasattr(os, "SCHED_IDLE") else [os.SCHED_OTHER]
+    for policy in policies:
+        try:
+            if os.sched_getscheduler(0) != policy:
+                os.sched_setscheduler(0, policy, os.sched_param(0))
+            return
+        except (AttributeError, OSError) as err:     # not Linux, or not allowed
+            refused = err
+    log.info("notification sender: scheduling policy not lowered (%s)", refused)
 
 
 def main(argv: list[str]) -> None:
-    address, parent, queue_size, kind, settings, nice = argv
+    address, parent, queue_size, kind, settings, nice, policy = argv
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s [notification sender] %(message)s")
-    asyncio.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings), int(nice)))
+    asyncio.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings), int(nice),
+                       policy == "idle"))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from actormq.actors.messages import Message
+from actormq.exhook import exhook_pb2 as pb
 from actormq.exhook.plugin import plugin_class
 from actormq.exhook.sender import LocalSender
 from actormq.exhook.server import ExhookServer
@@ -24,6 +25,7 @@ def _plugin(*servers: ExhookServer):
     plugin.servers, plugin.node = list(servers), "node"
     plugin.publish_notified, plugin.publish_deciders = list(servers), []
     plugin.notifier = LocalSender(100)
+    plugin.track_unsent()
     return plugin
 
 
@@ -50,3 +52,19 @@ def test_without_credit_drops_count_per_server_that_wants_the_event():
         await plugin.notifier.close()
         return queued
     assert asyncio.run(with_credit()) == {"filtered": 1, "everything": 1}
+
+
+def test_a_server_that_loads_again_counts_drops_by_what_it_wants_then():
+    server = _server("s", {"message.publish": ()})
+    plugin = _plugin(server)
+    plugin.notifier.credit = 0
+    client = ClientInfo("c1")
+    for topic in ("a/1", "b/1"):
+        plugin.on_message_publish(client, Message(topic, b"p", 0, False))
+    server._loaded(pb.LoadedResponse(hooks=[pb.HookSpec(name="message.publish", topics=["a/#"])]))
+    for topic in ("a/2", "b/2", "b/3"):
+        plugin.on_message_publish(client, Message(topic, b"p", 0, False))
+    server._loaded(pb.LoadedResponse(hooks=[]))
+    plugin.on_message_publish(client, Message("a/3", b"p", 0, False))
+    plugin.count_unsent()
+    assert plugin.notifier.counters["s", "dropped"] == 3     # a/1 and b/1, then a/2, then none

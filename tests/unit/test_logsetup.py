@@ -62,3 +62,18 @@ def test_line_batch_writes_the_same_format_when_flushed(root_logger, capsys):
         ("INFO", "worker-3", "actormq.connection",
          "client c1 (127.0.0.1:5) disconnected: normal disconnect")]
     assert batch.add("again") is True
+
+
+def test_line_batch_writes_when_full_so_a_burst_holds_few_lines(root_logger, capsys):
+    from actormq.logsetup import LineBatch
+
+    setup_logging("info", "worker-0")
+    batch = LineBatch("actormq.connection", max_lines=3)
+    assert [batch.add(f"client c{n} left") for n in range(3)] == [True, False, False]
+    assert [LINE.match(line).group("message") for line in capsys.readouterr().err.splitlines()] == [
+        "client c0 left", "client c1 left", "client c2 left"]
+    assert batch.add("client c3 left") is True      # a new batch: its owner flushes it later
+    assert capsys.readouterr().err == ""
+    batch.flush()
+    assert [LINE.match(line).group("message") for line in capsys.readouterr().err.splitlines()] == [
+        "client c3 left"]

@@ -2,11 +2,14 @@
 into the same event in the sender, batched per loop turn), the drops counted when the sender
 gives no credit, the auth_on_register cache key, and the sender's priority."""
 
+import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,8 +130,21 @@ def test_register_key_ignores_the_peer_port_and_tells_the_rest_apart():
         assert cache.lookup("e", "auth_on_register", None, events.register_key(other)) is None
 
 
-def test_the_sender_leaves_the_broker_priority():
-    code = ("import os; from actormq.webhooks.sender import lower_priority; lower_priority(17); "
+def _priority_after(call: str, policy: str = "") -> list[str]:
+    """nice and scheduling policy of a process (started at `policy`, e.g. ``chrt -f 10``)
+    after it ran `call`."""
+    code = (f"import os; from actormq.webhooks.sender import lower_priority; {call}; "
             "print(os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["17", str(0)]      # nice 17, SCHED_OTHER
+    command = [*policy.split(), sys.executable, "-c", code]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_the_sender_leaves_the_broker_priority():
+    assert _priority_after("lower_priority(17)") == ["17", str(os.SCHED_IDLE)]
+    assert _priority_after("lower_priority(17, idle=False)") == ["17", str(os.SCHED_OTHER)]
+
+
+@pytest.mark.skipif(shutil.which("chrt") is None or os.geteuid() != 0, reason="needs chrt and root")
+def test_the_sender_leaves_a_real_time_policy_it_inherited():
+    assert _priority_after("lower_priority(19)", "chrt -f 10") == ["19", str(os.SCHED_IDLE)]
+    assert _priority_after("lower_priority(19, idle=False)", "chrt -f 10") == ["19", str(os.SCHED_OTHER)]

@@ -19,6 +19,9 @@ KEYS: tuple[Key, ...] = (
     Key("exhook.hook_priority", Kind.INT, "0", "Accepted for EMQX 4 compatibility; plugins.order orders providers."),
     Key("exhook.queue_size", Kind.INT, "10000",
         "Notifications waiting per server; when full, new ones are dropped and counted.", minimum=1),
+    Key("exhook.sender_idle", Kind.BOOL, "on",
+        "The notification sender runs at the SCHED_IDLE policy (Linux): only on a CPU with "
+        "nothing else to run, giving it up at once to any other task; off: nice 19 only."),
 )
 
 PATTERNS: tuple[Key, ...] = (

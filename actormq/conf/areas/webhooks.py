@@ -56,6 +56,9 @@ KEYS: tuple[Key, ...] = (
     Key("webhooks.sender_nice", Kind.INT, "19",
         "Nice value of the process that sends notifications (it leaves a real-time policy "
         "too): best effort, it only uses the CPU the broker leaves.", minimum=0, maximum=19),
+    Key("webhooks.sender_idle", Kind.BOOL, "on",
+        "The notification sender runs at the SCHED_IDLE policy (Linux): only on a CPU with "
+        "nothing else to run, giving it up at once to any other task; off: nice only."),
     Key("webhooks.cache.max_entries", Kind.INT, "100000",
         "Most cached auth_on_* answers (least recently used evicted first).", minimum=0),
     Key("webhooks.cache.sweep_interval", Kind.DURATION, "30s",
