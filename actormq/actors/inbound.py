@@ -24,6 +24,11 @@ from actormq.transport.codec import Puback, Pubcomp, Pubrec, ReasonCode
 _ACK = struct.Struct("!BBH")
 
 
+def _ack_packet(data: bytes) -> Puback | Pubrec:
+    """The packet of a deferred ack kept as its 4 bytes."""
+    return (Puback if data[0] == 0x40 else Pubrec)(int.from_bytes(data[2:4], "big"))
+
+
 class AckBatch:
     """The deferred acks of one read of a connection, in order."""
 
@@ -66,8 +71,11 @@ class InboundPublishes:
         if qos == 2 and reason < 0x80:
             self.qos2_in_table()[packet.packet_id] = None
         if routed.pending or self._deferred_acks:
-            self._defer_ack(routed, Puback(packet.packet_id, reason) if qos == 1
-                            else Pubrec(packet.packet_id, reason))
+            if reason == 0:     # the 4 bytes it will send, rather than a packet to encode then
+                self._defer_ack(routed, _ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
+            else:
+                self._defer_ack(routed, Puback(packet.packet_id, reason) if qos == 1
+                                else Pubrec(packet.packet_id, reason))
         elif reason == 0 and self.conn is not None:
             # a 4-byte PUBACK/PUBREC is valid in every version when the reason is 0
             self.conn.send_bytes(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
@@ -92,7 +100,8 @@ class InboundPublishes:
             self.conn.send_packet(packet)
 
     def _defer_ack(self, routed: Routed, packet) -> None:
-        """Send the ack once the store has committed what this message wrote.
+        """Send the ack (a packet, or the bytes of one with reason 0) once the
+        store has committed what this message wrote.
         The acks of one read wait together (see AckBatch): one durability wait
         and one callback per read, not per message. Acks stay in order because
         durability callbacks run in the order they were asked for, and a
@@ -131,6 +140,7 @@ class InboundPublishes:
         if conn is not self.conn:
             return
         self._deferred_acks -= len(packets)
+        packets = [_ack_packet(packet) if type(packet) is bytes else packet for packet in packets]
         for packet in packets:
             if isinstance(packet, Pubrec):
                 self._qos2_in.pop(packet.packet_id, None)
@@ -145,10 +155,11 @@ class InboundPublishes:
             return
         self._deferred_acks -= len(packets)
         for packet in packets:
-            if packet.reason_code == 0:     # the 4-byte form, as handle_publish sends it
-                conn.send_bytes(_ACK.pack(0x40 if type(packet) is Puback else 0x50, 2, packet.packet_id))
+            if type(packet) is bytes:
+                conn.send_bytes(packet)
             else:
                 conn.send_packet(packet)
+        conn.flush()
 
     def handle_pubrel(self, packet) -> None:
         if packet.packet_id in self._qos2_in:

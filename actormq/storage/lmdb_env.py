@@ -11,6 +11,17 @@ With `sync` (the default) every commit is flushed to the disk (fsync) before it
 returns: it survives a power cut. Without it a commit reaches the operating
 system only (LMDB's MDB_NOSYNC): it survives a killed process, not a power cut
 or a crash of the OS; closing the environment flushes it.
+
+With `sync` the data file is also kept *preallocated*: zeros are written (and
+flushed once) ahead of the last page in use, so that a commit overwrites
+blocks the file already has. LMDB appends its new pages at the end of the
+file; an fdatasync after an append must also commit the file's new size and
+blocks to the filesystem's journal, which every other writer of the disk
+shares: on a busy disk such a commit took 0.7 to 7 ms, one into written
+zeros 0.5 to 0.8 ms. The zeros are written under LMDB's write lock (inside a
+write transaction), so no process's commit writes there meanwhile; LMDB
+reads only the pages its meta page names, so the longer file changes
+nothing else (the file is that much larger on disk).
 The map is never writable (MDB_WRITEMAP): it would halve the CPU of a small
 commit, but a full disk would then kill the worker (SIGBUS on a page of the
 sparse file) instead of failing the commit with an error.
@@ -20,6 +31,7 @@ This module is the boundary where lmdb.Error becomes StorageError.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -38,6 +50,9 @@ FORMAT_VERSION = b"1"
 MAX_READERS = 512
 FIRST_SLICE = 32  # rows a range reads first; then four times as many each time
 FULL_COUNT_SECONDS = 0.1  # the pages of tables this process did not write are counted this often
+MIN_AHEAD = 64 << 10     # with sync: zeros kept ahead of the pages in use, at least ...
+MAX_AHEAD = 32 << 20     # ... and at most (half the bytes in use between the two)
+log = logging.getLogger(__name__)
 _DB_NAMES = frozenset(name.encode() for name in TABLES)
 
 Op = tuple[int, str, bytes, "bytes | None"]  # (seq, table, key, value or None for delete)
@@ -119,8 +134,12 @@ class LmdbEnv:
             self._env.close()
             raise
         self.page_size = self._env.stat()["psize"]
+        self._data_fd: int | None = None    # with sync: where the zeros ahead are written
+        self._file_end = 0                  # the data file's size as this process last saw it
         if not readonly:
             self.live_bytes = self.read(self._live_bytes)
+            if sync:
+                self._open_data_file()
 
     # --- opening --------------------------------------------------------------
 
@@ -214,6 +233,8 @@ class LmdbEnv:
         dbs = self._dbs
         written = set()
         with self._env.begin(write=True) as txn:
+            if self._data_fd is not None:
+                self._keep_ahead()
             run: list = []
             run_table = None
             for _, table, key, value in ops:
@@ -251,6 +272,39 @@ class LmdbEnv:
             stat = txn.stat(self._dbs[table])
             pages[table] = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
         return sum(pages.values()) * self.page_size
+
+    # --- preallocation (sync on) --------------------------------------------------
+
+    def _open_data_file(self) -> None:
+        try:
+            self._data_fd = os.open(os.path.join(self.path, "data.mdb"), os.O_WRONLY | os.O_CLOEXEC)
+            self._file_end = os.fstat(self._data_fd).st_size
+        except OSError as error:
+            log.warning("cannot preallocate %s, commits will append to it (%s)", self.path, error)
+            self._data_fd = None
+
+    def _keep_ahead(self) -> None:
+        """Write zeros ahead of the last page in use when fewer than half the
+        wanted bytes are left; inside a write transaction (LMDB's write lock)."""
+        used = (self._env.info()["last_pgno"] + 1) * self.page_size
+        ahead = min(max(used // 2, MIN_AHEAD), MAX_AHEAD)
+        if self._file_end - used >= ahead // 2:
+            return
+        fd = self._data_fd
+        try:
+            end = self._file_end = max(self._file_end, os.fstat(fd).st_size)  # others grow it too
+            target = min(used + ahead, self._env.info()["map_size"])
+            if end - used >= ahead // 2 or target <= end:
+                return
+            zeros = bytes(min(target - end, 1 << 20))
+            while end < target:
+                end += os.pwrite(fd, zeros[:target - end], end)
+            os.fdatasync(fd)
+            self._file_end = end
+        except OSError as error:  # a full disk: LMDB's own commit says so, if it comes to that
+            log.warning("stopped preallocating %s: %s", self.path, error)
+            os.close(fd)
+            self._data_fd = None
 
     def _grow(self) -> None:
         """Double this process's map size (LMDB persists the larger size at the next commit)."""
@@ -344,5 +398,8 @@ class LmdbEnv:
             if not self.sync:
                 self._env.sync(True)  # what the OS holds reaches the disk at a clean stop
             self._env.close()
+            if self._data_fd is not None:
+                os.close(self._data_fd)
+                self._data_fd = None
         finally:
             self._lock.release_exclusive()
