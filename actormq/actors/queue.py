@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from itertools import islice
 from types import MappingProxyType
 
-from actormq.actors.messages import Delivery
+from actormq.actors.messages import Delivery, Message
 from actormq.errors import StorageFullError
-from actormq.storage.records import decode_message, encode_message, queue_prefix, queue_seq, seq_suffix
+from actormq.storage.records import decode_messages, encode_message, queue_prefix, queue_seq, seq_suffix
 
 log = logging.getLogger("actormq.queue")
 
@@ -114,18 +115,17 @@ class Queue:
         self._backlog = self._last_loaded = 0
         self.released = NOTHING_RELEASED
         count = seq = 0
-        memory = deque()
+        rows = []
         window = self._window
         for key, value in self._store.scan("queue", self._prefix):   # in seq order
             seq = queue_seq(key)
             count += 1
-            if window is not None and len(memory) >= window:
+            if window is not None and len(rows) >= window:
                 self._backlog += 1
                 continue
-            delivery = self._decode(seq, value)
-            if delivery is not None:
-                memory.append(delivery)
+            rows.append((key, value))
             self._last_loaded = seq
+        memory = deque(self._deliveries(rows))
         self._mem = memory if memory else NOTHING_HELD
         self._next_seq = max(self._next_seq, seq + 1)
         return count
@@ -280,21 +280,19 @@ class Queue:
             raise QueueFull(str(exc)) from exc
 
     def _refill(self) -> None:
-        """Read the next window of the backlog, from the row after the last one read."""
-        start = self._prefix + seq_suffix(self._last_loaded + 1)
+        """Read the next window of the backlog, from the row after the last one read:
+        a page of the store, decoded in one loop (and the next page while every
+        row of one was a released QoS 2 row, which stays out of memory)."""
         memory = self._memory()
-        for key, value in self._store.scan("queue", self._prefix, start=start):
-            seq = queue_seq(key)
-            delivery = self._decode(seq, value)
-            if delivery is not None:
-                memory.append(delivery)
-            self._last_loaded = seq
-            self._backlog -= 1
-            if len(memory) >= self._window or self._backlog <= 0:
-                break
-        else:  # the store holds no more rows: nothing is left behind
-            self._backlog = 0
-        self._backlog = max(self._backlog, 0)
+        while self._backlog > 0 and not memory:
+            wanted = min(self._window, self._backlog)
+            start = self._prefix + seq_suffix(self._last_loaded + 1)
+            rows = list(islice(self._store.scan("queue", self._prefix, start=start), wanted))
+            memory.extend(self._deliveries(rows))
+            if rows:
+                self._last_loaded = queue_seq(rows[-1][0])
+            # fewer rows than wanted: the store holds no more, nothing is left behind
+            self._backlog = self._backlog - len(rows) if len(rows) == wanted else 0
 
     def _released_rows(self) -> dict[int, int]:
         """`released`, to add to."""
@@ -302,9 +300,19 @@ class Queue:
             self.released = {}
         return self.released
 
-    def _decode(self, seq: int, value: bytes) -> Delivery | None:
-        """The delivery of a stored row; None for a released QoS 2 row (noted in released)."""
-        message, packet_id = decode_message(value)
+    def _deliveries(self, rows: list[tuple[bytes, bytes]]) -> Iterator[Delivery]:
+        """The deliveries of stored rows, in order, the page decoded at once; a
+        released QoS 2 row is noted in `released` instead."""
+        for (key, _), (message, packet_id) in zip(rows, decode_messages(rows)):
+            if packet_id is None and not message.properties:    # the common case, inline
+                yield Delivery(message, message.qos, message.retain, (), queue_seq(key))
+            else:
+                delivery = self._delivery(queue_seq(key), message, packet_id)
+                if delivery is not None:
+                    yield delivery
+
+    def _delivery(self, seq: int, message: Message, packet_id: int | None) -> Delivery | None:
+        """The delivery of a decoded row; None for a released QoS 2 row (noted in released)."""
         if packet_id is not None:
             self._released_rows()[packet_id] = seq
             return None

@@ -31,13 +31,15 @@ import logging
 import sys
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 
 import pykka
 
 from actormq.errors import StorageError, StorageFullError
 from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, check_key, check_keys,
-                                  check_table)
+                                  check_table, scan_floor)
 from actormq.storage.lmdb_env import LmdbEnv
 from actormq.storage.loop_commits import LoopCommits
 from actormq.storage.writer import (ROW_OVERHEAD, CommitDue, Committer, ErrorCallback, PendingWrites,
@@ -54,10 +56,11 @@ MAX_RESERVE = 64 << 20       # ... but no more than this
 REFUSAL_LOG_SECONDS = 60.0
 WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
 _COMMIT_DUE = CommitDue()
+_KEY = itemgetter(0)
 
 
 def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
-    """Both sorted by key; a pending row wins and a pending None deletes."""
+    """Both sorted by key; a pending row wins over a committed one with its key."""
     i = j = 0
     while i < len(committed) or j < len(pending):
         if j == len(pending) or (i < len(committed) and committed[i][0] < pending[j][0]):
@@ -66,8 +69,7 @@ def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
             continue
         if i < len(committed) and committed[i][0] == pending[j][0]:
             i += 1
-        if pending[j][1] is not None:
-            yield pending[j]
+        yield pending[j]
         j += 1
 
 
@@ -176,21 +178,28 @@ class LmdbStore:
         return self._scan(table, prefix, start)
 
     def _scan(self, table: str, prefix: bytes, start: bytes | None) -> Rows:
+        """Pages of SCAN_CHUNK committed rows, each read in one transaction and
+        merged with the pending writes in its range (see overlay.py)."""
         after = None
+        floor = scan_floor(prefix, start)
         while True:
-            pending = self._pending.rows(table, prefix)  # before LMDB: a commit in between loses nothing
+            # before LMDB: a commit in between loses nothing
+            puts, deletes = self._pending.page(table, prefix, floor)
             committed, more = self._env.range(table, prefix, after, SCAN_CHUNK, start=start)
-            upper = committed[-1][0] if more else None
-            window = [row for row in pending
-                      if (after is None or row[0] > after) and (start is None or row[0] >= start)
-                      and (upper is None or row[0] <= upper)]
-            if window:
-                yield from _merge(committed, window)
+            last = committed[-1][0] if more else None
+            if deletes:
+                committed = [row for row in committed if row[0] not in deletes]
+            if puts:
+                if after is not None:
+                    puts = puts[bisect_right(puts, after, key=_KEY):]
+                if last is not None:
+                    puts = puts[:bisect_right(puts, last, key=_KEY)]
+                yield from _merge(committed, puts)
             else:
                 yield from committed
             if not more:
                 return
-            after = upper
+            after = last
 
     def count(self, table: str, prefix: bytes = b"") -> int:
         check_table(table)

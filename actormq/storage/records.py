@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from actormq.message import Message
+from actormq.message import EMPTY_PROPS, Message
 from actormq.errors import StorageError
 
 MESSAGE_VERSION = 1
@@ -41,6 +41,9 @@ _HEADER_LEN = struct.Struct(">I")
 _RECORD_START = struct.Struct(">BI")  # version, header length
 _SEQ = struct.Struct(">Q")
 _COMPACT = struct.Struct(">BBddHHH")  # version, flags, timestamp, expires_at, packet id, topic and origin lengths
+_COMPACT_SIZE = _COMPACT.size
+_TEXT_LENGTHS = _COMPACT_SIZE - 4   # where the topic's and the origin's lengths start
+_unpack_compact = _COMPACT.unpack_from
 _RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
 _SEP = b"\x00"
 _NO_BLOBS: list = []  # never changed
@@ -155,27 +158,10 @@ def _encode_compact(msg: Message, packet_id: int | None) -> bytes:
                                    len(topic), len(origin)), topic, origin, payload))
 
 
-def _decode_compact(data: bytes) -> tuple[Message, int | None]:
-    try:
-        _, flags, timestamp, expires_at, packet_id, topic_size, origin_size = _COMPACT.unpack_from(data)
-        start = _COMPACT.size
-        middle = start + topic_size
-        end = middle + origin_size
-        if end > len(data):
-            raise StorageError("corrupt message record: shorter than its header says")
-        topic = data[start:middle].decode("utf-8")
-        origin = data[middle:end].decode("utf-8")
-    except (struct.error, UnicodeDecodeError) as error:
-        raise StorageError(f"corrupt message record: {error}") from None
-    msg = Message(topic, data[end:], flags & 3, bool(flags & _RETAIN), {},
-                  expires_at if flags & _EXPIRES else None, timestamp, origin)
-    return msg, packet_id if flags & _HAS_ID else None
-
-
 def decode_message_header(data: bytes) -> tuple[dict, int]:
     """The header dict (as version 1 stores it) and the offset where its raw bytes start."""
     if data and data[0] == COMPACT_VERSION:
-        msg, packet_id = _decode_compact(data)
+        msg, packet_id = decode_message(data)
         header = {"t": msg.topic_name, "q": msg.qos, "r": msg.retain, "p": {}, "e": msg.expires_at,
                   "ts": msg.timestamp, "o": msg.origin, "i": packet_id, "b": []}
         return header, len(data) - len(msg.payload)
@@ -190,8 +176,12 @@ def decode_message_header(data: bytes) -> tuple[dict, int]:
 
 
 def decode_message(data: bytes) -> tuple[Message, int | None]:
-    if data and data[0] == COMPACT_VERSION:
-        return _decode_compact(data)
+    """The message of a record and the packet id stored with it (None: none)."""
+    return decode_messages(((b"", data),))[0]
+
+
+def _decode_with_header(data: bytes) -> tuple[Message, int | None]:
+    """decode_message of a record in the orjson header form (version 1)."""
     header, offset = decode_message_header(data)
     props = header["p"]
     if props and "user_property" in props:
@@ -204,6 +194,36 @@ def decode_message(data: bytes) -> tuple[Message, int | None]:
     msg = Message(header["t"], data[offset:], header["q"], header["r"], props, header["e"],
                   header["ts"], header["o"])
     return msg, header["i"]
+
+
+def decode_messages(rows: list[tuple[bytes, bytes]]) -> list[tuple[Message, int | None]]:
+    """decode_message of the value of each (key, value) row, for a page of a
+    queue: the compact form is decoded inline (a drain of a disc_only queue
+    decodes every row it sends), and the topic and origin of rows that share
+    them (most rows of one queue) are decoded once."""
+    decoded = []
+    append = decoded.append
+    texts: dict[bytes, tuple[str, str]] = {}
+    for _, data in rows:
+        if not data or data[0] != COMPACT_VERSION:
+            append(_decode_with_header(data))
+            continue
+        try:
+            _, flags, timestamp, expires_at, packet_id, topic_size, origin_size = _unpack_compact(data)
+            middle = _COMPACT_SIZE + topic_size
+            end = middle + origin_size
+            if end > len(data):
+                raise StorageError("corrupt message record: shorter than its header says")
+            raw = data[_TEXT_LENGTHS:end]   # both lengths, the topic and the origin
+            names = texts.get(raw)
+            if names is None:
+                names = texts[raw] = (data[_COMPACT_SIZE:middle].decode(), data[middle:end].decode())
+        except (struct.error, UnicodeDecodeError) as error:
+            raise StorageError(f"corrupt message record: {error}") from None
+        append((Message(names[0], data[end:], flags & 3, flags & _RETAIN != 0, EMPTY_PROPS,
+                        expires_at if flags & _EXPIRES else None, timestamp, names[1]),
+                packet_id if flags & _HAS_ID else None))
+    return decoded
 
 
 def payload_size(header: dict, offset: int, data: bytes) -> int:

@@ -38,6 +38,7 @@ import pykka
 
 from actormq.errors import StorageError, StorageFullError
 from actormq.storage.lmdb_env import LmdbEnv, Op
+from actormq.storage.overlay import PendingOverlay
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,7 @@ class PendingWrites:
         self._cond = threading.Condition(self._lock)
         self._ops: list[Op] = []
         self._taken: list[list[Op]] = []       # batches being committed, oldest first
-        # table -> key -> (seq, latest pending value); None while no read needs it
-        self._overlay: dict[str, dict[bytes, tuple[int, bytes | None]]] | None = None
+        self._overlay: PendingOverlay | None = None     # None while no read needs it
         self._issued = 0
         self._settled = 0
         self._callbacks: deque[tuple[int, Callable[[], None], ErrorCallback | None, object]] = deque()
@@ -86,7 +86,7 @@ class PendingWrites:
             seq = self._issued = self._issued + 1
             ops.append((seq, table, key, value))
             if self._overlay is not None:
-                self._overlay.setdefault(table, {})[key] = (seq, value)
+                self._overlay.note(seq, table, key, value)
             if value is not None:
                 self.pending_bytes += len(key) + len(value) + ROW_OVERHEAD
             if starts or len(ops) >= self.commit_batch or seq - self._settled >= self._max_pending:
@@ -106,9 +106,7 @@ class PendingWrites:
             ops.extend((seq + n, table, key, None) for n, key in enumerate(keys, 1))
             self._issued = seq + len(keys)
             if self._overlay is not None:
-                overlay = self._overlay.setdefault(table, {})
-                for op in ops[-len(keys):]:
-                    overlay[op[2]] = (op[0], None)
+                self._overlay.note_deletes(seq + 1, table, keys)
             self._grown(starts)
         if self.backlogged and self.on_backlog is not None:
             self.on_backlog()
@@ -126,15 +124,15 @@ class PendingWrites:
         if self._issued - self._settled >= self._max_pending:
             self.backlogged = True
 
-    def _overlay_now(self) -> dict[str, dict[bytes, tuple[int, bytes | None]]]:
+    def _overlay_now(self) -> PendingOverlay:
         """The overlay, built from the unsettled ops if nobody has read since the
         last time everything was settled; the lock is held."""
         overlay = self._overlay
         if overlay is None:
-            overlay = self._overlay = {}
+            overlay = self._overlay = PendingOverlay()
             for batch in (*self._taken, self._ops):
-                for seq, table, key, value in batch:
-                    overlay.setdefault(table, {})[key] = (seq, value)
+                for op in batch:
+                    overlay.note(*op)
         return overlay
 
     def lookup(self, table: str, key: bytes) -> tuple[bool, bytes | None]:
@@ -142,20 +140,22 @@ class PendingWrites:
         with self._lock:
             if self._settled >= self._issued:
                 return False, None
-            found = self._overlay_now().get(table, {}).get(key)
-        return (False, None) if found is None else (True, found[1])
+            return self._overlay_now().lookup(table, key)
 
     def rows(self, table: str, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
         """Pending rows under `prefix`, sorted; a None value is a pending delete."""
         with self._lock:
             if self._settled >= self._issued:
                 return []
-            overlay = self._overlay_now().get(table)
-            if not overlay:
-                return []
-            found = [(key, entry[1]) for key, entry in overlay.items() if key.startswith(prefix)]
-        found.sort()
-        return found
+            return self._overlay_now().rows(table, prefix)
+
+    def page(self, table: str, prefix: bytes, floor: bytes) -> tuple[list[tuple[bytes, bytes]], dict]:
+        """What a page of a scan from `floor` needs of the pending writes: the
+        puts under `prefix` from `floor` on, sorted, and the deletes (see overlay.py)."""
+        with self._lock:
+            if self._settled >= self._issued:
+                return [], {}
+            return self._overlay_now().page(table, prefix, floor)
 
     def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None,
                      loop=None) -> bool:
@@ -217,13 +217,10 @@ class PendingWrites:
                 self._overlay = None
                 self.pending_bytes = 0
             else:
-                overlays = self._overlay
+                if self._overlay is not None:
+                    self._overlay.forget(ops)
                 freed = 0
-                for seq, table, key, value in ops:
-                    if overlays is not None:
-                        overlay = overlays[table]
-                        if overlay[key][0] == seq:
-                            del overlay[key]
+                for _, _, key, value in ops:
                     if value is not None:
                         freed += len(key) + len(value) + ROW_OVERHEAD
                 self.pending_bytes -= freed

@@ -1,7 +1,8 @@
 """PendingWrites' read overlay against a model: whenever a read comes (before,
 between or after batches are taken and settled), `lookup` and `rows` show the
 latest write of each key that is not settled yet, and nothing once everything
-is settled. The overlay is built on the first read and dropped when all is
+is settled; `page` gives a scan's page the puts from its floor on and the
+deletes. The overlay is built on the first read and dropped when all is
 settled, so reads at any point of that cycle are covered."""
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ KEYS = [b"q/a", b"q/b", b"q/c", b"r/a"]
 
 write = st.tuples(st.just("write"), st.sampled_from(["queue", "retained"]), st.sampled_from(KEYS),
                   st.one_of(st.none(), st.binary(min_size=1, max_size=3)))
-step = st.one_of(write, st.just(("take",)), st.just(("settle",)), st.just(("read",)))
+deletes = st.tuples(st.just("delete_many"), st.sampled_from(["queue", "retained"]),
+                    st.lists(st.sampled_from(KEYS), max_size=3))
+step = st.one_of(write, deletes, st.just(("take",)), st.just(("settle",)), st.just(("read",)))
 
 
 def expected(unsettled: list) -> dict:
@@ -36,6 +39,11 @@ def check_reads(pending: PendingWrites, unsettled: list) -> None:
             want = sorted((key, value) for (t, key), value in latest.items()
                           if t == table and key.startswith(prefix))
             assert pending.rows(table, prefix) == want
+            for floor in (prefix, b"q/b"):
+                puts, deleted = pending.page(table, prefix, floor)
+                assert puts == [(key, value) for key, value in want if value is not None and key >= floor]
+                assert {key for key in deleted if key.startswith(prefix)} == \
+                    {key for key, value in want if value is None}
 
 
 @settings(max_examples=300, deadline=None)
@@ -50,6 +58,11 @@ def test_reads_see_the_latest_unsettled_write_of_each_key(steps, commit_batch):
             _, table, key, value = action
             pending.add(table, key, value)
             issued.append((len(issued) + 1, table, key, value))
+        elif action[0] == "delete_many":
+            _, table, keys = action
+            if keys:
+                pending.delete_many(table, keys)
+            issued += [(len(issued) + n, table, key, None) for n, key in enumerate(keys, 1)]
         elif action[0] == "take":
             ops, _ = pending.take(0)
             if ops:
