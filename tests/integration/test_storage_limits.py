@@ -11,6 +11,7 @@ import pytest
 from actormq.transport.codec import Connack, Puback, Publish, Pubrec, Will
 from tests.integration.brokers import actormq_only
 from tests.integration.clients import connect, unique
+from tests.integration.hookplugins import log_with
 from tests.integration.rawclient import RawClient
 from tests.integration.test_persistence import kill9_all
 
@@ -88,7 +89,7 @@ def test_full_store_refuses_offline_messages_with_0x97_and_keeps_serving(make_br
     publisher.send(Publish(unique("kept"), b"r" * PAYLOAD, 1, retain=True, packet_id=60001))
     assert publisher.expect(Puback).reason_code < 0x80, "a retained message is delivered, just not kept"
     assert_still_serving(broker.port)
-    full_lines = [line for line in broker.log().splitlines() if "is full" in line]
+    full_lines = [line for line in log_with(broker, "is full").splitlines() if "is full" in line]
     assert len(full_lines) == 1, "the full store is logged once, not per message:\n" + "\n".join(full_lines)
     assert "Traceback" not in broker.log()
 
