@@ -74,7 +74,7 @@ def test_a_refill_reads_on_past_a_page_of_released_rows():
     queue = Queue("c", UNLIMITED, store, window=1)
     for n in range(4):
         queue.enqueue(delivery(n, qos=2))
-    first, second, third = queue.pop(), queue.pop(), queue.pop()
+    _, second, third = queue.pop(), queue.pop(), queue.pop()
     queue.release(second, 7)
     queue.release(third, 8)
     reopened = Queue("c", UNLIMITED, store, window=1)
