@@ -280,10 +280,7 @@ def on_message_publish(self, client: ClientInfo, message):
         return None
     if self.publish_notified:
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
-            plan = self.unsent_plans.get("message.publish") or self._plan("message.publish", self.publish_notified)
-            plan.dropped += 1
-            if plan.filtered:
-                plan.count_filtered(message.topic_name)
+            self._unsent("message.publish", message.topic_name, self.publish_notified)
         else:
             self._notify("message.publish", "OnMessagePublish", lambda: {
                 "message": convert.message_record(message, client)}, client.client_id,
@@ -370,10 +367,7 @@ def _message_notification(hook: str, method: str):
         if message.topic_name.startswith("$SYS/"):
             return None
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
-            plan = self.unsent_plans.get(hook) or self._plan(hook)
-            plan.dropped += 1
-            if plan.filtered:
-                plan.count_filtered(message.topic_name)
+            self._unsent(hook, message.topic_name)
             return None
         if hook == "message.dropped":
             def build():
