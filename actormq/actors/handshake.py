@@ -109,7 +109,9 @@ class ConnectHandshake:
         self.decoder = self.broker.shared_decoder(self.decoder)
         session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
-        if self.client_info is not None:
+        # with hooks, only what a plugin asked for: a plain authentication notifies nothing
+        hooks_opened = self.client_info is not None and self.hooks.opened_hooked
+        if hooks_opened or self.limits or self.auth_props:
             hooked.session_opened(self, session, present, props)
         self.send_packet(Connack(present, 0, props))
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
@@ -119,7 +121,7 @@ class ConnectHandshake:
                 f"{'persistent' if session.persistent else 'clean'} session, "
                 f"session present {present:d}, keepalive {packet.keepalive}")
         session.attach(self, present)
-        if self.client_info is not None:
+        if hooks_opened:
             hooked.connected(self)
 
     def _log_connection(self, line: str) -> None:

@@ -36,6 +36,7 @@ from actormq.transport.mountpoint import mount, mount_will
 from actormq.transport.topics import validate_topic_name
 
 _NO_MEMO = MappingProxyType({})     # the first provider offers no memo to this client
+_NO_CERTIFICATE = (None, None)
 
 log = logging.getLogger("actormq.hooks")
 
@@ -55,12 +56,14 @@ def client_info(conn, packet) -> ClientInfo:
     """The ClientInfo of a CONNECT, with the peer (PROXY aware), listener and
     certificate of its connection."""
     address = conn._address()
-    host, port = address[:2] if isinstance(address, tuple) else ("local", 0)
-    cn, dn = conn.certificate_identity()
+    host, port = address[:2] if type(address) is tuple else ("local", 0)
+    listener = conn.listener
+    # only a TLS listener's socket has a peer certificate to read
+    cn, dn = conn.certificate_identity() if listener.tls is not None else _NO_CERTIFICATE
     return ClientInfo(conn.client_id, packet.username, packet.password,
                       host, port or 0, packet.protocol_level,
                       packet.clean_start, packet.keepalive,
-                      conn.listener.name, conn.mountpoint, cn, dn,
+                      listener.name, conn.mountpoint, cn, dn,
                       packet.properties)
 
 
@@ -90,7 +93,15 @@ def connect(conn, packet, assigned: str | None) -> None:
     if chain is None:
         conn.connect_allowed(packet, assigned)
         return
-    conn.wait_then(chain.decide(info), partial(_connect_decided, conn, packet, assigned))
+    decision = chain.decide(info)
+    if type(decision) is Decision:
+        # answered at once (a cache, a sync provider): no waiting, and a plain yes goes on
+        if decision.allowed and not decision.modifiers:
+            conn.connect_allowed(packet, assigned)
+        else:
+            _connect_decided(conn, packet, assigned, decision)
+        return
+    conn.wait_then(decision, partial(_connect_decided, conn, packet, assigned))
 
 
 def ask_enhanced(conn, packet, assigned, exchange: AuthExchange) -> None:
@@ -223,14 +234,13 @@ def client_closed(conn, session, exc) -> None:
     """The client's socket closed: ``client.disconnected``, then ``client.offline`` when its
     session stays, ``client.gone`` when it ends with the connection."""
     hooks = conn.hooks
-    info = info_of(conn)
+    chain = hooks.client_offline if session.persistent else hooks.client_gone
     if hooks.client_disconnected is not None:
         reason = ("normal" if conn.clean_disconnect else
                   "taken_over" if conn.was_taken_over else f"closed: {exc}" if exc else "closed")
-        hooks.client_disconnected.notify(info, reason)
-    chain = hooks.client_offline if session.persistent else hooks.client_gone
+        hooks.client_disconnected.notify(info_of(conn), reason)
     if chain is not None:
-        chain.notify(info)
+        chain.notify(info_of(conn))
 
 
 def apply_connect_modifiers(conn, packet, modifiers) -> object:

@@ -7,7 +7,9 @@ point (``hooks.message_publish``, ``hooks.client_authenticate``, ...) that is
 **None when no plugin hooks it** or the `Chain` to run. That is the whole
 cost of the hooks on the hot path when nothing is loaded: one attribute
 read and an ``is None`` test (`active`: some plugin hooks something;
-`publish_hooked`: a PUBLISH has a decide or fold chain to run; `publish_folds`: the
+`publish_hooked`: a PUBLISH has a decide or fold chain to run; `opened_hooked`: an
+accepted CONNECT has a notification to send (session created or resumed, CONNACK,
+connected, wakeup); `publish_folds`: the
 ``message.publish`` chain when it is the only one (the common shape, which the
 Connection runs inline); `allowed_publish`:
 the memo of allowed topics the first authorization provider offers, see
@@ -92,7 +94,7 @@ class Hooks:
     """One worker's plugins in order and a chain (or None) per hook point."""
 
     __slots__ = tuple(point.attribute for point in HookPoint) + (
-        "active", "publish_hooked", "publish_folds", "allowed_publish", "_loaded", "_defaults",
+        "active", "publish_hooked", "opened_hooked", "publish_folds", "allowed_publish", "_loaded", "_defaults",
         "_breaker_settings")
 
     def __init__(self, defaults: Mapping[HookPoint, str] | None = None,
@@ -225,6 +227,9 @@ class Hooks:
         self.publish_hooked = self.client_authorize_publish is not None or \
             self.message_publish is not None
         self.publish_folds = self.message_publish if self.client_authorize_publish is None else None
+        self.opened_hooked = any(chain is not None for chain in (
+            self.session_created, self.session_resumed, self.client_connack, self.client_connected,
+            self.client_wakeup))
 
     @staticmethod
     def _provider(loaded: Loaded, point: HookPoint) -> Provider:

@@ -62,10 +62,17 @@ class AuthCache:
     def hit(self, endpoint: str, hook: str, key: tuple) -> Answer | None:
         """The cached answer for the request whose fields are `key`, counted as a hit;
         None, counted as nothing, when there is none (the caller's `lookup` counts the miss)."""
-        answer = self._get((endpoint, hook, key))
-        if answer is not None:
-            self._counters["hits", endpoint, hook] += 1
-        return answer
+        full_key = (endpoint, hook, key)
+        entries = self._entries
+        entry = entries.get(full_key)    # `_get`, inline: one call per known client's CONNECT
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            self._remove(full_key)
+            return None
+        entries.move_to_end(full_key)
+        self._counters["hits", endpoint, hook] += 1
+        return entry[1]
 
     def _get(self, key: tuple) -> Answer | None:
         entry = self._entries.get(key)

@@ -216,9 +216,13 @@ def _refusal_or_next(answer: Answer):
     return NEXT if answer.result == "next" else _refused(answer)
 
 
+_REGISTER_MODIFIERS = HookPoint.CLIENT_AUTHENTICATE.modifiers
+
+
 def _register_decision(answer: Answer):
-    if answer.ok:
-        return _register_ok(answer.modifiers, HookPoint.CLIENT_AUTHENTICATE.modifiers)
+    if answer.result == "ok":
+        modifiers = answer.modifiers
+        return _register_ok(modifiers, _REGISTER_MODIFIERS) if modifiers else OK
     return _refusal_or_next(answer)
 
 
@@ -226,8 +230,8 @@ def on_client_authenticate(self, client: ClientInfo):
     hook = "auth_on_register_m5" if client.protocol_level == 5 else "auth_on_register"
     key = events.register_key(client)
     cached = self.calls.cached(hook, key)
-    if cached is not None:
-        return _register_decision(cached)
+    if cached is not None:      # a known client: one lookup, and a plain ok is the shared OK
+        return OK if cached.result == "ok" and not cached.modifiers else _register_decision(cached)
     return self._decide(hook, lambda: events.vmq_client(client), _register_decision, key)
 
 
