@@ -1,9 +1,9 @@
 """The Connection: one per socket. Owns the byte stream and its decoder, the
-outbound buffer, the holding of a client's packets while a decision for it
-is pending, and carries out the effects (`effects.py`) its protocol core
+outbound buffer, and carries out the effects (`effects.py`) its protocol core
 returns (`channel.Channel`, a base class: pure; it keeps the client's
 version, limits, topic aliases, keepalive and session expiry). Its CONNECT
-handshake is `handshake.py`.
+handshake is `handshake.py`, the holding of its packets while a decision for
+it is pending `holding.py` (both base classes).
 
 Takes: bytes from the socket, packets and encoded PUBLISH bytes to send (from
 its Session). Sends: decoded packets to its Channel, their effects to its
@@ -39,10 +39,11 @@ from functools import partial
 from actormq.actors import channel, effects, hooked
 from actormq.actors.channel import Channel
 from actormq.actors.handshake import ConnectHandshake
+from actormq.actors.holding import PacketHold
 from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
-from actormq.transport.codec import (Connect, Disconnect, Pingreq, Puback, Pubcomp, Publish, Pubrec,
+from actormq.transport.codec import (Connect, Disconnect, Puback, Pubcomp, Publish, Pubrec,
                                      Pubrel, ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
                                      encode_publish)
 from actormq.transport.listeners import DEFAULT_LISTENER
@@ -50,7 +51,6 @@ from actormq.transport.peer import PeerInfo
 
 log = logging.getLogger("actormq.connection")
 
-MAX_HELD = 1000   # packets held back before reading stops
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
 NOTHING_TO_SEND = ()        # the outbound buffer between flushes: an idle client holds no list
@@ -69,9 +69,9 @@ class _DiscardInput:
         return ()
 
 
-class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
-    """The protocol shell of one client socket (its protocol core and its CONNECT
-    handshake are in the base classes)."""
+class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protocol):
+    """The protocol shell of one client socket (its protocol core, its CONNECT
+    handshake and the holding of its packets are in the base classes)."""
 
     # Slots: an idle client costs its attributes, not an instance dict (past 30
     # attributes the interpreter stops sharing the keys and each instance held
@@ -382,112 +382,6 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         if congested:
             for party in congested:
                 party.block(self)
-
-    def throttle(self) -> None:
-        """Stop taking packets from this client until unthrottle (waiting)."""
-        if self._held is None and not self.closed:
-            self._held = []
-            self.transport.pause_reading()
-
-    def hold_back(self) -> None:
-        """Hold this client's packets until go_on (backpressure, see flow): it is
-        still read, and its PINGREQs are answered (see _hold)."""
-        if self.pipeline is not None:
-            self.pipeline.held_back = True
-        if self._held is None and not self.closed:
-            self._held = []
-
-    def _hold(self, packets: list) -> None:
-        """Keep packets for later, in order; a held client's PINGREQ is answered at
-        once, so a hold never puts its keepalive at risk. Past MAX_HELD packets,
-        stop reading until unthrottle."""
-        held = self._held
-        if self.session is None:
-            held.extend(packets)
-            return
-        inflight = self.pipeline
-        for packet in packets:
-            kind = type(packet)
-            if kind is Pingreq:
-                self.send_bytes(effects.PINGRESP.data)
-            elif (kind is Publish and inflight is not None and not held and self._pending is None
-                  and inflight.open() and not self.closed):
-                self.execute(self.handle(packet))      # its outcome queues behind the waiting ones
-            else:
-                held.append(packet)
-        if len(held) >= MAX_HELD:
-            self.transport.pause_reading()
-
-    def go_on(self) -> None:
-        """The end of a hold_back."""
-        if self.pipeline is not None:
-            self.pipeline.held_back = False
-        self.unthrottle()
-
-    def unthrottle(self) -> None:
-        """Take packets again, first the ones held back (not while a hook answer is due);
-        while PUBLISH outcomes wait in order (`pipeline`), only PUBLISHes that may join them."""
-        if self._held is None or self.closed or self.session is None or self._pending is not None:
-            return
-        inflight = self.pipeline
-        if inflight is not None:
-            if not inflight.entries:
-                self.pipeline = None
-                if inflight.held_back:
-                    return      # go_on comes
-            elif not inflight.open():
-                return
-        held = self._held
-        self._held = None if self.pipeline is None else []
-        self.last_seen = time.monotonic()
-        self.transport.resume_reading()
-        try:
-            (self._handle if self._held is None else self._hold)(held)
-        except ProtocolError as exc:
-            self.protocol_error(exc)
-
-    def in_order(self, answer, then) -> None:
-        """Act on the outcome of a PUBLISH (`then(value)`; a fold's answer may be a Future)
-        after those of the client's earlier PUBLISHes still waiting: at once if none is."""
-        if self.pipeline is None or not self.pipeline.entries:
-            if not isinstance(answer, asyncio.Future):
-                then(answer)
-                return
-            if self.pipeline is None:
-                self.pipeline = Pipeline(self)
-        if self._held is None:
-            self._held = []             # the client's next packets go through _hold
-        self.pipeline.add(answer, then)
-
-    def wait_then(self, answer, then) -> None:
-        """Act on a hook chain's answer: now when it is there, else once it is — meanwhile
-        this client's later packets are held in order and its socket is not read."""
-        if not isinstance(answer, asyncio.Future):
-            then(answer)
-            return
-        self._pending = answer
-        self.throttle()
-        answer.add_done_callback(lambda done: self._answered(done, then))
-
-    def _answered(self, done: asyncio.Future, then) -> None:
-        self._pending = None
-        if self.closed:
-            return
-        if self.act_on(lambda answer: then(answer.result()), done) and self._pending is None:
-            self.unthrottle()
-
-    def act_on(self, then, value) -> bool:
-        """`then(value)`; False when that failed (the client is told and closed)."""
-        try:
-            then(value)
-        except ProtocolError as exc:
-            self.protocol_error(exc)
-            return False
-        except Exception:       # a bug of ours, not the plugin's (chains catch those)
-            log.exception("client %s: acting on a hook answer failed", self.client_id)
-            self.disconnect(ReasonCode.UNSPECIFIED_ERROR, "internal error")
-            return False
-        return True
 
     def refuse_publish(self, packet, reason_code: int) -> None:
         if packet.qos == 1:
