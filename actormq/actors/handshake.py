@@ -109,10 +109,12 @@ class ConnectHandshake:
         self.decoder = self.broker.shared_decoder(self.decoder)
         session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
-        # with hooks, only what a plugin asked for: a plain authentication notifies nothing
-        hooks_opened = self.client_info is not None and self.hooks.opened_hooked
-        if hooks_opened or self.limits or self.auth_props:
-            hooked.session_opened(self, session, present, props)
+        hooks_opened = False
+        if self.client_info is not None:
+            # only what a plugin asked for: a plain authentication notifies nothing
+            hooks_opened = self.hooks.opened_hooked
+            if hooks_opened or self.limits or self.auth_props:
+                hooked.session_opened(self, session, present, props)
         self.send_packet(Connack(present, 0, props))
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
             self._log_connection(

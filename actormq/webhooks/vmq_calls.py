@@ -43,6 +43,7 @@ class VmqWebhooks:
         self.cache = cache
         self.counters: Counter[tuple[str, str, str]] = Counter()  # (endpoint, hook, what)
         self._by_hook: dict[str, list[Webhook]] = {}
+        self._sole_endpoint: dict[str, str] = {}    # hook -> its endpoint, for a hook with one
         self._headers = {hook: _headers(hook) for hook in HOOKS}
         self._typo_warned: set[str] = set()
         self._retired: list = []
@@ -56,6 +57,7 @@ class VmqWebhooks:
         for webhook in webhooks:
             by_hook[webhook.hook].append(webhook)
         self._by_hook = dict(by_hook)
+        self._sole_endpoint = {hook: hooked[0].endpoint for hook, hooked in by_hook.items() if len(hooked) == 1}
 
     def hooks(self) -> set[str]:
         """The hooks that have at least one endpoint."""
@@ -116,10 +118,8 @@ class VmqWebhooks:
         """The auth cache's answer when `hook` has one endpoint and the cache has the
         request whose fields are `key`: the CONNECT of a known client costs a lookup only.
         None: ask by `decide`."""
-        webhooks = self._by_hook.get(hook)
-        if webhooks is None or len(webhooks) != 1:
-            return None
-        return self.cache.hit(webhooks[0].endpoint, hook, key)
+        endpoint = self._sole_endpoint.get(hook)
+        return None if endpoint is None else self.cache.hit(endpoint, hook, key)
 
     def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event, key) -> Answer | Awaitable[Answer]:
         cacheable = HOOKS[hook].cacheable
