@@ -175,7 +175,7 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         session = self.session
         if session is None or session.conn is not self:
             return
-        if self.hooks.active:
+        if self.hooks.closed_hooked:
             hooked.client_closed(self, session, exc)
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
             reason = self._close_reason or (f"connection lost ({exc})" if exc else "closed by client")

@@ -109,12 +109,9 @@ class ConnectHandshake:
         self.decoder = self.broker.shared_decoder(self.decoder)
         session, present = self.broker.open_session(self, packet, self.client_id, self.expiry)
         self.session = session
-        hooks_opened = False
-        if self.client_info is not None:
+        if self.client_info is not None and (self.hooks.opened_hooked or self.limits or self.auth_props):
             # only what a plugin asked for: a plain authentication notifies nothing
-            hooks_opened = self.hooks.opened_hooked
-            if hooks_opened or self.limits or self.auth_props:
-                hooked.session_opened(self, session, present, props)
+            hooked.session_opened(self, session, present, props)
         self.send_packet(Connack(present, 0, props))
         if self.settings.log_connections and log.isEnabledFor(logging.INFO):
             self._log_connection(
@@ -123,7 +120,7 @@ class ConnectHandshake:
                 f"{'persistent' if session.persistent else 'clean'} session, "
                 f"session present {present:d}, keepalive {packet.keepalive}")
         session.attach(self, present)
-        if hooks_opened:
+        if self.client_info is not None and self.hooks.opened_hooked:
             hooked.connected(self)
 
     def _log_connection(self, line: str) -> None:

@@ -234,13 +234,14 @@ def client_closed(conn, session, exc) -> None:
     """The client's socket closed: ``client.disconnected``, then ``client.offline`` when its
     session stays, ``client.gone`` when it ends with the connection."""
     hooks = conn.hooks
-    chain = hooks.client_offline if session.persistent else hooks.client_gone
+    info = info_of(conn)
     if hooks.client_disconnected is not None:
         reason = ("normal" if conn.clean_disconnect else
                   "taken_over" if conn.was_taken_over else f"closed: {exc}" if exc else "closed")
-        hooks.client_disconnected.notify(info_of(conn), reason)
+        hooks.client_disconnected.notify(info, reason)
+    chain = hooks.client_offline if session.persistent else hooks.client_gone
     if chain is not None:
-        chain.notify(info_of(conn))
+        chain.notify(info)
 
 
 def apply_connect_modifiers(conn, packet, modifiers) -> object:

@@ -9,7 +9,8 @@ cost of the hooks on the hot path when nothing is loaded: one attribute
 read and an ``is None`` test (`active`: some plugin hooks something;
 `publish_hooked`: a PUBLISH has a decide or fold chain to run; `opened_hooked`: an
 accepted CONNECT has a notification to send (session created or resumed, CONNACK,
-connected, wakeup); `publish_folds`: the
+connected, wakeup); `closed_hooked`: a closed connection has one (disconnected, offline,
+gone); `publish_folds`: the
 ``message.publish`` chain when it is the only one (the common shape, which the
 Connection runs inline); `allowed_publish`:
 the memo of allowed topics the first authorization provider offers, see
@@ -94,7 +95,7 @@ class Hooks:
     """One worker's plugins in order and a chain (or None) per hook point."""
 
     __slots__ = tuple(point.attribute for point in HookPoint) + (
-        "active", "publish_hooked", "opened_hooked", "publish_folds", "allowed_publish", "_loaded", "_defaults",
+        "active", "publish_hooked", "opened_hooked", "closed_hooked", "publish_folds", "allowed_publish", "_loaded", "_defaults",
         "_breaker_settings")
 
     def __init__(self, defaults: Mapping[HookPoint, str] | None = None,
@@ -230,6 +231,8 @@ class Hooks:
         self.opened_hooked = any(chain is not None for chain in (
             self.session_created, self.session_resumed, self.client_connack, self.client_connected,
             self.client_wakeup))
+        self.closed_hooked = any(chain is not None for chain in (
+            self.client_disconnected, self.client_offline, self.client_gone))
 
     @staticmethod
     def _provider(loaded: Loaded, point: HookPoint) -> Provider:
