@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.brokers import actormq_only, start_broker
 from tests.integration.clients import connect, unique
-from tests.webhook_endpoint import Scripted, running_endpoint
+from tests.webhook_endpoint import Endpoint, Scripted
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,18 +37,17 @@ def answer(hook: str, body: dict):
 
 
 @pytest.fixture(scope="module")
-def endpoint():
+def served(tmp_path_factory):
+    """The endpoint, and a broker whose only webhooks ask it."""
     actormq_only("webhooks are actormq's")
-    yield from running_endpoint(answer)
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory, endpoint):
+    endpoint = Endpoint().start()
+    endpoint.respond = answer
     broker = start_broker(tmp_path_factory.mktemp("cached"), settings={
         "webhooks.a.hook": "auth_on_register", "webhooks.a.endpoint": endpoint.url,
         "webhooks.b.hook": "auth_on_register_m5", "webhooks.b.endpoint": endpoint.url})
-    yield broker
+    yield broker, endpoint
     broker.stop()
+    endpoint.stop()
 
 
 def asked(endpoint, hook: str, client_id: str) -> int:
@@ -56,7 +55,8 @@ def asked(endpoint, hook: str, client_id: str) -> int:
 
 
 @pytest.mark.parametrize("version, hook", [(4, "auth_on_register"), (5, "auth_on_register_m5")])
-def test_the_next_connects_of_a_client_are_answered_from_the_cache(broker, endpoint, version, hook):
+def test_the_next_connects_of_a_client_are_answered_from_the_cache(served, version, hook):
+    broker, endpoint = served
     client_id = unique("known")
     for _ in range(3):
         connect(broker.port, client_id, version=version, username="joe", password="pw").close()
@@ -68,7 +68,8 @@ def test_the_next_connects_of_a_client_are_answered_from_the_cache(broker, endpo
     assert asked(endpoint, hook, client_id) == 1
 
 
-def test_a_cached_answer_expires_at_its_max_age(broker, endpoint):
+def test_a_cached_answer_expires_at_its_max_age(served):
+    broker, endpoint = served
     client_id = unique("brief")
     for _ in range(2):
         connect(broker.port, client_id, version=4, username="brief", password="pw").close()
@@ -78,7 +79,8 @@ def test_a_cached_answer_expires_at_its_max_age(broker, endpoint):
     assert asked(endpoint, "auth_on_register", client_id) == 2
 
 
-def test_no_store_and_refusals_are_asked_every_time(broker, endpoint):
+def test_no_store_and_refusals_are_asked_every_time(served):
+    broker, endpoint = served
     stored, refused = unique("nostore"), unique("bad")
     for _ in range(2):
         connect(broker.port, stored, version=4, username="nostore", password="pw").close()
@@ -89,7 +91,8 @@ def test_no_store_and_refusals_are_asked_every_time(broker, endpoint):
     assert asked(endpoint, "auth_on_register", refused) == 2
 
 
-def test_the_modifiers_of_a_cached_answer_still_apply(broker, endpoint):
+def test_the_modifiers_of_a_cached_answer_still_apply(served):
+    broker, endpoint = served
     client_id = unique("limited")
     for _ in range(2):
         client = connect(broker.port, client_id, version=5, username="limited", password="pw")
