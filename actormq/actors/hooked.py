@@ -6,7 +6,8 @@ otherwise, and the Connection and Session test that first). Every answer
 goes through `Connection.wait_then`: a `Decision` (or folded value) is acted
 on at once; a Future (an async provider) holds that client's later packets
 in order and pauses its socket reading until it resolves — the waiting
-pipeline — while every other client goes on.
+pipeline — while every other client goes on. (The CONNECT's authentication
+acts on a Decision given at once itself: a cached answer costs no more.)
 
 CONNECT: ``client.connect`` (notify), then MQTT 5 enhanced authentication
 (AUTH exchange) when the CONNECT names a method, else
