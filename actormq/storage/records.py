@@ -44,6 +44,10 @@ _COMPACT = struct.Struct(">BBddHHH")  # version, flags, timestamp, expires_at, p
 _COMPACT_SIZE = _COMPACT.size
 _TEXT_LENGTHS = _COMPACT_SIZE - 4   # where the topic's and the origin's lengths start
 _unpack_compact = _COMPACT.unpack_from
+_HEAD = struct.Struct(">BBddH")  # the part of _COMPACT before the two lengths
+_TEXT_SIZES = struct.Struct(">HH")
+TEXTS_KEPT = 1024   # (topic, origin) pairs whose encoded texts are remembered
+_texts: dict[tuple[str, str], bytes] = {}
 _RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
 _SEP = b"\x00"
 _NO_BLOBS: list = []  # never changed
@@ -143,19 +147,37 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
 
 
 def _encode_compact(msg: Message, packet_id: int | None) -> bytes:
-    topic = msg.topic_name.encode("utf-8")
-    origin = msg.origin.encode("utf-8")
+    """The compact record: its fixed head, then the topic's and the origin's
+    lengths and texts (kept encoded per topic and origin: a queue's rows mostly
+    share them), then the payload."""
+    texts = _texts.get((msg.topic_name, msg.origin))
+    if texts is None:
+        texts = _compact_texts(msg.topic_name, msg.origin)
+    payload = msg.payload
+    if type(payload) is not bytes:
+        payload = bytes(payload)
     expires_at = msg.expires_at
+    if expires_at is None and packet_id is None:
+        return _HEAD.pack(COMPACT_VERSION, msg.qos | (_RETAIN if msg.retain else 0), msg.timestamp,
+                          0.0, 0) + texts + payload
     flags = msg.qos | (_RETAIN if msg.retain else 0)
     if expires_at is not None:
         flags |= _EXPIRES
     if packet_id is not None:
         flags |= _HAS_ID
-    payload = msg.payload
-    if type(payload) is not bytes:
-        payload = bytes(payload)
-    return b"".join((_COMPACT.pack(COMPACT_VERSION, flags, msg.timestamp, expires_at or 0.0, packet_id or 0,
-                                   len(topic), len(origin)), topic, origin, payload))
+    return b"".join((_HEAD.pack(COMPACT_VERSION, flags, msg.timestamp, expires_at or 0.0, packet_id or 0),
+                     texts, payload))
+
+
+def _compact_texts(topic_name: str, origin_name: str) -> bytes:
+    """The lengths and the texts of a compact record's topic and origin, remembered."""
+    topic = topic_name.encode("utf-8")
+    origin = origin_name.encode("utf-8")
+    texts = _TEXT_SIZES.pack(len(topic), len(origin)) + topic + origin
+    if len(_texts) >= TEXTS_KEPT:
+        _texts.clear()
+    _texts[(topic_name, origin_name)] = texts
+    return texts
 
 
 def decode_message_header(data: bytes) -> tuple[dict, int]:
