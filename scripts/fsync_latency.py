@@ -1,10 +1,9 @@
 """The disk's flush latency where the data dir lives: os.fsync and
 os.fdatasync of a 4 KiB write, and an LMDB commit of 50 queue-sized rows with
 storage.sync on (two flushes: the data, then the meta page) and off, and with
-on as the broker commits (its data file preallocated; one flush in a stream of
-commits, two for a lone one, see lmdb_env.py); p50 and p99 of each. A commit
-with sync on takes at least this long, so one publisher's acknowledgements
-come at most one window per commit.
+on as the broker commits (its data file preallocated, see lmdb_env.py); p50
+and p99 of each. A commit with sync on takes at least this long, so one
+publisher's acknowledgements come at most one window per commit.
 
     .venv/bin/python scripts/fsync_latency.py [DIR] [--rounds 200]
 """
@@ -72,10 +71,8 @@ def commit_times(directory: str, sync: bool, rounds: int) -> list[float]:
         return times
 
 
-def store_commit_times(directory: str, rounds: int, flush_meta: bool) -> list[float]:
-    """Commits of the broker's LmdbEnv with sync on (its data file preallocated):
-    one flush (the data; the meta page waits for the next flush), and with
-    `flush_meta` the flush that makes a lone commit durable too."""
+def store_commit_times(directory: str, rounds: int) -> list[float]:
+    """Commits of the broker's LmdbEnv with sync on (its data file preallocated)."""
     with tempfile.TemporaryDirectory(dir=directory, prefix="lmdb-probe-") as path:
         env = LmdbEnv(path, map_size=1 << 28, sync=True)
         times = []
@@ -83,8 +80,6 @@ def store_commit_times(directory: str, rounds: int, flush_meta: bool) -> list[fl
             ops = [(n, "queue", key, value) for n, (key, value) in enumerate(rows)]
             started = time.perf_counter()
             env.commit(ops)
-            if flush_meta:
-                env.flush_meta()
             times.append(time.perf_counter() - started)
         env.close()
         return times
@@ -101,10 +96,8 @@ def main() -> None:
     for sync in (True, False):
         print(f"  LMDB commit of {ROWS_PER_COMMIT} rows, sync {'on ' if sync else 'off'}: "
               f"{percentiles(commit_times(args.directory, sync, args.rounds))}")
-    print(f"  the broker's commit of {ROWS_PER_COMMIT} rows, sync on (preallocated), in a stream: "
-          f"{percentiles(store_commit_times(args.directory, args.rounds, False))}")
-    print(f"  the same, alone (its meta page flushed too): "
-          f"{percentiles(store_commit_times(args.directory, args.rounds, True))}")
+    print(f"  the broker's commit of {ROWS_PER_COMMIT} rows, sync on (preallocated): "
+          f"{percentiles(store_commit_times(args.directory, args.rounds))}")
 
 
 if __name__ == "__main__":

@@ -7,18 +7,10 @@ others see lmdb.MapResizedError and adopt the new size (set_mapsize(0)). LMDB
 allows set_mapsize only while this process has no transaction open, so every
 transaction holds a shared lock and a resize takes it exclusively.
 
-With `sync` (the default) every commit flushes its data pages to the disk
-(fdatasync) before it writes its meta page, but that write is not flushed
-(LMDB's MDB_NOMETASYNC): a commit is *durable* once a later flush of the file
-has run, the next commit's (of any worker process: a flush is per file) or
-`flush_meta`. Until then a power cut may undo it, never corrupt the store: the
-meta page before it is on the disk and no commit since wrote over its pages.
-So a commit in a steady stream costs one flush, not two (data, then meta), and
-`flushes` counts the commits that flushed, for the caller to tell which of
-its commits a later one made durable (see writer.Committer). Without `sync` a
-commit reaches the operating system only (LMDB's MDB_NOSYNC): it survives a
-killed process, not a power cut or a crash of the OS; closing the environment
-flushes it.
+With `sync` (the default) every commit is flushed to the disk (fsync) before it
+returns: it survives a power cut. Without it a commit reaches the operating
+system only (LMDB's MDB_NOSYNC): it survives a killed process, not a power cut
+or a crash of the OS; closing the environment flushes it.
 
 With `sync` the data file is also kept *preallocated*: zeros are written (and
 flushed once) ahead of the last page in use, so that a commit overwrites
@@ -119,14 +111,12 @@ class LmdbEnv:
         self.path = env_path(data_dir)
         self.max_map_size = max(int(max_map_size), 1 << 16)
         self.sync = sync
-        self.readonly = readonly
         self.live_bytes = 0
         self._pages: dict[str, int] = {}    # table -> its pages at the last count
         self._counted_at = 0.0              # monotonic time of the last count of every table
         self.commits = 0                # write transactions committed (for the metrics)
         self.writes = 0                 # puts and deletes in them
         self.commit_seconds = 0.0       # time spent committing
-        self.flushes = 0                # with sync: commits that flushed the file before their meta page
         self._lock = SharedExclusiveLock()
         if readonly and not os.path.isfile(os.path.join(self.path, "data.mdb")):
             raise StorageError(f"no actormq data in {data_dir}")
@@ -135,8 +125,7 @@ class LmdbEnv:
                 os.makedirs(self.path, exist_ok=True)
             self._env = lmdb.open(self.path, map_size=min(int(map_size), self.max_map_size),
                                   max_dbs=len(TABLES) + 1, max_readers=MAX_READERS, subdir=True,
-                                  readonly=readonly, create=not readonly, sync=sync,
-                                  metasync=False)
+                                  readonly=readonly, create=not readonly, sync=sync)
         except (lmdb.Error, OSError) as error:
             raise _open_error(self.path, error) from None
         try:
@@ -231,11 +220,7 @@ class LmdbEnv:
         started = time.perf_counter()
         while True:
             try:
-                self.live_bytes, txn_id = self._retrying(lambda: self._apply(ops))
-                if self.sync and self._env.info()["last_txnid"] >= txn_id:
-                    # this commit (or a later one of another process) wrote, so it
-                    # flushed the file: every meta page written before is on disk
-                    self.flushes += 1
+                self.live_bytes = self._retrying(lambda: self._apply(ops))
                 self.commits += 1
                 self.writes += len(ops)
                 self.commit_seconds += time.perf_counter() - started
@@ -243,13 +228,11 @@ class LmdbEnv:
             except lmdb.MapFullError:
                 self._grow()
 
-    def _apply(self, ops: Sequence[Op]) -> tuple[int, int]:
-        """Puts go in runs (one putmulti per run of puts to one table), deletes one
-        by one; the bytes in use after it, and the transaction's id."""
+    def _apply(self, ops: Sequence[Op]) -> int:
+        """Puts go in runs (one putmulti per run of puts to one table), deletes one by one."""
         dbs = self._dbs
         written = set()
         with self._env.begin(write=True) as txn:
-            txn_id = txn.id()
             if self._data_fd is not None:
                 self._keep_ahead()
             first = ops[0][1]
@@ -278,7 +261,7 @@ class LmdbEnv:
             if run:
                 txn.cursor(db=dbs[run_table]).putmulti(run)
                 written.add(run_table)
-            return self._live_bytes(txn, written), txn_id
+            return self._live_bytes(txn, written)
 
     def _live_bytes(self, txn, written=None) -> int:
         """The pages in use, in bytes: those of the tables just `written` (all of
@@ -328,12 +311,6 @@ class LmdbEnv:
             log.warning("stopped preallocating %s: %s", self.path, error)
             os.close(fd)
             self._data_fd = None
-
-    def flush_meta(self) -> None:
-        """Flush the file: every commit of this process so far becomes durable
-        (with sync; its meta page was written but not flushed)."""
-        self._retrying(lambda: self._env.sync(True))
-        self.flushes += 1
 
     def _grow(self) -> None:
         """Double this process's map size (LMDB persists the larger size at the next commit)."""
@@ -424,7 +401,7 @@ class LmdbEnv:
     def close(self) -> None:
         self._lock.acquire_exclusive()
         try:
-            if not self.readonly:
+            if not self.sync:
                 self._env.sync(True)  # what the OS holds reaches the disk at a clean stop
             self._env.close()
             if self._data_fd is not None:

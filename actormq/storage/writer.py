@@ -179,11 +179,6 @@ class PendingWrites:
                 return
         callback()
 
-    @property
-    def waiting(self) -> bool:
-        """Some ops are issued and not taken yet."""
-        return bool(self._ops)
-
     def urge(self) -> None:
         with self._cond:
             self._urgent = True
@@ -306,69 +301,27 @@ def _run_callback(callback: Callable[[], None], on_error: ErrorCallback | None,
 
 
 class Committer:
-    """Commits batches taken from a PendingWrites to LMDB and settles them once
-    they are durable; used by one thread at a time (the writer's, or the
-    loop's: see loop_commits.py).
-
-    With sync on a commit is durable once a later flush has run (lmdb_env.py):
-    its batch waits in `_written` for the next commit (whose flush covers it)
-    or for `settle_written` (a flush of its own, when the writer has nothing
-    more to commit). In a steady stream of writes each commit costs one flush,
-    and the commit of a batch overlaps the wait of the one before it for the
-    flush that makes it durable. With sync off a commit is settled at once."""
+    """Commits batches taken from a PendingWrites to LMDB and settles them; used
+    by one thread at a time (the writer's, or the loop's: see loop_commits.py)."""
 
     def __init__(self, env: LmdbEnv, pending: PendingWrites) -> None:
         self._env = env
         self._pending = pending
-        self._written: list[tuple[list[Op], set[int]]] = []   # committed, not yet flushed
 
     def commit(self, ops: list[Op], inline_loop=None) -> None:
-        """Commit `ops`; settle them (callbacks of `inline_loop` run here) once durable."""
-        flushes = self._env.flushes
+        """Commit `ops` and settle them; callbacks of `inline_loop` run here."""
         try:
             rejected = self._commit_fitting(ops)
             if rejected:  # the rows committed meanwhile may have freed pages (deletes)
                 rejected = self._retry(ops, rejected)
         except StorageError as error:
             log.error("storage writer stopped committing: %s", error)
-            self._fail([*self._written, (ops, set())], error, inline_loop)
+            self._pending.settle(ops, set(), error, inline_loop)
+            self._pending.fail(error)
             return
         if rejected:
             log.error("the store is full: %d of %d writes were not saved", len(rejected), len(ops))
-        if not self._env.sync:
-            self._pending.settle(ops, rejected, None, inline_loop)
-            return
-        if self._env.flushes != flushes:
-            self._settle_written(inline_loop)
-        self._written.append((ops, rejected))
-
-    @property
-    def unflushed(self) -> bool:
-        """Some commits wait for a flush to be durable."""
-        return bool(self._written)
-
-    def flush(self, inline_loop=None) -> None:
-        """Flush the commits that wait for it and settle them."""
-        if not self._written:
-            return
-        try:
-            self._env.flush_meta()
-        except StorageError as error:
-            log.error("storage writer stopped committing: %s", error)
-            self._fail(self._written, error, inline_loop)
-            return
-        self._settle_written(inline_loop)
-
-    def _settle_written(self, inline_loop) -> None:
-        written, self._written = self._written, []
-        for ops, rejected in written:
-            self._pending.settle(ops, rejected, None, inline_loop)
-
-    def _fail(self, batches: list, error: StorageError, inline_loop) -> None:
-        self._written = []
-        for ops, _ in batches:
-            self._pending.settle(ops, set(), error, inline_loop)
-        self._pending.fail(error)
+        self._pending.settle(ops, rejected, None, inline_loop)
 
     def _retry(self, ops: list[Op], rejected: set[int]) -> set[int]:
         """Try the rejected ops once more, unless a later op of the batch wrote the same key."""
@@ -406,7 +359,3 @@ class StorageWriter(pykka.ThreadingActor):
                 self.actor_ref.tell(CommitDue())
             if ops:
                 self._committer.commit(ops)
-            if not more and not self._pending.waiting:
-                # idle: no commit follows whose flush would make the last ones
-                # durable (a write issued meanwhile sends its own CommitDue)
-                self._committer.flush()
