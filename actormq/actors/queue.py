@@ -141,7 +141,7 @@ class Queue:
                       self.client_id, limit, delivery.message.topic_name)
             return False
         delivery.seq = self._next_seq
-        if self._writes(delivery):
+        if self._store is not None and (delivery.qos > 0 or self._window is not None):   # _writes, inline
             self._persist(delivery)
         self._next_seq += 1
         if full:
@@ -159,8 +159,8 @@ class Queue:
         return True
 
     def enqueue_wrote_durable(self, delivery: Delivery) -> bool:
-        """True when enqueuing this delivery writes to a disc store."""
-        return self._durable and self._writes(delivery)
+        """True when enqueuing this delivery writes to a disc store (a durable queue has one)."""
+        return self._durable and (delivery.qos > 0 or self._window is not None)
 
     def pop(self) -> Delivery | None:
         """The next delivery to send, or None."""
