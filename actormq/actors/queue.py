@@ -37,14 +37,17 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import islice
 from types import MappingProxyType
 
 from actormq.actors.messages import Delivery, Message
 from actormq.errors import StorageFullError
-from actormq.storage.records import decode_messages, encode_message, queue_prefix, queue_seq, seq_suffix
+from actormq.actors.stored_delivery import StoredDelivery
+from actormq.storage.records import (
+    RETAIN_FLAG, decode_messages, encode_message, queue_prefix, queue_seq, sendable_flags, seq_suffix,
+)
 
 log = logging.getLogger("actormq.queue")
 
@@ -300,25 +303,37 @@ class Queue:
             self.released = {}
         return self.released
 
-    def _deliveries(self, rows: list[tuple[bytes, bytes]]) -> Iterator[Delivery]:
-        """The deliveries of stored rows, in order, the page decoded at once; a
+    def _deliveries(self, rows: list[tuple[bytes, bytes]]) -> list[Delivery]:
+        """The deliveries of stored rows, in order: a row sendable as stored becomes
+        a StoredDelivery (nothing decoded), the others are decoded as a page; a
         released QoS 2 row is noted in `released` instead."""
-        for (key, _), (message, packet_id) in zip(rows, decode_messages(rows)):
-            if packet_id is None and not message.properties:    # the common case, inline
-                yield Delivery(message, message.qos, message.retain, (), queue_seq(key))
+        deliveries: list = []
+        append = deliveries.append
+        decoded_at: list[int] = []      # where the rows to decode go
+        to_decode = []
+        for row in rows:
+            key, data = row
+            flags = sendable_flags(data)
+            if flags:
+                append(StoredDelivery(data, flags & 3, flags & RETAIN_FLAG != 0, queue_seq(key)))
             else:
-                delivery = self._delivery(queue_seq(key), message, packet_id)
-                if delivery is not None:
-                    yield delivery
+                decoded_at.append(len(deliveries))
+                append(None)
+                to_decode.append(row)
+        if to_decode:
+            for at, (key, _), (message, packet_id) in zip(decoded_at, to_decode, decode_messages(to_decode)):
+                deliveries[at] = self._delivery(queue_seq(key), message, packet_id)
+            if None in deliveries:
+                deliveries = [delivery for delivery in deliveries if delivery is not None]
+        return deliveries
 
     def _delivery(self, seq: int, message: Message, packet_id: int | None) -> Delivery | None:
         """The delivery of a decoded row; None for a released QoS 2 row (noted in released)."""
         if packet_id is not None:
             self._released_rows()[packet_id] = seq
             return None
-        sub_ids = ()
-        if "subscription_identifier" in message.properties:
-            props = dict(message.properties)
-            sub_ids = tuple(props.pop("subscription_identifier"))
-            message = replace(message, properties=props)
-        return Delivery(message, message.qos, message.retain, sub_ids, seq)
+        if "subscription_identifier" not in message.properties:
+            return Delivery(message, message.qos, message.retain, (), seq)
+        props = dict(message.properties)
+        sub_ids = tuple(props.pop("subscription_identifier"))
+        return Delivery(replace(message, properties=props), message.qos, message.retain, sub_ids, seq)
