@@ -30,7 +30,9 @@ that has waited longest. A limit of 0 means unlimited. In disc_only mode
 (fifo) every queued message is persisted and the memory holds at most a
 window of them; the rest (the backlog) is read back from the store a window at
 a time, starting after the last row read, so memory does not grow with the
-queue and a long backlog is read once.
+queue and a long backlog is read once. A row read back that a subscriber can
+get as stored (QoS 1/2, no expiry, no properties) becomes a StoredDelivery:
+nothing of it is decoded, and its PUBLISH is cut from the row's bytes.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ class Queue:
                       self.client_id, limit, delivery.message.topic_name)
             return False
         delivery.seq = self._next_seq
-        if self._writes(delivery):
+        if self.has_row(delivery):
             self._persist(delivery)
         self._next_seq += 1
         if full:
@@ -163,7 +165,11 @@ class Queue:
 
     def enqueue_wrote_durable(self, delivery: Delivery) -> bool:
         """True when enqueuing this delivery writes to a disc store."""
-        return self._durable and self._writes(delivery)
+        return self._durable and self.has_row(delivery)
+
+    def has_row(self, delivery: Delivery) -> bool:
+        """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
+        return self._store is not None and (delivery.qos > 0 or self._window is not None)
 
     def pop(self) -> Delivery | None:
         """The next delivery to send, or None."""
@@ -183,7 +189,7 @@ class Queue:
 
     def discard(self, delivery: Delivery) -> None:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
-        if delivery.seq and self._writes(delivery):
+        if delivery.seq and self.has_row(delivery):
             key = self._prefix + seq_suffix(delivery.seq)
             if self._discarded:
                 self._discarded.append(key)
@@ -198,7 +204,7 @@ class Queue:
         """A QoS 2 delivery got its PUBREC: keep its row, marked with the packet id,
         until PUBCOMP (`complete`), so a restart resends PUBREL, not the message.
         True when that wrote to a disc store (PUBREL waits for the commit)."""
-        if not (delivery.seq and self._writes(delivery)):
+        if not (delivery.seq and self.has_row(delivery)):
             return False
         try:
             self._persist(delivery, packet_id)
@@ -256,10 +262,6 @@ class Queue:
         if self._mem is NOTHING_HELD:
             self._mem = deque()
         return self._mem
-
-    def _writes(self, delivery: Delivery) -> bool:
-        """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
-        return self._store is not None and (delivery.qos > 0 or self._window is not None)
 
     def _can_evict(self) -> bool:
         if not self.limits.drop_oldest:
