@@ -360,17 +360,14 @@ class Session(InboundPublishes, Subscriptions):
             delivery = pop()
             if delivery is None:
                 break
-            if type(delivery) is not StoredDelivery:    # which is QoS 1/2 and never expires
-                message = delivery.message
-                if message.expires_at is not None and message.expired(now):
-                    queue.discard(delivery)
-                    self.broker.drops.count(self.client_id, message, "expired")
-                    continue
-                if delivery.qos == 0:
-                    conn.send_publish(message, 0, delivery.retain, None, False, delivery.subscription_ids)
-                    queue.discard(delivery)
-                    continue
-            if self._send_tracked(conn, delivery):
+            message = delivery.message if type(delivery) is not StoredDelivery else None  # QoS 1/2, no expiry
+            if message is not None and message.expires_at is not None and message.expired(now):
+                queue.discard(delivery)
+                self.broker.drops.count(self.client_id, message, "expired")
+            elif delivery.qos == 0:
+                conn.send_publish(message, 0, delivery.retain, None, False, delivery.subscription_ids)
+                queue.discard(delivery)
+            elif self._send_tracked(conn, delivery):
                 room -= 1
             else:
                 queue.push_front(delivery)
@@ -407,12 +404,8 @@ class Session(InboundPublishes, Subscriptions):
         if inflight is NONE_YET:
             self._inflight = inflight = {}
         inflight[packet_id] = delivery
-        if type(delivery) is StoredDelivery:
-            sent = send_stored(conn, delivery, packet_id)
-        else:
-            sent = conn.send_publish(delivery.message, delivery.qos, delivery.retain,
-                                     packet_id, False, delivery.subscription_ids)
-        if not sent:
+        if not (send_stored(conn, delivery, packet_id) if type(delivery) is StoredDelivery else conn.send_publish(
+                delivery.message, delivery.qos, delivery.retain, packet_id, False, delivery.subscription_ids)):
             # too large for the client: discard as if delivered [MQTT-3.1.2-25]
             del inflight[packet_id]
             self.queue.discard(delivery)
