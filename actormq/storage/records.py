@@ -129,32 +129,12 @@ def _version(data: bytes, known: int, what: str, readable: str = "") -> None:
 
 
 def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
-    props = msg.properties
-    if not props and (packet_id is None or 0 <= packet_id <= 0xFFFF):
-        return _encode_compact(msg, packet_id)
-    blobs = _NO_BLOBS
-    if props:
-        blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
-        if blobs:
-            props = {name: value for name, value in props.items() if not isinstance(value, (bytes, bytearray))}
-    header = orjson.dumps({
-        "t": msg.topic_name, "q": msg.qos, "r": msg.retain, "p": props, "e": msg.expires_at,
-        "ts": msg.timestamp, "o": msg.origin, "i": packet_id,
-        "b": [[name, len(blob)] for name, blob in blobs] if blobs else _NO_BLOBS,
-    })
-    payload = msg.payload
-    if type(payload) is not bytes:
-        payload = bytes(payload)
-    start = _RECORD_START.pack(MESSAGE_VERSION, len(header))
-    if blobs:
-        return b"".join((start, header, *(blob for _, blob in blobs), payload))
-    return start + header + payload
-
-
-def _encode_compact(msg: Message, packet_id: int | None) -> bytes:
-    """The compact record: its fixed head, then the topic's and the origin's
-    lengths and texts (kept encoded per topic and origin: a queue's rows mostly
-    share them), then the payload."""
+    """A message's record: the compact form without properties (its fixed
+    head, then the topic's and the origin's lengths and texts, kept encoded per
+    topic and origin since a queue's rows mostly share them, then the payload),
+    the orjson header form otherwise."""
+    if msg.properties or not (packet_id is None or 0 <= packet_id <= 0xFFFF):
+        return _encode_with_header(msg, packet_id)
     texts = _texts.get((msg.topic_name, msg.origin))
     if texts is None:
         texts = _compact_texts(msg.topic_name, msg.origin)
@@ -172,6 +152,28 @@ def _encode_compact(msg: Message, packet_id: int | None) -> bytes:
         flags |= _HAS_ID
     return b"".join((_HEAD.pack(COMPACT_VERSION, flags, msg.timestamp, expires_at or 0.0, packet_id or 0),
                      texts, payload))
+
+
+def _encode_with_header(msg: Message, packet_id: int | None) -> bytes:
+    """The record of a message with properties (version 1: the orjson header)."""
+    props = msg.properties
+    blobs = _NO_BLOBS
+    if props:
+        blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
+        if blobs:
+            props = {name: value for name, value in props.items() if not isinstance(value, (bytes, bytearray))}
+    header = orjson.dumps({
+        "t": msg.topic_name, "q": msg.qos, "r": msg.retain, "p": props, "e": msg.expires_at,
+        "ts": msg.timestamp, "o": msg.origin, "i": packet_id,
+        "b": [[name, len(blob)] for name, blob in blobs] if blobs else _NO_BLOBS,
+    })
+    payload = msg.payload
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    start = _RECORD_START.pack(MESSAGE_VERSION, len(header))
+    if blobs:
+        return b"".join((start, header, *(blob for _, blob in blobs), payload))
+    return start + header + payload
 
 
 def _compact_texts(topic_name: str, origin_name: str) -> bytes:
