@@ -250,7 +250,7 @@ def run_latency(endpoint: Endpoint, probe: Probe) -> Summary:
                           name="latency-sub", daemon=True)
     sub.start()
     errors: list[str] = []
-    pub_result: dict = {"sent": 0, "completed": 0, "cpu_s": 0.0}
+    pub_result: dict = {}
     sub_result: dict = {}
     if not ready_out.poll(endpoint.connect_timeout + 5):
         errors.append("the subscriber did not subscribe in time")
@@ -260,14 +260,12 @@ def run_latency(endpoint: Endpoint, probe: Probe) -> Summary:
         pub = context.Process(target=publisher, args=(endpoint, probe, sent_total, pub_in),
                               name="latency-pub", daemon=True)
         pub.start()
-        pub_result = _receive(pub_out, probe.duration + probe.grace + 30, "publisher", errors) \
-            or pub_result
+        pub_result = _receive(pub_out, probe.duration + probe.grace + 30, "publisher", errors) or {}
         sub_result = _receive(sub_out, probe.grace + 30, "subscriber", errors) or {}
         pub.join(5)
     sub.join(5)
-    for process in (sub,):
-        if process.is_alive():
-            process.kill()
+    if sub.is_alive():
+        sub.kill()
     return _summary(endpoint, probe, pub_result, sub_result, errors)
 
 
