@@ -35,9 +35,9 @@ from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.broker")
 
-# a connection's first write of a loop round goes out at once when the worker
-# wrote nothing for this long (a lone message on a quiet worker); under load
-# every write of a round waits for its end, in one write per connection
+# what a lone message (one packet in a client's read, one message in a bus
+# frame) causes goes out at once when no loop round wrote for this long; under
+# load every write of a round waits for its end, in one write per connection
 QUIET_WRITE_SECONDS = 0.0003
 RELOADABLE_KEYS = ("mqtt.", "log.connections", "queue.max_inflight", "queue.max_online_messages",
                    "queue.max_offline_messages", "queue.type", "queue.drop")
@@ -72,6 +72,7 @@ class Broker(StoredSessions, Upkeep):
         self.retained = self._make_retained_store()
         self._dirty: list = []
         self._flushed_at = 0.0               # when the last loop round's output went out
+        self.lone = False                    # the read (or bus frame) at hand holds one message
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
         self.idle_queue = Queue("", self._queue_limits)  # what every memory queue is until it holds one
@@ -351,11 +352,12 @@ class Broker(StoredSessions, Upkeep):
     def write_at_once(self) -> bool:
         """Whether a connection's first output of this loop round goes out at
         once (True: the caller flushes it) rather than at the end of the round
-        (its `flush` is scheduled). At once only when no round wrote for
-        QUIET_WRITE_SECONDS: a lone message does not wait for the rest of the
-        round's work (its publisher's PUBACK, the bus read that finds nothing
-        more), and one clock read per round is all it costs under load."""
-        if not self._dirty:
+        (its `flush` is scheduled). At once only for a lone message (`lone`)
+        when no round wrote for QUIET_WRITE_SECONDS: it does not wait for the
+        rest of the round's work (its publisher's PUBACK, the bus read that
+        finds nothing more). Reads of several messages, and busy rounds, keep
+        one write per connection and round."""
+        if self.lone and not self._dirty:
             now = time.monotonic()
             if now - self._flushed_at > QUIET_WRITE_SECONDS:
                 self._flushed_at = now

@@ -144,6 +144,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
             self.protocol_error(exc)
 
     def _handle(self, packets: list) -> None:
+        self.broker.lone = len(packets) == 1
         for index, packet in enumerate(packets):
             if self.closed:
                 return
