@@ -199,7 +199,7 @@ def publisher(endpoint: Endpoint, probe: Probe, sent_total, report) -> None:
         channel = Channel(endpoint, endpoint.port, probe.prefix + "pub")
         template = PublishTemplate(probe.topic, probe.size, probe.qos, endpoint.version)
         packet = template.blank()
-        stamp, send, clock = template.stamp, channel.sock.send, time.monotonic_ns
+        stamp, send, clock = template.stamp, channel.sock.sendall, time.monotonic_ns
         interval, total = probe.interval_ns(), probe.messages()
         started_cpu = time.process_time()
         start = clock() + interval
