@@ -53,7 +53,8 @@ class InboundPublishes:
                 self._ack(Pubrec(packet.packet_id))
                 return NOT_DELIVERED
             self._check_receive_maximum()
-        elif qos == 1 and self._deferred_acks:
+        elif qos == 1 and self._deferred_acks and \
+                len(self._qos2_in) + self._deferred_acks >= self.broker.settings.receive_maximum:
             self._check_receive_maximum()
         routed = self.broker.publish(message)
         delivered = routed.delivered
@@ -72,6 +73,11 @@ class InboundPublishes:
             self.qos2_in_table()[packet.packet_id] = None
         if routed.pending or self._deferred_acks:
             if reason == 0:     # the 4 bytes it will send, rather than a packet to encode then
+                batch = self.ack_batch
+                if batch is not None and not routed.acks:   # the read's batch is open: join it
+                    self._deferred_acks += 1
+                    batch.packets.append(_ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
+                    return routed
                 self._defer_ack(routed, _ACK.pack(0x40 if qos == 1 else 0x50, 2, packet.packet_id))
             else:
                 self._defer_ack(routed, Puback(packet.packet_id, reason) if qos == 1

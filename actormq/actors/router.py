@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from actormq.actors import routed
 from actormq.actors.messages import Message, SubOptions
-from actormq.actors.routed import COUNTS, Routed, join
+from actormq.actors.routed import COUNTS, DURABLE_COUNTS, WROTE_DURABLE, Routed, join
 from actormq.transport.topics import TopicTrie, parse_shared
 
 
@@ -171,9 +171,9 @@ class Router:
                 result = join(result, self._deliver_shared(message))
             if self._remote:
                 result = join(result, self._send_to_workers(message))
-        if type(result) is int and result < 256:    # the common case, without a call
-            return COUNTS[result]
-        return routed.outcome(result)
+        if type(result) is int:
+            return COUNTS[result] if result < 256 else routed.delivered(result)
+        return result       # a Routed already (routed.outcome, without the call)
 
     def route_skipping(self, skipped: set, message: Message, from_peer: bool = True,
                        share_target=None) -> Routed:
@@ -226,7 +226,11 @@ class Router:
             if note is not None:
                 notes = note if notes is None else join(notes, note)
             count += 1
-        return count if notes is None else notes.counted(count)
+        if notes is None:
+            return count
+        if notes is WROTE_DURABLE and count < len(DURABLE_COUNTS):  # queued to disc: Routed.counted, inline
+            return DURABLE_COUNTS[count]
+        return notes.counted(count)
 
     def route_to_clients(self, message: Message, client_ids: set[str]):
         """Deliver a message to the local subscribers among `client_ids` only."""

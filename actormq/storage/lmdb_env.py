@@ -235,6 +235,12 @@ class LmdbEnv:
         with self._env.begin(write=True) as txn:
             if self._data_fd is not None:
                 self._keep_ahead()
+            first = ops[0][1]
+            if ops[0][3] is not None:   # a stream of puts to one table (queued messages): one run
+                puts = [(key, value) for _, table, key, value in ops if value is not None and table == first]
+                if len(puts) == len(ops):
+                    txn.cursor(db=dbs[first]).putmulti(puts)
+                    return self._live_bytes(txn, (first,))
             run: list = []
             run_table = None
             for _, table, key, value in ops:

@@ -219,14 +219,16 @@ class LmdbStore:
             check_key(table, key)
         if type(value) is not bytes:
             value = bytes(value)
+        size = len(key) + len(value) + ROW_OVERHEAD
+        pending = self._pending
+        expected = self._env.live_bytes + 2 * (pending.pending_bytes + size)
         bulk = table in QUOTA_TABLES
         limit = self.quota if bulk else self._env.max_map_size
-        expected = self._env.live_bytes + 2 * (self._pending.pending_bytes + len(key) + len(value) + ROW_OVERHEAD)
         if expected > limit:
             self._refuse(limit)
         if self._closed:
             self._check_open()
-        if self._pending.add(table, key, value):
+        if pending.add(table, key, value, size):
             self._batch_started()
         if self._refusals.count and bulk and expected + self._margin <= limit:
             self._refusals.accepted()

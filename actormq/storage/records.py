@@ -10,7 +10,10 @@ whether it expires, whether it has a packet id; timestamp and expiry as
 doubles; packet id, topic and origin lengths, big-endian), then the topic and
 the origin in UTF-8, then the payload: three times cheaper to decode than the
 orjson header, which matters where rows are read back one by one (the
-disc_only queue's drain). Both forms are read.
+disc_only queue's drain). Both forms are read. A compact QoS 1/2 record
+without expiry or packet id is *sendable as stored*: a subscriber gets its
+topic and payload as they are (`sendable_flags`, `stored_topic_payload`), so
+the drain sends it without decoding a Message.
 A session record is: version byte, orjson body.
 
 Keys: queue rows are `queue_prefix(client_id) + 8-byte big-endian seq`;
@@ -44,7 +47,13 @@ _COMPACT = struct.Struct(">BBddHHH")  # version, flags, timestamp, expires_at, p
 _COMPACT_SIZE = _COMPACT.size
 _TEXT_LENGTHS = _COMPACT_SIZE - 4   # where the topic's and the origin's lengths start
 _unpack_compact = _COMPACT.unpack_from
+_HEAD = struct.Struct(">BBddH")  # the part of _COMPACT before the two lengths
+_TEXT_SIZES = struct.Struct(">HH")   # the topic's and the origin's lengths
+TEXTS_KEPT = 1024   # (topic, origin) pairs whose encoded texts are remembered
+_texts: dict[tuple[str, str], bytes] = {}
 _RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
+RETAIN_FLAG = _RETAIN
+_NOT_AS_STORED = _EXPIRES | _HAS_ID   # an expiry to count down, a released QoS 2 row
 _SEP = b"\x00"
 _NO_BLOBS: list = []  # never changed
 
@@ -120,9 +129,34 @@ def _version(data: bytes, known: int, what: str, readable: str = "") -> None:
 
 
 def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
+    """A message's record: the compact form without properties (its fixed
+    head, then the topic's and the origin's lengths and texts, kept encoded per
+    topic and origin since a queue's rows mostly share them, then the payload),
+    the orjson header form otherwise."""
+    if msg.properties or not (packet_id is None or 0 <= packet_id <= 0xFFFF):
+        return _encode_with_header(msg, packet_id)
+    texts = _texts.get((msg.topic_name, msg.origin))
+    if texts is None:
+        texts = _compact_texts(msg.topic_name, msg.origin)
+    payload = msg.payload
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    expires_at = msg.expires_at
+    if expires_at is None and packet_id is None:
+        return _HEAD.pack(COMPACT_VERSION, msg.qos | (_RETAIN if msg.retain else 0), msg.timestamp,
+                          0.0, 0) + texts + payload
+    flags = msg.qos | (_RETAIN if msg.retain else 0)
+    if expires_at is not None:
+        flags |= _EXPIRES
+    if packet_id is not None:
+        flags |= _HAS_ID
+    return b"".join((_HEAD.pack(COMPACT_VERSION, flags, msg.timestamp, expires_at or 0.0, packet_id or 0),
+                     texts, payload))
+
+
+def _encode_with_header(msg: Message, packet_id: int | None) -> bytes:
+    """The record of a message with properties (version 1: the orjson header)."""
     props = msg.properties
-    if not props and (packet_id is None or 0 <= packet_id <= 0xFFFF):
-        return _encode_compact(msg, packet_id)
     blobs = _NO_BLOBS
     if props:
         blobs = [(name, bytes(value)) for name, value in props.items() if isinstance(value, (bytes, bytearray))]
@@ -142,20 +176,15 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
     return start + header + payload
 
 
-def _encode_compact(msg: Message, packet_id: int | None) -> bytes:
-    topic = msg.topic_name.encode("utf-8")
-    origin = msg.origin.encode("utf-8")
-    expires_at = msg.expires_at
-    flags = msg.qos | (_RETAIN if msg.retain else 0)
-    if expires_at is not None:
-        flags |= _EXPIRES
-    if packet_id is not None:
-        flags |= _HAS_ID
-    payload = msg.payload
-    if type(payload) is not bytes:
-        payload = bytes(payload)
-    return b"".join((_COMPACT.pack(COMPACT_VERSION, flags, msg.timestamp, expires_at or 0.0, packet_id or 0,
-                                   len(topic), len(origin)), topic, origin, payload))
+def _compact_texts(topic_name: str, origin_name: str) -> bytes:
+    """The lengths and the texts of a compact record's topic and origin, remembered."""
+    topic = topic_name.encode("utf-8")
+    origin = origin_name.encode("utf-8")
+    texts = _TEXT_SIZES.pack(len(topic), len(origin)) + topic + origin
+    if len(_texts) >= TEXTS_KEPT:
+        _texts.clear()
+    _texts[(topic_name, origin_name)] = texts
+    return texts
 
 
 def decode_message_header(data: bytes) -> tuple[dict, int]:
@@ -224,6 +253,22 @@ def decode_messages(rows: list[tuple[bytes, bytes]]) -> list[tuple[Message, int 
                         expires_at if flags & _EXPIRES else None, timestamp, names[1]),
                 packet_id if flags & _HAS_ID else None))
     return decoded
+
+
+def sendable_flags(data: bytes) -> int:
+    """The flags (qos in bits 0-1, RETAIN_FLAG) of a record a subscriber can get
+    as stored: compact, QoS 1 or 2, no expiry, no packet id; 0 for any other."""
+    if len(data) < _COMPACT_SIZE or data[0] != COMPACT_VERSION:
+        return 0
+    flags = data[1]
+    return flags if flags & 3 and not flags & _NOT_AS_STORED else 0
+
+
+def stored_topic_payload(data: bytes) -> tuple[bytes, bytes]:
+    """The topic name (UTF-8) and the payload of a compact record, as stored."""
+    topic_size, origin_size = _TEXT_SIZES.unpack_from(data, _TEXT_LENGTHS)
+    middle = _COMPACT_SIZE + topic_size
+    return data[_COMPACT_SIZE:middle], data[middle + origin_size:]
 
 
 def payload_size(header: dict, offset: int, data: bytes) -> int:
