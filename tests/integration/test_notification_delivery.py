@@ -1,8 +1,9 @@
-"""What the notification sender process does with `on_publish` events, on a real broker with a
-real HTTP endpoint: when it keeps up, every notification arrives once and a client's arrive in
-the order it published; when the endpoint is too slow, every notification it did not send —
-the ones the worker dropped for want of credit and the ones still waiting in the sender when
-the broker stops — is counted as dropped."""
+"""What the notification sender process does with `on_publish` events (a real HTTP endpoint)
+and ExHook `message.publish` notifications (a real gRPC HookProvider), on a real broker: when
+it keeps up, every notification arrives once and a client's arrive in the order it published;
+when the endpoint is too slow, every notification it did not send — the ones the worker
+dropped for want of credit and the ones still waiting in the sender when the broker stops —
+is counted as dropped."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from tests.integration.brokers import actormq_only, start_broker
 from tests.integration.clients import connect, unique
 from tests.integration.mgmtapi import call
+from tests.exhook_provider import ProviderServer
 from tests.webhook_endpoint import Endpoint
 
 pytestmark = pytest.mark.timeout(90)
@@ -41,18 +43,25 @@ def webhook_stats(broker) -> dict[str, int]:
     return {row["stat"]: row["value"] for row in body["data"] if row["hook"] == ""}
 
 
+def publish_in_turns(broker, prefix: str, count: int) -> list:
+    """Three 3.1.1 publishers that publish `count` QoS 1 messages each, in turns, to
+    `prefix/<client id>/<n>`, then one to `prefix/<client id>/last`."""
+    publishers = [connect(broker.port, unique(f"pub{index}"), version=4) for index in range(3)]
+    for number in range(count):
+        for publisher in publishers:
+            publisher.publish(f"{prefix}/{publisher.client_id}/{number}", b"%d" % number, qos=1)
+    for publisher in publishers:        # a last one each: what arrives before it is all there is
+        publisher.publish(f"{prefix}/{publisher.client_id}/last", b"", qos=1)
+    return publishers
+
+
 def test_notifications_arrive_complete_and_in_each_clients_order(tmp_path):
     actormq_only("webhooks are actormq's")
     endpoint = Endpoint().start()
     broker = start_broker(tmp_path, settings={"webhooks.p.hook": "on_publish", "webhooks.p.endpoint": endpoint.url})
     try:
         sender_up(broker)
-        publishers = [connect(broker.port, unique(f"pub{index}"), version=4) for index in range(3)]
-        for number in range(100):
-            for publisher in publishers:
-                publisher.publish(f"order/{publisher.client_id}/{number}", b"%d" % number, qos=1)
-        for publisher in publishers:        # a last one each: what arrives before it is all there is
-            publisher.publish(f"order/{publisher.client_id}/last", b"", qos=1)
+        publishers = publish_in_turns(broker, "order", 100)
         for publisher in publishers:
             endpoint.wait_body("on_publish", lambda body, p=publisher: body["topic"].endswith(
                 f"{p.client_id}/last"), timeout=20)
@@ -68,6 +77,30 @@ def test_notifications_arrive_complete_and_in_each_clients_order(tmp_path):
     finally:
         broker.stop()
         endpoint.stop()
+
+
+def test_exhook_notifications_arrive_complete_and_in_each_clients_order(tmp_path):
+    actormq_only("ExHook is actormq's")
+    server = ProviderServer({"message.publish": []}, tmp_path / "provider.log").start()
+    broker = start_broker(tmp_path, settings={"exhook.server.p.url": server.url,
+                                              "exhook.server.p.message_publish": "notify"})
+    try:
+        sender_up(broker)
+        publishers = publish_in_turns(broker, "order", 50)
+        for publisher in publishers:
+            last = f"order/{publisher.client_id}/last"
+            deadline = time.monotonic() + 20
+            while last not in [r["message"]["topic"] for r in server.requests("OnMessagePublish")]:
+                assert time.monotonic() < deadline, f"no notification of {last}"
+                time.sleep(0.05)
+        requests = server.requests("OnMessagePublish")
+        for publisher in publishers:
+            topics = [r["message"]["topic"] for r in requests if r["message"]["from"] == publisher.client_id]
+            assert topics == [f"order/{publisher.client_id}/{number}" for number in [*range(50), "last"]]
+        assert len(requests) == 153
+    finally:
+        broker.stop()
+        server.kill()
 
 
 def test_what_the_sender_still_holds_at_stop_is_counted_as_dropped(tmp_path):
