@@ -30,21 +30,26 @@ that has waited longest. A limit of 0 means unlimited. In disc_only mode
 (fifo) every queued message is persisted and the memory holds at most a
 window of them; the rest (the backlog) is read back from the store a window at
 a time, starting after the last row read, so memory does not grow with the
-queue and a long backlog is read once.
+queue and a long backlog is read once. A row read back that a subscriber can
+get as stored (QoS 1/2, no expiry, no properties) becomes a StoredDelivery:
+nothing of it is decoded, and its PUBLISH is cut from the row's bytes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import islice
 from types import MappingProxyType
 
 from actormq.actors.messages import Delivery, Message
 from actormq.errors import StorageFullError
-from actormq.storage.records import decode_messages, encode_message, queue_prefix, queue_seq, seq_suffix
+from actormq.actors.stored_delivery import StoredDelivery
+from actormq.storage.records import (
+    RETAIN_FLAG, decode_messages, encode_message, queue_prefix, queue_seq, sendable_flags, seq_suffix,
+)
 
 log = logging.getLogger("actormq.queue")
 
@@ -141,7 +146,7 @@ class Queue:
                       self.client_id, limit, delivery.message.topic_name)
             return False
         delivery.seq = self._next_seq
-        if self._writes(delivery):
+        if self.has_row(delivery):
             self._persist(delivery)
         self._next_seq += 1
         if full:
@@ -160,7 +165,11 @@ class Queue:
 
     def enqueue_wrote_durable(self, delivery: Delivery) -> bool:
         """True when enqueuing this delivery writes to a disc store."""
-        return self._durable and self._writes(delivery)
+        return self._durable and self.has_row(delivery)
+
+    def has_row(self, delivery: Delivery) -> bool:
+        """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
+        return self._store is not None and (delivery.qos > 0 or self._window is not None)
 
     def pop(self) -> Delivery | None:
         """The next delivery to send, or None."""
@@ -180,7 +189,7 @@ class Queue:
 
     def discard(self, delivery: Delivery) -> None:
         """A delivery left the queue for good (acknowledged, expired, dropped)."""
-        if delivery.seq and self._writes(delivery):
+        if delivery.seq and self.has_row(delivery):
             key = self._prefix + seq_suffix(delivery.seq)
             if self._discarded:
                 self._discarded.append(key)
@@ -195,7 +204,7 @@ class Queue:
         """A QoS 2 delivery got its PUBREC: keep its row, marked with the packet id,
         until PUBCOMP (`complete`), so a restart resends PUBREL, not the message.
         True when that wrote to a disc store (PUBREL waits for the commit)."""
-        if not (delivery.seq and self._writes(delivery)):
+        if not (delivery.seq and self.has_row(delivery)):
             return False
         try:
             self._persist(delivery, packet_id)
@@ -254,10 +263,6 @@ class Queue:
             self._mem = deque()
         return self._mem
 
-    def _writes(self, delivery: Delivery) -> bool:
-        """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
-        return self._store is not None and (delivery.qos > 0 or self._window is not None)
-
     def _can_evict(self) -> bool:
         if not self.limits.drop_oldest:
             return False
@@ -300,25 +305,37 @@ class Queue:
             self.released = {}
         return self.released
 
-    def _deliveries(self, rows: list[tuple[bytes, bytes]]) -> Iterator[Delivery]:
-        """The deliveries of stored rows, in order, the page decoded at once; a
+    def _deliveries(self, rows: list[tuple[bytes, bytes]]) -> list[Delivery]:
+        """The deliveries of stored rows, in order: a row sendable as stored becomes
+        a StoredDelivery (nothing decoded), the others are decoded as a page; a
         released QoS 2 row is noted in `released` instead."""
-        for (key, _), (message, packet_id) in zip(rows, decode_messages(rows)):
-            if packet_id is None and not message.properties:    # the common case, inline
-                yield Delivery(message, message.qos, message.retain, (), queue_seq(key))
+        deliveries: list = []
+        append = deliveries.append
+        decoded_at: list[int] = []      # where the rows to decode go
+        to_decode = []
+        for row in rows:
+            key, data = row
+            flags = sendable_flags(data)
+            if flags:
+                append(StoredDelivery(data, flags & 3, flags & RETAIN_FLAG != 0, queue_seq(key)))
             else:
-                delivery = self._delivery(queue_seq(key), message, packet_id)
-                if delivery is not None:
-                    yield delivery
+                decoded_at.append(len(deliveries))
+                append(None)
+                to_decode.append(row)
+        if to_decode:
+            for at, (key, _), (message, packet_id) in zip(decoded_at, to_decode, decode_messages(to_decode)):
+                deliveries[at] = self._delivery(queue_seq(key), message, packet_id)
+            if None in deliveries:
+                deliveries = [delivery for delivery in deliveries if delivery is not None]
+        return deliveries
 
     def _delivery(self, seq: int, message: Message, packet_id: int | None) -> Delivery | None:
         """The delivery of a decoded row; None for a released QoS 2 row (noted in released)."""
         if packet_id is not None:
             self._released_rows()[packet_id] = seq
             return None
-        sub_ids = ()
-        if "subscription_identifier" in message.properties:
-            props = dict(message.properties)
-            sub_ids = tuple(props.pop("subscription_identifier"))
-            message = replace(message, properties=props)
-        return Delivery(message, message.qos, message.retain, sub_ids, seq)
+        if "subscription_identifier" not in message.properties:
+            return Delivery(message, message.qos, message.retain, (), seq)
+        props = dict(message.properties)
+        sub_ids = tuple(props.pop("subscription_identifier"))
+        return Delivery(replace(message, properties=props), message.qos, message.retain, sub_ids, seq)

@@ -21,6 +21,7 @@ from actormq.actors.inbound import InboundPublishes
 from actormq.actors.messages import EMPTY_PROPS, Delivery, Message, SubOptions
 from actormq.actors.queue import Queue, QueueFull
 from actormq.actors.routed import QUEUE_FULL, WROTE_DURABLE, Routed, congestion
+from actormq.actors.stored_delivery import StoredDelivery, send_stored
 from actormq.actors.subscriptions import Subscriptions
 from actormq.storage.records import SessionRecord, encode_session, session_key
 from actormq.transport.codec import Pubrel, ReasonCode, encode_publish
@@ -359,8 +360,8 @@ class Session(InboundPublishes, Subscriptions):
             delivery = pop()
             if delivery is None:
                 break
-            message = delivery.message
-            if message.expires_at is not None and message.expired(now):
+            message = delivery.message if type(delivery) is not StoredDelivery else None  # QoS 1/2, no expiry
+            if message is not None and message.expires_at is not None and message.expired(now):
                 queue.discard(delivery)
                 self.broker.drops.count(self.client_id, message, "expired")
             elif delivery.qos == 0:
@@ -403,8 +404,8 @@ class Session(InboundPublishes, Subscriptions):
         if inflight is NONE_YET:
             self._inflight = inflight = {}
         inflight[packet_id] = delivery
-        if not conn.send_publish(delivery.message, delivery.qos, delivery.retain,
-                                 packet_id, False, delivery.subscription_ids):
+        if not (send_stored(conn, delivery, packet_id) if type(delivery) is StoredDelivery else conn.send_publish(
+                delivery.message, delivery.qos, delivery.retain, packet_id, False, delivery.subscription_ids)):
             # too large for the client: discard as if delivered [MQTT-3.1.2-25]
             del inflight[packet_id]
             self.queue.discard(delivery)

@@ -448,7 +448,7 @@ def export_session(session) -> tuple[dict, list]:
         stored = persisted and delivery.seq and delivery.qos > 0
         inflight.append([packet_id, delivery.seq if stored else entry(delivery)])
     queued = [entry(d) for d in session.queue.snapshot()
-              if not (persisted and d.qos > 0)]
+              if not (persisted and session.queue.has_row(d))]   # the new owner loads the rows
     state = {
         "client_id": session.client_id, "version": session.version,
         "expiry": session.expiry_interval, "persisted": persisted,

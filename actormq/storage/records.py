@@ -10,7 +10,10 @@ whether it expires, whether it has a packet id; timestamp and expiry as
 doubles; packet id, topic and origin lengths, big-endian), then the topic and
 the origin in UTF-8, then the payload: three times cheaper to decode than the
 orjson header, which matters where rows are read back one by one (the
-disc_only queue's drain). Both forms are read.
+disc_only queue's drain). Both forms are read. A compact QoS 1/2 record
+without expiry or packet id is *sendable as stored*: a subscriber gets its
+topic and payload as they are (`sendable_flags`, `stored_topic_payload`), so
+the drain sends it without decoding a Message.
 A session record is: version byte, orjson body.
 
 Keys: queue rows are `queue_prefix(client_id) + 8-byte big-endian seq`;
@@ -44,7 +47,10 @@ _COMPACT = struct.Struct(">BBddHHH")  # version, flags, timestamp, expires_at, p
 _COMPACT_SIZE = _COMPACT.size
 _TEXT_LENGTHS = _COMPACT_SIZE - 4   # where the topic's and the origin's lengths start
 _unpack_compact = _COMPACT.unpack_from
+_TEXT_SIZES = struct.Struct(">HH")   # the topic's and the origin's lengths
 _RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
+RETAIN_FLAG = _RETAIN
+_NOT_AS_STORED = _EXPIRES | _HAS_ID   # an expiry to count down, a released QoS 2 row
 _SEP = b"\x00"
 _NO_BLOBS: list = []  # never changed
 
@@ -224,6 +230,22 @@ def decode_messages(rows: list[tuple[bytes, bytes]]) -> list[tuple[Message, int 
                         expires_at if flags & _EXPIRES else None, timestamp, names[1]),
                 packet_id if flags & _HAS_ID else None))
     return decoded
+
+
+def sendable_flags(data: bytes) -> int:
+    """The flags (qos in bits 0-1, RETAIN_FLAG) of a record a subscriber can get
+    as stored: compact, QoS 1 or 2, no expiry, no packet id; 0 for any other."""
+    if len(data) < _COMPACT_SIZE or data[0] != COMPACT_VERSION:
+        return 0
+    flags = data[1]
+    return flags if flags & 3 and not flags & _NOT_AS_STORED else 0
+
+
+def stored_topic_payload(data: bytes) -> tuple[bytes, bytes]:
+    """The topic name (UTF-8) and the payload of a compact record, as stored."""
+    topic_size, origin_size = _TEXT_SIZES.unpack_from(data, _TEXT_LENGTHS)
+    middle = _COMPACT_SIZE + topic_size
+    return data[_COMPACT_SIZE:middle], data[middle + origin_size:]
 
 
 def payload_size(header: dict, offset: int, data: bytes) -> int:

@@ -1,7 +1,8 @@
 """The disc_only drain against a real LmdbStore: the backlog read back a page at
 a time while the rows already sent are deleted behind it (pending, then
-committed), rows past released QoS 2 rows, and a data dir whose rows were
-written in the record formats of earlier versions."""
+committed), rows past released QoS 2 rows, the rows kept as stored beside the
+ones decoded, and a data dir whose rows were written in the record formats of
+earlier versions."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import orjson
 
 from actormq.actors.messages import Delivery, Message
 from actormq.actors.queue import Queue, QueueLimits
+from actormq.actors.stored_delivery import StoredDelivery
 from actormq.storage.lmdb_store import LmdbStore
 from actormq.storage.ram import RamStore
 from actormq.storage.records import queue_key, queue_prefix
@@ -118,5 +120,37 @@ def test_a_data_dir_written_in_the_earlier_record_formats_drains(tmp_path):
         assert [d.message.topic_name for d in got[:2]] == ["old/0", "old/1"]
         assert got[0].message.properties == {"content_type": "text/plain"} and got[1].message.properties == {}
         assert got[1].qos == 1 and got[1].message.origin == "pub" and got[1].message.timestamp == 1700000001.0
+    finally:
+        store.close()
+
+
+def test_a_page_keeps_sendable_rows_as_stored_and_decodes_the_others_in_place(tmp_path):
+    """QoS 1/2 rows without properties or expiry come back undecoded (their
+    PUBLISH is cut from the row); QoS 0, properties and an expiry are decoded;
+    a released QoS 2 row stays out; the order is the queue's."""
+    store = LmdbStore(str(tmp_path), **SLOW_COMMITS)
+    try:
+        queue = Queue("c", UNLIMITED, store, durable=True, window=4, schedule=lambda q: None)
+        kinds = [
+            Message("t", b"0", 1, timestamp=1.0), Message("t", b"1", 0, timestamp=1.0),
+            Message("t", b"2", 2, retain=True, timestamp=1.0),
+            Message("t", b"3", 1, properties={"content_type": "a"}, timestamp=1.0),
+            Message("t", b"4", 1, expires_at=4e9, timestamp=1.0), Message("t", b"5", 2, timestamp=1.0),
+            Message("t", b"6", 1, timestamp=1.0)]
+        for message in kinds:
+            queue.enqueue(Delivery(message, message.qos, message.retain))
+        popped = [queue.pop() for _ in range(4)]
+        queue.release(popped[2], 9)             # message 2's PUBREC came back: a released row
+        reopened = Queue("c", UNLIMITED, store, durable=True, window=4, schedule=lambda q: None)
+        assert reopened.load() == len(kinds)
+        got = list(iter(reopened.pop, None))
+        assert [d.seq for d in got] == [1, 2, 4, 5, 6, 7]
+        stored = [type(d) is StoredDelivery for d in got]
+        assert stored == [True, False, False, False, True, True]
+        assert all(d.record is not None for d in got if type(d) is StoredDelivery)
+        assert [d.message.payload for d in got] == [b"0", b"1", b"3", b"4", b"5", b"6"]
+        assert [(d.qos, d.retain) for d in got] == [(1, False), (0, False), (1, False), (1, False), (2, False),
+                                                    (1, False)]
+        assert dict(reopened.released) == {9: 3}
     finally:
         store.close()

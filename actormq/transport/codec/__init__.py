@@ -6,7 +6,7 @@ Pure code: no sockets, no event loop, no clock, no logging. Bad input raises
 
 from actormq.transport.codec.decode import MAX_PACKET_SIZE, StreamDecoder, decode_packet
 from actormq.transport.codec.encode import (
-    PublishTemplate, encode, encode_publish, encode_publish_template,
+    PublishTemplate, encode, encode_publish, encode_publish_template, encode_stored_publish,
 )
 from actormq.transport.codec.packets import (
     Auth, Connack, Connect, Disconnect, Packet, PacketType, Pingreq, Pingresp, Puback, Pubcomp,
@@ -22,7 +22,7 @@ from actormq.transport.codec.reason_codes import (
 
 __all__ = [
     "MAX_PACKET_SIZE", "StreamDecoder", "decode_packet",
-    "PublishTemplate", "encode", "encode_publish", "encode_publish_template",
+    "PublishTemplate", "encode", "encode_publish", "encode_publish_template", "encode_stored_publish",
     "Auth", "Connack", "Connect", "Disconnect", "Packet", "PacketType", "Pingreq", "Pingresp",
     "Puback", "Pubcomp", "Publish", "Pubrec", "Pubrel", "Suback", "Subscribe", "Subscription",
     "Unsuback", "Unsubscribe", "Will",

@@ -7,7 +7,8 @@ the older return codes or left out where the packet has none (a 3.1.1 PUBACK is
 cannot express (AUTH before 5.0) raise ValueError, as do property names that
 are not valid for the packet.
 
-The PUBLISH fast path is `encode_publish(...)`. A broker that sends one message
+The PUBLISH fast path is `encode_publish(...)`; `encode_stored_publish(...)`
+writes the same bytes for a message kept as UTF-8 topic and payload bytes. A broker that sends one message
 to many QoS 1/2 subscribers encodes it once with `encode_publish_template(...)`
 and calls `template.to_bytes(packet_id, dup)` per subscriber: the template holds
 the bytes before the packet identifier (`head`: fixed header and topic name) and
@@ -27,7 +28,7 @@ from actormq.transport.codec.primitives import (
 from actormq.transport.codec.properties import WILL, encode_properties
 from actormq.transport.codec.reason_codes import connack_return_code_v311, suback_code_v311
 
-__all__ = ["encode", "encode_publish", "encode_publish_template", "PublishTemplate",
+__all__ = ["encode", "encode_publish", "encode_stored_publish", "encode_publish_template", "PublishTemplate",
            "encode_varint", "decode_varint"]
 
 _NO_PROPS = b"\x00"
@@ -79,6 +80,18 @@ def encode_publish(topic_name: str, payload: bytes, qos: int, retain: bool, dup:
     if qos:
         return b"".join((head, topic, U16.pack(packet_id), props, payload))
     return b"".join((head, topic, props, payload))
+
+
+def encode_stored_publish(topic: bytes, payload: bytes, qos: int, retain: bool, dup: bool,
+                          packet_id: int, version: int) -> bytes:
+    """The QoS 1/2 PUBLISH without properties of a topic name already in UTF-8:
+    what `encode_publish` writes for it, minus the encoding of the topic."""
+    props = _NO_PROPS if version == 5 else b""
+    remaining = 4 + len(topic) + len(props) + len(payload)
+    first = 0x30 | (qos << 1) | (0x08 if dup else 0) | (0x01 if retain else 0)
+    head = _SHORT_HEAD.pack(first, remaining, len(topic)) if remaining < 128 else \
+        _head(first, remaining, len(topic))
+    return b"".join((head, topic, U16.pack(packet_id), props, payload))
 
 
 @dataclass(frozen=True, slots=True)
