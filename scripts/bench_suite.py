@@ -191,7 +191,8 @@ def mosquitto_command(port: int, workdir: Path, settings: dict,
     conf.write_text("\n".join([
         "per_listener_settings false", *listeners, "allow_anonymous true",
         f"max_queued_messages {QUEUE_LIMIT}", "persistence false", "log_dest none",
-        f"user {pwd.getpwuid(os.getuid()).pw_name}"]) + "\n")
+        f"user {pwd.getpwuid(os.getuid()).pw_name}",
+        *(f"{key} {value}" for key, value in settings.items())]) + "\n")
     return [MOSQUITTO, "-c", str(conf)]
 
 
@@ -220,6 +221,7 @@ class BrokerSpec:
     client_args: tuple = ()
     takes_settings: bool = False
     workers: int = 1
+    own_settings: dict = field(default_factory=dict)    # scenario -> its settings for this broker
 
 
 def find_amqtt(given: str | None) -> str | None:
@@ -237,8 +239,8 @@ def broker_commands(names: list[str], amqtt_bin: str | None) -> dict:
             commands[name] = BrokerSpec(actormq_command(int(match.group(1))), takes_settings=True,
                                         workers=int(match.group(1)))
         elif name == "mosquitto":
-            commands[name] = BrokerSpec(mosquitto_command) if os.path.exists(MOSQUITTO) \
-                else "not installed"
+            commands[name] = BrokerSpec(mosquitto_command, own_settings=MOSQUITTO_SETTINGS) \
+                if os.path.exists(MOSQUITTO) else "not installed"
         elif name == "amqtt":
             binary = find_amqtt(amqtt_bin)
             commands[name] = BrokerSpec(amqtt_command(binary), ("-u", "bench")) if binary \
@@ -251,19 +253,23 @@ def broker_commands(names: list[str], amqtt_bin: str | None) -> dict:
 # -- running `actormq bench` -------------------------------------------------------------
 
 
-def bench_command(*args) -> list[str]:
-    return [sys.executable, "-m", "actormq", "bench", *map(str, args), "--json", "--quiet"]
+def bench_command(*args, quiet: bool = True) -> list[str]:
+    return [sys.executable, "-m", "actormq", "bench", *map(str, args), "--json",
+            *(("--quiet",) if quiet else ())]
 
 
 @dataclass
 class Run:
-    """A started `actormq bench` process whose JSON summary is read at the end."""
+    """A started `actormq bench` process whose JSON summary is read at the end
+    (`quiet`: the command prints live progress unless told not to)."""
 
     args: list
+    quiet: bool = True
     proc: subprocess.Popen = field(init=False)
 
     def __post_init__(self) -> None:
-        self.proc = subprocess.Popen(bench_command(*self.args), stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(bench_command(*self.args, quiet=self.quiet),
+                                     stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, cwd=REPO_ROOT, env=_env())
 
     def result(self, timeout: float) -> dict:
@@ -337,25 +343,25 @@ def fan_out(target: tuple, workdir: Path, duration: float, rate: float) -> dict:
 
 
 def latency(target: tuple, workdir: Path, duration: float, broker: Broker) -> dict:
-    """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber. A broker with
-    several workers and a port of each (`listener.tcp.worker_ports`) gets the
+    """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber, measured by
+    `actormq bench latency` (blocking sockets, a process each: the time from
+    the publisher's send() to the subscriber's recv()). A broker with several
+    workers and a port of each (`listener.tcp.worker_ports`) gets the
     subscriber on its first worker and the publisher on its second, so every
     message crosses the bus; the shared port would leave that to the kernel."""
-    sub_target, pub_target = target, target
+    sub_port = ()
     ports = worker_ports(broker)
     if len(ports) > 1:
-        sub_target, pub_target = (_with_port(target, port) for port in ports[:2])
-    sub = start_subscriber(workdir, *sub_target, "-t", "latency/1", "-q", 1,
-                           "-d", duration + DRAIN_GRACE, "--idle", 2)
-    pub = Run(["pub", *pub_target, "-t", "latency/%i", "-q", 1, "-r", 2000,
-               "-d", duration]).result(duration + 60)
-    received = sub.result(90)
+        target, sub_port = _with_port(target, ports[1]), ("--sub-port", ports[0])
+    received = Run(["latency", *target, *sub_port, "-q", 1, "-r", 2000, "-d", duration],
+                   quiet=False).result(duration + 60)
     lat = received["latency_us"] or {}
     return {"latency_p50": lat.get("p50"), "latency_p90": lat.get("p90"),
             "latency_p99": lat.get("p99"), "latency_p999": lat.get("p99.9"),
             "latency_max": lat.get("max"), "rate": received["rate"],
             "across_workers": len(ports) > 1,
-            "check": delivery_check(pub["sent"], received, True)}
+            "check": delivery_check(received["sent"], received, True),
+            "tool_cpu_per_million": _tool_cpu(received)}
 
 
 def worker_ports(broker: Broker) -> list[int]:
@@ -466,6 +472,10 @@ SETTINGS = {
     "offline_drain_disc_only": {"queue.storage": "disc_only"},
     **{f"offline_pub{n}_{mode}": settings for n in (1, 4) for mode, settings in _OFFLINE_MODES.items()},
 }
+# Mosquitto leaves Nagle's algorithm on unless told: its first PUBLISH to the
+# latency subscriber waited for the ACK of its SUBACK, and the 16 messages
+# after it with it (5-8 ms); actormq's sockets all have TCP_NODELAY
+MOSQUITTO_SETTINGS = {"qos1_latency": {"set_tcp_nodelay": "true"}}
 NEEDS_SETTINGS = {name for name in SETTINGS if not name.endswith("_ram") and name != "qos1_latency"}
 
 
@@ -485,7 +495,8 @@ def run_scenario(name: str, broker_name: str, spec: BrokerSpec | str, args) -> d
             tls = None
             if name in TLS_SCENARIOS:
                 tls = TlsListener(free_port(), *make_certificates(workdir))
-            settings = SETTINGS.get(name, {}) if spec.takes_settings else {}
+            settings = SETTINGS.get(name, {}) if spec.takes_settings \
+                else spec.own_settings.get(name, {})
             if settings.get("listener.tcp.worker_ports") == "true":
                 broker.own_ports = spec.workers
             broker.start(spec.command(broker.port, workdir, settings, tls))
@@ -515,6 +526,7 @@ ROWS = [
     ("qos1_fanin", "rate", "QoS 1 fan-in 4→1, window 100 (msg/s)", "{:,.0f}"),
     ("fanout", "rate", "fan-out 1→100, QoS 0 (msg/s received)", "{:,.0f}"),
     ("qos1_latency", "latency_p50", "QoS 1 latency at 2,000 msg/s, p50 (µs)", "{:,.0f}"),
+    ("qos1_latency", "latency_p90", "QoS 1 latency at 2,000 msg/s, p90 (µs)", "{:,.0f}"),
     ("qos1_latency", "latency_p99", "QoS 1 latency at 2,000 msg/s, p99 (µs)", "{:,.0f}"),
     ("qos1_latency", "latency_p999", "QoS 1 latency at 2,000 msg/s, p99.9 (µs)", "{:,.0f}"),
     ("qos1_latency", "latency_max", "QoS 1 latency at 2,000 msg/s, max (µs)", "{:,.0f}"),

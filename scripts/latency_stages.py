@@ -6,9 +6,10 @@ the broker, and every garbage collection of every process.
 
     chrt -f 20 python scripts/latency_stages.py -w 2
 
-The bench publisher writes its clock (CLOCK_MONOTONIC, the same in every
-process) into each payload; the broker's processes note when each message
-passes a stage, and the report gives the percentiles of each step:
+The probe's publisher (`actormq bench latency`) writes its clock
+(CLOCK_MONOTONIC, the same in every process) into each payload; the broker's
+processes note when each message passes a stage, and the report gives the
+percentiles of each step:
 
     sent -> woke       publisher's write until the broker's loop hands the read to the connection
     woke -> read       decoding it until the PUBLISH is routed
@@ -21,11 +22,12 @@ passes a stage, and the report gives the percentiles of each step:
     read -> write      the whole way through the broker
     sent -> write      everything but the subscriber's own read
     sent -> last_write the same for the last message of the publisher's write
+                       (the probe writes one message at a time: the same as above)
 
 and the collections that ran while messages flowed (generation: count,
 longest). The stages are noted by wrappers that a `sitecustomize` module in a
 temporary directory puts around a few methods in the broker's processes and
-the bench clients load too; the broker's code is not changed, and a broker
+the probe loads too; the broker's code is not changed, and a broker
 started without this script runs without them.
 """
 

@@ -35,6 +35,10 @@ from actormq.transport.topics import parse_shared
 
 log = logging.getLogger("actormq.broker")
 
+# what a lone message (one packet in a client's read, one message in a bus
+# frame) causes goes out at once when no loop round wrote for this long; under
+# load every write of a round waits for its end, in one write per connection
+QUIET_WRITE_SECONDS = 0.0003
 RELOADABLE_KEYS = ("mqtt.", "log.connections", "queue.max_inflight", "queue.max_online_messages",
                    "queue.max_offline_messages", "queue.type", "queue.drop")
 
@@ -67,6 +71,8 @@ class Broker(StoredSessions, Upkeep):
                              self.forwarders)
         self.retained = self._make_retained_store()
         self._dirty: list = []
+        self._flushed_at = 0.0               # when the last loop round's output went out
+        self.lone = False                    # the read (or bus frame) at hand holds one message
         self._tasks: list = []
         self._queue_limits = self._make_queue_limits()
         self.idle_queue = Queue("", self._queue_limits)  # what every memory queue is until it holds one
@@ -343,8 +349,24 @@ class Broker(StoredSessions, Upkeep):
             self.loop.call_soon(self._flush_dirty)
         dirty.append(buffered)
 
+    def write_at_once(self) -> bool:
+        """Whether a connection's first output of this loop round goes out at
+        once (True: the caller flushes it) rather than at the end of the round
+        (its `flush` is scheduled). At once only for a lone message (`lone`)
+        when no round wrote for QUIET_WRITE_SECONDS: it does not wait for the
+        rest of the round's work (its publisher's PUBACK, the bus read that
+        finds nothing more). Reads of several messages, and busy rounds, keep
+        one write per connection and round."""
+        if self.lone and not self._dirty:
+            now = time.monotonic()
+            if now - self._flushed_at > QUIET_WRITE_SECONDS:
+                self._flushed_at = now
+                return True
+        return False
+
     def _flush_dirty(self) -> None:
         dirty = self._dirty
         self._dirty = []
+        self._flushed_at = time.monotonic()
         for buffered in dirty:
             buffered.flush()

@@ -144,6 +144,7 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
             self.protocol_error(exc)
 
     def _handle(self, packets: list) -> None:
+        self.broker.lone = len(packets) == 1
         for index, packet in enumerate(packets):
             if self.closed:
                 return
@@ -197,8 +198,12 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
         if self.closed:
             return
         out = self._out
+        at_once = False
         if out:
             out.append(data)
+        elif self.broker.write_at_once():
+            at_once = True
+            self._out = out = [data]
         else:
             self.broker.schedule_flush(self)
             self._out = out = [data]
@@ -212,6 +217,8 @@ class Connection(Channel, ConnectHandshake, PeerInfo, asyncio.Protocol):
                 # encoded (a window of QoS 1 messages is a pipeline, not a
                 # ping-pong), and pause_writing sees a full socket in time
                 self.flush()
+        if at_once:
+            self.flush()
 
     def flush(self) -> None:
         out = self._out

@@ -126,8 +126,10 @@ class Forwarding:
         route = broker.router.route if skipped is None else \
             partial(broker.router.route_skipping, skipped)
         congested = []
+        messages = batch["b"]
+        broker.lone = len(messages) == 1
         for topic, qos, retain, props, expires_at, timestamp, origin, binary, share, ack_id, size, \
-                to in batch["b"]:
+                to in messages:
             if props:
                 props_from_json(props, binary)
             message = Message(topic, blob[at:at + size], qos, retain, props, expires_at, timestamp,

@@ -1,6 +1,7 @@
-"""The `actormq bench pub|sub|conn` commands (options in the spirit of emqtt-bench).
+"""The `actormq bench pub|sub|conn|latency` commands (options in the spirit of emqtt-bench).
 
-Only option parsing and output live here; the work is in `actormq.bench.runner`.
+Only option parsing and output live here; the work is in `actormq.bench.runner`
+(and `actormq.bench.probe` for `latency`).
 Runs standalone too: `python -m actormq.bench.cli pub ...`.
 """
 
@@ -13,6 +14,7 @@ import click
 
 from actormq import fdtable
 from actormq.bench.client import Endpoint
+from actormq.bench.probe import Probe, run_latency
 from actormq.bench.runner import Workload, run_conn, run_pub, run_sub
 
 VERSIONS = {"3": 4, "4": 4, "5": 5}
@@ -117,6 +119,39 @@ def sub(**options) -> None:
 def conn(**options) -> None:
     """Open connections and measure connections per second."""
     _run(run_conn, "conn", options, source=options.pop("source"))
+
+
+@bench.command("latency")
+@click.option("-h", "--host", default="127.0.0.1", show_default=True)
+@click.option("-p", "--port", default=1883, show_default=True, type=int,
+              help="The publisher's port (and the subscriber's unless --sub-port).")
+@click.option("--sub-port", type=int, default=None,
+              help="The subscriber's port (e.g. another worker's, to cross workers).")
+@click.option("-V", "--version", "mqtt_version", type=click.Choice(sorted(VERSIONS)),
+              default="3", show_default=True, help="MQTT 3.1.1 (3) or 5.")
+@click.option("-u", "--username", default=None)
+@click.option("-P", "--password", default=None)
+@click.option("-t", "--topic", default="latency/1", show_default=True)
+@click.option("-q", "--qos", default=1, show_default=True, type=click.IntRange(0, 2))
+@click.option("-s", "--size", default=64, show_default=True, type=click.IntRange(16),
+              help="Payload size in bytes (the first 16 carry index, sequence, send time).")
+@click.option("-r", "--rate", default=2000.0, show_default=True, type=click.FloatRange(min=1),
+              help="Messages per second.")
+@click.option("-d", "--duration", default=5.0, show_default=True, type=float,
+              help="Seconds to publish.")
+@click.option("--grace", default=5.0, show_default=True, type=float,
+              help="Seconds to wait for what is still on its way.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def latency(host, port, sub_port, mqtt_version, username, password, as_json, **options) -> None:
+    """One publisher and one subscriber process at a fixed rate: the time from
+    the publisher's send() to the subscriber's recv(), and loss / duplicates."""
+    endpoint = Endpoint(host=host, port=port, version=VERSIONS[mqtt_version],
+                        username=username, password=_bytes(password))
+    summary = run_latency(endpoint, Probe(sub_port=sub_port, prefix=f"latency-{os.getpid()}-",
+                                          **options))
+    click.echo(summary.to_json() if as_json else summary.to_text())
+    if summary.connected < 2 or summary.errors:
+        raise SystemExit(1)
 
 
 def _run(runner, command: str, options: dict, source: str | None = None, **workload) -> None:

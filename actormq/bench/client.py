@@ -116,6 +116,18 @@ class PublishTemplate:
             self._patch = struct.Struct(">IIQ")
             self._patch_at = self.header_offset
 
+    def blank(self) -> bytearray:
+        """A copy of the packet to `stamp` in place, message after message."""
+        return bytearray(self._blank)
+
+    def stamp(self, out: bytearray, publisher: int, seq: int, now_ns: int) -> None:
+        """Patch packet id and payload header of the one message in `out`."""
+        if self.packet_id_offset is None:
+            self._patch.pack_into(out, self._patch_at, publisher, seq, now_ns)
+        else:
+            self._patch.pack_into(out, self._patch_at, seq % MAX_PACKET_ID + 1, publisher, seq,
+                                  now_ns)
+
     def render(self, publisher: int, first_seq: int, count: int, now_ns: int) -> bytearray:
         """`count` consecutive messages of `publisher` from `first_seq`, one buffer."""
         out = self._blank * count
@@ -251,47 +263,19 @@ class MqttClient(asyncio.Protocol):
 
     def _scan(self, buf) -> int:
         """Handle every complete packet in `buf`; return the bytes consumed."""
-        n, pos, v5 = len(buf), 0, self.v5
         offsets: list[int] = []
         replies = bytearray()
-        completed = 0
-        acks = self.acks
-        while n - pos >= 2:
-            first, length, body = buf[pos], buf[pos + 1], pos + 2
-            if length & 0x80:
-                parsed = read_varint(buf, pos + 1)
-                if parsed is None:
-                    break
-                length, body = parsed
-            end = body + length
-            if end > n:
-                break
-            kind = first >> 4
-            if kind == PUBLISH:
-                at = body + 2 + ((buf[body] << 8) | buf[body + 1])
-                if first & 0x06:
-                    replies += acks.pubrec if first & 0x04 else acks.puback
-                    replies += buf[at:at + 2]
-                    at += 2
-                if v5:
-                    at = _skip_properties(buf, at)
-                if end - at >= HEADER_SIZE:
-                    offsets.append(at)
-            elif kind == PUBACK or kind == PUBCOMP:
-                completed += 1
-            elif kind == PUBREC or kind == PUBREL:
-                replies += acks.pubrel if kind == PUBREC else acks.pubcomp
-                replies += buf[body:body + 2]
-            else:
-                self._control(first, bytes(buf[body:end]))
-            pos = end
+        controls: list = []
+        consumed, completed = scan(buf, self.v5, self.acks, offsets, replies, controls)
+        for first, body in controls:
+            self._control(first, body)
         if offsets and self.on_publish is not None:
             self.on_publish(buf, offsets, time.monotonic_ns())
         if replies:
             self.transport.write(replies)
         if completed and self.on_complete is not None:
             self.on_complete(completed)
-        return pos
+        return consumed
 
     def _control(self, first: int, body: bytes) -> None:
         """A packet off the hot path: decoded by the codec."""
@@ -302,6 +286,50 @@ class MqttClient(asyncio.Protocol):
             self.suback.set_result(packet)
         elif isinstance(packet, codec.Disconnect):
             self.transport.close()
+
+
+def scan(buf, v5: bool, acks: AckHeaders, offsets: list, replies: bytearray,
+         controls: list) -> tuple[int, int]:
+    """Split `buf` on fixed headers; return (bytes consumed, PUBACK + PUBCOMP count).
+
+    Appends to `offsets` the payload offset of each PUBLISH with a full payload
+    header, to `replies` the acknowledgements the packets call for (PUBACK or
+    PUBREC for a PUBLISH, PUBREL for a PUBREC, PUBCOMP for a PUBREL), and to
+    `controls` (first byte, body) of every other packet. Stops at the first
+    incomplete packet.
+    """
+    n, pos = len(buf), 0
+    completed = 0
+    while n - pos >= 2:
+        first, length, body = buf[pos], buf[pos + 1], pos + 2
+        if length & 0x80:
+            parsed = read_varint(buf, pos + 1)
+            if parsed is None:
+                break
+            length, body = parsed
+        end = body + length
+        if end > n:
+            break
+        kind = first >> 4
+        if kind == PUBLISH:
+            at = body + 2 + ((buf[body] << 8) | buf[body + 1])
+            if first & 0x06:
+                replies += acks.pubrec if first & 0x04 else acks.puback
+                replies += buf[at:at + 2]
+                at += 2
+            if v5:
+                at = _skip_properties(buf, at)
+            if end - at >= HEADER_SIZE:
+                offsets.append(at)
+        elif kind == PUBACK or kind == PUBCOMP:
+            completed += 1
+        elif kind == PUBREC or kind == PUBREL:
+            replies += acks.pubrel if kind == PUBREC else acks.pubcomp
+            replies += buf[body:body + 2]
+        else:
+            controls.append((first, bytes(buf[body:end])))
+        pos = end
+    return pos, completed
 
 
 def _skip_properties(buf, at: int) -> int:

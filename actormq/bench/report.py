@@ -34,9 +34,9 @@ class Summary:
     """The result of one `actormq bench` command.
 
     `rate` is the command's main figure: messages sent per second (pub),
-    received per second (sub, first to last message) or connections per
-    second (conn). Latencies are in microseconds (messages) or milliseconds
-    (connections).
+    received per second (sub and latency, first to last message) or
+    connections per second (conn). Latencies are in microseconds (messages)
+    or milliseconds (connections).
     """
 
     command: str
@@ -84,10 +84,11 @@ class Summary:
         traffic = f"QoS {self.qos}, {self.size} B, " if self.command != "conn" else ""
         lines = [f"{self.command}: {self.connected}/{self.clients} clients, "
                  f"MQTT {'5' if self.version == 5 else '3.1.1'}, {traffic}{self.elapsed_s:.2f} s"]
-        if self.command == "pub":
-            lines.append(f"  sent       {self.sent:,}  ({_rate(self.rate)} msg/s)"
+        if self.command in ("pub", "latency"):
+            lines.append(f"  sent       {self.sent:,}"
+                         + (f"  ({_rate(self.rate)} msg/s)" if self.command == "pub" else "")
                          + (f", completed {self.completed:,}" if self.qos else ""))
-        elif self.command == "sub":
+        if self.command in ("sub", "latency"):
             lines.append(f"  received   {self.received:,}  ({_rate(self.rate)} msg/s)")
             lines.append(f"  loss       {self.missing:,}   duplicates {self.duplicates:,}")
             if self.connect_to_last_s is not None:

@@ -47,7 +47,7 @@ from actormq.transport.bus_streams import Inbound, Outbound, listen, stream_fram
 
 log = logging.getLogger("actormq.bus")
 
-POLL_SECONDS = 0.05     # how often a peer not listening yet is tried again
+POLL_SECONDS = 0.05     # how often a peer not listening yet is tried again (while frames wait)
 DRAIN_FRAMES = 4        # frames per loop turn (a PUB frame carries up to a few hundred messages)
 LATER_SECONDS = 0.005   # how long a send_later frame may wait for others
 CLOSE_SECONDS = 0.5     # how long a closing bus tries to send what still waits
@@ -138,13 +138,23 @@ class Bus:
         loop.add_reader(self._inbox.fileno(), self._accept)
         for fd in self._inbound:
             loop.add_reader(fd, self._take_turn)
-        self._timer = loop.call_later(POLL_SECONDS, self._poll)
+        self._arm_poll()
         self._accept()
+
+    def _arm_poll(self) -> None:
+        """Try the peers that were not listening again in POLL_SECONDS. Armed
+        only while frames wait for such a peer: a timer that fires for nothing
+        20 times a second wakes an idle worker as often, and a message that
+        arrives meanwhile waits for it."""
+        if self._timer is None and self._loop is not None and not self._closed:
+            self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
 
     def _poll(self) -> None:
         """Send what waits for peers that were not listening yet."""
+        self._timer = None
         self._poll_waiting()
-        self._timer = self._loop.call_later(POLL_SECONDS, self._poll)
+        if any(out.waiting and not out.writing for out in self._outboxes.values()):
+            self._arm_poll()
 
     def _accept(self) -> None:
         while True:
@@ -308,9 +318,11 @@ class Bus:
                 log.warning("bus to worker %d full: dropping frames until it drains", peer)
             return False
         try:
-            if not out.send(stream_frame(frame)) and not out.writing and out.sock is not None \
-                    and self._loop is not None:
-                self._wait_for_room(peer, out)
+            if not out.send(stream_frame(frame)) and not out.writing and self._loop is not None:
+                if out.sock is not None:
+                    self._wait_for_room(peer, out)
+                else:
+                    self._arm_poll()
         except OSError as exc:
             raise TransportError(f"bus send to worker {peer}: {exc}") from exc
         self._full.discard(peer)
@@ -336,8 +348,11 @@ class Bus:
         except OSError as exc:
             log.warning("bus to worker %d: %s", peer, exc)
             return
-        if not done and out.sock is not None:
-            self._wait_for_room(peer, out)
+        if not done:
+            if out.sock is not None:
+                self._wait_for_room(peer, out)
+            else:
+                self._arm_poll()
 
     def broadcast(self, kind: bytes, header, payloads: tuple = (), peers=None) -> None:
         """Send one frame to each of `peers` (default: every other worker)."""

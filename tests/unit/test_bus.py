@@ -250,3 +250,22 @@ def test_a_restarted_peer_gets_what_is_sent_after_it_came_back(loop, buses, tmp_
         sender.send(1, b"N", number)
     run_until(loop, lambda: len(new_inbox.frames) >= 3)
     assert [header for _, header, _ in new_inbox.frames] == [2, 3, 4]
+
+
+def test_no_timer_wakes_a_bus_whose_peers_listen(loop, buses):
+    """The retry timer runs only while frames wait for a peer that is not
+    listening: an idle worker's loop has nothing to wake for."""
+    sender = buses(0)
+    sender.start(loop, Inbox())
+    loop.run_until_complete(asyncio.sleep(0.12))
+    sender.send(1, b"EARLY", 0)         # worker 1 does not listen yet: retried
+    assert sender._timer is not None
+    inbox = Inbox()
+    buses(1).start(loop, inbox)
+    run_until(loop, lambda: inbox.frames)
+    loop.run_until_complete(asyncio.sleep(0.12))
+    assert sender._timer is None
+    sender.send(1, b"LATE", 1)
+    run_until(loop, lambda: len(inbox.frames) == 2)
+    assert [kind for kind, _, _ in inbox.frames] == [b"EARLY", b"LATE"]
+    assert sender._timer is None
