@@ -38,6 +38,7 @@ from bench_webhooks import Helper, wait_serving  # noqa: E402
 from actormq.actors.messages import Message  # noqa: E402
 from actormq.gctune import tune_gc  # noqa: E402
 from actormq.hooks import ClientInfo  # noqa: E402
+from actormq.webhooks.sender import event_loop  # noqa: E402
 
 CLIENT = ClientInfo("pub-1", "joe", b"pw", "127.0.0.1", 40001, protocol_level=4)
 MESSAGE = Message("fanin/1", b"x" * 64, 0, False)
@@ -97,15 +98,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         # at this script's priority: the endpoint's CPU per answer is measured, not its share
-        endpoint = (Helper(Path(tmp), "--serve-http", lowest=False) if args.kind == "http" else
-                    Helper(Path(tmp), "--serve-grpc", "message.publish", lowest=False))
+        endpoint = (Helper(Path(tmp), "--serve-http", priority="same") if args.kind == "http" else
+                    Helper(Path(tmp), "--serve-grpc", "message.publish", priority="same"))
         try:
             time.sleep(1)
             if args.kind == "grpc":
                 wait_serving([endpoint.port])
             tune_gc()
-            result = asyncio.run(measure(args.kind, endpoint.port, endpoint, args.count, args.batches,
-                                         args.clients))
+            with asyncio.Runner(loop_factory=event_loop) as runner:     # the sender's own loop
+                result = runner.run(measure(args.kind, endpoint.port, endpoint, args.count, args.batches,
+                                            args.clients))
         finally:
             endpoint.process.terminate()
             endpoint.process.wait(10)

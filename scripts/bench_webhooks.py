@@ -15,8 +15,13 @@
   CONNECT and how often the endpoint was asked in the measured rounds (0: every
   CONNECT was answered from the cache).
 
-    python scripts/bench_webhooks.py                 # about 3 minutes on a quiet machine
+    python scripts/bench_webhooks.py                 # about 3.5 minutes on a quiet machine
     python scripts/bench_webhooks.py --rate 20000    # broker CPU per message at a fixed rate
+    python scripts/bench_webhooks.py --endpoint-priority nice   # the local servers at nice 19
+
+The endpoint and the ExHook servers stand for servers on other machines: they run at
+SCHED_IDLE (`--endpoint-priority idle`, the default), on CPU the broker and its clients
+leave, as the notification sender does; at nice 19 they still take CPU from them.
 
 A broker with hooks is measured once its notification sender process is up
 (`senders_ready`): while it starts, the worker sends the notifications itself.
@@ -127,20 +132,24 @@ def serve_grpc(port: int, hook: str, counter: str, delay_ms: float = 0.0) -> Non
 class Helper:
     """An endpoint or ExHook server process on a free port, and the count of what it received.
 
-    At the lowest priority (and never real-time, when the bench runs under `chrt`): on a small
-    machine it would otherwise take the broker's CPU (in production it runs elsewhere). Not
-    `lowest`: at the bench's own priority, for a server every message waits for."""
+    It stands for a server on another machine, which costs the broker's machine no CPU; on a
+    small machine it would otherwise take the broker's CPU. So it runs below the broker
+    (never real-time, when the bench runs under `chrt`), at `priority`: ``idle`` (the
+    default) at Linux's SCHED_IDLE policy, like the notification sender: a CPU nothing
+    else wants; ``nice`` at nice 19, which still takes a CPU for its time slice when it
+    runs (the bench's figures before `--endpoint-priority`); ``same``, at the bench's own
+    priority, for a server every message waits for."""
 
-    def __init__(self, workdir: Path, serve: str, *args: str, lowest: bool = True) -> None:
+    def __init__(self, workdir: Path, serve: str, *args: str, priority: str = "idle") -> None:
         self.port = suite.free_port()
         self.counter = workdir / f"received-{self.port}"
         self.counter.write_bytes(bytes(8))
         command = [sys.executable, __file__, serve, str(self.port), *args[:1], str(self.counter), *args[1:]]
-        if lowest:
-            self.process = subprocess.Popen(["nice", "-n", "19", *command], cwd=suite.REPO_ROOT,
-                                            env=suite._env(), preexec_fn=_not_real_time)
-        else:
+        if priority == "same":
             self.process = subprocess.Popen(command, cwd=suite.REPO_ROOT, env=suite._env())
+        else:
+            self.process = subprocess.Popen(["nice", "-n", "19", *command], cwd=suite.REPO_ROOT,
+                                            env=suite._env(), preexec_fn=LOWER[priority])
 
     def received(self) -> int:
         return received_count(self.counter)
@@ -168,6 +177,14 @@ def wait_serving(ports: list[int], timeout_s: float = 30.0) -> None:
 
 def _not_real_time() -> None:
     os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def _idle() -> None:
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+LOWER = {"idle": _idle, "nice": _not_real_time}
+ENDPOINT_PRIORITIES = ("idle", "nice")
 
 
 def broker(workdir: Path, settings: dict[str, str]) -> suite.Broker:
@@ -347,7 +364,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--rate", type=float, default=None,
                         help="offer this many msg/s (all publishers) and compare CPU per message")
-    parser.add_argument("--only", default="", help="run only the scenarios whose name contains this")
+    parser.add_argument("--only", default="", help="run only the scenarios whose name contains one of "
+                        "these (comma-separated)")
+    parser.add_argument("--endpoint-priority", choices=ENDPOINT_PRIORITIES, default="idle",
+                        help="the local endpoint and ExHook servers at SCHED_IDLE (as if remote) or at nice 19")
     parser.add_argument("--serve-http", nargs=2, metavar="PORT COUNTER")
     parser.add_argument("--serve-grpc", nargs="+", metavar="PORT HOOK COUNTER [DELAY_MS]")
     args = parser.parse_args()
@@ -360,15 +380,18 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))     # stopped (timeout): stop the helpers too
     counters = tempfile.TemporaryDirectory()
     workdir = Path(counters.name)
-    helpers = {"http": Helper(workdir, "--serve-http"),
-               "publish": Helper(workdir, "--serve-grpc", "message.publish"),
-               "delivered": Helper(workdir, "--serve-grpc", "message.delivered"),
-               "decide": Helper(workdir, "--serve-grpc", "message.publish", lowest=False)}
+    priority = args.endpoint_priority
+    helpers = {"http": Helper(workdir, "--serve-http", priority=priority),
+               "publish": Helper(workdir, "--serve-grpc", "message.publish", priority=priority),
+               "delivered": Helper(workdir, "--serve-grpc", "message.delivered", priority=priority),
+               "decide": Helper(workdir, "--serve-grpc", "message.publish", priority="same")}
     time.sleep(1)
     wait_serving([helpers[name].port for name in ("publish", "delivered", "decide")])
-    wanted = [name for name in cases(helpers) if args.only in name]
-    chosen = {name: case for name, case in cases(helpers).items()    # with the baseline of their kind
-              if name in wanted or (name.endswith(", none") and any(w.split()[0] == name.split()[0] for w in wanted))}
+    wanted = [part.strip() for part in args.only.split(",")]
+    picked = {name: case for name, case in cases(helpers).items() if any(part in name for part in wanted)}
+    kinds = {kind for kind, _, _ in picked.values()}
+    chosen = {name: case for name, case in cases(helpers).items()
+              if name in picked or (name.endswith(", none") and case[0] in kinds)}
     results: dict[str, list[dict]] = {}
     started = time.monotonic()
     try:
@@ -388,7 +411,8 @@ def main() -> None:
             running.process.wait(10)
         counters.cleanup()
     print(table(results, args.rate))
-    print(f"\n{args.rounds} interleaved rounds, {args.duration:g} s each, in {time.monotonic() - started:.0f} s")
+    print(f"\n{args.rounds} interleaved rounds, {args.duration:g} s each, in {time.monotonic() - started:.0f} s; "
+          f"endpoint and ExHook servers at {'SCHED_IDLE' if priority == 'idle' else 'nice 19'}")
 
 
 if __name__ == "__main__":

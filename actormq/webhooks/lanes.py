@@ -4,7 +4,8 @@
 gRPC server), a few lanes — a bounded queue and the task that empties it
 by awaiting `deliver(target, item)`. `put(target, item, key)` never waits:
 the item goes to the lane of its key (a client id, so one client's events
-stay in order) or, when that lane is full, is dropped and counted.
+stay in order) or, when that lane is full, is dropped and counted; so is
+what is still queued or on its way when the lanes are closed.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class Lanes:
             self._in_flight += 1
             try:
                 delivered = await self.deliver(target, item)
+            except asyncio.CancelledError:
+                self.counters[target, "dropped"] += 1       # stopped before it went out
+                raise
             except Exception as exc:     # a sender task must survive anything one item does
                 log.warning("%s: sending failed: %s", target, exc)
                 delivered = False
@@ -85,6 +89,11 @@ class Lanes:
             await asyncio.sleep(0.01)
 
     async def close(self) -> None:
+        """Stop the sender tasks; what they had not sent yet is counted as dropped."""
+        for target, lanes in self._queues.items():
+            left = sum(queue.qsize() for queue in lanes)
+            if left:
+                self.counters[target, "dropped"] += left
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

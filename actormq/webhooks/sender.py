@@ -5,11 +5,13 @@ send notifications itself: `NotificationProcess` (in the worker) starts
 ``python -m actormq.webhooks.sender`` and hands it each notification over a
 ZeroMQ PAIR socket without ever waiting (a process of ours, started by the
 worker, on a socket in a directory only it can reach: batches are
-pickles). The notifications of one loop turn go out together, as one
-ZeroMQ message: the pickled list of their records (target, key, body; the
-body is bytes, or what the sender makes the body of, such as a VerneMQ
-event's captured fields): at a high event rate the worker pays one send and
-one pickling per turn, not one per event. Flow control is by credit: the worker may hand over `queue_size`
+pickles). The notifications handed over within `HAND_OVER_DELAY` (5 ms)
+go out together, as one ZeroMQ message: the pickled list of their records
+(target, key, body; the body is bytes, or what the sender makes the body
+of, such as a VerneMQ event's captured fields): at a high event rate the
+worker pays one send and one pickling per 5 ms, not one per event or per
+loop turn (each send also wakes ZeroMQ's I/O thread).
+Flow control is by credit: the worker may hand over `queue_size`
 notifications the sender has not finished; the sender returns credit for
 what it finished every 50 ms; without credit an event is dropped and counted
 before its body is built, so a sender that cannot keep up costs the worker
@@ -57,6 +59,7 @@ STOP = b"stop"
 _PICKLE = 5
 REPORT_INTERVAL = 1.0
 CREDIT_INTERVAL = 0.05
+HAND_OVER_DELAY = 0.005     # s the notifications of a few loop turns wait to go out together
 SENDER_NICE = 19
 SINKS = {"http": "actormq.webhooks.sender:HttpSink", "grpc": "actormq.exhook.sender:GrpcSink"}
 
@@ -101,7 +104,7 @@ class NotificationProcess:
 
     def offer(self, target: bytes, name: str, key: str, payload: Callable[[], Any]) -> bool:
         """Hand one notification for `target` (counted under `name`) to the sender, with the
-        next ones of this loop turn; False (counted) when the sender is that far behind.
+        next ones of these 5 ms; False (counted) when the sender is that far behind.
         `payload()` makes the record's body (bytes, or what the sink makes the body of).
 
         Past the credit the sender gave, the event is dropped before its body is even built."""
@@ -112,7 +115,7 @@ class NotificationProcess:
 
     def hand_over(self, target: bytes, name: str, key: str, body: Any) -> bool:
         """`offer` of a body that is made already (a tuple of captured fields costs nothing
-        to make): it is pickled with the rest of the loop turn's batch."""
+        to make): it is pickled with the rest of its batch."""
         credit = self.credit
         if credit <= 0:
             self.drop(name)
@@ -120,7 +123,7 @@ class NotificationProcess:
         self.credit = credit - 1
         batch = self._batch
         if not batch:
-            self._loop.call_soon(self._flush)
+            self._loop.call_later(HAND_OVER_DELAY, self._flush)
         batch.append((target, key, body))
         self._batch_names.append(name)
         if credit == 1:
@@ -338,13 +341,14 @@ async def _serve(address: str, parent: int, queue_size: int, kind: str, settings
             batch = await socket.recv()
             if batch == STOP:
                 await sink.drain(1.0)
-                await _send_report(socket, sink, 0)
-                return
+                break
             for target, key, body in records(batch):
                 sink.put(target, key, body)
     finally:
         reporter.cancel()
-        await sink.close()
+        await sink.close()      # what it could not send by now is counted as dropped
+    socket.setsockopt(zmq.LINGER, 1000)         # the last report reaches the worker
+    await _send_report(socket, sink, 0)
 
 
 async def _report(socket, sink, parent: int) -> None:
@@ -398,8 +402,19 @@ def main(argv: list[str]) -> None:
     address, parent, queue_size, kind, settings, nice, policy = argv
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s [notification sender] %(message)s")
-    asyncio.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings), int(nice),
-                       policy == "idle"))
+    with asyncio.Runner(loop_factory=event_loop) as runner:
+        runner.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings), int(nice),
+                          policy == "idle"))
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed, as in the worker: a POST or a gRPC call costs the sender
+    about a quarter less CPU on it (`scripts/bench_notification_sender.py`)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 if __name__ == "__main__":
