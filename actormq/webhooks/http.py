@@ -96,24 +96,28 @@ class Notifier(Lanes):
 
     credit = 1      # never refuses ahead of time: a full lane drops
 
-    def send(self, url: str, headers: Mapping[str, str], payload: Payload, key: str = "") -> bool:
-        """Queue one POST of `payload()` (built when it is sent); False when dropped."""
-        return self.put(url, (headers, payload), key)
+    def send(self, url: str, headers: Mapping[str, str], payload: Payload, key: str = "",
+             timeout_s: float | None = None) -> bool:
+        """Queue one POST of `payload()` (built when it is sent), given up after `timeout_s`
+        (default: the notifier's); False when dropped."""
+        return self.put(url, (headers, payload, timeout_s or self.timeout_s), key)
 
     def send_vmq(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
-                 event: Callable[[], Mapping[str, Any]], key: str = "") -> bool:
+                 event: Callable[[], Mapping[str, Any]], key: str = "", timeout_s: float | None = None) -> bool:
         """A VerneMQ webhook notification: the body of `hook` for `event()`."""
-        return self.send(url, headers, lambda: orjson.dumps(build_body(hook, event(), base64_payload)), key)
+        return self.send(url, headers, lambda: orjson.dumps(build_body(hook, event(), base64_payload)), key,
+                         timeout_s)
 
     def send_fields(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
-                    make: Callable[[tuple], Mapping[str, Any]], fields: tuple, key: str = "") -> bool:
+                    make: Callable[[tuple], Mapping[str, Any]], fields: tuple, key: str = "",
+                    timeout_s: float | None = None) -> bool:
         """A VerneMQ webhook notification of an event captured as `fields` (`make` makes it)."""
-        return self.send_vmq(url, headers, hook, base64_payload, lambda: make(fields), key)
+        return self.send_vmq(url, headers, hook, base64_payload, lambda: make(fields), key, timeout_s)
 
-    async def _post(self, url: str, item: tuple[Mapping[str, str], Payload]) -> bool:
-        headers, payload = item
+    async def _post(self, url: str, item: tuple[Mapping[str, str], Payload, float]) -> bool:
+        headers, payload, timeout_s = item
         try:
-            reply = await self.pool.post(url, headers, payload(), self.timeout_s)
+            reply = await self.pool.post(url, headers, payload(), timeout_s)
         except HttpFailure as failure:
             return self._failed(url, str(failure))
         if 200 <= reply.status < 300:

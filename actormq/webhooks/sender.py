@@ -249,28 +249,31 @@ class SenderProcess(NotificationProcess):
                  timeout_s: float = 5.0, tls: tuple[str, str, str, bool] = ("", "", "", True),
                  nice: int = SENDER_NICE, idle: bool = True) -> None:
         super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)], nice, idle)
-        self._targets: dict[tuple[str, int], bytes] = {}     # (url, headers) -> their JSON, made once
+        self._targets: dict[tuple[str, int, float | None], bytes] = {}  # (url, headers, timeout) -> JSON
 
-    def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], Any], key: str = "") -> bool:
-        return self.offer(self._target(url, headers), url, key, payload)
+    def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], Any], key: str = "",
+             timeout_s: float | None = None) -> bool:
+        return self.offer(self._target(url, headers, timeout_s), url, key, payload)
 
-    def _target(self, url: str, headers: Mapping[str, str]) -> bytes:
-        target = self._targets.get((url, id(headers)))
+    def _target(self, url: str, headers: Mapping[str, str], timeout_s: float | None) -> bytes:
+        """The JSON of where a record goes and how long its POST may take, made once."""
+        target = self._targets.get((url, id(headers), timeout_s))
         if target is None:
-            target = self._targets[url, id(headers)] = orjson.dumps([url, headers])
+            target = self._targets[url, id(headers), timeout_s] = orjson.dumps([url, headers, timeout_s])
         return target
 
     def send_vmq(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
-                 event: Callable[[], Mapping[str, Any]], key: str = "") -> bool:
+                 event: Callable[[], Mapping[str, Any]], key: str = "", timeout_s: float | None = None) -> bool:
         """A VerneMQ webhook notification; its body is made by the sender from the event."""
-        return self.send(url, headers, lambda: (hook, base64_payload, event()), key)
+        return self.send(url, headers, lambda: (hook, base64_payload, event()), key, timeout_s)
 
     def send_fields(self, url: str, headers: Mapping[str, str], hook: str, base64_payload: bool,
-                    make: Callable[[tuple], Mapping[str, Any]], fields: tuple, key: str = "") -> bool:
+                    make: Callable[[tuple], Mapping[str, Any]], fields: tuple, key: str = "",
+                    timeout_s: float | None = None) -> bool:
         """A VerneMQ webhook notification of an event captured as `fields`: the tuple goes over
         as it is, and the sender makes the event with `make` (a function of
         `actormq.webhooks.events`, named in the record) and the body from it."""
-        return self.hand_over(self._target(url, headers), url, key,
+        return self.hand_over(self._target(url, headers, timeout_s), url, key,
                               (hook, base64_payload, fields, make.__name__))
 
 
@@ -294,7 +297,7 @@ class HttpSink:
         url_headers = self._targets.get(target)
         if url_headers is None:
             url_headers = self._targets[target] = orjson.loads(target)
-        self.notifier.send(url_headers[0], url_headers[1], _body_maker(body), key)
+        self.notifier.send(url_headers[0], url_headers[1], _body_maker(body), key, url_headers[2])
 
     async def drain(self, timeout_s: float) -> None:
         await self.notifier.drain(timeout_s)

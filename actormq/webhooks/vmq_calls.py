@@ -81,7 +81,8 @@ class VmqWebhooks:
         make = event if callable(event) else lambda: event
         headers = self._headers[hook]
         for webhook in webhooks:
-            notifier.send_vmq(webhook.endpoint, headers, hook, webhook.base64_payload, make, key)
+            notifier.send_vmq(webhook.endpoint, headers, hook, webhook.base64_payload, make, key,
+                              webhook.response_timeout / 1000)
 
     def notify_fields(self, hook: str, make: Callable[[tuple], Mapping[str, Any]], fields: tuple,
                       key: str = "") -> None:
@@ -92,7 +93,8 @@ class VmqWebhooks:
         headers = self._headers[hook]
         notifier = self.notifier
         for webhook in self._by_hook.get(hook, ()):
-            notifier.send_fields(webhook.endpoint, headers, hook, webhook.base64_payload, make, fields, key)
+            notifier.send_fields(webhook.endpoint, headers, hook, webhook.base64_payload, make, fields, key,
+                                 webhook.response_timeout / 1000)
 
     def count_unsent(self) -> None:
         """Count the `unsent` on_publish events as dropped for every endpoint of their hook."""

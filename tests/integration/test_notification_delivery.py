@@ -124,3 +124,24 @@ def test_what_the_sender_still_holds_at_stop_is_counted_as_dropped(tmp_path):
         endpoint.stop()
     dropped = [int(count) for count in re.findall(r"webhook \S+: (\d+) notifications dropped", broker.log())]
     assert dropped == [201], broker.log()[-2000:]
+
+
+def test_a_notification_is_given_up_after_its_webhooks_response_timeout(tmp_path):
+    actormq_only("webhooks are actormq's")
+    endpoint = Endpoint().start()
+    endpoint.answer("on_publish", {}, delay=30)         # answers nothing while the test runs
+    broker = start_broker(tmp_path, settings={"webhooks.p.hook": "on_publish", "webhooks.p.endpoint": endpoint.url,
+                                              "webhooks.p.response_timeout": "300"})
+    try:
+        sender_up(broker)
+        publisher = connect(broker.port, unique("pub"), version=4)
+        publisher.publish("slow/1", b"x", qos=1, wait=True)
+        endpoint.wait_for(1, hook="on_publish")
+        deadline = time.monotonic() + 4      # well before the 5 s default
+        while "notification not delivered" not in broker.log():
+            assert time.monotonic() < deadline, broker.log()[-2000:]
+            time.sleep(0.05)
+        assert "no answer within 0.3 s" in broker.log(), broker.log()[-2000:]
+    finally:
+        broker.stop()
+        endpoint.stop()

@@ -74,7 +74,7 @@ def test_the_sender_makes_the_body_of_a_captured_record():
     sender._flush()
     assert len(sender._socket.sent) == 1 and sender.credit == 8      # one send for the loop turn
     (target, key, captured), (_, other_key, made) = records(sender._socket.sent[0])
-    assert (target, key, other_key) == (b'["http://e/",{}]', "c1", "c2")
+    assert (target, key, other_key) == (b'["http://e/",{},null]', "c1", "c2")
     assert _body_maker(captured)() == b'{"username":"joe","mountpoint":"","client_id":"c1","qos":1,' \
                                       b'"topic":"a/b","payload":"aGk=","retain":false}'
     assert _body_maker(made)() == b'{"already":"made"}'
@@ -111,7 +111,7 @@ def test_on_publish_without_credit_counts_a_drop_for_every_endpoint_of_its_hook(
     sender.credit = 1
     on_message_publish(plugin, ClientInfo("c1", protocol_level=5), message)
     assert [record[0] for record in sender._batch] == [b'["http://c/",{"Content-Type":"application/json",'
-                                                       b'"vernemq-hook":"on_publish_m5"}]']
+                                                       b'"vernemq-hook":"on_publish_m5"},5.0]']
     assert {row["endpoint"]: row["value"] for row in calls.stats() if row["stat"] == "dropped"} == dropped
 
 
