@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from actormq import fdtable
 from actormq.gctune import tune_gc
 from actormq.errors import ActormqError
+from actormq.eventloop import new_event_loop
 from actormq.auth.admin import watch_reloads as watch_auth_reloads
 from actormq.hooks.reconfigure import watch_settings as watch_plugin_settings
 from actormq.inprocess import NodeEnd
@@ -59,14 +60,6 @@ class WorkerPlan:
     connection_counts: object = None    # shared array of ConnectionSlots (listeners with a limit)
     control: str | None = None      # the node's control channel (admin requests), a ZeroMQ endpoint
     serve_when_told: bool = False   # listen once the node says every worker has started
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def open_worker_stores(config):

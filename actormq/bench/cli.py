@@ -13,6 +13,7 @@ import os
 import click
 
 from actormq import fdtable
+from actormq.eventloop import new_event_loop
 from actormq.bench.client import Endpoint
 from actormq.bench.probe import Probe, run_latency
 from actormq.bench.runner import Workload, run_conn, run_pub, run_sub
@@ -183,13 +184,7 @@ def _bytes(text: str | None) -> bytes | None:
 
 
 def _event_loop_run(coro):
-    try:
-        import uvloop
-    except ImportError:
-        factory = None
-    else:
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)
 
 

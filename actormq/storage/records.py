@@ -141,11 +141,10 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
     payload = msg.payload
     if type(payload) is not bytes:
         payload = bytes(payload)
+    flags = msg.qos | (_RETAIN if msg.retain else 0)
     expires_at = msg.expires_at
     if expires_at is None and packet_id is None:
-        return _HEAD.pack(COMPACT_VERSION, msg.qos | (_RETAIN if msg.retain else 0), msg.timestamp,
-                          0.0, 0) + texts + payload
-    flags = msg.qos | (_RETAIN if msg.retain else 0)
+        return _HEAD.pack(COMPACT_VERSION, flags, msg.timestamp, 0.0, 0) + texts + payload
     if expires_at is not None:
         flags |= _EXPIRES
     if packet_id is not None:

@@ -83,17 +83,15 @@ class PendingWrites:
             if self.failure is not None:
                 self._check_failure()
             ops = self._ops
+            starts = not ops
             seq = self._issued = self._issued + 1
             ops.append((seq, table, key, value))
             if self._overlay is not None:
                 self._overlay.note(seq, table, key, value)
             if value is not None:
                 self.pending_bytes += size or len(key) + len(value) + ROW_OVERHEAD
-            if len(ops) == 1 or len(ops) >= self.commit_batch or seq - self._settled >= self._max_pending:
-                starts = len(ops) == 1
+            if starts or len(ops) >= self.commit_batch or seq - self._settled >= self._max_pending:
                 self._grown(starts)
-            else:
-                starts = False
         if self.backlogged and self.on_backlog is not None:
             self.on_backlog()
         return starts

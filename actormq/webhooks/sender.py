@@ -51,6 +51,7 @@ import orjson
 import zmq
 import zmq.asyncio
 
+from actormq.eventloop import new_event_loop
 from actormq.gctune import tune_gc
 
 log = logging.getLogger("actormq.webhooks")
@@ -405,19 +406,9 @@ def main(argv: list[str]) -> None:
     address, parent, queue_size, kind, settings, nice, policy = argv
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s [notification sender] %(message)s")
-    with asyncio.Runner(loop_factory=event_loop) as runner:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings), int(nice),
                           policy == "idle"))
-
-
-def event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed, as in the worker: a POST or a gRPC call costs the sender
-    about a quarter less CPU on it (`scripts/bench_notification_sender.py`)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 if __name__ == "__main__":
