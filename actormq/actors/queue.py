@@ -47,6 +47,7 @@ from types import MappingProxyType
 from actormq.actors.messages import Delivery, Message
 from actormq.errors import StorageFullError
 from actormq.actors.stored_delivery import StoredDelivery
+from actormq.storage.writer import ROW_OVERHEAD
 from actormq.storage.records import (
     RETAIN_FLAG, decode_messages, encode_message, queue_prefix, queue_seq, sendable_flags, seq_suffix,
 )
@@ -78,7 +79,7 @@ class Queue:
 
     __slots__ = ("client_id", "limits", "online", "dropped", "_mem", "_store", "_durable",
                  "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule",
-                 "released", "_prefix")
+                 "released", "_prefix", "_unwritten", "_room")
 
     def __init__(self, client_id: str, limits: QueueLimits, store=None, durable: bool = False,
                  window: int | None = None, schedule: Callable[[Queue], None] | None = None) -> None:
@@ -99,6 +100,8 @@ class Queue:
         self._discarded: list[bytes] | tuple = ()   # rows to delete at the next flush
         self._schedule = schedule
         self.released = NOTHING_RELEASED    # packet id -> seq of a QoS 2 row awaiting PUBCOMP
+        self._unwritten: list[tuple[bytes, bytes]] | tuple = ()   # rows the store lets us keep (take_rows)
+        self._room = 0               # bytes of rows we may still keep
 
     def __len__(self) -> int:
         return len(self._mem) + self._backlog
@@ -270,16 +273,35 @@ class Queue:
             self._refill()
         return bool(self._mem)
 
+    def take_rows(self) -> list[tuple[bytes, bytes]]:
+        """The rows kept since the store last took them (see Store.defer), in order."""
+        rows, self._unwritten = self._unwritten, ()
+        self._room = 0
+        return rows
+
     def _persist(self, delivery: Delivery, packet_id: int | None = None) -> None:
+        """Write the delivery's row: kept for the store to take at the end of the
+        loop's turn while it leaves room for it (Store.defer), else put now."""
         message = delivery.message
         if delivery.qos != message.qos or delivery.retain != message.retain or delivery.subscription_ids:
             props = dict(message.properties)
             if delivery.subscription_ids:
                 props["subscription_identifier"] = list(delivery.subscription_ids)
             message = replace(message, qos=delivery.qos, retain=delivery.retain, properties=props)
+        key = self._prefix + seq_suffix(delivery.seq)
+        record = encode_message(message, packet_id)
+        if packet_id is None:
+            size = len(key) + len(record) + ROW_OVERHEAD
+            room = self._room - size
+            if room < 0:    # the first row of this turn, or no room left: ask the store
+                room = self._store.defer(self) - size
+                self._unwritten = []
+            if room >= 0:
+                self._room = room
+                self._unwritten.append((key, record))
+                return
         try:
-            self._store.put("queue", self._prefix + seq_suffix(delivery.seq),
-                            encode_message(message, packet_id))
+            self._store.put("queue", key, record)
         except StorageFullError as exc:  # the store logs the episode; this is per message
             log.debug("refused a message for %s: %s", self.client_id, exc)
             raise QueueFull(str(exc)) from exc

@@ -42,6 +42,11 @@ class Store(Protocol):
     def put(self, table: str, key: bytes, value: bytes) -> None:
         """Insert or replace; may raise StorageFullError."""
 
+    def defer(self, owner) -> int:
+        """Let `owner` keep the queue rows it writes and hand them over in one go
+        (`owner.take_rows()`) before anything else touches the store; the bytes
+        of rows it may keep, 0 when it must put them (see LmdbStore.defer)."""
+
     def delete(self, table: str, key: bytes) -> None: ...
 
     def delete_many(self, table: str, keys: list[bytes]) -> None:

@@ -89,6 +89,11 @@ class CachedStore:
         if table not in self._uncached and self._is_loaded(table, key):
             self._memory.put(table, key, value)
 
+    def defer(self, owner) -> int:
+        """Rows of the queue table kept by `owner` (LmdbStore.defer) while that
+        table is not cached here (a cached copy would miss them); else 0."""
+        return self._inner.defer(owner) if QUEUE in self._uncached else 0
+
     def delete(self, table: str, key: bytes) -> None:
         self._inner.delete(table, key)
         self._memory.delete(table, key)

@@ -6,6 +6,14 @@ the pending overlay first, so a caller sees its own writes before they are
 committed. `when_durable` callbacks run in the writer's thread after the
 commit that covers them.
 
+Deferred rows: the owner of a queue's rows (the Queue) may keep the rows it
+writes during a turn of the event loop that commits (`commit_on`) and hand
+them over in one go (`defer`): one append per row instead of a put each, one
+call per queue and turn. They are handed over before anything else touches
+the store (every read and write, `when_durable`, a commit, `flush`), so reads
+see them and a later delete of the same key comes after them. Their room
+(`defer`'s budget) is reserved against the quota as if it were pending.
+
 Nothing here blocks the issuing thread (an event loop) except `flush` and
 `close`: a writer that falls behind is *backlogged* and says so (`on_backlog`,
 `when_room`, see writer.py) for its owner to hold producers back.
@@ -55,6 +63,7 @@ RESERVE_SHARE = 8            # the reserve is 1/8 of max_map_size ...
 MAX_RESERVE = 64 << 20       # ... but no more than this
 REFUSAL_LOG_SECONDS = 60.0
 WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
+DEFER_BUDGET = 1 << 20       # at most this many bytes of rows deferred per owner and turn
 _COMMIT_DUE = CommitDue()
 _KEY = itemgetter(0)
 
@@ -113,6 +122,10 @@ class LmdbStore:
         self._loop_commits: LoopCommits | None = None
         self._writer_loop = None
         self._writer_thread = None
+        self._owner_loop = None         # the loop whose thread may defer rows (commit_on)
+        self._owner_thread = None
+        self._deferred: list = []       # owners of rows not handed over yet (see defer)
+        self._budgeted = 0              # bytes of room given to them
         max_size = self._env.max_map_size
         self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
         self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
@@ -133,9 +146,12 @@ class LmdbStore:
         first write of a read of a hundred publishes, would fight the loop for
         the GIL to commit a few of them and make the rest wait a whole fsync
         more; at the end of the turn it commits them all in one."""
+        self._owner_loop = loop
+        self._owner_thread = threading.get_ident()
         if not self._env.sync:
             if self._loop_commits is None:
-                self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval)
+                self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval,
+                                                 self._issue_deferred)
             return
         self._writer_loop = loop
         self._writer_thread = threading.get_ident()
@@ -170,11 +186,15 @@ class LmdbStore:
 
     def get(self, table: str, key: bytes) -> bytes | None:
         check_table(table)
+        if self._deferred:
+            self._issue_all()
         found, value = self._pending.lookup(table, key)
         return value if found else self._env.get(table, key)
 
     def scan(self, table: str, prefix: bytes = b"", start: bytes | None = None) -> Rows:
         check_table(table)
+        if self._deferred:
+            self._issue_all()
         return self._scan(table, prefix, start)
 
     def _scan(self, table: str, prefix: bytes, start: bytes | None) -> Rows:
@@ -203,6 +223,8 @@ class LmdbStore:
 
     def count(self, table: str, prefix: bytes = b"") -> int:
         check_table(table)
+        if self._deferred:
+            self._issue_all()
         pending = self._pending.rows(table, prefix)
         total, present = self._env.count(table, prefix, [key for key, _ in pending])
         for key, value in pending:
@@ -228,6 +250,8 @@ class LmdbStore:
             self._refuse(limit)
         if self._closed:
             self._check_open()
+        if self._deferred:
+            self._issue_all()
         if pending.add(table, key, value, size):
             self._batch_started()
         if self._refusals.count and bulk and expected + self._margin <= limit:
@@ -240,6 +264,8 @@ class LmdbStore:
     def delete_many(self, table: str, keys: list[bytes]) -> None:
         check_keys(table, keys)
         self._check_open()
+        if self._deferred:
+            self._issue_all()
         if keys and self._pending.delete_many(table, keys):
             self._batch_started()
 
@@ -251,8 +277,62 @@ class LmdbStore:
     def _issue(self, table: str, key: bytes, value: bytes | None) -> None:
         if self._closed:
             self._check_open()
+        if self._deferred:
+            self._issue_all()
         if self._pending.add(table, key, value):
             self._batch_started()
+
+    # --- deferred rows ------------------------------------------------------------
+
+    def defer(self, owner) -> int:
+        """Let `owner` keep the queue rows it writes from now on and hand them over
+        (`owner.take_rows()`: a list of (key, value), emptied) before anything
+        else touches the store, at the latest when the loop's turn ends.
+        Returns the bytes of rows it may keep (counted as ROW_OVERHEAD plus
+        key and value), reserved against the quota; 0 when it must put them
+        one by one: outside the loop's thread, or while the store is near full.
+        Whatever was deferred before is handed over first."""
+        if self._deferred:
+            self._issue_all()
+        if threading.get_ident() != self._owner_thread or self._refusals.count or self._closed:
+            return 0
+        room = (self.quota - self._env.live_bytes) // 2 - self._pending.pending_bytes - self._budgeted
+        budget = min(room // 2, DEFER_BUDGET)
+        if budget <= 0:
+            return 0
+        self._budgeted += budget
+        self._deferred.append(owner)
+        if len(self._deferred) == 1:
+            if self._loop_commits is not None:
+                self._loop_commits.batch_started()     # its commit hands them over first
+            else:
+                self._owner_loop.call_soon(self._hand_over)
+        return budget
+
+    def _issue_all(self) -> None:
+        """Hand the deferred rows over and see that they are committed."""
+        if threading.get_ident() != self._owner_thread and self._owner_loop.is_running():
+            self._issue_deferred_from_any_thread()
+        elif self._issue_deferred():
+            self._batch_started()
+
+    def _issue_deferred(self) -> bool:
+        """Hand the deferred rows over to the pending writes, all in one go;
+        whether they start a batch (the caller commits it: see _issue_all)."""
+        owners, self._deferred = self._deferred, []
+        self._budgeted = 0
+        rows: list = []
+        for owner in owners:
+            rows += owner.take_rows()
+        if not rows:
+            return False
+        size = sum([len(key) + len(value) for key, value in rows]) + ROW_OVERHEAD * len(rows)
+        return self._pending.add_many(QUEUE, rows, size)
+
+    def _hand_over(self) -> None:
+        """With sync on, at the end of the loop's turn: the deferred rows go to the writer."""
+        if self._deferred and self._issue_deferred():
+            self._writer.tell(_COMMIT_DUE)
 
     def _batch_started(self) -> None:
         if self._loop_commits is not None:
@@ -276,6 +356,8 @@ class LmdbStore:
 
     def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
                      loop=None) -> None:
+        if self._deferred:
+            self._issue_all()
         if self._pending.when_durable(callback, on_error, loop):
             return
         if loop is None:
@@ -285,6 +367,7 @@ class LmdbStore:
 
     def flush(self) -> None:
         """Commit everything pending now and wait for it; raises if some of it failed."""
+        self._issue_deferred_from_any_thread()
         done = threading.Event()
         errors: list[StorageError] = []
 
@@ -302,6 +385,31 @@ class LmdbStore:
                 raise StorageError(f"the storage writer of {self._env.path} is not running")
         if errors:
             raise errors[0]
+
+    def _issue_deferred_from_any_thread(self) -> None:
+        """Hand the deferred rows over; from another thread, in the loop's (which
+        owns them) while it runs."""
+        if not self._deferred:
+            return
+        loop = self._owner_loop
+        if threading.get_ident() == self._owner_thread or not loop.is_running():
+            if self._issue_deferred():
+                self._batch_started()
+            return
+        issued = threading.Event()
+
+        def issue() -> None:
+            try:
+                if self._deferred:
+                    self._issue_all()
+            finally:
+                issued.set()
+        loop.call_soon_threadsafe(issue)
+        while not issued.wait(FLUSH_POLL):
+            if not loop.is_running():
+                if self._issue_deferred():
+                    self._batch_started()
+                return
 
     def invalidate(self, table: str, prefix: bytes = b"") -> None:
         """Nothing is cached here: a no-op."""

@@ -12,12 +12,16 @@ in the same turn as the commit. With sync on the fsync must not stop the loop:
 the writer thread keeps committing (see writer.py).
 
 Writes issued in another thread schedule the commit thread-safely; `commit_all`
-may also run in any thread (flush, close), one caller at a time.
+may also run in any thread (flush, close), one caller at a time. `issue`, run
+first by a commit in the loop's thread, hands over the writes the loop has
+deferred to the end of its turn (see LmdbStore.defer); one commit is
+scheduled per turn however often a batch starts in it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from actormq.storage.writer import Committer, PendingWrites
 
@@ -25,8 +29,11 @@ from actormq.storage.writer import Committer, PendingWrites
 class LoopCommits:
     """Commits one store's pending writes on `loop`, once per turn that wrote."""
 
-    def __init__(self, committer: Committer, pending: PendingWrites, loop, commit_interval: float) -> None:
+    def __init__(self, committer: Committer, pending: PendingWrites, loop, commit_interval: float,
+                 issue: Callable[[], object] | None = None) -> None:
         self._committer = committer
+        self._issue = issue
+        self._scheduled = False
         self._pending = pending
         self._loop = loop
         self._thread = threading.get_ident()
@@ -38,18 +45,25 @@ class LoopCommits:
         """The first write since the last commit: commit at the end of this turn."""
         if threading.get_ident() != self._thread:
             self._loop.call_soon_threadsafe(self._schedule)
-        else:
+        elif not self._scheduled:
             self._schedule()
 
     def _schedule(self) -> None:
+        self._scheduled = True
         if self._interval:
-            self._loop.call_later(self._interval, self.commit_all)
+            self._loop.call_later(self._interval, self._scheduled_commit)
         else:
-            self._loop.call_soon(self.commit_all)
+            self._loop.call_soon(self._scheduled_commit)
+
+    def _scheduled_commit(self) -> None:
+        self._scheduled = False
+        self.commit_all()
 
     def commit_all(self) -> None:
         """Commit everything pending now, in the calling thread."""
         inline = self._loop if threading.get_ident() == self._thread else None
+        if inline is not None and self._issue is not None:
+            self._issue()
         with self._lock:
             if self._closed:
                 return

@@ -96,6 +96,26 @@ class PendingWrites:
             self.on_backlog()
         return starts
 
+    def add_many(self, table: str, rows: list[tuple[bytes, bytes]], size: int) -> bool:
+        """Append a put of each (key, value) row, in order, under one lock (`size`:
+        the bytes they add, see ROW_OVERHEAD); returns whether they start a new batch."""
+        with self._lock:
+            if self.failure is not None:
+                self._check_failure()
+            ops = self._ops
+            starts = not ops
+            seq = self._issued
+            ops.extend([(n, table, key, value) for n, (key, value) in enumerate(rows, seq + 1)])
+            self._issued = seq + len(rows)
+            if self._overlay is not None:
+                for op in ops[-len(rows):]:
+                    self._overlay.note(*op)
+            self.pending_bytes += size
+            self._grown(starts)
+        if self.backlogged and self.on_backlog is not None:
+            self.on_backlog()
+        return starts
+
     def delete_many(self, table: str, keys: list[bytes]) -> bool:
         """Append a delete of each key, in order, under one lock; returns
         whether they start a new batch."""
