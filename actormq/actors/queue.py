@@ -49,7 +49,7 @@ from actormq.errors import StorageFullError
 from actormq.actors.stored_delivery import StoredDelivery
 from actormq.storage.writer import ROW_OVERHEAD
 from actormq.storage.records import (
-    RETAIN_FLAG, decode_messages, encode_message, queue_prefix, queue_seq, sendable_flags, seq_suffix,
+    COMPACT_ROW_FIXED, RETAIN_FLAG, UTF8_MOST, decode_messages, encode_message, encode_queue_rows, queue_prefix, queue_seq, sendable_flags, seq_suffix,
 )
 
 log = logging.getLogger("actormq.queue")
@@ -100,8 +100,8 @@ class Queue:
         self._discarded: list[bytes] | tuple = ()   # rows to delete at the next flush
         self._schedule = schedule
         self.released = NOTHING_RELEASED    # packet id -> seq of a QoS 2 row awaiting PUBCOMP
-        self._unwritten: list[tuple[bytes, bytes]] | tuple = ()   # rows the store lets us keep (take_rows)
-        self._room = 0               # bytes of rows we may still keep
+        self._unwritten: list[Delivery] | tuple = ()   # deliveries whose rows the store lets us keep
+        self._room = 0               # bytes of rows we may still keep (counted at their most)
 
     def __len__(self) -> int:
         return len(self._mem) + self._backlog
@@ -273,35 +273,36 @@ class Queue:
             self._refill()
         return bool(self._mem)
 
-    def take_rows(self) -> list[tuple[bytes, bytes]]:
-        """The rows kept since the store last took them (see Store.defer), in order."""
-        rows, self._unwritten = self._unwritten, ()
-        self._room = 0
-        return rows
+    def take_rows(self) -> tuple[list[tuple[bytes, bytes]], int]:
+        """The rows of the deliveries kept since the store last took them (see
+        Store.defer), in order, and the room left of what the store gave."""
+        deliveries, self._unwritten = self._unwritten, ()
+        room, self._room = self._room, 0
+        return encode_queue_rows(self._prefix, deliveries) if deliveries else [], room
 
     def _persist(self, delivery: Delivery, packet_id: int | None = None) -> None:
-        """Write the delivery's row: kept for the store to take at the end of the
-        loop's turn while it leaves room for it (Store.defer), else put now."""
+        """Write the delivery's row. A message without properties is kept for the
+        store to take in one go with the turn's others (Store.defer) while the
+        room it gave lasts; the others, and a released row, are put now."""
         message = delivery.message
-        if delivery.qos != message.qos or delivery.retain != message.retain or delivery.subscription_ids:
-            props = dict(message.properties)
-            if delivery.subscription_ids:
-                props["subscription_identifier"] = list(delivery.subscription_ids)
-            message = replace(message, qos=delivery.qos, retain=delivery.retain, properties=props)
-        key = self._prefix + seq_suffix(delivery.seq)
-        record = encode_message(message, packet_id)
-        if packet_id is None:
-            size = len(key) + len(record) + ROW_OVERHEAD
+        if packet_id is None and not message.properties and not delivery.subscription_ids:
+            size = (len(self._prefix) + COMPACT_ROW_FIXED + ROW_OVERHEAD + len(message.payload)
+                    + UTF8_MOST * (len(message.topic_name) + len(message.origin)))
             room = self._room - size
             if room < 0:    # the first row of this turn, or no room left: ask the store
                 room = self._store.defer(self) - size
                 self._unwritten = []
             if room >= 0:
                 self._room = room
-                self._unwritten.append((key, record))
+                self._unwritten.append(delivery)
                 return
+        if delivery.qos != message.qos or delivery.retain != message.retain or delivery.subscription_ids:
+            props = dict(message.properties)
+            if delivery.subscription_ids:
+                props["subscription_identifier"] = list(delivery.subscription_ids)
+            message = replace(message, qos=delivery.qos, retain=delivery.retain, properties=props)
         try:
-            self._store.put("queue", key, record)
+            self._store.put("queue", self._prefix + seq_suffix(delivery.seq), encode_message(message, packet_id))
         except StorageFullError as exc:  # the store logs the episode; this is per message
             log.debug("refused a message for %s: %s", self.client_id, exc)
             raise QueueFull(str(exc)) from exc

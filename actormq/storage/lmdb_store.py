@@ -286,10 +286,11 @@ class LmdbStore:
 
     def defer(self, owner) -> int:
         """Let `owner` keep the queue rows it writes from now on and hand them over
-        (`owner.take_rows()`: a list of (key, value), emptied) before anything
-        else touches the store, at the latest when the loop's turn ends.
-        Returns the bytes of rows it may keep (counted as ROW_OVERHEAD plus
-        key and value), reserved against the quota; 0 when it must put them
+        (`owner.take_rows()`: the rows, a list of (key, value), and the room it
+        did not use) before anything else touches the store, at the latest when
+        the loop's turn ends. Returns the bytes of rows it may keep (counted as
+        ROW_OVERHEAD plus key and value, at their most), reserved against the
+        quota and counted as pending until committed; 0 when it must put them
         one by one: outside the loop's thread, or while the store is near full.
         Whatever was deferred before is handed over first."""
         if self._deferred:
@@ -301,7 +302,7 @@ class LmdbStore:
         if budget <= 0:
             return 0
         self._budgeted += budget
-        self._deferred.append(owner)
+        self._deferred.append((owner, budget))
         if len(self._deferred) == 1:
             if self._loop_commits is not None:
                 self._loop_commits.batch_started()     # its commit hands them over first
@@ -322,12 +323,12 @@ class LmdbStore:
         owners, self._deferred = self._deferred, []
         self._budgeted = 0
         rows: list = []
-        for owner in owners:
-            rows += owner.take_rows()
-        if not rows:
-            return False
-        size = sum([len(key) + len(value) for key, value in rows]) + ROW_OVERHEAD * len(rows)
-        return self._pending.add_many(QUEUE, rows, size)
+        size = 0
+        for owner, budget in owners:
+            taken, left = owner.take_rows()
+            rows += taken
+            size += budget - left
+        return bool(rows) and self._pending.add_many(QUEUE, rows, size)
 
     def _hand_over(self) -> None:
         """With sync on, at the end of the loop's turn: the deferred rows go to the writer."""

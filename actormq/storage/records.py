@@ -49,6 +49,8 @@ _TEXT_LENGTHS = _COMPACT_SIZE - 4   # where the topic's and the origin's lengths
 _unpack_compact = _COMPACT.unpack_from
 _HEAD = struct.Struct(">BBddH")  # the part of _COMPACT before the two lengths
 _TEXT_SIZES = struct.Struct(">HH")   # the topic's and the origin's lengths
+COMPACT_ROW_FIXED = _SEQ.size + _COMPACT_SIZE   # a compact row's bytes besides its prefix, texts and payload
+UTF8_MOST = 4       # UTF-8 bytes of a character at most
 TEXTS_KEPT = 1024   # (topic, origin) pairs whose encoded texts are remembered
 _texts: dict[tuple[str, str], bytes] = {}
 _RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
@@ -151,6 +153,35 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
         flags |= _HAS_ID
     return b"".join((_HEAD.pack(COMPACT_VERSION, flags, msg.timestamp, expires_at or 0.0, packet_id or 0),
                      texts, payload))
+
+
+def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
+    """The queue rows (key, record) of a queue's deliveries without properties
+    (objects with `message`, `qos`, `retain` and `seq`; their messages have no
+    properties), in order: the key is `prefix` + seq, the record is
+    encode_message's of the message stored with the delivery's QoS and retain
+    flag. One loop for a turn's rows of a queue, with the topic and origin of
+    a run of rows that share them looked up once."""
+    rows = []
+    append = rows.append
+    pack_seq, pack_head = _SEQ.pack, _HEAD.pack
+    topic = origin = None
+    texts = b""
+    for delivery in deliveries:
+        message = delivery.message
+        if message.topic_name != topic or message.origin != origin:
+            topic, origin = message.topic_name, message.origin
+            texts = _texts.get((topic, origin)) or _compact_texts(topic, origin)
+        payload = message.payload
+        if type(payload) is not bytes:
+            payload = bytes(payload)
+        flags = delivery.qos | (_RETAIN if delivery.retain else 0)
+        expires_at = message.expires_at
+        if expires_at is not None:
+            flags |= _EXPIRES
+        append((prefix + pack_seq(delivery.seq),
+                pack_head(COMPACT_VERSION, flags, message.timestamp, expires_at or 0.0, 0) + texts + payload))
+    return rows
 
 
 def _encode_with_header(msg: Message, packet_id: int | None) -> bytes:
