@@ -20,7 +20,7 @@ messages = st.builds(
     qos=st.integers(0, 2), retain=st.booleans(),
     expires_at=st.none() | st.floats(0, 4e9, allow_nan=False),
     timestamp=st.floats(0, 4e9, allow_nan=False), origin=st.sampled_from(["pub", "ö"]) | texts)
-deliveries = st.lists(st.builds(Delivery, message=messages, qos=st.integers(1, 2), retain=st.booleans(),
+deliveries = st.lists(st.builds(Delivery, message=messages, qos=st.integers(0, 2), retain=st.booleans(),
                                 seq=st.integers(1, 2 ** 63)), max_size=20)
 
 
