@@ -33,6 +33,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
+from functools import partial
 from operator import itemgetter
 
 import pykka
@@ -40,6 +41,7 @@ import pykka
 from actormq.errors import StorageError, StorageFullError
 from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, check_key, check_keys,
                                   check_table, scan_floor)
+from actormq.storage.handover import Handover
 from actormq.storage.lmdb_env import LmdbEnv
 from actormq.storage.loop_commits import LoopCommits
 from actormq.storage.writer import (ROW_OVERHEAD, CommitDue, Committer, ErrorCallback, PendingWrites,
@@ -111,8 +113,10 @@ class LmdbStore:
         self._commit_interval = commit_interval_ms / 1000
         self._writer = StorageWriter.start(self._committer, self._pending, self._commit_interval)
         self._loop_commits: LoopCommits | None = None
+        self.handover: Handover | None = None
         self._writer_loop = None
         self._writer_thread = None
+        self._turn_ended: Callable[[], None] = partial(self._writer.tell, _COMMIT_DUE)
         max_size = self._env.max_map_size
         self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
         self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
@@ -139,6 +143,9 @@ class LmdbStore:
             return
         self._writer_loop = loop
         self._writer_thread = threading.get_ident()
+        if not self._commit_interval:
+            self.handover = Handover(self._writer, self._pending, loop)
+            self._turn_ended = self.handover.turn_ended
         if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
             # a thread back from a blocking call waits for the GIL up to the
             # switch interval (5 ms by default) while the loop runs Python: the
@@ -259,7 +266,7 @@ class LmdbStore:
             self._loop_commits.batch_started()
         elif (self._writer_loop is not None and threading.get_ident() == self._writer_thread
               and self._writer_loop.is_running()):
-            self._writer_loop.call_soon(self._writer.tell, _COMMIT_DUE)
+            self._writer_loop.call_soon(self._turn_ended)
         else:
             self._writer.tell(_COMMIT_DUE)
 
