@@ -136,7 +136,9 @@ class LmdbStore:
         of the loop's turn, not at its first write: the writer, woken at the
         first write of a read of a hundred publishes, would fight the loop for
         the GIL to commit a few of them and make the rest wait a whole fsync
-        more; at the end of the turn it commits them all in one."""
+        more; at the end of the turn it commits them all in one. Without a
+        commit interval the loop waits while the writer puts them (see
+        handover.py)."""
         if not self._env.sync:
             if self._loop_commits is None:
                 self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval)
