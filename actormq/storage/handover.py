@@ -9,8 +9,10 @@ own system calls. So at the end of a loop turn that wrote, when the writer is
 idle, the loop hands the batch over and *parks* (blocks with the GIL
 released) until the writer has begun its transaction and put the rows, then
 goes on while the writer flushes (fsync, GIL released) and settles. Writes
-issued meanwhile wait (group commit); when the writer is done it asks the
-loop for the next hand-over.
+issued meanwhile form the next batch (group commit), which the writer
+commits as soon as it is done, without waiting for the loop's turn to end:
+the loop, busy meanwhile, is not parked for it. The writer is idle again
+once a commit finds nothing more to take.
 
 The loop never waits for a flush: it waits for the transaction's begin at most
 BEGIN_WAIT (LMDB's write lock may be held by another worker's commit) and for
@@ -33,15 +35,15 @@ APPLY_WAIT = 0.005    # s it then waits for the rows to be put
 class Parked:
     """The loop's wait for one hand-over; the writer tells it (CommitProgress)."""
 
-    __slots__ = ("_begun", "_applied", "_begun_told", "_applied_told", "_when_done")
+    __slots__ = ("_begun", "_applied", "_begun_told", "_applied_told", "_handover")
 
-    def __init__(self, when_done) -> None:
+    def __init__(self, handover: Handover) -> None:
         self._begun = threading.Lock()
         self._applied = threading.Lock()
         self._begun.acquire()
         self._applied.acquire()
         self._begun_told = self._applied_told = False
-        self._when_done = when_done
+        self._handover = handover
 
     # --- the writer's thread --------------------------------------------------------
 
@@ -56,10 +58,15 @@ class Parked:
             self._applied_told = True
             self._applied.release()
 
+    def more(self) -> bool:
+        """After a commit: whether writes issued meanwhile are to be committed
+        too; when there are none the hand-over is over."""
+        return self._handover.writer_goes_on()
+
     def done(self) -> None:
-        """The commit is over (or never began): the loop must not wait any more."""
+        """The hand-over is over (or failed): nobody waits any more."""
         self.applied()
-        self._when_done()
+        self._handover.writer_done()
 
     # --- the loop's thread ------------------------------------------------------------
 
@@ -82,12 +89,12 @@ class Handover:
 
     def turn_ended(self) -> None:
         """In the loop's thread, at the end of a turn that wrote: hand the batch
-        over unless the writer is busy (then it asks for it when done)."""
+        to an idle writer (a busy one commits it when done)."""
         with self._lock:
             if self._busy or not self._pending.unbatched:
                 return
             self._busy = True
-        parked = Parked(self._writer_done)
+        parked = Parked(self)
         try:
             self._writer.tell(CommitDue(parked))
         except pykka.ActorDeadError:   # stopped: close commits what is left
@@ -97,13 +104,15 @@ class Handover:
         if not parked.wait(BEGIN_WAIT, APPLY_WAIT):
             self.cut_short += 1
 
-    def _writer_done(self) -> None:
-        """In the writer's thread, after a handed-over commit."""
+    def writer_goes_on(self) -> bool:
+        """In the writer's thread after a commit: True when writes wait (it
+        commits them at once); otherwise it is idle from now on."""
+        with self._lock:
+            if self._pending.unbatched:
+                return True
+            self._busy = False
+            return False
+
+    def writer_done(self) -> None:
         with self._lock:
             self._busy = False
-        if not self._pending.unbatched:
-            return
-        try:
-            self._loop.call_soon_threadsafe(self.turn_ended)
-        except RuntimeError:   # the loop is closed: commit the rest without it
-            self._writer.tell(CommitDue())

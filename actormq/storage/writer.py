@@ -374,10 +374,15 @@ class StorageWriter(pykka.ThreadingActor):
             if ops:
                 self._committer.commit(ops)
             return
-        try:   # the hand-over, told when done, hands the rest over
+        try:
             ops, _ = self._pending.take(0)
             if ops:
                 self._committer.commit(ops, progress=parked)
+            parked.applied()
+            while parked.more():   # issued meanwhile: commit them now, the loop going on
+                ops, _ = self._pending.take(0)
+                if ops:
+                    self._committer.commit(ops)
         finally:
             parked.done()
 
