@@ -57,17 +57,23 @@ def slow_flushes(store: LmdbStore, monkeypatch) -> list:
     return batches
 
 
+def hand_over(store: LmdbStore, loop, rows: int) -> tuple[asyncio.Event, float]:
+    """Issue `rows` writes, wait for them to be durable, end the turn: the
+    event set once they are, and how long the loop was parked."""
+    durable = asyncio.Event()
+    put_rows(store, 0, rows)
+    store.when_durable(durable.set, loop=loop)
+    started = time.monotonic()
+    store.handover.turn_ended()
+    return durable, time.monotonic() - started
+
+
 def test_the_loop_waits_for_the_puts_and_goes_on_while_the_writer_flushes(tmp_path, monkeypatch):
     store = LmdbStore(str(tmp_path))
     batches = slow_flushes(store, monkeypatch)
 
     async def scenario(loop):
-        durable = asyncio.Event()
-        put_rows(store, 0, 100)
-        store.when_durable(durable.set, loop=loop)
-        started = time.monotonic()
-        store.handover.turn_ended()
-        parked = time.monotonic() - started
+        durable, parked = hand_over(store, loop, 100)
         assert store.handover.handed == 1 and store.handover.cut_short == 0
         assert not durable.is_set()
         await asyncio.wait_for(durable.wait(), 10)
@@ -128,12 +134,7 @@ def test_a_write_lock_held_by_another_process_cuts_the_wait_short(tmp_path):
 
     async def scenario(loop):
         assert holder.stdout.readline() == "held\n"
-        durable = asyncio.Event()
-        put_rows(store, 0, 50)
-        store.when_durable(durable.set, loop=loop)
-        started = time.monotonic()
-        store.handover.turn_ended()
-        parked = time.monotonic() - started
+        durable, parked = hand_over(store, loop, 50)
         assert store.handover.cut_short == 1
         await asyncio.sleep(0.05)
         assert not durable.is_set()     # the writer still waits for the lock
