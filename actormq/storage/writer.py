@@ -346,6 +346,8 @@ class Committer:
             self._env.commit(ops, progress)
             return set()
         except StorageFullError:
+            if progress is not None:    # what fits is found by more commits: nobody waits for them
+                progress.applied()
             if len(ops) == 1:
                 return {ops[0][0]}
         middle = len(ops) // 2

@@ -15,7 +15,7 @@ import textwrap
 import threading
 import time
 
-from actormq.errors import StorageError
+from actormq.errors import StorageError, StorageFullError
 from actormq.storage import handover as handover_module
 from actormq.storage.lmdb_env import env_path
 from actormq.storage.lmdb_store import LmdbStore
@@ -173,6 +173,29 @@ def test_a_failing_commit_lets_the_loop_go_and_tells_the_waiters(tmp_path, monke
         parked, error = run_on_loop(store, scenario)
         assert parked < 1.0
         assert isinstance(error, StorageError) and "went away" in str(error)
+    finally:
+        store.close()
+
+
+def test_a_full_map_lets_the_loop_go_before_the_writer_looks_for_what_fits(tmp_path, monkeypatch):
+    store = LmdbStore(str(tmp_path), map_size=64 << 10, max_map_size=256 << 10)
+    store.quota = 1 << 40       # put() refuses nothing: the writer finds out at commit
+    slow_flushes(store, monkeypatch)
+    monkeypatch.setattr(handover_module, "APPLY_WAIT", 30.0)   # a wait that ran out would show
+
+    async def scenario(loop):
+        failed = loop.create_future()
+        for seq in range(600):
+            store.put("queue", queue_key("c", seq), b"x" * 1000)
+        store.when_durable(lambda: failed.set_result(None), failed.set_result, loop)
+        store.handover.turn_ended()
+        committed_when_back = store.usage()["commits"]
+        return committed_when_back, await asyncio.wait_for(failed, 60)
+    try:
+        committed_when_back, error = run_on_loop(store, scenario)
+        assert committed_when_back == 0     # back before the commits of what fits
+        assert isinstance(error, StorageFullError)
+        assert 0 < store.count("queue") < 600
     finally:
         store.close()
 
