@@ -37,7 +37,6 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Protocol
 from itertools import islice
 
 import lmdb
@@ -57,16 +56,6 @@ log = logging.getLogger(__name__)
 _DB_NAMES = frozenset(name.encode() for name in TABLES)
 
 Op = tuple[int, str, bytes, "bytes | None"]  # (seq, table, key, value or None for delete)
-
-
-class CommitProgress(Protocol):
-    """Told by a commit, in the committing thread, how far it got."""
-
-    def begun(self) -> None:
-        """The write transaction has begun (LMDB's write lock is held)."""
-
-    def applied(self) -> None:
-        """The rows are in the transaction; the flush comes next."""
 
 
 class SharedExclusiveLock:
@@ -223,17 +212,15 @@ class LmdbEnv:
                 return fn(txn)
         return self._retrying(action)
 
-    def commit(self, ops: Sequence[Op], progress: CommitProgress | None = None) -> None:
-        """Apply `ops` in one write transaction, growing the map as needed;
-        `progress` is told when the transaction has begun and when the rows are
-        in it (before the flush).
+    def commit(self, ops: Sequence[Op]) -> None:
+        """Apply `ops` in one write transaction, growing the map as needed.
 
         Raises StorageFullError when they do not fit at max_map_size.
         """
         started = time.perf_counter()
         while True:
             try:
-                self.live_bytes = self._retrying(lambda: self._apply(ops, progress))
+                self.live_bytes = self._retrying(lambda: self._apply(ops))
                 self.commits += 1
                 self.writes += len(ops)
                 self.commit_seconds += time.perf_counter() - started
@@ -241,19 +228,19 @@ class LmdbEnv:
             except lmdb.MapFullError:
                 self._grow()
 
-    def _apply(self, ops: Sequence[Op], progress: CommitProgress | None) -> int:
+    def _apply(self, ops: Sequence[Op]) -> int:
         """Puts go in runs (one putmulti per run of puts to one table), deletes one by one."""
         dbs = self._dbs
         written = set()
         with self._env.begin(write=True) as txn:
-            if progress is not None:
-                progress.begun()
+            if self._data_fd is not None:
+                self._keep_ahead()
             first = ops[0][1]
             if ops[0][3] is not None:   # a stream of puts to one table (queued messages): one run
                 puts = [(key, value) for _, table, key, value in ops if value is not None and table == first]
                 if len(puts) == len(ops):
                     txn.cursor(db=dbs[first]).putmulti(puts)
-                    return self._applied(txn, (first,), progress)
+                    return self._live_bytes(txn, (first,))
             run: list = []
             run_table = None
             for _, table, key, value in ops:
@@ -274,17 +261,7 @@ class LmdbEnv:
             if run:
                 txn.cursor(db=dbs[run_table]).putmulti(run)
                 written.add(run_table)
-            return self._applied(txn, written, progress)
-
-    def _applied(self, txn, written, progress: CommitProgress | None) -> int:
-        """The rows are in `txn`, the commit comes next: count the pages, say so
-        to `progress`, then keep the zeros ahead (which may flush)."""
-        live = self._live_bytes(txn, written)
-        if progress is not None:
-            progress.applied()
-        if self._data_fd is not None:
-            self._keep_ahead()
-        return live
+            return self._live_bytes(txn, written)
 
     def _live_bytes(self, txn, written=None) -> int:
         """The pages in use, in bytes: those of the tables just `written` (all of

@@ -33,7 +33,6 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from functools import partial
 from operator import itemgetter
 
 import pykka
@@ -41,7 +40,6 @@ import pykka
 from actormq.errors import StorageError, StorageFullError
 from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, check_key, check_keys,
                                   check_table, scan_floor)
-from actormq.storage.handover import Handover
 from actormq.storage.lmdb_env import LmdbEnv
 from actormq.storage.loop_commits import LoopCommits
 from actormq.storage.writer import (ROW_OVERHEAD, CommitDue, Committer, ErrorCallback, PendingWrites,
@@ -113,10 +111,8 @@ class LmdbStore:
         self._commit_interval = commit_interval_ms / 1000
         self._writer = StorageWriter.start(self._committer, self._pending, self._commit_interval)
         self._loop_commits: LoopCommits | None = None
-        self.handover: Handover | None = None
         self._writer_loop = None
         self._writer_thread = None
-        self._turn_ended: Callable[[], None] = partial(self._writer.tell, _COMMIT_DUE)
         max_size = self._env.max_map_size
         self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
         self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
@@ -136,18 +132,13 @@ class LmdbStore:
         of the loop's turn, not at its first write: the writer, woken at the
         first write of a read of a hundred publishes, would fight the loop for
         the GIL to commit a few of them and make the rest wait a whole fsync
-        more; at the end of the turn it commits them all in one. Without a
-        commit interval the loop waits while the writer puts them (see
-        handover.py)."""
+        more; at the end of the turn it commits them all in one."""
         if not self._env.sync:
             if self._loop_commits is None:
                 self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval)
             return
         self._writer_loop = loop
         self._writer_thread = threading.get_ident()
-        if not self._commit_interval:
-            self.handover = Handover(self._writer, self._pending, loop)
-            self._turn_ended = self.handover.turn_ended
         if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL:
             # a thread back from a blocking call waits for the GIL up to the
             # switch interval (5 ms by default) while the loop runs Python: the
@@ -268,7 +259,7 @@ class LmdbStore:
             self._loop_commits.batch_started()
         elif (self._writer_loop is not None and threading.get_ident() == self._writer_thread
               and self._writer_loop.is_running()):
-            self._writer_loop.call_soon(self._turn_ended)
+            self._writer_loop.call_soon(self._writer.tell, _COMMIT_DUE)
         else:
             self._writer.tell(_COMMIT_DUE)
 

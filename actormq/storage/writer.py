@@ -33,16 +33,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pykka
 
 from actormq.errors import StorageError, StorageFullError
-from actormq.storage.lmdb_env import CommitProgress, LmdbEnv, Op
+from actormq.storage.lmdb_env import LmdbEnv, Op
 from actormq.storage.overlay import PendingOverlay
-
-if TYPE_CHECKING:
-    from actormq.storage.handover import Parked
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +49,7 @@ ErrorCallback = Callable[[StorageError], None]
 
 @dataclass(frozen=True, slots=True)
 class CommitDue:
-    """A batch has started: commit it when it is full or its interval has passed;
-    with `parked`, at once, telling it how far the commit got (see handover.py)."""
-
-    parked: Parked | None = None
+    """A batch has started: commit it when it is full or its interval has passed."""
 
 
 class PendingWrites:
@@ -183,11 +176,6 @@ class PendingWrites:
                 self._room_callbacks.append(callback)
                 return
         callback()
-
-    @property
-    def unbatched(self) -> bool:
-        """Some ops wait that no batch has taken yet."""
-        return bool(self._ops)
 
     def urge(self) -> None:
         with self._cond:
@@ -318,11 +306,10 @@ class Committer:
         self._env = env
         self._pending = pending
 
-    def commit(self, ops: list[Op], inline_loop=None, progress: CommitProgress | None = None) -> None:
-        """Commit `ops` and settle them; callbacks of `inline_loop` run here.
-        `progress` hears of the first attempt's transaction (see LmdbEnv.commit)."""
+    def commit(self, ops: list[Op], inline_loop=None) -> None:
+        """Commit `ops` and settle them; callbacks of `inline_loop` run here."""
         try:
-            rejected = self._commit_fitting(ops, progress)
+            rejected = self._commit_fitting(ops)
             if rejected:  # the rows committed meanwhile may have freed pages (deletes)
                 rejected = self._retry(ops, rejected)
         except StorageError as error:
@@ -340,14 +327,12 @@ class Committer:
         retry = [op for op in ops if op[0] in rejected and last[(op[1], op[2])] == op[0]]
         return (rejected - {op[0] for op in retry}) | self._commit_fitting(retry)
 
-    def _commit_fitting(self, ops: list[Op], progress: CommitProgress | None = None) -> set[int]:
+    def _commit_fitting(self, ops: list[Op]) -> set[int]:
         """Commit `ops`, or as many as fit when the map is at its maximum; the seqs left out."""
         try:
-            self._env.commit(ops, progress)
+            self._env.commit(ops)
             return set()
         except StorageFullError:
-            if progress is not None:    # what fits is found by more commits: nobody waits for them
-                progress.applied()
             if len(ops) == 1:
                 return {ops[0][0]}
         middle = len(ops) // 2
@@ -366,27 +351,9 @@ class StorageWriter(pykka.ThreadingActor):
         self._commit_interval = max(0.0, commit_interval)
 
     def on_receive(self, message) -> None:
-        if not isinstance(message, CommitDue):
-            return
-        parked = message.parked
-        if parked is None:
+        if isinstance(message, CommitDue):
             ops, more = self._pending.take(self._commit_interval)
             if more:  # no later op starts a batch while these wait: remind ourselves
-                self.actor_ref.tell(_COMMIT_DUE)
+                self.actor_ref.tell(CommitDue())
             if ops:
                 self._committer.commit(ops)
-            return
-        try:
-            ops, _ = self._pending.take(0)
-            if ops:
-                self._committer.commit(ops, progress=parked)
-            parked.applied()
-            while parked.more():   # issued meanwhile: commit them now, the loop going on
-                ops, _ = self._pending.take(0)
-                if ops:
-                    self._committer.commit(ops)
-        finally:
-            parked.done()
-
-
-_COMMIT_DUE = CommitDue()

@@ -406,7 +406,7 @@ def test_an_idle_writer_commits_at_once_and_later_writes_form_the_next_batch(tmp
     try:
         batches = []
         commit = store._env.commit
-        store._env.commit = lambda ops, progress=None: (batches.append(len(ops)), commit(ops, progress))
+        store._env.commit = lambda ops: (batches.append(len(ops)), commit(ops))
         durable = threading.Event()
         store.put("queue", queue_key("c", 0), b"first")
         store.when_durable(durable.set)
