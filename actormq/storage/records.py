@@ -26,6 +26,7 @@ queue key alone (dump.py maps it back through the session table).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -164,7 +165,8 @@ def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
     a run of rows that share them looked up once."""
     rows = []
     append = rows.append
-    pack_seq, pack_head = _SEQ.pack, _HEAD.pack
+    pack_key = _key_struct(len(prefix)).pack     # the prefix and the seq in one bytes
+    pack_head = _HEAD.pack
     topic = origin = None
     texts = b""
     for delivery in deliveries:
@@ -179,9 +181,15 @@ def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
         expires_at = message.expires_at
         if expires_at is not None:
             flags |= _EXPIRES
-        append((prefix + pack_seq(delivery.seq),
+        append((pack_key(prefix, delivery.seq),
                 pack_head(COMPACT_VERSION, flags, message.timestamp, expires_at or 0.0, 0) + texts + payload))
     return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _key_struct(prefix_size: int) -> struct.Struct:
+    """A queue key of a prefix of that size: the prefix, then the seq (as seq_suffix)."""
+    return struct.Struct(f">{prefix_size}sQ")
 
 
 def _encode_with_header(msg: Message, packet_id: int | None) -> bytes:
