@@ -35,7 +35,10 @@ How it measures, and why (the rounds of one scenario used to range up to 1.6x on
 - A round of the hook side lasts until its notifications are sent: after the publishers stop,
   the bench waits until the endpoint's count of requests stands still (the sender holds up
   to `webhooks.queue_size` notifications). Without that the sender's backlog would run during
-  the next round of the broker without a hook and slow it down, hiding the hook's cost.
+  the next round of the broker without a hook and slow it down, hiding the hook's cost. The
+  hook broker runs with a queue of `--queue-size` (1,000; the default of 10,000 is several
+  seconds of the sender's work on two cores): the backlog then is a small part of a round's
+  work, as it is of a long run's, and a round ends soon after its publishers.
 - Throughput is what the subscriber received per second; the broker's CPU per message is
   the CPU of all of the broker's processes, its notification sender included (it is part of
   the broker), over the round until it settled, per message received. The ratio of CPU per
@@ -329,7 +332,8 @@ def paired(kind: str, settings: dict[str, str], endpoint: Helper | None, pairs: 
         none = Side(Path(none_dir), {}, None)
         hook = None
         try:
-            hook = Side(Path(hook_dir), settings, endpoint, args.sender == "stopped")
+            queue = {"webhooks.queue_size": str(args.queue_size), "exhook.queue_size": str(args.queue_size)}
+            hook = Side(Path(hook_dir), settings and settings | queue, endpoint, args.sender == "stopped")
             measure = ((lambda side, seconds: side.fan_in(seconds, args.rate)) if kind == "fan_in"
                        else (lambda side, seconds: side.connect()))
             for side in (none, hook):
@@ -434,6 +438,9 @@ def main() -> None:
                         "expression (e.g. 'on_publish|message.publish'), and the A/A case of their kind")
     parser.add_argument("--endpoint-priority", choices=ENDPOINT_PRIORITIES, default="idle",
                         help="the local endpoint and ExHook servers at SCHED_IDLE (as if remote) or at nice 19")
+    parser.add_argument("--queue-size", type=int, default=1000,
+                        help="webhooks.queue_size and exhook.queue_size of the hook broker: the notifications its "
+                        "sender may hold, which it sends after the round")
     parser.add_argument("--sender", choices=("running", "stopped"), default="running",
                         help="stopped: the hook broker's notification sender is suspended once up (its worker "
                         "drops every notification once the credit is spent): the hook's cost without the sender")
