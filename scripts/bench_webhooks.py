@@ -41,9 +41,13 @@ How it measures, and why (the rounds of one scenario used to range up to 1.6x on
   work, as it is of a long run's, and a round ends soon after its publishers.
 - Throughput is what the subscriber received per second; the broker's CPU per message is
   the CPU of all of the broker's processes, its notification sender included (it is part of
-  the broker), over the round until it settled, per message received. The ratio of CPU per
-  message (none / hook) is given beside the throughput ratio: on a busy machine it is the
-  steadier of the two.
+  the broker), over the round until it settled, per message received. The pair ratios of CPU per
+  message (none / hook), of the broker and of its worker alone, are given beside the
+  throughput ratio; load on the machine moves them too: compare each with the A/A case's.
+- `--sender stopped` suspends the hook broker's notification sender once it is up: its worker
+  then drops every event once the credit is spent, and the ratio is what the hook costs
+  without any of the sender's CPU (to tell whether an idle-priority sender takes CPU from
+  the worker).
 - The endpoint and the ExHook servers stand for servers on other machines, which cost the
   broker's machine no CPU: they run at Linux's SCHED_IDLE (`--endpoint-priority idle`,
   the default), on CPU the broker and its clients leave, never real-time (under `chrt` the
@@ -220,19 +224,25 @@ def broker(workdir: Path, settings: dict[str, str]) -> suite.Broker:
     return started
 
 
-def cpu_split(running: suite.Broker) -> tuple[float, float]:
-    """CPU seconds so far of the broker's own processes and of its notification senders."""
+def usage(running: suite.Broker) -> tuple[float, float, int, int]:
+    """So far: CPU seconds of the broker's own processes and of its notification senders, the
+    times the broker's processes were preempted (involuntary context switches of their main
+    threads) and the times the senders woke up (their voluntary ones)."""
     own = senders = 0.0
+    preempted = wakeups = 0
     for process in running.processes():
         try:
             seconds = sum(process.cpu_times()[:2])
+            switches = process.num_ctx_switches()
             if SENDER_MODULE in " ".join(process.cmdline()):
                 senders += seconds
+                wakeups += switches.voluntary
             else:
                 own += seconds
+                preempted += switches.involuntary
         except psutil.Error:
             continue
-    return own, senders
+    return own, senders, preempted, wakeups
 
 
 def senders_ready(running: suite.Broker, timeout_s: float = 20.0) -> None:
@@ -304,17 +314,20 @@ class Side:
         settled(self.endpoint)
         return {"rate": result["conn_rate"], **self._per(before, suite.CONNECTIONS)}
 
-    def _snapshot(self) -> tuple[float, float, int, float]:
-        own, senders = cpu_split(self.running)
+    def _snapshot(self) -> tuple:
         endpoint = self.endpoint
-        return own, senders, endpoint.received() if endpoint else 0, endpoint.cpu() if endpoint else 0.0
+        return (*usage(self.running), endpoint.received() if endpoint else 0, endpoint.cpu() if endpoint else 0.0,
+                time.monotonic())
 
     def _per(self, before: tuple, count: int) -> dict:
-        """CPU µs per message (broker with its sender; the sender; the endpoint) and requests."""
-        own, senders, asked, endpoint_cpu = (after - first for after, first in zip(self._snapshot(), before))
+        """CPU µs per message (broker with its sender; the sender; the endpoint), requests, and
+        the broker's preemptions per 1,000 messages and its sender's wake-ups per second."""
+        own, senders, preempted, wakeups, asked, endpoint_cpu, seconds = (
+            after - first for after, first in zip(self._snapshot(), before))
         return {"cpu_us": (own + senders) / count * 1e6, "worker_us": own / count * 1e6,
-                "sender_us": senders / count * 1e6,
-                "endpoint_us": endpoint_cpu / count * 1e6, "asked": asked, "delivered": asked / count}
+                "sender_us": senders / count * 1e6, "endpoint_us": endpoint_cpu / count * 1e6,
+                "asked": asked, "delivered": asked / count, "preempted": preempted / count * 1000,
+                "wakeups": wakeups / seconds}
 
     def stop(self) -> int:
         """Stop the broker; the notifications it dropped in its life (it logs them at stop)."""
@@ -383,6 +396,7 @@ def table(results: dict[str, dict], rate: float | None) -> str:
              "lowest–highest | CPU/msg ratio, broker | CPU/msg ratio, worker alone | msg/s (conn/s) none / hook "
              "| broker CPU µs/msg none / hook | of which sender | endpoint CPU µs/msg | delivered | dropped |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes: list[str] = []
     for name, result in results.items():
         pairs = result["rounds"]
         ratios = [_ratio(none, hook, key) for none, hook in pairs]
@@ -399,10 +413,14 @@ def table(results: dict[str, dict], rate: float | None) -> str:
                  f"{_median(hook_side, 'delivered'):.1%}" if notifies else "",
                  f"{result['dropped']:.1%}" if notifies and result["dropped"] is not None else ""]
         lines.append(f"| {name} | {' | '.join(cells)} |")
+        notes.append(f"{name}: the broker preempted {_median(none_side, 'preempted'):.1f} / "
+                     f"{_median(hook_side, 'preempted'):.1f} times per 1,000 messages or CONNECTs (none / hook)"
+                     + (f", its sender woke up {_median(hook_side, 'wakeups'):,.0f} times a second" if notifies
+                        else ""))
         if name.startswith("CONNECT") and "A/A" not in name:
             lines.append(f"\n{name}: endpoint asked {sum(hook['asked'] for hook in hook_side)} times "
                          "in the measured rounds\n")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", *notes])
 
 
 def _ratio(none: dict, hook: dict, key: str) -> float:
@@ -475,7 +493,7 @@ def main() -> None:
         for name, (kind, settings, endpoint) in chosen.items():
             pairs = 1 if name.endswith(DECISION_CASE) else args.pairs   # one round trip per message
             results[name] = paired(kind, settings, endpoint, pairs, args)
-            print(table({name: results[name]}, args.rate).splitlines()[-1], file=sys.stderr, flush=True)
+            print(table({name: results[name]}, args.rate).splitlines()[2], file=sys.stderr, flush=True)
     finally:
         for running in helpers.values():
             running.process.terminate()
