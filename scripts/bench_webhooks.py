@@ -17,7 +17,7 @@ Scenarios (`-w 1`; each one a pair of brokers, one without a hook ("none") and o
   hook, measured the same way. Its spread is how far apart two identical brokers come out
   on this machine in this run: a ratio inside it is no evidence of a cost.
 
-    python scripts/bench_webhooks.py                          # about 7 minutes on a quiet machine
+    python scripts/bench_webhooks.py                          # about 10 minutes on a quiet machine
     python scripts/bench_webhooks.py --only on_publish        # one scenario and its A/A case, ~3 minutes
     python scripts/bench_webhooks.py --rate 20000             # CPU per message at a fixed offered rate
 
