@@ -34,6 +34,7 @@ started without this script runs without them.
 from __future__ import annotations
 
 import argparse
+import array
 import collections
 import os
 import sys
@@ -43,12 +44,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_suite  # noqa: E402  (the suite's brokers and scenario)
 
+STAGE_NAMES = ("woke", "read", "bus_out", "bus_woke", "bus_in", "deliver", "write")
+MARKS_KEPT = 2048   # marks a process keeps before it appends them to its file
+
 SITECUSTOMIZE = r'''
-import gc, os, struct, sys, time
+import array, gc, os, struct, sys, time
 
 OUT = os.environ.get("LATENCY_STAGES_OUT")
 if OUT:
-    _rows, _gc = [], []
+    STAGES = STAGE_NAMES
+    _code = {name: code for code, name in enumerate(STAGES)}
+    _marks = array.array("q")       # (stage code, sent, at) after one another
+    _gc = []
     _stamp = struct.Struct(">Q")
     _started = [0]
 
@@ -57,11 +64,19 @@ if OUT:
             out.write("".join(" ".join(map(str, row)) + "\n" for row in rows))
         rows.clear()
 
+    def _save_marks():
+        # One binary write of a few KiB every MARKS_KEPT marks: the text of 512 marks
+        # took the worker 1.3-2 ms every 64 ms, which was most of the tail it measured.
+        # (The last marks of a worker, which exits without atexit, are lost.)
+        with open(os.path.join(OUT, f"stages.{os.getpid()}"), "ab") as out:
+            out.write(_marks.tobytes())
+        del _marks[:]
+
     def mark(stage, payload, at=None):
         if len(payload) >= 16:
-            _rows.append((stage, _stamp.unpack_from(payload, 8)[0], at or time.monotonic_ns()))
-            if len(_rows) >= 512:     # a file write now and then, not in every tail (the last
-                _save(_rows, "stages")    # rows of a worker, which exits without atexit, are lost)
+            _marks.extend((_code[stage], _stamp.unpack_from(payload, 8)[0], at or time.monotonic_ns()))
+            if len(_marks) >= 3 * MARKS_KEPT:
+                _save_marks()
 
     _woke = {}      # wake-up stage -> when the loop callback that leads to the next mark began
 
@@ -127,11 +142,22 @@ def percentile(ordered: list, q: float) -> float:
 
 
 def read_rows(out: Path, kind: str) -> dict[int, list[list[int | str]]]:
+    if kind == "stages":
+        return read_marks(out)
     rows = {}
     for path in out.glob(f"{kind}.*"):
         pid = int(path.suffix[1:])
         rows[pid] = [[int(x) if x.isdigit() else x for x in line.split()]
                      for line in path.read_text().splitlines()]
+    return rows
+
+
+def read_marks(out: Path) -> dict[int, list[tuple[str, int, int]]]:
+    rows = {}
+    for path in out.glob("stages.*"):
+        marks = array.array("q", path.read_bytes())
+        rows[int(path.suffix[1:])] = [(STAGE_NAMES[marks[i]], marks[i + 1], marks[i + 2])
+                                      for i in range(0, len(marks) - 2, 3)]
     return rows
 
 
@@ -185,7 +211,8 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="latency-stages-"))
     site = out / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE.replace("STAGE_NAMES", repr(STAGE_NAMES))
+                                          .replace("MARKS_KEPT", str(MARKS_KEPT)))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     os.environ["LATENCY_STAGES_OUT"] = str(out)
     os.environ["LATENCY_STAGES_SIZE"] = "64"    # the scenario's payload size
