@@ -69,20 +69,24 @@ def stop_perf(runs: list[subprocess.Popen]) -> None:
 
 
 def sched_events(data: Path):
-    text = subprocess.run(["perf", "script", "-i", str(data), "-F",
-                           "comm,pid,tid,cpu,time,event,trace"],
-                          capture_output=True, text=True, check=True).stdout
+    return parse_events(subprocess.run(["perf", "script", "-i", str(data), "-F",
+                                        "comm,pid,tid,cpu,time,event,trace"],
+                                       capture_output=True, text=True, check=True).stdout)
+
+
+def parse_events(text: str):
+    """(time, event, its fields) of each line of `perf script`."""
     for line in text.splitlines():
         match = EVENT.match(line)
         if match:
             yield float(match.group(5)), match.group(6), match.group(7)
 
 
-def runs_and_wakeups(data: Path, tids: set[str], since: float, until: float):
+def runs_and_wakeups(events, tids: set[str], since: float, until: float):
     """tid -> [(start, length)] of its runs, tid -> [wake-up delays], in [since, until]."""
     runs, delays = collections.defaultdict(list), collections.defaultdict(list)
     started, woken = {}, {}
-    for at, event, rest in sched_events(data):
+    for at, event, rest in events:
         if event == "sched:sched_switch":
             prev = re.search(r"prev_pid=(\d+)", rest).group(1)
             nxt = re.search(r"next_pid=(\d+)", rest).group(1)
@@ -152,7 +156,7 @@ def one_round(name: str, spec, args, workdir: Path) -> list[str]:
     lines = [f"{name}: p50 {result['latency_p50']} / p99 {result['latency_p99']} / p99.9 "
              f"{result['latency_p999']} / max {result['latency_max']} µs ({result['check']}), "
              f"broker CPU {result['broker_cpu_s']} s, steal {found['steal_ms']} ms"]
-    runs, delays = runs_and_wakeups(workdir / "sched.data", set(found["tids"]), *found["window"])
+    runs, delays = runs_and_wakeups(sched_events(workdir / "sched.data"), set(found["tids"]), *found["window"])
     for tid in sorted(found["main"], key=int):
         spans = [length for _, length in runs[tid]]
         long_runs = [(start, length) for start, length in runs[tid] if length > LONG_S]
