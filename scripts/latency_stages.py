@@ -23,6 +23,9 @@ percentiles of each step:
     sent -> write      everything but the subscriber's own read
     sent -> last_write the same for the last message of the publisher's write
                        (the probe writes one message at a time: the same as above)
+    write -> received  the subscriber's wake-up: until its recv() returned
+    last_write -> received  the same from the last write that carried the message
+    sent -> received   the whole way, what the probe reports
 
 and the collections that ran while messages flowed (generation: count,
 longest). The stages are noted by wrappers that a `sitecustomize` module in a
@@ -44,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_suite  # noqa: E402  (the suite's brokers and scenario)
 
-STAGE_NAMES = ("woke", "read", "bus_out", "bus_woke", "bus_in", "deliver", "write")
+STAGE_NAMES = ("woke", "read", "bus_out", "bus_woke", "bus_in", "deliver", "write", "received")
 MARKS_KEPT = 2048   # marks a process keeps before it appends them to its file
 
 SITECUSTOMIZE = r'''
@@ -101,19 +104,42 @@ if OUT:
     def _wrap(cls, name, stage, payload_of, woke=None):
         original = getattr(cls, name)
         def wrapper(self, *args):
-            payload = payload_of(self, *args)
-            if payload is not None:
-                if woke in _woke:
-                    mark(woke, payload, _woke[woke])
-                mark(stage, payload)
+            payloads = payload_of(self, *args)
+            if payloads is not None:
+                at = time.monotonic_ns()
+                for payload in ((payloads,) if type(payloads) is not list else payloads):
+                    if woke in _woke:
+                        mark(woke, payload, _woke[woke])
+                    mark(stage, payload, at)
             return original(self, *args)
         setattr(cls, name, wrapper)
 
+    _size = int(os.environ.get("LATENCY_STAGES_SIZE", "64"))
+
     def _published(self):
+        # every PUBLISH of the write: the ones a late write carries at once are the tail
         out = self._out
-        if out and not self.closed and out[-1][0] >> 4 == 3:
-            return out[-1][-int(os.environ["LATENCY_STAGES_SIZE"]):]
-        return None
+        if not out or self.closed:
+            return None
+        return [packet[-_size:] for packet in out if packet[0] >> 4 == 3] or None
+
+    try:
+        from actormq.bench.stats import SequenceTracker
+    except ImportError:
+        pass
+    else:
+        _observe, _counts = SequenceTracker.observe, SequenceTracker.counts
+
+        def observe(self, buf, offsets, now_ns):
+            for offset in offsets:
+                mark("received", buf[offset:offset + 16], now_ns)
+            return _observe(self, buf, offsets, now_ns)
+
+        def counts(self, *args):
+            _save_marks()       # the probe's subscriber is done
+            return _counts(self, *args)
+
+        SequenceTracker.observe, SequenceTracker.counts = observe, counts
 
     try:
         from actormq.actors.connection import Connection
@@ -134,7 +160,8 @@ if OUT:
 
 STEPS = [("sent", "woke"), ("woke", "read"), ("read", "bus_out"), ("bus_out", "bus_woke"),
          ("bus_woke", "bus_in"), ("bus_in", "deliver"), ("read", "deliver"), ("deliver", "write"),
-         ("read", "write"), ("sent", "write"), ("sent", "last_write")]
+         ("read", "write"), ("sent", "write"), ("sent", "last_write"), ("write", "received"),
+         ("last_write", "received"), ("sent", "received")]
 
 
 def percentile(ordered: list, q: float) -> float:
