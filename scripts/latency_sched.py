@@ -74,6 +74,15 @@ def sched_events(data: Path):
                                        capture_output=True, text=True, check=True).stdout)
 
 
+def lost_events(data: Path) -> int:
+    """Events perf could not write in time (a loaded machine): runs that
+    span them look longer than they were."""
+    stats = subprocess.run(["perf", "report", "-i", str(data), "--stats"],
+                           capture_output=True, text=True).stdout
+    return sum(int(line.split(":")[1].split()[0]) for line in stats.splitlines()
+               if line.strip().startswith("LOST") and ":" in line)
+
+
 def parse_events(text: str):
     """(time, event, its fields) of each line of `perf script`."""
     for line in text.splitlines():
@@ -156,6 +165,8 @@ def one_round(name: str, spec, args, workdir: Path) -> list[str]:
     lines = [f"{name}: p50 {result['latency_p50']} / p99 {result['latency_p99']} / p99.9 "
              f"{result['latency_p999']} / max {result['latency_max']} µs ({result['check']}), "
              f"broker CPU {result['broker_cpu_s']} s, steal {found['steal_ms']} ms"]
+    if lost := lost_events(workdir / "sched.data"):
+        lines.append(f"  perf lost {lost} events: runs that span them look longer than they were")
     runs, delays = runs_and_wakeups(sched_events(workdir / "sched.data"), set(found["tids"]), *found["window"])
     for tid in sorted(found["main"], key=int):
         spans = [length for _, length in runs[tid]]
