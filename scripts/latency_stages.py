@@ -40,6 +40,7 @@ import argparse
 import array
 import collections
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -188,7 +189,23 @@ def read_marks(out: Path) -> dict[int, list[tuple[str, int, int]]]:
     return rows
 
 
-def report(out: Path, result: dict) -> str:
+def phase_report(messages: dict, phases: int) -> str:
+    """Medians of a few steps by message number modulo `phases`: a delay that
+    comes every n-th message (the n of a pacing counter) stands out."""
+    order = sorted(messages)
+    lines = [f"medians by message number modulo {phases} (µs):"]
+    for first, last in (("sent", "write"), ("write", "received"), ("sent", "received")):
+        by_phase = collections.defaultdict(list)
+        for number, sent in enumerate(order):
+            stages = messages[sent]
+            if last in stages and (first == "sent" or first in stages):
+                by_phase[number % phases].append(stages[last] - (sent if first == "sent" else stages[first]))
+        lines.append(f"  {first:>8} -> {last:<10}" + " ".join(
+            f" {phase}:{statistics.median(spans) / 1000:.0f}" for phase, spans in sorted(by_phase.items())))
+    return "\n".join(lines)
+
+
+def report(out: Path, result: dict, phases: int = 0) -> str:
     messages = collections.defaultdict(dict)      # sent stamp -> stage -> first time seen
     for rows in read_rows(out, "stages").values():
         for stage, sent, at in rows:
@@ -207,6 +224,8 @@ def report(out: Path, result: dict) -> str:
             lines.append(f"  {first:>8} -> {last:<12}  p50 {percentile(spans, 50):7.0f}  "
                          f"p90 {percentile(spans, 90):7.0f}  p99 {percentile(spans, 99):7.0f}  "
                          f"max {spans[-1]:7.0f} µs")
+    if messages and phases:
+        lines.append(phase_report(messages, phases))
     if messages:
         lines.append(gc_report(out, min(messages), max(messages)))
     return "\n".join(lines)
@@ -234,6 +253,10 @@ def main() -> int:
     parser.add_argument("-w", "--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--keep", action="store_true", help="keep the raw timestamps (path printed)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a broker setting for the run (e.g. queue.storage=ram)")
+    parser.add_argument("--phases", type=int, default=0, metavar="N",
+                        help="also the medians by message number modulo N (a periodic delay)")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="latency-stages-"))
     site = out / "site"
@@ -245,6 +268,8 @@ def main() -> int:
     os.environ["LATENCY_STAGES_SIZE"] = "64"    # the scenario's payload size
     name = f"actormq-w{args.workers}"
     spec = bench_suite.broker_commands([name], None)[name]
+    bench_suite.SETTINGS["qos1_latency"] = {**bench_suite.SETTINGS["qos1_latency"],
+                                            **dict(item.split("=", 1) for item in args.set)}
     result = bench_suite.run_scenario("qos1_latency", name, spec, argparse.Namespace(
         duration=args.duration, fanout_rate=0, amqtt_bin=None))
     if "error" in result:
@@ -252,7 +277,7 @@ def main() -> int:
         return 1
     print(f"{name}, subscriber and publisher on "
           f"{'different workers' if result.get('across_workers') else 'the same worker'}")
-    print(report(out, result))
+    print(report(out, result, args.phases))
     if args.keep:
         print(f"raw timestamps in {out}")
     else:
