@@ -24,8 +24,9 @@ def node(tmp_path_factory):
     started.broker.stop()
 
 
-@pytest.mark.parametrize("qos", [1, 2])
-def test_messages_alone_on_the_bus_ask_nothing_and_keep_their_order(node, qos):
+def clean_pair(node, qos: int):
+    """A clean subscriber on worker 0 and a publisher on worker 1 that routes to
+    it, a watcher of the asks, and the asks so far."""
     subscriber_side, publisher_side = node.ports
     topic = unique("lone")
     watcher = watch_asks(node)
@@ -33,8 +34,12 @@ def test_messages_alone_on_the_bus_ask_nothing_and_keep_their_order(node, qos):
     subscriber.subscribe(topic, qos)
     publisher = connect(publisher_side, unique("pub"))
     routed(publisher, topic, subscriber)
-    asked = durable_asks(watcher)
+    return topic, watcher, subscriber, publisher, durable_asks(watcher)
 
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_messages_alone_on_the_bus_ask_nothing_and_keep_their_order(node, qos):
+    topic, watcher, subscriber, publisher, asked = clean_pair(node, qos)
     count = 3 * ASK_EVERY       # one at a time: each waits for its acknowledgement
     publish_numbers(publisher, topic, range(count), qos=qos)
     assert numbers(subscriber) == list(range(count))
@@ -42,15 +47,7 @@ def test_messages_alone_on_the_bus_ask_nothing_and_keep_their_order(node, qos):
 
 
 def test_a_burst_still_paces_its_publisher(node):
-    subscriber_side, publisher_side = node.ports
-    topic = unique("burst")
-    watcher = watch_asks(node)
-    subscriber = connect(subscriber_side, unique("sub"))
-    subscriber.subscribe(topic, 1)
-    publisher = connect(publisher_side, unique("pub"))
-    routed(publisher, topic, subscriber)
-    asked = durable_asks(watcher)
-
+    topic, watcher, subscriber, publisher, asked = clean_pair(node, 1)
     count = 40 * ASK_EVERY
     sent = [publisher.publish(topic, str(n).encode(), qos=1, wait=False) for n in range(count)]
     for info in sent:
