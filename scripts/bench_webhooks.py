@@ -59,7 +59,7 @@ How it measures, and why (the rounds of one scenario used to range up to 1.6x on
 - Under the table: the machine's load average and the share of CPU time the hypervisor
   took (steal) while the bench ran; figures of a loaded machine are not proof either way.
 
-For short runs on a shared machine, `chrt -f 20 python scripts/bench_webhooks.py --only ...`
+For short runs on a busy machine, `chrt -f 20 python scripts/bench_webhooks.py --only ...`
 keeps other load from drowning the figures (keep such a run under 2 minutes).
 """
 
