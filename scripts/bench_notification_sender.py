@@ -38,7 +38,7 @@ from bench_webhooks import Helper, wait_serving  # noqa: E402
 from actormq.actors.messages import Message  # noqa: E402
 from actormq.gctune import tune_gc  # noqa: E402
 from actormq.hooks import ClientInfo  # noqa: E402
-from actormq.webhooks.sender import event_loop  # noqa: E402
+from actormq.eventloop import new_event_loop  # noqa: E402
 
 CLIENT = ClientInfo("pub-1", "joe", b"pw", "127.0.0.1", 40001, protocol_level=4)
 MESSAGE = Message("fanin/1", b"x" * 64, 0, False)
@@ -50,7 +50,7 @@ def http_sink(port: int):
     from actormq.webhooks.sender import HttpSink
     sink = HttpSink(10_000, [100, 60.0, 5.0, ["", "", "", True]])
     target = orjson.dumps([f"http://{suite.HOST}:{port}/hook",
-                           {"Content-Type": "application/json", "vernemq-hook": "on_publish"}])
+                           {"Content-Type": "application/json", "vernemq-hook": "on_publish"}, 5.0])
     body = ("on_publish", True, events.message_fields(CLIENT, MESSAGE), events.message_event.__name__)
     return sink, target, lambda: body
 
@@ -105,7 +105,7 @@ def main() -> None:
             if args.kind == "grpc":
                 wait_serving([endpoint.port])
             tune_gc()
-            with asyncio.Runner(loop_factory=event_loop) as runner:     # the sender's own loop
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:     # the sender's own loop
                 result = runner.run(measure(args.kind, endpoint.port, endpoint, args.count, args.batches,
                                             args.clients))
         finally:

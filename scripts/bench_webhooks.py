@@ -1,39 +1,66 @@
 #!/usr/bin/env python3
-"""Webhooks and ExHook side by side with a broker that has none, interleaved A/B rounds:
+"""What a webhook or an ExHook costs the broker: strictly paired rounds against a broker without one.
 
-- QoS 0 fan-in (4 publishers -> 1 subscriber) with no hook, with an `on_publish`
-  webhook (a local aiohttp endpoint in its own process), with an ExHook server
+Scenarios (`-w 1`; each one a pair of brokers, one without a hook ("none") and one with it):
+
+- QoS 0 fan-in (4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it) with an
+  `on_publish` webhook (a local aiohttp endpoint in its own process), with an ExHook server
   (its own process) that loads `message.publish` sent as a notification
-  (`exhook.server.<name>.message_publish = notify`), one that loads
-  `message.delivered` (always a notification), and one that loads
-  `message.publish` as EMQX does (a decision each message waits for: run in
-  the first round only, and not with `--rate`);
-- CONNECT rate (2,000 connections, 50 at a time) with no hook and with an
-  `auth_on_register` webhook answering `Cache-Control: max-age=300` (a first
-  round fills the cache, the measured round reconnects the same clients; the case
-  without a hook runs the same two rounds). Under the table: the worker's CPU per
-  CONNECT and how often the endpoint was asked in the measured rounds (0: every
-  CONNECT was answered from the cache).
+  (`exhook.server.<name>.message_publish = notify`), one that loads `message.delivered`
+  (always a notification), and one that loads `message.publish` as EMQX does (a decision
+  each message waits for: one pair only, and not with `--rate`);
+- CONNECT rate (2,000 connections, 50 at a time, the same client ids every round) with an
+  `auth_on_register` webhook answering `Cache-Control: max-age=300` (the warm-up round
+  fills the cache: the measured rounds are answered from it; the table says how often the
+  endpoint was asked in them, 0 when never);
+- and first, per kind, the A/A case: a broker without a hook against another one without a
+  hook, measured the same way. Its spread is how far apart two identical brokers come out
+  on this machine in this run: a ratio inside it is no evidence of a cost.
 
-    python scripts/bench_webhooks.py                 # about 3.5 minutes on a quiet machine
-    python scripts/bench_webhooks.py --rate 20000    # broker CPU per message at a fixed rate
-    python scripts/bench_webhooks.py --endpoint-priority nice   # the local servers at nice 19
+    python scripts/bench_webhooks.py                          # about 10 minutes on a quiet machine
+    python scripts/bench_webhooks.py --only on_publish        # one scenario and its A/A case, ~3 minutes
+    python scripts/bench_webhooks.py --rate 20000             # CPU per message at a fixed offered rate
 
-The endpoint and the ExHook servers stand for servers on other machines: they run at
-SCHED_IDLE (`--endpoint-priority idle`, the default), on CPU the broker and its clients
-leave, as the notification sender does; at nice 19 they still take CPU from them.
+How it measures, and why (the rounds of one scenario used to range up to 1.6x on a
+2-core machine, and a no-op plugin came out anywhere from 0.62x to 1.45x):
 
-A broker with hooks is measured once its notification sender process is up
-(`senders_ready`): while it starts, the worker sends the notifications itself.
+- Both brokers of a pair are started once and stay up: no round pays for a broker start, and
+  a hook's notification sender is measured once it is up (`senders_ready`).
+- Warm-up: one unmeasured round on each broker (`--warmup` s) before the measured ones.
+- Then `--pairs` pairs of short rounds (`--duration` s) in the order none, hook, hook, none,
+  none, hook ... (ABBA): each ratio is taken between the two adjacent rounds of one pair, so
+  a drift of the machine's speed (other load, the host's CPU frequency, steal time on a VM)
+  touches both sides of a pair alike and alternates between them. The result is the median
+  of the pair ratios; the spread column gives the lowest and highest pair ratio.
+- A round of the hook side lasts until its notifications are sent: after the publishers stop,
+  the bench waits until the endpoint's count of requests stands still (the sender holds up
+  to `webhooks.queue_size` notifications). Without that the sender's backlog would run during
+  the next round of the broker without a hook and slow it down, hiding the hook's cost. The
+  hook broker runs with a queue of `--queue-size` (1,000; the default of 10,000 is several
+  seconds of the sender's work on two cores): the backlog then is a small part of a round's
+  work, as it is of a long run's, and a round ends soon after its publishers.
+- Throughput is what the subscriber received per second; the broker's CPU per message is
+  the CPU of all of the broker's processes, its notification sender included (it is part of
+  the broker), over the round until it settled, per message received. The pair ratios of CPU per
+  message (none / hook), of the broker and of its worker alone, are given beside the
+  throughput ratio; load on the machine moves them too: compare each with the A/A case's.
+- `--sender stopped` suspends the hook broker's notification sender once it is up: its worker
+  then drops every event once the credit is spent, and the ratio is what the hook costs
+  without any of the sender's CPU (to tell whether an idle-priority sender takes CPU from
+  the worker).
+- The endpoint and the ExHook servers stand for servers on other machines, which cost the
+  broker's machine no CPU: they run at Linux's SCHED_IDLE (`--endpoint-priority idle`,
+  the default), on CPU the broker and its clients leave, never real-time (under `chrt` the
+  bench lowers them). Their CPU is reported, not counted. The server of the decision case,
+  which every message waits for, runs at the bench's own priority.
+- Notifications are asynchronous: what the endpoint received (per message received, median
+  of the rounds) and what the broker dropped (logged at stop, per message published to the
+  hook's broker in all its rounds, warm-up included); the two add up to about 100 %.
+- Under the table: the machine's load average and the share of CPU time the hypervisor
+  took (steal) while the bench ran; figures of a loaded machine are not proof either way.
 
-Prints a markdown table: per scenario the median over the rounds and its ratio
-to the same measure without a hook. As fast as the broker goes, the measure is
-msg/s (conn/s); with `--rate` every publisher set offers that many msg/s and
-the measure is the worker's CPU µs per message received (steady on a busy
-machine). Beside it, per message received: the CPU of the notification sender and of
-the endpoint (or ExHook server) the hook calls, the share of the messages whose
-notification the endpoint received (it counts them) and the share the broker dropped
-(it sends what it can and counts the rest).
+For short runs on a busy machine, `chrt -f 20 python scripts/bench_webhooks.py --only ...`
+keeps other load from drowning the figures (keep such a run under 2 minutes).
 """
 
 from __future__ import annotations
@@ -197,19 +224,25 @@ def broker(workdir: Path, settings: dict[str, str]) -> suite.Broker:
     return started
 
 
-def cpu_split(running: suite.Broker) -> tuple[float, float]:
-    """CPU seconds so far of the broker's own processes and of its notification senders."""
+def usage(running: suite.Broker) -> tuple[float, float, int, int]:
+    """So far: CPU seconds of the broker's own processes and of its notification senders, the
+    times the broker's processes were preempted (involuntary context switches of their main
+    threads) and the times the senders woke up (their voluntary ones)."""
     own = senders = 0.0
+    preempted = wakeups = 0
     for process in running.processes():
         try:
             seconds = sum(process.cpu_times()[:2])
+            switches = process.num_ctx_switches()
             if SENDER_MODULE in " ".join(process.cmdline()):
                 senders += seconds
+                wakeups += switches.voluntary
             else:
                 own += seconds
+                preempted += switches.involuntary
         except psutil.Error:
             continue
-    return own, senders
+    return own, senders, preempted, wakeups
 
 
 def senders_ready(running: suite.Broker, timeout_s: float = 20.0) -> None:
@@ -228,70 +261,112 @@ def senders_ready(running: suite.Broker, timeout_s: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def fan_in(settings: dict[str, str], duration: float, rate: float | None, endpoint: Helper | None) -> dict:
-    """One fan-in run; with `endpoint` (the helper the hook calls) what it received and its CPU
-    from the first message until the broker stopped (it drains its sender for up to 1 s)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        running = broker(workdir, settings)
+def settled(endpoint: Helper | None, quiet_s: float = 0.3, timeout_s: float = 15.0) -> None:
+    """Until the endpoint has received nothing for `quiet_s`: the sender's backlog is sent."""
+    if endpoint is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    count = endpoint.received()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = endpoint.received()
+        if now == count:
+            return
+        count = now
+
+
+class Side:
+    """One broker of a pair, started once and measured round after round."""
+
+    def __init__(self, workdir: Path, settings: dict[str, str], endpoint: Helper | None,
+                 sender_stopped: bool = False) -> None:
+        self.workdir, self.endpoint = workdir, endpoint
+        self.running = broker(workdir, settings)
+        self.stopped: list[psutil.Process] = []
         if settings:
-            senders_ready(running)
-        try:
-            target = ("-p", running.port)
-            sub = suite.start_subscriber(workdir, *target, "-t", "fanin/#", "-q", 0,
-                                         "-d", duration + suite.DRAIN_GRACE, "--idle", 1)
-            own, senders = cpu_split(running)
-            delivered, endpoint_cpu = (endpoint.received(), endpoint.cpu()) if endpoint else (0, 0.0)
-            pace = ("-r", rate) if rate else ()
-            suite.Run(["pub", *target, "-c", 4, "-t", "fanin/%i", "-q", 0, "-s", 64, "--window", 100,
-                       "-d", duration, *pace]).result(duration + 60)
-            received = sub.result(90)
-            own_after, senders_after = cpu_split(running)
-        finally:
-            running.stop()
-        if endpoint:
-            delivered, endpoint_cpu = endpoint.received() - delivered, endpoint.cpu() - endpoint_cpu
+            senders_ready(self.running)
+        if sender_stopped:      # what the hook costs the worker alone: it drops all once the credit is spent
+            self.stopped = [process for process in self.running.processes()
+                            if SENDER_MODULE in " ".join(process.cmdline())]
+            for process in self.stopped:
+                process.suspend()
+        self.published = 0          # messages published to it, warm-up included
+
+    def fan_in(self, duration: float, rate: float | None) -> dict:
+        """One round: a subscriber, the publishers for `duration` s, then until the endpoint settled."""
+        target = ("-p", self.running.port)
+        sub = suite.start_subscriber(self.workdir, *target, "-t", "fanin/#", "-q", 0,
+                                     "-d", duration + suite.DRAIN_GRACE, "--idle", 0.5)
+        before = self._snapshot()
+        pace = ("-r", rate) if rate else ()
+        published = suite.Run(["pub", *target, "-c", 4, "-t", "fanin/%i", "-q", 0, "-s", 64, "--window", 100,
+                               "-d", duration, *pace]).result(duration + 60)
+        received = sub.result(90)
+        settled(self.endpoint)
         count = max(1, received["received"])
-        result = {"rate": received["rate"], "cpu_us": (own_after - own) / count * 1e6}
-        if endpoint:
-            result |= {"sender_us": (senders_after - senders) / count * 1e6, "endpoint_us": endpoint_cpu / count * 1e6,
-                       "dropped": dropped_notifications(workdir) / count, "delivered": delivered / count}
-        return result
+        self.published += published["sent"]
+        return {"rate": received["rate"], **self._per(before, count)}
+
+    def connect(self) -> dict:
+        """One round of 2,000 CONNECTs of the same client ids (the auth cache answers)."""
+        before = self._snapshot()
+        result = suite.connections(("-p", self.running.port, "--prefix", "conn-"), self.workdir, self.running)
+        settled(self.endpoint)
+        return {"rate": result["conn_rate"], **self._per(before, suite.CONNECTIONS)}
+
+    def _snapshot(self) -> tuple:
+        endpoint = self.endpoint
+        return (*usage(self.running), endpoint.received() if endpoint else 0, endpoint.cpu() if endpoint else 0.0,
+                time.monotonic())
+
+    def _per(self, before: tuple, count: int) -> dict:
+        """CPU µs per message (broker with its sender; the sender; the endpoint), requests, and
+        the broker's preemptions per 1,000 messages and its sender's wake-ups per second."""
+        own, senders, preempted, wakeups, asked, endpoint_cpu, seconds = (
+            after - first for after, first in zip(self._snapshot(), before))
+        return {"cpu_us": (own + senders) / count * 1e6, "worker_us": own / count * 1e6,
+                "sender_us": senders / count * 1e6, "endpoint_us": endpoint_cpu / count * 1e6,
+                "asked": asked, "delivered": asked / count, "preempted": preempted / count * 1000,
+                "wakeups": wakeups / seconds}
+
+    def stop(self) -> int:
+        """Stop the broker; the notifications it dropped in its life (it logs them at stop)."""
+        for process in self.stopped:
+            process.resume()
+        self.running.stop()
+        log = self.workdir / "broker.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return sum(int(count) for count in re.findall(r"(\d+) notifications dropped", text))
 
 
-def dropped_notifications(workdir: Path) -> int:
-    """The notifications the broker logged as dropped (it does at stop)."""
-    log = workdir / "broker.log"
-    text = log.read_text(errors="replace") if log.exists() else ""
-    return sum(int(count) for count in re.findall(r"(\d+) notifications dropped", text))
-
-
-def conn_rate(settings: dict[str, str], endpoint: Helper | None) -> dict:
-    """A first round of the same clients (it fills the auth cache), then the measured one:
-    with a webhook and without one alike. With `endpoint`, the requests it got during the
-    measured round (0 when every CONNECT was answered from the cache)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        running = broker(Path(tmp), settings)
+def paired(kind: str, settings: dict[str, str], endpoint: Helper | None, pairs: int, args) -> dict:
+    """Warm-up on both brokers, then `pairs` ABBA pairs; each pair's ratios (hook to none)."""
+    with tempfile.TemporaryDirectory() as none_dir, tempfile.TemporaryDirectory() as hook_dir:
+        none = Side(Path(none_dir), {}, None)
+        hook = None
         try:
-            target = ("-p", running.port, "--prefix", "conn-")     # the same client ids each round
-            suite.connections(target, Path(tmp), running)
-            own, _ = cpu_split(running)
-            asked = endpoint.received() if endpoint else 0
-            result = suite.connections(target, Path(tmp), running)
-            own_after, _ = cpu_split(running)
-            measured = {"rate": result["conn_rate"], "cpu_us": (own_after - own) / suite.CONNECTIONS * 1e6}
-            if endpoint:
-                measured["asked"] = endpoint.received() - asked
-            return measured
+            queue = {"webhooks.queue_size": str(args.queue_size), "exhook.queue_size": str(args.queue_size)}
+            hook = Side(Path(hook_dir), settings and settings | queue, endpoint, args.sender == "stopped")
+            measure = ((lambda side, seconds: side.fan_in(seconds, args.rate)) if kind == "fan_in"
+                       else (lambda side, seconds: side.connect()))
+            for side in (none, hook):
+                measure(side, args.warmup)
+            rounds = []
+            for number in range(pairs):
+                order = (none, hook) if number % 2 == 0 else (hook, none)
+                measured = {id(side): measure(side, args.duration) for side in order}
+                rounds.append((measured[id(none)], measured[id(hook)]))
         finally:
-            running.stop()
+            none.stop()
+            dropped = hook.stop() if hook else 0
+    return {"rounds": rounds, "dropped": dropped / max(1, hook.published) if settings and kind == "fan_in" else None}
 
 
 DECISION_CASE = "as decision (EMQX)"
 
 
 def cases(helpers: dict[str, Helper]) -> dict[str, tuple]:
-    """Per scenario: its kind, the broker's settings and the helper its hook calls."""
+    """Per scenario: its kind, the hook broker's settings and the helper its hook calls."""
     url = f"http://{suite.HOST}:{helpers['http'].port}/hook"
 
     def exhook(name: str, **extra: str) -> tuple[dict[str, str], Helper]:
@@ -299,75 +374,94 @@ def cases(helpers: dict[str, Helper]) -> dict[str, tuple]:
         return settings | {f"exhook.server.{name}.{key}": value for key, value in extra.items()}, helpers[name]
 
     return {
-        "QoS 0 fan-in, none": ("fan_in", {}, None),
+        "QoS 0 fan-in, A/A (none against none)": ("fan_in", {}, None),
         "QoS 0 fan-in, on_publish webhook": ("fan_in", {"webhooks.p.hook": "on_publish",
                                                         "webhooks.p.endpoint": url}, helpers["http"]),
         "QoS 0 fan-in, ExHook message.publish as notification": (
             "fan_in", *exhook("publish", message_publish="notify")),
         "QoS 0 fan-in, ExHook message.delivered": ("fan_in", *exhook("delivered")),
         "QoS 0 fan-in, ExHook message.publish as decision (EMQX)": ("fan_in", *exhook("decide")),
-        "CONNECT rate, none": ("conn", {}, None),
+        "CONNECT rate, A/A (none against none)": ("conn", {}, None),
         "CONNECT rate, auth_on_register webhook, cached": ("conn", {"webhooks.a.hook": "auth_on_register",
                                                                     "webhooks.a.endpoint": url}, helpers["http"]),
     }
 
 
-def table(results: dict[str, list[dict]], rate: float | None) -> str:
-    measure = "worker CPU µs/msg" if rate else "msg/s (conn/s)"
+def table(results: dict[str, dict], rate: float | None) -> str:
+    """Per scenario: the median pair ratio and the spread of the pair ratios, of throughput
+    (as fast as it goes) or of CPU per message (`--rate`), the median pair ratios of CPU per
+    message (the broker with its sender; its worker alone), and the figures behind them."""
     key = "cpu_us" if rate else "rate"
-    lines = [f"| scenario | {measure}, median | ratio to none | rounds | sender CPU µs/msg "
-             "| endpoint CPU µs/msg | notifications delivered | dropped |",
-             "|---|---|---|---|---|---|---|---|"]
-    baselines = {"QoS": results.get("QoS 0 fan-in, none"), "CONNECT": results.get("CONNECT rate, none")}
-    for name, rounds in results.items():
-        value = statistics.median(r[key] for r in rounds)
-        base = baselines[name.split()[0]]
-        base_value = statistics.median(r[key] for r in base) if base else None
-        ratio = (value / base_value if not rate else base_value / value) if base_value else float("nan")
-        notified = [_median(rounds, what) for what in ("sender_us", "endpoint_us", "delivered", "dropped")]
-        lines.append(f"| {name} | {value:,.1f} | {ratio:.2f}× | {', '.join(f'{r[key]:,.1f}' for r in rounds)} | "
-                     + " | ".join(_cell(figure, form) for figure, form in zip(notified, (",.1f", ",.1f", ".1%", ".1%")))
-                     + " |")
-    return "\n".join(lines + _connect_notes(results, rate))
+    lines = [f"| scenario | ratio to none ({'CPU/msg' if rate else 'msg/s'}), median of pairs | pair ratios, "
+             "lowest–highest | CPU/msg ratio, broker | CPU/msg ratio, worker alone | msg/s (conn/s) none / hook "
+             "| broker CPU µs/msg none / hook | of which sender | endpoint CPU µs/msg | delivered | dropped |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes: list[str] = []
+    for name, result in results.items():
+        pairs = result["rounds"]
+        ratios = [_ratio(none, hook, key) for none, hook in pairs]
+        none_side = [none for none, _ in pairs]
+        hook_side = [hook for _, hook in pairs]
+        notifies = "A/A" not in name and name.startswith("QoS")
+        cells = [f"{statistics.median(ratios):.2f}×", f"{min(ratios):.2f}–{max(ratios):.2f}",
+                 f"{statistics.median(_ratio(none, hook, 'cpu_us') for none, hook in pairs):.2f}×",
+                 f"{statistics.median(_ratio(none, hook, 'worker_us') for none, hook in pairs):.2f}×",
+                 f"{_median(none_side, 'rate'):,.0f} / {_median(hook_side, 'rate'):,.0f}",
+                 f"{_median(none_side, 'cpu_us'):,.1f} / {_median(hook_side, 'cpu_us'):,.1f}",
+                 f"{_median(hook_side, 'sender_us'):,.1f}" if notifies else "",
+                 f"{_median(hook_side, 'endpoint_us'):,.1f}" if notifies else "",
+                 f"{_median(hook_side, 'delivered'):.1%}" if notifies else "",
+                 f"{result['dropped']:.1%}" if notifies and result["dropped"] is not None else ""]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+        notes.append(f"{name}: the broker preempted {_median(none_side, 'preempted'):.1f} / "
+                     f"{_median(hook_side, 'preempted'):.1f} times per 1,000 messages or CONNECTs (none / hook)"
+                     + (f", its sender woke up {_median(hook_side, 'wakeups'):,.0f} times a second" if notifies
+                        else ""))
+        if name.startswith("CONNECT") and "A/A" not in name:
+            lines.append(f"\n{name}: endpoint asked {sum(hook['asked'] for hook in hook_side)} times "
+                         "in the measured rounds\n")
+    return "\n".join(lines + ["", *notes])
 
 
-def _connect_notes(results: dict[str, list[dict]], rate: float | None) -> list[str]:
-    """Under the table: the CONNECT rows' worker CPU per CONNECT (the table shows conn/s unless
-    `--rate`) and the endpoint's requests in the measured rounds (0: the cache answered all)."""
-    notes = []
-    for name, rounds in results.items():
-        if not name.startswith("CONNECT"):
-            continue
-        cpu = [r["cpu_us"] for r in rounds]
-        asked = [r["asked"] for r in rounds if "asked" in r]
-        note = "" if rate else (f"worker CPU {statistics.median(cpu):,.0f} µs per CONNECT "
-                                f"(rounds {', '.join(f'{figure:,.0f}' for figure in cpu)})")
-        if asked:
-            note += f"{', ' if note else ''}endpoint asked {sum(asked)} times in the measured rounds"
-        if note:
-            notes.append(f"\n{name}: {note}")
-    return notes
+def _ratio(none: dict, hook: dict, key: str) -> float:
+    """Hook relative to none: above 1 is faster (throughput up, or CPU per message down)."""
+    return hook[key] / none[key] if key == "rate" else none[key] / hook[key]
 
 
-def _median(rounds: list[dict], what: str) -> float | None:
-    figures = [r[what] for r in rounds if r.get(what) is not None]
-    return statistics.median(figures) if figures else None
+def _median(rounds: list[dict], what: str) -> float:
+    return statistics.median(r[what] for r in rounds)
 
 
-def _cell(figure: float | None, form: str) -> str:
-    return "" if figure is None else format(figure, form)
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far (/proc/stat: user nice system idle iowait irq softirq steal)."""
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1:9]]
+
+
+def machine_note(before: list[int], load_before: float) -> str:
+    spent = [after - first for after, first in zip(cpu_times(), before)]
+    steal = spent[7] / max(1, sum(spent))
+    return (f"load average (1 min) {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+            f"steal {steal:.1%} of the CPU time")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--pairs", type=int, default=6, help="measured pairs of rounds per scenario")
+    parser.add_argument("--duration", type=float, default=2.0, help="s of publishing per round")
+    parser.add_argument("--warmup", type=float, default=3.0, help="s of the unmeasured first round")
     parser.add_argument("--rate", type=float, default=None,
                         help="offer this many msg/s (all publishers) and compare CPU per message")
-    parser.add_argument("--only", default="", help="run only the scenarios whose name contains one of "
-                        "these (comma-separated)")
+    parser.add_argument("--only", default="", help="run only the scenarios whose name matches this regular "
+                        "expression (e.g. 'on_publish|message.publish'), and the A/A case of their kind")
     parser.add_argument("--endpoint-priority", choices=ENDPOINT_PRIORITIES, default="idle",
                         help="the local endpoint and ExHook servers at SCHED_IDLE (as if remote) or at nice 19")
+    parser.add_argument("--queue-size", type=int, default=1000,
+                        help="webhooks.queue_size and exhook.queue_size of the hook broker: the notifications its "
+                        "sender may hold, which it sends after the round")
+    parser.add_argument("--sender", choices=("running", "stopped"), default="running",
+                        help="stopped: the hook broker's notification sender is suspended once up (its worker "
+                        "drops every notification once the credit is spent): the hook's cost without the sender")
     parser.add_argument("--serve-http", nargs=2, metavar="PORT COUNTER")
     parser.add_argument("--serve-grpc", nargs="+", metavar="PORT HOOK COUNTER [DELAY_MS]")
     args = parser.parse_args()
@@ -387,23 +481,19 @@ def main() -> None:
                "decide": Helper(workdir, "--serve-grpc", "message.publish", priority="same")}
     time.sleep(1)
     wait_serving([helpers[name].port for name in ("publish", "delivered", "decide")])
-    wanted = [part.strip() for part in args.only.split(",")]
-    picked = {name: case for name, case in cases(helpers).items() if any(part in name for part in wanted)}
+    picked = {name: case for name, case in cases(helpers).items() if re.search(args.only, name)}
     kinds = {kind for kind, _, _ in picked.values()}
     chosen = {name: case for name, case in cases(helpers).items()
-              if name in picked or (name.endswith(", none") and case[0] in kinds)}
-    results: dict[str, list[dict]] = {}
-    started = time.monotonic()
+              if name in picked or ("A/A" in name and case[0] in kinds)}
+    if args.rate:
+        chosen = {name: case for name, case in chosen.items() if not name.endswith(DECISION_CASE)}
+    results: dict[str, dict] = {}
+    started, machine, load = time.monotonic(), cpu_times(), os.getloadavg()[0]
     try:
-        for round_number in range(args.rounds):
-            for name, (kind, settings, endpoint) in chosen.items():
-                if name.endswith(DECISION_CASE) and (round_number or args.rate):
-                    continue        # known to be one round trip per message: one round tells it
-                if kind == "fan_in":
-                    result = fan_in(settings, args.duration, args.rate, endpoint)
-                else:
-                    result = conn_rate(settings, endpoint)
-                results.setdefault(name, []).append(result)
+        for name, (kind, settings, endpoint) in chosen.items():
+            pairs = 1 if name.endswith(DECISION_CASE) else args.pairs   # one round trip per message
+            results[name] = paired(kind, settings, endpoint, pairs, args)
+            print(table({name: results[name]}, args.rate).splitlines()[2], file=sys.stderr, flush=True)
     finally:
         for running in helpers.values():
             running.process.terminate()
@@ -411,8 +501,9 @@ def main() -> None:
             running.process.wait(10)
         counters.cleanup()
     print(table(results, args.rate))
-    print(f"\n{args.rounds} interleaved rounds, {args.duration:g} s each, in {time.monotonic() - started:.0f} s; "
-          f"endpoint and ExHook servers at {'SCHED_IDLE' if priority == 'idle' else 'nice 19'}")
+    print(f"\n{args.pairs} pairs of {args.duration:g} s rounds per scenario after a {args.warmup:g} s warm-up, "
+          f"in {time.monotonic() - started:.0f} s; endpoint and ExHook servers at "
+          f"{'SCHED_IDLE' if priority == 'idle' else 'nice 19'}; {machine_note(machine, load)}")
 
 
 if __name__ == "__main__":

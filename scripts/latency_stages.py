@@ -23,6 +23,9 @@ percentiles of each step:
     sent -> write      everything but the subscriber's own read
     sent -> last_write the same for the last message of the publisher's write
                        (the probe writes one message at a time: the same as above)
+    write -> received  the subscriber's wake-up: until its recv() returned
+    last_write -> received  the same from the last write that carried the message
+    sent -> received   the whole way, what the probe reports
 
 and the collections that ran while messages flowed (generation: count,
 longest). The stages are noted by wrappers that a `sitecustomize` module in a
@@ -34,8 +37,10 @@ started without this script runs without them.
 from __future__ import annotations
 
 import argparse
+import array
 import collections
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -43,12 +48,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_suite  # noqa: E402  (the suite's brokers and scenario)
 
+STAGE_NAMES = ("woke", "read", "bus_out", "bus_woke", "bus_in", "deliver", "write", "received")
+MARKS_KEPT = 2048   # marks a process keeps before it appends them to its file
+
 SITECUSTOMIZE = r'''
-import gc, os, struct, sys, time
+import array, gc, os, struct, sys, time
 
 OUT = os.environ.get("LATENCY_STAGES_OUT")
 if OUT:
-    _rows, _gc = [], []
+    STAGES = STAGE_NAMES
+    _code = {name: code for code, name in enumerate(STAGES)}
+    _marks = array.array("q")       # (stage code, sent, at) after one another
+    _gc = []
     _stamp = struct.Struct(">Q")
     _started = [0]
 
@@ -57,11 +68,19 @@ if OUT:
             out.write("".join(" ".join(map(str, row)) + "\n" for row in rows))
         rows.clear()
 
+    def _save_marks():
+        # One binary write of a few KiB every MARKS_KEPT marks: the text of 512 marks
+        # took the worker 1.3-2 ms every 64 ms, which was most of the tail it measured.
+        # (The last marks of a worker, which exits without atexit, are lost.)
+        with open(os.path.join(OUT, f"stages.{os.getpid()}"), "ab") as out:
+            out.write(_marks.tobytes())
+        del _marks[:]
+
     def mark(stage, payload, at=None):
         if len(payload) >= 16:
-            _rows.append((stage, _stamp.unpack_from(payload, 8)[0], at or time.monotonic_ns()))
-            if len(_rows) >= 512:     # a file write now and then, not in every tail (the last
-                _save(_rows, "stages")    # rows of a worker, which exits without atexit, are lost)
+            _marks.extend((_code[stage], _stamp.unpack_from(payload, 8)[0], at or time.monotonic_ns()))
+            if len(_marks) >= 3 * MARKS_KEPT:
+                _save_marks()
 
     _woke = {}      # wake-up stage -> when the loop callback that leads to the next mark began
 
@@ -86,19 +105,42 @@ if OUT:
     def _wrap(cls, name, stage, payload_of, woke=None):
         original = getattr(cls, name)
         def wrapper(self, *args):
-            payload = payload_of(self, *args)
-            if payload is not None:
-                if woke in _woke:
-                    mark(woke, payload, _woke[woke])
-                mark(stage, payload)
+            payloads = payload_of(self, *args)
+            if payloads is not None:
+                at = time.monotonic_ns()
+                for payload in ((payloads,) if type(payloads) is not list else payloads):
+                    if woke in _woke:
+                        mark(woke, payload, _woke[woke])
+                    mark(stage, payload, at)
             return original(self, *args)
         setattr(cls, name, wrapper)
 
+    _size = int(os.environ.get("LATENCY_STAGES_SIZE", "64"))
+
     def _published(self):
+        # every PUBLISH of the write: the ones a late write carries at once are the tail
         out = self._out
-        if out and not self.closed and out[-1][0] >> 4 == 3:
-            return out[-1][-int(os.environ["LATENCY_STAGES_SIZE"]):]
-        return None
+        if not out or self.closed:
+            return None
+        return [packet[-_size:] for packet in out if packet[0] >> 4 == 3] or None
+
+    try:
+        from actormq.bench.stats import SequenceTracker
+    except ImportError:
+        pass
+    else:
+        _observe, _counts = SequenceTracker.observe, SequenceTracker.counts
+
+        def observe(self, buf, offsets, now_ns):
+            for offset in offsets:
+                mark("received", buf[offset:offset + 16], now_ns)
+            return _observe(self, buf, offsets, now_ns)
+
+        def counts(self, *args):
+            _save_marks()       # the probe's subscriber is done
+            return _counts(self, *args)
+
+        SequenceTracker.observe, SequenceTracker.counts = observe, counts
 
     try:
         from actormq.actors.connection import Connection
@@ -119,7 +161,8 @@ if OUT:
 
 STEPS = [("sent", "woke"), ("woke", "read"), ("read", "bus_out"), ("bus_out", "bus_woke"),
          ("bus_woke", "bus_in"), ("bus_in", "deliver"), ("read", "deliver"), ("deliver", "write"),
-         ("read", "write"), ("sent", "write"), ("sent", "last_write")]
+         ("read", "write"), ("sent", "write"), ("sent", "last_write"), ("write", "received"),
+         ("last_write", "received"), ("sent", "received")]
 
 
 def percentile(ordered: list, q: float) -> float:
@@ -127,6 +170,8 @@ def percentile(ordered: list, q: float) -> float:
 
 
 def read_rows(out: Path, kind: str) -> dict[int, list[list[int | str]]]:
+    if kind == "stages":
+        return read_marks(out)
     rows = {}
     for path in out.glob(f"{kind}.*"):
         pid = int(path.suffix[1:])
@@ -135,7 +180,32 @@ def read_rows(out: Path, kind: str) -> dict[int, list[list[int | str]]]:
     return rows
 
 
-def report(out: Path, result: dict) -> str:
+def read_marks(out: Path) -> dict[int, list[tuple[str, int, int]]]:
+    rows = {}
+    for path in out.glob("stages.*"):
+        marks = array.array("q", path.read_bytes())
+        rows[int(path.suffix[1:])] = [(STAGE_NAMES[marks[i]], marks[i + 1], marks[i + 2])
+                                      for i in range(0, len(marks) - 2, 3)]
+    return rows
+
+
+def phase_report(messages: dict, phases: int) -> str:
+    """Medians of a few steps by message number modulo `phases`: a delay that
+    comes every n-th message (the n of a pacing counter) stands out."""
+    order = sorted(messages)
+    lines = [f"medians by message number modulo {phases} (µs):"]
+    for first, last in (("sent", "write"), ("write", "received"), ("sent", "received")):
+        by_phase = collections.defaultdict(list)
+        for number, sent in enumerate(order):
+            stages = messages[sent]
+            if last in stages and (first == "sent" or first in stages):
+                by_phase[number % phases].append(stages[last] - (sent if first == "sent" else stages[first]))
+        lines.append(f"  {first:>8} -> {last:<10}" + " ".join(
+            f" {phase}:{statistics.median(spans) / 1000:.0f}" for phase, spans in sorted(by_phase.items())))
+    return "\n".join(lines)
+
+
+def report(out: Path, result: dict, phases: int = 0) -> str:
     messages = collections.defaultdict(dict)      # sent stamp -> stage -> first time seen
     for rows in read_rows(out, "stages").values():
         for stage, sent, at in rows:
@@ -154,6 +224,8 @@ def report(out: Path, result: dict) -> str:
             lines.append(f"  {first:>8} -> {last:<12}  p50 {percentile(spans, 50):7.0f}  "
                          f"p90 {percentile(spans, 90):7.0f}  p99 {percentile(spans, 99):7.0f}  "
                          f"max {spans[-1]:7.0f} µs")
+    if messages and phases:
+        lines.append(phase_report(messages, phases))
     if messages:
         lines.append(gc_report(out, min(messages), max(messages)))
     return "\n".join(lines)
@@ -181,16 +253,23 @@ def main() -> int:
     parser.add_argument("-w", "--workers", type=int, default=2)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--keep", action="store_true", help="keep the raw timestamps (path printed)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a broker setting for the run (e.g. queue.storage=ram)")
+    parser.add_argument("--phases", type=int, default=0, metavar="N",
+                        help="also the medians by message number modulo N (a periodic delay)")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="latency-stages-"))
     site = out / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE.replace("STAGE_NAMES", repr(STAGE_NAMES))
+                                          .replace("MARKS_KEPT", str(MARKS_KEPT)))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     os.environ["LATENCY_STAGES_OUT"] = str(out)
     os.environ["LATENCY_STAGES_SIZE"] = "64"    # the scenario's payload size
     name = f"actormq-w{args.workers}"
     spec = bench_suite.broker_commands([name], None)[name]
+    bench_suite.SETTINGS["qos1_latency"] = {**bench_suite.SETTINGS["qos1_latency"],
+                                            **dict(item.split("=", 1) for item in args.set)}
     result = bench_suite.run_scenario("qos1_latency", name, spec, argparse.Namespace(
         duration=args.duration, fanout_rate=0, amqtt_bin=None))
     if "error" in result:
@@ -198,7 +277,7 @@ def main() -> int:
         return 1
     print(f"{name}, subscriber and publisher on "
           f"{'different workers' if result.get('across_workers') else 'the same worker'}")
-    print(report(out, result))
+    print(report(out, result, args.phases))
     if args.keep:
         print(f"raw timestamps in {out}")
     else:
