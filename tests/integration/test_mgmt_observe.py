@@ -122,7 +122,7 @@ class _Trace:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "actormq", "trace", "client", f"client-id={client_id}", "--format",
              "json", "--data-dir", str(broker.data_dir)], cwd=REPO_ROOT, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_interruptible)
         self.lines: "queue.Queue[dict]" = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -146,6 +146,12 @@ class _Trace:
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)       # Ctrl-C
         return self.proc.wait(10)
+
+
+def _interruptible() -> None:
+    """Ctrl-C as at a terminal: a suite started in the background (`cmd &`) hands its
+    children SIGINT ignored, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _packets(events: list[dict], kind: str) -> list[str]:
