@@ -310,13 +310,6 @@ class LmdbStore:
                 self._owner_loop.call_soon(self._hand_over)
         return budget
 
-    def _issue_all(self) -> None:
-        """Hand the deferred rows over and see that they are committed."""
-        if threading.get_ident() != self._owner_thread and self._owner_loop.is_running():
-            self._issue_deferred_from_any_thread()
-        elif self._issue_deferred():
-            self._batch_started()
-
     def _issue_deferred(self) -> bool:
         """Hand the deferred rows over to the pending writes, all in one go;
         whether they start a batch (the caller commits it: see _issue_all)."""
@@ -368,7 +361,7 @@ class LmdbStore:
 
     def flush(self) -> None:
         """Commit everything pending now and wait for it; raises if some of it failed."""
-        self._issue_deferred_from_any_thread()
+        self._issue_all()
         done = threading.Event()
         errors: list[StorageError] = []
 
@@ -387,9 +380,9 @@ class LmdbStore:
         if errors:
             raise errors[0]
 
-    def _issue_deferred_from_any_thread(self) -> None:
-        """Hand the deferred rows over; from another thread, in the loop's (which
-        owns them) while it runs."""
+    def _issue_all(self) -> None:
+        """Hand the deferred rows over and see that they are committed; from another
+        thread, in the loop's (which owns them) while it runs."""
         if not self._deferred:
             return
         loop = self._owner_loop
@@ -401,8 +394,7 @@ class LmdbStore:
 
         def issue() -> None:
             try:
-                if self._deferred:
-                    self._issue_all()
+                self._issue_all()
             finally:
                 issued.set()
         loop.call_soon_threadsafe(issue)
