@@ -5,12 +5,14 @@ Either way every message arrives once and in order."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from actormq.actors.forwarding import ASK_EVERY
+from actormq.actors.forwarding import ASK_EVERY, IDLE_SECONDS
 from tests.integration.clients import connect, unique
 from tests.integration.test_durable_asks import durable_asks, watch_asks
-from tests.integration.test_workers import numbers, publish_numbers, routed
+from tests.integration.test_workers import numbers, routed
 from tests.integration.test_workers_core import start_node
 
 pytestmark = pytest.mark.timeout(90)
@@ -40,8 +42,10 @@ def clean_pair(node, qos: int):
 @pytest.mark.parametrize("qos", [1, 2])
 def test_messages_alone_on_the_bus_ask_nothing_and_keep_their_order(node, qos):
     topic, watcher, subscriber, publisher, asked = clean_pair(node, qos)
-    count = 3 * ASK_EVERY       # one at a time: each waits for its acknowledgement
-    publish_numbers(publisher, topic, range(count), qos=qos)
+    count = 3 * ASK_EVERY
+    for number in range(count):     # one at a time, after the bus has been idle
+        time.sleep(10 * IDLE_SECONDS)
+        publisher.publish(topic, str(number).encode(), qos=qos)
     assert numbers(subscriber) == list(range(count))
     assert durable_asks(watcher) == asked, "a message alone on the bus asked for an answer"
 
