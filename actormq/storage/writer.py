@@ -52,6 +52,11 @@ class CommitDue:
     """A batch has started: commit it when it is full or its interval has passed."""
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointDue:
+    """With the write-ahead log: apply what it holds to LMDB (see checkpoint.py)."""
+
+
 class PendingWrites:
     """Issued, not yet committed writes; shared by the issuing thread and the writer."""
 
@@ -64,7 +69,9 @@ class PendingWrites:
         self._taken: list[list[Op]] = []       # batches being committed, oldest first
         self._overlay: PendingOverlay | None = None     # None while no read needs it
         self._issued = 0
-        self._settled = 0
+        self._settled = 0                      # committed to LMDB (or rejected)
+        self._durable = 0                      # in LMDB or in the write-ahead log
+        self._stored: deque[tuple[int, Callable[[], None], ErrorCallback | None, object]] = deque()
         self._callbacks: deque[tuple[int, Callable[[], None], ErrorCallback | None, object]] = deque()
         self._first_at = 0.0
         self._urgent = False
@@ -183,10 +190,25 @@ class PendingWrites:
         """Queue `callback` behind every op issued so far, to run in the writer's
         thread or, given an event loop, in the loop's; False when nothing is pending."""
         with self._lock:
-            if self._settled >= self._issued:
+            if self._durable >= self._issued:
                 return False
             self._callbacks.append((self._issued, callback, on_error, loop))
             return True
+
+    def when_stored(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
+                    loop=None) -> bool:
+        """Queue `callback` behind every op issued so far until it is in LMDB itself
+        (not only logged: another process reads it next); False when it is already."""
+        with self._lock:
+            if self._settled >= self._issued:
+                return False
+            self._stored.append((self._issued, callback, on_error, loop))
+            return True
+
+    @property
+    def unstored(self) -> bool:
+        """Some ops are durable (logged) but not in LMDB yet."""
+        return self._settled < self._durable
 
     def when_room(self, callback: Callable[[], None]) -> None:
         """Run `callback` (in the writer's thread) once the writer is no longer
@@ -225,13 +247,33 @@ class PendingWrites:
                 self._taken.append(ops)
             return ops, bool(self._ops)
 
+    def logged(self, ops: list[Op], inline_loop=None, error: StorageError | None = None) -> None:
+        """`ops` (the oldest taken batch not logged yet) are in the write-ahead log:
+        run the durability callbacks they cover; they stay pending (and seen by
+        reads) until a checkpoint puts them into LMDB (`taken` and `settle`)."""
+        with self._lock:
+            self._durable = ops[-1][0]
+            due = []
+            while self._callbacks and self._callbacks[0][0] <= self._durable:
+                due.append(self._callbacks.popleft())
+        _run_due(due, error, inline_loop)
+
+    def taken(self) -> tuple[int, list[Op]]:
+        """The batches taken (and logged) so far: how many, and their ops in order."""
+        with self._lock:
+            batches = list(self._taken)
+        return len(batches), [op for batch in batches for op in batch]
+
     def settle(self, ops: list[Op], rejected: set[int], error: StorageError | None = None,
-               inline_loop=None) -> None:
+               inline_loop=None, batches: int = 0) -> None:
         """Forget committed (or rejected) ops and run the callbacks they cover (those
-        of `inline_loop`, the loop of the calling thread, at once too)."""
+        of `inline_loop`, the loop of the calling thread, at once too); `batches`:
+        the number of taken batches they are (0: the oldest, if it is `ops`)."""
         with self._lock:
             taken = self._taken
-            if taken and taken[0] is ops:
+            if batches:
+                del taken[:batches]
+            elif taken and taken[0] is ops:
                 del taken[0]
             if ops[0][0] == self._settled + 1 and ops[-1][0] == self._issued:
                 # these are all the unsettled ops: forget them at once
@@ -246,10 +288,13 @@ class PendingWrites:
                         freed += len(key) + len(value) + ROW_OVERHEAD
                 self.pending_bytes -= freed
             self._settled = ops[-1][0]
+            self._durable = max(self._durable, self._settled)
             self._cond.notify_all()
             due = []
-            while self._callbacks and self._callbacks[0][0] <= self._settled:
+            while self._callbacks and self._callbacks[0][0] <= self._durable:
                 due.append(self._callbacks.popleft())
+            while self._stored and self._stored[0][0] <= self._settled:
+                due.append(self._stored.popleft())
             room: list[Callable[[], None]] = []
             if self.backlogged and self._issued - self._settled <= self._max_pending // 2:
                 self.backlogged = False
@@ -364,7 +409,7 @@ class StorageWriter(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(self, committer: Committer, pending: PendingWrites, commit_interval: float) -> None:
+    def __init__(self, committer, pending: PendingWrites, commit_interval: float) -> None:
         super().__init__()
         self._committer = committer
         self._pending = pending
@@ -377,3 +422,7 @@ class StorageWriter(pykka.ThreadingActor):
                 self.actor_ref.tell(CommitDue())
             if ops:
                 self._committer.commit(ops)
+        elif isinstance(message, CheckpointDue):
+            checkpoint = getattr(self._committer, "checkpoint", None)
+            if checkpoint is not None:
+                checkpoint()
