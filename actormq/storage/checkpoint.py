@@ -12,9 +12,12 @@ LMDB, only the last write of each key is applied. The checkpoint's
 transaction also records the last log record it holds (see log.py), then the
 log starts over from its top.
 
-A checkpoint is due CHECKPOINT_SECONDS after the first write it would take
-(the owner's timer: `schedule`), at once when the log holds more than
-CHECKPOINT_BYTES, and whenever another process is about to read the rows
+A checkpoint is made when the log has been idle for a tick (IDLE_SECONDS
+without a record: the owner's timer, `schedule` and `tick`), so LMDB is
+written when the broker has nothing else to do, not while a burst of
+publishes waits for its acknowledgements; at the latest CHECKPOINT_SECONDS
+after the first record it takes, or at once when the log holds more than
+CHECKPOINT_BYTES; and whenever another process is about to read the rows
 (`LmdbStore.flush`, `when_stored`: a hand-over, a stop). Writes to the
 retained table, which every worker writes, are not logged: they are
 committed to LMDB with their batch, as without the log.
@@ -23,6 +26,7 @@ committed to LMDB with their batch, as without the log.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from actormq.errors import StorageError
@@ -31,8 +35,9 @@ from actormq.storage.writer import Committer, Op
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_SECONDS = 0.1
-CHECKPOINT_BYTES = 8 << 20
+IDLE_SECONDS = 0.05
+CHECKPOINT_SECONDS = 2.0
+CHECKPOINT_BYTES = 16 << 20
 
 
 def last_writes(ops: list[Op]) -> list[Op]:
@@ -56,6 +61,8 @@ class LoggedCommitter(Committer):
         self.log = write_log
         self.schedule: Callable[[], None] | None = None     # asks for a checkpoint in a while
         self._scheduled = False
+        self._seen = 0          # the last record at the previous tick
+        self._since = 0.0       # when the oldest record not in LMDB was written
 
     def commit(self, ops: list[Op], inline_loop=None) -> None:
         unlogged: list[Op] = []
@@ -73,15 +80,30 @@ class LoggedCommitter(Committer):
             log.error("the store is full: %d retained messages were not saved", len(rejected))
             failed = StorageError(f"{len(rejected)} writes did not fit in the store and were not saved")
         self._pending.logged(ops, inline_loop, failed)
+        if self.log.number == self.log.applied + 1:
+            self._since = time.monotonic()
         if self.log.offset >= CHECKPOINT_BYTES:
             self.checkpoint(inline_loop)
         elif not self._scheduled and self.schedule is not None:
             self._scheduled = True
+            self._seen = self.log.number
+            self.schedule()
+
+    def tick(self, inline_loop=None) -> None:
+        """The timer: checkpoint if no record came since the last tick or the
+        oldest has waited CHECKPOINT_SECONDS; else look again in a tick."""
+        self._scheduled = False
+        if not self.log.unapplied:
+            return
+        if self.log.number == self._seen or time.monotonic() - self._since >= CHECKPOINT_SECONDS:
+            self.checkpoint(inline_loop)
+        elif self.schedule is not None:
+            self._scheduled = True
+            self._seen = self.log.number
             self.schedule()
 
     def checkpoint(self, inline_loop=None) -> None:
         """Apply every logged batch to LMDB in one transaction and start the log over."""
-        self._scheduled = False
         batches, ops = self._pending.taken()
         if not batches:
             return

@@ -56,7 +56,7 @@ import pykka
 from actormq.errors import StorageError, StorageFullError
 from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, check_key, check_keys,
                                   check_table, scan_floor)
-from actormq.storage.checkpoint import CHECKPOINT_SECONDS, LoggedCommitter
+from actormq.storage.checkpoint import IDLE_SECONDS, LoggedCommitter
 from actormq.storage.lmdb_env import LmdbEnv
 from actormq.storage.log import WriteLog, recover
 from actormq.storage.loop_commits import LoopCommits
@@ -76,6 +76,7 @@ WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
 DEFER_BUDGET = 1 << 20       # at most this many bytes of rows deferred per owner and turn
 _COMMIT_DUE = CommitDue()
 _CHECKPOINT_DUE = CheckpointDue()
+_CHECKPOINT_TICK = CheckpointDue(now=False)
 _KEY = itemgetter(0)
 
 
@@ -190,14 +191,14 @@ class LmdbStore:
             self._committer.schedule = self._checkpoint_later
 
     def _checkpoint_later(self) -> None:
-        """With sync on: the writer thread checkpoints in CHECKPOINT_SECONDS."""
-        timer = threading.Timer(CHECKPOINT_SECONDS, self._tell_checkpoint)
+        """With sync on: the writer thread's checkpoint timer ticks in IDLE_SECONDS."""
+        timer = threading.Timer(IDLE_SECONDS, self._tell_checkpoint)
         timer.daemon = True
         timer.start()
 
     def _tell_checkpoint(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
-            self._writer.tell(_CHECKPOINT_DUE)
+            self._writer.tell(_CHECKPOINT_TICK)
 
     def recover_logs(self) -> int:
         """Replay into LMDB the log of every process that is gone (a dead worker's,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from actormq.storage.checkpoint import CHECKPOINT_SECONDS
+from actormq.storage.checkpoint import IDLE_SECONDS
 from actormq.storage.writer import Committer, PendingWrites
 
 
@@ -84,9 +84,14 @@ class LoopCommits:
 
     def _schedule_checkpoint(self) -> None:
         if threading.get_ident() == self._thread:
-            self._loop.call_later(CHECKPOINT_SECONDS, self.checkpoint)
+            self._loop.call_later(IDLE_SECONDS, self._tick)
         else:
-            self._loop.call_soon_threadsafe(self._loop.call_later, CHECKPOINT_SECONDS, self.checkpoint)
+            self._loop.call_soon_threadsafe(self._loop.call_later, IDLE_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._committer.tick(self._loop)
 
     def checkpoint(self) -> None:
         """Apply what the log holds to LMDB now, in the calling thread."""

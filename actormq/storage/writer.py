@@ -54,7 +54,10 @@ class CommitDue:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointDue:
-    """With the write-ahead log: apply what it holds to LMDB (see checkpoint.py)."""
+    """With the write-ahead log: apply what it holds to LMDB now, or (`now`
+    False: the timer) if the log has been idle (see checkpoint.py)."""
+
+    now: bool = True
 
 
 class PendingWrites:
@@ -97,7 +100,7 @@ class PendingWrites:
                 self._overlay.note(seq, table, key, value)
             if value is not None:
                 self.pending_bytes += size or len(key) + len(value) + ROW_OVERHEAD
-            if starts or len(ops) >= self.commit_batch or seq - self._settled >= self._max_pending:
+            if starts or len(ops) >= self.commit_batch or seq - self._durable >= self._max_pending:
                 self._grown(starts)
         if self.backlogged and self.on_backlog is not None:
             self.on_backlog()
@@ -149,7 +152,7 @@ class PendingWrites:
             self._first_at = time.monotonic()
         if len(self._ops) >= self.commit_batch:
             self._cond.notify_all()
-        if self._issued - self._settled >= self._max_pending:
+        if self._issued - self._durable >= self._max_pending:
             self.backlogged = True
 
     def _overlay_now(self) -> PendingOverlay:
@@ -256,7 +259,13 @@ class PendingWrites:
             due = []
             while self._callbacks and self._callbacks[0][0] <= self._durable:
                 due.append(self._callbacks.popleft())
+            room: list[Callable[[], None]] = []
+            if self.backlogged and self._issued - self._durable <= self._max_pending // 2:
+                self.backlogged = False
+                room, self._room_callbacks = self._room_callbacks, []
         _run_due(due, error, inline_loop)
+        for callback in room:
+            _run_callback(callback, None, None)
 
     def taken(self) -> tuple[int, list[Op]]:
         """The batches taken (and logged) so far: how many, and their ops in order."""
@@ -296,7 +305,7 @@ class PendingWrites:
             while self._stored and self._stored[0][0] <= self._settled:
                 due.append(self._stored.popleft())
             room: list[Callable[[], None]] = []
-            if self.backlogged and self._issued - self._settled <= self._max_pending // 2:
+            if self.backlogged and self._issued - self._durable <= self._max_pending // 2:
                 self.backlogged = False
                 room, self._room_callbacks = self._room_callbacks, []
         if rejected and error is None:
@@ -423,6 +432,6 @@ class StorageWriter(pykka.ThreadingActor):
             if ops:
                 self._committer.commit(ops)
         elif isinstance(message, CheckpointDue):
-            checkpoint = getattr(self._committer, "checkpoint", None)
-            if checkpoint is not None:
-                checkpoint()
+            committer = self._committer
+            if hasattr(committer, "checkpoint"):
+                committer.checkpoint() if message.now else committer.tick()
