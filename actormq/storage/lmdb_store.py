@@ -437,13 +437,17 @@ class LmdbStore:
             return
         if self._loop_commits is not None:
             self._loop_commits.commit_all()
-            if self._log is not None:
+            if self._log is not None:   # the writer thread must not commit around the log
                 self._loop_commits.checkpoint()
+                return self._wait_flushed(done, errors)
         self._pending.urge()
         with contextlib.suppress(pykka.ActorDeadError):   # a stopped writer: the wait says so
             self._writer.tell(_COMMIT_DUE)  # a batch the loop would hand over at the end of its turn
             if self._log is not None:
                 self._writer.tell(_CHECKPOINT_DUE)
+        self._wait_flushed(done, errors)
+
+    def _wait_flushed(self, done: threading.Event, errors: list) -> None:
         while not done.wait(FLUSH_POLL):
             if not self._writer.is_alive():
                 raise StorageError(f"the storage writer of {self._env.path} is not running")
