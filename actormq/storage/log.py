@@ -219,9 +219,10 @@ def replay_ops(data, applied: int) -> tuple[list[Op], int]:
     return ops, last
 
 
-def recover(data_dir: str, env) -> int:
+def recover(data_dir: str, env, dead_pid: int | None = None) -> int:
     """Replay into `env` (an LmdbEnv) the log of every process that is gone, then
-    remove it; the number of ops replayed."""
+    remove it; the number of ops replayed. The log of `dead_pid`, known to be
+    dead, is waited for should another process be replaying it right now."""
     directory = log_dir(data_dir)
     try:
         names = sorted(name for name in os.listdir(directory) if name.endswith(SUFFIX))
@@ -236,7 +237,7 @@ def recover(data_dir: str, env) -> int:
             continue        # replayed by another process meanwhile
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if name == f"{dead_pid}{SUFFIX}" else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue    # its process is alive
             if os.fstat(fd).st_nlink == 0:
