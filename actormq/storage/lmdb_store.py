@@ -36,7 +36,7 @@ page is seldom full) above the limit. The estimate is pessimistic until the
 writer commits what is pending; should a row pass it and still not fit, the
 writer rejects it at commit and those waiting on it are told (when_durable's
 on_error). A refusing store logs it once, then at most every
-REFUSAL_LOG_SECONDS, and once more when the rows in use are a safety margin
+REFUSAL_LOG_SECONDS (refusals.py), and once more when the rows in use are a safety margin
 below the limit again.
 """
 
@@ -46,7 +46,6 @@ import contextlib
 import logging
 import sys
 import threading
-import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from operator import itemgetter
@@ -58,6 +57,7 @@ from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, c
                                   check_table, scan_floor)
 from actormq.storage.checkpoint import IDLE_SECONDS, LoggedCommitter
 from actormq.storage.lmdb_env import LmdbEnv
+from actormq.storage.refusals import Refusals
 from actormq.storage.log import WriteLog, recover
 from actormq.storage.loop_commits import LoopCommits
 from actormq.storage.writer import (ROW_OVERHEAD, CheckpointDue, CommitDue, Committer, ErrorCallback,
@@ -71,7 +71,6 @@ FLUSH_POLL = 1.0
 QUOTA_TABLES = frozenset({QUEUE, RETAINED})
 RESERVE_SHARE = 8            # the reserve is 1/8 of max_map_size ...
 MAX_RESERVE = 64 << 20       # ... but no more than this
-REFUSAL_LOG_SECONDS = 60.0
 WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
 DEFER_BUDGET = 1 << 20       # at most this many bytes of rows deferred per owner and turn
 _COMMIT_DUE = CommitDue()
@@ -92,33 +91,6 @@ def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
             i += 1
         yield pending[j]
         j += 1
-
-
-class _Refusals:
-    """Logs a store's refusals of rows once per episode, not once per row."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.count = 0
-        self._logged_at = 0.0
-
-    def refused(self, limit: int) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if self.count == 1:
-            log.warning("the store in %s is full (%d bytes for queued and retained messages): "
-                        "new ones are refused until space is freed", self.path, limit)
-        elif now - self._logged_at >= REFUSAL_LOG_SECONDS:
-            log.warning("the store in %s is still full: %d rows refused so far", self.path, self.count)
-        else:
-            return
-        self._logged_at = now
-
-    def accepted(self) -> None:
-        if self.count:
-            log.info("the store in %s takes rows again (%d were refused while it was full)",
-                        self.path, self.count)
-            self.count = 0
 
 
 class LmdbStore:
@@ -146,7 +118,7 @@ class LmdbStore:
         max_size = self._env.max_map_size
         self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
         self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
-        self._refusals = _Refusals(self._env.path)
+        self._refusals = Refusals(self._env.path)
         self._closed = False
 
     @property

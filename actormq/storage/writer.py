@@ -256,16 +256,22 @@ class PendingWrites:
         reads) until a checkpoint puts them into LMDB (`taken` and `settle`)."""
         with self._lock:
             self._durable = ops[-1][0]
-            due = []
-            while self._callbacks and self._callbacks[0][0] <= self._durable:
-                due.append(self._callbacks.popleft())
-            room: list[Callable[[], None]] = []
-            if self.backlogged and self._issued - self._durable <= self._max_pending // 2:
-                self.backlogged = False
-                room, self._room_callbacks = self._room_callbacks, []
+            due, room = self._now_durable()
         _run_due(due, error, inline_loop)
         for callback in room:
             _run_callback(callback, None, None)
+
+    def _now_durable(self) -> tuple[list, list[Callable[[], None]]]:
+        """The durability callbacks now due, and the room callbacks if the backlog
+        is over; the lock is held."""
+        due = []
+        while self._callbacks and self._callbacks[0][0] <= self._durable:
+            due.append(self._callbacks.popleft())
+        room: list[Callable[[], None]] = []
+        if self.backlogged and self._issued - self._durable <= self._max_pending // 2:
+            self.backlogged = False
+            room, self._room_callbacks = self._room_callbacks, []
+        return due, room
 
     def taken(self) -> tuple[int, list[Op]]:
         """The batches taken (and logged) so far: how many, and their ops in order."""
@@ -299,15 +305,9 @@ class PendingWrites:
             self._settled = ops[-1][0]
             self._durable = max(self._durable, self._settled)
             self._cond.notify_all()
-            due = []
-            while self._callbacks and self._callbacks[0][0] <= self._durable:
-                due.append(self._callbacks.popleft())
+            due, room = self._now_durable()
             while self._stored and self._stored[0][0] <= self._settled:
                 due.append(self._stored.popleft())
-            room: list[Callable[[], None]] = []
-            if self.backlogged and self._issued - self._durable <= self._max_pending // 2:
-                self.backlogged = False
-                room, self._room_callbacks = self._room_callbacks, []
         if rejected and error is None:
             error = StorageFullError(f"{len(rejected)} writes did not fit in the store and were not saved")
         _run_due(due, error, inline_loop)
