@@ -17,7 +17,7 @@ without a record: the owner's timer, `schedule` and `tick`), so LMDB is
 written when the broker has nothing else to do, not while a burst of
 publishes waits for its acknowledgements; at the latest CHECKPOINT_SECONDS
 after the first record it takes, or at once when the log holds more than
-CHECKPOINT_BYTES; and whenever another process is about to read the rows
+CHECKPOINT_BYTES or CHECKPOINT_WRITES writes wait in memory for it; and whenever another process is about to read the rows
 (`LmdbStore.flush`, `when_stored`: a hand-over, a stop). Writes to the
 retained table, which every worker writes, are not logged: they are
 committed to LMDB with their batch, as without the log.
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 0.05
 CHECKPOINT_SECONDS = 2.0
 CHECKPOINT_BYTES = 16 << 20
+CHECKPOINT_WRITES = 100_000
 
 
 def last_writes(ops: list[Op]) -> list[Op]:
@@ -61,6 +62,7 @@ class LoggedCommitter(Committer):
         self.log = write_log
         self.schedule: Callable[[], None] | None = None     # asks for a checkpoint in a while
         self._scheduled = False
+        self._writes = 0        # logged since the last checkpoint
         self._seen = 0          # the last record at the previous tick
         self._since = 0.0       # when the oldest record not in LMDB was written
 
@@ -82,7 +84,8 @@ class LoggedCommitter(Committer):
         self._pending.logged(ops, inline_loop, failed)
         if self.log.number == self.log.applied + 1:
             self._since = time.monotonic()
-        if self.log.offset >= CHECKPOINT_BYTES:
+        self._writes += len(ops)
+        if self.log.offset >= CHECKPOINT_BYTES or self._writes >= CHECKPOINT_WRITES:
             self.checkpoint(inline_loop)
         elif not self._scheduled and self.schedule is not None:
             self._scheduled = True
@@ -107,6 +110,7 @@ class LoggedCommitter(Committer):
         batches, ops = self._pending.taken()
         if not batches:
             return
+        self._writes = 0
         rows = last_writes(ops)
         if self.log.unapplied:
             rows.append(self.log.mark_op())

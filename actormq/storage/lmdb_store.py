@@ -394,8 +394,9 @@ class LmdbStore:
             self._loop_commits.store_soon()
         else:
             self._pending.urge()
-            self._writer.tell(_COMMIT_DUE)
-            self._writer.tell(_CHECKPOINT_DUE)
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._writer.tell(_COMMIT_DUE)
+                self._writer.tell(_CHECKPOINT_DUE)
 
     def flush(self) -> None:
         """Commit everything pending into LMDB now and wait for it; raises if some of it failed."""
