@@ -178,6 +178,8 @@ class Takeover:
             if not unheld:
                 broker.discard_stored_session(client_id)
         else:
+            if broker.stores is not None:
+                broker.stores.recover_logs()    # its holder may have died with writes in its log
             record = broker.stored_session(client_id)
             if record is None or self.link.orphans.adopt(record, holder):
                 return
@@ -406,7 +408,7 @@ class Takeover:
         caller (orphans: TOOK)."""
         broker = self.broker
         if broker.stores is not None:
-            broker.stores.recover_logs(dead[1])     # the dead worker's last writes, before its sessions are read
+            broker.stores.recover_logs()    # the dead worker's last writes, before its sessions are read
         busy = broker.sessions.keys() | self._claiming.keys()
         candidates = [r.client_id for r in broker.stored_sessions() if r.client_id not in busy]
         if not candidates:

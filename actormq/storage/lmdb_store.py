@@ -172,11 +172,10 @@ class LmdbStore:
         with contextlib.suppress(pykka.ActorDeadError):
             self._writer.tell(_CHECKPOINT_TICK)
 
-    def recover_logs(self, dead_pid: int | None = None) -> int:
-        """Replay into LMDB the log of every process that is gone (that of the dead
-        worker `dead_pid` before its sessions are taken over, waiting for
-        another process that replays it now); the number of writes replayed."""
-        return recover(self._data_dir, self._env, dead_pid)
+    def recover_logs(self) -> int:
+        """Replay into LMDB the log of every process that is gone (a dead worker's,
+        before its sessions are taken over); the number of writes replayed."""
+        return recover(self._data_dir, self._env)
 
     # --- the writer's backlog ------------------------------------------------------
 

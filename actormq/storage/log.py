@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 LOG_DIR = "actormq.wal"
 SUFFIX = ".log"
-PREALLOCATE = 16 << 20      # with sync: zeros written ahead once, so a flush writes data only
+PREALLOCATE = 1 << 20       # with sync: zeros written ahead, so a flush writes data only; doubled as needed
 LOGGED_TABLES = frozenset({QUEUE, SESSION})
 MARK_PREFIX = b"log-applied:"
 
@@ -148,13 +148,14 @@ class WriteLog:
         building = f"{self.path}.new"
         fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)      # before it has the name a recovery looks for
+        self._fd = fd
+        self._ahead = 0         # with sync: the zeros written reach this far
         if sync:
-            os.write(fd, bytes(PREALLOCATE))
+            self._write_ahead(PREALLOCATE)
             os.fsync(fd)
         os.rename(building, self.path)
         if sync:
             _sync_dir(directory)
-        self._fd = fd
         self.sync = sync
         self.mark = mark_key(self.path)
         self.number = 0         # of the last record written
@@ -169,12 +170,21 @@ class WriteLog:
             return
         self.number += 1
         size = _HEADER.size + len(body)
+        if self.sync and self.offset + size > self._ahead:
+            self._write_ahead(max(2 * self._ahead, self.offset + size + PREALLOCATE))
         written = os.pwritev(self._fd, (record_header(self.number, body), body), self.offset)
         if written != size:
             raise OSError(f"short write to {self.path}")
         self.offset += written
         if self.sync:
             os.fdatasync(self._fd)
+
+    def _write_ahead(self, size: int) -> None:
+        """Zeros up to `size`: a flush after overwriting them writes data only, not
+        the file's new size and blocks (the filesystem's journal)."""
+        zeros = bytes(min(size - self._ahead, 1 << 20))
+        while self._ahead < size:
+            self._ahead += os.pwrite(self._fd, zeros[:size - self._ahead], self._ahead)
 
     @property
     def unapplied(self) -> bool:
@@ -219,10 +229,31 @@ def replay_ops(data, applied: int) -> tuple[list[Op], int]:
     return ops, last
 
 
-def recover(data_dir: str, env, dead_pid: int | None = None) -> int:
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def _owner(name: str) -> int | None:
+    stem = name[:-len(SUFFIX)]
+    return int(stem) if stem.isdigit() else None
+
+
+def recover(data_dir: str, env) -> int:
     """Replay into `env` (an LmdbEnv) the log of every process that is gone, then
-    remove it; the number of ops replayed. The log of `dead_pid`, known to be
-    dead, is waited for should another process be replaying it right now."""
+    remove it; the number of ops replayed. A dead process's log that another
+    process is replaying right now is waited for, so that what it holds is in
+    LMDB when this returns."""
     directory = log_dir(data_dir)
     try:
         names = sorted(name for name in os.listdir(directory) if name.endswith(SUFFIX))
@@ -237,9 +268,12 @@ def recover(data_dir: str, env, dead_pid: int | None = None) -> int:
             continue        # replayed by another process meanwhile
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX if name == f"{dead_pid}{SUFFIX}" else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                continue    # its process is alive
+                owner = _owner(name)
+                if owner is None or _alive(owner):
+                    continue    # its process is alive
+                fcntl.flock(fd, fcntl.LOCK_EX)      # another process replays it: wait for that
             if os.fstat(fd).st_nlink == 0:
                 continue    # replayed by another process meanwhile
             replayed += _replay(path, fd, env)

@@ -40,11 +40,11 @@ class Stores:
         return tuple(WriterBacklog(store, loop) for store in self.owned
                      if isinstance(store, LmdbStore))
 
-    def recover_logs(self, dead_pid: int | None = None) -> None:
+    def recover_logs(self) -> None:
         """Replay the write-ahead logs of dead processes into LMDB (see log.py)."""
         for store in self.owned:
             if isinstance(store, LmdbStore):
-                store.recover_logs(dead_pid)
+                store.recover_logs()
 
     def flush(self) -> None:
         """Block until every pending write of every store is committed."""
