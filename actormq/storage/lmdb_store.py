@@ -472,8 +472,9 @@ class LmdbStore:
     def _close_log(self) -> None:
         """Everything logged is in LMDB (flush): the log and its mark go."""
         try:
-            if not self._pending.failure:
+            done = not self._pending.failure
+            self._log.close(remove=done)
+            if done:    # after the log: a stop cut short in between leaves the mark, not the log
                 self._env.commit([self._log.mark_op()[:3] + (None,)])
-            self._log.close(remove=not self._pending.failure)
         except (OSError, StorageError) as error:
             log.error("closing the write-ahead log %s: %s", self._log.path, error)

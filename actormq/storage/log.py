@@ -291,7 +291,9 @@ def _replay(path: str, fd: int, env) -> int:
     ops, last = replay_ops(data, applied)
     if ops:
         log.info("replaying %d writes logged by a process that is gone (%s)", len(ops), path)
-    ops.append((0, META, mark, None))
+    count = len(ops)
+    ops.append((0, META, mark, struct.pack("<Q", last)))
     env.commit(ops)
-    os.unlink(path)
-    return len(ops) - 1
+    os.unlink(path)     # then the mark: a replay stopped in between finds it
+    env.commit([(0, META, mark, None)])
+    return count
