@@ -231,17 +231,11 @@ def replay_ops(data, applied: int) -> tuple[list[Op], int]:
 
 def _alive(pid: int) -> bool:
     """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    import psutil       # here: a worker that never recovers a log does not load it
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
-    except OSError:
-        return True
 
 
 def _owner(name: str) -> int | None:

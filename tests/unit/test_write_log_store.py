@@ -33,6 +33,14 @@ def logged_store(path, loop, sync: bool) -> LmdbStore:
     return store
 
 
+@pytest.fixture
+def store(tmp_path, loop):
+    """A logged store with sync off, closed after the test."""
+    store = logged_store(tmp_path, loop, sync=False)
+    yield store
+    store.close()
+
+
 def logs(path) -> list[str]:
     return sorted(name for name in os.listdir(path / LOG_DIR) if name.endswith(".log"))
 
@@ -66,24 +74,20 @@ def test_a_write_is_acknowledged_once_logged_and_reaches_lmdb_at_the_idle_checkp
         store.close()
 
 
-def test_a_row_put_and_deleted_before_the_checkpoint_never_reaches_lmdb(tmp_path, loop):
-    store = logged_store(tmp_path, loop, sync=False)
-    try:
-        store.put(QUEUE, queue_key("c", 1), b"gone soon")
-        store.put(QUEUE, queue_key("c", 2), b"kept")
+def test_a_row_put_and_deleted_before_the_checkpoint_never_reaches_lmdb(store, loop):
+    store.put(QUEUE, queue_key("c", 1), b"gone soon")
+    store.put(QUEUE, queue_key("c", 2), b"kept")
 
-        async def turn() -> None:
-            await asyncio.sleep(0)
-            store.delete(QUEUE, queue_key("c", 1))
-            await asyncio.sleep(0)
-        loop.run_until_complete(turn())
-        assert store.usage()["writes"] == 0
-        store.flush()
-        # the delete of a key LMDB never had, the put that stays, the log's mark
-        assert store.usage()["writes"] == 3
-        assert [key for key, _ in store.scan(QUEUE)] == [queue_key("c", 2)]
-    finally:
-        store.close()
+    async def turn() -> None:
+        await asyncio.sleep(0)
+        store.delete(QUEUE, queue_key("c", 1))
+        await asyncio.sleep(0)
+    loop.run_until_complete(turn())
+    assert store.usage()["writes"] == 0
+    store.flush()
+    # the delete of a key LMDB never had, the put that stays, the log's mark
+    assert store.usage()["writes"] == 3
+    assert [key for key, _ in store.scan(QUEUE)] == [queue_key("c", 2)]
 
 
 @pytest.mark.parametrize("sync", [False, True])
@@ -153,12 +157,8 @@ def test_the_log_of_a_killed_process_is_replayed_by_the_next_store(tmp_path, syn
         store.close()
 
 
-def test_a_live_process_log_is_left_alone(tmp_path, loop):
-    store = logged_store(tmp_path, loop, sync=False)
-    try:
-        store.put(QUEUE, queue_key("c", 1), b"m1")
-        run_until(loop, lambda: os.path.getsize(tmp_path / LOG_DIR / logs(tmp_path)[0]) > 0)
-        assert store.recover_logs() == 0
-        assert logs(tmp_path) == [f"{os.getpid()}.log"]
-    finally:
-        store.close()
+def test_a_live_process_log_is_left_alone(store, tmp_path, loop):
+    store.put(QUEUE, queue_key("c", 1), b"m1")
+    run_until(loop, lambda: os.path.getsize(tmp_path / LOG_DIR / logs(tmp_path)[0]) > 0)
+    assert store.recover_logs() == 0
+    assert logs(tmp_path) == [f"{os.getpid()}.log"]
