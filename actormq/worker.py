@@ -39,6 +39,7 @@ from actormq.hooks.reconfigure import watch_settings as watch_plugin_settings
 from actormq.inprocess import NodeEnd
 from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
+from actormq.sched_slice import apply_worker_slice
 
 log = logging.getLogger("actormq.worker")
 
@@ -95,6 +96,7 @@ class Worker:
         self._watching = False
 
     def run(self) -> int:
+        apply_worker_slice(self.config["worker.sched_slice_us"])
         asyncio.set_event_loop(self.loop)
         try:
             return self.loop.run_until_complete(self._main())
