@@ -8,7 +8,9 @@ client's packet runs before the batch work around it has used up its slice.
 The slice of the calling thread is set (the worker's event loop; threads
 it starts later inherit it). A thread under a real-time policy
 (`chrt -f`) keeps it: its slice means nothing there, and setting the
-SCHED_OTHER slice would take the real-time policy away.
+SCHED_OTHER slice would take the real-time policy away. Python's `os` has
+no binding for sched_setattr: the system call goes through ctypes. Older
+kernels take the call and ignore the slice.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import ctypes.util
 import logging
 import os
 import platform
+import sys
 
 log = logging.getLogger("actormq.worker")
 
 SCHED_OTHER = 0
 SCHED_BATCH = 3
 FAIR_POLICIES = (SCHED_OTHER, SCHED_BATCH)
+REAL_TIME = "the thread runs under real-time policy"
 MIN_SLICE_US = 100          # the kernel clamps a custom slice to 0.1..100 ms
-MAX_SLICE_US = 100_000
 # sched_setattr, sched_getattr: the same numbers on x86_64 and the arm64/riscv table
 _SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275), "arm64": (274, 275), "riscv64": (274, 275)}
 
@@ -44,6 +47,8 @@ def _libc():
 
 
 def _numbers() -> tuple[int, int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
     return _SYSCALLS.get(platform.machine())
 
 
@@ -51,7 +56,7 @@ def get_attr(tid: int = 0) -> SchedAttr:
     """The scheduling attributes of a thread (0: the calling one)."""
     numbers = _numbers()
     if numbers is None:
-        raise OSError(f"sched_getattr: unknown on {platform.machine()}")
+        raise OSError(f"sched_getattr: unknown on {sys.platform} {platform.machine()}")
     attr = SchedAttr()
     if _libc().syscall(numbers[1], tid, ctypes.byref(attr), ctypes.sizeof(attr), 0) != 0:
         errno = ctypes.get_errno()
@@ -64,13 +69,13 @@ def set_slice(slice_us: int) -> str | None:
     default). Returns why it was not set, or None once it is."""
     numbers = _numbers()
     if numbers is None:
-        return f"not on {platform.machine()}"
+        return f"not on {sys.platform} {platform.machine()}"
     try:
         attr = get_attr()
     except OSError as exc:
         return str(exc)
     if attr.sched_policy not in FAIR_POLICIES:
-        return f"the thread runs under real-time policy {attr.sched_policy}"
+        return f"{REAL_TIME} {attr.sched_policy}"
     attr.size = ctypes.sizeof(attr)
     attr.sched_flags = 0
     attr.sched_runtime = slice_us * 1000
@@ -81,9 +86,11 @@ def set_slice(slice_us: int) -> str | None:
 
 
 def apply_worker_slice(slice_us: int) -> None:
-    """Set the configured slice on the worker's thread; one log line if it cannot."""
+    """Set the configured slice on the worker's thread; one log line if it cannot
+    (at debug when the worker runs under a real-time policy: chrt chose for it)."""
     if not slice_us:
         return
     reason = set_slice(slice_us)
-    if reason is not None:
-        log.info("worker.sched_slice_us = %d not applied: %s", slice_us, reason)
+    if reason is not None:     # under chrt the setting means nothing: not worth a line at info
+        log.log(logging.DEBUG if reason.startswith(REAL_TIME) else logging.INFO,
+                "worker.sched_slice_us = %d not applied: %s", slice_us, reason)
