@@ -6,7 +6,7 @@ privilege. A shorter slice gives the thread an earlier deadline when it
 wakes, so it takes a core from a busy thread sooner: a worker woken by a
 client's packet runs before the batch work around it has used up its slice.
 The slice of the calling thread is set (the worker's event loop; threads
-it starts later inherit it). A thread under a real-time policy
+it starts later, and processes, inherit it). A thread under a real-time policy
 (`chrt -f`) keeps it: its slice means nothing there, and setting the
 SCHED_OTHER slice would take the real-time policy away. Python's `os` has
 no binding for sched_setattr: the system call goes through ctypes. Older
