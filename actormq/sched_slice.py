@@ -85,12 +85,19 @@ def set_slice(slice_us: int) -> str | None:
     return None
 
 
-def apply_worker_slice(slice_us: int) -> None:
+def apply_worker_slice(slice_us: int, at_start: bool = True) -> None:
     """Set the configured slice on the worker's thread; one log line if it cannot
-    (at debug when the worker runs under a real-time policy: chrt chose for it)."""
-    if not slice_us:
+    (at debug when the worker runs under a real-time policy: chrt chose for it).
+    0 at the start leaves the thread alone; on a reload it gives the thread
+    the kernel's default back."""
+    if not slice_us and at_start:
         return
     reason = set_slice(slice_us)
     if reason is not None:     # under chrt the setting means nothing: not worth a line at info
         log.log(logging.DEBUG if reason.startswith(REAL_TIME) else logging.INFO,
                 "worker.sched_slice_us = %d not applied: %s", slice_us, reason)
+
+
+def reload_worker_slice(config) -> None:
+    """A reload (SIGHUP) that changed `worker.sched_slice_us`."""
+    apply_worker_slice(config["worker.sched_slice_us"], at_start=False)

@@ -1,11 +1,14 @@
 """`worker.sched_slice_us`: every worker process of a node (`-w 2`) and the
 worker that runs in the node's own process (`-w 1`) ask the kernel for the
 configured slice, read back from /proc; the node's own threads and the
-clients keep the kernel's default, and messages flow across the workers."""
+clients keep the kernel's default, and messages flow across the workers. A
+reload (SIGHUP) with a new value applies it, and 0 gives the kernel's back."""
 
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import psutil
 import pytest
@@ -71,3 +74,34 @@ def test_a_bad_value_is_refused_with_the_key_named(tmp_path):
     assert done.returncode != 0
     assert "worker.sched_slice_us" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def wait_for_slice(pid: int, expected: int) -> None:
+    deadline = time.monotonic() + 10
+    while (found := slice_ns(pid)) != expected:
+        assert time.monotonic() < deadline, f"slice of {pid} stayed {found}, expected {expected}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("worker_count", [1, 2])
+def test_a_reload_applies_a_new_slice_and_zero_gives_the_kernels_back(tmp_path, worker_count):
+    conf = tmp_path / "actormq.conf"
+    conf.write_text("worker.sched_slice_us = 250\n")
+    actormq_only("actormq worker scheduling")
+    broker = start_broker(tmp_path, "-c", str(conf), workers=worker_count)
+    try:
+        workers = psutil.Process(broker.proc.pid).children() if worker_count > 1 else \
+            [psutil.Process(broker.proc.pid)]
+        assert len(workers) == worker_count
+        for worker in workers:
+            assert slice_ns(worker.pid) == 250_000
+        conf.write_text("worker.sched_slice_us = 800\n")
+        broker.proc.send_signal(signal.SIGHUP)
+        for worker in workers:
+            wait_for_slice(worker.pid, 800_000)
+        conf.write_text("worker.sched_slice_us = 0\n")
+        broker.proc.send_signal(signal.SIGHUP)
+        for worker in workers:
+            wait_for_slice(worker.pid, proc_slice_ns(os.getpid()))
+    finally:
+        broker.stop()
