@@ -43,6 +43,7 @@ class SchedAttr(ctypes.Structure):
 
 
 def _libc():
+    # syscall() is variadic: its arguments go as longs (c_long), not as C ints
     return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
@@ -58,7 +59,8 @@ def get_attr(tid: int = 0) -> SchedAttr:
     if numbers is None:
         raise OSError(f"sched_getattr: unknown on {sys.platform} {platform.machine()}")
     attr = SchedAttr()
-    if _libc().syscall(numbers[1], tid, ctypes.byref(attr), ctypes.sizeof(attr), 0) != 0:
+    if _libc().syscall(ctypes.c_long(numbers[1]), ctypes.c_long(tid), ctypes.byref(attr),
+                       ctypes.c_long(ctypes.sizeof(attr)), ctypes.c_long(0)) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"sched_getattr: {os.strerror(errno)}")
     return attr
@@ -79,7 +81,8 @@ def set_slice(slice_us: int) -> str | None:
     attr.size = ctypes.sizeof(attr)
     attr.sched_flags = 0
     attr.sched_runtime = slice_us * 1000
-    if _libc().syscall(numbers[0], 0, ctypes.byref(attr), 0) != 0:
+    if _libc().syscall(ctypes.c_long(numbers[0]), ctypes.c_long(0), ctypes.byref(attr),
+                       ctypes.c_long(0)) != 0:
         errno = ctypes.get_errno()
         return f"sched_setattr: {os.strerror(errno)} (Linux 6.12 or later takes a slice)"
     return None
