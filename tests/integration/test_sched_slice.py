@@ -1,7 +1,7 @@
 """`worker.sched_slice_us`: every worker process of a node (`-w 2`) and the
 worker that runs in the node's own process (`-w 1`) ask the kernel for the
-configured slice, read back from /proc; the node's own threads and the
-clients keep the kernel's default, and messages flow across the workers. A
+configured slice, read back from /proc; the node's own thread keeps the
+kernel's default, and messages flow across the workers. A
 reload (SIGHUP) with a new value applies it, and 0 gives the kernel's back."""
 
 from __future__ import annotations
