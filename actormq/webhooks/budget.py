@@ -17,7 +17,8 @@ and a busy small one gives its sender ``share`` × cores. The CPU of the
 other processes is measured (the CPU time of the cores the sender may
 run on, less its own) every `RATE_PERIOD`; the sender's own CPU time is a
 token bucket (`burst` seconds of CPU at most saved up). Over the budget,
-`wait()` sleeps until the debt is paid: the sender sends in bursts and
+`wait()` closes the gate until the bucket is full again (one timer, however
+many lanes wait): the sender sends in bursts of about `burst` of CPU and
 sleeps between them; what it does not send meanwhile waits in its bounded
 queue, and what the worker cannot hand over for want of credit is dropped
 and counted there.
@@ -33,8 +34,9 @@ from typing import Callable
 import psutil
 
 SPARE_CORES = 1.0       # CPU the other processes must leave idle before the sender may go past its share
-RATE_PERIOD = 0.25      # s between measurements of the rest of the machine
+RATE_PERIOD = 0.5       # s between measurements of the rest of the machine
 BURST = 0.02            # s of CPU the sender may save up (its longest run before a pause)
+LONGEST_PAUSE = 1.0     # s: a costly delivery (a TLS handshake, a first call) is not paid back longer
 
 
 def cores_to_run_on() -> list[int]:
@@ -73,16 +75,19 @@ class CpuBudget:
         self._at = self._rate_at = clock()
         self._own = self._rate_own = own_cpu()
         self._rate_busy = busy(cores())
+        self._open = asyncio.Event()
+        self._open.set()
 
     def pause(self) -> float:
-        """Account for the CPU used since the last call; the seconds to pause before going on."""
+        """Account for the CPU used since the last call; 0 while within the budget, else the
+        seconds until the bucket is full again."""
         now, own = self._clock(), self._own_cpu()
         balance = self.balance + (now - self._at) * self.rate - (own - self._own)
-        self.balance = balance if balance < self.burst else self.burst
+        self.balance = min(self.burst, max(balance, -LONGEST_PAUSE * self.rate))
         self._at, self._own = now, own
         if now - self._rate_at >= RATE_PERIOD:
             self._measure(now, own)
-        return -self.balance / self.rate if self.balance < 0 else 0.0
+        return (self.burst - self.balance) / self.rate if self.balance < 0 else 0.0
 
     def _measure(self, now: float, own: float) -> None:
         """The rate from what the other processes used of the sender's cores since the last time."""
@@ -96,8 +101,15 @@ class CpuBudget:
 
     async def wait(self) -> None:
         """Return once the sender is within its budget (at once, mostly)."""
-        while (seconds := self.pause()) > 0:
-            await asyncio.sleep(seconds)
+        while True:
+            if not self._open.is_set():
+                await self._open.wait()
+                continue
+            seconds = self.pause()
+            if seconds <= 0:
+                return
+            self._open.clear()
+            asyncio.get_running_loop().call_later(seconds, self._open.set)
 
 
 def budget_for(share: float) -> CpuBudget | None:

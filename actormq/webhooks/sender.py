@@ -289,9 +289,11 @@ class HttpSink:
 
     def __init__(self, queue_size: int, settings: list) -> None:
         from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
+        from actormq.webhooks import events, vmq_bodies  # noqa: F401 (imported now, not by the first POST)
         max_connections, keepalive_s, timeout_s, tls = settings
         context = client_ssl_context(*tls) if any(tls[:3]) or not tls[3] else None
         self.pool = HttpPool(max_connections, keepalive_s, context)
+        self.pool.open()        # its TLS context too: start-up work, before the CPU budget counts
         # a lane per connection of the pool: as many POSTs in flight as the endpoint takes (a
         # client's events stay in order on its lane). The worker's credit bounds what waits
         # here; a lane that filled up would drop what the worker paid to hand over, so each
@@ -340,15 +342,15 @@ async def _serve(address: str, parent: int, queue_size: int, kind: str, settings
                  idle: bool, cpu_share: float) -> None:
     module, _, name = SINKS[kind].partition(":")
     sink = getattr(importlib.import_module(module), name)(queue_size, settings)
-    budget = budget_for(cpu_share)
-    if budget is not None:
-        sink.lanes.gate = budget.wait       # each delivery waits while the sender is over its budget
     tune_gc()
     socket = zmq.asyncio.Context.instance().socket(zmq.PAIR)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
     await socket.send(orjson.dumps({}))          # hello: the worker may send now
     lower_priority(nice, idle)      # only now: started at the broker's priority, it is ready at once
+    budget = budget_for(cpu_share)
+    if budget is not None:
+        sink.lanes.gate = budget.wait       # each delivery waits while the sender is over its budget
     reporter = asyncio.get_running_loop().create_task(_report(socket, sink, parent))
     try:
         while True:
