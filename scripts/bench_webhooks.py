@@ -24,8 +24,8 @@ Scenarios (`-w 1`; each one a pair of brokers, one without a hook ("none") and o
 How it measures, and why (the rounds of one scenario used to range up to 1.6x on a
 2-core machine, and a no-op plugin came out anywhere from 0.62x to 1.45x):
 
-- Both brokers of a pair are started once per half (below) and stay up: no round pays for a broker start, and
-  a hook's notification sender is measured once it is up (`senders_ready`).
+- Both brokers of a pair are started once per half (below) and stay up: no round pays for a
+  broker start, and a hook's notification sender is measured once it is up (`senders_ready`).
 - The pairs are run in two halves, each on a new pair of brokers: in the first half the broker
   without the hook is started first, in the second the one with it. Which of two identical
   brokers started first came out faster in some runs (the A/A case at 0.91x in one quiet run);
