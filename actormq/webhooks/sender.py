@@ -54,8 +54,8 @@ import zmq
 import zmq.asyncio
 
 from actormq.eventloop import new_event_loop
-from actormq.webhooks.budget import budget_for
 from actormq.gctune import tune_gc
+from actormq.webhooks.budget import budget_for
 
 log = logging.getLogger("actormq.webhooks")
 
