@@ -149,6 +149,7 @@ class ExhookPlugin(Plugin):
         self.deny_on_failure = config["exhook.request_failed_action"] == "deny"
         self.queue_size = config["exhook.queue_size"]
         self.sender_idle = config["exhook.sender_idle"]
+        self.sender_cpu_share = config["exhook.sender_cpu_share"]
         self.notifier: ExhookSender | LocalSender = LocalSender(self.queue_size)
         self._local_notifier = self.notifier
         self._switch: asyncio.Task | None = None
@@ -160,7 +161,7 @@ class ExhookPlugin(Plugin):
     async def start(self) -> None:
         for server in self.servers:
             await server.start()
-        self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size, self.sender_idle),
+        self._switch = use_when_ready(ExhookSender(self.servers, self.queue_size, self.sender_idle, self.sender_cpu_share),
                                       self._use_sender)
 
     def _use_sender(self, sender: ExhookSender) -> None:

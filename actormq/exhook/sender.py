@@ -22,7 +22,7 @@ from actormq.exhook import convert
 from actormq.exhook import exhook_pb2 as pb
 from actormq import __version__
 from actormq.webhooks.lanes import Lanes
-from actormq.webhooks.sender import NotificationProcess
+from actormq.webhooks.sender import CPU_SHARE, NotificationProcess
 
 log = logging.getLogger("actormq.exhook")
 
@@ -41,10 +41,11 @@ def _serialized(request) -> bytes:
 class ExhookSender(NotificationProcess):
     """The worker's side: notifications to ExHook servers, sent by the sender process."""
 
-    def __init__(self, servers, queue_size: int, idle: bool = True) -> None:
+    def __init__(self, servers, queue_size: int, idle: bool = True, cpu_share: float = CPU_SHARE) -> None:
         super().__init__("grpc", queue_size, [
             [server.name, server.target, server.secure, server.tls.cacertfile, server.tls.certfile,
-             server.tls.keyfile, server.timeout_s, server.node] for server in servers], idle=idle)
+             server.tls.keyfile, server.timeout_s, server.node] for server in servers], idle=idle,
+            cpu_share=cpu_share)
         self._targets: dict[tuple[str, str], bytes] = {}
 
     def put(self, server, method: str, build: Callable[[], convert.Fields], key: str) -> bool:

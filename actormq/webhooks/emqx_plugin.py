@@ -77,11 +77,12 @@ class EmqxWebHookPlugin(Plugin):
         self._switch: asyncio.Task | None = None
         self.sender_nice = config["webhooks.sender_nice"]
         self.sender_idle = config["webhooks.sender_idle"]
+        self.sender_cpu_share = config["webhooks.sender_cpu_share"]
 
     async def start(self) -> None:
         self._switch = use_when_ready(SenderProcess(self.notifier.queue_size, self.pool.max_connections,
                                                     60.0, self.web_hook.timeout_s, self.tls,
-                                                    self.sender_nice, self.sender_idle),
+                                                    self.sender_nice, self.sender_idle, self.sender_cpu_share),
                                       self._use_sender)
 
     def _use_sender(self, sender: SenderProcess) -> None:

@@ -57,7 +57,8 @@ class HttpPool:
         self.ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
-    def _open(self) -> aiohttp.ClientSession:
+    def open(self) -> aiohttp.ClientSession:
+        """The session (made on first use, or now)."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.max_connections,
                                              keepalive_timeout=self.keepalive_s,
@@ -68,7 +69,7 @@ class HttpPool:
     async def post(self, url: str, headers: Mapping[str, str], data: bytes, timeout_s: float) -> Reply:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self._open().post(url, data=data, headers=headers, timeout=timeout) as response:
+            async with self.open().post(url, data=data, headers=headers, timeout=timeout) as response:
                 return Reply(response.status, response.headers, await response.read())
         except asyncio.TimeoutError:
             raise HttpFailure(f"no answer within {timeout_s:g} s") from None

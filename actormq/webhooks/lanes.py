@@ -5,7 +5,8 @@ gRPC server), a few lanes — a bounded queue and the task that empties it
 by awaiting `deliver(target, item)`. `put(target, item, key)` never waits:
 the item goes to the lane of its key (a client id, so one client's events
 stay in order) or, when that lane is full, is dropped and counted; so is
-what is still queued or on its way when the lanes are closed.
+what is still queued or on its way when the lanes are closed. With a
+`gate` (the notification sender's CPU budget), each delivery first awaits it.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ import asyncio
 import logging
 import zlib
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 log = logging.getLogger("actormq.webhooks")
 
 Deliver = Callable[[str, Any], Awaitable[bool]]
+Gate = Optional[Callable[[], Awaitable[None]]]
 
 
 class Lanes:
     """Bounded per-target, per-key-lane queues and their sender tasks."""
 
-    def __init__(self, deliver: Deliver, queue_size: int, lanes: int = 4) -> None:
+    def __init__(self, deliver: Deliver, queue_size: int, lanes: int = 4, gate: Gate = None) -> None:
         self.deliver = deliver
+        self.gate = gate
         self.queue_size = queue_size
         self.lanes = max(1, lanes)
         self.counters: Counter[tuple[str, str]] = Counter()  # (target, sent|failed|dropped)
@@ -67,6 +70,8 @@ class Lanes:
             item = await queue.get()
             self._in_flight += 1
             try:
+                if self.gate is not None:
+                    await self.gate()
                 delivered = await self.deliver(target, item)
             except asyncio.CancelledError:
                 self.counters[target, "dropped"] += 1       # stopped before it went out

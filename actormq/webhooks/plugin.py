@@ -108,6 +108,7 @@ class VmqWebhooksPlugin(Plugin):
         self.queue_size = config["webhooks.queue_size"]
         self.sender_nice = config["webhooks.sender_nice"]
         self.sender_idle = config["webhooks.sender_idle"]
+        self.sender_cpu_share = config["webhooks.sender_cpu_share"]
         # aiohttp is imported by a worker that runs webhooks, not by one that only
         # answers admin requests (`actormq webhooks show`)
         from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
@@ -146,7 +147,8 @@ class VmqWebhooksPlugin(Plugin):
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
         if any(not HOOKS[webhook.hook].decides for webhook in self.registrations()):
             self._switch = use_when_ready(SenderProcess(self.queue_size, *self.pool_settings, tls=self.tls,
-                                                        nice=self.sender_nice, idle=self.sender_idle),
+                                                        nice=self.sender_nice, idle=self.sender_idle,
+                                                        cpu_share=self.sender_cpu_share),
                                           self._use_sender)
 
     def _use_sender(self, sender: SenderProcess) -> None:

@@ -5,12 +5,12 @@ send notifications itself: `NotificationProcess` (in the worker) starts
 ``python -m actormq.webhooks.sender`` and hands it each notification over a
 ZeroMQ PAIR socket without ever waiting (a process of ours, started by the
 worker, on a socket in a directory only it can reach: batches are
-pickles). The notifications handed over within `HAND_OVER_DELAY` (5 ms)
+pickles). The notifications handed over within `HAND_OVER_DELAY` (20 ms)
 go out together, as one ZeroMQ message: the pickled list of their records
 (target, key, body; the body is bytes, or what the sender makes the body
 of, such as a VerneMQ event's captured fields): at a high event rate the
-worker pays one send and one pickling per 5 ms, not one per event or per
-loop turn (each send also wakes ZeroMQ's I/O thread).
+worker pays one send and one pickling per 20 ms, not one per event or per
+loop turn (each send also wakes ZeroMQ's I/O thread and the sender).
 Flow control is by credit: the worker may hand over `queue_size`
 notifications the sender has not finished; the sender returns credit for
 what it finished every 50 ms; without credit an event is dropped and counted
@@ -31,7 +31,9 @@ its own session); and at nice `SENDER_NICE` unless configured, which is
 what remains where SCHED_IDLE is refused. Never a real-time policy, even
 when the broker has one: notifications are best effort and must never take
 the CPU the message path needs; what the sender cannot keep up with is
-dropped and counted.
+dropped and counted. Nor does it fill every idle moment of a busy machine:
+its deliveries keep to a CPU budget (`actormq.webhooks.budget`, `cpu_share`
+of each core while the machine has no core to spare).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import zmq.asyncio
 
 from actormq.eventloop import new_event_loop
 from actormq.gctune import tune_gc
+from actormq.webhooks.budget import budget_for
 
 log = logging.getLogger("actormq.webhooks")
 
@@ -60,8 +63,9 @@ STOP = b"stop"
 _PICKLE = 5
 REPORT_INTERVAL = 1.0
 CREDIT_INTERVAL = 0.05
-HAND_OVER_DELAY = 0.005     # s the notifications of a few loop turns wait to go out together
+HAND_OVER_DELAY = 0.02      # s the notifications of a few loop turns wait to go out together
 SENDER_NICE = 19
+CPU_SHARE = 0.05        # of each core, while the machine is busy (`webhooks.sender_cpu_share`)
 SINKS = {"http": "actormq.webhooks.sender:HttpSink", "grpc": "actormq.exhook.sender:GrpcSink"}
 
 
@@ -69,7 +73,7 @@ class NotificationProcess:
     """The worker's side: starts the sender process and hands it notifications."""
 
     def __init__(self, kind: str, queue_size: int, settings: Any, nice: int = SENDER_NICE,
-                 idle: bool = True) -> None:
+                 idle: bool = True, cpu_share: float = CPU_SHARE) -> None:
         self._dir = tempfile.mkdtemp(prefix="actormq-notify-")
         address = f"ipc://{self._dir}/sender"
         self._context = zmq.Context.instance()
@@ -86,7 +90,8 @@ class NotificationProcess:
         self._batch_names: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         command = [sys.executable, "-m", "actormq.webhooks.sender", address, str(os.getpid()),
-                   str(queue_size), kind, orjson.dumps(settings).decode(), str(nice), "idle" if idle else "nice"]
+                   str(queue_size), kind, orjson.dumps(settings).decode(), str(nice), "idle" if idle else "nice",
+                   repr(cpu_share)]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
     async def ready(self, timeout_s: float = 10.0) -> bool:
@@ -105,7 +110,7 @@ class NotificationProcess:
 
     def offer(self, target: bytes, name: str, key: str, payload: Callable[[], Any]) -> bool:
         """Hand one notification for `target` (counted under `name`) to the sender, with the
-        next ones of these 5 ms; False (counted) when the sender is that far behind.
+        next ones of these 20 ms; False (counted) when the sender is that far behind.
         `payload()` makes the record's body (bytes, or what the sink makes the body of).
 
         Past the credit the sender gave, the event is dropped before its body is even built."""
@@ -248,8 +253,9 @@ class SenderProcess(NotificationProcess):
 
     def __init__(self, queue_size: int, max_connections: int, keepalive_s: float,
                  timeout_s: float = 5.0, tls: tuple[str, str, str, bool] = ("", "", "", True),
-                 nice: int = SENDER_NICE, idle: bool = True) -> None:
-        super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)], nice, idle)
+                 nice: int = SENDER_NICE, idle: bool = True, cpu_share: float = CPU_SHARE) -> None:
+        super().__init__("http", queue_size, [max_connections, keepalive_s, timeout_s, list(tls)], nice, idle,
+                         cpu_share)
         self._targets: dict[tuple[str, int, float | None], bytes] = {}  # (url, headers, timeout) -> JSON
 
     def send(self, url: str, headers: Mapping[str, str], payload: Callable[[], Any], key: str = "",
@@ -283,14 +289,17 @@ class HttpSink:
 
     def __init__(self, queue_size: int, settings: list) -> None:
         from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
+        from actormq.webhooks import events, vmq_bodies  # noqa: F401 (imported now, not by the first POST)
         max_connections, keepalive_s, timeout_s, tls = settings
         context = client_ssl_context(*tls) if any(tls[:3]) or not tls[3] else None
         self.pool = HttpPool(max_connections, keepalive_s, context)
+        self.pool.open()        # its TLS context too: start-up work, before the CPU budget counts
         # a lane per connection of the pool: as many POSTs in flight as the endpoint takes (a
         # client's events stay in order on its lane). The worker's credit bounds what waits
         # here; a lane that filled up would drop what the worker paid to hand over, so each
         # lane could hold it all
-        self.notifier = Notifier(self.pool, queue_size * max_connections, timeout_s, max_connections)
+        self.lanes = self.notifier = Notifier(self.pool, queue_size * max_connections, timeout_s,
+                                              max_connections)
         self.counters = self.notifier.counters
         self._targets: dict[bytes, list] = {}
 
@@ -330,7 +339,7 @@ def records(batch: bytes) -> list[tuple[bytes, str, Any]]:
 
 
 async def _serve(address: str, parent: int, queue_size: int, kind: str, settings: Any, nice: int,
-                 idle: bool) -> None:
+                 idle: bool, cpu_share: float) -> None:
     module, _, name = SINKS[kind].partition(":")
     sink = getattr(importlib.import_module(module), name)(queue_size, settings)
     tune_gc()
@@ -339,6 +348,9 @@ async def _serve(address: str, parent: int, queue_size: int, kind: str, settings
     socket.connect(address)
     await socket.send(orjson.dumps({}))          # hello: the worker may send now
     lower_priority(nice, idle)      # only now: started at the broker's priority, it is ready at once
+    budget = budget_for(cpu_share)
+    if budget is not None:
+        sink.lanes.gate = budget.wait       # each delivery waits while the sender is over its budget
     reporter = asyncio.get_running_loop().create_task(_report(socket, sink, parent))
     try:
         while True:
@@ -403,12 +415,12 @@ def lower_priority(nice: int = SENDER_NICE, idle: bool = True) -> None:
 
 
 def main(argv: list[str]) -> None:
-    address, parent, queue_size, kind, settings, nice, policy = argv
+    address, parent, queue_size, kind, settings, nice, policy, cpu_share = argv
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s [notification sender] %(message)s")
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(_serve(address, int(parent), int(queue_size), kind, orjson.loads(settings), int(nice),
-                          policy == "idle"))
+                          policy == "idle", float(cpu_share)))
 
 
 if __name__ == "__main__":

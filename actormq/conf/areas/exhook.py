@@ -22,6 +22,11 @@ KEYS: tuple[Key, ...] = (
     Key("exhook.sender_idle", Kind.BOOL, "on",
         "The notification sender runs at the SCHED_IDLE policy (Linux): only on a CPU with "
         "nothing else to run, giving it up at once to any other task; off: nice 19 only."),
+    Key("exhook.sender_cpu_share", Kind.FLOAT, "0.05",
+        "Share of each core the notification sender may use while the other processes leave "
+        "less than one core idle (it may always use what they leave idle beyond one core): a busy "
+        "broker keeps its CPU, a quiet one or a big server sends everything. 1: no limit.",
+        minimum=0.001, maximum=1),
 )
 
 PATTERNS: tuple[Key, ...] = (

@@ -59,6 +59,11 @@ KEYS: tuple[Key, ...] = (
     Key("webhooks.sender_idle", Kind.BOOL, "on",
         "The notification sender runs at the SCHED_IDLE policy (Linux): only on a CPU with "
         "nothing else to run, giving it up at once to any other task; off: nice only."),
+    Key("webhooks.sender_cpu_share", Kind.FLOAT, "0.05",
+        "Share of each core the notification sender may use while the other processes leave "
+        "less than one core idle (it may always use what they leave idle beyond one core): a busy "
+        "broker keeps its CPU, a quiet one or a big server sends everything. 1: no limit.",
+        minimum=0.001, maximum=1),
     Key("webhooks.cache.max_entries", Kind.INT, "100000",
         "Most cached auth_on_* answers (least recently used evicted first).", minimum=0),
     Key("webhooks.cache.sweep_interval", Kind.DURATION, "30s",
