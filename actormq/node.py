@@ -40,11 +40,10 @@ import multiprocessing
 import os
 import shutil
 import signal
-import tempfile
 import time
 from multiprocessing.connection import wait
 
-from actormq import __version__, fdtable
+from actormq import __version__, fdtable, tempdirs
 from actormq.auth.warnings import anonymous_warning
 from actormq.errors import ActormqError
 from actormq.datadir import DataDirLock
@@ -122,11 +121,12 @@ class Node:
             self._bind_unix()
             lock = DataDirLock(self.config["storage.dir"])
             self._check_storage()
+            tempdirs.sweep()
             if self.in_process:
                 self.control = start_control_plane(self)
                 run_in_process(self)
             else:
-                self.run_dir = tempfile.mkdtemp(prefix="actormq-run-")  # bus and control endpoints
+                self.run_dir = tempdirs.make("run")  # bus and control endpoints
                 self.control = start_control_plane(self)
                 self._run_workers()
         finally:

@@ -45,7 +45,6 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from typing import Any, Callable, Mapping
 
@@ -53,6 +52,7 @@ import orjson
 import zmq
 import zmq.asyncio
 
+from actormq import tempdirs
 from actormq.eventloop import new_event_loop
 from actormq.gctune import tune_gc
 from actormq.webhooks.budget import budget_for
@@ -74,7 +74,7 @@ class NotificationProcess:
 
     def __init__(self, kind: str, queue_size: int, settings: Any, nice: int = SENDER_NICE,
                  idle: bool = True, cpu_share: float = CPU_SHARE) -> None:
-        self._dir = tempfile.mkdtemp(prefix="actormq-notify-")
+        self._dir = tempdirs.make("notify")
         address = f"ipc://{self._dir}/sender"
         self._context = zmq.Context.instance()
         self._socket = self._context.socket(zmq.PAIR)
