@@ -39,6 +39,7 @@ from actormq.hooks.reconfigure import watch_settings as watch_plugin_settings
 from actormq.inprocess import NodeEnd
 from actormq.logsetup import setup_logging
 from actormq.proctitle import set_process_title
+from actormq.sched_slice import apply_worker_slice, reload_worker_slice
 
 log = logging.getLogger("actormq.worker")
 
@@ -95,6 +96,7 @@ class Worker:
         self._watching = False
 
     def run(self) -> int:
+        apply_worker_slice(self.config["worker.sched_slice_us"])
         asyncio.set_event_loop(self.loop)
         try:
             return self.loop.run_until_complete(self._main())
@@ -115,6 +117,7 @@ class Worker:
         broker = self.broker = Broker(self.config, self.loop, stores, plan.worker_id,
                                       plan.worker_count)
         broker.reloader.on_reload(("log.level",), self._reload_log_level)
+        broker.reloader.on_reload(("worker.sched_slice_us",), reload_worker_slice)
         broker.hooks = await start_hooks(self.config, plan.worker_id)
         watch_plugin_settings(broker, plan.worker_id)
         watch_auth_reloads(broker)

@@ -6,6 +6,10 @@ several rounds interleaved, under `perf record` of the scheduler's events.
 
     chrt -f 20 python scripts/latency_sched.py --brokers actormq-w1,actormq-w2,mosquitto --rounds 3
 
+`--variant KEY=VALUE` (given several times) runs each actormq broker once per
+variant in every round: an A/B of a setting, interleaved. Without `chrt`
+(the fair scheduler) for `worker.sched_slice_us`.
+
 For every process of the broker it reports, beside the probe's percentiles:
 
     runs        how long the process stayed on a core each time it got one
@@ -190,14 +194,24 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true",
                         help="sample the cores too and profile the runs over 1 ms")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="actormq settings of one variant; with several, each round runs every "
+                             "actormq broker once per variant (e.g. --variant "
+                             "worker.sched_slice_us=0 --variant worker.sched_slice_us=300)")
     args = parser.parse_args()
     names = args.brokers.split(",")
     specs = bench_suite.broker_commands(names, None)
+    variants = [dict(pair.split("=", 1) for pair in variant.split(",")) for variant in args.variant]
+    scenario_settings = dict(bench_suite.SETTINGS["qos1_latency"])
     for round_no in range(args.rounds):
         for name in names:
-            with tempfile.TemporaryDirectory(prefix="latency-sched-") as tmp:
-                print(f"[round {round_no + 1}] " + "\n".join(one_round(name, specs[name], args,
-                                                                       Path(tmp))), flush=True)
+            spec = specs[name]
+            for variant in (variants if variants and getattr(spec, "takes_settings", False) else [{}]):
+                bench_suite.SETTINGS["qos1_latency"] = {**scenario_settings, **variant}
+                label = name + "".join(f" {key}={value}" for key, value in variant.items())
+                with tempfile.TemporaryDirectory(prefix="latency-sched-") as tmp:
+                    print(f"[round {round_no + 1}] {label} " + "\n".join(one_round(name, spec, args,
+                                                                                   Path(tmp))), flush=True)
     return 0
 
 

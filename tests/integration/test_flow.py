@@ -67,7 +67,10 @@ def test_a_held_publisher_is_answered_and_goes_on_after_the_bound(make_broker):
 
 
 def test_a_full_queue_holds_back_publishers_on_the_other_worker(make_node):
-    node = make_node(**{"queue.max_online_messages": "200", "queue.max_inflight": "10"})
+    # a hold long enough that a loaded machine never reaches the bound (the first test
+    # covers what happens then): every message must be held back, none dropped
+    node = make_node(**{"queue.max_online_messages": "200", "queue.max_inflight": "10",
+                        "queue.max_publisher_hold": "30s"})
     topic, count = unique("fanin"), 3000
     subscriber = connect(node.ports[1], unique("slow"))
     subscriber.subscribe(topic, 1)
