@@ -177,12 +177,13 @@ class ConnectPath:
     def __init__(self, variant: str) -> None:
         from tests.unit.core_harness import Core
         self.core = core = Core()
+        self.endpoint = None
         core.loop.call_later(3600, lambda: None)    # a worker always has timers: the same loop turns
         if variant == CONNECT_VARIANTS[1]:
             from bench_hook_chains import plugin_of
             core.broker.hooks.add(plugin_of("noop_authenticate"))
         elif variant == CONNECT_VARIANTS[2]:
-            self.endpoint, port = core.loop.run_until_complete(endpoint())
+            self.endpoint, port = core.loop.run_until_complete(endpoint())  # its runner
             workdir = Path(tempfile.mkdtemp(prefix="actormq-bench-"))
             (workdir / "actormq.conf").write_text(
                 f"storage.dir = {workdir}/data\nwebhooks.a.hook = auth_on_register\n"
@@ -206,6 +207,12 @@ class ConnectPath:
             client.conn.data_received(encode(Disconnect(), 4))
             await asyncio.sleep(0)
         self.core.loop.run_until_complete(run())
+
+    def close(self) -> None:
+        loop = self.core.loop
+        loop.run_until_complete(self.core.broker.hooks.stop())
+        if self.endpoint is not None:
+            loop.run_until_complete(self.endpoint.cleanup())
 
     def micros(self, count: int) -> float:
         started = time.perf_counter()
@@ -242,6 +249,8 @@ def connect_paths(rounds: int) -> None:
         for variant, path in paths.items():     # interleaved: the same load for all
             best[variant] = min(best[variant], path.micros(50))
     counts = {variant: path.bytecodes() for variant, path in paths.items()}
+    for path in paths.values():
+        path.close()
     none = sum(counts[CONNECT_VARIANTS[0]].values())
     print("| CONNECT + DISCONNECT in process | µs (best) | bytecodes | vs no hook |\n|---|---|---|---|")
     for variant in paths:
