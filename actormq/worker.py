@@ -75,7 +75,8 @@ def open_worker_stores(config):
                        max_map_size=config["storage.max_map_size"],
                        commit_batch=config["storage.commit_batch"],
                        commit_interval_ms=config["storage.commit_interval_ms"],
-                       sync=config["storage.sync"] == "on")
+                       sync=config["storage.sync"] == "on",
+                       log=config["storage.log"] == "on")
 
 
 class Worker:

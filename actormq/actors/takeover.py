@@ -178,6 +178,8 @@ class Takeover:
             if not unheld:
                 broker.discard_stored_session(client_id)
         else:
+            if broker.stores is not None:
+                broker.stores.recover_logs()    # its holder may have died with writes in its log
             record = broker.stored_session(client_id)
             if record is None or self.link.orphans.adopt(record, holder):
                 return
@@ -249,14 +251,15 @@ class Takeover:
         return session
 
     def _reply_when_durable(self, peer: int, kind: bytes, header: dict, payloads: tuple) -> None:
-        """Reply once what this worker wrote is committed: the claimer reads the store next."""
+        """Reply once what this worker wrote is in LMDB (not only in its write-ahead
+        log): the claimer reads the store next."""
         stores, bus = self.broker.stores, self.link.bus
         if stores is None:
             bus.send(peer, kind, header, payloads)
             return
         loop = self.broker.loop
-        stores.queue.when_durable(lambda: loop.call_soon_threadsafe(bus.send, peer, kind, header,
-                                                                    payloads))
+        stores.queue.when_stored(lambda: loop.call_soon_threadsafe(bus.send, peer, kind, header,
+                                                                   payloads))
 
     # -- moving a session's routes ------------------------------------------------------
 
@@ -404,6 +407,8 @@ class Takeover:
         Returns the client ids restored here; their routes are announced by the
         caller (orphans: TOOK)."""
         broker = self.broker
+        if broker.stores is not None:
+            broker.stores.recover_logs()    # the dead worker's last writes, before its sessions are read
         busy = broker.sessions.keys() | self._claiming.keys()
         candidates = [r.client_id for r in broker.stored_sessions() if r.client_id not in busy]
         if not candidates:

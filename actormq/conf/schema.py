@@ -50,6 +50,10 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("storage.sync", Kind.ENUM, "on",
         "on: each commit is flushed to disk (survives a power cut); off: it reaches the OS "
         "(survives a killed broker, not a power cut).", choices=("on", "off")),
+    Key("storage.log", Kind.ENUM, "on",
+        "on: queued messages and sessions are acknowledged once in the worker's write-ahead log "
+        "(flushed with storage.sync = on), LMDB is written behind it in large batches; "
+        "off: each commit goes to LMDB itself.", choices=("on", "off")),
     Key("storage.commit_batch", Kind.INT, "1000", "Most writes one commit takes.", minimum=1),
     Key("storage.commit_interval_ms", Kind.INT, "0",
         "Wait this long after a write for more to join its commit (0: an idle writer commits at once).",

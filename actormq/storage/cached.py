@@ -122,6 +122,10 @@ class CachedStore:
                      loop=None) -> None:
         self._inner.when_durable(callback, on_error, loop)
 
+    def when_stored(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
+                    loop=None) -> None:
+        self._inner.when_stored(callback, on_error, loop)
+
     def flush(self) -> None:
         self._inner.flush()
 

@@ -18,6 +18,14 @@ Nothing here blocks the issuing thread (an event loop) except `flush` and
 `close`: a writer that falls behind is *backlogged* and says so (`on_backlog`,
 `when_room`, see writer.py) for its owner to hold producers back.
 
+With the write-ahead log (`log`, once a loop owns the store: `commit_on`)
+the queue and session writes are durable, and acknowledged, once logged; LMDB
+is their checkpoint (checkpoint.py). `when_stored` and `flush` wait until
+they are in LMDB, for whoever reads them from another process next (a
+hand-over, a stop). Opening the store replays the log of every process that
+is gone (log.py); so does `recover_logs`, before a dead worker's sessions are
+taken over.
+
 Running out of space: the map grows by doubling up to max_map_size. Rows of
 the bulk tables (queue, retained) may fill it only up to a quota that keeps a
 reserve free: LMDB needs free pages to delete rows (copy-on-write), and the
@@ -28,7 +36,7 @@ page is seldom full) above the limit. The estimate is pessimistic until the
 writer commits what is pending; should a row pass it and still not fit, the
 writer rejects it at commit and those waiting on it are told (when_durable's
 on_error). A refusing store logs it once, then at most every
-REFUSAL_LOG_SECONDS, and once more when the rows in use are a safety margin
+REFUSAL_LOG_SECONDS (refusals.py), and once more when the rows in use are a safety margin
 below the limit again.
 """
 
@@ -38,7 +46,6 @@ import contextlib
 import logging
 import sys
 import threading
-import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from operator import itemgetter
@@ -48,10 +55,13 @@ import pykka
 from actormq.errors import StorageError, StorageFullError
 from actormq.storage.base import (MAX_KEY_SIZE, QUEUE, RETAINED, TABLES, Rows, check_key, check_keys,
                                   check_table, scan_floor)
+from actormq.storage.checkpoint import IDLE_SECONDS, LoggedCommitter
 from actormq.storage.lmdb_env import LmdbEnv
+from actormq.storage.refusals import Refusals
+from actormq.storage.log import WriteLog, recover
 from actormq.storage.loop_commits import LoopCommits
-from actormq.storage.writer import (ROW_OVERHEAD, CommitDue, Committer, ErrorCallback, PendingWrites,
-                                   StorageWriter)
+from actormq.storage.writer import (ROW_OVERHEAD, CheckpointDue, CommitDue, Committer, ErrorCallback,
+                                   PendingWrites, StorageWriter)
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +71,11 @@ FLUSH_POLL = 1.0
 QUOTA_TABLES = frozenset({QUEUE, RETAINED})
 RESERVE_SHARE = 8            # the reserve is 1/8 of max_map_size ...
 MAX_RESERVE = 64 << 20       # ... but no more than this
-REFUSAL_LOG_SECONDS = 60.0
 WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
 DEFER_BUDGET = 1 << 20       # at most this many bytes of rows deferred per owner and turn
 _COMMIT_DUE = CommitDue()
+_CHECKPOINT_DUE = CheckpointDue()
+_CHECKPOINT_TICK = CheckpointDue(now=False)
 _KEY = itemgetter(0)
 
 
@@ -82,39 +93,17 @@ def _merge(committed: list, pending: list) -> Iterator[tuple[bytes, bytes]]:
         j += 1
 
 
-class _Refusals:
-    """Logs a store's refusals of rows once per episode, not once per row."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.count = 0
-        self._logged_at = 0.0
-
-    def refused(self, limit: int) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if self.count == 1:
-            log.warning("the store in %s is full (%d bytes for queued and retained messages): "
-                        "new ones are refused until space is freed", self.path, limit)
-        elif now - self._logged_at >= REFUSAL_LOG_SECONDS:
-            log.warning("the store in %s is still full: %d rows refused so far", self.path, self.count)
-        else:
-            return
-        self._logged_at = now
-
-    def accepted(self) -> None:
-        if self.count:
-            log.info("the store in %s takes rows again (%d were refused while it was full)",
-                        self.path, self.count)
-            self.count = 0
-
-
 class LmdbStore:
     """One LMDB environment under `<data_dir>/actormq.lmdb` with its writer actor."""
 
     def __init__(self, data_dir: str, map_size: int = 64 << 20, max_map_size: int = 16 << 30,
-                 commit_batch: int = 1000, commit_interval_ms: int = 0, sync: bool = True) -> None:
+                 commit_batch: int = 1000, commit_interval_ms: int = 0, sync: bool = True,
+                 log: bool = False) -> None:
         self._env = LmdbEnv(data_dir, map_size, max_map_size, sync=sync)
+        self._data_dir = data_dir
+        self._logging = log
+        self._log: WriteLog | None = None
+        self.recover_logs()
         self._pending = PendingWrites(commit_batch, max(1, commit_batch) * PENDING_BATCHES)
         self._committer = Committer(self._env, self._pending)
         self._commit_interval = commit_interval_ms / 1000
@@ -129,7 +118,7 @@ class LmdbStore:
         max_size = self._env.max_map_size
         self._margin = min(max_size // 4, max(1, commit_batch) * 2 * self._env.page_size)
         self.quota = max_size - min(max_size // RESERVE_SHARE, MAX_RESERVE)
-        self._refusals = _Refusals(self._env.path)
+        self._refusals = Refusals(self._env.path)
         self._closed = False
 
     @property
@@ -148,6 +137,8 @@ class LmdbStore:
         more; at the end of the turn it commits them all in one."""
         self._owner_loop = loop
         self._owner_thread = threading.get_ident()
+        if self._logging and self._log is None:
+            self._start_log()
         if not self._env.sync:
             if self._loop_commits is None:
                 self._loop_commits = LoopCommits(self._committer, self._pending, loop, self._commit_interval,
@@ -160,6 +151,31 @@ class LmdbStore:
             # switch interval (5 ms by default) while the loop runs Python: the
             # time of every commit, and of the PUBACKs behind it, would be that
             sys.setswitchinterval(WRITER_SWITCH_INTERVAL)
+
+    def _start_log(self) -> None:
+        """From now on the queue and session writes go to this process's log first."""
+        self.flush()
+        self._log = WriteLog(self._data_dir, self._env.sync)
+        self._committer = LoggedCommitter(self._env, self._pending, self._log)
+        if self._env.sync:
+            self._writer.stop()
+            self._writer = StorageWriter.start(self._committer, self._pending, self._commit_interval)
+            self._committer.schedule = self._checkpoint_later
+
+    def _checkpoint_later(self) -> None:
+        """With sync on: the writer thread's checkpoint timer ticks in IDLE_SECONDS."""
+        timer = threading.Timer(IDLE_SECONDS, self._tell_checkpoint)
+        timer.daemon = True
+        timer.start()
+
+    def _tell_checkpoint(self) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._writer.tell(_CHECKPOINT_TICK)
+
+    def recover_logs(self) -> int:
+        """Replay into LMDB the log of every process that is gone (a dead worker's,
+        before its sessions are taken over); the number of writes replayed."""
+        return recover(self._data_dir, self._env)
 
     # --- the writer's backlog ------------------------------------------------------
 
@@ -359,8 +375,30 @@ class LmdbStore:
         else:  # behind the callbacks of the last commit, posted to the loop but not yet run
             loop.call_soon(callback)
 
+    def when_stored(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
+                    loop=None) -> None:
+        """As when_durable, but once the writes are in LMDB itself, not only in the
+        log: another process reads them next. Asks for a checkpoint now."""
+        if self._deferred:
+            self._issue_all()
+        if not self._pending.when_stored(callback, on_error, loop):
+            if loop is None:
+                callback()
+            else:
+                loop.call_soon(callback)
+            return
+        if self._log is None:
+            return
+        if self._loop_commits is not None:
+            self._loop_commits.store_soon()
+        else:
+            self._pending.urge()
+            with contextlib.suppress(pykka.ActorDeadError):
+                self._writer.tell(_COMMIT_DUE)
+                self._writer.tell(_CHECKPOINT_DUE)
+
     def flush(self) -> None:
-        """Commit everything pending now and wait for it; raises if some of it failed."""
+        """Commit everything pending into LMDB now and wait for it; raises if some of it failed."""
         self._issue_all()
         done = threading.Event()
         errors: list[StorageError] = []
@@ -368,12 +406,21 @@ class LmdbStore:
         def failed(error: StorageError) -> None:
             errors.append(error)
             done.set()
-        self.when_durable(done.set, failed)
+        if not self._pending.when_stored(done.set, failed):
+            return
         if self._loop_commits is not None:
             self._loop_commits.commit_all()
+            if self._log is not None:   # the writer thread must not commit around the log
+                self._loop_commits.checkpoint()
+                return self._wait_flushed(done, errors)
         self._pending.urge()
         with contextlib.suppress(pykka.ActorDeadError):   # a stopped writer: the wait says so
             self._writer.tell(_COMMIT_DUE)  # a batch the loop would hand over at the end of its turn
+            if self._log is not None:
+                self._writer.tell(_CHECKPOINT_DUE)
+        self._wait_flushed(done, errors)
+
+    def _wait_flushed(self, done: threading.Event, errors: list) -> None:
         while not done.wait(FLUSH_POLL):
             if not self._writer.is_alive():
                 raise StorageError(f"the storage writer of {self._env.path} is not running")
@@ -418,4 +465,16 @@ class LmdbStore:
         if self._loop_commits is not None:
             self._loop_commits.close()
         self._writer.stop()
+        if self._log is not None:
+            self._close_log()
         self._env.close()
+
+    def _close_log(self) -> None:
+        """Everything logged is in LMDB (flush): the log and its mark go."""
+        try:
+            done = not self._pending.failure
+            self._log.close(remove=done)
+            if done:    # after the log: a stop cut short in between leaves the mark, not the log
+                self._env.commit([self._log.mark_op()[:3] + (None,)])
+        except (OSError, StorageError) as error:
+            log.error("closing the write-ahead log %s: %s", self._log.path, error)

@@ -16,6 +16,11 @@ may also run in any thread (flush, close), one caller at a time. `issue`, run
 first by a commit in the loop's thread, hands over the writes the loop has
 deferred to the end of its turn (see LmdbStore.defer); one commit is
 scheduled per turn however often a batch starts in it.
+
+With the write-ahead log (checkpoint.py) a commit is the append of a record
+to the log, and the loop also runs the checkpoints into LMDB, on a timer
+(`checkpoint`), or at once when the log is large or another process is about
+to read the rows (`store_soon`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from actormq.storage.checkpoint import IDLE_SECONDS
 from actormq.storage.writer import Committer, PendingWrites
 
 
@@ -40,6 +46,8 @@ class LoopCommits:
         self._interval = max(0.0, commit_interval)
         self._lock = threading.Lock()
         self._closed = False
+        if hasattr(committer, "schedule"):
+            committer.schedule = self._schedule_checkpoint
 
     def batch_started(self) -> None:
         """The first write since the last commit: commit at the end of this turn."""
@@ -74,8 +82,35 @@ class LoopCommits:
                 if not more:
                     return
 
+    def _schedule_checkpoint(self) -> None:
+        if threading.get_ident() == self._thread:
+            self._loop.call_later(IDLE_SECONDS, self._tick)
+        else:
+            self._loop.call_soon_threadsafe(self._loop.call_later, IDLE_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._committer.tick(self._loop)
+
+    def checkpoint(self) -> None:
+        """Apply what the log holds to LMDB now, in the calling thread."""
+        inline = self._loop if threading.get_ident() == self._thread else None
+        with self._lock:
+            if not self._closed:
+                self._committer.checkpoint(inline)
+
+    def store_soon(self) -> None:
+        """Commit and checkpoint everything pending in the loop's next turn."""
+        def store() -> None:
+            self.commit_all()
+            self.checkpoint()
+        self._loop.call_soon_threadsafe(store)
+
     def close(self) -> None:
         """Commit what is pending; later scheduled commits do nothing."""
         self.commit_all()
+        if hasattr(self._committer, "checkpoint"):
+            self.checkpoint()
         with self._lock:
             self._closed = True

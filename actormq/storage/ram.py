@@ -188,6 +188,10 @@ class RamStore:
                      loop=None) -> None:
         callback()
 
+    def when_stored(self, callback: Callable[[], None], on_error: Callable | None = None,
+                    loop=None) -> None:
+        callback()
+
     def invalidate(self, table: str, prefix: bytes = b"") -> None:
         """Nothing is cached: a no-op."""
 

@@ -40,6 +40,12 @@ class Stores:
         return tuple(WriterBacklog(store, loop) for store in self.owned
                      if isinstance(store, LmdbStore))
 
+    def recover_logs(self) -> None:
+        """Replay the write-ahead logs of dead processes into LMDB (see log.py)."""
+        for store in self.owned:
+            if isinstance(store, LmdbStore):
+                store.recover_logs()
+
     def flush(self) -> None:
         """Block until every pending write of every store is committed."""
         for store in self.owned:
@@ -53,7 +59,7 @@ class Stores:
 
 def open_stores(data_dir: str, retained_mode: str, queue_mode: str, map_size: int = 64 << 20,
                 max_map_size: int = 16 << 30, commit_batch: int = 1000,
-                commit_interval_ms: int = 0, sync: bool = True) -> Stores:
+                commit_interval_ms: int = 0, sync: bool = True, log: bool = False) -> Stores:
     for mode in (retained_mode, queue_mode):
         if mode not in MODES:
             raise ValueError(f"unknown storage mode {mode!r}; modes are {', '.join(MODES)}")
@@ -62,7 +68,8 @@ def open_stores(data_dir: str, retained_mode: str, queue_mode: str, map_size: in
 
     def durable() -> LmdbStore:
         if not lmdb:
-            lmdb.append(LmdbStore(data_dir, map_size, max_map_size, commit_batch, commit_interval_ms, sync))
+            lmdb.append(LmdbStore(data_dir, map_size, max_map_size, commit_batch, commit_interval_ms, sync,
+                                          log))
         return lmdb[0]
     # the queue's rows are read back only when a session's queue is loaded (restart,
     # takeover): its Queue holds the deliveries, a cached copy would cost a second

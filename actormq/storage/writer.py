@@ -52,6 +52,14 @@ class CommitDue:
     """A batch has started: commit it when it is full or its interval has passed."""
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointDue:
+    """With the write-ahead log: apply what it holds to LMDB now, or (`now`
+    False: the timer) if the log has been idle (see checkpoint.py)."""
+
+    now: bool = True
+
+
 class PendingWrites:
     """Issued, not yet committed writes; shared by the issuing thread and the writer."""
 
@@ -64,7 +72,9 @@ class PendingWrites:
         self._taken: list[list[Op]] = []       # batches being committed, oldest first
         self._overlay: PendingOverlay | None = None     # None while no read needs it
         self._issued = 0
-        self._settled = 0
+        self._settled = 0                      # committed to LMDB (or rejected)
+        self._durable = 0                      # in LMDB or in the write-ahead log
+        self._stored: deque[tuple[int, Callable[[], None], ErrorCallback | None, object]] = deque()
         self._callbacks: deque[tuple[int, Callable[[], None], ErrorCallback | None, object]] = deque()
         self._first_at = 0.0
         self._urgent = False
@@ -90,7 +100,7 @@ class PendingWrites:
                 self._overlay.note(seq, table, key, value)
             if value is not None:
                 self.pending_bytes += size or len(key) + len(value) + ROW_OVERHEAD
-            if starts or len(ops) >= self.commit_batch or seq - self._settled >= self._max_pending:
+            if starts or len(ops) >= self.commit_batch or seq - self._durable >= self._max_pending:
                 self._grown(starts)
         if self.backlogged and self.on_backlog is not None:
             self.on_backlog()
@@ -142,7 +152,7 @@ class PendingWrites:
             self._first_at = time.monotonic()
         if len(self._ops) >= self.commit_batch:
             self._cond.notify_all()
-        if self._issued - self._settled >= self._max_pending:
+        if self._issued - self._durable >= self._max_pending:
             self.backlogged = True
 
     def _overlay_now(self) -> PendingOverlay:
@@ -183,10 +193,25 @@ class PendingWrites:
         """Queue `callback` behind every op issued so far, to run in the writer's
         thread or, given an event loop, in the loop's; False when nothing is pending."""
         with self._lock:
-            if self._settled >= self._issued:
+            if self._durable >= self._issued:
                 return False
             self._callbacks.append((self._issued, callback, on_error, loop))
             return True
+
+    def when_stored(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
+                    loop=None) -> bool:
+        """Queue `callback` behind every op issued so far until it is in LMDB itself
+        (not only logged: another process reads it next); False when it is already."""
+        with self._lock:
+            if self._settled >= self._issued:
+                return False
+            self._stored.append((self._issued, callback, on_error, loop))
+            return True
+
+    @property
+    def unstored(self) -> bool:
+        """Some ops are durable (logged) but not in LMDB yet."""
+        return self._settled < self._durable
 
     def when_room(self, callback: Callable[[], None]) -> None:
         """Run `callback` (in the writer's thread) once the writer is no longer
@@ -225,13 +250,45 @@ class PendingWrites:
                 self._taken.append(ops)
             return ops, bool(self._ops)
 
+    def logged(self, ops: list[Op], inline_loop=None, error: StorageError | None = None) -> None:
+        """`ops` (the oldest taken batch not logged yet) are in the write-ahead log:
+        run the durability callbacks they cover; they stay pending (and seen by
+        reads) until a checkpoint puts them into LMDB (`taken` and `settle`)."""
+        with self._lock:
+            self._durable = ops[-1][0]
+            due, room = self._now_durable()
+        _run_due(due, error, inline_loop)
+        for callback in room:
+            _run_callback(callback, None, None)
+
+    def _now_durable(self) -> tuple[list, list[Callable[[], None]]]:
+        """The durability callbacks now due, and the room callbacks if the backlog
+        is over; the lock is held."""
+        due = []
+        while self._callbacks and self._callbacks[0][0] <= self._durable:
+            due.append(self._callbacks.popleft())
+        room: list[Callable[[], None]] = []
+        if self.backlogged and self._issued - self._durable <= self._max_pending // 2:
+            self.backlogged = False
+            room, self._room_callbacks = self._room_callbacks, []
+        return due, room
+
+    def taken(self) -> tuple[int, list[Op]]:
+        """The batches taken (and logged) so far: how many, and their ops in order."""
+        with self._lock:
+            batches = list(self._taken)
+        return len(batches), [op for batch in batches for op in batch]
+
     def settle(self, ops: list[Op], rejected: set[int], error: StorageError | None = None,
-               inline_loop=None) -> None:
+               inline_loop=None, batches: int = 0) -> None:
         """Forget committed (or rejected) ops and run the callbacks they cover (those
-        of `inline_loop`, the loop of the calling thread, at once too)."""
+        of `inline_loop`, the loop of the calling thread, at once too); `batches`:
+        the number of taken batches they are (0: the oldest, if it is `ops`)."""
         with self._lock:
             taken = self._taken
-            if taken and taken[0] is ops:
+            if batches:
+                del taken[:batches]
+            elif taken and taken[0] is ops:
                 del taken[0]
             if ops[0][0] == self._settled + 1 and ops[-1][0] == self._issued:
                 # these are all the unsettled ops: forget them at once
@@ -246,14 +303,11 @@ class PendingWrites:
                         freed += len(key) + len(value) + ROW_OVERHEAD
                 self.pending_bytes -= freed
             self._settled = ops[-1][0]
+            self._durable = max(self._durable, self._settled)
             self._cond.notify_all()
-            due = []
-            while self._callbacks and self._callbacks[0][0] <= self._settled:
-                due.append(self._callbacks.popleft())
-            room: list[Callable[[], None]] = []
-            if self.backlogged and self._issued - self._settled <= self._max_pending // 2:
-                self.backlogged = False
-                room, self._room_callbacks = self._room_callbacks, []
+            due, room = self._now_durable()
+            while self._stored and self._stored[0][0] <= self._settled:
+                due.append(self._stored.popleft())
         if rejected and error is None:
             error = StorageFullError(f"{len(rejected)} writes did not fit in the store and were not saved")
         _run_due(due, error, inline_loop)
@@ -364,7 +418,7 @@ class StorageWriter(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(self, committer: Committer, pending: PendingWrites, commit_interval: float) -> None:
+    def __init__(self, committer, pending: PendingWrites, commit_interval: float) -> None:
         super().__init__()
         self._committer = committer
         self._pending = pending
@@ -377,3 +431,7 @@ class StorageWriter(pykka.ThreadingActor):
                 self.actor_ref.tell(CommitDue())
             if ops:
                 self._committer.commit(ops)
+        elif isinstance(message, CheckpointDue):
+            committer = self._committer
+            if hasattr(committer, "checkpoint"):
+                committer.checkpoint() if message.now else committer.tick()
