@@ -14,16 +14,27 @@ dropped, as at saturation) or always has (every event handed over, one batch per
 the best µs per message over interleaved reads and the Python bytecodes executed per
 message (the same on a busy machine as on a quiet one).
 
+With `--connect`, a worker's whole CONNECT + DISCONNECT instead (a real Connection on an
+in-memory transport, from the CONNECT's bytes to the session's end): without a hook, with
+a plugin whose `client.authenticate` says ok at once, and with an `auth_on_register`
+webhook answered from the auth cache (the endpoint asked once per client id, before the
+measured ones); the best µs and the bytecodes per CONNECT, and which functions the
+webhook adds bytecodes in. `valgrind --tool=callgrind` over `--connect-only VARIANT N`
+at two N gives the machine instructions per CONNECT (the difference over the difference).
+
     python scripts/bench_webhook_worker.py        # µs per event; run it under `chrt -f 20` on a busy machine
     python scripts/bench_webhook_worker.py --path
+    python scripts/bench_webhook_worker.py --connect
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -155,8 +166,118 @@ def read_paths(reads: int) -> None:
             path.core.loop.run_until_complete(path.core.broker.hooks.stop())
 
 
+CONNECT_VARIANTS = ("no hook", "no-op authenticate plugin", "auth_on_register webhook, cached")
+CLIENT_IDS = 50
+
+
+class ConnectPath:
+    """One variant's broker core; `connect(n)` makes a client on a fresh connection CONNECT
+    (client id n % CLIENT_IDS, clean session) and DISCONNECT, run as a worker's loop runs it."""
+
+    def __init__(self, variant: str) -> None:
+        from tests.unit.core_harness import Core
+        self.core = core = Core()
+        self.endpoint = None
+        core.loop.call_later(3600, lambda: None)    # a worker always has timers: the same loop turns
+        if variant == CONNECT_VARIANTS[1]:
+            from bench_hook_chains import plugin_of
+            core.broker.hooks.add(plugin_of("noop_authenticate"))
+        elif variant == CONNECT_VARIANTS[2]:
+            self.endpoint, port = core.loop.run_until_complete(endpoint())  # its runner
+            workdir = Path(tempfile.mkdtemp(prefix="actormq-bench-"))
+            (workdir / "actormq.conf").write_text(
+                f"storage.dir = {workdir}/data\nwebhooks.a.hook = auth_on_register\n"
+                f"webhooks.a.endpoint = http://127.0.0.1:{port}/a\n")
+            plugin = VmqWebhooksPlugin(context=PluginContext(load_config(workdir / "actormq.conf", env={})))
+            core.broker.hooks.add(plugin)
+            core.loop.run_until_complete(core.broker.hooks.start())
+        for number in range(CLIENT_IDS):     # each client id asks the endpoint once: cached from then on
+            self.connect(number)
+            core.settle(0.02)
+
+    def connect(self, number: int) -> None:
+        from actormq.transport.codec import Connect, Disconnect, encode
+        from tests.unit.core_harness import Client
+        client = Client(self.core, 4, port=40000 + number % 20000)
+        connect = encode(Connect(f"conn-{number % CLIENT_IDS}", protocol_level=4), 4)
+
+        async def run() -> None:
+            client.conn.data_received(connect)
+            await asyncio.sleep(0)
+            client.conn.data_received(encode(Disconnect(), 4))
+            await asyncio.sleep(0)
+        self.core.loop.run_until_complete(run())
+
+    def close(self) -> None:
+        loop = self.core.loop
+        loop.run_until_complete(self.core.broker.hooks.stop())
+        if self.endpoint is not None:
+            loop.run_until_complete(self.endpoint.cleanup())
+
+    def micros(self, count: int) -> float:
+        started = time.perf_counter()
+        for number in range(count):
+            self.connect(number)
+        return (time.perf_counter() - started) / count * 1e6
+
+    def bytecodes(self, count: int = 20) -> Counter:
+        """Bytecodes per CONNECT by function."""
+        executed: Counter = Counter()
+
+        def trace(frame, event, _arg):
+            if event == "call":
+                frame.f_trace_opcodes = True
+            elif event == "opcode":
+                code = frame.f_code
+                executed[f"{Path(code.co_filename).name}:{code.co_name}"] += 1
+            return trace
+        for number in range(count):
+            sys.settrace(trace)
+            try:
+                self.connect(number)
+            finally:
+                sys.settrace(None)
+        return Counter({name: value / count for name, value in executed.items()})
+
+
+def connect_paths(rounds: int) -> None:
+    from actormq.gctune import tune_gc
+    paths = {variant: ConnectPath(variant) for variant in CONNECT_VARIANTS}
+    tune_gc()                   # as a worker runs
+    best = dict.fromkeys(paths, float("inf"))
+    for _ in range(rounds):
+        for variant, path in paths.items():     # interleaved: the same load for all
+            best[variant] = min(best[variant], path.micros(50))
+    counts = {variant: path.bytecodes() for variant, path in paths.items()}
+    for path in paths.values():
+        path.close()
+    none = sum(counts[CONNECT_VARIANTS[0]].values())
+    print("| CONNECT + DISCONNECT in process | µs (best) | bytecodes | vs no hook |\n|---|---|---|---|")
+    for variant in paths:
+        total = sum(counts[variant].values())
+        print(f"| {variant} | {best[variant]:.1f} | {total:.0f} | {total / none - 1:+.0%} |")
+    added = counts[CONNECT_VARIANTS[2]] - counts[CONNECT_VARIANTS[0]]
+    print("\nbytecodes the cached webhook adds, by function:",
+          ", ".join(f"{name} {value:.0f}" for name, value in added.most_common(12) if value >= 1))
+
+
+def connect_only(variant: str, count: int) -> None:
+    """`count` CONNECTs of one variant after its set-up, then exit (for callgrind)."""
+    from actormq.gctune import tune_gc
+    path = ConnectPath(variant)
+    tune_gc()
+    for number in range(count):
+        path.connect(number)
+    os._exit(0)
+
+
 if __name__ == "__main__":
     if "--path" in sys.argv[1:]:
         read_paths(2000)
+    elif "--connect" in sys.argv[1:]:
+        connect_paths(200)
+    elif "--connect-only" in sys.argv[1:]:
+        where = sys.argv.index("--connect-only")
+        connect_only(CONNECT_VARIANTS[int(sys.argv[where + 1])], int(sys.argv[where + 2]))
     else:
         asyncio.run(main())

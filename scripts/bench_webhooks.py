@@ -9,7 +9,8 @@ Scenarios (`-w 1`; each one a pair of brokers, one without a hook ("none") and o
   (`exhook.server.<name>.message_publish = notify`), one that loads `message.delivered`
   (always a notification), and one that loads `message.publish` as EMQX does (a decision
   each message waits for: one pair only, and not with `--rate`);
-- CONNECT rate (2,000 connections, 50 at a time, the same client ids every round) with an
+- CONNECT rate (`--connections`, 2,000 by default, 50 at a time, each closed as soon as all
+  are connected, the same client ids every round) with an
   `auth_on_register` webhook answering `Cache-Control: max-age=300` (the warm-up round
   fills the cache: the measured rounds are answered from it; the table says how often the
   endpoint was asked in them, 0 when never);
@@ -311,12 +312,16 @@ class Side:
         self.published += published["sent"]
         return {"rate": received["rate"], **self._per(before, count)}
 
-    def connect(self) -> dict:
-        """One round of 2,000 CONNECTs of the same client ids (the auth cache answers)."""
+    def connect(self, count: int) -> dict:
+        """One round of `count` CONNECTs of the same client ids (the auth cache answers), 50 at
+        a time, then their DISCONNECTs; CPU per CONNECT of the whole round."""
         before = self._snapshot()
-        result = suite.connections(("-p", self.running.port, "--prefix", "conn-"), self.workdir, self.running)
+        result = suite.Run(["conn", "-p", self.running.port, "--prefix", "conn-", "-c", count,
+                            "--concurrency", 50]).result(120)
+        if result["connected"] != count:
+            raise suite.SuiteError(f"{result['connected']:,} of {count:,} clients connected")
         settled(self.endpoint)
-        return {"rate": result["conn_rate"], **self._per(before, suite.CONNECTIONS)}
+        return {"rate": result["rate"], **self._per(before, count)}
 
     def _snapshot(self) -> tuple:
         endpoint = self.endpoint
@@ -372,7 +377,7 @@ def _brokers_paired(kind: str, settings: dict[str, str], endpoint: Helper | None
                                       args.sender == "stopped"))
             none, hook = started["none"], started["hook"]
             measure = ((lambda side, seconds: side.fan_in(seconds, args.rate)) if kind == "fan_in"
-                       else (lambda side, seconds: side.connect()))
+                       else (lambda side, seconds: side.connect(args.connections)))
             for side in (none, hook):
                 measure(side, args.warmup)
             rounds = []
@@ -475,6 +480,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6, help="measured pairs of rounds per scenario")
     parser.add_argument("--duration", type=float, default=2.0, help="s of publishing per round")
     parser.add_argument("--warmup", type=float, default=3.0, help="s of the unmeasured first round")
+    parser.add_argument("--connections", type=int, default=suite.CONNECTIONS,
+                        help="CONNECTs per round of the CONNECT scenarios (more: longer rounds, a steadier rate)")
     parser.add_argument("--rate", type=float, default=None,
                         help="offer this many msg/s (all publishers) and compare CPU per message")
     parser.add_argument("--only", default="", help="run only the scenarios whose name matches this regular "

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from actormq.actors.messages import Message
 from actormq.actors.queue import QueueLimits
 from actormq.hooks import DROP, AuthExchange, ClientInfo, Decision, DropReason
+from actormq.hooks.info import connect_client_info
 from actormq.transport.codec import Auth, Connack, ReasonCode
 from actormq.transport.mountpoint import mount, mount_will
 from actormq.transport.topics import validate_topic_name
@@ -61,11 +62,11 @@ def client_info(conn, packet) -> ClientInfo:
     listener = conn.listener
     # only a TLS listener's socket has a peer certificate to read
     cn, dn = conn.certificate_identity() if listener.tls is not None else _NO_CERTIFICATE
-    return ClientInfo(conn.client_id, packet.username, packet.password,
-                      host, port or 0, packet.protocol_level,
-                      packet.clean_start, packet.keepalive,
-                      listener.name, conn.mountpoint, cn, dn,
-                      packet.properties)
+    return connect_client_info(conn.client_id, packet.username, packet.password,
+                               host, port or 0, packet.protocol_level,
+                               packet.clean_start, packet.keepalive,
+                               listener.name, conn.mountpoint, cn, dn,
+                               packet.properties)
 
 
 def info_of(conn) -> ClientInfo:

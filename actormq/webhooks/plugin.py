@@ -231,7 +231,8 @@ def _register_decision(answer: Answer):
 def on_client_authenticate(self, client: ClientInfo):
     hook = "auth_on_register_m5" if client.protocol_level == 5 else "auth_on_register"
     key = events.register_key(client)
-    cached = self.calls.cached(hook, key)
+    hit = self.calls.cached.get(hook)       # the hook has one endpoint: its cache, asked at once
+    cached = hit(key) if hit is not None else None
     if cached is not None:      # a known client: one lookup, and a plain ok is the shared OK
         return OK if cached.result == "ok" and not cached.modifiers else _register_decision(cached)
     return self._decide(hook, lambda: events.vmq_client(client), _register_decision, key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 import inspect
+from functools import partial
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 
 import orjson
@@ -43,7 +44,8 @@ class VmqWebhooks:
         self.cache = cache
         self.counters: Counter[tuple[str, str, str]] = Counter()  # (endpoint, hook, what)
         self._by_hook: dict[str, list[Webhook]] = {}
-        self._sole_endpoint: dict[str, str] = {}    # hook -> its endpoint, for a hook with one
+        # hook -> the auth cache's `hit` for its one endpoint, for a cacheable hook with one
+        self.cached: dict[str, Callable[[tuple], Answer | None]] = {}
         self._headers = {hook: _headers(hook) for hook in HOOKS}
         self._typo_warned: set[str] = set()
         self._retired: list = []
@@ -57,7 +59,8 @@ class VmqWebhooks:
         for webhook in webhooks:
             by_hook[webhook.hook].append(webhook)
         self._by_hook = dict(by_hook)
-        self._sole_endpoint = {hook: hooked[0].endpoint for hook, hooked in by_hook.items() if len(hooked) == 1}
+        self.cached = {hook: partial(self.cache.hit, hooked[0].endpoint, hook) for hook, hooked in by_hook.items()
+                       if len(hooked) == 1 and HOOKS[hook].cacheable}
 
     def hooks(self) -> set[str]:
         """The hooks that have at least one endpoint."""
@@ -115,13 +118,6 @@ class VmqWebhooks:
         if key is None and callable(event):
             event = event()
         return self._decide(tuple(self._by_hook.get(hook, ())), hook, event, key)
-
-    def cached(self, hook: str, key: tuple) -> Answer | None:
-        """The auth cache's answer when `hook` has one endpoint and the cache has the
-        request whose fields are `key`: the CONNECT of a known client costs a lookup only.
-        None: ask by `decide`."""
-        endpoint = self._sole_endpoint.get(hook)
-        return None if endpoint is None else self.cache.hit(endpoint, hook, key)
 
     def _decide(self, webhooks: tuple[Webhook, ...], hook: str, event, key) -> Answer | Awaitable[Answer]:
         cacheable = HOOKS[hook].cacheable
