@@ -397,21 +397,41 @@ def lower_priority(nice: int = SENDER_NICE, idle: bool = True) -> None:
     """The broker comes first: the sender uses the CPU it leaves. With `idle`, SCHED_IDLE
     (where the system allows it); else, or where it is refused, SCHED_OTHER (a real-time
     policy inherited from the broker, `chrt`, is left: under it nice would count for nothing).
-    Nice `nice` either way, or a nicer one it already has."""
+    Nice `nice` either way, or a nicer one it already has. Linux keeps both per thread: every
+    thread the process has by then (ZeroMQ's I/O thread, a client library's) is lowered, and
+    threads started later inherit it from the thread that starts them."""
+    refused = None
+    for thread in _threads():
+        refused = _lower_thread(thread, nice, idle) or refused
+    if refused is not None:
+        log.info("notification sender: scheduling policy not lowered (%s)", refused)
+
+
+def _threads() -> list[int]:
+    """The ids of this process's threads (0, the calling one, where /proc is missing)."""
     try:
-        if nice > os.getpriority(os.PRIO_PROCESS, 0):
-            os.setpriority(os.PRIO_PROCESS, 0, min(nice, 19))
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
+def _lower_thread(thread: int, nice: int, idle: bool) -> OSError | AttributeError | None:
+    """Lower one thread; why its policy could not be lowered, if it could not."""
+    try:
+        if nice > os.getpriority(os.PRIO_PROCESS, thread):
+            os.setpriority(os.PRIO_PROCESS, thread, min(nice, 19))
     except OSError as err:
         log.info("notification sender: nice not raised (%s)", err)
     policies = [os.SCHED_IDLE, os.SCHED_OTHER] if idle and hasattr(os, "SCHED_IDLE") else [os.SCHED_OTHER]
+    refused = None
     for policy in policies:
         try:
-            if os.sched_getscheduler(0) != policy:
-                os.sched_setscheduler(0, policy, os.sched_param(0))
-            return
-        except (AttributeError, OSError) as err:     # not Linux, or not allowed
+            if os.sched_getscheduler(thread) != policy:
+                os.sched_setscheduler(thread, policy, os.sched_param(0))
+            return None
+        except (AttributeError, OSError) as err:     # not Linux, not allowed, or the thread ended
             refused = err
-    log.info("notification sender: scheduling policy not lowered (%s)", refused)
+    return refused
 
 
 def main(argv: list[str]) -> None:

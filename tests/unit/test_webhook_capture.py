@@ -148,3 +148,13 @@ def test_the_sender_leaves_the_broker_priority():
 def test_the_sender_leaves_a_real_time_policy_it_inherited():
     assert _priority_after("lower_priority(19)", "chrt -f 10") == ["19", str(os.SCHED_IDLE)]
     assert _priority_after("lower_priority(19, idle=False)", "chrt -f 10") == ["19", str(os.SCHED_OTHER)]
+
+
+def test_the_sender_lowers_the_threads_it_has_already():
+    code = ("import os, threading; from actormq.webhooks.sender import lower_priority; "
+            "ready, done = threading.Event(), threading.Event(); seen = []; "
+            "t = threading.Thread(target=lambda: (seen.append(threading.get_native_id()), ready.set(), done.wait())); "
+            "t.start(); ready.wait(); lower_priority(17); "
+            "print(os.getpriority(os.PRIO_PROCESS, seen[0]), os.sched_getscheduler(seen[0])); done.set(); t.join()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["17", str(os.SCHED_IDLE)]
