@@ -115,10 +115,10 @@ CORE_KEYS: tuple[Key, ...] = (
     Key("sys_interval", Kind.DURATION, "10", "Interval of the $SYS topic updates (0 = off).", minimum=0),
     Key("bus.hwm", Kind.INT, "100000", "Frames that may wait for one other worker of the node (0 = no limit).",
         minimum=0),
-    Key("worker.sched_slice_us", Kind.INT, "300",
+    Key("worker.sched_slice_us", Kind.INT, "0",
         "Time slice each worker asks of Linux's fair scheduler (EEVDF, 6.12+), in µs: a short one gets a "
-        "core sooner when a client's packet wakes the worker on a busy machine (the kernel takes "
-        "100..100000; 0 = the kernel's default; ignored under a real-time policy).",
+        "core sooner when a client's packet wakes the worker on a machine busy with other work, e.g. 300 "
+        "(the kernel takes 100..100000; 0 = the kernel's default; ignored under a real-time policy).",
         minimum=0, maximum=100000),
 )
 

@@ -52,8 +52,8 @@ def test_each_worker_process_takes_the_configured_slice(tmp_path):
         node.broker.stop()
 
 
-@pytest.mark.parametrize("configured, expected_us", [(None, 300), (0, None)])
-def test_the_in_process_worker_takes_the_default_and_zero_leaves_the_kernels(
+@pytest.mark.parametrize("configured, expected_us", [(300, 300), (None, None), (0, None)])
+def test_the_in_process_worker_takes_its_slice_and_the_default_leaves_the_kernels(
         tmp_path, configured, expected_us):
     actormq_only("actormq worker scheduling")
     settings = {} if configured is None else {"worker.sched_slice_us": configured}
