@@ -366,28 +366,27 @@ class LmdbStore:
 
     def when_durable(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
                      loop=None) -> None:
+        self._when(self._pending.when_durable, callback, on_error, loop)
+
+    def _when(self, register, callback: Callable[[], None], on_error: ErrorCallback | None,
+              loop) -> bool:
+        """Hand the deferred rows over, then queue `callback` with `register` (a wait of
+        PendingWrites), or run it now when there is nothing to wait for; whether it waits."""
         if self._deferred:
             self._issue_all()
-        if self._pending.when_durable(callback, on_error, loop):
-            return
+        if register(callback, on_error, loop):
+            return True
         if loop is None:
             callback()
         else:  # behind the callbacks of the last commit, posted to the loop but not yet run
             loop.call_soon(callback)
+        return False
 
     def when_stored(self, callback: Callable[[], None], on_error: ErrorCallback | None = None,
                     loop=None) -> None:
         """As when_durable, but once the writes are in LMDB itself, not only in the
         log: another process reads them next. Asks for a checkpoint now."""
-        if self._deferred:
-            self._issue_all()
-        if not self._pending.when_stored(callback, on_error, loop):
-            if loop is None:
-                callback()
-            else:
-                loop.call_soon(callback)
-            return
-        if self._log is None:
+        if not self._when(self._pending.when_stored, callback, on_error, loop) or self._log is None:
             return
         if self._loop_commits is not None:
             self._loop_commits.store_soon()
