@@ -43,7 +43,7 @@ from actormq.actors.holding import PacketHold
 from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
 from actormq.errors import ProtocolError
-from actormq.transport.codec import (Connect, Disconnect, Puback, Pubcomp, Publish, Pubrec,
+from actormq.transport.codec import (Connect, Disconnect, PacketType, Puback, Pubcomp, Publish, Pubrec,
                                      Pubrel, ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
                                      encode_publish)
 from actormq.transport.listeners import DEFAULT_LISTENER
@@ -54,6 +54,7 @@ log = logging.getLogger("actormq.connection")
 FLUSH_EVERY = 32  # messages: write them out now instead of at the end of the loop round
 DISCONNECT_LINGER = 2.0     # seconds a half-closed socket discards input before it closes
 NOTHING_TO_SEND = ()        # the outbound buffer between flushes: an idle client holds no list
+_PUBACK, _PUBREC = int(PacketType.PUBACK), int(PacketType.PUBREC)
 
 
 class _DiscardInput:
@@ -219,6 +220,27 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
                 self.flush()
         if at_once:
             self.flush()
+
+    def send_acks(self, data: bytes) -> None:
+        """PUBACKs and PUBRECs of 4 bytes each, back to back (the acknowledgements
+        a commit released): written now, after what is buffered, and counted as
+        send_bytes counts each."""
+        if self.closed:
+            return
+        kinds = data[::4]
+        pubrecs = kinds.count(_PUBREC << 4)
+        pubacks = len(kinds) - pubrecs
+        self._sent[_PUBACK] += pubacks
+        self._sent_bytes[_PUBACK] += 4 * pubacks
+        if pubrecs:
+            self._sent[_PUBREC] += pubrecs
+            self._sent_bytes[_PUBREC] += 4 * pubrecs
+        if self._out:
+            self._out.append(data)
+            self.flush()
+        else:
+            self.broker.stats.bytes_sent += len(data)
+            self.transport.write(data)
 
     def flush(self) -> None:
         out = self._out

@@ -160,6 +160,13 @@ class InboundPublishes:
         if conn is not self.conn:
             return
         self._deferred_acks -= len(packets)
+        try:
+            acks = b"".join(packets)    # the common case: 4 bytes each (reason 0), one write
+        except TypeError:               # a packet with a reason code among them
+            pass
+        else:
+            conn.send_acks(acks)
+            return
         for packet in packets:
             if type(packet) is bytes:
                 conn.send_bytes(packet)

@@ -55,6 +55,7 @@ from actormq.storage.records import (
 log = logging.getLogger("actormq.queue")
 
 DISC_ONLY_WINDOW = 1000
+_ROW_FIXED = COMPACT_ROW_FIXED + ROW_OVERHEAD    # a kept row's room besides its prefix, texts and payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,15 @@ class Queue:
             return False
         delivery.seq = self._next_seq
         if self._store is not None and (delivery.qos > 0 or self._window is not None):   # has_row, inline
-            self._persist(delivery)
+            # _persist's common case inline: a row kept for the store to take with the turn's others
+            message = delivery.message
+            room = self._room - (len(self._prefix) + _ROW_FIXED + len(message.payload)
+                                 + UTF8_MOST * (len(message.topic_name) + len(message.origin)))
+            if room >= 0 and not message.properties and not delivery.subscription_ids:
+                self._room = room
+                self._unwritten.append(delivery)
+            else:
+                self._persist(delivery)
         self._next_seq += 1
         if full:
             self.discard(self._mem.popleft())
@@ -286,7 +295,7 @@ class Queue:
         room it gave lasts; the others, and a released row, are put now."""
         message = delivery.message
         if packet_id is None and not message.properties and not delivery.subscription_ids:
-            size = (len(self._prefix) + COMPACT_ROW_FIXED + ROW_OVERHEAD + len(message.payload)
+            size = (len(self._prefix) + _ROW_FIXED + len(message.payload)
                     + UTF8_MOST * (len(message.topic_name) + len(message.origin)))
             room = self._room - size
             if room < 0:    # the first row of this turn, or no room left: ask the store

@@ -19,13 +19,14 @@ class WriterBacklog:
 
     def __init__(self, store, loop) -> None:
         self._store = store
+        self._pending = store.pending_writes    # read for every durable message: one step, not two
         self._loop = loop
         self._held: set = set()
 
     @property
     def behind(self) -> bool:
         """Whether the store's writer is backlogged (a write now holds its publisher)."""
-        return self._store.backlogged
+        return self._pending.backlogged
 
     def block(self, publisher) -> None:
         """Hold `publisher` back until the writer has caught up."""

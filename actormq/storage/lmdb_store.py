@@ -184,6 +184,11 @@ class LmdbStore:
         """The writer is `max_pending` ops behind (until it catches up to half)."""
         return self._pending.backlogged
 
+    @property
+    def pending_writes(self) -> PendingWrites:
+        """The writes issued and not yet in LMDB (its `backlogged` is the store's)."""
+        return self._pending
+
     def on_backlog(self, callback: Callable[[], None] | None) -> None:
         """Run `callback` in the issuing thread after each write issued while backlogged."""
         self._pending.on_backlog = callback

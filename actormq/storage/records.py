@@ -161,28 +161,37 @@ def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
     (objects with `message`, `qos`, `retain` and `seq`; their messages have no
     properties), in order: the key is `prefix` + seq, the record is
     encode_message's of the message stored with the delivery's QoS and retain
-    flag. One loop for a turn's rows of a queue, with the topic and origin of
-    a run of rows that share them looked up once."""
+    flag. One loop for a turn's rows of a queue; a record is one struct pack
+    (its head, the topic and origin, the payload), whose format is looked up
+    again only when the topic, the origin or the payload's size changes from
+    the row before (a queue's rows mostly share them)."""
     rows = []
     append = rows.append
     pack_key = _key_struct(len(prefix)).pack     # the prefix and the seq in one bytes
-    pack_head = _HEAD.pack
     topic = origin = None
     texts = b""
+    size = -1
+    pack_row = None
     for delivery in deliveries:
         message = delivery.message
         if message.topic_name != topic or message.origin != origin:
             topic, origin = message.topic_name, message.origin
             texts = _texts.get((topic, origin)) or _compact_texts(topic, origin)
+            size = -1
         payload = message.payload
         if type(payload) is not bytes:
             payload = bytes(payload)
-        flags = delivery.qos | (_RETAIN if delivery.retain else 0)
+        if len(payload) != size:
+            size = len(payload)
+            pack_row = _row_struct(len(texts), size).pack
         expires_at = message.expires_at
-        if expires_at is not None:
-            flags |= _EXPIRES
-        append((pack_key(prefix, delivery.seq),
-                pack_head(COMPACT_VERSION, flags, message.timestamp, expires_at or 0.0, 0) + texts + payload))
+        flags = delivery.qos | (_RETAIN if delivery.retain else 0)
+        if expires_at is None:
+            append((pack_key(prefix, delivery.seq),
+                    pack_row(COMPACT_VERSION, flags, message.timestamp, 0.0, 0, texts, payload)))
+        else:
+            append((pack_key(prefix, delivery.seq),
+                    pack_row(COMPACT_VERSION, flags | _EXPIRES, message.timestamp, expires_at, 0, texts, payload)))
     return rows
 
 
@@ -190,6 +199,13 @@ def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
 def _key_struct(prefix_size: int) -> struct.Struct:
     """A queue key of a prefix of that size: the prefix, then the seq (as seq_suffix)."""
     return struct.Struct(f">{prefix_size}sQ")
+
+
+@functools.lru_cache(maxsize=256)
+def _row_struct(texts_size: int, payload_size: int) -> struct.Struct:
+    """A compact record without packet id of texts and a payload of these sizes:
+    the fixed head (_HEAD), the texts (as _compact_texts), the payload."""
+    return struct.Struct(f"{_HEAD.format}{texts_size}s{payload_size}s")
 
 
 def _encode_with_header(msg: Message, packet_id: int | None) -> bytes:
