@@ -39,3 +39,17 @@ def test_the_size_counted_for_a_row_is_at_least_its_bytes(client_id, batch):
         counted = (len(prefix) + COMPACT_ROW_FIXED + len(d.message.payload)
                    + UTF8_MOST * (len(d.message.topic_name) + len(d.message.origin)))
         assert len(key) + len(record) <= counted
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=8), st.booleans()), min_size=1, max_size=30))
+def test_a_run_of_one_topic_whose_payload_size_changes_is_encoded_row_by_row(steps):
+    """encode_queue_rows packs a row with a format kept while the texts and the
+    payload's size stay: rows of one topic whose sizes change, and come back,
+    and another topic between them, are each still the row written alone."""
+    prefix = queue_prefix("c")
+    batch = [Delivery(Message("x/y" if same_topic else "z", payload * size, 1, False, {}, None, 1.5, "o"),
+                      1 + size % 2, size == 3, (), seq)
+             for seq, (size, payload, same_topic) in enumerate(steps, 1)]
+    one_by_one = [(prefix + seq_suffix(d.seq), encode_message(replace(d.message, qos=d.qos, retain=d.retain)))
+                  for d in batch]
+    assert encode_queue_rows(prefix, batch) == one_by_one
