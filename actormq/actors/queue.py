@@ -143,7 +143,7 @@ class Queue:
         """Add a delivery; False when it was dropped by the limit. Raises
         QueueFull when the store refuses it (nothing changes then)."""
         limit = self.limits.max_online if self.online else self.limits.max_offline
-        full = bool(limit) and len(self) >= limit
+        full = bool(limit) and len(self._mem) + self._backlog >= limit     # len(self), inline
         if full and not self._can_evict():
             self.dropped += 1
             log.debug("queue of %s full (%d): dropped message on %s",
