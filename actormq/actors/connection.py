@@ -42,6 +42,7 @@ from actormq.actors.handshake import ConnectHandshake
 from actormq.actors.holding import PacketHold
 from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
+from actormq.actors.upkeep import SEEN_RESOLUTION
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Connect, Disconnect, Puback, Pubcomp, Publish, Pubrec,
                                      Pubrel, ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
@@ -79,7 +80,7 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
     __slots__ = ("broker", "peer_address", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_close_reason", "received", "_held", "_pending",
-                 "pipeline", "mountpoint", "connect_packet")
+                 "pipeline", "mountpoint", "connect_packet", "data_received")
 
     # Set for few clients (see Channel): class defaults until then.
     slot = None             # its place in the listener's limit (serve.Slot), when it has one
@@ -103,7 +104,7 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         self._sent, self._sent_bytes = packets.sent, packets.sent_bytes
         self.transport = None
         self.client_id = ""
-        self.accepted_at = self.last_seen = time.monotonic()
+        self.accepted_at = self.last_seen = broker.seen()
         self.writable = True
         self.closed = False
         self._out: list[bytes] | tuple = NOTHING_TO_SEND     # a list while a flush is due
@@ -115,6 +116,10 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         self.pipeline: Pipeline | None = None  # PUBLISH outcomes waiting, in order (see pipeline)
         self.mountpoint = ""
         self.connect_packet: Connect | None = None  # handshake.kept_connect: client info for operators
+        # The event loop keeps `protocol.data_received` for every read: a bound method
+        # would be an object of 64 bytes per socket; this slot hands it the connection
+        # itself, which takes the bytes as a call (`__call__`).
+        self.data_received = self
 
     @property
     def clean_disconnect(self) -> bool:
@@ -131,9 +136,14 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         self.transport = transport
         self.broker.connection_opened(self)
 
-    def data_received(self, data: bytes) -> None:
-        self.last_seen = time.monotonic()
-        self.broker.stats.bytes_received += len(data)
+    def __call__(self, data: bytes) -> None:
+        """`data_received`: the bytes of one read of the socket."""
+        broker = self.broker
+        now = time.monotonic()
+        if now - broker.seen_at > SEEN_RESOLUTION:
+            broker.seen_at = now
+        self.last_seen = broker.seen_at
+        broker.stats.bytes_received += len(data)
         decoder = self.decoder
         try:
             packets = decoder.feed(data)
