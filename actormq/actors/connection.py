@@ -168,7 +168,8 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
             else:
                 handler = _SESSION_HANDLERS.get(kind)
                 if handler is not None:
-                    handler(self.session, effect)
+                    session = self.session
+                    handler(session if not session.idle else session.in_use(), effect)
                 else:
                     _EXECUTE[kind](self, effect)
         session = self.session
@@ -343,7 +344,8 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         if kind is Publish:
             self._route(effect)
         elif kind in _SESSION_HANDLERS:
-            _SESSION_HANDLERS[kind](self.session, effect)
+            session = self.session
+            _SESSION_HANDLERS[kind](session if not session.idle else session.in_use(), effect)
         else:
             _EXECUTE[kind](self, effect)
 

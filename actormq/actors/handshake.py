@@ -119,7 +119,7 @@ class ConnectHandshake:
                 f"clean start {packet.clean_start:d}, "
                 f"{'persistent' if session.persistent else 'clean'} session, "
                 f"session present {present:d}, keepalive {packet.keepalive}")
-        session.attach(self, present)
+        self.session.attach(self, present)     # a plugin's limits may have made the Session
         if self.client_info is not None and self.hooks.opened_hooked:
             hooked.connected(self)
 
