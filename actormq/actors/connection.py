@@ -42,7 +42,6 @@ from actormq.actors.handshake import ConnectHandshake
 from actormq.actors.holding import PacketHold
 from actormq.actors.pipeline import Pipeline
 from actormq.actors.session import Session, message_from_publish
-from actormq.actors.upkeep import SEEN_RESOLUTION
 from actormq.errors import ProtocolError
 from actormq.transport.codec import (Connect, Disconnect, Puback, Pubcomp, Publish, Pubrec,
                                      Pubrel, ReasonCode, StreamDecoder, Subscribe, Unsubscribe, encode,
@@ -80,7 +79,7 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
     __slots__ = ("broker", "peer_address", "decoder", "_sent", "_sent_bytes", "transport",
                  "client_id", "accepted_at", "last_seen", "writable", "closed", "_out",
                  "_clean_disconnect", "_close_reason", "received", "_held", "_pending",
-                 "pipeline", "mountpoint", "connect_packet", "data_received")
+                 "pipeline", "mountpoint", "connect_packet")
 
     # Set for few clients (see Channel): class defaults until then.
     slot = None             # its place in the listener's limit (serve.Slot), when it has one
@@ -116,10 +115,6 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         self.pipeline: Pipeline | None = None  # PUBLISH outcomes waiting, in order (see pipeline)
         self.mountpoint = ""
         self.connect_packet: Connect | None = None  # handshake.kept_connect: client info for operators
-        # The event loop keeps `protocol.data_received` for every read: a bound method
-        # would be an object of 64 bytes per socket; this slot hands it the connection
-        # itself, which takes the bytes as a call (`__call__`).
-        self.data_received = self
 
     @property
     def clean_disconnect(self) -> bool:
@@ -136,14 +131,9 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         self.transport = transport
         self.broker.connection_opened(self)
 
-    def __call__(self, data: bytes) -> None:
-        """`data_received`: the bytes of one read of the socket."""
-        broker = self.broker
-        now = time.monotonic()
-        if now - broker.seen_at > SEEN_RESOLUTION:
-            broker.seen_at = now
-        self.last_seen = broker.seen_at
-        broker.stats.bytes_received += len(data)
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = time.monotonic()
+        self.broker.stats.bytes_received += len(data)
         decoder = self.decoder
         try:
             packets = decoder.feed(data)

@@ -20,9 +20,9 @@ SWEEP_SLICE = 1000
 # held every client back 150 µs (-w 1) to 300 µs (-w 2) once per sys_interval,
 # up to 0.9 ms when the caches were cold (measured, 2-core machine)
 SYS_SLICE = 16
-# seconds: clients whose packets arrive this close together share one last-seen
-# time value (a float each costs an idle client 24 bytes); the keepalive sweep
-# runs every KEEPALIVE_SWEEP_SECONDS anyway
+# seconds: clients accepted or connected this close together share one time
+# value (a float each costs an idle client 24 bytes); the keepalive sweep runs
+# every KEEPALIVE_SWEEP_SECONDS anyway
 SEEN_RESOLUTION = 0.01
 
 
@@ -33,8 +33,8 @@ class Upkeep:
     seen_at = 0.0       # the last-seen time the clients share (see SEEN_RESOLUTION)
 
     def seen(self) -> float:
-        """Now on the monotonic clock, as the clients' last-seen time value they share
-        (`Connection.data_received` does the same inline)."""
+        """Now on the monotonic clock, as a time value the clients accepted or
+        connected within SEEN_RESOLUTION share (a read stamps its own)."""
         now = time.monotonic()
         if now - self.seen_at > SEEN_RESOLUTION:
             self.seen_at = now
