@@ -9,6 +9,7 @@ import pytest
 
 from actormq.actors.idle_session import IdleSession
 from actormq.actors.session import Session
+from actormq.mgmt.worker_clients import list_clients, subscribe
 from actormq.transport.codec import (Connect, Disconnect, Pingreq, Pingresp, Puback, Publish, Suback,
                                      Subscribe, Subscription, Will)
 from tests.unit.core_harness import Core
@@ -145,3 +146,20 @@ def test_the_connect_of_an_idle_client_keeps_its_fields_for_operators(core, vers
     assert (idle.client_id, idle.version, idle.mountpoint, idle.expiry_interval) == ("fields", version, "", 0)
     assert idle.receive_maximum == 65535 and idle.max_inflight == core.broker.settings.max_inflight
     assert idle.disconnected_at is None and idle.inflight_items() == [] and not idle.subscriptions
+
+
+def test_operators_list_an_idle_client_without_making_its_session_and_subscribe_it(core):
+    client = core.client(4)
+    client.connect("listed")
+    idle = client.conn.session
+    [row] = list_clients(core.broker, {"clientid": "listed"})
+    assert (row["clientid"], row["connected"], row["inflight"], row["mqueue_len"]) == ("listed", True, 0, 0)
+    assert client.conn.session is idle
+    assert subscribe(core.broker, {"clientid": "listed", "topics": ["ops/#"], "qos": 1})[0]["clientid"] == "listed"
+    made = client.conn.session
+    assert type(made) is Session and list(made.subscriptions) == ["ops/#"]
+    publisher = core.client(4)
+    publisher.connect("ops-pub")
+    publisher.send(Publish("ops/1", b"from ops", 0))
+    [delivered] = client.received()
+    assert (delivered.topic_name, delivered.payload) == ("ops/1", b"from ops")
