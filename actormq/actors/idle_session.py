@@ -53,7 +53,7 @@ class IdleSession:
             return conn.session
         broker = conn.broker
         session = Session(broker, conn.client_id, conn.version, broker.idle_queue, 0)
-        session.will = self.will
+        session.reopened(0, self.will)
         if broker.sessions.get(conn.client_id) is self:
             broker.sessions[conn.client_id] = session
         conn.session = session

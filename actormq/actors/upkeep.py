@@ -1,6 +1,7 @@
 """A worker's periodic upkeep: the keepalive sweep (a connection silent past
-its deadline, or without CONNECT past `mqtt.connect_timeout`, is closed), the
-drop report, the local counters and the $SYS publisher. A base class of Broker.
+its deadline, or without CONNECT past `mqtt.connect_timeout`, is closed) and
+the time value it compares that clients accepted together share, the drop
+report, the local counters and the $SYS publisher. A base class of Broker.
 """
 
 from __future__ import annotations
