@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from dataclasses import replace
 
 import pytest
 
 from actormq.actors import connection, queue, session
+from actormq.actors.connection import Connection
 from actormq.transport.codec import (Connect, Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe,
                                      Subscription, encode)
 from actormq.transport.codec.decode import NO_PROPERTIES
-from tests.unit.core_harness import Core
+from actormq.transport.listeners import DEFAULT_LISTENER
+from tests.unit.core_harness import Core, Wire
 
 # bytes: 1,004 measured with the test's Client and Wire for a persistent client, 784 for a
 # clean one (an IdleSession instead of a Session); 1,041 before the shared last-seen time and
@@ -159,3 +162,15 @@ def test_a_memory_queue_is_the_idle_one_until_a_message_waits(core):
     back.send(Connect("offline-sub", protocol_level=4, clean_start=False))
     connack, delivered = back.received()
     assert connack.session_present and (delivered.topic_name, delivered.payload) == ("q/1", b"kept")
+
+
+def test_a_tcp_client_leaves_its_address_to_the_transport_and_others_keep_theirs(core):
+    client = core.client(4)
+    client.connect("tcp-peer")
+    assert client.conn.peer == "127.0.0.1:50000" and client.conn.peer_port == 50000
+    assert client.conn.peer_address is None         # the event loop's TCP transport keeps it
+    websocket = Connection(core.broker, replace(DEFAULT_LISTENER, type="ws"))
+    websocket.connection_made(Wire(("10.1.2.3", 40000)))
+    assert websocket.peer == "10.1.2.3:40000"
+    websocket.transport = Wire(None)                # its transport forgot: the address was kept
+    assert (websocket.peer_host, websocket.peer_port) == ("10.1.2.3", 40000)
