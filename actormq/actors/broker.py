@@ -16,6 +16,7 @@ import logging
 import time
 
 from actormq.actors.drops import Drops
+from actormq.actors.idle_session import IdleSession
 from actormq.actors.messages import Message, SubOptions
 from actormq.actors.packet_counts import PacketCounts
 from actormq.actors.queue import DISC_ONLY_WINDOW, Queue, QueueLimits
@@ -180,7 +181,9 @@ class Broker(StoredSessions, Upkeep):
             self.end_session(session, "discarded")
             session = None
         present = session is not None
-        if session is None:
+        if session is None and expiry == 0:
+            session = self.sessions[client_id] = IdleSession(conn, None)    # a Session at first use
+        elif session is None:
             session = self.new_session(client_id, connect.protocol_level, expiry)
         session.reopened(expiry, connect.will)
         if present and session.persistent and not session.queue.persistent:

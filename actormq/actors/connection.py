@@ -103,7 +103,7 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         self._sent, self._sent_bytes = packets.sent, packets.sent_bytes
         self.transport = None
         self.client_id = ""
-        self.accepted_at = self.last_seen = time.monotonic()
+        self.accepted_at = self.last_seen = broker.seen()
         self.writable = True
         self.closed = False
         self._out: list[bytes] | tuple = NOTHING_TO_SEND     # a list while a flush is due
@@ -158,7 +158,8 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
             else:
                 handler = _SESSION_HANDLERS.get(kind)
                 if handler is not None:
-                    handler(self.session, effect)
+                    session = self.session
+                    handler(session if not session.idle else session.in_use(), effect)
                 else:
                     _EXECUTE[kind](self, effect)
         session = self.session
@@ -333,7 +334,8 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         if kind is Publish:
             self._route(effect)
         elif kind in _SESSION_HANDLERS:
-            _SESSION_HANDLERS[kind](self.session, effect)
+            session = self.session
+            _SESSION_HANDLERS[kind](session if not session.idle else session.in_use(), effect)
         else:
             _EXECUTE[kind](self, effect)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from actormq.actors import effects
 from actormq.actors.pipeline import Pipeline
@@ -88,7 +87,7 @@ class PacketHold:
                 return
         held = self._held
         self._held = None if self.pipeline is None else []
-        self.last_seen = time.monotonic()
+        self.last_seen = self.broker.seen()
         self.transport.resume_reading()
         try:
             (self._handle if self._held is None else self._hold)(held)

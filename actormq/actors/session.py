@@ -50,6 +50,7 @@ class Session(InboundPublishes, Subscriptions):
                  "receive_maximum", "_inflight", "_awaiting_pubcomp", "_qos2_in", "_next_packet_id",
                  "_expiry_timer", "_will_timer", "_pending_will", "_deferred_acks", "drain_due", "_valve",
                  "deliveries_held", "ack_batch")
+    idle = False    # see idle_session: a clean client's session before it uses one
 
     def __init__(self, broker, client_id: str, protocol_level: int, queue: Queue,
                  expiry_interval: int | None) -> None:
@@ -67,8 +68,7 @@ class Session(InboundPublishes, Subscriptions):
         self.will = None
         self.disconnected_at: float | None = None
         self.receive_maximum = 65535                # the client's, for our sends
-        # sent QoS1/2 awaiting PUBACK/PUBREC; NONE_YET until the first
-        self._inflight: dict[int, Delivery] = NONE_YET
+        self._inflight: dict[int, Delivery] = NONE_YET  # sent QoS1/2 awaiting PUBACK/PUBREC
         # packet id sets as dicts (keys only): an empty dict is a quarter of an empty set
         self._awaiting_pubcomp: dict[int, None] = NONE_YET  # QoS2 after PUBREC
         self._qos2_in: dict[int, None] = NONE_YET           # received QoS2 awaiting PUBREL

@@ -13,9 +13,11 @@ from actormq.transport.tls import certificate_identity
 
 
 class PeerInfo:
-    """Mixin of the Connection: needs `transport` and `peer_address` (the address
-    is kept once looked up: the socket may be gone when the last log line asks;
-    an IPv4 peer is kept packed in one int, `pack_ipv4`)."""
+    """Mixin of the Connection: needs `transport`, `listener` and `peer_address`
+    (the address of a TLS, WebSocket or Unix socket client is kept once looked
+    up: its transport may have forgotten it when the last log line asks; an
+    IPv4 peer is kept packed in one int, `pack_ipv4`; a plain TCP transport
+    keeps its peer's address itself, so the connection holds none)."""
 
     __slots__ = ()
 
@@ -40,6 +42,8 @@ class PeerInfo:
             return unpack_ipv4(address)
         if address is None and self.transport is not None:
             address = self.transport.get_extra_info("peername")
+            if self.listener.type == "tcp":     # the event loop's TCP transport keeps it after close
+                return address
             if isinstance(address, tuple):  # clients of one host share its text
                 address = (sys.intern(address[0]), *address[1:])
                 self.peer_address = pack_ipv4(address)

@@ -2,28 +2,34 @@
 in-process): no table, list or instance dict of its own until it uses one,
 the shared empties it holds instead stay empty however busy the clients
 beside it are (a memory queue and the decoder between packets are shared
-too), and the Python heap of an idle client (its Connection, Session and
-address; the socket's transport is the event loop's and not counted here)
-stays within a budget; clients of one keepalive share its deadline value and
-keep one time of their own."""
+too), and the Python heap of an idle client (its Connection, its Session or
+a clean client's IdleSession; the socket's transport is the event loop's and
+not counted here) stays within a budget; clients of one keepalive share its
+deadline value and keep one time of their own."""
 
 from __future__ import annotations
 
 import gc
 import tracemalloc
+from dataclasses import replace
 
 import pytest
 
 from actormq.actors import connection, queue, session
+from actormq.actors.connection import Connection
 from actormq.transport.codec import (Connect, Puback, Pubcomp, Publish, Pubrec, Pubrel, Suback, Subscribe,
                                      Subscription, encode)
 from actormq.transport.codec.decode import NO_PROPERTIES
-from tests.unit.core_harness import Core
+from actormq.transport.listeners import DEFAULT_LISTENER
+from tests.unit.core_harness import Core, Wire
 
-# bytes: 1,041 measured with the test's Client and Wire (1,596 before the idle queue,
-# the shared decoder and kept CONNECT, the packed address, a Session without `__dict__`;
-# 1,129 before the Connection's rarely set attributes became class defaults)
-IDLE_CLIENT_BUDGET = 1_080
+# bytes: 1,004 measured with the test's Client and Wire for a persistent client, 784 for a
+# clean one (an IdleSession instead of a Session); 1,041 before the shared last-seen time and
+# the TCP peer's address left to the transport (1,596 before the idle queue, the shared
+# decoder and kept CONNECT, the packed address, a Session without `__dict__`; 1,129 before
+# the Connection's rarely set attributes became class defaults)
+IDLE_CLIENT_BUDGET = 1_040
+IDLE_CLEAN_CLIENT_BUDGET = 820
 
 
 @pytest.fixture
@@ -91,7 +97,8 @@ def test_busy_clients_get_tables_of_their_own_and_leave_the_shared_ones_empty(co
     assert idle.received() == []
 
 
-def test_the_python_heap_of_an_idle_client_stays_within_its_budget(core):
+@pytest.mark.parametrize("clean_start, budget", ((False, IDLE_CLIENT_BUDGET), (True, IDLE_CLEAN_CLIENT_BUDGET)))
+def test_the_python_heap_of_an_idle_client_stays_within_its_budget(core, clean_start, budget):
     count = 300
     warm = core.client(4)
     warm.connect("warm-up")    # what the first client loads is not per client
@@ -101,13 +108,13 @@ def test_the_python_heap_of_an_idle_client_stays_within_its_budget(core):
         before = tracemalloc.get_traced_memory()[0]
         clients = [core.client(4) for _ in range(count)]
         for number, client in enumerate(clients):
-            client.connect(f"idle-client-{number:05d}", clean_start=False)
+            client.connect(f"idle-client-{number:05d}", clean_start=clean_start)
             client.decoder = client.wire.written = None     # the test's side, not the broker's
         gc.collect()
         per_client = (tracemalloc.get_traced_memory()[0] - before) / count
     finally:
         tracemalloc.stop()
-    assert per_client <= IDLE_CLIENT_BUDGET, f"{per_client:,.0f} bytes per idle client"
+    assert per_client <= budget, f"{per_client:,.0f} bytes per idle client"
 
 
 def test_clients_of_one_keepalive_share_its_deadline_and_keep_one_time(core):
@@ -155,3 +162,15 @@ def test_a_memory_queue_is_the_idle_one_until_a_message_waits(core):
     back.send(Connect("offline-sub", protocol_level=4, clean_start=False))
     connack, delivered = back.received()
     assert connack.session_present and (delivered.topic_name, delivered.payload) == ("q/1", b"kept")
+
+
+def test_a_tcp_client_leaves_its_address_to_the_transport_and_others_keep_theirs(core):
+    client = core.client(4)
+    client.connect("tcp-peer")
+    assert client.conn.peer == "127.0.0.1:50000" and client.conn.peer_port == 50000
+    assert client.conn.peer_address is None         # the event loop's TCP transport keeps it
+    websocket = Connection(core.broker, replace(DEFAULT_LISTENER, type="ws"))
+    websocket.connection_made(Wire(("10.1.2.3", 40000)))
+    assert websocket.peer == "10.1.2.3:40000"
+    websocket.transport = Wire(None)                # its transport forgot: the address was kept
+    assert (websocket.peer_host, websocket.peer_port) == ("10.1.2.3", 40000)
