@@ -125,22 +125,29 @@ async def main() -> None:
         print(f"{name}: {micros:.2f} µs")
 
 
-def webhook_read_path(credit: int):
-    """A ReadPath with an `on_publish` webhook (to an endpoint nobody answers: its sender
-    never sends) whose sender has `credit`; and the sender, to flush after each read."""
+def plugin_read_path(plugin_class, lines: str, credit: int, sender_of=lambda plugin: plugin.notifier):
+    """A ReadPath with the plugin `plugin_class` makes of the configuration `lines`, once its
+    notification sender (`sender_of(plugin)`) is up, with `credit`; and the sender, to flush
+    after each read."""
     from bench_hook_path import ReadPath
     path = ReadPath("", 0)
     workdir = Path(tempfile.mkdtemp(prefix="actormq-bench-"))
-    (workdir / "actormq.conf").write_text(f"storage.dir = {workdir}/data\nwebhooks.p.hook = on_publish\n"
-                                          "webhooks.p.endpoint = http://127.0.0.1:9/p\n")
-    plugin = VmqWebhooksPlugin(context=PluginContext(load_config(workdir / "actormq.conf", env={})))
+    (workdir / "actormq.conf").write_text(f"storage.dir = {workdir}/data\n{lines}")
+    plugin = plugin_class(context=PluginContext(load_config(workdir / "actormq.conf", env={})))
     hooks = path.core.broker.hooks
     hooks.add(plugin)
     path.core.loop.run_until_complete(hooks.start())
     path.core.loop.run_until_complete(asyncio.wait_for(asyncio.shield(plugin._switch), 30))
-    sender = plugin.calls.notifier
+    sender = sender_of(plugin)
     sender.credit, sender._refreshing = credit, not credit
     return path, sender
+
+
+def webhook_read_path(credit: int):
+    """A ReadPath with an `on_publish` webhook (to an endpoint nobody answers: its sender
+    never sends) whose sender has `credit`; and the sender."""
+    return plugin_read_path(VmqWebhooksPlugin, "webhooks.p.hook = on_publish\n"
+                            "webhooks.p.endpoint = http://127.0.0.1:9/p\n", credit, lambda plugin: plugin.calls.notifier)
 
 
 def exhook_server(hook: str) -> tuple[subprocess.Popen, int]:
@@ -159,20 +166,9 @@ def exhook_server(hook: str) -> tuple[subprocess.Popen, int]:
 def exhook_read_path(port: int, credit: int):
     """A ReadPath with the ExHook plugin of the server on `port` (`message.publish` as a
     notification when it loads it) whose sender has `credit`; and the sender."""
-    from bench_hook_path import ReadPath
     from actormq.exhook.plugin import ExhookPlugin
-    path = ReadPath("", 0)
-    workdir = Path(tempfile.mkdtemp(prefix="actormq-bench-"))
-    (workdir / "actormq.conf").write_text(f"storage.dir = {workdir}/data\nexhook.server.p.url = http://127.0.0.1:{port}\n"
-                                          "exhook.server.p.message_publish = notify\n")
-    plugin = ExhookPlugin(context=PluginContext(load_config(workdir / "actormq.conf", env={})))
-    hooks = path.core.broker.hooks
-    hooks.add(plugin)
-    path.core.loop.run_until_complete(hooks.start())
-    path.core.loop.run_until_complete(asyncio.wait_for(asyncio.shield(plugin._switch), 30))
-    sender = plugin.notifier
-    sender.credit, sender._refreshing = credit, not credit
-    return path, sender
+    return plugin_read_path(ExhookPlugin, f"exhook.server.p.url = http://127.0.0.1:{port}\n"
+                            "exhook.server.p.message_publish = notify\n", credit)
 
 
 def read_paths(reads: int) -> None:
