@@ -5,10 +5,11 @@ Scenarios (`-w 1`; each one a pair of brokers, one without a hook ("none") and o
 
 - QoS 0 fan-in (4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it) with an
   `on_publish` webhook (a local aiohttp endpoint in its own process), with an ExHook server
-  (its own process) that loads `message.publish` sent as a notification
-  (`exhook.server.<name>.message_publish = notify`), one that loads `message.delivered`
-  (always a notification), and one that loads `message.publish` as EMQX does (a decision
-  each message waits for: one pair only, and not with `--rate`);
+  (its own process) that loads no hook at all (what gRPC in the worker costs by itself: its
+  library, its threads, an idle channel), one that loads `message.publish` sent as a
+  notification (`exhook.server.<name>.message_publish = notify`), one that loads
+  `message.delivered` (always a notification), and one that loads `message.publish` as EMQX
+  does (a decision each message waits for: one pair only, and not with `--rate`);
 - CONNECT rate (`--connections`, 2,000 by default, 50 at a time, each closed as soon as all
   are connected, the same client ids every round) with an
   `auth_on_register` webhook answering `Cache-Control: max-age=300` (the warm-up round
@@ -136,7 +137,7 @@ def serve_grpc(port: int, hook: str, counter: str, delay_ms: float = 0.0) -> Non
 
     class Provider(pb_grpc.HookProviderServicer):
         async def OnProviderLoaded(self, request, context):
-            return pb.LoadedResponse(hooks=[pb.HookSpec(name=hook)])
+            return pb.LoadedResponse(hooks=[pb.HookSpec(name=hook)] if hook != "none" else [])
 
         async def OnProviderUnloaded(self, request, context):
             return pb.EmptySuccess()
@@ -407,6 +408,7 @@ def cases(helpers: dict[str, Helper]) -> dict[str, tuple]:
         "QoS 0 fan-in, A/A (none against none)": ("fan_in", {}, None),
         "QoS 0 fan-in, on_publish webhook": ("fan_in", {"webhooks.p.hook": "on_publish",
                                                         "webhooks.p.endpoint": url}, helpers["http"]),
+        "QoS 0 fan-in, ExHook server loading no hook": ("fan_in", *exhook("nohooks")),
         "QoS 0 fan-in, ExHook message.publish as notification": (
             "fan_in", *exhook("publish", message_publish="notify")),
         "QoS 0 fan-in, ExHook message.delivered": ("fan_in", *exhook("delivered")),
@@ -495,7 +497,8 @@ def main() -> None:
                         help="stopped: the hook broker's notification sender is suspended once up (its worker "
                         "drops every notification once the credit is spent): the hook's cost without the sender")
     parser.add_argument("--serve-http", nargs=2, metavar="PORT COUNTER")
-    parser.add_argument("--serve-grpc", nargs="+", metavar="PORT HOOK COUNTER [DELAY_MS]")
+    parser.add_argument("--serve-grpc", nargs="+", metavar="PORT HOOK COUNTER [DELAY_MS]",
+                        help="(the bench's own helper) an ExHook server loading HOOK, or no hook for 'none'")
     args = parser.parse_args()
     if args.serve_http:
         return serve_http(int(args.serve_http[0]), args.serve_http[1])
@@ -510,9 +513,10 @@ def main() -> None:
     helpers = {"http": Helper(workdir, "--serve-http", priority=priority),
                "publish": Helper(workdir, "--serve-grpc", "message.publish", priority=priority),
                "delivered": Helper(workdir, "--serve-grpc", "message.delivered", priority=priority),
+               "nohooks": Helper(workdir, "--serve-grpc", "none", priority=priority),
                "decide": Helper(workdir, "--serve-grpc", "message.publish", priority="same")}
     time.sleep(1)
-    wait_serving([helpers[name].port for name in ("publish", "delivered", "decide")])
+    wait_serving([helpers[name].port for name in ("publish", "delivered", "decide", "nohooks")])
     picked = {name: case for name, case in cases(helpers).items() if re.search(args.only, name)}
     kinds = {kind for kind, _, _ in picked.values()}
     chosen = {name: case for name, case in cases(helpers).items()
