@@ -10,9 +10,11 @@ With `--path`, the worker's whole read path per message instead (bench_hook_path
 `ReadPath`: fan-in PUBLISHes fed 25 at a time to a real Connection on an in-memory
 transport, decoded, hooked, routed and delivered): without a hook, with a no-op plugin on
 `message.publish`, and with an `on_publish` webhook whose sender has no credit (every event
-dropped, as at saturation) or always has (every event handed over, one batch per read):
-the best µs per message over interleaved reads and the Python bytecodes executed per
-message (the same on a busy machine as on a quiet one).
+dropped, as at saturation) or always has (every event handed over, one batch per read),
+and the same with an ExHook server (bench_webhooks.py's, in its own process) that loads
+`message.publish` as a notification, and with one that loads no hook (gRPC in the worker
+and nothing hooked): the best µs per message over interleaved reads and the Python
+bytecodes executed per message (the same on a busy machine as on a quiet one).
 
 With `--connect`, a worker's whole CONNECT + DISCONNECT instead (a real Connection on an
 in-memory transport, from the CONNECT's bytes to the session's end): without a hook, with
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,29 +125,62 @@ async def main() -> None:
         print(f"{name}: {micros:.2f} µs")
 
 
-def webhook_read_path(credit: int):
-    """A ReadPath with an `on_publish` webhook (to an endpoint nobody answers: its sender
-    never sends) whose sender has `credit`; and the sender, to flush after each read."""
+def plugin_read_path(plugin_class, lines: str, credit: int, sender_of=lambda plugin: plugin.notifier):
+    """A ReadPath with the plugin `plugin_class` makes of the configuration `lines`, once its
+    notification sender (`sender_of(plugin)`) is up, with `credit`; and the sender, to flush
+    after each read."""
     from bench_hook_path import ReadPath
     path = ReadPath("", 0)
     workdir = Path(tempfile.mkdtemp(prefix="actormq-bench-"))
-    (workdir / "actormq.conf").write_text(f"storage.dir = {workdir}/data\nwebhooks.p.hook = on_publish\n"
-                                          "webhooks.p.endpoint = http://127.0.0.1:9/p\n")
-    plugin = VmqWebhooksPlugin(context=PluginContext(load_config(workdir / "actormq.conf", env={})))
+    (workdir / "actormq.conf").write_text(f"storage.dir = {workdir}/data\n{lines}")
+    plugin = plugin_class(context=PluginContext(load_config(workdir / "actormq.conf", env={})))
     hooks = path.core.broker.hooks
     hooks.add(plugin)
     path.core.loop.run_until_complete(hooks.start())
     path.core.loop.run_until_complete(asyncio.wait_for(asyncio.shield(plugin._switch), 30))
-    sender = plugin.calls.notifier
+    sender = sender_of(plugin)
     sender.credit, sender._refreshing = credit, not credit
     return path, sender
 
 
+def webhook_read_path(credit: int):
+    """A ReadPath with an `on_publish` webhook (to an endpoint nobody answers: its sender
+    never sends) whose sender has `credit`; and the sender."""
+    return plugin_read_path(VmqWebhooksPlugin, "webhooks.p.hook = on_publish\n"
+                            "webhooks.p.endpoint = http://127.0.0.1:9/p\n", credit, lambda plugin: plugin.calls.notifier)
+
+
+def exhook_server(hook: str) -> tuple[subprocess.Popen, int]:
+    """bench_webhooks.py's ExHook server loading `hook` ("none": no hook), serving."""
+    import bench_suite as suite
+    from bench_webhooks import wait_serving
+    port = suite.free_port()
+    counter = Path(tempfile.mkdtemp(prefix="actormq-bench-")) / "received"
+    counter.write_bytes(bytes(8))
+    server = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "bench_webhooks.py"),
+                               "--serve-grpc", str(port), hook, str(counter)], cwd=suite.REPO_ROOT, env=suite._env())
+    wait_serving([port])
+    return server, port
+
+
+def exhook_read_path(port: int, credit: int):
+    """A ReadPath with the ExHook plugin of the server on `port` (`message.publish` as a
+    notification when it loads it) whose sender has `credit`; and the sender."""
+    from actormq.exhook.plugin import ExhookPlugin
+    return plugin_read_path(ExhookPlugin, f"exhook.server.p.url = http://127.0.0.1:{port}\n"
+                            "exhook.server.p.message_publish = notify\n", credit)
+
+
 def read_paths(reads: int) -> None:
     from bench_hook_path import PER_READ, ReadPath
+    servers = {hook: exhook_server(hook) for hook in ("message.publish", "none")}
+    publish, loads_none = servers["message.publish"][1], servers["none"][1]
     paths = {"no hook": (ReadPath("", 0), None), "1 no-op plugin on message.publish": (ReadPath("noop", 0), None),
              "on_publish webhook, every event dropped": webhook_read_path(0),
-             "on_publish webhook, every event handed over": webhook_read_path(10 ** 9)}
+             "on_publish webhook, every event handed over": webhook_read_path(10 ** 9),
+             "ExHook message.publish notification, every event dropped": exhook_read_path(publish, 0),
+             "ExHook message.publish notification, every event handed over": exhook_read_path(publish, 10 ** 9),
+             "ExHook server loading no hook": exhook_read_path(loads_none, 0)}
 
     def read(path, sender) -> None:
         path.read()
@@ -164,6 +200,9 @@ def read_paths(reads: int) -> None:
         if sender is not None:
             sender.credit = 0
             path.core.loop.run_until_complete(path.core.broker.hooks.stop())
+    for server, _ in servers.values():
+        server.terminate()
+        server.wait(10)
 
 
 CONNECT_VARIANTS = ("no hook", "no-op authenticate plugin", "auth_on_register webhook, cached")

@@ -277,17 +277,20 @@ def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
 def on_message_publish(self, client: ClientInfo, message):
     """Notify the servers that take message.publish as a notification; the message waits only
     for the others (a coroutine the chain awaits)."""
-    if message.topic_name.startswith("$SYS/"):
+    topic = message.topic_name
+    if topic.startswith("$SYS/"):
         return None
     if self.publish_notified:
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
-            self._unsent("message.publish", message.topic_name, self.publish_notified)
+            plan = self.unsent_plans.get("message.publish") or self._plan("message.publish", self.publish_notified)
+            plan.dropped += 1
+            if plan.filtered:
+                plan.count_filtered(topic)
         else:
             self._notify("message.publish", "OnMessagePublish", lambda: {
                 "message": convert.message_record(message, client)}, client.client_id,
-                message.topic_name, self.publish_notified)
-    if self.publish_deciders and any(server.wants("message.publish", message.topic_name)
-                                     for server in self.publish_deciders):
+                topic, self.publish_notified)
+    if self.publish_deciders and any(server.wants("message.publish", topic) for server in self.publish_deciders):
         return _publish_decided(self, client, message)
     return None
 
