@@ -49,7 +49,7 @@ from actormq.errors import StorageFullError
 from actormq.actors.stored_delivery import StoredDelivery
 from actormq.storage.writer import ROW_OVERHEAD
 from actormq.storage.records import (
-    COMPACT_ROW_FIXED, RETAIN_FLAG, UTF8_MOST, decode_messages, encode_message, encode_queue_rows, queue_prefix, queue_seq, sendable_flags, seq_suffix,
+    COMPACT_ROW_FIXED, RETAIN_FLAG, UTF8_MOST, decode_messages, encode_message, queue_ops, queue_prefix, queue_seq, sendable_flags, seq_suffix,
 )
 
 log = logging.getLogger("actormq.queue")
@@ -80,7 +80,7 @@ class Queue:
 
     __slots__ = ("client_id", "limits", "online", "dropped", "_mem", "_store", "_durable",
                  "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule",
-                 "released", "_prefix", "_unwritten", "_room")
+                 "released", "_prefix", "_unwritten", "_room", "durable_from_qos")
 
     def __init__(self, client_id: str, limits: QueueLimits, store=None, durable: bool = False,
                  window: int | None = None, schedule: Callable[[Queue], None] | None = None) -> None:
@@ -96,6 +96,8 @@ class Queue:
         self._backlog = 0            # persisted entries not held in memory (window mode)
         self._window = window if store is not None and not limits.lifo else None
         self._last_loaded = 0        # highest seq that went into memory (window mode)
+        # the lowest QoS whose enqueue writes to a disc store (3: none does)
+        self.durable_from_qos = (0 if self._window is not None else 1) if durable else 3
         # shared empties until the first row is discarded or released (an idle
         # client's queue holds no list or dict of its own)
         self._discarded: list[bytes] | tuple = ()   # rows to delete at the next flush
@@ -177,7 +179,7 @@ class Queue:
 
     def enqueue_wrote_durable(self, delivery: Delivery) -> bool:
         """True when enqueuing this delivery writes to a disc store (a durable queue has one)."""
-        return self._durable and (delivery.qos > 0 or self._window is not None)
+        return delivery.qos >= self.durable_from_qos
 
     def has_row(self, delivery: Delivery) -> bool:
         """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
@@ -282,12 +284,13 @@ class Queue:
             self._refill()
         return bool(self._mem)
 
-    def take_rows(self) -> tuple[list[tuple[bytes, bytes]], int]:
-        """The rows of the deliveries kept since the store last took them (see
-        Store.defer), in order, and the room left of what the store gave."""
+    def take_rows(self, table: str, first_seq: int) -> tuple[list, int]:
+        """The puts of the rows of the deliveries kept since the store last took
+        them (see Store.defer), in order, as the store's pending writes numbered
+        from `first_seq` into `table` (queue_ops), and the room left of what the store gave."""
         deliveries, self._unwritten = self._unwritten, ()
         room, self._room = self._room, 0
-        return encode_queue_rows(self._prefix, deliveries) if deliveries else [], room
+        return queue_ops(self._prefix, deliveries, table, first_seq) if deliveries else [], room
 
     def _persist(self, delivery: Delivery, packet_id: int | None = None) -> None:
         """Write the delivery's row. A message without properties is kept for the

@@ -302,10 +302,8 @@ class Session(InboundPublishes, Subscriptions):
         queue = self.queue if self.queue is not self.broker.idle_queue else self.own_queue()
         dropped = queue.dropped
         message = delivery.message
-        note = None
+        note = WROTE_DURABLE if delivery.qos >= queue.durable_from_qos else None   # enqueue_wrote_durable, inline
         try:
-            if queue.enqueue_wrote_durable(delivery):
-                note = WROTE_DURABLE
             if queue.enqueue(delivery) and conn is None and self.hooks.message_offline is not None:
                 self.hooks.message_offline.notify(self.client_id, message)
         except QueueFull:

@@ -307,7 +307,8 @@ class LmdbStore:
 
     def defer(self, owner) -> int:
         """Let `owner` keep the queue rows it writes from now on and hand them over
-        (`owner.take_rows()`: the rows, a list of (key, value), and the room it
+        (`owner.take_rows(table, first_seq)`: the puts of its rows, numbered as
+        pending writes from first_seq on, and the room it
         did not use) before anything else touches the store, at the latest when
         the loop's turn ends. Returns the bytes of rows it may keep (counted as
         ROW_OVERHEAD plus key and value, at their most), reserved against the
@@ -336,13 +337,19 @@ class LmdbStore:
         whether they start a batch (the caller commits it: see _issue_all)."""
         owners, self._deferred = self._deferred, []
         self._budgeted = 0
-        rows: list = []
-        size = 0
-        for owner, budget in owners:
-            taken, left = owner.take_rows()
-            rows += taken
-            size += budget - left
-        return bool(rows) and self._pending.add_many(QUEUE, rows, size)
+
+        def puts(first_seq: int) -> tuple[list, int]:
+            ops: list = []
+            size = 0
+            for owner, budget in owners:
+                taken, left = owner.take_rows(QUEUE, first_seq + len(ops))
+                if ops:
+                    ops += taken
+                else:
+                    ops = taken
+                size += budget - left
+            return ops, size
+        return self._pending.add_numbered(puts)
 
     def _hand_over(self) -> None:
         """With sync on, at the end of the loop's turn: the deferred rows go to the writer."""

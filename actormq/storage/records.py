@@ -157,22 +157,29 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
 
 
 def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
-    """The queue rows (key, record) of a queue's deliveries without properties
-    (objects with `message`, `qos`, `retain` and `seq`; their messages have no
-    properties), in order: the key is `prefix` + seq, the record is
-    encode_message's of the message stored with the delivery's QoS and retain
-    flag. One loop for a turn's rows of a queue; a record is one struct pack
-    (its head, the topic and origin, the payload), whose format is looked up
-    again only when the topic, the origin or the payload's size changes from
-    the row before (a queue's rows mostly share them)."""
-    rows = []
-    append = rows.append
+    """The queue rows (key, record) of a queue's deliveries without properties,
+    in order (the rows of queue_ops)."""
+    return [(key, record) for _, _, key, record in queue_ops(prefix, deliveries, "queue", 1)]
+
+
+def queue_ops(prefix: bytes, deliveries, table: str, first_seq: int) -> list:
+    """The puts (op seq, `table`, key, record) of a queue's deliveries without
+    properties (objects with `message`, `qos`, `retain` and `seq`; their
+    messages have no properties), in order, numbered from `first_seq`: the
+    pending writes' entries made here, with no list between. The key is
+    `prefix` + seq, the record is encode_message's of the message stored with
+    the delivery's QoS and retain flag. One loop for a turn's rows of a queue;
+    a record is one struct pack (its head, the topic and origin, the payload),
+    whose format is looked up again only when the topic, the origin or the
+    payload's size changes from the row before (a queue's rows mostly share them)."""
+    ops = []
+    append = ops.append
     pack_key = _key_struct(len(prefix)).pack     # the prefix and the seq in one bytes
     topic = origin = None
     texts = b""
     size = -1
     pack_row = None
-    for delivery in deliveries:
+    for op_seq, delivery in enumerate(deliveries, first_seq):
         message = delivery.message
         if message.topic_name != topic or message.origin != origin:
             topic, origin = message.topic_name, message.origin
@@ -187,12 +194,12 @@ def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
         expires_at = message.expires_at
         flags = delivery.qos | (_RETAIN if delivery.retain else 0)
         if expires_at is None:
-            append((pack_key(prefix, delivery.seq),
+            append((op_seq, table, pack_key(prefix, delivery.seq),
                     pack_row(COMPACT_VERSION, flags, message.timestamp, 0.0, 0, texts, payload)))
         else:
-            append((pack_key(prefix, delivery.seq),
+            append((op_seq, table, pack_key(prefix, delivery.seq),
                     pack_row(COMPACT_VERSION, flags | _EXPIRES, message.timestamp, expires_at, 0, texts, payload)))
-    return rows
+    return ops
 
 
 @functools.lru_cache(maxsize=64)

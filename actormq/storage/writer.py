@@ -106,19 +106,25 @@ class PendingWrites:
             self.on_backlog()
         return starts
 
-    def add_many(self, table: str, rows: list[tuple[bytes, bytes]], size: int) -> bool:
-        """Append a put of each (key, value) row, in order, under one lock (`size`:
-        the bytes they add, see ROW_OVERHEAD); returns whether they start a new batch."""
+    def add_numbered(self, make: Callable[[int], tuple[list[Op], int]]) -> bool:
+        """Append the ops `make(seq)` returns, numbered from the next seq on, in
+        order, under one lock (with the bytes they add, see ROW_OVERHEAD): the
+        issuer builds the entries themselves, with no list between; returns
+        whether they start a new batch."""
         with self._lock:
             if self.failure is not None:
                 self._check_failure()
-            ops = self._ops
-            starts = not ops
-            seq = self._issued
-            ops.extend([(n, table, key, value) for n, (key, value) in enumerate(rows, seq + 1)])
-            self._issued = seq + len(rows)
+            made, size = make(self._issued + 1)
+            if not made:
+                return False
+            starts = not self._ops
+            if starts:
+                self._ops = made
+            else:
+                self._ops += made
+            self._issued = made[-1][0]
             if self._overlay is not None:
-                for op in ops[-len(rows):]:
+                for op in made:
                     self._overlay.note(*op)
             self.pending_bytes += size
             self._grown(starts)
