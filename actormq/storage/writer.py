@@ -238,7 +238,7 @@ class PendingWrites:
     def take(self, commit_interval: float) -> tuple[list[Op], bool]:
         """The next batch, once due (at once with no interval): at most
         `commit_batch` ops, and whether more are left for the batch after it."""
-        with self._cond:
+        with self._lock:        # the Condition's own lock: its Python-level enter and exit only to wait
             if commit_interval > 0:
                 while self._ops and not self._urgent and len(self._ops) < self.commit_batch:
                     remaining = self._first_at + commit_interval - time.monotonic()
