@@ -58,11 +58,16 @@ Op = tuple  # (seq, table, key, value or None)
 
 def encode_body(ops: Sequence[Op], unlogged: list | None = None) -> bytes:
     """The ops of one record: those of the queue and session tables; the others
-    (retained messages, shared by every worker) are added to `unlogged`."""
+    (retained messages, shared by every worker) are added to `unlogged`. A put's
+    head is packed again only when its table or the sizes of its key and value
+    change from the put before (a turn's queue rows mostly share them)."""
     parts: list = []
     append = parts.append
     put, delete = _PUT.pack, _DELETE.pack
     put_tags, delete_tags = _PUT_TAG, _DELETE_TAG
+    head = b""
+    head_table = None
+    key_size = value_size = -1
     for op in ops:
         _, table, key, value = op
         if table not in put_tags:
@@ -71,7 +76,10 @@ def encode_body(ops: Sequence[Op], unlogged: list | None = None) -> bytes:
             append(delete(delete_tags[table], len(key)))
             append(key)
         else:
-            append(put(put_tags[table], len(key), len(value)))
+            if len(value) != value_size or len(key) != key_size or table is not head_table:
+                head_table, key_size, value_size = table, len(key), len(value)
+                head = put(put_tags[table], key_size, value_size)
+            append(head)
             append(key)
             append(value)
     return b"".join(parts)
