@@ -335,21 +335,23 @@ class LmdbStore:
     def _issue_deferred(self) -> bool:
         """Hand the deferred rows over to the pending writes, all in one go;
         whether they start a batch (the caller commits it: see _issue_all)."""
+        return self._pending.add_numbered(self._take_deferred)
+
+    def _take_deferred(self, first_seq: int) -> tuple[list, int]:
+        """The puts of every deferred owner's rows, numbered from `first_seq`
+        (PendingWrites.add_numbered), and the bytes they add."""
         owners, self._deferred = self._deferred, []
         self._budgeted = 0
-
-        def puts(first_seq: int) -> tuple[list, int]:
-            ops: list = []
-            size = 0
-            for owner, budget in owners:
-                taken, left = owner.take_rows(QUEUE, first_seq + len(ops))
-                if ops:
-                    ops += taken
-                else:
-                    ops = taken
-                size += budget - left
-            return ops, size
-        return self._pending.add_numbered(puts)
+        ops: list = []
+        size = 0
+        for owner, budget in owners:
+            taken, left = owner.take_rows(QUEUE, first_seq + len(ops))
+            if ops:
+                ops += taken
+            else:
+                ops = taken
+            size += budget - left
+        return ops, size
 
     def _hand_over(self) -> None:
         """With sync on, at the end of the loop's turn: the deferred rows go to the writer."""
