@@ -4,7 +4,7 @@
 # PUBS and PER_READ pass through to durable_path_cost.py.
 tree=$1; mode=$2; a=${3:-30}; b=${4:-130}
 script=$(cd "$(dirname "$0")" && pwd)/durable_path_cost.py
-python=${PYTHON:-/work/main/.venv/bin/python}
+python=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 out=$(mktemp -d)
 count() {
   (cd "$tree" && CG_SPLIT=1 valgrind --tool=callgrind --callgrind-out-file="$out/cg.$1" \
