@@ -6,7 +6,7 @@ with their reason, and the end of its connection, streamed to the operator
 The admin stream `trace.client` runs on every worker (the client may connect
 to any). While a worker traces, its `TraceHub` shadows a few methods with
 instance attributes — the broker's `open_session` and `connection_closed`,
-the traced connection's `_handle` and `send_bytes`, each hook provider's
+the traced connection's `_handle`, `send_bytes` and `send_acks`, each hook provider's
 `fn`, and the `message.dropped` chain (`_DropWatch`) — and removes them when
 the last trace stops, so an untraced broker runs exactly the code it runs
 without this module. Outgoing bytes are decoded again with a decoder of
@@ -196,6 +196,7 @@ class TraceHub:
         self._connections[id(conn)] = conn
         handle = type(conn)._handle.__get__(conn)
         send_bytes = type(conn).send_bytes.__get__(conn)
+        send_acks = type(conn).send_acks.__get__(conn)
         outgoing = StreamDecoder()
 
         def traced_handle(packets):
@@ -203,7 +204,7 @@ class TraceHub:
                 self._emit(client_id, "packet_in", describe(packet), conn)
             return handle(packets)
 
-        def traced_send_bytes(data, messages=0):
+        def report_out(data):
             outgoing.version = conn.version
             try:
                 for packet in outgoing.feed(data):
@@ -211,15 +212,24 @@ class TraceHub:
             except Exception as exc:
                 self._emit(client_id, "packet_out", {"type": "?", "size": len(data), "error": str(exc)},
                            conn)
+
+        def traced_send_bytes(data, messages=0):
+            report_out(data)
             return send_bytes(data, messages)
+
+        def traced_send_acks(data):
+            report_out(data)
+            return send_acks(data)
 
         conn._handle = traced_handle
         conn.send_bytes = traced_send_bytes
+        conn.send_acks = traced_send_acks
 
     def _unwatch_connection(self, conn) -> None:
         self._connections.pop(id(conn), None)
         conn.__dict__.pop("_handle", None)
         conn.__dict__.pop("send_bytes", None)
+        conn.__dict__.pop("send_acks", None)
 
     def emit_for(self, client_id: str, kind: str, detail: dict) -> None:
         session = self.broker.sessions.get(client_id)
