@@ -35,22 +35,34 @@ log = logging.getLogger("actormq.peers")
 QUIET_SECONDS = 1.0     # how long after its last disc session a worker tells peers to stop asking
 
 
+class PeersRefused(StorageError):
+    """Other workers could not save some of what a wait covered (a full
+    queue, a worker that died): `acks`, their ack ids. This worker's store
+    committed its part."""
+
+    def __init__(self, acks: tuple) -> None:
+        super().__init__("a worker the message went to could not save it")
+        self.acks = acks
+
+
 class _Durable:
     """One `when_durable` call: what it waits for, and what to run then."""
 
-    __slots__ = ("callback", "on_error", "waiting", "failed")
+    __slots__ = ("callback", "on_error", "waiting", "failed", "refused")
 
     def __init__(self, callback, on_error) -> None:
         self.callback = callback
         self.on_error = on_error
         self.waiting = 1            # this worker's store
-        self.failed = False
+        self.failed = False         # this worker's store failed
+        self.refused = None         # ack ids other workers refused
 
     def run(self) -> None:
-        if not self.failed:
+        if not self.failed and self.refused is None:
             self.callback()
         elif self.on_error is not None:
-            self.on_error(StorageError("a worker the message went to could not save it"))
+            self.on_error(StorageError("this worker's store could not save the message")
+                          if self.failed else PeersRefused(tuple(self.refused)))
         else:
             log.warning("a message routed to another worker may not have been saved")
 
@@ -178,7 +190,7 @@ class DurableAcks:
     def settle_ack(self, ack_id: int, ok: bool) -> None:
         wait = self._waits.pop(ack_id, None)
         if wait is not None and wait[1] is not None:
-            self._settle(wait[1], ok)
+            self._settle(wait[1], ok, ack_id)
 
     def peer_gone(self, peer: int) -> None:
         """A peer died: what it never answered failed."""
@@ -187,9 +199,17 @@ class DurableAcks:
             if owner == peer:
                 self.settle_ack(ack_id, False)
 
-    def _settle(self, entry: _Durable, ok: bool) -> None:
+    def _settle(self, entry: _Durable, ok: bool, ack_id: int | None = None) -> None:
+        """One part of entry's wait is over: this worker's store (ack_id None)
+        or the answer to ack_id."""
         entry.waiting -= 1
-        entry.failed = entry.failed or not ok
+        if not ok:
+            if ack_id is None:
+                entry.failed = True
+            elif entry.refused is None:
+                entry.refused = [ack_id]
+            else:
+                entry.refused.append(ack_id)
         order = self._order
         while order and order[0].waiting <= 0:
             order.popleft().run()

@@ -30,13 +30,16 @@ def _ack_packet(data: bytes) -> Puback | Pubrec:
 
 
 class AckBatch:
-    """The deferred acks of one read of a connection, in order."""
+    """The deferred acks of one read of a connection, in order, and the ack ids
+    of other workers they wait for (`waits`: a packet's index -> its ids)."""
 
-    __slots__ = ("conn", "packets")
+    __slots__ = ("conn", "packets", "acks", "waits")
 
     def __init__(self, conn) -> None:
         self.conn = conn
         self.packets: list = []
+        self.acks: list = []
+        self.waits: dict | None = None
 
 
 class InboundPublishes:
@@ -109,23 +112,23 @@ class InboundPublishes:
         """Send the ack (a packet, or the bytes of one with reason 0) once the
         store has committed what this message wrote.
         The acks of one read wait together (see AckBatch): one durability wait
-        and one callback per read, not per message. Acks stay in order because
-        durability callbacks run in the order they were asked for, and a
-        message that waits for other workers too (`routed.acks`) first closes
-        the batch before it. When the commit failed, the acks say so (see
-        _refuse_deferred)."""
+        and one callback per read, not per message, also for messages that
+        wait for other workers (`routed.acks`: the batch waits for all their
+        answers). Acks stay in order because durability callbacks run in the
+        order they were asked for. When a commit failed, the acks of what it
+        held say so (see _refuse_deferred)."""
         self._deferred_acks += 1
         batch = self.ack_batch
-        if routed.acks:
-            if batch is not None:
-                self.release_acks()
-            self._wait_durable(self.conn, [packet], routed.acks)
-            return
         if batch is None:
             batch = self.ack_batch = AckBatch(self.conn)
             # the end of the read releases it; this covers a publish routed
             # outside a read (an asynchronous hook's answer)
             self.broker.loop.call_soon(self.release_acks)
+        if routed.acks:
+            batch.acks.extend(routed.acks)
+            if batch.waits is None:
+                batch.waits = {}
+            batch.waits[len(batch.packets)] = routed.acks
         batch.packets.append(packet)
 
     def release_acks(self) -> None:
@@ -133,28 +136,42 @@ class InboundPublishes:
         batch = self.ack_batch
         if batch is not None:
             self.ack_batch = None
-            self._wait_durable(batch.conn, batch.packets, ())
+            conn, packets = batch.conn, batch.packets
+            self.broker.when_durable(tuple(batch.acks), partial(self._send_deferred, conn, packets),
+                                     partial(self._refuse_deferred, conn, packets, batch.waits))
 
-    def _wait_durable(self, conn, packets: list, acks: tuple) -> None:
-        self.broker.when_durable(acks, partial(self._send_deferred, conn, packets),
-                                 partial(self._refuse_deferred, conn, packets))
-
-    def _refuse_deferred(self, conn, packets: list, _error) -> None:
-        """The store could not save what the messages wrote: MQTT 5 gets the acks
+    def _refuse_deferred(self, conn, packets: list, waits: dict | None, error) -> None:
+        """A store could not save what messages wrote: their acks say so, MQTT 5
         with QUOTA_EXCEEDED; 3.1.1 has no reason codes, so the connection is
-        closed without an ack and the client sends the messages again."""
+        closed without their acks and the client sends them again. When only
+        other workers refused (`PeersRefused`), the messages whose ack ids they
+        refused (`waits`) are the refused ones; the others are acknowledged."""
         if conn is not self.conn:
             return
         self._deferred_acks -= len(packets)
-        packets = [_ack_packet(packet) if type(packet) is bytes else packet for packet in packets]
-        for packet in packets:
-            if isinstance(packet, Pubrec):
-                self._qos2_in.pop(packet.packet_id, None)
-        if self.version == 5:
-            for packet in packets:
-                conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
+        refused_ids = getattr(error, "acks", None)
+        if refused_ids is None or not waits:
+            refused = range(len(packets))
         else:
-            conn.disconnect(ReasonCode.QUOTA_EXCEEDED, "the store could not save a message")
+            refused_ids = set(refused_ids)
+            refused = {index for index, acks in waits.items() if not refused_ids.isdisjoint(acks)}
+        packets = [_ack_packet(packet) if index in refused and type(packet) is bytes else packet
+                   for index, packet in enumerate(packets)]
+        for index in refused:
+            if isinstance(packets[index], Pubrec):
+                self._qos2_in.pop(packets[index].packet_id, None)    # its resend is routed again
+        for index, packet in enumerate(packets):
+            if index not in refused:
+                if type(packet) is bytes:
+                    conn.send_bytes(packet)
+                else:
+                    conn.send_packet(packet)
+            elif self.version == 5:
+                conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
+            else:
+                conn.disconnect(ReasonCode.QUOTA_EXCEEDED, "the store could not save a message")
+                return
+        conn.flush()
 
     def _send_deferred(self, conn, packets: list) -> None:
         if conn is not self.conn:
