@@ -79,6 +79,7 @@ class DurableAcks:
         self._waits: dict[int, list] = {}           # ack id -> [peer, _Durable or None]
         self._order: deque[_Durable] = deque()
         self._confirms: dict[int, tuple[list, list]] = {}   # peer -> (ack ids ok, refused)
+        self._committing: list[tuple[int, int]] = []        # (peer, ack id) waiting for this worker's commit
         self.asking: set[int] = set()       # peers holding disc sessions: QoS 1/2 to them is answered
         self.holding = False                # what this worker last told its peers about its own
         self._quiet_timer = None
@@ -162,9 +163,23 @@ class DurableAcks:
         if not routed.durable or broker.stores is None:
             self.queue_confirm(peer, ack_id, True)
             return
+        committing = self._committing
+        if not committing:
+            broker.loop.call_soon(self._when_committed)
+        committing.append((peer, ack_id))
+
+    def _when_committed(self) -> None:
+        """One wait for this worker's commit for the answers of a loop turn's
+        messages (a PUB frame's, mostly), not one per message."""
+        committing, self._committing = self._committing, []
+        self.broker.stores.queue.when_durable(partial(self._confirm_all, committing, True),
+                                              partial(self._confirm_all, committing, False),
+                                              self.broker.loop)
+
+    def _confirm_all(self, committing: list, ok, _error=None) -> None:
         queue_confirm = self.queue_confirm
-        broker.stores.queue.when_durable(partial(queue_confirm, peer, ack_id, True),
-                                         lambda _error: queue_confirm(peer, ack_id, False), broker.loop)
+        for peer, ack_id in committing:
+            queue_confirm(peer, ack_id, ok)
 
     def queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
         if not self._confirms:
