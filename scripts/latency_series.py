@@ -31,7 +31,9 @@ import argparse
 import bisect
 import collections
 import csv
+import os
 import random
+import shutil
 import re
 import sys
 import tempfile
@@ -68,17 +70,32 @@ def thread_names(broker) -> dict[int, str]:
 
 def probe_processes(found: dict) -> None:
     """Note the pids of the probe's processes (this script's `bench latency`
-    and its two forks) once they run: they are on the message's way too."""
+    and its two forks) once they run: they are on the message's way too. The
+    thread leaves the real-time policy the script may run under, so that its
+    look at /proc never holds a core the way waits for."""
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and len(found.get("probe", ())) < 3:
         time.sleep(0.2)
-        for process in psutil.Process().children(recursive=True):
+        for pid in descendants(os.getpid()):
             try:
-                if "latency" in process.cmdline():
-                    found.setdefault("probe", set()).update(
-                        {process.pid, *(child.pid for child in process.children())})
-            except psutil.Error:
+                if b"latency" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                    found["probe"] = {pid, *descendants(pid)}
+            except OSError:
                 continue
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid` and by those, from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
 
 
 def voluntary_switches(tids) -> dict[int, int]:
@@ -318,6 +335,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--slow", type=int, default=400, help="µs over which a message is slow")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a directory to keep each round's series and perf data in")
     args = parser.parse_args()
     names = args.brokers.split(",")
     specs = bench_suite.broker_commands(names, None)
@@ -326,6 +345,11 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="latency-series-") as tmp:
                 print(f"[round {round_no + 1}] " + "\n".join(one_round(name, specs[name], args,
                                                                          Path(tmp))), flush=True)
+                if args.keep:
+                    kept = args.keep / f"{name}-{round_no + 1}"
+                    kept.mkdir(parents=True, exist_ok=True)
+                    for produced in ("series.csv", "sched.data"):
+                        shutil.move(Path(tmp) / produced, kept / produced)
     return 0
 
 
