@@ -34,6 +34,7 @@ import csv
 import os
 import random
 import shutil
+import subprocess
 import re
 import sys
 import tempfile
@@ -203,7 +204,7 @@ def on_core_during(runs, starts: list[float], windows, label) -> collections.Cou
 
 def sched_with_cpu(data: Path):
     """(time, event, fields, cpu) of each scheduler event perf recorded."""
-    text = latency_sched.subprocess.run(
+    text = subprocess.run(
         ["perf", "script", "-i", str(data), "-F", "comm,pid,tid,cpu,time,event,trace"],
         capture_output=True, text=True, check=True).stdout
     for line in text.splitlines():
