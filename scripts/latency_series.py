@@ -33,9 +33,9 @@ import collections
 import csv
 import os
 import random
+import re
 import shutil
 import subprocess
-import re
 import sys
 import tempfile
 import threading
