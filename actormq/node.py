@@ -52,6 +52,7 @@ from actormq.logsetup import setup_logging
 from actormq.mgmt.plane import start_control_plane
 from actormq.proctitle import set_process_title
 from actormq.reload import with_applied
+from actormq.sigwake import SignalWakeup
 from actormq.transport.listeners import bind_unix, claim_ports, plan_listeners
 from actormq.transport.serve import check_listener, shared_counts
 from actormq.worker import WorkerPlan, open_worker_stores, worker_main
@@ -280,28 +281,41 @@ class Node:
     # -- supervision -----------------------------------------------------------------
 
     def _supervise(self) -> None:
-        while not self.stopping:
-            running = [h for h in self.workers if h.process is not None]
-            watched = {h.process.sentinel: h for h in running}
-            watched.update({h.control: h for h in running})
-            ready = wait(list(watched), timeout=self._next_wait())
-            if self.stopping:
-                break
-            if self.reload_requested:
-                self._reload()
-            dead = [h for h in running if h.process.sentinel in ready]
-            for handle in running:
-                if handle.control in ready and handle not in dead:
-                    self._read_control(handle)
-            for handle in dead:
-                self._died(handle, dead)
-            self._respawn_due()
+        with SignalWakeup() as wakeup:
+            while not self.stopping:
+                self._supervise_once(wakeup)
 
-    def _next_wait(self) -> float:
+    def _supervise_once(self, wakeup: SignalWakeup) -> None:
+        """Wait for a worker's report or exit, a signal, or a respawn that is due."""
+        running = [h for h in self.workers if h.process is not None]
+        watched = [h.process.sentinel for h in running] + [h.control for h in running]
+        if wakeup.fd is not None:
+            watched.append(wakeup.fd)
+        ready = wait(watched, timeout=self._next_wait(polling=wakeup.fd is None))
+        if wakeup.fd in ready:
+            wakeup.drain()
+        if not self.stopping:
+            self._take_events(running, ready)
+
+    def _take_events(self, running: list, ready: list) -> None:
+        if self.reload_requested:
+            self._reload()
+        dead = [h for h in running if h.process.sentinel in ready]
+        for handle in running:
+            if handle.control in ready and handle not in dead:
+                self._read_control(handle)
+        for handle in dead:
+            self._died(handle, dead)
+        self._respawn_due()
+
+    def _next_wait(self, polling: bool = True) -> float | None:
+        """Until the next respawn is due; None (no timeout) when none is and a
+        signal wakes the wait, SUPERVISE_POLL at most when it does not."""
         due = [h.respawn_at for h in self.workers if h.respawn_at is not None]
         if not due:
-            return SUPERVISE_POLL
-        return max(0.0, min(SUPERVISE_POLL, min(due) - time.monotonic()))
+            return SUPERVISE_POLL if polling else None
+        wait_s = max(0.0, min(due) - time.monotonic())
+        return min(SUPERVISE_POLL, wait_s) if polling else wait_s
 
     def _read_control(self, handle: WorkerHandle) -> None:
         try:

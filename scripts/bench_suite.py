@@ -343,19 +343,21 @@ def fan_out(target: tuple, workdir: Path, duration: float, rate: float) -> dict:
             "tool_cpu_per_million": _tool_cpu(pub, received)}
 
 
-def latency(target: tuple, workdir: Path, duration: float, broker: Broker) -> dict:
+def latency(target: tuple, workdir: Path, duration: float, broker: Broker,
+            series: Path | None = None) -> dict:
     """QoS 1 at a fixed 2,000 msg/s, 1 publisher -> 1 subscriber, measured by
     `actormq bench latency` (blocking sockets, a process each: the time from
     the publisher's send() to the subscriber's recv()). A broker with several
     workers and a port of each (`listener.tcp.worker_ports`) gets the
     subscriber on its first worker and the publisher on its second, so every
-    message crosses the bus; the shared port would leave that to the kernel."""
+    message crosses the bus; the shared port would leave that to the kernel.
+    `series`: a file for every message's send and receive time."""
     sub_port = ()
     ports = worker_ports(broker)
     if len(ports) > 1:
         target, sub_port = _with_port(target, ports[1]), ("--sub-port", ports[0])
-    received = Run(["latency", *target, *sub_port, "-q", 1, "-r", 2000, "-d", duration],
-                   quiet=False).result(duration + 60)
+    received = Run(["latency", *target, *sub_port, "-q", 1, "-r", 2000, "-d", duration,
+                    *(("--series", series) if series else ())], quiet=False).result(duration + 60)
     lat = received["latency_us"] or {}
     return {"latency_p50": lat.get("p50"), "latency_p90": lat.get("p90"),
             "latency_p99": lat.get("p99"), "latency_p999": lat.get("p99.9"),

@@ -142,6 +142,8 @@ def conn(**options) -> None:
               help="Seconds to publish.")
 @click.option("--grace", default=5.0, show_default=True, type=float,
               help="Seconds to wait for what is still on its way.")
+@click.option("--series", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write every message's seq, send and receive time (ns, CSV) to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def latency(host, port, sub_port, mqtt_version, username, password, as_json, **options) -> None:
     """One publisher and one subscriber process at a fixed rate: the time from

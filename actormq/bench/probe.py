@@ -21,10 +21,15 @@ subscriber's `recv()` returning: both kernels' loopback paths, the broker,
 and the two wake-ups of the probe processes. Payloads carry the header of
 `actormq.bench.stats` (publisher index, sequence, send time), so the delivery
 check (loss, duplicates) and the histogram are those of `bench sub`.
+
+With `series` set the subscriber also writes every message's sequence number,
+send time and receive time (CSV, monotonic nanoseconds), to see when the slow
+messages came rather than only how many there were.
 """
 
 from __future__ import annotations
 
+import array
 import gc
 import multiprocessing
 import socket
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 
 from actormq.bench.client import AckHeaders, Endpoint, PublishTemplate, scan
 from actormq.bench.report import Summary, latency_summary
-from actormq.bench.stats import LatencyHistogram, SequenceTracker
+from actormq.bench.stats import HEADER, LatencyHistogram, SequenceTracker
 from actormq.transport import codec
 
 READ_SIZE = 65536
@@ -55,6 +60,7 @@ class Probe:
     window: int = 1000          # QoS 1/2 messages in flight before the publisher waits
     prefix: str = "latency-"
     sub_port: int | None = None  # the subscriber's port (default: the endpoint's)
+    series: str | None = None   # a file for every message's seq, send and receive time
 
     def interval_ns(self) -> int:
         return round(1e9 / self.rate)
@@ -155,6 +161,7 @@ def subscriber(endpoint: Endpoint, probe: Probe, ready, sent_total, report) -> N
     histogram = LatencyHistogram()
     tracker = SequenceTracker(histogram)
     recv, clock, sendall = channel.sock.recv, time.monotonic_ns, channel.sock.sendall
+    series = array.array("Q") if probe.series else None
     done_at = None
     started_cpu = time.process_time()
     try:
@@ -172,6 +179,8 @@ def subscriber(endpoint: Endpoint, probe: Probe, ready, sent_total, report) -> N
                     sendall(replies)
                 if offsets:
                     tracker.observe(buf, offsets, now)
+                    if series is not None:
+                        note_series(series, buf, offsets, now)
             elif data is not None:
                 raise ConnectionError("the broker closed the connection")
             target = sent_total.value
@@ -185,10 +194,27 @@ def subscriber(endpoint: Endpoint, probe: Probe, ready, sent_total, report) -> N
         return
     cpu = time.process_time() - started_cpu
     channel.close()
+    if series is not None:
+        write_series(probe.series, series)
     counts = tracker.counts({PUBLISHER_INDEX: max(0, sent_total.value)})
     report.send({"received": counts.received, "duplicates": counts.duplicates,
                  "missing": counts.missing, "counts": histogram.counts, "cpu_s": cpu,
                  "first_ns": tracker.first_ns, "last_ns": tracker.last_ns})
+
+
+def note_series(series: array.array, buf, offsets: list[int], now_ns: int) -> None:
+    """Append (sequence, send time, receive time) of each message of a read."""
+    for offset in offsets:
+        _, seq, sent_ns = HEADER.unpack_from(buf, offset)
+        series.extend((seq, sent_ns, now_ns))
+
+
+def write_series(path: str, series: array.array) -> None:
+    """The series as CSV: `seq,send_ns,recv_ns`, one message a line."""
+    with open(path, "w") as out:
+        out.write("seq,send_ns,recv_ns\n")
+        out.writelines(f"{series[i]},{series[i + 1]},{series[i + 2]}\n"
+                       for i in range(0, len(series), 3))
 
 
 def publisher(endpoint: Endpoint, probe: Probe, sent_total, report) -> None:

@@ -1,10 +1,11 @@
 """`actormq bench latency` against a real broker: the publisher and subscriber
 processes connect, every QoS 1 message arrives once (the delivery check) and
 the percentiles are present and ordered; across two workers (`--sub-port`)
-the same."""
+the same, and `--series` lists every message's send and receive time."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -42,11 +43,17 @@ def test_latency_probe_against_one_worker(make_broker, qos):
     _check(_latency("-p", str(broker.port), "-q", str(qos), "-V", "5"), qos)
 
 
-def test_latency_probe_across_two_workers(make_broker):
+def test_latency_probe_across_two_workers(make_broker, tmp_path):
     actormq_only("one port per worker")
     broker = make_broker(settings={"listener.tcp.worker_ports": "true"}, workers=2)
     sub_port, pub_port = worker_ports(broker, 2)
-    _check(_latency("-p", str(pub_port), "--sub-port", str(sub_port)), 1)
+    series = tmp_path / "series.csv"
+    _check(_latency("-p", str(pub_port), "--sub-port", str(sub_port), "--series", str(series)), 1)
+    with open(series) as rows:
+        messages = [(int(row["seq"]), int(row["send_ns"]), int(row["recv_ns"]))
+                    for row in csv.DictReader(rows)]
+    assert sorted(seq for seq, _, _ in messages) == list(range(int(RATE * DURATION)))
+    assert all(sent < received for _, sent, received in messages)
 
 
 def test_latency_probe_reports_a_broker_that_is_not_there():

@@ -1,5 +1,6 @@
 """What an idle broker runs: at -w 1 one process (the worker in the node's
-process), with --supervised the node and one worker (no resource tracker); a
+process), with --supervised the node and one worker (no resource tracker), the
+node's main thread asleep until a worker or a signal wakes it; a
 worker without the libraries of features that are not configured, the
 management API's aiohttp loaded by the node at the API's first request; and
 `actormq bench conn --source-address`."""
@@ -53,6 +54,19 @@ def test_a_supervised_idle_broker_at_w1_is_its_node_and_one_worker(supervised_br
     children = node.children(recursive=True)
     assert [" ".join(child.cmdline()).strip() for child in children] == ["actormq: worker 0"]
     assert f"workers: 1 (pids {children[0].pid})" in supervised_broker.stdout()
+
+
+def _voluntary_switches(pid: int) -> int:
+    with open(f"/proc/{pid}/task/{pid}/status") as status:
+        return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status.read(), re.M).group(1))
+
+
+def test_the_supervising_node_sleeps_while_its_workers_run(supervised_broker):
+    pid = supervised_broker.proc.pid
+    before = _voluntary_switches(pid)
+    time.sleep(1.0)     # a node that looked at its flags on a timer woke 5 times meanwhile
+    assert _voluntary_switches(pid) - before < 2
+    assert psutil.Process(pid).is_running()
 
 
 def test_the_one_process_loads_the_http_library_at_the_first_api_request(idle_broker):

@@ -1,10 +1,12 @@
 """The pure parts of `actormq bench latency` (actormq.bench.probe): the send
 schedule, the in-place stamp of the pre-encoded PUBLISH, the shared inbound
 scanner, the read timeout of a blocking socket and the summary of the two
-processes' results."""
+processes' results, and the series of every message's times."""
 
 from __future__ import annotations
 
+import array
+import csv
 import socket
 import time
 
@@ -12,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actormq.bench.client import AckHeaders, PublishTemplate, scan
-from actormq.bench.probe import Probe, _summary, due_ns, receive_timeout
+from actormq.bench.probe import (Probe, _summary, due_ns, note_series, receive_timeout,
+                                 write_series)
 from actormq.bench.client import Endpoint
 from actormq.bench.stats import HEADER, LatencyHistogram
 from actormq.transport import codec
@@ -44,6 +47,23 @@ def test_a_stamped_blank_decodes_to_the_stamped_values(version, qos, seqs, now):
     assert decoded.packet_id == (seqs[-1] % 65535 + 1 if qos else None)
     assert HEADER.unpack_from(decoded.payload) == (3, seqs[-1], now)
     assert bytes(template.blank()) == bytes(template.data)
+
+
+@given(reads=st.lists(st.tuples(st.lists(st.tuples(st.integers(0, 2**32 - 1),
+                                                      st.integers(0, 2**64 - 1)), max_size=4),
+                                 st.integers(0, 2**64 - 1)), max_size=5))
+def test_the_series_has_every_message_of_every_read_in_order(tmp_path_factory, reads):
+    series = array.array("Q")
+    expected = []
+    for messages, now in reads:
+        buf = b"".join(HEADER.pack(1, seq, sent) + b"\0" * 8 for seq, sent in messages)
+        note_series(series, buf, [24 * i for i in range(len(messages))], now)
+        expected += [{"seq": str(seq), "send_ns": str(sent), "recv_ns": str(now)}
+                     for seq, sent in messages]
+    path = tmp_path_factory.mktemp("series") / "series.csv"
+    write_series(str(path), series)
+    with open(path) as rows:
+        assert list(csv.DictReader(rows)) == expected
 
 
 def test_scan_splits_publishes_acknowledgements_and_control_packets():
