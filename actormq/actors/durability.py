@@ -67,6 +67,7 @@ class DurableAcks:
         self._waits: dict[int, list] = {}           # ack id -> [peer, _Durable or None]
         self._order: deque[_Durable] = deque()
         self._confirms: dict[int, tuple[list, list]] = {}   # peer -> (ack ids ok, refused)
+        self._committing: list[tuple[int, int]] = []       # (peer, ack id) awaiting this turn's commit
         self.asking: set[int] = set()       # peers holding disc sessions: QoS 1/2 to them is answered
         self.holding = False                # what this worker last told its peers about its own
         self._quiet_timer = None
@@ -150,9 +151,24 @@ class DurableAcks:
         if not routed.durable or broker.stores is None:
             self.queue_confirm(peer, ack_id, True)
             return
-        queue_confirm = self.queue_confirm
-        broker.stores.queue.when_durable(partial(queue_confirm, peer, ack_id, True),
-                                         lambda _error: queue_confirm(peer, ack_id, False), broker.loop)
+        if not self._committing:
+            broker.loop.call_soon(self._await_commit)
+        self._committing.append((peer, ack_id))
+
+    def _await_commit(self) -> None:
+        """After the turn that queued them, when their rows are issued: one wait
+        on this worker's store for every message confirmed in that turn, not
+        one each (a wait hands the deferred rows over at once, see
+        LmdbStore.defer)."""
+        committing, self._committing = self._committing, []
+        self.broker.stores.queue.when_durable(partial(self._confirm_all, committing, True),
+                                              partial(self._confirm_all, committing, False),
+                                              self.broker.loop)
+
+    def _confirm_all(self, committing: list, ok: bool, _error=None) -> None:
+        for peer, ack_id in committing:
+            self.queue_confirm(peer, ack_id, ok)
+        self._flush_confirms()      # the commit is done: no turn more for the answers
 
     def queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
         if not self._confirms:

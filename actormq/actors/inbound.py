@@ -30,13 +30,15 @@ def _ack_packet(data: bytes) -> Puback | Pubrec:
 
 
 class AckBatch:
-    """The deferred acks of one read of a connection, in order."""
+    """The deferred acks of one read of a connection, in order, and the
+    answers of other workers they wait for (`acks`, see Routed.acks)."""
 
-    __slots__ = ("conn", "packets")
+    __slots__ = ("conn", "packets", "acks")
 
     def __init__(self, conn) -> None:
         self.conn = conn
         self.packets: list = []
+        self.acks: list = []
 
 
 class InboundPublishes:
@@ -109,33 +111,30 @@ class InboundPublishes:
         """Send the ack (a packet, or the bytes of one with reason 0) once the
         store has committed what this message wrote.
         The acks of one read wait together (see AckBatch): one durability wait
-        and one callback per read, not per message. Acks stay in order because
-        durability callbacks run in the order they were asked for, and a
-        message that waits for other workers too (`routed.acks`) first closes
-        the batch before it. When the commit failed, the acks say so (see
-        _refuse_deferred)."""
+        and one callback per read, not per message, also for messages that
+        wait for other workers' commits (`routed.acks`: the batch waits for
+        all their answers). Acks stay in order because durability callbacks
+        run in the order they were asked for. When a commit failed, the acks
+        of its batch say so (see _refuse_deferred)."""
         self._deferred_acks += 1
         batch = self.ack_batch
-        if routed.acks:
-            if batch is not None:
-                self.release_acks()
-            self._wait_durable(self.conn, [packet], routed.acks)
-            return
         if batch is None:
             batch = self.ack_batch = AckBatch(self.conn)
             # the end of the read releases it; this covers a publish routed
             # outside a read (an asynchronous hook's answer)
             self.broker.loop.call_soon(self.release_acks)
         batch.packets.append(packet)
+        if routed.acks:
+            batch.acks += routed.acks
 
     def release_acks(self) -> None:
         """Wait for the commit of what the batch's messages wrote, then ack them."""
         batch = self.ack_batch
         if batch is not None:
             self.ack_batch = None
-            self._wait_durable(batch.conn, batch.packets, ())
+            self._wait_durable(batch.conn, batch.packets, batch.acks)
 
-    def _wait_durable(self, conn, packets: list, acks: tuple) -> None:
+    def _wait_durable(self, conn, packets: list, acks: list) -> None:
         self.broker.when_durable(acks, partial(self._send_deferred, conn, packets),
                                  partial(self._refuse_deferred, conn, packets))
 
