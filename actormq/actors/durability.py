@@ -180,6 +180,7 @@ class DurableAcks:
         queue_confirm = self.queue_confirm
         for peer, ack_id in committing:
             queue_confirm(peer, ack_id, ok)
+        self._flush_confirms()      # the commit is done: no turn more for the answers
 
     def queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
         if not self._confirms:

@@ -1,9 +1,8 @@
 """Acknowledgements that wait for another worker (`actormq run -w 2`, disc
-queues): the PUBLISHes of one read wait together for this worker's commit and
-every answer of the worker that holds their subscriber's queue, then their
-PUBACKs leave in the order of the PUBLISHes. When that worker refuses some of
-them (its store is full), only those are refused (MQTT 5: 0x97); the others
-of the same read are acknowledged. An MQTT 3.1.1 publisher gets the PUBACKs
+queues) wait together per read (see test_durable_acks for their order and
+kill -9). When that worker refuses some of them (its store is full), only
+those are refused (MQTT 5: 0x97); the others of the same read are
+acknowledged. An MQTT 3.1.1 publisher gets the PUBACKs
 before the first refused message, then the connection closes."""
 
 from __future__ import annotations
@@ -13,20 +12,12 @@ import pytest
 from actormq.transport.codec import Puback, Publish
 from tests.integration.clients import connect, unique
 from tests.integration.rawclient import RawClient
-from tests.integration.test_storage_limits import (PAYLOAD, PERSISTENT, QUOTA_EXCEEDED, TINY_STORE,
-                                                  fill, go_offline, numbered)
+from tests.integration.test_storage_limits import (PAYLOAD, QUOTA_EXCEEDED, TINY_STORE, fill,
+                                                  go_offline, numbered)
 from tests.integration.test_workers_core import start_node
 
 pytestmark = pytest.mark.timeout(120)
 NO_MATCHING_SUBSCRIBERS = 0x10
-COUNT = 300
-
-
-@pytest.fixture
-def node(tmp_path):
-    started = start_node(tmp_path, **{"queue.storage": "disc"})
-    yield started
-    started.broker.stop()
 
 
 @pytest.fixture
@@ -43,26 +34,6 @@ def full_node(tmp_path):
     assert len(accepted) > 100, "a 1 MB store holds a few hundred 1 kB messages"
     yield started, topic
     started.broker.stop()
-
-
-def test_acks_waiting_for_another_worker_come_back_in_order(node):
-    subscriber_side, publisher_side = node.ports
-    subscriber_id, topic = unique("away"), unique("q")
-    away = connect(subscriber_side, subscriber_id, clean_start=False, properties=PERSISTENT)
-    away.subscribe(topic, 1)
-    away.disconnect()
-    publisher = RawClient(publisher_side)
-    publisher.connect(unique("pub"))
-    # every third message goes to a topic nobody subscribed to
-    publisher.send(*(Publish(topic if n % 3 else unique("nobody"), b"%06d" % n, 1, packet_id=n + 1)
-                     for n in range(COUNT)))
-    acks = [publisher.expect(Puback, timeout=10) for _ in range(COUNT)]
-    assert [ack.packet_id for ack in acks] == list(range(1, COUNT + 1))
-    assert [ack.reason_code for ack in acks] == \
-        [0 if n % 3 else NO_MATCHING_SUBSCRIBERS for n in range(COUNT)]
-    back = connect(subscriber_side, subscriber_id, clean_start=False, properties=PERSISTENT)
-    queued = [n for n in range(COUNT) if n % 3]
-    assert [int(m.payload) for m in back.expect(len(queued), timeout=30)] == queued
 
 
 def test_only_the_messages_another_worker_refused_are_refused(full_node):
