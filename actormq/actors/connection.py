@@ -224,10 +224,8 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
 
     def send_acks(self, data: bytes) -> None:
         """PUBACKs and PUBRECs of 4 bytes each, back to back (the acknowledgements
-        a commit released), counted as send_bytes counts each. Written with the
-        rest of the round's output, as send_bytes writes: the acknowledgements
-        that the answers of another worker release one callback each (see
-        durability.DurableAcks) leave in one write, not one each."""
+        a commit released): written now, after what is buffered, and counted as
+        send_bytes counts each."""
         if self.closed:
             return
         kinds = data[::4]
@@ -238,15 +236,12 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
         if pubrecs:
             self._sent[_PUBREC] += pubrecs
             self._sent_bytes[_PUBREC] += 4 * pubrecs
-        out = self._out
-        if out:
-            out.append(data)
-        elif self.broker.write_at_once():
+        if self._out:
+            self._out.append(data)
+            self.flush()
+        else:
             self.broker.stats.bytes_sent += len(data)
             self.transport.write(data)
-        else:
-            self.broker.schedule_flush(self)
-            self._out = [data]
 
     def flush(self) -> None:
         out = self._out
