@@ -276,9 +276,10 @@ def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
 
 def on_message_publish(self, client: ClientInfo, message):
     """Notify the servers that take message.publish as a notification; the message waits only
-    for the others (a coroutine the chain awaits)."""
+    for the others (a coroutine the chain awaits). Without credit this is the whole of it per
+    message (no closure, no call): one count, in `unsent_plans`."""
     topic = message.topic_name
-    if topic.startswith("$SYS/"):
+    if topic[0] == "$" and topic.startswith("$SYS/"):      # a topic name is never empty
         return None
     if self.publish_notified:
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
@@ -287,12 +288,20 @@ def on_message_publish(self, client: ClientInfo, message):
             if plan.filtered:
                 plan.count_filtered(topic)
         else:
-            self._notify("message.publish", "OnMessagePublish", lambda: {
-                "message": convert.message_record(message, client)}, client.client_id,
-                topic, self.publish_notified)
-    if self.publish_deciders and any(server.wants("message.publish", topic) for server in self.publish_deciders):
+            _publish_notified(self, client, message)
+    if self.publish_deciders and _publish_wanted(self.publish_deciders, topic):
         return _publish_decided(self, client, message)
     return None
+
+
+def _publish_wanted(servers, topic: str) -> bool:
+    return any(server.wants("message.publish", topic) for server in servers)
+
+
+def _publish_notified(self, client: ClientInfo, message) -> None:
+    self._notify("message.publish", "OnMessagePublish", lambda: {
+        "message": convert.message_record(message, client)}, client.client_id,
+        message.topic_name, self.publish_notified)
 
 
 async def _publish_decided(self, client: ClientInfo, message):
@@ -368,22 +377,25 @@ def on_session_terminated(self, client_id: str, reason):
 
 def _message_notification(hook: str, method: str):
     def notify(self, client_id: str, message, reason=None):
-        if message.topic_name.startswith("$SYS/"):
+        topic = message.topic_name
+        if topic[0] == "$" and topic.startswith("$SYS/"):      # a topic name is never empty
             return None
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
-            self._unsent(hook, message.topic_name)
+            self._unsent(hook, topic)
             return None
-        if hook == "message.dropped":
-            def build():
-                return {"message": convert.message_record(message),
-                        "reason": str(getattr(reason, "value", reason))}
-        else:
-            def build():
-                return {"clientinfo": convert.session_client(client_id, self.node),
-                        "message": convert.message_record(message)}
-        self._notify(hook, method, build, client_id or "", message.topic_name)
-        return None
+        return _message_notified(self, hook, method, client_id, message, reason)
     return notify
+
+
+def _message_notified(self, hook: str, method: str, client_id: str, message, reason) -> None:
+    if hook == "message.dropped":
+        def build():
+            return {"message": convert.message_record(message), "reason": str(getattr(reason, "value", reason))}
+    else:
+        def build():
+            return {"clientinfo": convert.session_client(client_id, self.node),
+                    "message": convert.message_record(message)}
+    self._notify(hook, method, build, client_id or "", message.topic_name)
 
 
 _METHODS = {

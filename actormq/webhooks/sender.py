@@ -13,9 +13,12 @@ worker pays one send and one pickling per 20 ms, not one per event or per
 loop turn (each send also wakes ZeroMQ's I/O thread and the sender).
 Flow control is by credit: the worker may hand over `queue_size`
 notifications the sender has not finished; the sender returns credit for
-what it finished every 50 ms; without credit an event is dropped and counted
-before its body is built, so a sender that cannot keep up costs the worker
-next to nothing.
+what it finished every 50 ms (when it finished any); without credit an event
+is dropped and counted before its body is built, so a sender that cannot
+keep up costs the worker next to nothing. The worker takes the sender's
+reports when they come (its loop watches the socket), not by polling: while
+the credit is spent the worker's loop has no timer of the sender's, so its
+turns are the ones its clients' reads make, as without a hook.
 
 What the sender does with a record is its *kind*: ``http`` POSTs it with the
 keep-alive pool and per-client lanes of `actormq.webhooks.http.Notifier`
@@ -81,11 +84,10 @@ class NotificationProcess:
         self._socket.setsockopt(zmq.SNDHWM, 1000)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.bind(address)
-        self.counters: Counter[tuple[str, str]] = Counter()   # (target name, sent|failed|dropped)
         self._reported: Counter[tuple[str, str]] = Counter()
         self._dropped_here: dict[str, int] = {}
         self.credit = queue_size    # notifications the sender can still take (it returns credit)
-        self._refreshing = False
+        self._watched: int | None = None    # the socket's file descriptor, once the loop watches it
         self._batch: list[bytes] = []
         self._batch_names: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,6 +103,8 @@ class NotificationProcess:
         while loop.time() < deadline:
             if self._socket.poll(0):
                 self.refresh()
+                self._watched = self._socket.get(zmq.FD)
+                loop.add_reader(self._watched, self.refresh)
                 return True
             if self._process.poll() is not None:
                 break
@@ -132,26 +136,17 @@ class NotificationProcess:
             self._loop.call_later(HAND_OVER_DELAY, self._flush)
         batch.append((target, key, body))
         self._batch_names.append(name)
-        if credit == 1:
-            self._wait_for_credit_later()      # the last credit: ask for more from now on
         return True
 
     def drop(self, name: str) -> None:
         """Count a notification for `name` dropped: no credit (callers that see `credit` <= 0
         call this before making anything), or its target is known to be down."""
         self._dropped_here[name] = self._dropped_here.get(name, 0) + 1
-        if self.credit <= 0 and not self._refreshing:
-            self._wait_for_credit_later()
 
     def dropped(self, name: str, count: int) -> None:
         """Count `count` notifications for `name` dropped for want of credit (callers that
         counted them themselves, see `VmqWebhooks.unsent`)."""
         self._dropped_here[name] = self._dropped_here.get(name, 0) + count
-
-    def _wait_for_credit_later(self) -> None:
-        if not self._refreshing:
-            self._refreshing = True
-            self._loop.call_later(CREDIT_INTERVAL / 5, self._wait_for_credit)
 
     def _flush(self) -> None:
         batch, names = self._batch, self._batch_names
@@ -163,27 +158,26 @@ class NotificationProcess:
         except zmq.Again:
             for name in names:
                 self._dropped_here[name] = self._dropped_here.get(name, 0) + 1
-
-    def _wait_for_credit(self) -> None:
+        # a send may take in the signal of a report that came meanwhile: the loop would not
+        # see it (ZeroMQ signals a socket's descriptor once, not while a message waits)
         self.refresh()
-        if self.credit > 0:
-            self._refreshing = False
-        else:
-            self._loop.call_later(CREDIT_INTERVAL / 5, self._wait_for_credit)
 
     def refresh(self) -> None:
-        """Take the sender's reports: credit returned, its counters (sent, failed, its drops)."""
-        while not self._socket.closed:
-            try:
-                report = orjson.loads(self._socket.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                break
+        """Take the sender's reports: credit returned, its counters (sent, failed, its drops)
+        (the loop calls it when the socket's descriptor signals; it asks the socket, which
+        also clears the signal)."""
+        socket = self._socket
+        while not socket.closed and socket.get(zmq.EVENTS) & zmq.POLLIN:
+            report = orjson.loads(socket.recv())
             self.credit += report.get("credit", 0)
             if "counters" in report:
                 self._reported = Counter({tuple(key.split(" ", 1)): value
                                           for key, value in report["counters"].items()})
-        self.counters = self._reported + Counter({(name, "dropped"): count
-                                                  for name, count in self._dropped_here.items()})
+
+    @property
+    def counters(self) -> Counter[tuple[str, str]]:
+        """(target name, sent|failed|dropped) -> count: the sender's last report and the drops here."""
+        return self._reported + Counter({(name, "dropped"): count for name, count in self._dropped_here.items()})
 
     def pending(self) -> int:
         return 0
@@ -204,6 +198,9 @@ class NotificationProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
         self.refresh()
+        if self._watched is not None:
+            self._loop.remove_reader(self._watched)
+            self._watched = None
         self._socket.close()
         try:
             for name in os.listdir(self._dir):
@@ -368,8 +365,9 @@ async def _serve(address: str, parent: int, queue_size: int, kind: str, settings
 
 
 async def _report(socket, sink, parent: int) -> None:
-    """Credit for what was sent (or failed, or dropped) to the worker every CREDIT_INTERVAL,
-    the counters once a second; stop everything when the worker is gone."""
+    """Credit for what was sent (or failed, or dropped) to the worker every CREDIT_INTERVAL
+    when there is any (each report wakes the worker), the counters once a second; stop
+    everything when the worker is gone."""
     finished = 0
     ticks = 0
     while True:
@@ -379,8 +377,9 @@ async def _report(socket, sink, parent: int) -> None:
         with_counters = ticks % round(REPORT_INTERVAL / CREDIT_INTERVAL) == 0
         if with_counters and os.getppid() != parent:
             os._exit(0)
-        await _send_report(socket, sink, done - finished, with_counters)
-        finished = done
+        if done > finished or with_counters:
+            await _send_report(socket, sink, done - finished, with_counters)
+            finished = done
 
 
 async def _send_report(socket, sink, credit: int, with_counters: bool = True) -> None:

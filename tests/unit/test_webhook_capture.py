@@ -58,7 +58,7 @@ def _worker_side(credit: int):
     from actormq.webhooks.sender import SenderProcess
     sender = SenderProcess.__new__(SenderProcess)
     sender._targets, sender._batch, sender._batch_names, sender._dropped_here = {}, [], [], {}
-    sender.credit, sender._refreshing, sender._socket = credit, False, _Socket()
+    sender.credit, sender._watched, sender._socket = credit, None, _Socket()
     sender._reported = Counter()
     sender._loop = SimpleNamespace(call_soon=lambda fn: None, call_later=lambda delay, fn: None)
     return sender
@@ -86,7 +86,7 @@ def test_without_credit_nothing_is_handed_over_and_the_drop_is_counted():
     fields = events.message_fields(client, Message("a/b", b"hi", 0, False))
     sent = [sender.send_fields("http://e/", {}, "on_publish", True, events.message_event, fields, "c1")
             for _ in range(3)]
-    assert sent == [True, False, False] and sender._refreshing      # asks for credit from the last one on
+    assert sent == [True, False, False]
     sender.dropped("http://e/", 5)
     assert sender._dropped_here == {"http://e/": 7} and len(sender._batch) == 1
 
