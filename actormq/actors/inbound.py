@@ -15,6 +15,7 @@ import struct
 from functools import partial
 
 from actormq.actors import hooked
+from actormq.actors.durability import PeersRefused
 from actormq.actors.messages import Message
 from actormq.actors.routed import NOT_DELIVERED, Routed
 from actormq.errors import ProtocolError
@@ -29,17 +30,29 @@ def _ack_packet(data: bytes) -> Puback | Pubrec:
     return (Puback if data[0] == 0x40 else Pubrec)(int.from_bytes(data[2:4], "big"))
 
 
+def _send_ack(conn, packet) -> None:
+    """A deferred ack: its 4 bytes, or a packet with a reason code."""
+    if type(packet) is bytes:
+        conn.send_bytes(packet)
+    else:
+        conn.send_packet(packet)
+
+
 class AckBatch:
     """The deferred acks of one read of a connection, in order, and the ack ids
     of other workers they wait for (`waits`: a packet's index -> its ids)."""
 
-    __slots__ = ("conn", "packets", "acks", "waits")
+    __slots__ = ("conn", "packets", "waits")
 
     def __init__(self, conn) -> None:
         self.conn = conn
         self.packets: list = []
-        self.acks: list = []
         self.waits: dict | None = None
+
+    def acks(self) -> tuple:
+        """Every ack id the batch waits for."""
+        waits = self.waits
+        return () if waits is None else tuple(ack for acks in waits.values() for ack in acks)
 
 
 class InboundPublishes:
@@ -125,7 +138,6 @@ class InboundPublishes:
             # outside a read (an asynchronous hook's answer)
             self.broker.loop.call_soon(self.release_acks)
         if routed.acks:
-            batch.acks.extend(routed.acks)
             if batch.waits is None:
                 batch.waits = {}
             batch.waits[len(batch.packets)] = routed.acks
@@ -137,7 +149,7 @@ class InboundPublishes:
         if batch is not None:
             self.ack_batch = None
             conn, packets = batch.conn, batch.packets
-            self.broker.when_durable(tuple(batch.acks), partial(self._send_deferred, conn, packets),
+            self.broker.when_durable(batch.acks(), partial(self._send_deferred, conn, packets),
                                      partial(self._refuse_deferred, conn, packets, batch.waits))
 
     def _refuse_deferred(self, conn, packets: list, waits: dict | None, error) -> None:
@@ -149,12 +161,11 @@ class InboundPublishes:
         if conn is not self.conn:
             return
         self._deferred_acks -= len(packets)
-        refused_ids = getattr(error, "acks", None)
-        if refused_ids is None or not waits:
-            refused = range(len(packets))
-        else:
-            refused_ids = set(refused_ids)
+        if isinstance(error, PeersRefused) and waits:
+            refused_ids = set(error.acks)
             refused = {index for index, acks in waits.items() if not refused_ids.isdisjoint(acks)}
+        else:
+            refused = range(len(packets))
         packets = [_ack_packet(packet) if index in refused and type(packet) is bytes else packet
                    for index, packet in enumerate(packets)]
         for index in refused:
@@ -162,10 +173,7 @@ class InboundPublishes:
                 self._qos2_in.pop(packets[index].packet_id, None)    # its resend is routed again
         for index, packet in enumerate(packets):
             if index not in refused:
-                if type(packet) is bytes:
-                    conn.send_bytes(packet)
-                else:
-                    conn.send_packet(packet)
+                _send_ack(conn, packet)
             elif self.version == 5:
                 conn.send_packet(type(packet)(packet.packet_id, ReasonCode.QUOTA_EXCEEDED))
             else:
@@ -185,10 +193,7 @@ class InboundPublishes:
             conn.send_acks(acks)
             return
         for packet in packets:
-            if type(packet) is bytes:
-                conn.send_bytes(packet)
-            else:
-                conn.send_packet(packet)
+            _send_ack(conn, packet)
         conn.flush()
 
     def handle_pubrel(self, packet) -> None:
