@@ -12,6 +12,12 @@ subscriber (same bytes, same packet id). Each process is one thread blocked
 in `select`: no event loop, no routing, no encoding. What the probe measures
 through it is the probe's own share plus the wake-ups of the processes on
 the way: the least any broker of that shape can take here.
+
+`--pauses S` then spins a process on each core for S seconds, reading the
+clock in a loop, and reports the longest times it went without running
+(more than 100 µs between two reads): what the machine itself takes from a
+process that never blocks (the hypervisor taking the virtual CPU away,
+interrupts, kernel threads). No broker's maximum can be below these.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import argparse
 import multiprocessing
 import select
 import socket
+import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +36,7 @@ from actormq.bench.client import AckHeaders, Endpoint, scan  # noqa: E402
 from actormq.bench.probe import Probe, run_latency  # noqa: E402
 
 CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT = 1, 8, 12, 14
+PAUSE_NS = 100_000          # a gap between two clock reads longer than this is a pause
 ACKS = AckHeaders.for_version(4)
 
 
@@ -106,11 +115,59 @@ def start_relay(processes: int) -> tuple[list, int, int]:
     return procs, front.getsockname()[1], back.getsockname()[1]
 
 
+def spin(cpu: int, seconds: float, results) -> None:
+    """Read the clock on `cpu` for `seconds`; put (cpu, the pauses in ns)."""
+    os.sched_setaffinity(0, {cpu})
+    clock = time.monotonic_ns
+    last = start = clock()
+    end = start + int(seconds * 1e9)
+    pauses = []
+    while last < end:
+        now = clock()
+        if now - last > PAUSE_NS:
+            pauses.append(now - last)
+        last = now
+    results.put((cpu, pauses))
+
+
+def steal_ms() -> dict[int, float]:
+    """Per core, the time the hypervisor ran something else (ms, /proc/stat)."""
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as stat:
+        return {int(fields[0][3:]): int(fields[8]) * tick_ms
+                for fields in (line.split() for line in stat)
+                if fields[0].startswith("cpu") and fields[0][3:].isdigit()}
+
+
+def measure_pauses(seconds: float) -> None:
+    """Print, per core, the pauses a spinning process saw over `seconds`."""
+    stolen = steal_ms()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    cpus = sorted(os.sched_getaffinity(0))
+    procs = [context.Process(target=spin, args=(cpu, seconds, results)) for cpu in cpus]
+    for proc in procs:
+        proc.start()
+    found = dict(results.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    stolen = {cpu: ms - stolen.get(cpu, 0.0) for cpu, ms in steal_ms().items()}
+    for cpu in cpus:
+        pauses = sorted(found[cpu])
+        over = {ms: sum(p > ms * 1_000_000 for p in pauses) for ms in (0.4, 1, 2)}
+        longest = ", ".join(f"{p / 1000:,.0f}" for p in pauses[-5:][::-1]) or "none"
+        print(f"core {cpu}, {seconds:g} s spinning: {len(pauses)} pauses over 0.1 ms, "
+              + ", ".join(f"{n} over {ms:g} ms" for ms, n in over.items())
+              + f"; longest {longest} µs; steal {stolen.get(cpu, 0.0):,.0f} ms", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--pauses", type=float, default=0.0, metavar="S",
+                        help="then spin on each core for S s and report the pauses it saw")
     args = parser.parse_args()
     for round_ in range(args.rounds):
         for processes in (1, 2):
@@ -127,6 +184,8 @@ def main() -> int:
             print(f"round {round_ + 1}, relay in {processes} process{'es' if processes > 1 else ''}: "
                   + "  ".join(f"{k} {v:,.0f}" for k, v in lat.items() if k != "mean")
                   + f" µs, {check}", flush=True)
+    if args.pauses:
+        measure_pauses(args.pauses)
     return 0
 
 
