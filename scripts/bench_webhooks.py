@@ -4,9 +4,10 @@
 Scenarios (`-w 1`; each one a pair of brokers, one without a hook ("none") and one with it):
 
 - QoS 0 fan-in (4 publishers -> 1 subscriber, 64 B, as fast as the broker takes it) with an
-  `on_publish` webhook (a local aiohttp endpoint in its own process), with an ExHook server
-  (its own process) that loads no hook at all (what gRPC in the worker costs by itself: its
-  library, its threads, an idle channel), one that loads `message.publish` sent as a
+  `on_publish` webhook (a local endpoint in its own process: an HTTP/1.1 keep-alive server
+  answering as VerneMQ documents, `serve_http`), with an ExHook server (its own process)
+  that loads no hook at all (what gRPC in the worker costs by itself: its library, its
+  threads, an idle channel), one that loads `message.publish` sent as a
   notification (`exhook.server.<name>.message_publish = notify`), one that loads
   `message.delivered` (always a notification), and one that loads `message.publish` as EMQX
   does (a decision each message waits for: one pair only, and not with `--rate`);
@@ -170,8 +171,9 @@ def serve_grpc(port: int, hook: str, counter: str, delay_ms: float = 0.0) -> Non
 
     grpcio's threaded server with generic handlers that answer bytes made once: a
     notification costs it ~420 µs of CPU where a `grpc.aio` servicer took ~575 (measured,
-    one client, 8 calls in flight), near the aiohttp endpoint's 340-380. On the broker's
-    machine that CPU is taken from the broker, which a remote server would not do."""
+    one client, 8 calls in flight), where the aiohttp endpoint took 340-380 (`serve_http`
+    since: ~45). On the broker's machine that CPU is taken from the broker, which a remote
+    server would not do."""
     from concurrent import futures
 
     import grpc

@@ -202,3 +202,30 @@ def test_the_request_head_names_path_host_and_headers_and_ends_before_the_length
 def test_a_header_that_would_split_the_request_is_refused():
     with pytest.raises(ValueError):
         request_head("http://h/", {"x": "a\r\nInjected: 1"})
+
+
+def test_https_verifies_the_server_against_the_configured_ca(tmp_path):
+    import ssl
+
+    from actormq.webhooks.http import client_ssl_context
+    from tests.integration.certs import CertificateAuthority
+    ca = CertificateAuthority(tmp_path)
+    issued = ca.issue("server", "127.0.0.1", server=True)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(issued.cert, issued.key)
+
+    async def scenario():
+        server = Server(lambda request: OK)
+        server._server = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=served)
+        port = server._server.sockets[0].getsockname()[1]
+        trusting = KeepAlivePool(2, 60.0, client_ssl_context(ca.pem))
+        reply = await trusting.post(f"https://127.0.0.1:{port}/hook", {}, b"{}", 5.0)
+        await trusting.close()
+        doubting = KeepAlivePool(2, 60.0, client_ssl_context(CertificateAuthority(tmp_path / "other").pem))
+        with pytest.raises(HttpFailure, match="CERTIFICATE_VERIFY_FAILED"):
+            await doubting.post(f"https://127.0.0.1:{port}/hook", {}, b"{}", 5.0)
+        await doubting.close()
+        await server.stop()
+        return reply, server.requests
+    reply, requests = run(scenario)
+    assert reply.status == 200 and requests[0].startswith(b"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:")
