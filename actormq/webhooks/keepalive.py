@@ -72,8 +72,7 @@ class KeepAlivePool:
     def __init__(self, max_connections: int = 100, keepalive_s: float = 60.0,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.max_connections = max_connections
-        self.keepalive_s = keepalive_s
-        self.ssl_context = ssl_context
+        self._per_origin = (max_connections, keepalive_s, ssl_context)    # what each `Origin` is given
         self._origins: dict[tuple[str, str, int], Origin] = {}
         self._targets: dict[tuple, tuple[Origin, bytes]] = {}     # (url, headers) -> origin, request head
 
@@ -93,7 +92,7 @@ class KeepAlivePool:
             raise HttpFailure(str(err)) from None
         origin = self._origins.get(where)
         if origin is None:
-            origin = self._origins[where] = Origin(where, self.max_connections, self.keepalive_s, self.ssl_context)
+            origin = self._origins[where] = Origin(where, *self._per_origin)
         return origin, head
 
     async def close(self) -> None:
