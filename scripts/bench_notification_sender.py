@@ -4,9 +4,10 @@ process) and the endpoint or ExHook server that answers it (bench_webhooks.py's,
 process), per notification, for
 
 - ``http``: VerneMQ `on_publish` records as a worker hands them over (captured fields),
-  POSTed by `HttpSink` to the aiohttp endpoint,
+  POSTed by `HttpSink` to bench_webhooks.py's endpoint (an HTTP/1.1 keep-alive server on an
+  asyncio protocol with httptools' parser),
 - ``grpc``: ExHook `message.publish` notifications (`message_record`), called by `GrpcSink`
-  on the grpc.aio server.
+  on bench_webhooks.py's ExHook server (grpcio's threaded server, generic handlers).
 
 Each batch of `--count` records is put at once from `--clients` client ids (a client's
 records share a lane, in order) and waited for until every one was answered.

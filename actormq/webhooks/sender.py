@@ -21,7 +21,8 @@ the credit is spent the worker's loop has no timer of the sender's, so its
 turns are the ones its clients' reads make, as without a hook.
 
 What the sender does with a record is its *kind*: ``http`` POSTs it with the
-keep-alive pool and per-client lanes of `actormq.webhooks.http.Notifier`
+keep-alive pool of `actormq.webhooks.keepalive` and the per-client lanes of
+`actormq.webhooks.http.Notifier`
 (`HttpSender`, for the VerneMQ webhooks and the EMQX web hook); ``grpc``
 makes a unary call to an ExHook server (`actormq.exhook.sender`). The
 sender reports its counters back once a second and exits when its worker
@@ -282,15 +283,17 @@ class SenderProcess(NotificationProcess):
 
 
 class HttpSink:
-    """In the sender process: each record POSTed through the keep-alive pool."""
+    """In the sender process: each record POSTed through the keep-alive pool
+    (`actormq.webhooks.keepalive`: the POSTs of notifications, lean)."""
 
     def __init__(self, queue_size: int, settings: list) -> None:
-        from actormq.webhooks.http import HttpPool, Notifier, client_ssl_context
+        from actormq.webhooks.http import Notifier, client_ssl_context
+        from actormq.webhooks.keepalive import KeepAlivePool
         from actormq.webhooks import events, vmq_bodies  # noqa: F401 (imported now, not by the first POST)
         max_connections, keepalive_s, timeout_s, tls = settings
+        # its TLS context is made now: start-up work, before the CPU budget counts
         context = client_ssl_context(*tls) if any(tls[:3]) or not tls[3] else None
-        self.pool = HttpPool(max_connections, keepalive_s, context)
-        self.pool.open()        # its TLS context too: start-up work, before the CPU budget counts
+        self.pool = KeepAlivePool(max_connections, keepalive_s, context)
         # a lane per connection of the pool: as many POSTs in flight as the endpoint takes (a
         # client's events stay in order on its lane). The worker's credit bounds what waits
         # here; a lane that filled up would drop what the worker paid to hand over, so each
