@@ -87,6 +87,9 @@ class NotificationProcess:
         self._reported: Counter[tuple[str, str]] = Counter()
         self._dropped_here: dict[str, int] = {}
         self.credit = queue_size    # notifications the sender can still take (it returns credit)
+        # told True when the credit runs out, False when some comes back: a plugin's stand-ins
+        # (`actormq.hooks.standin`) count its events dropped meanwhile, its hooks not called
+        self.on_spent: Callable[[bool], None] = _unheard
         self._watched: int | None = None    # the socket's file descriptor, once the loop watches it
         self._batch: list[bytes] = []
         self._batch_names: list[str] = []
@@ -131,6 +134,8 @@ class NotificationProcess:
             self.drop(name)
             return False
         self.credit = credit - 1
+        if credit == 1:
+            self.on_spent(True)
         batch = self._batch
         if not batch:
             self._loop.call_later(HAND_OVER_DELAY, self._flush)
@@ -167,12 +172,20 @@ class NotificationProcess:
         (the loop calls it when the socket's descriptor signals; it asks the socket, which
         also clears the signal)."""
         socket = self._socket
+        spent = self.credit <= 0
         while not socket.closed and socket.get(zmq.EVENTS) & zmq.POLLIN:
             report = orjson.loads(socket.recv())
             self.credit += report.get("credit", 0)
             if "counters" in report:
                 self._reported = Counter({tuple(key.split(" ", 1)): value
                                           for key, value in report["counters"].items()})
+        if spent and self.credit > 0:
+            self.on_spent(False)
+
+    def grant(self, credit: int) -> None:
+        """Set the credit as a report would (benchmarks: a sender that is behind, or never is)."""
+        self.credit = credit
+        self.on_spent(credit <= 0)
 
     @property
     def counters(self) -> Counter[tuple[str, str]]:
@@ -208,6 +221,10 @@ class NotificationProcess:
             os.rmdir(self._dir)
         except OSError:
             pass
+
+
+def _unheard(spent: bool) -> None:
+    """No one listens to the credit running out."""
 
 
 def use_when_ready(sender: NotificationProcess, use: Callable[[NotificationProcess], None]) -> asyncio.Task:
