@@ -103,17 +103,27 @@ def servers_of(config) -> list[ExhookServer]:
 class UnsentPlan:
     """Who a notification of `hook` dropped for want of credit counts for: the servers that
     want it whatever its topic are counted in one step per event (`dropped`, handed to each
-    of them by `settle`); only servers with topic filters are asked per event."""
+    of them by `settle`); only servers with topic filters are asked per event. A plan lives as
+    long as its plugin (a stand-in holds it): once settled it plans anew at the next event
+    (`filtered` is then `_PLAN_AGAIN`, which sends that event to `count_filtered`), for a
+    server that loads again may want other hooks and topics from then on."""
 
-    __slots__ = ("hook", "everywhere", "filtered", "dropped")
+    __slots__ = ("hook", "servers", "everywhere", "filtered", "dropped")
 
     def __init__(self, hook: str, servers) -> None:
         self.hook = hook
+        self.servers = servers
+        self.dropped = 0
+        self._plan()
+
+    def _plan(self) -> None:
+        hook, servers = self.hook, self.servers
         self.everywhere = [server for server in servers if not server.loaded or server.hooks.get(hook) == ()]
         self.filtered = [server for server in servers if server.loaded and server.hooks.get(hook)]
-        self.dropped = 0
 
     def count_filtered(self, topic: str | None) -> None:
+        if self.filtered is _PLAN_AGAIN:
+            self._plan()
         for server in self.filtered:
             if server.wants(self.hook, topic):
                 server.unsent += 1
@@ -122,6 +132,10 @@ class UnsentPlan:
         for server in self.everywhere:
             server.unsent += self.dropped
         self.dropped = 0
+        self.filtered = _PLAN_AGAIN
+
+
+_PLAN_AGAIN = ("plan again",)     # an UnsentPlan's `filtered` once settled: true, so the next event plans
 
 
 class ExhookPlugin(Plugin):
@@ -219,10 +233,11 @@ class ExhookPlugin(Plugin):
         """What stands in for the hook of message notification `hook` while the sender has no
         credit: the event counted, as `_unsent` counts it, for every server of `servers` (all:
         None) that wants it; a ``$SYS/`` topic is no event."""
+        plan = self._plan(hook, servers)
+
         def dropped(who, message):
             topic = message.topic_name
             if topic[0] != "$" or not topic.startswith("$SYS/"):     # a topic name is never empty
-                plan = self.unsent_plans.get(hook) or self._plan(hook, servers)
                 plan.dropped += 1
                 if plan.filtered:
                     plan.count_filtered(topic)
@@ -230,14 +245,15 @@ class ExhookPlugin(Plugin):
         return dropped
 
     def _plan(self, hook: str, servers=None) -> UnsentPlan:
-        plan = self.unsent_plans[hook] = UnsentPlan(hook, self.servers if servers is None else servers)
+        plan = self.unsent_plans.get(hook)
+        if plan is None:
+            plan = self.unsent_plans[hook] = UnsentPlan(hook, self.servers if servers is None else servers)
         return plan
 
     def count_unsent(self) -> None:
-        """Count the notifications `_unsent` dropped in the notifier's counters (and start new
-        plans: a server that loads again may want other hooks and topics)."""
-        plans, self.unsent_plans = self.unsent_plans, {}
-        for plan in plans.values():
+        """Count the notifications `_unsent` dropped in the notifier's counters (and plan anew:
+        a server that loads again may want other hooks and topics)."""
+        for plan in self.unsent_plans.values():
             plan.settle()
         for server in self.servers:
             if server.unsent:
