@@ -87,9 +87,6 @@ class NotificationProcess:
         self._reported: Counter[tuple[str, str]] = Counter()
         self._dropped_here: dict[str, int] = {}
         self.credit = queue_size    # notifications the sender can still take (it returns credit)
-        # told True when the credit runs out, False when some comes back: a plugin's stand-ins
-        # (`actormq.hooks.standin`) count its events dropped meanwhile, its hooks not called
-        self.on_spent: Callable[[bool], None] = _unheard
         self._watched: int | None = None    # the socket's file descriptor, once the loop watches it
         self._batch: list[bytes] = []
         self._batch_names: list[str] = []
@@ -98,6 +95,12 @@ class NotificationProcess:
                    str(queue_size), kind, orjson.dumps(settings).decode(), str(nice), "idle" if idle else "nice",
                    repr(cpu_share)]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+    @staticmethod
+    def on_spent(spent: bool) -> None:
+        """Told True when the credit runs out, False when some comes back. A plugin sets its
+        own: its stand-ins (`actormq.hooks.standin`) count its events dropped meanwhile, its
+        hooks not called."""
 
     async def ready(self, timeout_s: float = 10.0) -> bool:
         """Wait for the sender's first report (it is connected); False if it never came."""
@@ -221,10 +224,6 @@ class NotificationProcess:
             os.rmdir(self._dir)
         except OSError:
             pass
-
-
-def _unheard(spent: bool) -> None:
-    """No one listens to the credit running out."""
 
 
 def use_when_ready(sender: NotificationProcess, use: Callable[[NotificationProcess], None]) -> asyncio.Task:
