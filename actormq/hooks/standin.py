@@ -9,7 +9,7 @@ each of those points a plain function of the hook's arguments ``(who, message)``
 event exactly as the hook would while the credit is spent — the hook's own checks included (the
 publisher's protocol level, ``$SYS/`` topics, topic filters) — and returns the message unchanged.
 The plugin engages them when its credit runs out and releases them when credit comes back
-(`NotificationProcess.on_credit`). While every provider of a fold chain has a stand-in engaged
+(`NotificationProcess.on_spent`). While every provider of a fold chain has a stand-in engaged
 for the chain's point, the chain's ``fold`` is the stand-ins (`Chain.stand`): with one provider
 the stand-in itself, one call, no countdown; as soon as one is released the chain's fast path is
 back, made once, not again.
