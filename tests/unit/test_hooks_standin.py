@@ -2,7 +2,8 @@
 stand-ins (which count) and calls no hook; as soon as one provider's are released, or a
 provider without stand-ins is in the chain, the hooks are called again as before. A rebuild
 of the chains (a plugin disabled, enabled, added) keeps what is engaged; decide and notify
-points are never stood in for; a stand-in's run is no call of the hook."""
+points are never stood in for; a stand-in's run is no call of the hook. The EMQX web hook's
+stand-ins count what its rules want, never a $SYS/ topic."""
 
 from __future__ import annotations
 
@@ -121,3 +122,22 @@ def test_a_plugin_replaced_while_engaged_leaves_the_new_chains_to_the_new_instan
     old.stand_ins.engage()
     run(hooks, 1)
     assert new.stood == ["publish", "deliver"] and old.stood == []
+
+
+def test_the_emqx_web_hooks_stand_ins_count_what_its_rules_want_and_never_a_sys_topic(tmp_path):
+    from actormq.conf.load import load_config
+    from actormq.hooks import PluginContext
+    from actormq.webhooks.emqx_plugin import EmqxWebHookPlugin
+    from tests.unit.test_emqx_webhook import EMQX_WEB_HOOK_RULES
+    (tmp_path / "actormq.conf").write_text(f"storage.dir = {tmp_path / 'data'}\n" + EMQX_WEB_HOOK_RULES)
+    plugin = EmqxWebHookPlugin(context=PluginContext(load_config(tmp_path / "actormq.conf", env={})))
+    hooks = Hooks()
+    hooks.add(plugin)
+    plugin.stand_ins.engage()       # as its sender does when the credit runs out
+    for topic in ("a/b/c", "a/b/d", "foo/bar", "$SYS/broker/uptime"):
+        message = Message(topic, b"hello", 1, False)
+        assert hooks.message_publish.fold(CLIENT, message) is message      # rules: a/b/c, foo/#
+        assert hooks.message_deliver.fold("c2", message) is message        # a rule for every topic
+    assert plugin.notifier._queues == {}        # nothing was made or queued
+    url = plugin.web_hook.url
+    assert plugin.notifier.counters[url, "dropped"] == 2 + 3
