@@ -94,15 +94,17 @@ async def main() -> None:
     sender = plugin.calls.notifier
     client = ClientInfo("pub-1", "joe", b"pw", "127.0.0.1", 40001, protocol_level=4)
     message = Message("fanin/1", b"x" * 64, 0, False)
-    fold, authenticate = hooks.message_publish.fold, hooks.client_authenticate.decide
+    chain, authenticate = hooks.message_publish, hooks.client_authenticate.decide
 
     def dropped() -> None:
-        sender.credit, sender._refreshing = 0, True      # the sender is behind
+        sender.grant(0)         # the sender is behind: the chain runs the plugin's stand-in
+        fold = chain.fold
         for _ in range(CALLS):
             fold(client, message)
 
     def handed() -> None:
-        sender.credit = 10 ** 9
+        sender.grant(10 ** 9)
+        fold = chain.fold
         for _ in range(CALLS // PER_TURN):
             for _ in range(PER_TURN):
                 fold(client, message)
@@ -118,7 +120,7 @@ async def main() -> None:
 
     results = {"on_publish, dropped": best_of(dropped), "on_publish, handed over": best_of(handed),
                "auth_on_register, cached": best_of(cached)}
-    sender.credit = 0
+    sender.grant(0)
     await hooks.stop()
     await runner.cleanup()
     for name, micros in results.items():
@@ -139,7 +141,7 @@ def plugin_read_path(plugin_class, lines: str, credit: int, sender_of=lambda plu
     path.core.loop.run_until_complete(hooks.start())
     path.core.loop.run_until_complete(asyncio.wait_for(asyncio.shield(plugin._switch), 30))
     sender = sender_of(plugin)
-    sender.credit, sender._refreshing = credit, not credit
+    sender.grant(credit)
     return path, sender
 
 
@@ -198,7 +200,7 @@ def read_paths(reads: int) -> None:
         print(f"| {name} | {best[name]:.2f} | {counts[name]:.0f} | {counts[name] / counts['no hook'] - 1:+.0%} |")
     for path, sender in paths.values():
         if sender is not None:
-            sender.credit = 0
+            sender.grant(0)
             path.core.loop.run_until_complete(path.core.broker.hooks.stop())
     for server, _ in servers.values():
         server.terminate()

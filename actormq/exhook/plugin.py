@@ -28,7 +28,9 @@ A server that cannot be asked within the timeout: `exhook.request_failed_action`
 Everything else is a notification, sent by the notification sender process
 (`actormq.exhook.sender`; bounded, dropped and counted when it falls behind
 or while the server is down); `message.delivered` too, since delivery never
-waits.
+waits. While the sender has no credit, the chains count the `message.delivered`
+events (and `message.publish` ones, when no server decides them) by stand-ins,
+without calling the hooks (`actormq.hooks.standin`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from actormq.hooks.info import ClientInfo
 from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
 from actormq.hooks.results import DROP, NEXT, OK, Error, modified
+from actormq.hooks.standin import StandIns
 from actormq.webhooks.sender import stop_notifiers, use_when_ready
 
 log = logging.getLogger("actormq.exhook")
@@ -100,17 +103,27 @@ def servers_of(config) -> list[ExhookServer]:
 class UnsentPlan:
     """Who a notification of `hook` dropped for want of credit counts for: the servers that
     want it whatever its topic are counted in one step per event (`dropped`, handed to each
-    of them by `settle`); only servers with topic filters are asked per event."""
+    of them by `settle`); only servers with topic filters are asked per event. A plan lives as
+    long as its plugin (a stand-in holds it): once settled it plans anew at the next event
+    (`filtered` is then `_PLAN_AGAIN`, which sends that event to `count_filtered`), for a
+    server that loads again may want other hooks and topics from then on."""
 
-    __slots__ = ("hook", "everywhere", "filtered", "dropped")
+    __slots__ = ("hook", "servers", "everywhere", "filtered", "dropped")
 
     def __init__(self, hook: str, servers) -> None:
         self.hook = hook
+        self.servers = servers
+        self.dropped = 0
+        self._plan()
+
+    def _plan(self) -> None:
+        hook, servers = self.hook, self.servers
         self.everywhere = [server for server in servers if not server.loaded or server.hooks.get(hook) == ()]
         self.filtered = [server for server in servers if server.loaded and server.hooks.get(hook)]
-        self.dropped = 0
 
     def count_filtered(self, topic: str | None) -> None:
+        if self.filtered is _PLAN_AGAIN:
+            self._plan()
         for server in self.filtered:
             if server.wants(self.hook, topic):
                 server.unsent += 1
@@ -119,6 +132,10 @@ class UnsentPlan:
         for server in self.everywhere:
             server.unsent += self.dropped
         self.dropped = 0
+        self.filtered = _PLAN_AGAIN
+
+
+_PLAN_AGAIN = ("plan again",)     # an UnsentPlan's `filtered` once settled: true, so the next event plans
 
 
 class ExhookPlugin(Plugin):
@@ -167,6 +184,7 @@ class ExhookPlugin(Plugin):
     def _use_sender(self, sender: ExhookSender) -> None:
         self.count_unsent()
         self.notifier = sender
+        sender.on_spent = self.stand_ins.engage
 
     async def stop(self) -> None:
         self.count_unsent()
@@ -198,20 +216,44 @@ class ExhookPlugin(Plugin):
             plan.count_filtered(topic)
 
     def track_unsent(self) -> None:
-        """Start counting drops by plan; a server that loads again settles them first."""
+        """Start counting drops by plan; a server that loads again settles them first. While
+        the sender has no credit, the message notifications at fold points are counted by
+        stand-ins (`actormq.hooks.standin`), their hooks not called; ``message.publish`` only
+        when no server decides it."""
         self.unsent_plans: dict[str, UnsentPlan] = {}
         for server in self.servers:
             server.on_loaded.append(self.count_unsent)
+        self.publish_dropped = self._dropped_message("message.publish", self.publish_notified)
+        functions = {HookPoint.MESSAGE_DELIVER: self._dropped_message("message.delivered")}
+        if not self.publish_deciders:
+            functions[HookPoint.MESSAGE_PUBLISH] = self.publish_dropped
+        self.stand_ins = StandIns(functions)
+
+    def _dropped_message(self, hook: str, servers=None):
+        """What stands in for the hook of message notification `hook` while the sender has no
+        credit: the event counted, as `_unsent` counts it, for every server of `servers` (all:
+        None) that wants it; a ``$SYS/`` topic is no event."""
+        plan = self._plan(hook, servers)
+
+        def dropped(who, message):
+            topic = message.topic_name
+            if topic[0] != "$" or not topic.startswith("$SYS/"):     # a topic name is never empty
+                plan.dropped += 1
+                if plan.filtered:
+                    plan.count_filtered(topic)
+            return message
+        return dropped
 
     def _plan(self, hook: str, servers=None) -> UnsentPlan:
-        plan = self.unsent_plans[hook] = UnsentPlan(hook, self.servers if servers is None else servers)
+        plan = self.unsent_plans.get(hook)
+        if plan is None:
+            plan = self.unsent_plans[hook] = UnsentPlan(hook, self.servers if servers is None else servers)
         return plan
 
     def count_unsent(self) -> None:
-        """Count the notifications `_unsent` dropped in the notifier's counters (and start new
-        plans: a server that loads again may want other hooks and topics)."""
-        plans, self.unsent_plans = self.unsent_plans, {}
-        for plan in plans.values():
+        """Count the notifications `_unsent` dropped in the notifier's counters (and plan anew:
+        a server that loads again may want other hooks and topics)."""
+        for plan in self.unsent_plans.values():
             plan.settle()
         for server in self.servers:
             if server.unsent:
@@ -276,17 +318,14 @@ def on_client_unsubscribe(self, client: ClientInfo, topic_filter: str):
 
 def on_message_publish(self, client: ClientInfo, message):
     """Notify the servers that take message.publish as a notification; the message waits only
-    for the others (a coroutine the chain awaits). Without credit this is the whole of it per
-    message (no closure, no call): one count, in `unsent_plans`."""
+    for the others (a coroutine the chain awaits). Without credit, when no server decides, the
+    chain does not call this: the stand-in counts the event (`publish_dropped`)."""
     topic = message.topic_name
     if topic[0] == "$" and topic.startswith("$SYS/"):      # a topic name is never empty
         return None
     if self.publish_notified:
         if self.notifier.credit <= 0:       # the sender is behind: counted, nothing made
-            plan = self.unsent_plans.get("message.publish") or self._plan("message.publish", self.publish_notified)
-            plan.dropped += 1
-            if plan.filtered:
-                plan.count_filtered(topic)
+            self.publish_dropped(client, message)
         else:
             _publish_notified(self, client, message)
     if self.publish_deciders and _publish_wanted(self.publish_deciders, topic):

@@ -40,6 +40,9 @@ holds the client. Calls are counted once per run of the chain (credited to
 the providers by `Chain.settle`, which ``plugin show`` runs first); latency
 is sampled on one run in `SAMPLE_EVERY`, which goes through the general
 runner below, as does every run while a provider of the chain is failing.
+While every provider of a fold chain stands in for its hook (a notification
+plugin whose sender has no credit, `actormq.hooks.standin`), the chain's
+`fold` is the stand-ins instead: they count the event dropped, nothing is called.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from actormq.hooks.compiled import compiled_decide, compiled_fold
 from actormq.hooks.health import Breaker, PluginStats
 from actormq.hooks.points import HookPoint, Mode
 from actormq.hooks.results import ALLOWED, DROP, NEXT, OK, Decision, decision_from
+from actormq.hooks.standin import StandIns, standing
 
 _perf = time.perf_counter
 SAMPLE_EVERY = 64                   # runs of a chain per latency sample
@@ -79,10 +83,11 @@ class Provider:
     stats at that point."""
 
     __slots__ = ("name", "point", "_fn", "is_async", "sync", "timeout", "deny_on_failure", "stats",
-                 "breaker", "queue", "allowed", "chain")
+                 "breaker", "queue", "allowed", "chain", "stand_ins")
 
     def __init__(self, name: str, point: HookPoint, fn: Callable, timeout: float,
-                 failure_policy: str, stats: PluginStats, breaker: Breaker, queue=None) -> None:
+                 failure_policy: str, stats: PluginStats, breaker: Breaker, queue=None,
+                 stand_ins: StandIns | None = None) -> None:
         self.name = name
         self.point = point
         self._fn = fn
@@ -95,6 +100,7 @@ class Provider:
         self.breaker = breaker
         self.queue = queue          # the plugin's NotifyQueue, for notify points
         self.allowed = Decision(True, decided_by=name)     # its plain OK, made once
+        self.stand_ins = stand_ins  # the plugin's, when it has any (`actormq.hooks.standin`)
 
     @property
     def fn(self) -> Callable:
@@ -205,7 +211,7 @@ class Chain:
     `decide` are the fast path made for these providers (`actormq.hooks.compiled`)."""
 
     __slots__ = ("point", "providers", "default", "failure_code", "_modifiers", "fold", "decide",
-                 "left", "_armed")
+                 "left", "_armed", "_fast_fold")
 
     def __init__(self, point: HookPoint, providers: tuple[Provider, ...],
                  default: Decision = ALLOWED, failure_code: int = 0x87) -> None:
@@ -230,7 +236,19 @@ class Chain:
             self.fold = compiled_fold(self, _start)
         elif self.providers and self.point.mode is Mode.DECIDE:
             self.decide = compiled_decide(self, _start, len(self.point.args.split(",")))
+        self._fast_fold = self.fold
+        self.stand()
         self._rearm()
+
+    def stand(self) -> None:
+        """Fold with the providers' stand-ins while every provider has one engaged for this
+        point, else with the fast path (`actormq.hooks.standin`)."""
+        stand_ins = [provider.stand_ins.function(self.point) for provider in self.providers
+                     if provider.stand_ins is not None] if self.point.mode is Mode.FOLD else []
+        if stand_ins and len(stand_ins) == len(self.providers) and all(stand_ins):
+            self.fold = standing(stand_ins)
+        else:
+            self.fold = self._fast_fold
 
     # -- counting ------------------------------------------------------------------------
 

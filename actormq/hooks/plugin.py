@@ -91,6 +91,11 @@ class Plugin:
     # mapping current in place: only plain allows (what its hook would answer with a bare
     # OK), and an entry removed or the mapping emptied as soon as that may change.
     allowed_publish: ClassVar[Any] = None
+    # Optional, for a plugin that at times can only count the events of its fold hooks dropped (a
+    # notification sender without credit): its `actormq.hooks.standin.StandIns`, made in
+    # `__init__`. While they are engaged, a chain whose providers all stand in runs them
+    # instead of the hooks.
+    stand_ins: Any = None
 
     def __init__(self, settings: Mapping[str, Any] | None = None,
                  context: PluginContext | None = None) -> None:

@@ -26,6 +26,9 @@ rejoin the chains in their place), `replace` / `swap` (a reload: the new
 instance takes the old one's place and counters; clients stay connected). Every
 change rebuilds the chains, so the core sees it at the next call.
 
+A plugin with stand-ins (`Plugin.stand_ins`, see `actormq.hooks.standin`) is told the fold
+chains it is in at every rebuild: engaging them swaps those chains' ``fold``.
+
 Decide chains end in a default when every provider says next:
 ``plugins.default.<point>`` (`DECIDE_DEFAULT_KEYS`) — deny for
 authentication, allow for authorization and unsubscribe, as EMQX's
@@ -210,6 +213,8 @@ class Hooks:
             self.settle()
         for loaded in self._loaded:
             loaded.breaker.chains.clear()
+            if loaded.plugin.stand_ins is not None:
+                loaded.plugin.stand_ins.chains.clear()
         for point in HookPoint:
             providers = tuple(self._provider(loaded, point) for loaded in self._loaded
                               if loaded.enabled and point in loaded.points)
@@ -221,6 +226,8 @@ class Hooks:
             chain = getattr(self, point.attribute)
             for provider in chain.providers if chain is not None else ():
                 provider.breaker.chains.append(chain)
+                if provider.stand_ins is not None and point.mode is Mode.FOLD:
+                    provider.stand_ins.chains.append(chain)
         self.active = any(loaded.enabled and loaded.points for loaded in self._loaded)
         first = next((loaded.plugin for loaded in self._loaded if loaded.enabled
                       and HookPoint.CLIENT_AUTHORIZE_PUBLISH in loaded.points), None)
@@ -241,7 +248,8 @@ class Hooks:
         return Provider(plugin.name, point, getattr(plugin, loaded.points[point]),
                         float(settings["timeout"]), settings["failure_policy"],
                         loaded.point_stats.setdefault(point, PluginStats()),
-                        loaded.breaker, loaded.queue if point.mode is Mode.NOTIFY else None)
+                        loaded.breaker, loaded.queue if point.mode is Mode.NOTIFY else None,
+                        plugin.stand_ins)
 
 
 async def call_maybe_async(fn, *args: Any) -> Any:

@@ -5,7 +5,9 @@ background (bounded queues per client lane, drops counted): nothing here
 ever delays a client. The class made for a config hooks only the points of
 its rules (`plugin_class`). The two 4.x events that sit on decide points
 (client.subscribe, client.unsubscribe) answer next; the ones on fold points
-(message.publish, message.delivered) return the message unchanged.
+(message.publish, message.delivered) return the message unchanged; while the
+sender has no credit, stand-ins count those two dropped without calling the
+hooks (`actormq.hooks.standin`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from actormq.hooks.info import ClientInfo
 from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
 from actormq.hooks.results import NEXT
+from actormq.hooks.standin import StandIns
 from actormq.webhooks import events
 from actormq.webhooks.configured import emqx_web_hook
 from actormq.webhooks.emqx_webhook import WebHookConfig
@@ -78,6 +81,8 @@ class EmqxWebHookPlugin(Plugin):
         self.sender_nice = config["webhooks.sender_nice"]
         self.sender_idle = config["webhooks.sender_idle"]
         self.sender_cpu_share = config["webhooks.sender_cpu_share"]
+        self.stand_ins = StandIns({HookPoint.MESSAGE_PUBLISH: self._dropped("message.publish"),
+                                   HookPoint.MESSAGE_DELIVER: self._dropped("message.delivered")})
 
     async def start(self) -> None:
         self._switch = use_when_ready(SenderProcess(self.notifier.queue_size, self.pool.max_connections,
@@ -87,6 +92,7 @@ class EmqxWebHookPlugin(Plugin):
 
     def _use_sender(self, sender: SenderProcess) -> None:
         self.notifier = sender
+        sender.on_spent = self.stand_ins.engage
 
     async def stop(self) -> None:
         await stop_notifiers(self._switch, [self._local_notifier, self.notifier], "web hook")
@@ -98,6 +104,17 @@ class EmqxWebHookPlugin(Plugin):
         if web_hook.wants(event, topic):
             self.notifier.send(web_hook.url, web_hook.headers,
                                lambda: orjson.dumps(web_hook.body(event, data(), self.node)), client_id)
+
+    def _dropped(self, event: str):
+        """What stands in for the hook of message event `event` while the sender has no credit:
+        the event counted dropped when a rule wants it, as `_send` counts it then."""
+        web_hook = self.web_hook
+
+        def dropped(who, message):
+            if web_hook.wants(event, message.topic_name):
+                self.notifier.drop(web_hook.url)
+            return message
+        return dropped
 
 
 # ---- the hook methods, one per point; `plugin_class` picks the ones it needs ------------------

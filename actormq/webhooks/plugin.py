@@ -10,7 +10,9 @@ is asked as VerneMQ asks it: that subscriber's deliveries wait (in order)
 for the answer, whose `topic`, `payload` (and, _m5, `properties`) modifiers
 the delivered message carries; an error or an endpoint that is down
 delivers it unchanged, as VerneMQ does. Everything else is a notification
-sent in the background. The plugin class is made per registration set
+sent in the background; while the sender has no credit, on_publish's events
+are counted dropped by a stand-in, the hook not called (`actormq.hooks.standin`).
+The plugin class is made per registration set
 (`plugin_class`) so that only the points with a webhook are hooked: a point
 without one costs nothing.
 """
@@ -25,6 +27,7 @@ from actormq.hooks.info import ClientInfo
 from actormq.hooks.plugin import Plugin
 from actormq.hooks.points import HookPoint
 from actormq.hooks.results import NEXT, OK, Continue, Error, Ok, modified
+from actormq.hooks.standin import StandIns
 from actormq.webhooks import events
 from actormq.webhooks.auth_cache import AuthCache
 from actormq.webhooks.configured import vmq_webhooks
@@ -121,6 +124,7 @@ class VmqWebhooksPlugin(Plugin):
         self._task: asyncio.Task | None = None
         self._switch: asyncio.Task | None = None
         self._local_notifier = self.calls.notifier
+        self.stand_ins = StandIns({HookPoint.MESSAGE_PUBLISH: _publish_dropped(self.calls.unsent)})
         self.reload_registrations()
 
     # -- registrations ---------------------------------------------------------------------
@@ -153,6 +157,7 @@ class VmqWebhooksPlugin(Plugin):
 
     def _use_sender(self, sender: SenderProcess) -> None:
         self.calls.use_notifier(sender)
+        sender.on_spent = self.stand_ins.engage
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -305,6 +310,15 @@ def on_message_publish(self, client: ClientInfo, message):
         return
     calls.notify_fields("on_publish_m5" if client.protocol_level == 5 else "on_publish",
                         events.message_event, events.message_fields(client, message), client.client_id)
+
+
+def _publish_dropped(unsent: list[int]):
+    """What stands in for `on_message_publish` while the sender has no credit: the event
+    counted as the hook counts it then, by the publisher's protocol level."""
+    def on_publish_dropped(client: ClientInfo, message):
+        unsent[client.protocol_level] += 1
+        return message
+    return on_publish_dropped
 
 
 def on_session_subscribed(self, client: ClientInfo, topic_filter: str, options):

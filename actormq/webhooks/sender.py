@@ -97,6 +97,12 @@ class NotificationProcess:
                    repr(cpu_share)]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
+    @staticmethod
+    def on_spent(spent: bool) -> None:
+        """Told True when the credit runs out, False when some comes back. A plugin sets its
+        own: its stand-ins (`actormq.hooks.standin`) count its events dropped meanwhile, its
+        hooks not called."""
+
     async def ready(self, timeout_s: float = 10.0) -> bool:
         """Wait for the sender's first report (it is connected); False if it never came."""
         loop = self._loop = asyncio.get_running_loop()
@@ -132,6 +138,8 @@ class NotificationProcess:
             self.drop(name)
             return False
         self.credit = credit - 1
+        if credit == 1:
+            self.on_spent(True)
         batch = self._batch
         if not batch:
             self._loop.call_later(HAND_OVER_DELAY, self._flush)
@@ -168,12 +176,20 @@ class NotificationProcess:
         (the loop calls it when the socket's descriptor signals; it asks the socket, which
         also clears the signal)."""
         socket = self._socket
+        spent = self.credit <= 0
         while not socket.closed and socket.get(zmq.EVENTS) & zmq.POLLIN:
             report = orjson.loads(socket.recv())
             self.credit += report.get("credit", 0)
             if "counters" in report:
                 self._reported = Counter({tuple(key.split(" ", 1)): value
                                           for key, value in report["counters"].items()})
+        if spent and self.credit > 0:
+            self.on_spent(False)
+
+    def grant(self, credit: int) -> None:
+        """Set the credit as a report would (benchmarks: a sender that is behind, or never is)."""
+        self.credit = credit
+        self.on_spent(credit <= 0)
 
     @property
     def counters(self) -> Counter[tuple[str, str]]:
