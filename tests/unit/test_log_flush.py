@@ -16,13 +16,7 @@ from actormq.storage import log as write_log
 from actormq.storage.base import QUEUE, RETAINED
 from actormq.storage.lmdb_store import LmdbStore
 from actormq.storage.records import queue_key
-
-
-@pytest.fixture
-def loop():
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
+from tests.unit.test_write_log_store import loop, run_until  # noqa: F401 (loop: a fixture)
 
 
 def keys_in(data: bytes) -> set[bytes]:
@@ -74,16 +68,6 @@ def turns(loop, count: int = 20) -> None:
         for _ in range(count):
             await asyncio.sleep(0.001)
     loop.run_until_complete(run())
-
-
-def run_until(loop, condition, timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        for _ in range(int(timeout / 0.002)):
-            if condition():
-                return
-            await asyncio.sleep(0.002)
-        raise AssertionError("timed out")
-    loop.run_until_complete(wait())
 
 
 @pytest.fixture
