@@ -171,9 +171,10 @@ class WriteLog:
         self.offset = 0         # where the next record goes
         self.applied = 0        # the last record number LMDB holds
 
-    def append(self, ops: Sequence[Op], unlogged: list, flush: bool = True) -> None:
-        """One record of `ops`, written (and with sync and `flush`, flushed) before
-        this returns; the ops of tables that are not logged go to `unlogged`."""
+    def append(self, ops: Sequence[Op], unlogged: list) -> None:
+        """One record of `ops`, written (to the OS: with sync, `flush` makes it
+        durable) before this returns; the ops of tables that are not logged go
+        to `unlogged`."""
         body = encode_body(ops, unlogged)
         if not body:
             return
@@ -185,8 +186,6 @@ class WriteLog:
         if written != size:
             raise OSError(f"short write to {self.path}")
         self.offset += written
-        if self.sync and flush:
-            os.fdatasync(self._fd)
 
     def flush(self) -> None:
         """Flush every record written so far to the disk (with sync)."""
