@@ -174,7 +174,7 @@ class LoggedCommitter(Committer):
         self.flush(inline_loop, failed)
         if self._large():
             self.checkpoint(inline_loop)
-        else:
+        elif not self._scheduled:   # mostly it is, while records come
             with self._lock:
                 self._keep_ticking()
 
