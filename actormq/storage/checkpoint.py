@@ -112,17 +112,20 @@ class LoggedCommitter(Committer):
                 ops, more = self._pending.take_within(LOGGED_TABLES)
                 if ops is None or ops and self._write(ops, None) is None:
                     break
-            if self._large() and not self._checkpoint_asked:
+            checkpoint = self._large() and not self._checkpoint_asked
+            if checkpoint:
                 self._checkpoint_asked = True
-                self.checkpoint_soon()
-            else:
-                self._keep_ticking()
+            tick = not checkpoint and self._tick_wanted()
             ask = self._appended > self._flushed and not self._flush_asked
             if ask:
                 self._flush_asked = True
-            return ask, ops is None
         finally:
             self._lock.release()
+        if checkpoint:
+            self.checkpoint_soon()
+        elif tick:
+            self.schedule()
+        return ask, ops is None
 
     def flush(self, inline_loop=None, failed: StorageError | None = None) -> None:
         """Flush (with sync) what is appended, then run the durability callbacks it
@@ -176,7 +179,9 @@ class LoggedCommitter(Committer):
             self.checkpoint(inline_loop)
         elif not self._scheduled:   # mostly it is, while records come
             with self._lock:
-                self._keep_ticking()
+                tick = self._tick_wanted()
+            if tick:
+                self.schedule()
 
     def _failed(self, ops: list[Op], error: StorageError, inline_loop) -> None:
         log.error("storage writer stopped committing: %s", error)
@@ -186,12 +191,14 @@ class LoggedCommitter(Committer):
     def _large(self) -> bool:
         return self.log.offset >= CHECKPOINT_BYTES or self._writes >= CHECKPOINT_WRITES
 
-    def _keep_ticking(self) -> None:
-        """The idle timer runs while the log holds records (see tick); the lock is held."""
-        if not self._scheduled and self.schedule is not None:
-            self._scheduled = True
-            self._seen = self.log.number
-            self.schedule()
+    def _tick_wanted(self) -> bool:
+        """Whether to start the idle timer (`schedule`, once the lock is released: it
+        may start a thread), which runs while the log holds records (see tick)."""
+        if self._scheduled or self.schedule is None:
+            return False
+        self._scheduled = True
+        self._seen = self.log.number
+        return True
 
     def tick(self, inline_loop=None) -> None:
         """The timer: checkpoint if no record came since the last tick or the
@@ -201,10 +208,11 @@ class LoggedCommitter(Committer):
             if not self.log.unapplied:
                 return
             due = self.log.number == self._seen or time.monotonic() - self._since >= CHECKPOINT_SECONDS
-            if not due:
-                self._keep_ticking()
+            tick = not due and self._tick_wanted()
         if due:
             self.checkpoint(inline_loop)
+        elif tick:
+            self.schedule()
 
     def checkpoint(self, inline_loop=None) -> None:
         """Apply every logged batch to LMDB in one transaction and start the log over.
