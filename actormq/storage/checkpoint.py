@@ -75,6 +75,7 @@ class LoggedCommitter(Committer):
         self.log = write_log
         self.schedule: Callable[[], None] | None = None     # asks for a checkpoint in a while
         self.checkpoint_soon: Callable[[], None] | None = None  # asks the writer for one (append_turn)
+        self.flush_soon: Callable[[], None] | None = None       # asks the writer for a `flush` (append_turn)
         self._lock = threading.Lock()       # the log's appends (and its start over)
         self._scheduled = False
         self._writes = 0        # logged since the last checkpoint
@@ -99,40 +100,44 @@ class LoggedCommitter(Committer):
             self._settle_written(ops, unlogged, None)
         return more
 
-    def append_turn(self) -> tuple[bool, bool]:
+    def append_turn(self) -> bool:
         """With sync on, in the loop's thread: append the pending batches to the log
-        without a flush; (whether to ask the writer for a `flush`, whether the
-        writer must commit the batches left: it holds the log, or a batch writes
-        to a table that is not logged)."""
+        without a flush, the writer asked for one (`flush_soon`) before the first
+        is written, so that it wakes meanwhile (its flush waits for the lock);
+        whether the writer must commit the batches left: it holds the log, or a
+        batch writes to a table that is not logged."""
         if not self._lock.acquire(blocking=False):
-            return False, True
+            return True
         try:
             more = True
             while more:
                 ops, more = self._pending.take_within(LOGGED_TABLES)
-                if ops is None or ops and self._write(ops, None) is None:
+                if not ops:
+                    break
+                if not self._flush_asked:
+                    self._flush_asked = True
+                    self.flush_soon()
+                if self._write(ops, None) is None:
                     break
             checkpoint = self._large() and not self._checkpoint_asked
             if checkpoint:
                 self._checkpoint_asked = True
             tick = not checkpoint and self._tick_wanted()
-            ask = self._appended > self._flushed and not self._flush_asked
-            if ask:
-                self._flush_asked = True
         finally:
             self._lock.release()
         if checkpoint:
             self.checkpoint_soon()
         elif tick:
             self.schedule()
-        return ask, ops is None
+        return ops is None
 
     def flush(self, inline_loop=None, failed: StorageError | None = None) -> None:
         """Flush (with sync) what is appended, then run the durability callbacks it
         covers (with `failed`: its retained rows did not all fit); with sync on,
         in the writer's thread."""
-        self._flush_asked = False       # first: an append after it asks again (see append_turn)
-        last = self._appended
+        with self._lock:    # after the append under way, if any
+            self._flush_asked = False
+            last = self._appended
         if last <= self._flushed:
             return
         if self.log.sync:

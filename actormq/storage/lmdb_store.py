@@ -48,6 +48,7 @@ import sys
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
+from functools import partial
 from operator import itemgetter
 
 import pykka
@@ -165,6 +166,7 @@ class LmdbStore:
             self._writer = StorageWriter.start(self._committer, self._commit_interval)
             self._committer.schedule = self._checkpoint_later
             self._committer.checkpoint_soon = self._tell_checkpoint
+            self._committer.flush_soon = partial(self._writer.tell, _FLUSH_DUE)
 
     def _checkpoint_later(self) -> None:
         """With sync on: the writer thread's checkpoint timer ticks in IDLE_SECONDS."""
@@ -375,11 +377,8 @@ class LmdbStore:
         if self._log is None:
             self._writer.tell(_COMMIT_DUE)
             return
-        flush, commit = self._committer.append_turn()
-        if commit:
+        if self._committer.append_turn():
             self._writer.tell(_COMMIT_DUE)
-        if flush:
-            self._writer.tell(_FLUSH_DUE)
 
     def _batch_started(self) -> None:
         if self._loop_commits is not None:
