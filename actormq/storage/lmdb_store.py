@@ -48,6 +48,7 @@ import sys
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
+from functools import partial
 from operator import itemgetter
 
 import pykka
@@ -60,7 +61,7 @@ from actormq.storage.lmdb_env import LmdbEnv
 from actormq.storage.refusals import Refusals
 from actormq.storage.log import WriteLog, recover
 from actormq.storage.loop_commits import LoopCommits
-from actormq.storage.writer import (ROW_OVERHEAD, CheckpointDue, CommitDue, Committer, ErrorCallback,
+from actormq.storage.writer import (ROW_OVERHEAD, CheckpointDue, CommitDue, Committer, ErrorCallback, FlushDue,
                                    PendingWrites, StorageWriter)
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ MAX_RESERVE = 64 << 20       # ... but no more than this
 WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
 DEFER_BUDGET = 1 << 20       # at most this many bytes of rows deferred per owner and turn
 _COMMIT_DUE = CommitDue()
+_FLUSH_DUE = FlushDue()
 _CHECKPOINT_DUE = CheckpointDue()
 _CHECKPOINT_TICK = CheckpointDue(now=False)
 _KEY = itemgetter(0)
@@ -107,7 +109,7 @@ class LmdbStore:
         self._pending = PendingWrites(commit_batch, max(1, commit_batch) * PENDING_BATCHES)
         self._committer = Committer(self._env, self._pending)
         self._commit_interval = commit_interval_ms / 1000
-        self._writer = StorageWriter.start(self._committer, self._pending, self._commit_interval)
+        self._writer = StorageWriter.start(self._committer, self._commit_interval)
         self._loop_commits: LoopCommits | None = None
         self._writer_loop = None
         self._writer_thread = None
@@ -134,7 +136,9 @@ class LmdbStore:
         of the loop's turn, not at its first write: the writer, woken at the
         first write of a read of a hundred publishes, would fight the loop for
         the GIL to commit a few of them and make the rest wait a whole fsync
-        more; at the end of the turn it commits them all in one."""
+        more; at the end of the turn it commits them all in one. With the log,
+        the loop appends the turn's record itself (a write to the OS, as with
+        sync off) and the writer only flushes the log (see _commit_turn)."""
         self._owner_loop = loop
         self._owner_thread = threading.get_ident()
         if self._logging and self._log is None:
@@ -159,16 +163,22 @@ class LmdbStore:
         self._committer = LoggedCommitter(self._env, self._pending, self._log)
         if self._env.sync:
             self._writer.stop()
-            self._writer = StorageWriter.start(self._committer, self._pending, self._commit_interval)
+            self._writer = StorageWriter.start(self._committer, self._commit_interval)
             self._committer.schedule = self._checkpoint_later
+            self._committer.checkpoint_soon = self._tell_checkpoint
+            self._committer.flush_soon = partial(self._writer.tell, _FLUSH_DUE)
 
     def _checkpoint_later(self) -> None:
         """With sync on: the writer thread's checkpoint timer ticks in IDLE_SECONDS."""
-        timer = threading.Timer(IDLE_SECONDS, self._tell_checkpoint)
+        timer = threading.Timer(IDLE_SECONDS, self._tick_checkpoint)
         timer.daemon = True
         timer.start()
 
     def _tell_checkpoint(self) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._writer.tell(_CHECKPOINT_DUE)
+
+    def _tick_checkpoint(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
             self._writer.tell(_CHECKPOINT_TICK)
 
@@ -356,6 +366,18 @@ class LmdbStore:
     def _hand_over(self) -> None:
         """With sync on, at the end of the loop's turn: the deferred rows go to the writer."""
         if self._deferred and self._issue_deferred():
+            self._commit_turn()
+
+    def _commit_turn(self) -> None:
+        """With sync on, at the end of the loop's turn: the writer commits the turn's
+        writes; with the log, the loop appends them to it (no flush: a write to
+        the OS) and the writer flushes the log, their durability callbacks once
+        it has. The writer commits them itself while it holds the log and when
+        they write retained messages (LoggedCommitter.append_turn)."""
+        if self._log is None:
+            self._writer.tell(_COMMIT_DUE)
+            return
+        if self._committer.append_turn():
             self._writer.tell(_COMMIT_DUE)
 
     def _batch_started(self) -> None:
@@ -363,7 +385,7 @@ class LmdbStore:
             self._loop_commits.batch_started()
         elif (self._writer_loop is not None and threading.get_ident() == self._writer_thread
               and self._writer_loop.is_running()):
-            self._writer_loop.call_soon(self._writer.tell, _COMMIT_DUE)
+            self._writer_loop.call_soon(self._commit_turn)
         else:
             self._writer.tell(_COMMIT_DUE)
 

@@ -3,7 +3,8 @@
 A worker appends the queue and session writes of each loop turn to its own
 log file with one write (a record), and acknowledges them once the record
 has reached the OS (`storage.sync = off`) or the disk (`on`: fdatasync of a
-preallocated file, so the flush writes data only). LMDB becomes a checkpoint
+preallocated file, so the flush writes data only; the writer thread flushes
+what the loop appended, see checkpoint.py). LMDB becomes a checkpoint
 of the log (see checkpoint.py): the rows are applied to it in large batches,
 off the acknowledgement's path, and the log starts over once they are.
 
@@ -171,8 +172,9 @@ class WriteLog:
         self.applied = 0        # the last record number LMDB holds
 
     def append(self, ops: Sequence[Op], unlogged: list) -> None:
-        """One record of `ops`, written (and with sync flushed) before this returns;
-        the ops of tables that are not logged go to `unlogged`."""
+        """One record of `ops`, written (to the OS: with sync, `flush` makes it
+        durable) before this returns; the ops of tables that are not logged go
+        to `unlogged`."""
         body = encode_body(ops, unlogged)
         if not body:
             return
@@ -184,8 +186,10 @@ class WriteLog:
         if written != size:
             raise OSError(f"short write to {self.path}")
         self.offset += written
-        if self.sync:
-            os.fdatasync(self._fd)
+
+    def flush(self) -> None:
+        """Flush every record written so far to the disk (with sync)."""
+        os.fdatasync(self._fd)
 
     def _write_ahead(self, size: int) -> None:
         """Zeros up to `size`: a flush after overwriting them writes data only, not

@@ -8,8 +8,9 @@ stream of writes that nobody reads back (a queue of an offline session) costs
 one list append each. The issuing thread adds to it; the writer takes a batch
 from it and settles the batch once LMDB has committed it.
 
-`StorageWriter` is a pykka ThreadingActor taking one message, CommitDue, sent
-when a batch starts. Group commit as databases do it: an idle writer commits
+`StorageWriter` is a pykka ThreadingActor taking CommitDue, sent when a batch
+starts (with the write-ahead log also FlushDue and CheckpointDue, see
+checkpoint.py). Group commit as databases do it: an idle writer commits
 at once; the writes issued while a commit runs form the next batch, so a burst
 of writes costs one commit (and one fsync), not one per write. A batch holds
 at most `commit_batch` ops. `commit_interval` (0 by default) makes the writer
@@ -50,6 +51,11 @@ ErrorCallback = Callable[[StorageError], None]
 @dataclass(frozen=True, slots=True)
 class CommitDue:
     """A batch has started: commit it when it is full or its interval has passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlushDue:
+    """With the write-ahead log and sync on: the loop appended records; flush them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,23 +251,39 @@ class PendingWrites:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-            ops = self._ops
-            if len(ops) > self.commit_batch:
-                ops, self._ops = ops[:self.commit_batch], ops[self.commit_batch:]
-                self._first_at = time.monotonic()
-            else:
-                self._ops = []
-                self._urgent = False
-            if ops:
-                self._taken.append(ops)
-            return ops, bool(self._ops)
+            return self._take_batch()
 
-    def logged(self, ops: list[Op], inline_loop=None, error: StorageError | None = None) -> None:
-        """`ops` (the oldest taken batch not logged yet) are in the write-ahead log:
-        run the durability callbacks they cover; they stay pending (and seen by
+    def take_within(self, tables: frozenset) -> tuple[list[Op] | None, bool]:
+        """As take(0), but nothing (None) when the next batch writes to a table
+        outside `tables`."""
+        with self._lock:
+            ops = self._ops
+            for op in ops[:self.commit_batch] if len(ops) > self.commit_batch else ops:
+                if op[1] not in tables:
+                    return None, True
+            return self._take_batch()
+
+    def _take_batch(self) -> tuple[list[Op], bool]:
+        """The next batch of at most `commit_batch` ops, and whether more are left;
+        the lock is held."""
+        ops = self._ops
+        if len(ops) > self.commit_batch:
+            ops, self._ops = ops[:self.commit_batch], ops[self.commit_batch:]
+            self._first_at = time.monotonic()
+        else:
+            self._ops = []
+            self._urgent = False
+        if ops:
+            self._taken.append(ops)
+        return ops, bool(self._ops)
+
+    def logged(self, last_seq: int, inline_loop=None, error: StorageError | None = None) -> None:
+        """The ops up to `last_seq` (taken batches) are in the write-ahead log: run
+        the durability callbacks they cover; they stay pending (and seen by
         reads) until a checkpoint puts them into LMDB (`taken` and `settle`)."""
         with self._lock:
-            self._durable = ops[-1][0]
+            if last_seq > self._durable:
+                self._durable = last_seq
             due, room = self._now_durable()
         _run_due(due, error, inline_loop)
         for callback in room:
@@ -319,6 +341,14 @@ class PendingWrites:
         _run_due(due, error, inline_loop)
         for callback in room:
             _run_callback(callback, None, None)
+
+    def fail_waiting(self, error: StorageError) -> None:
+        """Nothing taken will be made durable any more (its flush failed): fail
+        every durability wait, then every later write (`fail`)."""
+        with self._lock:
+            due, self._callbacks = list(self._callbacks), deque()
+        _run_due(due, error)
+        self.fail(error)
 
     def fail(self, error: StorageError) -> None:
         """The store cannot write any more: fail every waiter and every later write."""
@@ -401,6 +431,14 @@ class Committer:
             log.error("the store is full: %d of %d writes were not saved", len(rejected), len(ops))
         self._pending.settle(ops, rejected, None, inline_loop)
 
+    def commit_next(self, commit_interval: float) -> bool:
+        """Take the next batch once due (PendingWrites.take) and commit it; whether
+        more are left."""
+        ops, more = self._pending.take(commit_interval)
+        if ops:
+            self.commit(ops)
+        return more
+
     def _retry(self, ops: list[Op], rejected: set[int]) -> set[int]:
         """Try the rejected ops once more, unless a later op of the batch wrote the same key."""
         last = {(table, key): seq for seq, table, key, _ in ops}
@@ -424,19 +462,18 @@ class StorageWriter(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(self, committer, pending: PendingWrites, commit_interval: float) -> None:
+    def __init__(self, committer, commit_interval: float) -> None:
         super().__init__()
         self._committer = committer
-        self._pending = pending
         self._commit_interval = max(0.0, commit_interval)
 
     def on_receive(self, message) -> None:
         if isinstance(message, CommitDue):
-            ops, more = self._pending.take(self._commit_interval)
-            if more:  # no later op starts a batch while these wait: remind ourselves
-                self.actor_ref.tell(CommitDue())
-            if ops:
-                self._committer.commit(ops)
+            if self._committer.commit_next(self._commit_interval):
+                # no later op starts a batch while these wait: remind ourselves
+                self.actor_ref.tell(message)
+        elif isinstance(message, FlushDue):
+            self._committer.flush()
         elif isinstance(message, CheckpointDue):
             committer = self._committer
             if hasattr(committer, "checkpoint"):
