@@ -30,6 +30,11 @@ wait for the next one (one flush in the writer while the loop writes the
 next turn's record). The writer still commits a batch itself, with its flush,
 when it writes to the retained table (its LMDB commit flushes, which the loop
 must not wait for) or while a checkpoint holds the log (`commit_next`).
+With sync on the writer also preallocates the log (`write_ahead`, a step at
+a time between its flushes): from the start up to the size it can reach
+(CHECKPOINT_BYTES and AHEAD more, what the loop appends while a checkpoint
+runs), later AHEAD past its records whenever they come within AHEAD / 2 of
+the end of the zeros, so that the loop never waits for zeros.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ IDLE_SECONDS = 0.05
 CHECKPOINT_SECONDS = 2.0
 CHECKPOINT_BYTES = 16 << 20
 CHECKPOINT_WRITES = 100_000
+AHEAD = 4 << 20     # with sync: the log's zeros are kept this far past its records
 
 
 def last_writes(ops: list[Op]) -> list[Op]:
@@ -76,6 +82,7 @@ class LoggedCommitter(Committer):
         self.schedule: Callable[[], None] | None = None     # asks for a checkpoint in a while
         self.checkpoint_soon: Callable[[], None] | None = None  # asks the writer for one (append_turn)
         self.flush_soon: Callable[[], None] | None = None       # asks the writer for a `flush` (append_turn)
+        self.write_ahead_soon: Callable[[], None] | None = None     # asks the writer for `write_ahead`
         self._lock = threading.Lock()       # the log's appends (and its start over)
         self._scheduled = False
         self._writes = 0        # logged since the last checkpoint
@@ -85,6 +92,7 @@ class LoggedCommitter(Committer):
         self._flushed = 0       # the last op whose callbacks ran (flushed, with sync)
         self._flush_asked = False
         self._checkpoint_asked = False
+        self._zeros_asked = False   # a `write_ahead` is under way (or failed: none is asked again)
 
     def commit(self, ops: list[Op], inline_loop=None) -> None:
         with self._lock:
@@ -150,6 +158,25 @@ class LoggedCommitter(Committer):
                 return
         self._flushed = last
         self._pending.logged(last, inline_loop, failed)
+        if self.log.offset + AHEAD // 2 > self.log.ahead and self.log.sync:
+            self.keep_ahead()
+
+    def keep_ahead(self) -> None:
+        """Have the writer write the log's zeros ahead (with sync), unless it is already."""
+        if not self._zeros_asked and self.write_ahead_soon is not None:
+            self._zeros_asked = True
+            self.write_ahead_soon()
+
+    def write_ahead(self) -> bool:
+        """In the writer's thread: one step of the log's zeros (see WriteLog.write_ahead);
+        whether more are due."""
+        try:
+            more = self.log.write_ahead(max(CHECKPOINT_BYTES, self.log.offset) + AHEAD)
+        except OSError as error:   # a full disk: the records' own writes say so, if it comes to that
+            log.warning("stopped preallocating the write-ahead log %s: %s", self.log.path, error)
+            return False
+        self._zeros_asked = more
+        return more
 
     def _write(self, ops: list[Op], inline_loop) -> list[Op] | None:
         """Append `ops` to the log, without a flush; the lock is held. Their

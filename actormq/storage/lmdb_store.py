@@ -62,7 +62,7 @@ from actormq.storage.refusals import Refusals
 from actormq.storage.log import WriteLog, recover
 from actormq.storage.loop_commits import LoopCommits
 from actormq.storage.writer import (ROW_OVERHEAD, CheckpointDue, CommitDue, Committer, ErrorCallback, FlushDue,
-                                   PendingWrites, StorageWriter)
+                                   PendingWrites, StorageWriter, WriteAheadDue)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ WRITER_SWITCH_INTERVAL = 0.0002  # s; see commit_on
 DEFER_BUDGET = 1 << 20       # at most this many bytes of rows deferred per owner and turn
 _COMMIT_DUE = CommitDue()
 _FLUSH_DUE = FlushDue()
+_WRITE_AHEAD_DUE = WriteAheadDue()
 _CHECKPOINT_DUE = CheckpointDue()
 _CHECKPOINT_TICK = CheckpointDue(now=False)
 _KEY = itemgetter(0)
@@ -167,6 +168,8 @@ class LmdbStore:
             self._committer.schedule = self._checkpoint_later
             self._committer.checkpoint_soon = self._tell_checkpoint
             self._committer.flush_soon = partial(self._writer.tell, _FLUSH_DUE)
+            self._committer.write_ahead_soon = partial(self._writer.tell, _WRITE_AHEAD_DUE)
+            self._committer.keep_ahead()    # in the background: the first burst finds the log preallocated
 
     def _checkpoint_later(self) -> None:
         """With sync on: the writer thread's checkpoint timer ticks in IDLE_SECONDS."""

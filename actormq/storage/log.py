@@ -31,6 +31,7 @@ import fcntl
 import logging
 import os
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from zlib import crc32
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 LOG_DIR = "actormq.wal"
 SUFFIX = ".log"
-PREALLOCATE = 1 << 20       # with sync: zeros written ahead, so a flush writes data only; doubled as needed
+PREALLOCATE = 1 << 20       # with sync: the zeros the writer writes and flushes in one step ahead of the records
 LOGGED_TABLES = frozenset({QUEUE, SESSION})
 MARK_PREFIX = b"log-applied:"
 
@@ -158,10 +159,9 @@ class WriteLog:
         fd = os.open(building, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)      # before it has the name a recovery looks for
         self._fd = fd
-        self._ahead = 0         # with sync: the zeros written reach this far
-        if sync:
-            self._write_ahead(PREALLOCATE)
-            os.fsync(fd)
+        self.ahead = 0          # with sync: zeros written and flushed (or records flushed) up to here
+        self._zeroed = 0        # zeros or records written up to here: the writer's zeros go past it
+        self._zeroing = threading.Lock()    # held while `_zeroed` moves and the zeros are written
         os.rename(building, self.path)
         if sync:
             _sync_dir(directory)
@@ -180,8 +180,8 @@ class WriteLog:
             return
         self.number += 1
         size = _HEADER.size + len(body)
-        if self.sync and self.offset + size > self._ahead:
-            self._write_ahead(max(2 * self._ahead, self.offset + size + PREALLOCATE))
+        if self.offset + size > self.ahead and self.sync:
+            self._claim(self.offset + size)
         written = os.pwritev(self._fd, (record_header(self.number, body), body), self.offset)
         if written != size:
             raise OSError(f"short write to {self.path}")
@@ -191,12 +191,28 @@ class WriteLog:
         """Flush every record written so far to the disk (with sync)."""
         os.fdatasync(self._fd)
 
-    def _write_ahead(self, size: int) -> None:
-        """Zeros up to `size`: a flush after overwriting them writes data only, not
-        the file's new size and blocks (the filesystem's journal)."""
-        zeros = bytes(min(size - self._ahead, 1 << 20))
-        while self._ahead < size:
-            self._ahead += os.pwrite(self._fd, zeros[:size - self._ahead], self._ahead)
+    def _claim(self, end: int) -> None:
+        """The writer's zeros are behind the record about to be written up to `end`:
+        they go past it from now on (the zeros being written meanwhile are
+        waited for). The record's flush then writes the file's new size too."""
+        with self._zeroing:
+            if end > self._zeroed:
+                self._zeroed = end
+
+    def write_ahead(self, until: int) -> bool:
+        """In the writer's thread: zeros past the records, one step of PREALLOCATE
+        towards `until`, then a flush of them, so that the flush of a record
+        written over them writes data only, not the file's new size and blocks
+        (the filesystem's journal); whether `until` is not reached yet."""
+        with self._zeroing:
+            start = self._zeroed
+            if start >= until:
+                return False
+            self._zeroed = start + os.pwrite(self._fd, bytes(min(PREALLOCATE, until - start)), start)
+            end = self._zeroed
+        os.fdatasync(self._fd)
+        self.ahead = max(self.ahead, end)
+        return end < until
 
     @property
     def unapplied(self) -> bool:

@@ -9,8 +9,8 @@ one list append each. The issuing thread adds to it; the writer takes a batch
 from it and settles the batch once LMDB has committed it.
 
 `StorageWriter` is a pykka ThreadingActor taking CommitDue, sent when a batch
-starts (with the write-ahead log also FlushDue and CheckpointDue, see
-checkpoint.py). Group commit as databases do it: an idle writer commits
+starts (with the write-ahead log also FlushDue, WriteAheadDue and
+CheckpointDue, see checkpoint.py). Group commit as databases do it: an idle writer commits
 at once; the writes issued while a commit runs form the next batch, so a burst
 of writes costs one commit (and one fsync), not one per write. A batch holds
 at most `commit_batch` ops. `commit_interval` (0 by default) makes the writer
@@ -56,6 +56,12 @@ class CommitDue:
 @dataclass(frozen=True, slots=True)
 class FlushDue:
     """With the write-ahead log and sync on: the loop appended records; flush them."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteAheadDue:
+    """With the write-ahead log and sync on: preallocate a step of the log ahead
+    of its records (see checkpoint.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +480,9 @@ class StorageWriter(pykka.ThreadingActor):
                 self.actor_ref.tell(message)
         elif isinstance(message, FlushDue):
             self._committer.flush()
+        elif isinstance(message, WriteAheadDue):
+            if self._committer.write_ahead():
+                self.actor_ref.tell(message)    # a step at a time: the flushes asked meanwhile come between
         elif isinstance(message, CheckpointDue):
             committer = self._committer
             if hasattr(committer, "checkpoint"):

@@ -14,6 +14,7 @@ import pytest
 
 from actormq.storage import log as write_log
 from actormq.storage.base import QUEUE, RETAINED
+from actormq.storage.checkpoint import AHEAD, CHECKPOINT_BYTES
 from actormq.storage.lmdb_store import LmdbStore
 from actormq.storage.records import queue_key
 from tests.unit.test_write_log_store import loop, run_until  # noqa: F401 (loop: a fixture)
@@ -74,7 +75,8 @@ def turns(loop, count: int = 20) -> None:
 def gated_store(tmp_path, loop, monkeypatch):
     store = LmdbStore(str(tmp_path), sync=True, log=True)
     store.commit_on(loop)
-    flushes = GatedFlushes(monkeypatch)      # after the log's own flushes at its start
+    run_until(loop, lambda: store._log.ahead >= CHECKPOINT_BYTES + AHEAD)
+    flushes = GatedFlushes(monkeypatch)      # after the log's own flushes at its start (its zeros)
     yield store, flushes
     for _ in range(100):
         flushes.let_one_through()
