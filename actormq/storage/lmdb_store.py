@@ -172,10 +172,15 @@ class LmdbStore:
             self._committer.keep_ahead()    # in the background: the first burst finds the log preallocated
 
     def _checkpoint_later(self) -> None:
-        """With sync on: the writer thread's checkpoint timer ticks in IDLE_SECONDS."""
-        timer = threading.Timer(IDLE_SECONDS, self._tick_checkpoint)
-        timer.daemon = True
-        timer.start()
+        """With sync on: the writer thread's checkpoint timer ticks in IDLE_SECONDS, a
+        timer of the owner's loop (a thread per tick would start twenty a second
+        while records come)."""
+        loop = self._owner_loop
+        if threading.get_ident() == self._owner_thread:
+            loop.call_later(IDLE_SECONDS, self._tick_checkpoint)
+            return
+        with contextlib.suppress(RuntimeError):     # its loop is closed: so is the store, checkpointed
+            loop.call_soon_threadsafe(loop.call_later, IDLE_SECONDS, self._tick_checkpoint)
 
     def _tell_checkpoint(self) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
