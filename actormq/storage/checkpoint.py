@@ -156,7 +156,7 @@ class LoggedCommitter(Committer):
         retained rows (not logged), or None when the log failed (so did the store)."""
         unlogged: list[Op] = []
         try:
-            self.log.append(ops, unlogged)
+            self.log.append(ops, unlogged, self._pending.encoded(ops))
         except OSError as error:
             self._failed(ops, StorageError(f"the write-ahead log failed: {error}"), inline_loop)
             return None
