@@ -36,8 +36,9 @@ import os
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator, Sequence
-from itertools import islice
+from itertools import islice, repeat
 
 import lmdb
 
@@ -229,7 +230,9 @@ class LmdbEnv:
                 self._grow()
 
     def _apply(self, ops: Sequence[Op]) -> int:
-        """Puts go in runs (one putmulti per run of puts to one table), deletes one by one."""
+        """Puts go in runs (one putmulti per run of puts to one table), deletes one
+        by one; a stream of deletes from one table (a drained queue's rows) in one
+        pass at C level."""
         dbs = self._dbs
         written = set()
         with self._env.begin(write=True) as txn:
@@ -240,6 +243,11 @@ class LmdbEnv:
                 puts = [(key, value) for _, table, key, value in ops if value is not None and table == first]
                 if len(puts) == len(ops):
                     txn.cursor(db=dbs[first]).putmulti(puts)
+                    return self._live_bytes(txn, (first,))
+            else:
+                keys = [key for _, table, key, value in ops if value is None and table == first]
+                if len(keys) == len(ops):
+                    deque(map(txn.delete, keys, repeat(b""), repeat(dbs[first])), 0)
                     return self._live_bytes(txn, (first,))
             run: list = []
             run_table = None

@@ -115,11 +115,11 @@ class PendingWrites:
         return starts
 
     def add_numbered(self, make: Callable[[int], tuple[list[Op], int, bytes]]) -> bool:
-        """Append the ops `make(seq)` returns, numbered from the next seq on, in
-        order, under one lock (with the bytes they add, see ROW_OVERHEAD, and
-        the write-ahead log's body of them, or b"": see `encoded`): the issuer
-        builds the entries themselves, with no list between; returns whether
-        they start a new batch."""
+        """Append the ops `make(seq)` returns (puts to one table), numbered from
+        the next seq on, in order, under one lock (with the bytes they add, see
+        ROW_OVERHEAD, and the write-ahead log's body of them, or b"": see
+        `encoded`): the issuer builds the entries themselves, with no list
+        between; returns whether they start a new batch."""
         with self._lock:
             if self.failure is not None:
                 self._check_failure()
@@ -135,8 +135,7 @@ class PendingWrites:
                 self._encoded.append((made[0][0], made[-1][0], body))
             self._issued = made[-1][0]
             if self._overlay is not None:
-                for op in made:
-                    self._overlay.note(*op)
+                self._overlay.note_puts(made[0][1], made)
             self.pending_bytes += size
             self._grown(starts)
         if self.backlogged and self.on_backlog is not None:
@@ -357,11 +356,8 @@ class PendingWrites:
             else:
                 if self._overlay is not None:
                     self._overlay.forget(ops)
-                freed = 0
-                for _, _, key, value in ops:
-                    if value is not None:
-                        freed += len(key) + len(value) + ROW_OVERHEAD
-                self.pending_bytes -= freed
+                self.pending_bytes -= sum([len(key) + len(value) + ROW_OVERHEAD
+                                           for _, _, key, value in ops if value is not None])
             self._settled = ops[-1][0]
             self._durable = max(self._durable, self._settled)
             self._cond.notify_all()
