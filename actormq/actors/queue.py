@@ -80,8 +80,7 @@ class Queue:
 
     __slots__ = ("client_id", "limits", "online", "dropped", "_mem", "_store", "_durable",
                  "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule",
-                 "released", "_prefix", "_unwritten", "_room", "durable_from_qos", "_row_from_qos",
-                 "_row_fixed")
+                 "released", "_prefix", "_unwritten", "_room", "durable_from_qos", "_row_fixed")
 
     def __init__(self, client_id: str, limits: QueueLimits, store=None, durable: bool = False,
                  window: int | None = None, schedule: Callable[[Queue], None] | None = None) -> None:
@@ -97,9 +96,8 @@ class Queue:
         self._backlog = 0            # persisted entries not held in memory (window mode)
         self._window = window if store is not None and not limits.lifo else None
         self._last_loaded = 0        # highest seq that went into memory (window mode)
-        # the lowest QoS whose enqueue writes a row (3: none does), and to a disc store
-        self._row_from_qos = (0 if self._window is not None else 1) if store is not None else 3
-        self.durable_from_qos = self._row_from_qos if durable else 3
+        # the lowest QoS whose enqueue writes to a disc store (3: none does)
+        self.durable_from_qos = (0 if self._window is not None else 1) if durable else 3
         self._row_fixed = len(self._prefix) + _ROW_FIXED    # a kept row's room besides its texts and payload
         # shared empties until the first row is discarded or released (an idle
         # client's queue holds no list or dict of its own)
@@ -155,7 +153,7 @@ class Queue:
                       self.client_id, limit, delivery.message.topic_name)
             return False
         delivery.seq = self._next_seq
-        if delivery.qos >= self._row_from_qos:   # has_row, inline
+        if self._store is not None and (delivery.qos > 0 or self._window is not None):   # has_row, inline
             # _persist's common case inline: a row kept for the store to take with the turn's others
             message = delivery.message
             room = self._room - self._row_fixed - len(message.payload) \
@@ -186,7 +184,7 @@ class Queue:
 
     def has_row(self, delivery: Delivery) -> bool:
         """Whether this delivery has a row in the store (QoS 1/2; everything in window mode)."""
-        return delivery.qos >= self._row_from_qos
+        return self._store is not None and (delivery.qos > 0 or self._window is not None)
 
     def pop(self) -> Delivery | None:
         """The next delivery to send, or None."""
