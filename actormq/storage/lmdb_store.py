@@ -319,12 +319,13 @@ class LmdbStore:
         """Let `owner` keep the queue rows it writes from now on and hand them over
         (`owner.take_rows(table, first_seq, entries)`: the puts of its rows,
         numbered as pending writes from first_seq on, with their log entries
-        added to `entries`, and the room it did not use) before anything else touches the store, at the latest when
-        the loop's turn ends. Returns the bytes of rows it may keep (counted as
-        ROW_OVERHEAD plus key and value, at their most), reserved against the
-        quota and counted as pending until committed; 0 when it must put them
-        one by one: outside the loop's thread, or while the store is near full.
-        Whatever was deferred before is handed over first."""
+        added to `entries`, and the room it did not use) before anything else
+        touches the store, at the latest when the loop's turn ends. Returns the
+        bytes of rows it may keep (counted as ROW_OVERHEAD plus key and value,
+        at their most), reserved against the quota and counted as pending until
+        committed; 0 when it must put them one by one: outside the loop's
+        thread, or while the store is near full. Whatever was deferred before
+        is handed over first."""
         if self._deferred:
             self._issue_all()
         if threading.get_ident() != self._owner_thread or self._refusals.count or self._closed:

@@ -19,8 +19,8 @@ write = st.tuples(st.just("write"), st.sampled_from(["queue", "retained"]), st.s
                   st.one_of(st.none(), st.binary(min_size=1, max_size=3)))
 deletes = st.tuples(st.just("delete_many"), st.sampled_from(["queue", "retained"]),
                     st.lists(st.sampled_from(KEYS), max_size=3))
-numbered = st.tuples(st.just("add_numbered"), st.lists(st.tuples(st.sampled_from(KEYS), st.binary(min_size=1, max_size=3)),
-                                                      max_size=3))
+numbered = st.tuples(st.just("add_numbered"),
+                     st.lists(st.tuples(st.sampled_from(KEYS), st.binary(min_size=1, max_size=3)), max_size=3))
 step = st.one_of(write, deletes, numbered, st.just(("take",)), st.just(("settle",)), st.just(("read",)))
 
 
