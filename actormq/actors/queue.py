@@ -80,7 +80,7 @@ class Queue:
 
     __slots__ = ("client_id", "limits", "online", "dropped", "_mem", "_store", "_durable",
                  "_next_seq", "_backlog", "_window", "_last_loaded", "_discarded", "_schedule",
-                 "released", "_prefix", "_unwritten", "_room", "durable_from_qos")
+                 "released", "_prefix", "_unwritten", "_room", "durable_from_qos", "_row_fixed")
 
     def __init__(self, client_id: str, limits: QueueLimits, store=None, durable: bool = False,
                  window: int | None = None, schedule: Callable[[Queue], None] | None = None) -> None:
@@ -98,6 +98,7 @@ class Queue:
         self._last_loaded = 0        # highest seq that went into memory (window mode)
         # the lowest QoS whose enqueue writes to a disc store (3: none does)
         self.durable_from_qos = (0 if self._window is not None else 1) if durable else 3
+        self._row_fixed = len(self._prefix) + _ROW_FIXED    # a kept row's room besides its texts and payload
         # shared empties until the first row is discarded or released (an idle
         # client's queue holds no list or dict of its own)
         self._discarded: list[bytes] | tuple = ()   # rows to delete at the next flush
@@ -155,8 +156,8 @@ class Queue:
         if self._store is not None and (delivery.qos > 0 or self._window is not None):   # has_row, inline
             # _persist's common case inline: a row kept for the store to take with the turn's others
             message = delivery.message
-            room = self._room - (len(self._prefix) + _ROW_FIXED + len(message.payload)
-                                 + UTF8_MOST * (len(message.topic_name) + len(message.origin)))
+            room = self._room - self._row_fixed - len(message.payload) \
+                - UTF8_MOST * (len(message.topic_name) + len(message.origin))
             if room >= 0 and not message.properties and not delivery.subscription_ids:
                 self._room = room
                 self._unwritten.append(delivery)
@@ -284,13 +285,14 @@ class Queue:
             self._refill()
         return bool(self._mem)
 
-    def take_rows(self, table: str, first_seq: int) -> tuple[list, int]:
+    def take_rows(self, table: str, first_seq: int, entries: list) -> tuple[list, int]:
         """The puts of the rows of the deliveries kept since the store last took
         them (see Store.defer), in order, as the store's pending writes numbered
-        from `first_seq` into `table` (queue_ops), and the room left of what the store gave."""
+        from `first_seq` into `table`, with their log entries added to `entries`
+        (queue_ops), and the room left of what the store gave."""
         deliveries, self._unwritten = self._unwritten, ()
         room, self._room = self._room, 0
-        return queue_ops(self._prefix, deliveries, table, first_seq) if deliveries else [], room
+        return queue_ops(self._prefix, deliveries, table, first_seq, entries) if deliveries else [], room
 
     def _persist(self, delivery: Delivery, packet_id: int | None = None) -> None:
         """Write the delivery's row. A message without properties is kept for the
@@ -298,8 +300,7 @@ class Queue:
         room it gave lasts; the others, and a released row, are put now."""
         message = delivery.message
         if packet_id is None and not message.properties and not delivery.subscription_ids:
-            size = (len(self._prefix) + _ROW_FIXED + len(message.payload)
-                    + UTF8_MOST * (len(message.topic_name) + len(message.origin)))
+            size = self._row_fixed + len(message.payload) + UTF8_MOST * (len(message.topic_name) + len(message.origin))
             room = self._room - size
             if room < 0:    # the first row of this turn, or no room left: ask the store
                 room = self._store.defer(self) - size

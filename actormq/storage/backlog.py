@@ -13,20 +13,21 @@ answers anyway.
 from __future__ import annotations
 
 
-
 class WriterBacklog:
     """The publishers one backlogged store holds back; lives on the worker's loop."""
 
     def __init__(self, store, loop) -> None:
         self._store = store
-        self._pending = store.pending_writes    # read for every durable message: one step, not two
         self._loop = loop
         self._held: set = set()
+        pending = store.pending_writes
+        # whether the store's writer is backlogged (a write now holds its publisher):
+        # read for every durable message, so an attribute the writes keep up to date
+        self.behind: bool = pending.backlogged
+        pending.watch_backlog(self._note_behind)
 
-    @property
-    def behind(self) -> bool:
-        """Whether the store's writer is backlogged (a write now holds its publisher)."""
-        return self._pending.backlogged
+    def _note_behind(self, behind: bool) -> None:
+        self.behind = behind
 
     def block(self, publisher) -> None:
         """Hold `publisher` back until the writer has caught up."""

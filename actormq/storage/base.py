@@ -44,7 +44,7 @@ class Store(Protocol):
 
     def defer(self, owner) -> int:
         """Let `owner` keep the queue rows it writes and hand them over in one go
-        (`owner.take_rows(table, first_seq)`) before anything else touches the store; the bytes
+        (`owner.take_rows(table, first_seq, entries)`) before anything else touches the store; the bytes
         of rows it may keep, 0 when it must put them (see LmdbStore.defer)."""
 
     def delete(self, table: str, key: bytes) -> None: ...

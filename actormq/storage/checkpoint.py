@@ -61,8 +61,8 @@ def last_writes(ops: list[Op]) -> list[Op]:
     """The logged ops a checkpoint applies: the last one of each key, in order
     (the others are overwritten or deleted by it)."""
     rows = [op for op in ops if op[1] in LOGGED_TABLES]
-    if not any(op[3] is None for op in rows):
-        return rows         # puts only: a repeated key is simply put twice, in order
+    if len({op[2] for op in rows}) == len(rows) or not any(op[3] is None for op in rows):
+        return rows         # no key written twice, or puts only: a repeated key is simply put twice, in order
     last = {(op[1], op[2]): op for op in rows}
     if len(last) == len(rows):
         return rows
@@ -183,7 +183,7 @@ class LoggedCommitter(Committer):
         retained rows (not logged), or None when the log failed (so did the store)."""
         unlogged: list[Op] = []
         try:
-            self.log.append(ops, unlogged)
+            self.log.append(ops, unlogged, self._pending.encoded(ops))
         except OSError as error:
             self._failed(ops, StorageError(f"the write-ahead log failed: {error}"), inline_loop)
             return None

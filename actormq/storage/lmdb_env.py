@@ -36,8 +36,9 @@ import os
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice, repeat
 
 import lmdb
 
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 _DB_NAMES = frozenset(name.encode() for name in TABLES)
 
 Op = tuple[int, str, bytes, "bytes | None"]  # (seq, table, key, value or None for delete)
+_END_OF_RUNS = (0, object(), b"", b"")      # after the last op: ends _apply's last run
 
 
 class SharedExclusiveLock:
@@ -229,7 +231,9 @@ class LmdbEnv:
                 self._grow()
 
     def _apply(self, ops: Sequence[Op]) -> int:
-        """Puts go in runs (one putmulti per run of puts to one table), deletes one by one."""
+        """Puts and deletes go in runs: one putmulti per run of puts to one table,
+        one pass at C level per run of deletes from one table (a drained
+        queue's rows)."""
         dbs = self._dbs
         written = set()
         with self._env.begin(write=True) as txn:
@@ -241,26 +245,29 @@ class LmdbEnv:
                 if len(puts) == len(ops):
                     txn.cursor(db=dbs[first]).putmulti(puts)
                     return self._live_bytes(txn, (first,))
-            run: list = []
-            run_table = None
-            for _, table, key, value in ops:
-                if value is not None and table == run_table:
-                    run.append((key, value))
+            puts, puts_table = [], None         # a run of puts to one table
+            deletes, deletes_table = [], None   # a run of deletes from one table
+            for _, table, key, value in chain(ops, (_END_OF_RUNS,)):
+                if value is not None and table == puts_table:
+                    puts.append((key, value))
                     continue
-                if run:
-                    txn.cursor(db=dbs[run_table]).putmulti(run)
-                    written.add(run_table)
-                    run = []
+                if value is None and table == deletes_table:
+                    deletes.append(key)
+                    continue
+                if puts:
+                    txn.cursor(db=dbs[puts_table]).putmulti(puts)
+                    written.add(puts_table)
+                    puts, puts_table = [], None
+                if deletes:
+                    _delete_all(txn, dbs[deletes_table], deletes)
+                    written.add(deletes_table)
+                    deletes, deletes_table = [], None
                 if value is None:
-                    run_table = None
-                    txn.delete(key, db=dbs[table])
-                    written.add(table)
+                    deletes_table = table
+                    deletes.append(key)
                 else:
-                    run_table = table
-                    run.append((key, value))
-            if run:
-                txn.cursor(db=dbs[run_table]).putmulti(run)
-                written.add(run_table)
+                    puts_table = table
+                    puts.append((key, value))
             return self._live_bytes(txn, written)
 
     def _live_bytes(self, txn, written=None) -> int:
@@ -409,3 +416,9 @@ class LmdbEnv:
                 self._data_fd = None
         finally:
             self._lock.release_exclusive()
+
+
+
+def _delete_all(txn, db, keys: list) -> None:
+    """Delete `keys` from `db` in `txn`, one pass at C level."""
+    deque(map(txn.delete, keys, repeat(b""), repeat(db)), 0)

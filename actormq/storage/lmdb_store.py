@@ -325,14 +325,15 @@ class LmdbStore:
 
     def defer(self, owner) -> int:
         """Let `owner` keep the queue rows it writes from now on and hand them over
-        (`owner.take_rows(table, first_seq)`: the puts of its rows, numbered as
-        pending writes from first_seq on, and the room it
-        did not use) before anything else touches the store, at the latest when
-        the loop's turn ends. Returns the bytes of rows it may keep (counted as
-        ROW_OVERHEAD plus key and value, at their most), reserved against the
-        quota and counted as pending until committed; 0 when it must put them
-        one by one: outside the loop's thread, or while the store is near full.
-        Whatever was deferred before is handed over first."""
+        (`owner.take_rows(table, first_seq, entries)`: the puts of its rows,
+        numbered as pending writes from first_seq on, with their log entries
+        added to `entries`, and the room it did not use) before anything else
+        touches the store, at the latest when the loop's turn ends. Returns the
+        bytes of rows it may keep (counted as ROW_OVERHEAD plus key and value,
+        at their most), reserved against the quota and counted as pending until
+        committed; 0 when it must put them one by one: outside the loop's
+        thread, or while the store is near full. Whatever was deferred before
+        is handed over first."""
         if self._deferred:
             self._issue_all()
         if threading.get_ident() != self._owner_thread or self._refusals.count or self._closed:
@@ -355,21 +356,23 @@ class LmdbStore:
         whether they start a batch (the caller commits it: see _issue_all)."""
         return self._pending.add_numbered(self._take_deferred)
 
-    def _take_deferred(self, first_seq: int) -> tuple[list, int]:
+    def _take_deferred(self, first_seq: int) -> tuple[list, int, bytes]:
         """The puts of every deferred owner's rows, numbered from `first_seq`
-        (PendingWrites.add_numbered), and the bytes they add."""
+        (PendingWrites.add_numbered), the bytes they add, and with the log, its
+        body of them (see log.encode_body)."""
         owners, self._deferred = self._deferred, []
         self._budgeted = 0
         ops: list = []
         size = 0
+        entries: list = []
         for owner, budget in owners:
-            taken, left = owner.take_rows(QUEUE, first_seq + len(ops))
+            taken, left = owner.take_rows(QUEUE, first_seq + len(ops), entries)
             if ops:
                 ops += taken
             else:
                 ops = taken
             size += budget - left
-        return ops, size
+        return ops, size, b"".join(entries) if self._log is not None else b""
 
     def _hand_over(self) -> None:
         """With sync on, at the end of the loop's turn: the deferred rows go to the writer."""

@@ -28,6 +28,7 @@ transaction, so a replay skips what is there already.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import struct
@@ -58,14 +59,37 @@ _DELETES = frozenset(b"QS")
 Op = tuple  # (seq, table, key, value or None)
 
 
-def encode_body(ops: Sequence[Op], unlogged: list | None = None) -> bytes:
+def encode_body(ops: Sequence[Op], unlogged: list | None = None,
+                encoded: Sequence[tuple[int, int, bytes]] = ()) -> bytes:
     """The ops of one record: those of the queue and session tables; the others
-    (retained messages, shared by every worker) are added to `unlogged`. A put's
-    head is packed again only when its table or the sizes of its key and value
-    change from the put before (a turn's queue rows mostly share them)."""
+    (retained messages, shared by every worker) are added to `unlogged`.
+    `encoded`: (first seq, last seq, body part) of runs of the ops, in order, whose
+    body part their issuer made already (`put_head`, key, value of each: see
+    records.queue_ops); the ops between them are encoded here."""
+    if not encoded:
+        return _encode_ops(ops, unlogged)
+    first = ops[0][0]
+    if len(encoded) == 1 and encoded[0][0] == first and encoded[0][1] == ops[-1][0]:
+        return encoded[0][2]       # a turn's rows of queues alone: the common case
+    parts = []
+    at = 0
+    for start, end, part in encoded:
+        if start - first > at:
+            parts.append(_encode_ops(ops[at:start - first], unlogged))
+        parts.append(part)
+        at = end - first + 1
+    if at < len(ops):
+        parts.append(_encode_ops(ops[at:], unlogged))
+    return b"".join(parts)
+
+
+def _encode_ops(ops: Sequence[Op], unlogged: list | None) -> bytes:
+    """encode_body of ops none of which is encoded yet. A put's head is looked up
+    again only when its table or the sizes of its key and value change from the
+    put before (a turn's queue rows mostly share them)."""
     parts: list = []
     append = parts.append
-    put, delete = _PUT.pack, _DELETE.pack
+    delete = _DELETE.pack
     put_tags, delete_tags = _PUT_TAG, _DELETE_TAG
     head = b""
     head_table = None
@@ -80,11 +104,18 @@ def encode_body(ops: Sequence[Op], unlogged: list | None = None) -> bytes:
         else:
             if len(value) != value_size or len(key) != key_size or table is not head_table:
                 head_table, key_size, value_size = table, len(key), len(value)
-                head = put(put_tags[table], key_size, value_size)
+                head = put_head(table, key_size, value_size)
             append(head)
             append(key)
             append(value)
     return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=256)
+def put_head(table: str, key_size: int, value_size: int) -> bytes:
+    """What a record's body holds before the key and the value of a put to `table`
+    (a logged table) of these sizes."""
+    return _PUT.pack(_PUT_TAG[table], key_size, value_size)
 
 
 def record_header(number: int, body: bytes) -> bytes:
@@ -171,11 +202,12 @@ class WriteLog:
         self.offset = 0         # where the next record goes
         self.applied = 0        # the last record number LMDB holds
 
-    def append(self, ops: Sequence[Op], unlogged: list) -> None:
+    def append(self, ops: Sequence[Op], unlogged: list,
+               encoded: Sequence[tuple[int, int, bytes]] = ()) -> None:
         """One record of `ops`, written (to the OS: with sync, `flush` makes it
         durable) before this returns; the ops of tables that are not logged go
-        to `unlogged`."""
-        body = encode_body(ops, unlogged)
+        to `unlogged`; `encoded`: the runs of them encoded already (encode_body)."""
+        body = encode_body(ops, unlogged, encoded)
         if not body:
             return
         self.number += 1

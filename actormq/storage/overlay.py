@@ -42,6 +42,14 @@ class PendingOverlay:
             if deletes:
                 deletes.pop(key, None)
 
+    def note_puts(self, table: str, ops: list[tuple[int, str, bytes, bytes]]) -> None:
+        """`ops`, puts to `table` in order, as `note` of each."""
+        self._puts.setdefault(table, {}).update({key: (seq, value) for seq, _, key, value in ops})
+        deletes = self._deletes.get(table)
+        if deletes:
+            for _, _, key, _ in ops:
+                deletes.pop(key, None)
+
     def note_deletes(self, first_seq: int, table: str, keys: list[bytes]) -> None:
         """Ops `first_seq`, `first_seq + 1`, ... delete `keys`, in order."""
         self._deletes.setdefault(table, {}).update(zip(keys, range(first_seq, first_seq + len(keys))))

@@ -35,6 +35,7 @@ import orjson
 
 from actormq.message import EMPTY_PROPS, Message
 from actormq.errors import StorageError
+from actormq.storage.log import put_head
 
 MESSAGE_VERSION = 1
 COMPACT_VERSION = 2
@@ -57,6 +58,8 @@ _texts: dict[tuple[str, str], bytes] = {}
 _RETAIN, _EXPIRES, _HAS_ID = 4, 8, 16  # flags above the qos (bits 0-1)
 RETAIN_FLAG = _RETAIN
 _NOT_AS_STORED = _EXPIRES | _HAS_ID   # an expiry to count down, a released QoS 2 row
+_STARTS = tuple(bytes((COMPACT_VERSION, flags)) for flags in range(_RETAIN + 3))   # a record's first 2 bytes, by flags
+_NO_EXPIRY = bytes(_HEAD.size - 2 - 8)  # a record's expires_at (0.0) and packet id (0) as _HEAD packs them
 _SEP = b"\x00"
 _NO_BLOBS: list = []  # never changed
 
@@ -159,26 +162,31 @@ def encode_message(msg: Message, packet_id: int | None = None) -> bytes:
 def encode_queue_rows(prefix: bytes, deliveries) -> list[tuple[bytes, bytes]]:
     """The queue rows (key, record) of a queue's deliveries without properties,
     in order (the rows of queue_ops)."""
-    return [(key, record) for _, _, key, record in queue_ops(prefix, deliveries, "queue", 1)]
+    return [(key, record) for _, _, key, record in queue_ops(prefix, deliveries, "queue", 1, [])]
 
 
-def queue_ops(prefix: bytes, deliveries, table: str, first_seq: int) -> list:
+def queue_ops(prefix: bytes, deliveries, table: str, first_seq: int, entries: list) -> list:
     """The puts (op seq, `table`, key, record) of a queue's deliveries without
     properties (objects with `message`, `qos`, `retain` and `seq`; their
     messages have no properties), in order, numbered from `first_seq`: the
-    pending writes' entries made here, with no list between. The key is
-    `prefix` + seq, the record is encode_message's of the message stored with
-    the delivery's QoS and retain flag. One loop for a turn's rows of a queue;
-    a record is one struct pack (its head, the topic and origin, the payload),
-    whose format is looked up again only when the topic, the origin or the
-    payload's size changes from the row before (a queue's rows mostly share them)."""
+    pending writes' entries made here, with no list between; and, added to
+    `entries`, what the write-ahead log holds of each (its put's head, the key,
+    the record: `b"".join(entries)` is the log's body of the puts, see
+    log.encode_body). The key is `prefix` + seq, the record is encode_message's
+    of the message stored with the delivery's QoS and retain flag. One loop for
+    a turn's rows of a queue; a record is one struct pack (its head, the topic
+    and origin, the payload), whose format and log head are looked up again only
+    when the topic, the origin or the payload's size changes from the row before
+    (a queue's rows mostly share them)."""
     ops = []
     append = ops.append
     pack_key = _key_struct(len(prefix)).pack     # the prefix and the seq in one bytes
+    key_size = len(prefix) + _SEQ.size
     topic = origin = None
     texts = b""
     size = -1
     pack_row = None
+    head = b""
     for op_seq, delivery in enumerate(deliveries, first_seq):
         message = delivery.message
         if message.topic_name != topic or message.origin != origin:
@@ -191,14 +199,18 @@ def queue_ops(prefix: bytes, deliveries, table: str, first_seq: int) -> list:
         if len(payload) != size:
             size = len(payload)
             pack_row = _row_struct(len(texts), size).pack
+            head = put_head(table, key_size, _HEAD.size + len(texts) + size)
+            tail = _NO_EXPIRY + texts
+            pack_lasting = _lasting_row_struct(len(tail), size).pack
+        key = pack_key(prefix, delivery.seq)
         expires_at = message.expires_at
-        flags = delivery.qos | (_RETAIN if delivery.retain else 0)
         if expires_at is None:
-            append((op_seq, table, pack_key(prefix, delivery.seq),
-                    pack_row(COMPACT_VERSION, flags, message.timestamp, 0.0, 0, texts, payload)))
+            record = pack_lasting(_STARTS[delivery.qos + delivery.retain * _RETAIN], message.timestamp, tail, payload)
         else:
-            append((op_seq, table, pack_key(prefix, delivery.seq),
-                    pack_row(COMPACT_VERSION, flags | _EXPIRES, message.timestamp, expires_at, 0, texts, payload)))
+            record = pack_row(COMPACT_VERSION, delivery.qos | (_RETAIN if delivery.retain else 0) | _EXPIRES,
+                              message.timestamp, expires_at, 0, texts, payload)
+        append((op_seq, table, key, record))
+        entries += (head, key, record)
     return ops
 
 
@@ -206,6 +218,14 @@ def queue_ops(prefix: bytes, deliveries, table: str, first_seq: int) -> list:
 def _key_struct(prefix_size: int) -> struct.Struct:
     """A queue key of a prefix of that size: the prefix, then the seq (as seq_suffix)."""
     return struct.Struct(f">{prefix_size}sQ")
+
+
+@functools.lru_cache(maxsize=256)
+def _lasting_row_struct(tail_size: int, payload_size: int) -> struct.Struct:
+    """_row_struct's record of a message without expiry, in four parts: the version
+    and the flags (_STARTS), the timestamp, the rest of the head and the texts
+    (_NO_EXPIRY + texts), the payload."""
+    return struct.Struct(f">2sd{tail_size}s{payload_size}s")
 
 
 @functools.lru_cache(maxsize=256)

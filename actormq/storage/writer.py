@@ -82,6 +82,7 @@ class PendingWrites:
         self._cond = threading.Condition(self._lock)
         self._ops: list[Op] = []
         self._taken: list[list[Op]] = []       # batches being committed, oldest first
+        self._encoded: deque[tuple[int, int, bytes]] = deque()   # runs of ops whose log body is made
         self._overlay: PendingOverlay | None = None     # None while no read needs it
         self._issued = 0
         self._settled = 0                      # committed to LMDB (or rejected)
@@ -92,6 +93,7 @@ class PendingWrites:
         self._urgent = False
         self._room_callbacks: list[Callable[[], None]] = []
         self.backlogged = False
+        self._backlog_watchers: list[Callable[[bool], None]] = []
         self.on_backlog: Callable[[], None] | None = None
         self.pending_bytes = 0
         self.failure: StorageError | None = None
@@ -118,15 +120,16 @@ class PendingWrites:
             self.on_backlog()
         return starts
 
-    def add_numbered(self, make: Callable[[int], tuple[list[Op], int]]) -> bool:
-        """Append the ops `make(seq)` returns, numbered from the next seq on, in
-        order, under one lock (with the bytes they add, see ROW_OVERHEAD): the
-        issuer builds the entries themselves, with no list between; returns
-        whether they start a new batch."""
+    def add_numbered(self, make: Callable[[int], tuple[list[Op], int, bytes]]) -> bool:
+        """Append the ops `make(seq)` returns (puts to one table), numbered from
+        the next seq on, in order, under one lock (with the bytes they add, see
+        ROW_OVERHEAD, and the write-ahead log's body of them, or b"": see
+        `encoded`): the issuer builds the entries themselves, with no list
+        between; returns whether they start a new batch."""
         with self._lock:
             if self.failure is not None:
                 self._check_failure()
-            made, size = make(self._issued + 1)
+            made, size, body = make(self._issued + 1)
             if not made:
                 return False
             starts = not self._ops
@@ -134,10 +137,11 @@ class PendingWrites:
                 self._ops = made
             else:
                 self._ops += made
+            if body:
+                self._encoded.append((made[0][0], made[-1][0], body))
             self._issued = made[-1][0]
             if self._overlay is not None:
-                for op in made:
-                    self._overlay.note(*op)
+                self._overlay.note_puts(made[0][1], made)
             self.pending_bytes += size
             self._grown(starts)
         if self.backlogged and self.on_backlog is not None:
@@ -170,8 +174,8 @@ class PendingWrites:
             self._first_at = time.monotonic()
         if len(self._ops) >= self.commit_batch:
             self._cond.notify_all()
-        if self._issued - self._durable >= self._max_pending:
-            self.backlogged = True
+        if self._issued - self._durable >= self._max_pending and not self.backlogged:
+            self._set_backlogged(True)
 
     def _overlay_now(self) -> PendingOverlay:
         """The overlay, built from the unsettled ops if nobody has read since the
@@ -240,6 +244,16 @@ class PendingWrites:
                 return
         callback()
 
+    def watch_backlog(self, callback: Callable[[bool], None]) -> None:
+        """Call `callback(backlogged)` whenever `backlogged` changes (in the thread
+        that changes it, with the lock held: it must only note the value)."""
+        self._backlog_watchers.append(callback)
+
+    def _set_backlogged(self, backlogged: bool) -> None:
+        self.backlogged = backlogged
+        for callback in self._backlog_watchers:
+            callback(backlogged)
+
     def urge(self) -> None:
         with self._cond:
             self._urgent = True
@@ -303,9 +317,26 @@ class PendingWrites:
             due.append(self._callbacks.popleft())
         room: list[Callable[[], None]] = []
         if self.backlogged and self._issued - self._durable <= self._max_pending // 2:
-            self.backlogged = False
+            self._set_backlogged(False)
             room, self._room_callbacks = self._room_callbacks, []
         return due, room
+
+    def encoded(self, ops: list[Op]) -> list[tuple[int, int, bytes]]:
+        """(first seq, last seq, log body) of the runs of `ops` (the next batch to
+        be logged, taken in order) whose body their issuer made (add_numbered),
+        in order; forgotten here, with those of runs the batch cuts (its ops
+        are encoded by the log)."""
+        if not self._encoded:
+            return []
+        last = ops[-1][0]
+        found = []
+        with self._lock:
+            runs = self._encoded
+            while runs and runs[0][0] <= last:
+                run = runs.popleft()
+                if run[1] <= last and run[0] >= ops[0][0]:
+                    found.append(run)
+        return found
 
     def taken(self) -> tuple[int, list[Op]]:
         """The batches taken (and logged) so far: how many, and their ops in order."""
@@ -331,11 +362,8 @@ class PendingWrites:
             else:
                 if self._overlay is not None:
                     self._overlay.forget(ops)
-                freed = 0
-                for _, _, key, value in ops:
-                    if value is not None:
-                        freed += len(key) + len(value) + ROW_OVERHEAD
-                self.pending_bytes -= freed
+                self.pending_bytes -= sum([len(key) + len(value) + ROW_OVERHEAD
+                                           for _, _, key, value in ops if value is not None])
             self._settled = ops[-1][0]
             self._durable = max(self._durable, self._settled)
             self._cond.notify_all()
@@ -361,7 +389,8 @@ class PendingWrites:
         with self._cond:
             self.failure = error
             ops, self._ops = self._ops, []
-            self.backlogged = False
+            self._encoded.clear()
+            self._set_backlogged(False)
             room, self._room_callbacks = self._room_callbacks, []
         if ops:
             self.settle(ops, set(), error)

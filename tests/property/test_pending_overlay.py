@@ -3,14 +3,15 @@ between or after batches are taken and settled), `lookup` and `rows` show the
 latest write of each key that is not settled yet, and nothing once everything
 is settled; `page` gives a scan's page the puts from its floor on and the
 deletes. The overlay is built on the first read and dropped when all is
-settled, so reads at any point of that cycle are covered."""
+settled, so reads at any point of that cycle are covered; writes come one by
+one, as deletes of many keys, and as puts an issuer numbered (add_numbered)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actormq.storage.writer import PendingWrites
+from actormq.storage.writer import ROW_OVERHEAD, PendingWrites
 
 KEYS = [b"q/a", b"q/b", b"q/c", b"r/a"]
 
@@ -18,7 +19,9 @@ write = st.tuples(st.just("write"), st.sampled_from(["queue", "retained"]), st.s
                   st.one_of(st.none(), st.binary(min_size=1, max_size=3)))
 deletes = st.tuples(st.just("delete_many"), st.sampled_from(["queue", "retained"]),
                     st.lists(st.sampled_from(KEYS), max_size=3))
-step = st.one_of(write, deletes, st.just(("take",)), st.just(("settle",)), st.just(("read",)))
+numbered = st.tuples(st.just("add_numbered"),
+                     st.lists(st.tuples(st.sampled_from(KEYS), st.binary(min_size=1, max_size=3)), max_size=3))
+step = st.one_of(write, deletes, numbered, st.just(("take",)), st.just(("settle",)), st.just(("read",)))
 
 
 def expected(unsettled: list) -> dict:
@@ -63,6 +66,11 @@ def test_reads_see_the_latest_unsettled_write_of_each_key(steps, commit_batch):
             if keys:
                 pending.delete_many(table, keys)
             issued += [(len(issued) + n, table, key, None) for n, key in enumerate(keys, 1)]
+        elif action[0] == "add_numbered":
+            made = [(len(issued) + n, "queue", key, value) for n, (key, value) in enumerate(action[1], 1)]
+            pending.add_numbered(lambda first: (made, sum(len(key) + len(value) + ROW_OVERHEAD
+                                                          for _, _, key, value in made), b""))
+            issued += made
         elif action[0] == "take":
             ops, _ = pending.take(0)
             if ops:

@@ -1,7 +1,8 @@
 """A queue's rows written in one go (encode_queue_rows, the rows a disc queue
 hands its store once per loop turn) are the rows written one by one: for each
 delivery, its queue key and encode_message of the message as the queue stores
-it (with the delivery's QoS and retain flag), in order; and the size a queue
+it (with the delivery's QoS and retain flag), in order; the log entries made
+with them are the write-ahead log's body of those puts; and the size a queue
 counts for a row before writing it is never below the row's bytes."""
 
 from dataclasses import replace
@@ -10,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actormq.actors.messages import Delivery, Message
+from actormq.storage.base import QUEUE
+from actormq.storage.log import encode_body
 from actormq.storage.records import (COMPACT_ROW_FIXED, UTF8_MOST, encode_message, encode_queue_rows,
-                                     queue_prefix, seq_suffix)
+                                     queue_ops, queue_prefix, seq_suffix)
 
 texts = st.text(max_size=12)
 topics = st.sampled_from(["a/b", "t/ü/€", "x"]) | texts.filter(bool)   # runs of shared topics, and others
@@ -30,6 +33,14 @@ def test_the_rows_of_a_turn_are_the_rows_written_one_by_one(client_id, batch):
     one_by_one = [(prefix + seq_suffix(d.seq), encode_message(replace(d.message, qos=d.qos, retain=d.retain)))
                   for d in batch]
     assert encode_queue_rows(prefix, batch) == one_by_one
+
+
+@given(texts.filter(bool), deliveries, st.integers(1, 2 ** 40))
+def test_the_log_entries_made_with_the_rows_are_the_logs_body_of_their_puts(client_id, batch, first_seq):
+    entries: list = []
+    ops = queue_ops(queue_prefix(client_id), batch, QUEUE, first_seq, entries)
+    assert [op[0] for op in ops] == list(range(first_seq, first_seq + len(batch)))
+    assert b"".join(entries) == encode_body(ops, [])
 
 
 @given(texts.filter(bool), deliveries)

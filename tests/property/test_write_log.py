@@ -71,6 +71,17 @@ def test_zeros_after_the_last_record_end_the_log():
     assert [decode_body(body) for _, body in read_records(data)] == [batch]
 
 
+@given(ops, st.data())
+def test_runs_encoded_by_their_issuer_make_the_same_body(batch, data):
+    """encode_body with runs of the ops encoded already (as a queue's turn of
+    rows comes, see records.queue_ops) is the body of the ops encoded alone."""
+    numbered_ops = numbered(batch)
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(batch)), max_size=6)) | {0, len(batch)})
+    runs = [(numbered_ops[start][0], numbered_ops[end - 1][0], encode_body(numbered_ops[start:end], []))
+            for start, end in zip(cuts, cuts[1:]) if end > start and data.draw(st.booleans())]
+    assert encode_body(numbered_ops, [], runs) == encode_body(numbered_ops, [])
+
+
 def test_unlogged_tables_are_handed_back():
     unlogged: list = []
     body = encode_body([(1, QUEUE, b"q", b"1"), (2, "retained", b"t", b"r"), (3, SESSION, b"s", None)], unlogged)

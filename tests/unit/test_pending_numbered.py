@@ -9,7 +9,7 @@ from actormq.storage.writer import ROW_OVERHEAD, PendingWrites
 
 def puts(rows):
     return lambda first: ([(seq, QUEUE, key, value) for seq, (key, value) in enumerate(rows, first)],
-                          sum(len(key) + len(value) + ROW_OVERHEAD for key, value in rows))
+                          sum(len(key) + len(value) + ROW_OVERHEAD for key, value in rows), b"")
 
 
 def test_numbered_entries_follow_the_pending_ops_and_are_read_back():
@@ -28,7 +28,7 @@ def test_numbered_entries_follow_the_pending_ops_and_are_read_back():
 
 def test_numbered_entries_start_a_batch_and_nothing_made_changes_nothing():
     pending = PendingWrites()
-    assert pending.add_numbered(lambda first: ([], 0)) is False
+    assert pending.add_numbered(lambda first: ([], 0, b"")) is False
     assert pending.when_durable(lambda: None, None) is False, "nothing is pending"
     assert pending.add_numbered(puts([(b"k", b"v")])) is True
     ops, _ = pending.take(0)

@@ -1,8 +1,10 @@
 """An LmdbStore with the write-ahead log (storage.log = on): writes are durable,
 and their callbacks run, once logged; reads see them before LMDB holds them;
 LMDB gets them at the idle checkpoint, or at once for when_stored and flush;
-a row put and deleted before the checkpoint never reaches LMDB; the log of a
-killed process is replayed by the next store opened on the data dir."""
+a row put and deleted before the checkpoint never reaches LMDB; a queue's turn
+of rows is logged once each, in order, whether its run of rows falls in one
+batch or is cut by several; the log of a killed process is replayed by the next
+store opened on the data dir."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import textwrap
 
 import pytest
 
+from actormq.actors.messages import Delivery, Message
+from actormq.actors.queue import Queue, QueueLimits
 from actormq.storage.base import QUEUE, SESSION
 from actormq.storage.lmdb_store import LmdbStore
-from actormq.storage.log import LOG_DIR
+from actormq.storage.log import LOG_DIR, decode_body, read_records
 from actormq.storage.records import queue_key
 
 
@@ -88,6 +92,32 @@ def test_a_row_put_and_deleted_before_the_checkpoint_never_reaches_lmdb(store, l
     # the delete of a key LMDB never had, the put that stays, the log's mark
     assert store.usage()["writes"] == 3
     assert [key for key, _ in store.scan(QUEUE)] == [queue_key("c", 2)]
+
+
+def test_a_turn_of_queue_rows_is_logged_once_each_in_order_across_batches(tmp_path, loop):
+    """The rows a queue hands over at the end of a turn come with their log body
+    (records.queue_ops); a batch that ends inside them has the log encode the
+    rows on each side of its end itself."""
+    store = LmdbStore(str(tmp_path), sync=False, log=True, commit_batch=7)
+    store.commit_on(loop)
+    queue = Queue("c", QueueLimits(), store, durable=True)
+
+    async def turn(rows: int) -> None:
+        store.put(SESSION, b"c", b"session %d" % rows)     # the turn's rows start inside its first batch
+        for n in range(rows):
+            queue.enqueue(Delivery(Message("t/x", b"m%d" % n, 1, False, {}, None, 1.5, "p"), 1, n % 2 == 0))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    try:
+        loop.run_until_complete(turn(20))       # batches of 7: ops 1-7, 8-14, 15-21
+        loop.run_until_complete(turn(3))        # one batch
+        with open(tmp_path / LOG_DIR / logs(tmp_path)[0], "rb") as file:
+            logged = [op for _, body in read_records(file.read()) for op in decode_body(body)]
+        rows = [(QUEUE, key, value) for key, value in store.scan(QUEUE, queue.prefix)]
+        assert len(rows) == 23
+        assert logged == [(SESSION, b"c", b"session 20"), *rows[:20], (SESSION, b"c", b"session 3"), *rows[20:]]
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("sync", [False, True])
