@@ -61,8 +61,8 @@ def last_writes(ops: list[Op]) -> list[Op]:
     """The logged ops a checkpoint applies: the last one of each key, in order
     (the others are overwritten or deleted by it)."""
     rows = [op for op in ops if op[1] in LOGGED_TABLES]
-    if len({op[2] for op in rows}) == len(rows) or not any(op[3] is None for op in rows):
-        return rows         # no key written twice, or puts only: a repeated key is simply put twice, in order
+    if not any(op[3] is None for op in rows) or len({op[2] for op in rows}) == len(rows):
+        return rows         # puts only (a repeated key is simply put twice, in order), or no key written twice
     last = {(op[1], op[2]): op for op in rows}
     if len(last) == len(rows):
         return rows

@@ -418,7 +418,6 @@ class LmdbEnv:
             self._lock.release_exclusive()
 
 
-
 def _delete_all(txn, db, keys: list) -> None:
     """Delete `keys` from `db` in `txn`, one pass at C level."""
     deque(map(txn.delete, keys, repeat(b""), repeat(db)), 0)
