@@ -46,6 +46,7 @@ from collections.abc import Callable
 
 from actormq.errors import StorageError
 from actormq.storage.log import LOGGED_TABLES, WriteLog
+from actormq.storage.lmdb_env import OP_KEY, OP_TABLE, OP_VALUE
 from actormq.storage.writer import Committer, Op
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,13 @@ AHEAD = 4 << 20     # with sync: the log's zeros are kept this far past its reco
 
 def last_writes(ops: list[Op]) -> list[Op]:
     """The logged ops a checkpoint applies: the last one of each key, in order
-    (the others are overwritten or deleted by it)."""
-    rows = [op for op in ops if op[1] in LOGGED_TABLES]
-    if not any(op[3] is None for op in rows) or len({op[2] for op in rows}) == len(rows):
+    (the others are overwritten or deleted by it). The common cases are
+    tested at C level: only logged tables, no delete or no key written twice."""
+    if set(map(OP_TABLE, ops)) <= LOGGED_TABLES:
+        rows = list(ops)
+    else:
+        rows = [op for op in ops if op[1] in LOGGED_TABLES]
+    if None not in map(OP_VALUE, rows) or len(set(map(OP_KEY, rows))) == len(rows):
         return rows         # puts only (a repeated key is simply put twice, in order), or no key written twice
     last = {(op[1], op[2]): op for op in rows}
     if len(last) == len(rows):

@@ -38,7 +38,8 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Sequence
-from itertools import chain, islice, repeat
+from itertools import groupby, islice, repeat
+from operator import itemgetter
 
 import lmdb
 
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 _DB_NAMES = frozenset(name.encode() for name in TABLES)
 
 Op = tuple[int, str, bytes, "bytes | None"]  # (seq, table, key, value or None for delete)
-_END_OF_RUNS = (0, object(), b"", b"")      # after the last op: ends _apply's last run
+OP_TABLE, OP_KEY, OP_VALUE = itemgetter(1), itemgetter(2), itemgetter(3)     # the parts of an Op
 
 
 class SharedExclusiveLock:
@@ -231,43 +232,26 @@ class LmdbEnv:
                 self._grow()
 
     def _apply(self, ops: Sequence[Op]) -> int:
-        """Puts and deletes go in runs: one putmulti per run of puts to one table,
-        one pass at C level per run of deletes from one table (a drained
-        queue's rows)."""
+        """Ops go in runs of one table, found at C level: a run of puts in one
+        putmulti, a run of deletes in one pass at C level (a drained queue's
+        rows), a run of both in stretches of each (see _apply_mixed). A
+        checkpoint is a run of a queue's rows and the log's mark."""
         dbs = self._dbs
         written = set()
         with self._env.begin(write=True) as txn:
             if self._data_fd is not None:
                 self._keep_ahead()
-            first = ops[0][1]
-            if ops[0][3] is not None:   # a stream of puts to one table (queued messages): one run
-                puts = [(key, value) for _, table, key, value in ops if value is not None and table == first]
-                if len(puts) == len(ops):
-                    txn.cursor(db=dbs[first]).putmulti(puts)
-                    return self._live_bytes(txn, (first,))
-            puts, puts_table = [], None         # a run of puts to one table
-            deletes, deletes_table = [], None   # a run of deletes from one table
-            for _, table, key, value in chain(ops, (_END_OF_RUNS,)):
-                if value is not None and table == puts_table:
-                    puts.append((key, value))
-                    continue
-                if value is None and table == deletes_table:
-                    deletes.append(key)
-                    continue
-                if puts:
-                    txn.cursor(db=dbs[puts_table]).putmulti(puts)
-                    written.add(puts_table)
-                    puts, puts_table = [], None
-                if deletes:
-                    _delete_all(txn, dbs[deletes_table], deletes)
-                    written.add(deletes_table)
-                    deletes, deletes_table = [], None
-                if value is None:
-                    deletes_table = table
-                    deletes.append(key)
+            for table, run in groupby(ops, OP_TABLE):
+                run = list(run)
+                values = list(map(OP_VALUE, run))
+                deletes = values.count(None)
+                if not deletes:
+                    txn.cursor(db=dbs[table]).putmulti(zip(map(OP_KEY, run), values))
+                elif deletes == len(run):
+                    _delete_all(txn, dbs[table], list(map(OP_KEY, run)))
                 else:
-                    puts_table = table
-                    puts.append((key, value))
+                    _apply_mixed(txn, dbs[table], run)
+                written.add(table)
             return self._live_bytes(txn, written)
 
     def _live_bytes(self, txn, written=None) -> int:
@@ -416,6 +400,20 @@ class LmdbEnv:
                 self._data_fd = None
         finally:
             self._lock.release_exclusive()
+
+
+def _apply_mixed(txn, db, run: list) -> None:
+    """A run of puts and deletes of one table, in order: each stretch of puts in
+    one putmulti, each stretch of deletes in one pass."""
+    for deleting, stretch in groupby(run, _deletes):
+        if deleting:
+            _delete_all(txn, db, list(map(OP_KEY, stretch)))
+        else:
+            txn.cursor(db=db).putmulti([(key, value) for _, _, key, value in stretch])
+
+
+def _deletes(op: Op) -> bool:
+    return op[3] is None
 
 
 def _delete_all(txn, db, keys: list) -> None:

@@ -34,6 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 
 import pykka
 
@@ -342,7 +343,7 @@ class PendingWrites:
         """The batches taken (and logged) so far: how many, and their ops in order."""
         with self._lock:
             batches = list(self._taken)
-        return len(batches), [op for batch in batches for op in batch]
+        return len(batches), list(chain.from_iterable(batches))
 
     def settle(self, ops: list[Op], rejected: set[int], error: StorageError | None = None,
                inline_loop=None, batches: int = 0) -> None:
