@@ -405,14 +405,14 @@ class LmdbEnv:
 def _apply_mixed(txn, db, run: list) -> None:
     """A run of puts and deletes of one table, in order: each stretch of puts in
     one putmulti, each stretch of deletes in one pass."""
-    for deleting, stretch in groupby(run, _deletes):
+    for deleting, stretch in groupby(run, _is_delete):
         if deleting:
             _delete_all(txn, db, list(map(OP_KEY, stretch)))
         else:
             txn.cursor(db=db).putmulti([(key, value) for _, _, key, value in stretch])
 
 
-def _deletes(op: Op) -> bool:
+def _is_delete(op: Op) -> bool:
     return op[3] is None
 
 
