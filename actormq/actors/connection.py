@@ -171,6 +171,8 @@ class Connection(Channel, ConnectHandshake, PacketHold, PeerInfo, asyncio.Protoc
                 session.drain()   # once for all the acks of this read
 
     def connection_lost(self, exc) -> None:
+        if self._held and not self.closed:
+            self.take_held_at_close()
         self.closed = True
         if self.slot is not None:
             self.slot.release()

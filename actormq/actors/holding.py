@@ -3,8 +3,9 @@ class of Connection: a hook chain's answer (`wait_then`: the socket is not read
 until it comes), the outcomes of its PUBLISHes that wait, applied in arrival
 order (`in_order`, `pipeline.Pipeline`), a claim of its client id by the other
 workers (`throttle` / `unthrottle`) and backpressure from a full subscriber
-(`hold_back` / `go_on`). Held packets are taken again in order; a held
-client's PINGREQ is answered at once.
+(`hold_back` / `go_on`). Held packets are taken again in order, also when
+the client closes while held (`take_held_at_close`); a held client's PINGREQ
+is answered at once.
 
 Takes: the Connection's packets while it holds them, a chain's answer.
 Sends: nothing of its own; it pauses and resumes the socket's reading.
@@ -93,6 +94,30 @@ class PacketHold:
             (self._handle if self._held is None else self._hold)(held)
         except ProtocolError as exc:
             self.protocol_error(exc)
+
+    def take_held_at_close(self) -> None:
+        """The client closed its socket while packets it had sent were held
+        back: they were read, and its client counts them as sent, so they are
+        taken now, in order, with nothing sent back (its PUBLISHes are routed,
+        where the queues' limits decide; a DISCONNECT among them ends the
+        session cleanly). Not while a hook's answer or the outcomes of earlier
+        PUBLISHes are due: the held packets come after those."""
+        session = self.session
+        if session is None or self._pending is not None or self.pipeline is not None:
+            return
+        held, self._held = self._held, None
+        self.closed = True      # nothing goes out to a client that is gone, and nothing holds it
+        for packet in held:
+            try:
+                self.execute(self.handle(packet))
+            except ProtocolError as exc:
+                log.info("client %s (%s): protocol error 0x%02X %s in what it sent before it closed",
+                         self.client_id, self.peer, exc.reason_code, exc.detail)
+                break
+        if session.ack_batch is not None:
+            session.release_acks()
+        log.debug("client %s (%s) closed while held back: %d packets of it taken",
+                  self.client_id, self.peer, len(held))
 
     def in_order(self, answer, then) -> None:
         """Act on the outcome of a PUBLISH (`then(value)`; a fold's answer may be a Future)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from actormq.transport.codec import Pingreq, Pingresp, Publish
+from actormq.transport.codec import Pingreq, Pingresp, Puback, Publish, Will
 from tests.integration.brokers import actormq_only
 from tests.integration.clients import TestClient, connect, unique
 from tests.integration.rawclient import RawClient
@@ -113,3 +113,56 @@ def test_drops_are_counted_by_reason_and_logged_once_per_client_and_reason(make_
     assert dropped(watcher, "expired", 1) == 1
     lines = re.findall(rf"client {client_id}: .*dropped \(queue_full\).*", broker.log())
     assert len(lines) == 1, lines
+
+
+HELD_COUNT = 90     # past the high mark (50 of a 100-message queue) and the 5 in flight
+
+
+def _held_publisher_closes(publisher_port: int, subscriber_port: int, probe=None) -> None:
+    """A publisher held back by a slow subscriber sends its last messages and a
+    DISCONNECT, and closes: what it sent is routed, its will is not published."""
+    topic, will_topic = unique("held"), unique("will")
+    subscriber = RawClient(subscriber_port)
+    subscriber.connect(unique("slow"), properties={"receive_maximum": 5})
+    subscriber.subscribe(topic, 1)
+    will_watcher = connect(subscriber_port, unique("watch"))
+    will_watcher.subscribe(will_topic, 0)
+    if probe is not None:
+        probe(topic, subscriber)
+    publisher = RawClient(publisher_port)
+    publisher.connect(unique("pub"), will=Will(will_topic, b"gone", 0, False))
+    burst = [Publish(topic, str(n).encode(), qos=1, packet_id=n + 1) for n in range(HELD_COUNT)]
+    publisher.send(*burst[:60])
+    time.sleep(0.5)             # the subscriber's queue is congested: the publisher is held
+    publisher.send(*burst[60:])
+    publisher.disconnect()      # DISCONNECT, then the socket closes
+    will_watcher.expect_none(0.5)   # it came while held, and was taken: a clean disconnect
+
+    got = []
+    deadline = time.monotonic() + 15
+    while len(got) < HELD_COUNT and time.monotonic() < deadline:
+        packet = subscriber.poll(0.5)
+        if isinstance(packet, Publish):
+            got.append(int(packet.payload))
+            subscriber.send(Puback(packet.packet_id))   # one at a time: the queue drains slowly
+    assert got == list(range(HELD_COUNT)), f"{HELD_COUNT - len(got)} messages of a held publisher lost"
+
+
+def test_a_held_publisher_that_closes_has_its_messages_routed_and_its_disconnect_kept(make_broker):
+    actormq_only("backpressure (queue.max_publisher_hold)")
+    broker = make_broker(settings={"queue.max_online_messages": "100", "queue.max_publisher_hold": "30s"})
+    _held_publisher_closes(broker.port, broker.port)
+
+
+def test_a_held_publisher_that_closes_on_another_worker_has_its_messages_routed(make_node):
+    node = make_node(**{"queue.max_online_messages": "100", "queue.max_publisher_hold": "30s"})
+
+    def probe(topic: str, subscriber: RawClient) -> None:
+        prober = connect(node.ports[0], unique("probe"))
+        deadline = time.monotonic() + 3
+        while not isinstance(subscriber.poll(0.05), Publish):
+            assert time.monotonic() < deadline, "no route to the subscriber's worker"
+            prober.publish(topic, b"probe")
+        while subscriber.poll(0.2) != "timeout":
+            pass
+    _held_publisher_closes(node.ports[0], node.ports[1], probe)
