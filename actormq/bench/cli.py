@@ -88,7 +88,8 @@ def bench() -> None:
 @click.option("-L", "--limit", default=0, show_default=True, type=click.IntRange(0),
               help="Messages per client (0: no limit).")
 @click.option("--grace", default=10.0, show_default=True, type=float,
-              help="Seconds to wait for outstanding acknowledgements.")
+              help="Seconds to wait for outstanding acknowledgements and for what "
+                   "was written to leave the clients.")
 def pub(interval, rate, **options) -> None:
     """Publish messages."""
     if interval is not None and rate is not None:

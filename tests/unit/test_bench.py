@@ -10,8 +10,10 @@ import os
 import pwd
 import random
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from actormq.bench.stats import (
     BUCKETS, HEADER, LatencyHistogram, SequenceTracker, bucket_high, bucket_index, bucket_low,
 )
 from actormq.transport import codec
+from tests.integration.certs import CertificateAuthority
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -295,6 +298,69 @@ def test_pub_and_sub_against_mosquitto_qos1_lose_nothing(mosquitto, tmp_path):
     assert received["received"] == sent["sent"]
     assert received["missing"] == 0 and received["duplicates"] == 0
     assert received["latency_us"]["p50"] > 0
+
+
+def _stalling_server(listener: socket.socket, tls: ssl.SSLContext, stall: float, publishes: list) -> None:
+    """One MQTT client over TLS: CONNACK, then nothing read for `stall` seconds (a
+    broker holding a publisher back), then every PUBLISH counted up to the DISCONNECT."""
+    conn, _ = listener.accept()
+    with tls.wrap_socket(conn, server_side=True) as conn:
+        data = b""
+        while len(data) < 2 or len(data) < 2 + data[1]:     # CONNECT (short remaining length)
+            data += conn.recv(4096)
+        data = data[2 + data[1]:]
+        conn.sendall(bytes((0x20, 2, 0, 0)))
+        time.sleep(stall)
+        count = 0
+        while True:
+            at = 0
+            while at + 2 <= len(data):          # fixed header: type, remaining length (varint)
+                length, shift, pos = 0, 0, at + 1
+                while pos < len(data):
+                    length |= (data[pos] & 0x7F) << shift
+                    shift += 7
+                    pos += 1
+                    if not data[pos - 1] & 0x80:
+                        break
+                else:
+                    break
+                if pos + length > len(data):
+                    break
+                kind = data[at] >> 4
+                if kind == 14:
+                    publishes.append(count)
+                    return
+                count += kind == 3
+                at = pos + length
+            data = data[at:]
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                publishes.append(count)
+                return
+            data += chunk
+
+
+def test_pub_waits_for_what_it_wrote_to_leave_it_before_it_disconnects(tmp_path):
+    # the server reads nothing for 5 s, past the 2 s the DISCONNECT waits: the
+    # messages still in the client's buffers (TLS keeps more of them than the
+    # socket) must go out first, not be dropped and counted as sent
+    ca = CertificateAuthority(tmp_path)
+    issued = ca.issue("server", "127.0.0.1", server=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(issued.cert, issued.key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    publishes: list = []
+    server = threading.Thread(target=_stalling_server, args=(listener, tls, 5.0, publishes), daemon=True)
+    server.start()
+    pub = subprocess.run(_bench("pub", "-p", str(listener.getsockname()[1]), "--cafile", str(ca.pem),
+                                "-q", "0", "-s", "1024", "-L", "20000", "-d", "1", "--json", "--quiet"),
+                         capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    server.join(10)
+    listener.close()
+    assert pub.returncode == 0, pub.stderr
+    sent = json.loads(pub.stdout)["sent"]
+    assert publishes and publishes[0] == sent > 0, f"the client sent {sent}, the server read {publishes}"
 
 
 def test_raw_connector_opens_holds_and_closes_connections(mosquitto):
