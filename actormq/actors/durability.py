@@ -177,9 +177,13 @@ class DurableAcks:
                                               self.broker.loop)
 
     def _confirm_all(self, committing: list, ok, _error=None) -> None:
-        queue_confirm = self.queue_confirm
-        for peer, ack_id in committing:
-            queue_confirm(peer, ack_id, ok)
+        confirms = self._confirms
+        which = 0 if ok else 1
+        for peer, ack_id in committing:     # queue_confirm(peer, ack_id, ok), inline
+            lists = confirms.get(peer)
+            if lists is None:
+                lists = confirms[peer] = ([], [])
+            lists[which].append(ack_id)
         self._flush_confirms()      # the commit is done: no turn more for the answers
 
     def queue_confirm(self, peer: int, ack_id: int, ok: bool) -> None:
@@ -198,10 +202,15 @@ class DurableAcks:
     # -- answers from peers ------------------------------------------------------------
 
     def on_durable(self, header, _payloads) -> None:
-        for ack_id in header["ok"]:
-            self.settle_ack(ack_id, True)
+        """A peer's DUR: the waits its answers end run once, in order, after all of them."""
+        waits = self._waits
+        for ack_id in header["ok"]:     # settle_ack(ack_id, True) without the order's turn
+            wait = waits.pop(ack_id, None)
+            if wait is not None and wait[1] is not None:
+                wait[1].waiting -= 1
         for ack_id in header["no"]:
             self.settle_ack(ack_id, False)
+        self._run_settled()
 
     def settle_ack(self, ack_id: int, ok: bool) -> None:
         wait = self._waits.pop(ack_id, None)
@@ -226,6 +235,10 @@ class DurableAcks:
                 entry.refused = [ack_id]
             else:
                 entry.refused.append(ack_id)
+        self._run_settled()
+
+    def _run_settled(self) -> None:
+        """Run the waits at the head of the order whose parts are all over."""
         order = self._order
         while order and order[0].waiting <= 0:
             order.popleft().run()

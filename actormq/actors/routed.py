@@ -88,3 +88,10 @@ def congestion(parties: tuple) -> Routed:
 def awaiting(ack_id: int) -> Routed:
     """A note: a peer's durability answer for ack_id is awaited."""
     return Routed(acks=(ack_id,))
+
+
+def forwarded(ack_id: int) -> Routed:
+    """One delivery on a peer, whose durability answer for ack_id is awaited
+    (`awaiting(ack_id).counted(1)`, in one allocation: one per message that
+    another worker's disc session takes)."""
+    return Routed(1, False, (ack_id,))

@@ -193,7 +193,7 @@ class Router:
         result = 0
         for worker_id in workers:
             ack_id = self._send_to_worker(worker_id, message, None)
-            result = join(result, 1 if ack_id is None else routed.awaiting(ack_id).counted(1))
+            result = join(result, 1 if ack_id is None else routed.forwarded(ack_id))
         if self.remote_valves is not None and workers:
             for _filter, valves in self.remote_valves.match(message.topic_name):
                 result = join(result, routed.congestion(tuple(valves.values())))
@@ -293,7 +293,7 @@ class Router:
                 result = join(result, self._deliver_to_group(message, name, topic_filter))
             elif self._send_to_worker is not None:
                 ack_id = self._send_to_worker(place, message, (name, topic_filter))
-                result = join(result, 1 if ack_id is None else routed.awaiting(ack_id).counted(1))
+                result = join(result, 1 if ack_id is None else routed.forwarded(ack_id))
         return result
 
     def _deliver_to_group(self, message: Message, name: str, topic_filter: str):

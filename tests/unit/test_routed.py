@@ -100,3 +100,10 @@ def test_broker_publish_returns_the_outcome_and_keeps_no_flags():
                        for name in ("wrote_durable", "quota_exceeded", "congested"))
     finally:
         core.close()
+
+
+@given(st.integers(min_value=1, max_value=2**40))
+def test_a_forwarded_message_is_one_delivery_awaiting_its_ack(ack_id):
+    fields = ("delivered", "durable", "acks", "quota_exceeded", "congested", "pending")
+    made, joined = routed.forwarded(ack_id), routed.awaiting(ack_id).counted(1)
+    assert [getattr(made, f) for f in fields] == [getattr(joined, f) for f in fields]
