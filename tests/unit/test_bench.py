@@ -26,6 +26,7 @@ from actormq.bench.stats import (
     BUCKETS, HEADER, LatencyHistogram, SequenceTracker, bucket_high, bucket_index, bucket_low,
 )
 from actormq.transport import codec
+from actormq.transport.codec import StreamDecoder
 from tests.integration.certs import CertificateAuthority
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -304,40 +305,20 @@ def _stalling_server(listener: socket.socket, tls: ssl.SSLContext, stall: float,
     """One MQTT client over TLS: CONNACK, then nothing read for `stall` seconds (a
     broker holding a publisher back), then every PUBLISH counted up to the DISCONNECT."""
     conn, _ = listener.accept()
+    decoder = StreamDecoder(max_packet_size=1 << 20)
+    count = 0
     with tls.wrap_socket(conn, server_side=True) as conn:
-        data = b""
-        while len(data) < 2 or len(data) < 2 + data[1]:     # CONNECT (short remaining length)
-            data += conn.recv(4096)
-        data = data[2 + data[1]:]
-        conn.sendall(bytes((0x20, 2, 0, 0)))
+        while decoder.version is None:          # the CONNECT
+            decoder.feed(conn.recv(4096))
+        conn.sendall(codec.encode(codec.Connack(False, 0), decoder.version))
         time.sleep(stall)
-        count = 0
-        while True:
-            at = 0
-            while at + 2 <= len(data):          # fixed header: type, remaining length (varint)
-                length, shift, pos = 0, 0, at + 1
-                while pos < len(data):
-                    length |= (data[pos] & 0x7F) << shift
-                    shift += 7
-                    pos += 1
-                    if not data[pos - 1] & 0x80:
-                        break
-                else:
-                    break
-                if pos + length > len(data):
-                    break
-                kind = data[at] >> 4
-                if kind == 14:
+        while chunk := conn.recv(1 << 20):
+            for packet in decoder.feed(chunk):
+                if isinstance(packet, codec.Disconnect):
                     publishes.append(count)
                     return
-                count += kind == 3
-                at = pos + length
-            data = data[at:]
-            chunk = conn.recv(1 << 20)
-            if not chunk:
-                publishes.append(count)
-                return
-            data += chunk
+                count += isinstance(packet, codec.Publish)
+    publishes.append(count)
 
 
 def test_pub_waits_for_what_it_wrote_to_leave_it_before_it_disconnects(tmp_path):
